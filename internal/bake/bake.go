@@ -1,0 +1,405 @@
+// Package bake runs one bake: the seed's five operations (create volume,
+// attach it, provision the package in a chroot, snapshot, register) on the
+// plugins an environment names, each undone in reverse when a later one
+// fails. It has no command-line concerns, so a bake service can call Run
+// the same way the CLI does.
+package bake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aminator-go/aminator/internal/config"
+	"github.com/aminator-go/aminator/internal/ids"
+	"github.com/aminator-go/aminator/internal/naming"
+	"github.com/aminator-go/aminator/internal/pipeline"
+	"github.com/aminator-go/aminator/internal/plugin"
+)
+
+// Environment is one instantiated plugin of each kind.
+type Environment struct {
+	Name        string
+	Cloud       plugin.Cloud
+	BlockDevice plugin.BlockDevice
+	Volume      plugin.Volumes
+	Distro      plugin.Distro
+	Provisioner plugin.Provisioner
+	Finalizer   plugin.Finalizer
+	StateDir    string
+}
+
+// Close releases what the plugins hold (the cloud's database).
+func (e *Environment) Close() error {
+	if c, ok := e.Cloud.(interface{ Close() error }); ok {
+		return c.Close()
+	}
+	return nil
+}
+
+// NewEnvironment builds the plugins of the configured environment, in
+// order, each given the ones before it.
+func NewEnvironment(cfg *config.Config, log *slog.Logger) (*Environment, error) {
+	name := cfg.Context.Environment
+	spec, ok := cfg.Environments[name]
+	if !ok {
+		return nil, fmt.Errorf("no environment %q", name)
+	}
+	deps := plugin.Deps{Logger: log, StateDir: cfg.StateDir, LockDir: cfg.LockDir, Region: cfg.Context.Region}
+	env := &Environment{Name: name, StateDir: cfg.StateDir}
+	for _, kind := range plugin.Kinds {
+		pname := spec[kind]
+		reg, _ := plugin.Lookup(kind, pname)
+		pc, err := cfg.PluginConfig(kind, pname)
+		if err != nil {
+			env.Close()
+			return nil, err
+		}
+		inst, err := reg.New(pc, deps)
+		if err != nil {
+			env.Close()
+			return nil, fmt.Errorf("%s plugin %s: %w", kind, pname, err)
+		}
+		bad := func() (*Environment, error) {
+			env.Close()
+			return nil, fmt.Errorf("%s plugin %s does not implement the %s interface", kind, pname, kind)
+		}
+		switch kind {
+		case plugin.KindCloud:
+			if env.Cloud, ok = inst.(plugin.Cloud); !ok {
+				return bad()
+			}
+			deps.Cloud = env.Cloud
+		case plugin.KindBlockDevice:
+			if env.BlockDevice, ok = inst.(plugin.BlockDevice); !ok {
+				return bad()
+			}
+			deps.BlockDevice = env.BlockDevice
+		case plugin.KindVolume:
+			if env.Volume, ok = inst.(plugin.Volumes); !ok {
+				return bad()
+			}
+		case plugin.KindDistro:
+			if env.Distro, ok = inst.(plugin.Distro); !ok {
+				return bad()
+			}
+		case plugin.KindProvisioner:
+			if env.Provisioner, ok = inst.(plugin.Provisioner); !ok {
+				return bad()
+			}
+		case plugin.KindFinalizer:
+			if env.Finalizer, ok = inst.(plugin.Finalizer); !ok {
+				return bad()
+			}
+		}
+	}
+	return env, nil
+}
+
+// Request is what to bake.
+type Request struct {
+	Package         string
+	BaseID          string
+	BaseName        string
+	Name            string
+	Suffix          string
+	Creator         string
+	VMType          string
+	Arch            string
+	ENA             bool
+	SriovNet        bool
+	RootVolumeGiB   int
+	Partition       int
+	VolumeType      string
+	RegisterType    string
+	Interactive     bool
+	PreserveOnError bool
+	Tags            map[string]string
+	// BakeID names the bake (log file, volume tag); made up if empty.
+	BakeID string
+}
+
+// RequestFromConfig fills a request from the merged configuration.
+func RequestFromConfig(c config.Context, pkg string) Request {
+	return Request{
+		Package: pkg, BaseID: c.BaseAMIID, BaseName: c.BaseAMIName, Name: c.Name, Suffix: c.Suffix,
+		Creator: c.Creator, VMType: c.VMType, Arch: c.Arch, ENA: c.ENANetworking, SriovNet: c.EnhancedNetworking,
+		RootVolumeGiB: c.RootVolumeSize, Partition: c.Partition, VolumeType: c.ProvisionerEBSType,
+		RegisterType: c.RegisterEBSType, Interactive: c.Interactive, PreserveOnError: c.PreserveOnError, Tags: c.Tags,
+	}
+}
+
+// Result is a finished bake.
+type Result struct {
+	BakeID   string              `json:"bake_id"`
+	Image    *plugin.Image       `json:"image"`
+	Package  *plugin.PackageInfo `json:"package"`
+	Base     *plugin.Image       `json:"base"`
+	Timings  []pipeline.Timing   `json:"timings"`
+	Duration time.Duration       `json:"duration_ns"`
+	// Preserved lists how to remove what --preserve-on-error kept.
+	Preserved []string `json:"preserved,omitempty"`
+}
+
+// UsageError is a request that is wrong before anything is done.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+// NewBakeID makes a bake id: time plus randomness.
+func NewBakeID(now time.Time) string {
+	return "bake-" + now.UTC().Format("20060102T150405") + "-" + strings.TrimPrefix(ids.New("x"), "x-")[:6]
+}
+
+// Run performs one bake. The returned Result is non-nil even on failure
+// (it carries the timings and what was preserved).
+func Run(ctx context.Context, env *Environment, req Request, log *slog.Logger) (res *Result, err error) {
+	start := time.Now()
+	if req.BakeID == "" {
+		req.BakeID = NewBakeID(start)
+	}
+	res = &Result{BakeID: req.BakeID}
+	if req.BaseID == "" && req.BaseName == "" {
+		return res, &UsageError{errors.New("no base image: give -B ID or -b NAME")}
+	}
+	if req.BaseID != "" && !ids.Valid("ami", req.BaseID) {
+		return res, &UsageError{fmt.Errorf("base image id %q does not look like ami-<hex>", req.BaseID)}
+	}
+	ref, err := env.Provisioner.Parse(req.Package)
+	if err != nil {
+		return res, &UsageError{err}
+	}
+	if req.Suffix == "" {
+		req.Suffix = naming.Suffix(start)
+	}
+	p := pipeline.New(log)
+	var chrootHandle plugin.Chroot
+	defer func() {
+		failed := err != nil
+		if failed && req.PreserveOnError && chrootHandle != nil {
+			chrootHandle.Preserve()
+		}
+		hints, cerr := p.Finish(ctx, failed, req.PreserveOnError)
+		res.Preserved = hints
+		res.Timings = p.Timings()
+		res.Duration = time.Since(start)
+		if cerr != nil {
+			err = errors.Join(err, fmt.Errorf("cleanup: %w", cerr))
+		}
+	}()
+
+	var base *plugin.Image
+	if err := p.Stage(ctx, "resolve base", func(ctx context.Context) error {
+		base, err = env.Cloud.Image(ctx, plugin.ImageQuery{ID: req.BaseID, Name: req.BaseName})
+		return err
+	}); err != nil {
+		return res, err
+	}
+	res.Base = base
+	log.Info("base image", "id", base.ID, "name", base.Name)
+	root := base.Root()
+	if root == nil || root.SnapshotID == "" {
+		return res, fmt.Errorf("base image %s has no root snapshot", base.ID)
+	}
+	snap, err := env.Cloud.Snapshot(ctx, root.SnapshotID)
+	if err != nil {
+		return res, fmt.Errorf("base image %s: %w", base.ID, err)
+	}
+	size := snap.SizeBytes
+	grow := false
+	if req.RootVolumeGiB > 0 {
+		want := int64(req.RootVolumeGiB) << 30
+		if want < snap.SizeBytes {
+			return res, &UsageError{fmt.Errorf("--root-volume-size %d GiB is smaller than the base image's root volume (%d bytes)", req.RootVolumeGiB, snap.SizeBytes)}
+		}
+		grow = want > snap.SizeBytes
+		size = want
+	}
+	arch := req.Arch
+	if arch == "" {
+		arch = base.Architecture
+	}
+	early := ""
+	if req.Name != "" {
+		early = naming.ImageName(req.Name, naming.Fields{Suffix: req.Suffix})
+		if err := checkFree(ctx, env.Cloud, early); err != nil {
+			return res, err
+		}
+	}
+
+	var vol *plugin.Volume
+	if err := p.Stage(ctx, "create volume", func(ctx context.Context) error {
+		vol, err = env.Volume.Create(ctx, base, size, plugin.Tags{
+			"purpose": "amination", "status": "busy", "ami": base.ID, "ami-name": base.Name, "arch": arch, "bake": req.BakeID,
+		})
+		return err
+	}); err != nil {
+		return res, err
+	}
+	log.Info("volume created", "volume", vol.ID, "bytes", vol.SizeBytes)
+	p.Release("delete volume "+vol.ID, "aminate volumes rm "+vol.ID, func(ctx context.Context) error { return env.Volume.Delete(ctx, vol) })
+
+	var dev string
+	if err := p.Stage(ctx, "attach volume", func(ctx context.Context) error {
+		dev, err = env.Volume.Attach(ctx, vol)
+		return err
+	}); err != nil {
+		return res, err
+	}
+	log.Info("volume attached", "device", dev)
+	p.Release("detach volume "+vol.ID, "the volume is detached once it is unmounted", func(ctx context.Context) error { return env.Volume.Detach(ctx, vol) })
+
+	if grow {
+		if err := p.Stage(ctx, "grow filesystem", func(ctx context.Context) error { return env.Volume.Grow(ctx, dev, req.Partition) }); err != nil {
+			return res, err
+		}
+	}
+
+	mnt := filepath.Join(env.StateDir, "mnt", vol.ID)
+	var unmount *pipeline.Undo
+	if err := p.Stage(ctx, "mount", func(ctx context.Context) error {
+		c, err := env.Distro.Enter(ctx, plugin.MountOptions{Device: dev, Partition: req.Partition, MountPoint: mnt})
+		if err != nil {
+			return err
+		}
+		chrootHandle = c
+		unmount = p.Release("unmount "+mnt, "umount -R "+mnt, c.Close)
+		return nil
+	}); err != nil {
+		return res, err
+	}
+	log.Info("chroot ready", "path", mnt)
+
+	var info *plugin.PackageInfo
+	if err := p.Stage(ctx, "provision", func(ctx context.Context) error {
+		info, err = env.Provisioner.Provision(ctx, chrootHandle, ref)
+		return err
+	}); err != nil {
+		return res, err
+	}
+	res.Package = info
+	log.Info("package installed", "name", info.Name, "version", info.FullVersion, "arch", info.Arch)
+
+	fields := naming.Fields{Name: info.Name, Version: info.Version, Release: info.Release, Arch: arch, Suffix: req.Suffix, StoreType: env.Finalizer.StoreType()}
+	name := naming.ImageName(req.Name, fields)
+	if early == "" {
+		if err := checkFree(ctx, env.Cloud, name); err != nil {
+			return res, err
+		}
+	}
+	host, _ := env.Cloud.Host(ctx)
+	scriptEnv := map[string]string{
+		"AMINATOR_PACKAGE": info.Name, "AMINATOR_ENVIRONMENT": env.Name, "AMINATOR_BASE_AMI_ID": base.ID,
+		"AMINATOR_BASE_AMI_NAME": base.Name, "AMINATOR_REGION": host.Region, "AMINATOR_AMI_NAME": name,
+		"AMINATOR_AMI_SUFFIX": req.Suffix, "AMINATOR_CREATOR": req.Creator, "AMINATOR_VM_TYPE": req.VMType,
+		"AMINATOR_STORE_TYPE": env.Finalizer.StoreType(),
+	}
+	if err := p.Stage(ctx, "scripts", func(ctx context.Context) error {
+		return runScripts(ctx, chrootHandle, scriptEnv, log)
+	}); err != nil {
+		return res, err
+	}
+	if req.Interactive {
+		if err := chrootHandle.Run(ctx, plugin.Run{Argv: []string{"/bin/sh", "-l"}, Env: scriptEnv, Interactive: true}); err != nil {
+			log.Warn("interactive shell ended with an error", "err", err)
+		}
+	}
+	if err := p.Stage(ctx, "unmount", unmount.Now); err != nil {
+		return res, err
+	}
+
+	baseVersion := base.Tags["base_ami_version"]
+	if baseVersion == "" {
+		baseVersion = base.Tags["appversion"]
+	}
+	now := time.Now()
+	tags := plugin.Tags{}
+	for k, v := range req.Tags {
+		tags[k] = v
+	}
+	for k, v := range map[string]string{
+		"creator": req.Creator, "appversion": naming.AppVersion(fields), "base_ami_id": base.ID,
+		"base_ami_name": base.Name, "base_ami_version": baseVersion,
+	} {
+		tags[k] = v
+	}
+	snapTags := plugin.Tags{}
+	for k, v := range tags {
+		snapTags[k] = v
+	}
+	tags["creation_time"] = naming.CreationTime(now)
+	volType := req.RegisterType
+	if volType == "" {
+		volType = root.VolumeType
+	}
+	var image *plugin.Image
+	if err := p.Stage(ctx, "snapshot and register", func(ctx context.Context) error {
+		image, err = env.Finalizer.Finalize(ctx, plugin.FinalizeRequest{
+			Volume: vol, Unmount: unmount.Now, Base: base, SizeBytes: size, VolumeType: volType,
+			SnapshotTags: snapTags,
+			OnFailure:    func(name string, fn func(context.Context) error) { p.Rollback(name, fn) },
+			Image: plugin.ImageRequest{
+				Name: name, Description: naming.Description(info.Name+"-"+info.FullVersion, arch, base.Name, base.ID, baseVersion),
+				Architecture: arch, VirtualizationType: req.VMType, EnaSupport: req.ENA, SriovNetSupport: req.SriovNet, Tags: tags,
+			},
+		})
+		return err
+	}); err != nil {
+		return res, err
+	}
+	if err := ctx.Err(); err != nil {
+		return res, fmt.Errorf("bake cancelled: %w", context.Cause(ctx))
+	}
+	res.Image = image
+	log.Info("image registered", "id", image.ID, "name", image.Name)
+	return res, nil
+}
+
+func checkFree(ctx context.Context, c plugin.Cloud, name string) error {
+	im, err := c.Image(ctx, plugin.ImageQuery{Name: name})
+	if err == nil {
+		return fmt.Errorf("an image named %q already exists (%s); pick another name with -n or -s: %w", name, im.ID, plugin.ErrExists)
+	}
+	if !errors.Is(err, plugin.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// runScripts runs every executable /var/local/*.sh in the image, sorted,
+// with the AMINATOR_* environment; the first failure fails the bake.
+func runScripts(ctx context.Context, c plugin.Chroot, env map[string]string, log *slog.Logger) error {
+	entries, err := fs.ReadDir(c.Root().FS(), "var/local")
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("list /var/local in the image: %w", err)
+	}
+	var names []string
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".sh") {
+			continue
+		}
+		st, err := c.Root().Stat("var/local/" + e.Name())
+		if err != nil || !st.Mode().IsRegular() || st.Mode()&0o111 == 0 {
+			continue
+		}
+		names = append(names, e.Name())
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		log.Info("running image script", "script", "/var/local/"+n)
+		if err := c.Run(ctx, plugin.Run{Argv: []string{"/var/local/" + n}, Env: env}); err != nil {
+			return fmt.Errorf("script /var/local/%s: %w", n, err)
+		}
+	}
+	return nil
+}

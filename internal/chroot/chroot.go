@@ -1,0 +1,466 @@
+// Package chroot mounts an image's root filesystem and turns it into a
+// chroot a provisioner can work in, for any Linux distribution: the
+// pseudo-filesystems, the host's resolv.conf, file replacements that are
+// undone afterwards, commands run by exec with argv and a clean
+// environment, and a teardown that ends leftover processes and unmounts in
+// reverse.
+//
+// Every file operation inside the image goes through an os.Root, so a
+// symlink in the image can never make aminator write to the host, and
+// mounts are made onto directories opened without following symlinks.
+package chroot
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/aminator-go/aminator/internal/logging"
+	"github.com/aminator-go/aminator/internal/loop"
+	"github.com/aminator-go/aminator/internal/mount"
+	"github.com/aminator-go/aminator/internal/partition"
+	"github.com/aminator-go/aminator/internal/plugin"
+)
+
+// MountSpec is one pseudo-filesystem mounted inside the chroot.
+type MountSpec struct {
+	Source string
+	// Target is relative to the image root.
+	Target string
+	FSType string
+	Flags  uintptr
+	Data   string
+}
+
+// DefaultMounts are proc, sysfs, a bind of /dev and a private devpts.
+var DefaultMounts = []MountSpec{
+	{Source: "proc", Target: "proc", FSType: "proc", Flags: unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC},
+	{Source: "sysfs", Target: "sys", FSType: "sysfs", Flags: unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_RDONLY},
+	{Source: "/dev", Target: "dev", Flags: unix.MS_BIND},
+	{Source: "devpts", Target: "dev/pts", FSType: "devpts", Flags: unix.MS_NOSUID | unix.MS_NOEXEC, Data: "newinstance,ptmxmode=0666,mode=0620"},
+}
+
+// BinfmtMount is binfmt_misc, for running foreign-architecture binaries.
+var BinfmtMount = MountSpec{Source: "binfmt_misc", Target: "proc/sys/fs/binfmt_misc", FSType: "binfmt_misc"}
+
+// Options describe how to set up a chroot.
+type Options struct {
+	plugin.MountOptions
+	// RootMountOptions are extra options for the root filesystem.
+	RootMountOptions string
+	Mounts           []MountSpec
+	// CopyFiles are host files copied into the same place in the image for
+	// the bake, the image's own restored afterwards (resolv.conf).
+	CopyFiles []string
+	// BaseEnv is the environment every command starts with.
+	BaseEnv map[string]string
+	Log     *slog.Logger
+}
+
+// Chroot is a mounted, prepared image root.
+type Chroot struct {
+	path      string
+	root      *os.Root
+	log       *slog.Logger
+	baseEnv   map[string]string
+	partLoop  *loop.Device
+	mu        sync.Mutex
+	mounts    []string // host paths, in mount order (the root first)
+	restores  []restore
+	closed    bool
+	preserved bool
+}
+
+type restore struct {
+	what string
+	fn   func() error
+}
+
+var _ plugin.Chroot = (*Chroot)(nil)
+
+// Enter mounts the root filesystem at o.MountPoint and sets up the chroot.
+// On error everything done so far is undone.
+func Enter(ctx context.Context, o Options) (c *Chroot, err error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	c = &Chroot{path: filepath.Clean(o.MountPoint), log: o.Log, baseEnv: o.BaseEnv}
+	defer func() {
+		if err != nil {
+			if cerr := c.Close(context.WithoutCancel(ctx)); cerr != nil {
+				err = errors.Join(err, cerr)
+			}
+		}
+	}()
+	if err := os.MkdirAll(c.path, 0o700); err != nil {
+		return c, fmt.Errorf("mount point: %w", err)
+	}
+	dev, err := c.rootDevice(ctx, o.Device, o.Partition)
+	if err != nil {
+		return c, err
+	}
+	fstype, err := mount.DetectFS(dev)
+	if err != nil {
+		return c, err
+	}
+	data := o.RootMountOptions
+	if fstype == "xfs" && !strings.Contains(data, "nouuid") {
+		// Volumes from one base share a UUID; XFS refuses a second mount without this.
+		data = strings.TrimPrefix(data+",nouuid", ",")
+	}
+	if err := mount.Mount(dev, c.path, fstype, 0, data); err != nil {
+		return c, err
+	}
+	c.mounts = append(c.mounts, c.path)
+	if c.root, err = os.OpenRoot(c.path); err != nil {
+		return c, fmt.Errorf("open image root: %w", err)
+	}
+	for _, m := range o.Mounts {
+		if err := c.mountInside(m); err != nil {
+			return c, err
+		}
+	}
+	for _, f := range o.CopyFiles {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return c, fmt.Errorf("copy %s into the image: %w", f, err)
+		}
+		if err := c.Replace(strings.TrimPrefix(f, "/"), data, 0o644); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+// rootDevice returns the node holding the root filesystem. For a partition
+// it uses the kernel's node when there is one, else a loop device over the
+// partition's byte range (no partition scan needed).
+func (c *Chroot) rootDevice(ctx context.Context, dev string, part int) (string, error) {
+	if part == 0 {
+		return dev, nil
+	}
+	for _, cand := range []string{dev + "p" + strconv.Itoa(part), dev + strconv.Itoa(part)} {
+		if st, err := os.Stat(cand); err == nil && st.Mode()&os.ModeDevice != 0 && !strings.HasPrefix(filepath.Base(dev), "loop") {
+			return cand, nil
+		}
+	}
+	p, err := partition.Find(dev, part)
+	if err != nil {
+		return "", err
+	}
+	c.log.Debug("partition via loop offset", "device", dev, "partition", part, "offset", p.Start, "size", p.Size)
+	d, err := loop.Attach(ctx, dev, loop.Options{Offset: uint64(p.Start), SizeLimit: uint64(p.Size)})
+	if err != nil {
+		return "", fmt.Errorf("partition %d of %s: %w", part, dev, err)
+	}
+	c.partLoop = d
+	return d.Path, nil
+}
+
+func (c *Chroot) mountInside(m MountSpec) error {
+	rel := path.Clean(m.Target)
+	if st, err := c.root.Lstat(rel); errors.Is(err, fs.ErrNotExist) {
+		if err := c.root.MkdirAll(rel, 0o755); err != nil {
+			return fmt.Errorf("make /%s in the image: %w", rel, err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("/%s in the image: %w", rel, err)
+	} else if !st.IsDir() {
+		return fmt.Errorf("/%s in the image is not a directory (%s); refusing to mount over it", rel, st.Mode().Type())
+	}
+	dir, err := c.root.OpenFile(rel, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return fmt.Errorf("open /%s in the image: %w", rel, err)
+	}
+	defer dir.Close()
+	host := filepath.Join(c.path, rel)
+	if err := mount.MountAt(m.Source, dir, host, m.FSType, m.Flags, m.Data); err != nil {
+		return err
+	}
+	c.mounts = append(c.mounts, host)
+	return nil
+}
+
+// Path is the mount point.
+func (c *Chroot) Path() string { return c.path }
+
+// Root gives confined access to the image's files.
+func (c *Chroot) Root() *os.Root { return c.root }
+
+const backupSuffix = ".aminator-orig"
+
+// Replace writes data at rel inside the image, keeping what was there (a
+// file or a symlink, not followed) and putting it back on Close.
+func (c *Chroot) Replace(rel string, data []byte, mode os.FileMode) error {
+	rel = path.Clean(rel)
+	backup := rel + backupSuffix
+	_, err := c.root.Lstat(rel)
+	had := err == nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("replace /%s in the image: %w", rel, err)
+	}
+	if had {
+		if err := c.root.Rename(rel, backup); err != nil {
+			return fmt.Errorf("back up /%s in the image: %w", rel, err)
+		}
+	}
+	c.pushRestore("restore /"+rel, func() error {
+		if err := c.root.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if had {
+			return c.root.Rename(backup, rel)
+		}
+		return nil
+	})
+	if err := c.writeFile(rel, data, mode); err != nil {
+		return fmt.Errorf("write /%s in the image: %w", rel, err)
+	}
+	return nil
+}
+
+func (c *Chroot) writeFile(rel string, data []byte, mode os.FileMode) error {
+	if err := c.root.MkdirAll(path.Dir(rel), 0o755); err != nil {
+		return err
+	}
+	f, err := c.root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// ShortCircuit replaces the command at rel with a symlink to target (say
+// /bin/true) and puts the command back on Close. A missing command is skipped.
+func (c *Chroot) ShortCircuit(rel, target string) error {
+	rel = path.Clean(rel)
+	st, err := c.root.Lstat(rel)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("short-circuit /%s: %w", rel, err)
+	}
+	if st.Mode()&fs.ModeSymlink != 0 {
+		if t, _ := c.root.Readlink(rel); t == target {
+			return nil
+		}
+	}
+	backup := rel + ".aminator-short-circuit"
+	if err := c.root.Rename(rel, backup); err != nil {
+		return fmt.Errorf("short-circuit /%s: %w", rel, err)
+	}
+	c.pushRestore("restore /"+rel, func() error {
+		if err := c.root.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return c.root.Rename(backup, rel)
+	})
+	if err := c.root.Symlink(target, rel); err != nil {
+		return fmt.Errorf("short-circuit /%s: %w", rel, err)
+	}
+	return nil
+}
+
+func (c *Chroot) pushRestore(what string, fn func() error) {
+	c.mu.Lock()
+	c.restores = append(c.restores, restore{what, fn})
+	c.mu.Unlock()
+}
+
+// env builds the command environment: the base plus extras, sorted.
+func (c *Chroot) env(extra map[string]string, interactive bool) []string {
+	m := map[string]string{
+		"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"HOME": "/root",
+		"LANG": "C.UTF-8",
+	}
+	for k, v := range c.baseEnv {
+		m[k] = v
+	}
+	for k, v := range extra {
+		m[k] = v
+	}
+	if t := os.Getenv("TERM"); interactive && t != "" {
+		m["TERM"] = t
+	}
+	out := make([]string, 0, len(m))
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+// lookPath finds argv0 inside the image (never on the host).
+func (c *Chroot) lookPath(argv0 string, env []string) (string, error) {
+	if strings.Contains(argv0, "/") {
+		return argv0, nil
+	}
+	p := "/usr/sbin:/usr/bin:/sbin:/bin"
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, "PATH="); ok {
+			p = v
+		}
+	}
+	for _, dir := range strings.Split(p, ":") {
+		cand := path.Join(dir, argv0)
+		st, err := c.root.Stat(strings.TrimPrefix(cand, "/"))
+		if err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			return cand, nil
+		}
+	}
+	return "", fmt.Errorf("%s: not found in the image's PATH (%s)", argv0, p)
+}
+
+func (c *Chroot) command(r plugin.Run) (*exec.Cmd, error) {
+	if len(r.Argv) == 0 {
+		return nil, errors.New("run: empty command")
+	}
+	env := c.env(r.Env, r.Interactive)
+	p, err := c.lookPath(r.Argv[0], env)
+	if err != nil {
+		return nil, err
+	}
+	cmd := &exec.Cmd{Path: p, Args: r.Argv, Env: env, Dir: "/",
+		SysProcAttr: &syscall.SysProcAttr{Chroot: c.path}}
+	return cmd, nil
+}
+
+// Run runs a command inside the chroot.
+func (c *Chroot) Run(ctx context.Context, r plugin.Run) error {
+	cmd, err := c.command(r)
+	if err != nil {
+		return err
+	}
+	if r.Interactive {
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+		c.log.Info("interactive shell in the chroot; exit it to continue the bake", "path", c.path)
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("interactive %s: %w", strings.Join(r.Argv, " "), err)
+		}
+		return nil
+	}
+	return logging.Run(ctx, c.log, cmd, nil)
+}
+
+// Output runs a command inside the chroot and returns its standard output.
+func (c *Chroot) Output(ctx context.Context, r plugin.Run) ([]byte, error) {
+	cmd, err := c.command(r)
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	if err := logging.Run(ctx, c.log, cmd, &out); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
+
+// EndProcesses sends SIGTERM to every process rooted in the chroot, then
+// SIGKILL to those still there after a grace period.
+func (c *Chroot) EndProcesses(ctx context.Context) error {
+	pids := mount.ProcessesRootedAt(c.path)
+	if len(pids) == 0 {
+		return nil
+	}
+	for _, pid := range pids {
+		comm, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+		c.log.Info("ending a process left running in the chroot", "pid", pid, "command", strings.TrimSpace(string(comm)))
+		unix.Kill(pid, unix.SIGTERM)
+	}
+	for _, sig := range []unix.Signal{unix.SIGKILL, 0} {
+		deadline := time.Now().Add(3 * time.Second)
+		for time.Now().Before(deadline) && len(mount.ProcessesRootedAt(c.path)) > 0 {
+			time.Sleep(25 * time.Millisecond)
+		}
+		left := mount.ProcessesRootedAt(c.path)
+		if len(left) == 0 {
+			return nil
+		}
+		if sig == 0 {
+			return fmt.Errorf("processes still running in %s after SIGKILL: %v", c.path, left)
+		}
+		for _, pid := range left {
+			unix.Kill(pid, sig)
+		}
+	}
+	return nil
+}
+
+// Preserve keeps everything mounted and returns how to undo it by hand.
+func (c *Chroot) Preserve() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.preserved = true
+	if c.partLoop != nil {
+		c.partLoop.KeepAttached()
+	}
+	return []string{"umount -R " + c.path}
+}
+
+// Close restores replaced files, ends leftover processes and unmounts
+// everything in reverse. It runs every step even if one fails and is safe
+// to call twice.
+func (c *Chroot) Close(ctx context.Context) error {
+	c.mu.Lock()
+	if c.closed || c.preserved {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	restores := c.restores
+	c.restores = nil
+	c.mu.Unlock()
+	var errs []error
+	if err := c.EndProcesses(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	for i := len(restores) - 1; i >= 0; i-- {
+		if err := restores[i].fn(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", restores[i].what, err))
+		}
+	}
+	if c.root != nil {
+		c.root.Close()
+	}
+	for i := len(c.mounts) - 1; i >= 0; i-- {
+		if err := mount.Unmount(ctx, c.mounts[i], func() error { return c.EndProcesses(ctx) }); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	c.mounts = nil
+	if c.partLoop != nil {
+		if err := c.partLoop.Detach(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) == 0 {
+		os.Remove(c.path) // the mount point directory, now empty
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("tear down chroot %s: %w", c.path, err)
+	}
+	return nil
+}

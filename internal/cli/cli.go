@@ -1,0 +1,210 @@
+// Package cli is the aminate command line: the bake (`aminate [flags]
+// PACKAGE`, with the original tool's flags) and subcommands for the local
+// cloud's images, snapshots and volumes, the environments and the merged
+// configuration. Exit codes: 0 success, 1 bake failure, 2 usage error.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/aminator-go/aminator/internal/bake"
+	"github.com/aminator-go/aminator/internal/config"
+	"github.com/aminator-go/aminator/internal/logging"
+
+	// The built-in plugins register themselves.
+	_ "github.com/aminator-go/aminator/internal/blockdev"
+	_ "github.com/aminator-go/aminator/internal/cloud/local"
+	_ "github.com/aminator-go/aminator/internal/distro/debian"
+	_ "github.com/aminator-go/aminator/internal/finalizer/tagging"
+	_ "github.com/aminator-go/aminator/internal/provisioner/apt"
+	_ "github.com/aminator-go/aminator/internal/volume"
+)
+
+// Version is set at build time with -ldflags "-X .../cli.Version=...".
+var Version = "dev"
+
+// usageError marks errors that exit 2.
+type usageError struct{ err error }
+
+func (u usageError) Error() string { return u.err.Error() }
+func (u usageError) Unwrap() error { return u.err }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+// exitError carries a specific exit code (from the re-run child).
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+// app holds what every command shares.
+type app struct {
+	stdout, stderr io.Writer
+	configFile     string
+	output         string
+	tags           []string
+	flags          *pflag.FlagSet
+}
+
+// Main runs the CLI and returns the process exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	a := &app{stdout: stdout, stderr: stderr}
+	root := a.rootCommand()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.Execute()
+	if err == nil {
+		return 0
+	}
+	var ee exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	fmt.Fprintln(stderr, "aminate: error:", err)
+	var ue usageError
+	var ce *config.Error
+	var be *bake.UsageError
+	if errors.As(err, &ue) || errors.As(err, &ce) || errors.As(err, &be) {
+		return 2
+	}
+	return 1
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "aminate [flags] PACKAGE",
+		Short: "Bake machine images: install one package into a copy of a base image",
+		Long: `aminate bakes a machine image: it creates a volume from the base image's
+snapshot, attaches and mounts it, installs PACKAGE in a chroot with the
+distribution's package manager, snapshots the volume and registers the
+snapshot as a new image tagged with its lineage.
+
+PACKAGE is a repository package (name or name=version), a local .deb
+(a path or file://...), or an http(s) URL to a .deb.`,
+		Args:          a.args(cobra.ExactArgs(1)),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE:          a.runBake,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.configFile, "config", "", "one more aminator.yml, read after /etc/aminator and ~/.aminator")
+	pf.StringVar(&a.output, "output", "text", "output format: text or json")
+	pf.String("state-dir", "", "the local cloud's state directory (default /var/lib/aminator)")
+	pf.String("log-dir", "", "where bake logs go (default /var/log/aminator)")
+	pf.Bool("debug", false, "debug logging on the console")
+	pf.StringP("environment", "e", "", "environment (a named set of plugins) to use")
+	pf.StringP("region", "r", "", "cloud region")
+	a.bakeFlags(root.Flags())
+	bakeCmd := &cobra.Command{
+		Use:   "bake [flags] PACKAGE",
+		Short: "Bake an image (the same as aminate PACKAGE; use it when a package is named like a subcommand)",
+		Args:  a.args(cobra.ExactArgs(1)),
+		RunE:  a.runBake,
+	}
+	a.bakeFlags(bakeCmd.Flags())
+	root.AddCommand(bakeCmd, a.imagesCommand(), a.snapshotsCommand(), a.volumesCommand(),
+		a.environmentsCommand(), a.configCommand(), a.versionCommand())
+	return root
+}
+
+func (a *app) args(v cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if err := v(c, args); err != nil {
+			return usageError{fmt.Errorf("%s (see %s --help)", err, c.CommandPath())}
+		}
+		return nil
+	}
+}
+
+func (a *app) bakeFlags(f *pflag.FlagSet) {
+	f.StringP("base-ami-id", "B", "", "base image id")
+	f.StringP("base-ami-name", "b", "", "base image name")
+	f.StringP("name", "n", "", "image name (the suffix is appended); default from the package: {name}-{version}-{release}-{arch}-{suffix}-ebs")
+	f.StringP("suffix", "s", "", "name suffix (default: UTC time as yyyymmddHHMM)")
+	f.StringP("creator", "c", "", "creator tag (default aminator)")
+	f.String("vm-type", "", "virtualization type: hvm or paravirtual (default hvm)")
+	f.String("arch", "", "architecture: x86_64, arm64 or i386 (default: the base image's)")
+	f.Bool("enhanced-networking", false, "register with SR-IOV enhanced networking (hvm only)")
+	f.Bool("ena-networking", false, "register with ENA networking (hvm only)")
+	f.Int("root-volume-size", 0, "grow the root volume to this many GiB (never below the base's)")
+	f.String("provisioner-ebs-type", "", "volume type while baking")
+	f.String("register-ebs-type", "", "volume type recorded in the image")
+	f.StringP("volume-id", "V", "", "use this existing volume (an external pool)")
+	f.String("block-device", "", "attach at this device")
+	f.Int("partition", 0, "the root filesystem is on this partition (0: the whole device)")
+	f.BoolP("interactive", "i", false, "open a shell in the chroot after the install")
+	f.Bool("preserve-on-error", false, "keep the volume and mounts when the bake fails, for debugging")
+	f.StringArrayVar(&a.tags, "tag", nil, "extra tag KEY=VALUE on the image and snapshot (repeatable)")
+}
+
+// loadConfig merges the configuration with the flags given on cmd.
+func (a *app) loadConfig(cmd *cobra.Command) (*config.Config, error) {
+	if a.output != "text" && a.output != "json" {
+		return nil, usagef("--output %q: use text or json", a.output)
+	}
+	flags := map[string]string{}
+	cmd.Flags().Visit(func(f *pflag.Flag) {
+		switch f.Name {
+		case "config", "output", "tag":
+			return
+		}
+		flags[strings.ReplaceAll(f.Name, "-", "_")] = f.Value.String()
+	})
+	cfg, err := config.Load(config.Options{Extra: a.configFile, Flags: flags})
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range a.tags {
+		k, v, ok := strings.Cut(t, "=")
+		if !ok || k == "" {
+			return nil, usagef("--tag %q: use KEY=VALUE", t)
+		}
+		if cfg.Context.Tags == nil {
+			cfg.Context.Tags = map[string]string{}
+		}
+		cfg.Context.Tags[k] = v
+	}
+	return cfg, nil
+}
+
+func (a *app) logger(debug bool) *slog.Logger {
+	return slog.New(logging.Console(a.stderr, debug))
+}
+
+// signalContext is cancelled by SIGINT, SIGTERM or SIGHUP.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+}
+
+func (a *app) printJSON(v any) error {
+	enc := json.NewEncoder(a.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (a *app) versionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use: "version", Short: "Print the version", Args: a.args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if a.output == "json" {
+				return a.printJSON(map[string]string{"version": Version, "go": runtime.Version()})
+			}
+			fmt.Fprintf(a.stdout, "aminate %s (%s, %s/%s)\n", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			return nil
+		},
+	}
+}

@@ -1,0 +1,364 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/aminator-go/aminator/internal/cloud/local"
+	"github.com/aminator-go/aminator/internal/ids"
+	"github.com/aminator-go/aminator/internal/plugin"
+)
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// withLocal loads the configuration and opens the local cloud.
+func (a *app) withLocal(cmd *cobra.Command, fn func(ctx context.Context, c *local.Cloud) error) error {
+	cfg, err := a.loadConfig(cmd)
+	if err != nil {
+		return err
+	}
+	c, err := local.Open(cfg.StateDir, cfg.LockDir, cfg.Context.Region, a.logger(cfg.Context.Debug))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx, stop := signalContext()
+	defer stop()
+	return fn(ctx, c)
+}
+
+func (a *app) table(header string, rows [][]string) {
+	w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, header)
+	for _, r := range rows {
+		fmt.Fprintln(w, strings.Join(r, "\t"))
+	}
+	w.Flush()
+}
+
+func age(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05") }
+
+func (a *app) findImage(ctx context.Context, c *local.Cloud, ref string) (*plugin.Image, error) {
+	if ids.Valid("ami", ref) {
+		return c.Image(ctx, plugin.ImageQuery{ID: ref})
+	}
+	return c.Image(ctx, plugin.ImageQuery{Name: ref})
+}
+
+func (a *app) imagesCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "images", Short: "List, show, import and remove images in the local cloud"}
+	list := &cobra.Command{
+		Use: "list", Short: "List images, newest first", Args: a.args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
+				ims, err := c.Images(ctx)
+				if err != nil {
+					return err
+				}
+				if a.output == "json" {
+					if ims == nil {
+						ims = []*plugin.Image{}
+					}
+					return a.printJSON(ims)
+				}
+				var rows [][]string
+				for _, im := range ims {
+					rows = append(rows, []string{im.ID, im.Name, im.Architecture, im.Tags["appversion"], age(im.CreatedAt)})
+				}
+				a.table("ID\tNAME\tARCH\tAPPVERSION\tCREATED", rows)
+				return nil
+			})
+		},
+	}
+	show := &cobra.Command{
+		Use: "show IMAGE", Short: "Show an image (by id or name) with its tags", Args: a.args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
+				im, err := a.findImage(ctx, c, args[0])
+				if err != nil {
+					return err
+				}
+				if a.output == "json" {
+					return a.printJSON(im)
+				}
+				fmt.Fprintf(a.stdout, "id:            %s\nname:          %s\ndescription:   %s\narchitecture:  %s\nvirtualization: %s\nroot device:   %s\nstate:         %s\ncreated:       %s\n",
+					im.ID, im.Name, im.Description, im.Architecture, im.VirtualizationType, im.RootDeviceName, im.State, age(im.CreatedAt))
+				fmt.Fprintln(a.stdout, "block devices:")
+				for _, b := range im.BlockDevices {
+					if b.SnapshotID != "" {
+						fmt.Fprintf(a.stdout, "  %s  %s  %d GiB  %s\n", b.DeviceName, b.SnapshotID, b.VolumeSizeGiB, b.VolumeType)
+					} else {
+						fmt.Fprintf(a.stdout, "  %s  %s\n", b.DeviceName, b.VirtualName)
+					}
+				}
+				fmt.Fprintln(a.stdout, "tags:")
+				for _, k := range sortedKeys(im.Tags) {
+					fmt.Fprintf(a.stdout, "  %s = %s\n", k, im.Tags[k])
+				}
+				return nil
+			})
+		},
+	}
+	var keepSnaps bool
+	rm := &cobra.Command{
+		Use: "rm IMAGE...", Short: "Deregister images and delete their snapshots", Args: a.args(cobra.MinimumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
+				var errs []error
+				for _, ref := range args {
+					im, err := a.findImage(ctx, c, ref)
+					if err != nil {
+						errs = append(errs, err)
+						continue
+					}
+					if err := c.DeregisterImage(ctx, im.ID); err != nil {
+						errs = append(errs, err)
+						continue
+					}
+					fmt.Fprintln(a.stdout, "deregistered", im.ID)
+					if keepSnaps {
+						continue
+					}
+					for _, b := range im.BlockDevices {
+						if b.SnapshotID == "" {
+							continue
+						}
+						if err := c.DeleteSnapshot(ctx, b.SnapshotID); err != nil {
+							errs = append(errs, err)
+						} else {
+							fmt.Fprintln(a.stdout, "deleted", b.SnapshotID)
+						}
+					}
+				}
+				return errors.Join(errs...)
+			})
+		},
+	}
+	rm.Flags().BoolVar(&keepSnaps, "keep-snapshots", false, "keep the image's snapshots")
+	var imp local.ImportOptions
+	var impTags []string
+	imp.Architecture, imp.VirtualizationType = "x86_64", "hvm"
+	importCmd := &cobra.Command{
+		Use:   "import NAME FILE.img",
+		Short: "Register a raw disk image (whole-device filesystem or partitioned) as an image",
+		Args:  a.args(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			imp.Name = args[0]
+			if imp.Name == "" || len(imp.Name) > 128 || strings.ContainsAny(imp.Name, " \t\n") {
+				return usagef("image name %q: 1 to 128 characters, no spaces", imp.Name)
+			}
+			imp.Tags = plugin.Tags{}
+			for _, t := range impTags {
+				k, v, ok := strings.Cut(t, "=")
+				if !ok || k == "" {
+					return usagef("--tag %q: use KEY=VALUE", t)
+				}
+				imp.Tags[k] = v
+			}
+			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
+				im, err := c.Import(ctx, args[1], imp)
+				if err != nil {
+					return err
+				}
+				if a.output == "json" {
+					return a.printJSON(im)
+				}
+				fmt.Fprintln(a.stdout, im.ID)
+				return nil
+			})
+		},
+	}
+	importCmd.Flags().StringVar(&imp.Architecture, "arch", "x86_64", "architecture of the image")
+	importCmd.Flags().StringVar(&imp.VirtualizationType, "vm-type", "hvm", "virtualization type")
+	importCmd.Flags().StringVar(&imp.Description, "description", "", "description")
+	importCmd.Flags().StringArrayVar(&impTags, "tag", nil, "tag KEY=VALUE (repeatable)")
+	cmd.AddCommand(list, show, rm, importCmd)
+	return cmd
+}
+
+func (a *app) snapshotsCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "snapshots", Short: "List and remove snapshots in the local cloud"}
+	list := &cobra.Command{
+		Use: "list", Short: "List snapshots, newest first", Args: a.args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
+				ss, err := c.Snapshots(ctx)
+				if err != nil {
+					return err
+				}
+				if a.output == "json" {
+					if ss == nil {
+						ss = []*plugin.Snapshot{}
+					}
+					return a.printJSON(ss)
+				}
+				var rows [][]string
+				for _, s := range ss {
+					rows = append(rows, []string{s.ID, s.State, fmt.Sprint(s.SizeBytes), s.VolumeID, s.ParentID, age(s.CreatedAt)})
+				}
+				a.table("ID\tSTATE\tBYTES\tVOLUME\tPARENT\tCREATED", rows)
+				return nil
+			})
+		},
+	}
+	rm := &cobra.Command{
+		Use: "rm SNAPSHOT...", Short: "Delete snapshots no image uses", Args: a.args(cobra.MinimumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
+				var errs []error
+				for _, id := range args {
+					if err := c.DeleteSnapshot(ctx, id); err != nil {
+						errs = append(errs, err)
+					} else {
+						fmt.Fprintln(a.stdout, "deleted", id)
+					}
+				}
+				return errors.Join(errs...)
+			})
+		},
+	}
+	cmd.AddCommand(list, rm)
+	return cmd
+}
+
+func (a *app) volumesCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "volumes", Short: "List and remove volumes in the local cloud"}
+	list := &cobra.Command{
+		Use: "list", Short: "List volumes; ORPHANED marks those whose bake is gone", Args: a.args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
+				vs, err := c.Volumes(ctx)
+				if err != nil {
+					return err
+				}
+				if a.output == "json" {
+					if vs == nil {
+						vs = []*plugin.Volume{}
+					}
+					return a.printJSON(vs)
+				}
+				var rows [][]string
+				for _, v := range vs {
+					o := ""
+					if v.Orphaned {
+						o = "ORPHANED"
+					}
+					rows = append(rows, []string{v.ID, v.State, v.SnapshotID, fmt.Sprint(v.SizeBytes), v.Device, v.Tags["bake"], o})
+				}
+				a.table("ID\tSTATE\tSNAPSHOT\tBYTES\tDEVICE\tBAKE\t", rows)
+				return nil
+			})
+		},
+	}
+	var orphaned bool
+	rm := &cobra.Command{
+		Use: "rm [VOLUME...]", Short: "Delete volumes (--orphaned: every volume whose bake is gone)",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 && !orphaned {
+				return usagef("name volumes to remove, or give --orphaned")
+			}
+			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
+				if orphaned {
+					vs, err := c.Volumes(ctx)
+					if err != nil {
+						return err
+					}
+					for _, v := range vs {
+						if v.Orphaned {
+							args = append(args, v.ID)
+						}
+					}
+				}
+				var errs []error
+				for _, id := range args {
+					if err := c.DeleteVolume(ctx, id); err != nil {
+						errs = append(errs, err)
+					} else {
+						fmt.Fprintln(a.stdout, "deleted", id)
+					}
+				}
+				return errors.Join(errs...)
+			})
+		},
+	}
+	rm.Flags().BoolVar(&orphaned, "orphaned", false, "remove every volume whose bake is no longer running")
+	cmd.AddCommand(list, rm)
+	return cmd
+}
+
+func (a *app) environmentsCommand() *cobra.Command {
+	return &cobra.Command{
+		Use: "environments", Short: "List the configured environments and their plugins", Args: a.args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := a.loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			if a.output == "json" {
+				return a.printJSON(map[string]any{"default": cfg.DefaultEnvironment, "environments": cfg.Environments})
+			}
+			var rows [][]string
+			for _, n := range cfg.EnvironmentNames() {
+				e := cfg.Environments[n]
+				mark := ""
+				if n == cfg.DefaultEnvironment {
+					mark = "*"
+				}
+				rows = append(rows, []string{n + mark, e[plugin.KindCloud], e[plugin.KindBlockDevice], e[plugin.KindVolume], e[plugin.KindDistro], e[plugin.KindProvisioner], e[plugin.KindFinalizer]})
+			}
+			a.table("NAME\tCLOUD\tBLOCKDEVICE\tVOLUME\tDISTRO\tPROVISIONER\tFINALIZER", rows)
+			fmt.Fprintln(a.stdout, "(* default)")
+			return nil
+		},
+	}
+}
+
+func (a *app) configCommand() *cobra.Command {
+	return &cobra.Command{
+		Use: "config", Short: "Print the merged configuration and the files it came from", Args: a.args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := a.loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			plugins := map[string]any{}
+			for _, n := range cfg.EnvironmentNames() {
+				for kind, name := range cfg.Environments[n] {
+					pc, err := cfg.PluginConfig(kind, name)
+					if err == nil && pc != nil {
+						plugins[string(kind)+"."+name] = pc
+					}
+				}
+			}
+			out := map[string]any{
+				"sources": cfg.Sources, "state_dir": cfg.StateDir, "log_dir": cfg.LogDir, "lock_dir": cfg.LockDir,
+				"context": cfg.Context, "plugins": plugins, "environments": cfg.Environments, "default_environment": cfg.DefaultEnvironment,
+			}
+			if a.output == "json" {
+				return a.printJSON(out)
+			}
+			b, err := yaml.Marshal(out)
+			if err != nil {
+				return err
+			}
+			_, err = a.stdout.Write(b)
+			return err
+		},
+	}
+}
+

@@ -1,0 +1,505 @@
+// Package local is the embedded cloud: it runs the whole pipeline on one
+// Linux machine with no account. Volumes are sparse image files attached as
+// loop devices, snapshot data lives in a snapstore.Store, and images,
+// snapshots, volumes and tags are rows in a SQLite database in the state
+// directory (default /var/lib/aminator):
+//
+//	aminator.db      the registry
+//	volumes/         vol-*.img, one sparse file per volume
+//	snapshots/       the snapshot store
+//	mnt/             mount points of bakes
+//	lock/            flock files (volume owners, loop allocation)
+package local
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/aminator-go/aminator/internal/flock"
+	"github.com/aminator-go/aminator/internal/ids"
+	"github.com/aminator-go/aminator/internal/loop"
+	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/snapstore"
+)
+
+// Settings are the local cloud's plugin settings (plugins: cloud.local:).
+type Settings struct {
+	// Zone is reported as the availability zone.
+	Zone string `yaml:"zone"`
+}
+
+func init() {
+	plugin.Register(plugin.Registration{
+		Kind: plugin.KindCloud, Name: "local",
+		Description: "images, snapshots and volumes on this machine (SQLite registry, loop devices)",
+		NewConfig:   func() any { return &Settings{Zone: "local-a"} },
+		New: func(cfg any, d plugin.Deps) (any, error) {
+			c, err := Open(d.StateDir, d.LockDir, d.Region, d.Logger)
+			if err != nil {
+				return nil, err
+			}
+			c.zone = cfg.(*Settings).Zone
+			return c, nil
+		},
+	})
+}
+
+// Cloud is the local cloud.
+type Cloud struct {
+	dir     string
+	lockDir string
+	region  string
+	zone    string
+	db      *sql.DB
+	store   snapstore.Store
+	log     *slog.Logger
+
+	mu       sync.Mutex
+	attached map[string]*loop.Device
+	owners   map[string]*flock.Lock
+}
+
+var _ plugin.Cloud = (*Cloud)(nil)
+
+// Open opens (creating if needed) the state directory.
+func Open(stateDir, lockDir, region string, log *slog.Logger) (*Cloud, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if lockDir == "" {
+		lockDir = filepath.Join(stateDir, "lock")
+	}
+	for _, d := range []string{stateDir, filepath.Join(stateDir, "volumes"), filepath.Join(stateDir, "mnt"), lockDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("state directory: %w", err)
+		}
+	}
+	store, err := snapstore.NewSparse(filepath.Join(stateDir, "snapshots"))
+	if err != nil {
+		return nil, err
+	}
+	db, err := openDB(filepath.Join(stateDir, "aminator.db"))
+	if err != nil {
+		return nil, err
+	}
+	if region == "" {
+		region = "local"
+	}
+	return &Cloud{dir: stateDir, lockDir: lockDir, region: region, zone: "local-a", db: db, store: store, log: log,
+		attached: map[string]*loop.Device{}, owners: map[string]*flock.Lock{}}, nil
+}
+
+// Close releases the database and any volume locks still held.
+func (c *Cloud) Close() error {
+	c.mu.Lock()
+	for id, l := range c.owners {
+		l.Unlock()
+		delete(c.owners, id)
+	}
+	c.mu.Unlock()
+	return c.db.Close()
+}
+
+// Dir is the state directory.
+func (c *Cloud) Dir() string { return c.dir }
+
+// VolumePath is the file behind a volume.
+func (c *Cloud) VolumePath(id string) string { return filepath.Join(c.dir, "volumes", id+".img") }
+
+func (c *Cloud) ownerLock(id string) string { return filepath.Join(c.lockDir, id+".lock") }
+
+// orphaned: a bake's volume whose owning process is gone.
+func (c *Cloud) orphaned(v *plugin.Volume) bool {
+	c.mu.Lock()
+	_, mine := c.owners[v.ID]
+	c.mu.Unlock()
+	return !mine && v.Tags["purpose"] == "amination" && !flock.Held(c.ownerLock(v.ID))
+}
+
+// Host describes this machine.
+func (c *Cloud) Host(ctx context.Context) (plugin.Host, error) {
+	h, _ := os.Hostname()
+	return plugin.Host{Region: c.region, AvailabilityZone: c.zone, InstanceID: h}, nil
+}
+
+// Store is the snapshot store.
+func (c *Cloud) Store() snapstore.Store { return c.store }
+
+// CreateVolume makes a sparse volume file from a snapshot. The calling
+// process owns the volume (a flock) until it deletes it or exits.
+func (c *Cloud) CreateVolume(ctx context.Context, r plugin.VolumeRequest) (v *plugin.Volume, err error) {
+	snap, err := c.Snapshot(ctx, r.SnapshotID)
+	if err != nil {
+		return nil, fmt.Errorf("create volume: %w", err)
+	}
+	if snap.State != "completed" {
+		return nil, fmt.Errorf("create volume: snapshot %s is %s", snap.ID, snap.State)
+	}
+	size := r.SizeBytes
+	if size == 0 {
+		size = snap.SizeBytes
+	}
+	if size < snap.SizeBytes {
+		return nil, fmt.Errorf("create volume: %d bytes is smaller than snapshot %s (%d bytes)", size, snap.ID, snap.SizeBytes)
+	}
+	id := ids.New("vol")
+	lock, err := flock.TryExclusive(c.ownerLock(id))
+	if err != nil {
+		return nil, fmt.Errorf("create volume %s: %w", id, err)
+	}
+	c.mu.Lock()
+	c.owners[id] = lock
+	c.mu.Unlock()
+	path := c.VolumePath(id)
+	defer func() {
+		if err != nil {
+			os.Remove(path)
+			c.db.ExecContext(context.WithoutCancel(ctx), `DELETE FROM volumes WHERE id=?`, id)
+			c.db.ExecContext(context.WithoutCancel(ctx), `DELETE FROM tags WHERE resource_id=?`, id)
+			c.releaseOwner(id)
+		}
+	}()
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("create volume: %w", err)
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO volumes(id,snapshot_id,size_bytes,state,created_at) VALUES(?,?,?,?,?)`, id, snap.ID, size, "creating", now())
+	if err == nil {
+		err = putTags(ctx, tx, id, r.Tags)
+	}
+	if err == nil {
+		err = tx.Commit()
+	} else {
+		tx.Rollback()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create volume: %w", err)
+	}
+	if err := c.store.Restore(ctx, snap.ID, path); err != nil {
+		return nil, fmt.Errorf("create volume %s: %w", id, err)
+	}
+	if size > snap.SizeBytes {
+		if err := os.Truncate(path, size); err != nil {
+			return nil, fmt.Errorf("create volume %s: grow: %w", id, err)
+		}
+	}
+	if _, err := c.db.ExecContext(ctx, `UPDATE volumes SET state='available' WHERE id=?`, id); err != nil {
+		return nil, fmt.Errorf("create volume %s: %w", id, err)
+	}
+	c.log.Debug("volume created", "volume", id, "snapshot", snap.ID, "bytes", size)
+	return c.Volume(ctx, id)
+}
+
+func (c *Cloud) releaseOwner(id string) {
+	c.mu.Lock()
+	if l := c.owners[id]; l != nil {
+		l.Unlock()
+		os.Remove(l.Path())
+		delete(c.owners, id)
+	}
+	c.mu.Unlock()
+}
+
+// AdoptVolume makes this process the owner of an existing volume (for -V);
+// it fails if another live process owns it.
+func (c *Cloud) AdoptVolume(ctx context.Context, id string) (*plugin.Volume, error) {
+	v, err := c.Volume(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	_, mine := c.owners[id]
+	c.mu.Unlock()
+	if !mine {
+		lock, err := flock.TryExclusive(c.ownerLock(id))
+		if err != nil {
+			return nil, fmt.Errorf("volume %s is in use by another bake: %w", id, err)
+		}
+		c.mu.Lock()
+		c.owners[id] = lock
+		c.mu.Unlock()
+	}
+	return v, nil
+}
+
+// AttachVolume attaches the volume's file as a loop device. The device
+// argument is ignored: the kernel picks the loop number.
+func (c *Cloud) AttachVolume(ctx context.Context, id, device string) (plugin.Attachment, error) {
+	v, err := c.Volume(ctx, id)
+	if err != nil {
+		return plugin.Attachment{}, fmt.Errorf("attach: %w", err)
+	}
+	if v.State != "available" {
+		return plugin.Attachment{}, fmt.Errorf("attach %s: volume is %s, not available", id, v.State)
+	}
+	d, err := loop.Attach(ctx, c.VolumePath(id), loop.Options{LockPath: filepath.Join(c.lockDir, "loop.lock")})
+	if err != nil {
+		return plugin.Attachment{}, fmt.Errorf("attach %s: %w", id, err)
+	}
+	if _, err := c.db.ExecContext(ctx, `UPDATE volumes SET state='in-use', device=? WHERE id=?`, d.Path, id); err != nil {
+		d.Detach()
+		return plugin.Attachment{}, fmt.Errorf("attach %s: %w", id, err)
+	}
+	c.mu.Lock()
+	c.attached[id] = d
+	c.mu.Unlock()
+	c.log.Debug("volume attached", "volume", id, "device", d.Path)
+	return plugin.Attachment{VolumeID: id, Device: d.Path, LocalPath: d.Path}, nil
+}
+
+// KeepAttached leaves a volume's loop device attached after this process
+// exits (for --preserve-on-error).
+func (c *Cloud) KeepAttached(id string) error {
+	c.mu.Lock()
+	d := c.attached[id]
+	c.mu.Unlock()
+	if d == nil {
+		return nil
+	}
+	return d.KeepAttached()
+}
+
+// DetachVolume detaches the loop device.
+func (c *Cloud) DetachVolume(ctx context.Context, id string) error {
+	c.mu.Lock()
+	d := c.attached[id]
+	delete(c.attached, id)
+	c.mu.Unlock()
+	if d != nil {
+		if err := d.Detach(); err != nil {
+			return fmt.Errorf("detach %s: %w", id, err)
+		}
+	}
+	if _, err := c.db.ExecContext(ctx, `UPDATE volumes SET state='available', device='' WHERE id=?`, id); err != nil {
+		return fmt.Errorf("detach %s: %w", id, err)
+	}
+	return nil
+}
+
+// DeleteVolume removes a volume. It refuses one that another live process
+// owns or that is still attached.
+func (c *Cloud) DeleteVolume(ctx context.Context, id string) error {
+	v, err := c.Volume(ctx, id)
+	if err != nil {
+		return fmt.Errorf("delete volume: %w", err)
+	}
+	c.mu.Lock()
+	_, mine := c.owners[id]
+	_, att := c.attached[id]
+	c.mu.Unlock()
+	if att {
+		return fmt.Errorf("delete volume %s: still attached at %s", id, v.Device)
+	}
+	if !mine {
+		lock, err := flock.TryExclusive(c.ownerLock(id))
+		if err != nil {
+			return fmt.Errorf("delete volume %s: a running bake owns it: %w", id, err)
+		}
+		c.mu.Lock()
+		c.owners[id] = lock
+		c.mu.Unlock()
+		if v.Device != "" {
+			if b, _ := loop.Attached(c.VolumePath(id)); len(b) > 0 {
+				return fmt.Errorf("delete volume %s: still attached (%v); unmount it and run `losetup -d %s`", id, b, v.Device)
+			}
+		}
+	}
+	if err := os.Remove(c.VolumePath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("delete volume %s: %w", id, err)
+	}
+	if _, err := c.db.ExecContext(ctx, `DELETE FROM volumes WHERE id=?`, id); err != nil {
+		return fmt.Errorf("delete volume %s: %w", id, err)
+	}
+	c.db.ExecContext(ctx, `DELETE FROM tags WHERE resource_id=?`, id)
+	c.releaseOwner(id)
+	c.log.Debug("volume deleted", "volume", id)
+	return nil
+}
+
+// CreateSnapshot stores the volume's current data as a new snapshot. The
+// row is "pending" until the data is stored, so a crash never shows a
+// half snapshot as completed.
+func (c *Cloud) CreateSnapshot(ctx context.Context, r plugin.SnapshotRequest) (*plugin.Snapshot, error) {
+	v, err := c.Volume(ctx, r.VolumeID)
+	if err != nil {
+		return nil, fmt.Errorf("create snapshot: %w", err)
+	}
+	return c.snapshotFile(ctx, c.VolumePath(v.ID), v.ID, v.SnapshotID, r.Description, r.Tags)
+}
+
+func (c *Cloud) snapshotFile(ctx context.Context, path, volID, parent, desc string, tags plugin.Tags) (s *plugin.Snapshot, err error) {
+	id := ids.New("snap")
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("create snapshot: %w", err)
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO snapshots(id,volume_id,parent_id,description,state,created_at) VALUES(?,?,?,?,?,?)`, id, volID, parent, desc, "pending", now())
+	if err == nil {
+		err = putTags(ctx, tx, id, tags)
+	}
+	if err == nil {
+		err = tx.Commit()
+	} else {
+		tx.Rollback()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create snapshot: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			bg := context.WithoutCancel(ctx)
+			c.store.Delete(bg, id)
+			c.db.ExecContext(bg, `DELETE FROM snapshots WHERE id=?`, id)
+			c.db.ExecContext(bg, `DELETE FROM tags WHERE resource_id=?`, id)
+		}
+	}()
+	st, err := c.store.Put(ctx, id, parent, path)
+	if err != nil {
+		return nil, fmt.Errorf("create snapshot %s: %w", id, err)
+	}
+	if _, err := c.db.ExecContext(ctx, `UPDATE snapshots SET state='completed', size_bytes=? WHERE id=?`, st.Size, id); err != nil {
+		return nil, fmt.Errorf("create snapshot %s: %w", id, err)
+	}
+	c.log.Debug("snapshot created", "snapshot", id, "bytes", st.Size, "data", st.Data, "added", st.Added)
+	return c.Snapshot(ctx, id)
+}
+
+// DeleteSnapshot removes a snapshot no image uses.
+func (c *Cloud) DeleteSnapshot(ctx context.Context, id string) error {
+	if _, err := c.Snapshot(ctx, id); err != nil {
+		return fmt.Errorf("delete snapshot: %w", err)
+	}
+	users, err := c.snapshotUsers(ctx, id)
+	if err != nil {
+		return fmt.Errorf("delete snapshot %s: %w", id, err)
+	}
+	if len(users) > 0 {
+		return fmt.Errorf("delete snapshot %s: used by image %v (remove the image first)", id, users)
+	}
+	if _, err := c.db.ExecContext(ctx, `DELETE FROM snapshots WHERE id=?`, id); err != nil {
+		return fmt.Errorf("delete snapshot %s: %w", id, err)
+	}
+	c.db.ExecContext(ctx, `DELETE FROM tags WHERE resource_id=?`, id)
+	return c.store.Delete(ctx, id)
+}
+
+// RegisterImage registers an image in one transaction: it is either fully
+// there (row, mappings, tags) or not at all.
+func (c *Cloud) RegisterImage(ctx context.Context, r plugin.ImageRequest) (*plugin.Image, error) {
+	if r.Name == "" {
+		return nil, errors.New("register image: empty name")
+	}
+	var root bool
+	for _, b := range r.BlockDevices {
+		if b.DeviceName == r.RootDeviceName && b.SnapshotID != "" {
+			root = true
+		}
+		if b.SnapshotID != "" {
+			if _, err := c.Snapshot(ctx, b.SnapshotID); err != nil {
+				return nil, fmt.Errorf("register image %s: %w", r.Name, err)
+			}
+		}
+	}
+	if !root {
+		return nil, fmt.Errorf("register image %s: no snapshot mapped at root device %s", r.Name, r.RootDeviceName)
+	}
+	bdm, err := json.Marshal(r.BlockDevices)
+	if err != nil {
+		return nil, err
+	}
+	id := ids.New("ami")
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("register image %s: %w", r.Name, err)
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO images(`+imageCols+`) VALUES(?,?,?,?,?,?,?,?,?,?,?)`,
+		id, r.Name, r.Description, r.Architecture, r.VirtualizationType, r.RootDeviceName, string(bdm), r.EnaSupport, r.SriovNetSupport, "available", now())
+	if isUnique(err) {
+		tx.Rollback()
+		prev, _ := c.Image(ctx, plugin.ImageQuery{Name: r.Name})
+		pid := ""
+		if prev != nil {
+			pid = " (" + prev.ID + ")"
+		}
+		return nil, fmt.Errorf("register image: the name %q is taken%s; pick another with -n or -s: %w", r.Name, pid, plugin.ErrExists)
+	}
+	for _, b := range r.BlockDevices {
+		if err == nil && b.SnapshotID != "" {
+			_, err = tx.ExecContext(ctx, `INSERT OR IGNORE INTO image_snapshots(image_id,snapshot_id) VALUES(?,?)`, id, b.SnapshotID)
+		}
+	}
+	if err == nil {
+		err = putTags(ctx, tx, id, r.Tags)
+	}
+	if err == nil {
+		err = tx.Commit()
+	} else {
+		tx.Rollback()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("register image %s: %w", r.Name, err)
+	}
+	return c.Image(ctx, plugin.ImageQuery{ID: id})
+}
+
+// DeregisterImage removes an image (its snapshots stay).
+func (c *Cloud) DeregisterImage(ctx context.Context, id string) error {
+	res, err := c.db.ExecContext(ctx, `DELETE FROM images WHERE id=?`, id)
+	if err != nil {
+		return fmt.Errorf("deregister %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("deregister %s: %w", id, plugin.ErrNotFound)
+	}
+	c.db.ExecContext(ctx, `DELETE FROM tags WHERE resource_id=?`, id)
+	return nil
+}
+
+// ImportOptions describe an image brought from a raw disk file.
+type ImportOptions struct {
+	Name               string
+	Description        string
+	Architecture       string
+	VirtualizationType string
+	Tags               plugin.Tags
+}
+
+// Import registers a raw disk image file as an image.
+func (c *Cloud) Import(ctx context.Context, file string, o ImportOptions) (*plugin.Image, error) {
+	st, err := os.Stat(file)
+	if err != nil {
+		return nil, fmt.Errorf("import: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("import %s: not a regular file", file)
+	}
+	if st.Size() == 0 || st.Size()%512 != 0 {
+		return nil, fmt.Errorf("import %s: size %d is not a whole number of 512-byte sectors", file, st.Size())
+	}
+	if _, err := c.Image(ctx, plugin.ImageQuery{Name: o.Name}); err == nil {
+		return nil, fmt.Errorf("import: the name %q is taken: %w", o.Name, plugin.ErrExists)
+	}
+	snap, err := c.snapshotFile(ctx, file, "", "", "imported from "+filepath.Base(file), o.Tags)
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", file, err)
+	}
+	gib := (snap.SizeBytes + (1<<30 - 1)) >> 30
+	im, err := c.RegisterImage(ctx, plugin.ImageRequest{
+		Name: o.Name, Description: o.Description, Architecture: o.Architecture,
+		VirtualizationType: o.VirtualizationType, RootDeviceName: "/dev/sda1",
+		BlockDevices: []plugin.BlockDeviceMapping{{DeviceName: "/dev/sda1", SnapshotID: snap.ID, VolumeSizeGiB: gib, VolumeType: "local", DeleteOnTermination: true}},
+		Tags:         o.Tags,
+	})
+	if err != nil {
+		c.DeleteSnapshot(context.WithoutCancel(ctx), snap.ID)
+		return nil, fmt.Errorf("import %s: %w", file, err)
+	}
+	return im, nil
+}

@@ -1,0 +1,228 @@
+package config
+
+import (
+	"reflect"
+	"sort"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/aminator-go/aminator/internal/plugin"
+)
+
+func yamlName(f reflect.StructField) string {
+	tag := f.Tag.Get("yaml")
+	name, _, _ := strings.Cut(tag, ",")
+	if name == "" {
+		return strings.ToLower(f.Name)
+	}
+	return name
+}
+
+func yamlKeys(t reflect.Type) []string {
+	var out []string
+	for i := 0; i < t.NumField(); i++ {
+		if n := yamlName(t.Field(i)); n != "-" && t.Field(i).IsExported() {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// validateNode checks a YAML node against a Go type: unknown keys and values
+// of the wrong type are errors naming the file, line, key and what is allowed.
+func validateNode(file string, n *yaml.Node, t reflect.Type, path string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return nil
+	}
+	if path == "plugins" {
+		if n.Kind != yaml.MappingNode {
+			return errorf("%s:%d: plugins must be a map of kind.name to settings", file, n.Line)
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if err := validatePlugin(file, n.Content[i].Value, n.Content[i+1]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			return errorf("%s:%d: %s must be a map (keys: %s)", file, n.Line, orTop(path), strings.Join(yamlKeys(t), ", "))
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			f, ok := fieldByYAML(t, k.Value)
+			if !ok {
+				return errorf("%s:%d: unknown key %q in %s (allowed: %s)", file, k.Line, join(path, k.Value), orTop(path), strings.Join(yamlKeys(t), ", "))
+			}
+			if err := validateNode(file, v, f.Type, join(path, k.Value)); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			return errorf("%s:%d: %s must be a map", file, n.Line, path)
+		}
+		if t.Elem().Kind() == reflect.Interface {
+			return nil
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if err := validateNode(file, n.Content[i+1], t.Elem(), join(path, n.Content[i].Value)); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			return errorf("%s:%d: %s must be a list", file, n.Line, path)
+		}
+		for _, c := range n.Content {
+			if err := validateNode(file, c, t.Elem(), path+"[]"); err != nil {
+				return err
+			}
+		}
+	default:
+		if n.Kind != yaml.ScalarNode {
+			return errorf("%s:%d: %s must be a single %s value", file, n.Line, path, kindWord(t))
+		}
+		v := reflect.New(t)
+		if err := n.Decode(v.Interface()); err != nil {
+			return errorf("%s:%d: %s: %q is not a %s", file, n.Line, path, n.Value, kindWord(t))
+		}
+	}
+	return nil
+}
+
+func orTop(path string) string {
+	if path == "" {
+		return "the top level"
+	}
+	return path
+}
+
+func kindWord(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Bool:
+		return "true/false"
+	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Uint, reflect.Uint64:
+		return "whole number"
+	case reflect.Float64:
+		return "number"
+	default:
+		return "string"
+	}
+}
+
+func fieldByYAML(t reflect.Type, key string) (reflect.StructField, bool) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if f.IsExported() && yamlName(f) == key {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+// validatePlugin checks one plugin section, keyed "kind.name".
+func validatePlugin(file, key string, n *yaml.Node) error {
+	kind, name, ok := strings.Cut(key, ".")
+	if !ok || !plugin.IsKind(kind) {
+		var kinds []string
+		for _, k := range plugin.Kinds {
+			kinds = append(kinds, string(k))
+		}
+		return errorf("%s:%d: plugin section %q must be named kind.name (kinds: %s)", file, n.Line, key, strings.Join(kinds, ", "))
+	}
+	reg, ok := plugin.Lookup(plugin.Kind(kind), name)
+	if !ok {
+		return errorf("%s:%d: no %s plugin %q (have: %s)", file, n.Line, kind, name, strings.Join(plugin.Names(plugin.Kind(kind)), ", "))
+	}
+	if reg.NewConfig == nil {
+		if n.Kind == yaml.MappingNode && len(n.Content) > 0 {
+			return errorf("%s:%d: plugin %s takes no settings", file, n.Line, key)
+		}
+		return nil
+	}
+	return validateNode(file, n, reflect.TypeOf(reg.NewConfig()), "plugins."+key)
+}
+
+func loadEnvironments(c *Config, o Options) error {
+	layers, err := readLayers(o, "environments.yml", defaultEnvironments, "")
+	if err != nil {
+		return err
+	}
+	c.Environments = map[string]map[plugin.Kind]string{}
+	for _, l := range layers {
+		var n yaml.Node
+		if err := yaml.Unmarshal(l.data, &n); err != nil {
+			return errorf("%s: %v", l.name, err)
+		}
+		if len(n.Content) == 0 {
+			continue
+		}
+		root := n.Content[0]
+		if root.Kind != yaml.MappingNode {
+			return errorf("%s:%d: environments must be a map of name to plugins", l.name, root.Line)
+		}
+		for i := 0; i+1 < len(root.Content); i += 2 {
+			k, v := root.Content[i], root.Content[i+1]
+			if k.Value == "default" {
+				if v.Kind != yaml.ScalarNode {
+					return errorf("%s:%d: default must name an environment", l.name, v.Line)
+				}
+				c.DefaultEnvironment = v.Value
+				c.origin["environments.default"] = l.name
+				continue
+			}
+			if v.Kind != yaml.MappingNode {
+				return errorf("%s:%d: environment %q must map plugin kinds to plugin names", l.name, v.Line, k.Value)
+			}
+			env := c.Environments[k.Value]
+			if env == nil {
+				env = map[plugin.Kind]string{}
+			}
+			for j := 0; j+1 < len(v.Content); j += 2 {
+				kk, vv := v.Content[j], v.Content[j+1]
+				if !plugin.IsKind(kk.Value) {
+					var kinds []string
+					for _, x := range plugin.Kinds {
+						kinds = append(kinds, string(x))
+					}
+					return errorf("%s:%d: environment %q: unknown plugin kind %q (allowed: %s)", l.name, kk.Line, k.Value, kk.Value, strings.Join(kinds, ", "))
+				}
+				kind := plugin.Kind(kk.Value)
+				if _, ok := plugin.Lookup(kind, vv.Value); !ok {
+					return errorf("%s:%d: environment %q: no %s plugin %q (have: %s)", l.name, vv.Line, k.Value, kind, vv.Value, strings.Join(plugin.Names(kind), ", "))
+				}
+				env[kind] = vv.Value
+			}
+			c.Environments[k.Value] = env
+		}
+	}
+	for name, env := range c.Environments {
+		for _, kind := range plugin.Kinds {
+			if env[kind] == "" {
+				return errorf("environment %q names no %s plugin (every environment needs: cloud, blockdevice, volume, distro, provisioner, finalizer)", name, kind)
+			}
+		}
+	}
+	if _, ok := c.Environments[c.DefaultEnvironment]; !ok {
+		return errorf("%s: default environment %q is not defined", c.Origin("environments.default"), c.DefaultEnvironment)
+	}
+	return nil
+}

@@ -1,0 +1,156 @@
+// Package pipeline runs a bake as named stages and keeps a stack of undo
+// actions, as Packer's multistep does: every resource a stage makes pushes
+// its undo at the moment it exists, and when the bake ends the stack runs
+// in reverse — always for "release" undos (unmount, detach, delete the
+// work volume), only on failure for "rollback" undos (a half-made snapshot
+// or image). Undos run on a context that outlives cancellation, so Ctrl-C
+// still cleans up.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Timing is how long one stage took.
+type Timing struct {
+	Stage    string        `json:"stage"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// Undo is a registered cleanup.
+type Undo struct {
+	name     string
+	fn       func(context.Context) error
+	rollback bool // only on failure
+	// Preservable undos are skipped by --preserve-on-error.
+	preservable bool
+	// Hint tells a user how to do it by hand when it was preserved.
+	hint string
+	done bool
+	p    *Pipeline
+}
+
+// Pipeline is one run.
+type Pipeline struct {
+	log     *slog.Logger
+	mu      sync.Mutex
+	undos   []*Undo
+	timings []Timing
+	// CleanupTimeout bounds all undos together.
+	CleanupTimeout time.Duration
+}
+
+// New makes a pipeline that logs to log.
+func New(log *slog.Logger) *Pipeline {
+	return &Pipeline{log: log, CleanupTimeout: 5 * time.Minute}
+}
+
+// Stage runs fn as a named, timed stage.
+func (p *Pipeline) Stage(ctx context.Context, name string, fn func(context.Context) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", name, context.Cause(ctx))
+	}
+	p.log.Info("stage "+name, "stage", name)
+	start := time.Now()
+	err := fn(ctx)
+	d := time.Since(start)
+	p.mu.Lock()
+	p.timings = append(p.timings, Timing{Stage: name, Duration: d})
+	p.mu.Unlock()
+	if err != nil {
+		p.log.Debug("stage failed", "stage", name, "took", d.Round(time.Millisecond), "err", err)
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	p.log.Debug("stage done", "stage", name, "took", d.Round(time.Millisecond))
+	return nil
+}
+
+// Timings returns the stage durations so far.
+func (p *Pipeline) Timings() []Timing {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]Timing(nil), p.timings...)
+}
+
+// Release registers an undo that always runs when the pipeline finishes.
+// hint says how to do it by hand if --preserve-on-error skips it.
+func (p *Pipeline) Release(name, hint string, fn func(context.Context) error) *Undo {
+	return p.push(&Undo{name: name, fn: fn, preservable: hint != "", hint: hint})
+}
+
+// Rollback registers an undo that runs only if the pipeline fails.
+func (p *Pipeline) Rollback(name string, fn func(context.Context) error) *Undo {
+	return p.push(&Undo{name: name, fn: fn, rollback: true})
+}
+
+func (p *Pipeline) push(u *Undo) *Undo {
+	u.p = p
+	p.mu.Lock()
+	p.undos = append(p.undos, u)
+	p.mu.Unlock()
+	return u
+}
+
+// Now runs the undo at once (for example unmounting before a snapshot) and
+// takes it off the stack; it runs at most once.
+func (u *Undo) Now(ctx context.Context) error {
+	u.p.mu.Lock()
+	if u.done {
+		u.p.mu.Unlock()
+		return nil
+	}
+	u.done = true
+	u.p.mu.Unlock()
+	u.p.log.Debug("undo", "step", u.name)
+	if err := u.fn(ctx); err != nil {
+		return fmt.Errorf("%s: %w", u.name, err)
+	}
+	return nil
+}
+
+// Cancel drops the undo without running it (the resource now belongs to
+// someone else, say a registered image owning its snapshot).
+func (u *Undo) Cancel() {
+	u.p.mu.Lock()
+	u.done = true
+	u.p.mu.Unlock()
+}
+
+// Finish runs the undo stack in reverse. failed says whether the bake
+// failed; preserve skips preservable undos on failure and returns their
+// hints. Every undo runs even if one fails; their errors are joined.
+func (p *Pipeline) Finish(ctx context.Context, failed, preserve bool) (hints []string, err error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.CleanupTimeout)
+	defer cancel()
+	p.mu.Lock()
+	undos := append([]*Undo(nil), p.undos...)
+	p.undos = nil
+	p.mu.Unlock()
+	var errs []error
+	for i := len(undos) - 1; i >= 0; i-- {
+		u := undos[i]
+		p.mu.Lock()
+		done := u.done
+		p.mu.Unlock()
+		if done || (u.rollback && !failed) {
+			continue
+		}
+		if failed && preserve && u.preservable {
+			hints = append(hints, u.hint)
+			continue
+		}
+		start := time.Now()
+		if e := u.Now(ctx); e != nil {
+			p.log.Error("cleanup failed", "step", u.name, "err", e)
+			errs = append(errs, e)
+			continue
+		}
+		p.log.Debug("cleanup done", "step", u.name, "took", time.Since(start).Round(time.Millisecond))
+	}
+	return hints, errors.Join(errs...)
+}

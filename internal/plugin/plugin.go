@@ -1,0 +1,311 @@
+// Package plugin defines the six kinds of plugin a bake is assembled from
+// (cloud, blockdevice, volume, distro, provisioner, finalizer), the values
+// they exchange, and a compile-time registry in which each implementation
+// registers itself by name, as Caddy modules do.
+//
+// An environment (see package config) names one plugin of each kind. The
+// bake pipeline only talks to these interfaces, so an EC2 cloud, a RedHat
+// distro, an S3-bundle finalizer or a bake service fit without changing it.
+package plugin
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"time"
+)
+
+// Kind is one of the six plugin kinds.
+type Kind string
+
+// The plugin kinds, in the order an environment instantiates them.
+const (
+	KindCloud       Kind = "cloud"
+	KindBlockDevice Kind = "blockdevice"
+	KindVolume      Kind = "volume"
+	KindDistro      Kind = "distro"
+	KindProvisioner Kind = "provisioner"
+	KindFinalizer   Kind = "finalizer"
+)
+
+// Kinds lists every kind in instantiation order.
+var Kinds = []Kind{KindCloud, KindBlockDevice, KindVolume, KindDistro, KindProvisioner, KindFinalizer}
+
+// ErrNotFound is wrapped by clouds when an image, snapshot or volume does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrExists is wrapped by clouds when a name is already taken.
+var ErrExists = errors.New("already exists")
+
+// Tags are key/value labels on images, snapshots and volumes.
+type Tags map[string]string
+
+// BlockDeviceMapping is one entry of an image's block device mappings.
+type BlockDeviceMapping struct {
+	DeviceName          string `json:"device_name"`
+	SnapshotID          string `json:"snapshot_id,omitempty"`
+	VolumeSizeGiB       int64  `json:"volume_size_gib,omitempty"`
+	VolumeType          string `json:"volume_type,omitempty"`
+	DeleteOnTermination bool   `json:"delete_on_termination,omitempty"`
+	VirtualName         string `json:"virtual_name,omitempty"`
+}
+
+// Image is a registered machine image.
+type Image struct {
+	ID                 string               `json:"id"`
+	Name               string               `json:"name"`
+	Description        string               `json:"description"`
+	Architecture       string               `json:"architecture"`
+	VirtualizationType string               `json:"virtualization_type"`
+	RootDeviceName     string               `json:"root_device_name"`
+	RootDeviceType     string               `json:"root_device_type"`
+	BlockDevices       []BlockDeviceMapping `json:"block_device_mappings"`
+	EnaSupport         bool                 `json:"ena_support,omitempty"`
+	SriovNetSupport    bool                 `json:"sriov_net_support,omitempty"`
+	State              string               `json:"state"`
+	CreatedAt          time.Time            `json:"created_at"`
+	Tags               Tags                 `json:"tags"`
+}
+
+// Root returns the mapping of the image's root device, or nil.
+func (i *Image) Root() *BlockDeviceMapping {
+	for k := range i.BlockDevices {
+		if i.BlockDevices[k].DeviceName == i.RootDeviceName {
+			return &i.BlockDevices[k]
+		}
+	}
+	return nil
+}
+
+// Snapshot is a point-in-time copy of a volume.
+type Snapshot struct {
+	ID          string    `json:"id"`
+	VolumeID    string    `json:"volume_id,omitempty"`
+	ParentID    string    `json:"parent_id,omitempty"`
+	SizeBytes   int64     `json:"size_bytes"`
+	Description string    `json:"description,omitempty"`
+	State       string    `json:"state"`
+	CreatedAt   time.Time `json:"created_at"`
+	Tags        Tags      `json:"tags"`
+}
+
+// Volume is a block volume that can be attached to this host.
+type Volume struct {
+	ID         string    `json:"id"`
+	SnapshotID string    `json:"snapshot_id,omitempty"`
+	SizeBytes  int64     `json:"size_bytes"`
+	State      string    `json:"state"`
+	Device     string    `json:"device,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	Tags       Tags      `json:"tags"`
+	// Orphaned is set by clouds that can tell the bake owning the volume is gone.
+	Orphaned bool `json:"orphaned,omitempty"`
+}
+
+// Host describes the machine the bake runs on.
+type Host struct {
+	Region           string
+	AvailabilityZone string
+	InstanceID       string
+}
+
+// ImageQuery selects a base image by id or by name.
+type ImageQuery struct {
+	ID   string
+	Name string
+}
+
+// VolumeRequest asks a cloud for a new volume made from a snapshot.
+type VolumeRequest struct {
+	SnapshotID string
+	SizeBytes  int64 // 0: the snapshot's size
+	Type       string
+	Tags       Tags
+}
+
+// Attachment is where a cloud attached a volume. Device is the name the
+// cloud knows (for example /dev/sdf); LocalPath is the block device node on
+// this host when the cloud knows it (the local cloud does), else "" and the
+// blockdevice plugin finds it.
+type Attachment struct {
+	VolumeID  string
+	Device    string
+	LocalPath string
+}
+
+// SnapshotRequest asks for a snapshot of a detached or unmounted volume.
+type SnapshotRequest struct {
+	VolumeID    string
+	Description string
+	Tags        Tags
+}
+
+// ImageRequest asks a cloud to register an image.
+type ImageRequest struct {
+	Name               string
+	Description        string
+	Architecture       string
+	VirtualizationType string
+	RootDeviceName     string
+	BlockDevices       []BlockDeviceMapping
+	EnaSupport         bool
+	SriovNetSupport    bool
+	Tags               Tags
+}
+
+// Cloud is a provider's API for images, snapshots and volumes.
+type Cloud interface {
+	Host(ctx context.Context) (Host, error)
+	// Image finds one image by id or exact name; it wraps ErrNotFound.
+	Image(ctx context.Context, q ImageQuery) (*Image, error)
+	Snapshot(ctx context.Context, id string) (*Snapshot, error)
+	CreateVolume(ctx context.Context, r VolumeRequest) (*Volume, error)
+	// AttachVolume attaches a volume at device (a Slot name, may be "")
+	// and returns once the cloud reports it attached.
+	AttachVolume(ctx context.Context, volumeID, device string) (Attachment, error)
+	DetachVolume(ctx context.Context, volumeID string) error
+	DeleteVolume(ctx context.Context, volumeID string) error
+	CreateSnapshot(ctx context.Context, r SnapshotRequest) (*Snapshot, error)
+	DeleteSnapshot(ctx context.Context, id string) error
+	// RegisterImage registers an image; a taken name wraps ErrExists.
+	RegisterImage(ctx context.Context, r ImageRequest) (*Image, error)
+	DeregisterImage(ctx context.Context, id string) error
+}
+
+// Slot is an attachment point reserved for one bake.
+type Slot struct {
+	// Name is the device name to attach at ("" lets the cloud choose).
+	Name string
+	// Release frees the reservation; it is safe to call more than once.
+	Release func() error
+}
+
+// BlockDevice reserves attachment points and finds the local node of an
+// attached volume.
+type BlockDevice interface {
+	Allocate(ctx context.Context) (Slot, error)
+	// Locate waits for the local block device of an attachment and returns its path.
+	Locate(ctx context.Context, a Attachment) (string, error)
+}
+
+// Volumes creates, attaches, readies and removes the bake's volume.
+type Volumes interface {
+	// Create makes a volume from the base image's root snapshot.
+	Create(ctx context.Context, base *Image, sizeBytes int64, tags Tags) (*Volume, error)
+	// Attach attaches it to this host and returns the local device path.
+	Attach(ctx context.Context, v *Volume) (string, error)
+	// Grow makes the root filesystem fill the volume (fsck, partition, resize).
+	Grow(ctx context.Context, device string, partition int) error
+	Detach(ctx context.Context, v *Volume) error
+	Delete(ctx context.Context, v *Volume) error
+}
+
+// MountOptions say how to mount the root filesystem.
+type MountOptions struct {
+	Device     string
+	Partition  int // 0: whole device
+	MountPoint string
+}
+
+// Distro mounts a root filesystem and prepares a chroot for provisioning.
+type Distro interface {
+	Enter(ctx context.Context, o MountOptions) (Chroot, error)
+}
+
+// Run describes one command to run inside a chroot.
+type Run struct {
+	Argv []string
+	Env  map[string]string // added to the distro's clean environment
+	// Interactive attaches the caller's terminal.
+	Interactive bool
+}
+
+// Chroot is a mounted, prepared image root.
+type Chroot interface {
+	// Path is the mount point on the host.
+	Path() string
+	// Root gives file access confined to the image (symlinks cannot escape).
+	Root() *os.Root
+	// Run runs argv inside the chroot; the error carries its last output lines.
+	Run(ctx context.Context, r Run) error
+	// Output runs argv and returns its standard output.
+	Output(ctx context.Context, r Run) ([]byte, error)
+	// EndProcesses ends every process still running inside the chroot.
+	EndProcesses(ctx context.Context) error
+	// Close undoes the chroot and unmounts everything; safe to call twice.
+	Close(ctx context.Context) error
+	// Preserve keeps the mounts in place when the process exits (for
+	// --preserve-on-error) and returns the commands that remove them.
+	Preserve() []string
+}
+
+// PackageRef is the package a bake installs.
+type PackageRef struct {
+	// Raw is what the user typed.
+	Raw string
+	// Kind is "file", "url" or "repo".
+	Kind string
+	// Path is the local file (file, or url after download).
+	Path string
+	// URL for url refs.
+	URL string
+	// Name and Version for repo refs (Version may be "").
+	Name    string
+	Version string
+}
+
+// PackageInfo is what a provisioner learned about the installed package.
+type PackageInfo struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Release string `json:"release"`
+	Arch    string `json:"arch"`
+	// FullVersion is the package manager's version string, epoch included.
+	FullVersion string `json:"full_version"`
+}
+
+// Provisioner installs a package inside a chroot with the distribution's package manager.
+type Provisioner interface {
+	// Parse validates what the user asked for and says what it is.
+	Parse(raw string) (PackageRef, error)
+	// Provision installs the package and reports its metadata.
+	Provision(ctx context.Context, c Chroot, ref PackageRef) (*PackageInfo, error)
+}
+
+// FinalizeRequest carries what a finalizer needs to turn a provisioned
+// volume into a registered image.
+type FinalizeRequest struct {
+	Volume *Volume
+	// Unmount undoes the chroot; the finalizer calls it before snapshotting.
+	Unmount func(context.Context) error
+	Base    *Image
+	Image   ImageRequest
+	// SnapshotTags go on the snapshot (the image gets Image.Tags).
+	SnapshotTags Tags
+	VolumeType   string
+	SizeBytes    int64
+	// OnFailure registers an undo that runs if a later step fails.
+	OnFailure func(name string, undo func(context.Context) error)
+}
+
+// Finalizer snapshots the volume and registers the image.
+type Finalizer interface {
+	// StoreType is "ebs" or "s3"; it ends default image names.
+	StoreType() string
+	Finalize(ctx context.Context, r FinalizeRequest) (*Image, error)
+}
+
+// Deps are what a plugin factory may use: the plugins made before it in an
+// environment, shared settings and a logger.
+type Deps struct {
+	Cloud       Cloud
+	BlockDevice BlockDevice
+	Logger      *slog.Logger
+	// StateDir is the working directory for volumes, mounts and locks.
+	StateDir string
+	// LockDir holds lock files.
+	LockDir string
+	// Region is the region asked for.
+	Region string
+}

@@ -1,0 +1,147 @@
+// Package volume holds the "linux" volume plugin: it creates the bake's
+// volume from the base image's root snapshot, attaches it through the cloud
+// and the blockdevice plugin, grows the root filesystem when asked, and
+// detaches and deletes it afterwards. It works with any cloud.
+package volume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os/exec"
+	"strings"
+	"sync"
+
+	"github.com/aminator-go/aminator/internal/logging"
+	"github.com/aminator-go/aminator/internal/loop"
+	"github.com/aminator-go/aminator/internal/mount"
+	"github.com/aminator-go/aminator/internal/partition"
+	"github.com/aminator-go/aminator/internal/plugin"
+)
+
+func init() {
+	plugin.Register(plugin.Registration{
+		Kind: plugin.KindVolume, Name: "linux",
+		Description: "volume from the base image's root snapshot; e2fsck/resize2fs to grow",
+		New: func(_ any, d plugin.Deps) (any, error) {
+			return &Linux{cloud: d.Cloud, bd: d.BlockDevice, log: d.Logger, slots: map[string]plugin.Slot{}}, nil
+		},
+	})
+}
+
+// Linux is the volume plugin.
+type Linux struct {
+	cloud plugin.Cloud
+	bd    plugin.BlockDevice
+	log   *slog.Logger
+	mu    sync.Mutex
+	slots map[string]plugin.Slot
+}
+
+// Create makes the bake's volume.
+func (l *Linux) Create(ctx context.Context, base *plugin.Image, size int64, tags plugin.Tags) (*plugin.Volume, error) {
+	root := base.Root()
+	if root == nil || root.SnapshotID == "" {
+		return nil, fmt.Errorf("base image %s has no root snapshot at %s", base.ID, base.RootDeviceName)
+	}
+	return l.cloud.CreateVolume(ctx, plugin.VolumeRequest{SnapshotID: root.SnapshotID, SizeBytes: size, Tags: tags})
+}
+
+// Attach attaches v and returns its local device.
+func (l *Linux) Attach(ctx context.Context, v *plugin.Volume) (string, error) {
+	slot, err := l.bd.Allocate(ctx)
+	if err != nil {
+		return "", fmt.Errorf("allocate device for %s: %w", v.ID, err)
+	}
+	att, err := l.cloud.AttachVolume(ctx, v.ID, slot.Name)
+	if err != nil {
+		slot.Release()
+		return "", err
+	}
+	l.mu.Lock()
+	l.slots[v.ID] = slot
+	l.mu.Unlock()
+	dev, err := l.bd.Locate(ctx, att)
+	if err != nil {
+		if derr := l.Detach(context.WithoutCancel(ctx), v); derr != nil {
+			err = errors.Join(err, derr)
+		}
+		return "", fmt.Errorf("find local device of %s: %w", v.ID, err)
+	}
+	return dev, nil
+}
+
+// Detach detaches v and frees its slot.
+func (l *Linux) Detach(ctx context.Context, v *plugin.Volume) error {
+	err := l.cloud.DetachVolume(ctx, v.ID)
+	l.mu.Lock()
+	slot, ok := l.slots[v.ID]
+	delete(l.slots, v.ID)
+	l.mu.Unlock()
+	if ok {
+		slot.Release()
+	}
+	return err
+}
+
+// Delete deletes v.
+func (l *Linux) Delete(ctx context.Context, v *plugin.Volume) error {
+	return l.cloud.DeleteVolume(ctx, v.ID)
+}
+
+// Grow makes the root filesystem fill the device: for a partition, the
+// partition is grown first (it must be the last one) with sfdisk.
+func (l *Linux) Grow(ctx context.Context, dev string, part int) error {
+	target := dev
+	if part > 0 {
+		p, err := partition.Find(dev, part)
+		if err != nil {
+			return err
+		}
+		parts, _ := partition.Read(dev)
+		for _, q := range parts {
+			if q.Start > p.Start {
+				return fmt.Errorf("grow: partition %d is not the last on %s (partition %d follows it)", part, dev, q.Number)
+			}
+		}
+		if strings.Contains(p.Type, "-") { // GPT: move the backup header to the new end first
+			if err := logging.Host(ctx, l.log, "sfdisk", "--relocate", "gpt-bk-to-end", dev); err != nil {
+				return fmt.Errorf("grow: %w", err)
+			}
+		}
+		cmd := exec.Command("sfdisk", "--no-reread", "--no-tell-kernel", "-N", fmt.Sprint(part), dev)
+		cmd.Stdin = strings.NewReader(", +\n")
+		cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+		if err := logging.Run(ctx, l.log, cmd, nil); err != nil {
+			return fmt.Errorf("grow partition %d: %w", part, err)
+		}
+		if p, err = partition.Find(dev, part); err != nil {
+			return err
+		}
+		pd, err := loop.Attach(ctx, dev, loop.Options{Offset: uint64(p.Start), SizeLimit: uint64(p.Size)})
+		if err != nil {
+			return fmt.Errorf("grow: %w", err)
+		}
+		defer pd.Detach()
+		target = pd.Path
+	}
+	fs, err := mount.DetectFS(target)
+	if err != nil {
+		return fmt.Errorf("grow: %w", err)
+	}
+	if fs != "ext4" {
+		return fmt.Errorf("grow: growing a %s root filesystem is not supported yet (ext2/3/4 only)", fs)
+	}
+	if err := logging.Host(ctx, l.log, "e2fsck", "-f", "-y", target); err != nil {
+		var ce *logging.CommandError
+		// 1: errors corrected; 2: corrected, reboot advised. Both are fine here.
+		if !errors.As(err, &ce) || ce.ExitCode > 2 {
+			return fmt.Errorf("grow: %w", err)
+		}
+	}
+	if err := logging.Host(ctx, l.log, "resize2fs", target); err != nil {
+		return fmt.Errorf("grow: %w", err)
+	}
+	return nil
+}

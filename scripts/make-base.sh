@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# make-base.sh OUT.img [SUITE] [SIZE]
+# Builds a small Debian root filesystem (mmdebstrap minbase) straight into an
+# ext4 image file (mkfs.ext4 -d: no loop device, no mount), ready for
+# `aminate images import`. Uses the mirror the host's apt configuration names.
+set -euo pipefail
+out=${1:?usage: make-base.sh OUT.img [SUITE] [SIZE]}
+suite=${2:-bookworm}
+size=${3:-1G}
+work=$(mktemp -d "${TMPDIR:-/var/tmp}/aminator-base.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+root="$work/root"
+mmdebstrap --quiet --variant=minbase --include=ca-certificates "$suite" "$root"
+# Leave nothing of the host behind in the image.
+printf 'localhost\n' >"$root/etc/hostname"
+: >"$root/etc/resolv.conf"
+: >"$root/etc/machine-id"
+rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin
+mkdir -p "$root/var/lib/apt/lists/partial"
+rm -f "$out.tmp"
+mkfs.ext4 -q -F -L root -d "$root" "$out.tmp" "$size"
+mv "$out.tmp" "$out"
