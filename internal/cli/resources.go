@@ -361,4 +361,3 @@ func (a *app) configCommand() *cobra.Command {
 		},
 	}
 }
-

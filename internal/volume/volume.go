@@ -105,11 +105,7 @@ func (l *Linux) Grow(ctx context.Context, dev string, part int) error {
 				return fmt.Errorf("grow: partition %d is not the last on %s (partition %d follows it)", part, dev, q.Number)
 			}
 		}
-		if strings.Contains(p.Type, "-") { // GPT: move the backup header to the new end first
-			if err := logging.Host(ctx, l.log, "sfdisk", "--relocate", "gpt-bk-to-end", dev); err != nil {
-				return fmt.Errorf("grow: %w", err)
-			}
-		}
+		// sfdisk moves a GPT's backup header to the new end of the disk as it writes.
 		cmd := exec.Command("sfdisk", "--no-reread", "--no-tell-kernel", "-N", fmt.Sprint(part), dev)
 		cmd.Stdin = strings.NewReader(", +\n")
 		cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}

@@ -1,0 +1,169 @@
+// Package testutil helps the tests that run as root against real loop
+// devices, mounts and chroots: a cached Debian base image, .deb packages
+// built on the fly, and a check that a test leaked no mount or loop device.
+package testutil
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aminator-go/aminator/internal/flock"
+	"github.com/aminator-go/aminator/internal/loop"
+	"github.com/aminator-go/aminator/internal/mount"
+)
+
+// RequireRoot skips the test unless it runs as root.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (loop devices, mounts, chroot)")
+	}
+}
+
+// RepoRoot is the repository's top directory.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// CacheDir is where expensive test artefacts are kept between tests of one
+// run: $AMINATOR_TEST_CACHE, or a directory under /var/tmp.
+func CacheDir(t testing.TB) string {
+	d := os.Getenv("AMINATOR_TEST_CACHE")
+	if d == "" {
+		d = "/var/tmp/aminator-test-cache"
+	}
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// DebianBase returns a raw ext4 image of a Debian bookworm minbase, built
+// once per cache directory (under a lock, so parallel test binaries share it).
+func DebianBase(t testing.TB) string {
+	t.Helper()
+	RequireRoot(t)
+	dir := CacheDir(t)
+	out := filepath.Join(dir, "debian-bookworm-minbase.img")
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	l, err := flock.Exclusive(ctx, out+".lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock()
+	if _, err := os.Stat(out); err == nil {
+		return out
+	}
+	start := time.Now()
+	cmd := exec.CommandContext(ctx, filepath.Join(RepoRoot(), "scripts", "make-base.sh"), out, "bookworm", "1G")
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		cmd.Env = append(os.Environ(), "TMPDIR=/dev/shm")
+	}
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build the Debian base image: %v\n%s", err, b)
+	}
+	t.Logf("built Debian base image in %s", time.Since(start).Round(time.Second))
+	return out
+}
+
+// Deb describes a test package.
+type Deb struct {
+	Name, Version, Arch string
+	Depends             string
+	Files               map[string]string // path in the image -> content
+	Exec                []string          // which Files are executable
+	Postinst            string            // script body
+	Prerm               string
+}
+
+// BuildDeb builds the package with dpkg-deb (-Zgzip -z1: fast) in dir.
+func BuildDeb(t testing.TB, dir string, d Deb) string {
+	t.Helper()
+	if d.Arch == "" {
+		d.Arch = "all"
+	}
+	root := filepath.Join(dir, d.Name+"-"+d.Version+"-root")
+	if err := os.MkdirAll(filepath.Join(root, "DEBIAN"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	control := fmt.Sprintf("Package: %s\nVersion: %s\nArchitecture: %s\nMaintainer: aminator tests <tests@example.invalid>\nDescription: aminator test package\n", d.Name, d.Version, d.Arch)
+	if d.Depends != "" {
+		control += "Depends: " + d.Depends + "\n"
+	}
+	write := func(p, content string, mode os.FileMode) {
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("DEBIAN/control", control, 0o644)
+	if d.Postinst != "" {
+		write("DEBIAN/postinst", "#!/bin/sh\nset -e\n"+d.Postinst+"\n", 0o755)
+	}
+	if d.Prerm != "" {
+		write("DEBIAN/prerm", "#!/bin/sh\n"+d.Prerm+"\n", 0o755)
+	}
+	execs := map[string]bool{}
+	for _, e := range d.Exec {
+		execs[e] = true
+	}
+	for p, c := range d.Files {
+		mode := os.FileMode(0o644)
+		if execs[p] {
+			mode = 0o755
+		}
+		write(strings.TrimPrefix(p, "/"), c, mode)
+	}
+	out := filepath.Join(dir, fmt.Sprintf("%s_%s_%s.deb", d.Name, d.Version, d.Arch))
+	cmd := exec.Command("dpkg-deb", "--root-owner-group", "-Zgzip", "-z1", "--build", root, out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("dpkg-deb: %v\n%s", err, b)
+	}
+	return out
+}
+
+// Leaks lists mounts and loop devices under dir.
+func Leaks(dir string) []string {
+	var out []string
+	if ms, _ := mount.Under(dir); len(ms) > 0 {
+		for _, m := range ms {
+			out = append(out, "mount "+m)
+		}
+	}
+	if ls, _ := loop.Attached(dir); len(ls) > 0 {
+		for _, l := range ls {
+			out = append(out, "loop "+l)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// CheckNoLeaks fails the test at its end if any mount or loop device under
+// dir is left (loop autoclear may take a moment, so it waits briefly).
+func CheckNoLeaks(t testing.TB, dir string) {
+	t.Helper()
+	t.Cleanup(func() {
+		var leaks []string
+		for i := 0; i < 50; i++ {
+			if leaks = Leaks(dir); len(leaks) == 0 {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Errorf("leaked under %s:\n  %s", dir, strings.Join(leaks, "\n  "))
+	})
+}

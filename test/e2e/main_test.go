@@ -1,0 +1,223 @@
+// Package e2e runs the aminate binary as a user would, as root, against
+// real loop devices, mounts, chroots, mmdebstrap and apt: a small Debian
+// base is built once per run and imported, and every test checks that it
+// leaves no mount, loop device, volume or half-made image behind.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aminator-go/aminator/internal/cloud/local"
+	"github.com/aminator-go/aminator/internal/loop"
+	"github.com/aminator-go/aminator/internal/mount"
+	"github.com/aminator-go/aminator/internal/partition"
+	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/testutil"
+)
+
+var (
+	binary   string // the aminate binary under test
+	stateDir string // shared local cloud for the package's tests
+	workDir  string
+	baseName = "debian-bookworm-base"
+	baseID   string
+)
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() != 0 {
+		fmt.Println("e2e: skipped, needs root")
+		os.Exit(0)
+	}
+	var err error
+	workDir, err = os.MkdirTemp("/var/tmp", "aminator-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	code := func() int {
+		binary = filepath.Join(workDir, "aminate")
+		build := exec.Command("go", "build", "-o", binary, "./cmd/aminate")
+		build.Dir = testutil.RepoRoot()
+		if b, err := build.CombinedOutput(); err != nil {
+			fmt.Printf("build aminate: %v\n%s", err, b)
+			return 1
+		}
+		stateDir = filepath.Join(workDir, "state")
+		for _, d := range []string{"etc", "home"} {
+			os.MkdirAll(filepath.Join(workDir, d), 0o755)
+		}
+		return m.Run()
+	}()
+	if leaks := testutil.Leaks(workDir); len(leaks) > 0 {
+		fmt.Printf("e2e: leaked after the run: %v\n", leaks)
+		code = 1
+	}
+	os.RemoveAll(workDir)
+	os.Exit(code)
+}
+
+// env is the environment every aminate run gets: an isolated state, log
+// and config directory.
+func env(extra ...string) []string {
+	e := []string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + filepath.Join(workDir, "home"),
+		"AMINATOR_CONFIG_DIR=" + filepath.Join(workDir, "etc"),
+		"AMINATOR_STATE_DIR=" + stateDir,
+		"AMINATOR_LOG_DIR=" + filepath.Join(workDir, "log"),
+	}
+	return append(e, extra...)
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func aminate(t *testing.T, args ...string) result {
+	t.Helper()
+	return aminateEnv(t, nil, args...)
+}
+
+func aminateEnv(t *testing.T, extraEnv []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Env = env(extraEnv...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run aminate: %v", err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+func mustOK(t *testing.T, r result) string {
+	t.Helper()
+	if r.code != 0 {
+		t.Fatalf("aminate exited %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	return strings.TrimSpace(r.stdout)
+}
+
+// base imports the Debian base once and returns its id.
+func base(t *testing.T) string {
+	t.Helper()
+	if baseID != "" {
+		return baseID
+	}
+	img := testutil.DebianBase(t)
+	baseID = mustOK(t, aminate(t, "images", "import", baseName, img, "--tag", "base_ami_version=bookworm-1"))
+	return baseID
+}
+
+func showImage(t *testing.T, ref string) *plugin.Image {
+	t.Helper()
+	out := mustOK(t, aminate(t, "images", "show", "--output", "json", ref))
+	var im plugin.Image
+	if err := json.Unmarshal([]byte(out), &im); err != nil {
+		t.Fatalf("images show json: %v\n%s", err, out)
+	}
+	return &im
+}
+
+// inspect restores an image's root snapshot to a file, mounts it read-only
+// in this process and calls fn with the mount point.
+func inspect(t *testing.T, id string, part int, fn func(root string)) {
+	t.Helper()
+	c, err := local.Open(stateDir, "", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	im, err := c.Image(ctx, plugin.ImageQuery{ID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(workDir, "inspect-"+id+".img")
+	if err := c.Store().Restore(ctx, im.Root().SnapshotID, file); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(file)
+	var o loop.Options
+	o.ReadOnly = true
+	if part > 0 {
+		p, err := partition.Find(file, part)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Offset, o.SizeLimit = uint64(p.Start), uint64(p.Size)
+	}
+	d, err := loop.Attach(ctx, file, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Detach()
+	mnt := filepath.Join(workDir, "inspect-"+id)
+	os.MkdirAll(mnt, 0o755)
+	defer os.Remove(mnt)
+	if err := mount.Mount(d.Path, mnt, "ext4", syscall.MS_RDONLY, "noload"); err != nil {
+		t.Fatal(err)
+	}
+	defer mount.Unmount(ctx, mnt, nil)
+	fn(mnt)
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// dpkgStatus returns the Status line of a package in an image's dpkg database.
+func dpkgStatus(t *testing.T, root, pkg string) string {
+	t.Helper()
+	for _, para := range strings.Split(readFile(t, filepath.Join(root, "var/lib/dpkg/status")), "\n\n") {
+		if strings.HasPrefix(para, "Package: "+pkg+"\n") {
+			for _, l := range strings.Split(para, "\n") {
+				if s, ok := strings.CutPrefix(l, "Status: "); ok {
+					return s
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// volumeCount is how many volumes the local cloud has, and files in volumes/.
+func volumeCount(t *testing.T) (rows int, files int) {
+	t.Helper()
+	var vs []plugin.Volume
+	if err := json.Unmarshal([]byte(mustOK(t, aminate(t, "volumes", "list", "--output", "json"))), &vs); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(filepath.Join(stateDir, "volumes"))
+	return len(vs), len(ents)
+}
+
+func imageCount(t *testing.T) int {
+	t.Helper()
+	var ims []plugin.Image
+	if err := json.Unmarshal([]byte(mustOK(t, aminate(t, "images", "list", "--output", "json"))), &ims); err != nil {
+		t.Fatal(err)
+	}
+	return len(ims)
+}
