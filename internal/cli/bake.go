@@ -37,6 +37,11 @@ func (a *app) runBake(cmd *cobra.Command, args []string) error {
 		}
 		return nil
 	}
+	if mntns.InChild() {
+		if err := mntns.SetupChild(); err != nil {
+			return err
+		}
+	}
 	ctx, stop := signalContext()
 	defer stop()
 	bakeID := bake.NewBakeID(time.Now())

@@ -108,6 +108,7 @@ PACKAGE is a repository package (name or name=version), a local .deb
 	pf.Bool("debug", false, "debug logging on the console")
 	pf.StringP("environment", "e", "", "environment (a named set of plugins) to use")
 	pf.StringP("region", "r", "", "cloud region")
+	markConfig(pf)
 	a.bakeFlags(root.Flags())
 	bakeCmd := &cobra.Command{
 		Use:   "bake [flags] PACKAGE",
@@ -148,7 +149,23 @@ func (a *app) bakeFlags(f *pflag.FlagSet) {
 	f.Int("partition", 0, "the root filesystem is on this partition (0: the whole device)")
 	f.BoolP("interactive", "i", false, "open a shell in the chroot after the install")
 	f.Bool("preserve-on-error", false, "keep the volume and mounts when the bake fails, for debugging")
+	markConfig(f)
 	f.StringArrayVar(&a.tags, "tag", nil, "extra tag KEY=VALUE on the image and snapshot (repeatable)")
+}
+
+// configFlag marks flags that set a configuration key of the same name.
+const configFlag = "aminator/config"
+
+func markConfig(f *pflag.FlagSet) {
+	f.VisitAll(func(fl *pflag.Flag) {
+		if fl.Name == "config" || fl.Name == "output" {
+			return
+		}
+		if fl.Annotations == nil {
+			fl.Annotations = map[string][]string{}
+		}
+		fl.Annotations[configFlag] = []string{"true"}
+	})
 }
 
 // loadConfig merges the configuration with the flags given on cmd.
@@ -158,11 +175,9 @@ func (a *app) loadConfig(cmd *cobra.Command) (*config.Config, error) {
 	}
 	flags := map[string]string{}
 	cmd.Flags().Visit(func(f *pflag.Flag) {
-		switch f.Name {
-		case "config", "output", "tag":
-			return
+		if _, ok := f.Annotations[configFlag]; ok {
+			flags[strings.ReplaceAll(f.Name, "-", "_")] = f.Value.String()
 		}
-		flags[strings.ReplaceAll(f.Name, "-", "_")] = f.Value.String()
 	})
 	cfg, err := config.Load(config.Options{Extra: a.configFile, Flags: flags})
 	if err != nil {

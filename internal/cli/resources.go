@@ -96,7 +96,7 @@ func (a *app) imagesCommand() *cobra.Command {
 				if a.output == "json" {
 					return a.printJSON(im)
 				}
-				fmt.Fprintf(a.stdout, "id:            %s\nname:          %s\ndescription:   %s\narchitecture:  %s\nvirtualization: %s\nroot device:   %s\nstate:         %s\ncreated:       %s\n",
+				fmt.Fprintf(a.stdout, "id:              %s\nname:            %s\ndescription:     %s\narchitecture:    %s\nvirtualization:  %s\nroot device:     %s\nstate:           %s\ncreated:         %s\n",
 					im.ID, im.Name, im.Description, im.Architecture, im.VirtualizationType, im.RootDeviceName, im.State, age(im.CreatedAt))
 				fmt.Fprintln(a.stdout, "block devices:")
 				for _, b := range im.BlockDevices {

@@ -1,8 +1,10 @@
-// Package mntns runs a bake in a private mount namespace. The CLI re-runs
-// itself as a child with CLONE_NEWNS (Go makes the child's / recursively
-// private), so the bake's mounts are invisible to the host, never
-// propagate to other bakes, and vanish with the child even if it is killed
-// with SIGKILL; its loop devices, attached with autoclear, then go too.
+// Package mntns runs a bake in private mount and PID namespaces. The CLI
+// re-runs itself as a child with CLONE_NEWNS (Go makes the child's /
+// recursively private) and CLONE_NEWPID, so the bake's mounts are invisible
+// to the host and never propagate to other bakes, and when the child dies —
+// even by SIGKILL — the kernel kills every process it started (a daemon a
+// postinst forked included), the namespace and its mounts go, and the loop
+// devices, attached with autoclear, are released.
 package mntns
 
 import (
@@ -12,12 +14,24 @@ import (
 	"os/exec"
 	"os/signal"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 const envKey = "_AMINATOR_MNTNS"
 
 // InChild reports whether this process is the re-run child.
 func InChild() bool { return os.Getenv(envKey) == "1" }
+
+// SetupChild mounts a /proc that shows the child's own PID namespace (in
+// its private mount namespace, so the host's /proc is untouched); the
+// chroot code finds leftover processes there.
+func SetupChild() error {
+	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("mount /proc for the bake's PID namespace: %w", err)
+	}
+	return nil
+}
 
 // Reexec runs this program again with the same arguments in a new mount
 // namespace, forwards SIGINT/SIGTERM/SIGHUP to it, and returns its exit code.
@@ -30,7 +44,7 @@ func Reexec() (int, error) {
 	cmd.Args[0] = os.Args[0]
 	cmd.Env = append(os.Environ(), envKey+"=1")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS, Pdeathsig: syscall.SIGTERM}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Unshareflags: syscall.CLONE_NEWNS, Pdeathsig: syscall.SIGTERM}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)

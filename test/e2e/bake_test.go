@@ -450,3 +450,90 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("mounts left: %v", ms)
 	}
 }
+
+// startSlowBake starts a bake whose postinst sleeps and returns once the
+// postinst runs.
+func startSlowBake(t *testing.T, suffix string) *exec.Cmd {
+	t.Helper()
+	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-slow" + suffix, Version: "1.0", Postinst: "echo AMINATOR-TEST-SLEEPING; sleep 303"})
+	logDir := filepath.Join(workDir, "log")
+	before, _ := filepath.Glob(filepath.Join(logDir, "*.log"))
+	cmd := exec.Command(binary, "-B", base(t), "-s", suffix, deb)
+	cmd.Env = env()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		after, _ := filepath.Glob(filepath.Join(logDir, "*.log"))
+		for _, p := range after {
+			if contains(before, p) {
+				continue
+			}
+			if b, _ := os.ReadFile(p); strings.Contains(string(b), "AMINATOR-TEST-SLEEPING") {
+				return cmd
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	t.Fatal("the postinst never started")
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// SIGKILL of the bake itself: its mount namespace dies with it, so no
+// mount is left, and its autoclear loop device goes too; the volume it
+// owned shows as orphaned and `volumes rm --orphaned` removes it.
+// SIGKILL of the parent: the bake gets SIGTERM and cleans up by itself.
+func TestKilledBakes(t *testing.T) {
+	testutil.CheckNoLeaks(t, workDir)
+	cmd := startSlowBake(t, "kill9")
+	out, err := exec.Command("pgrep", "-P", fmt.Sprint(cmd.Process.Pid), "-x", "aminate").Output()
+	if err != nil {
+		t.Fatalf("no bake child: %v", err)
+	}
+	var child int
+	fmt.Sscan(string(out), &child)
+	syscall.Kill(child, syscall.SIGKILL)
+	cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code == 0 {
+		t.Error("a killed bake exited 0")
+	}
+	// The postinst's sleep dies with the bake's PID namespace.
+	time.Sleep(100 * time.Millisecond)
+	if out, _ := exec.Command("pgrep", "-f", "sleep 303").Output(); len(out) > 0 {
+		t.Errorf("the killed bake's postinst still runs: %s", out)
+	}
+	r := aminate(t, "volumes", "list")
+	if !strings.Contains(r.stdout, "ORPHANED") {
+		t.Errorf("the killed bake's volume is not shown as orphaned:\n%s", r.stdout)
+	}
+	mustOK(t, aminate(t, "volumes", "rm", "--orphaned"))
+	if rows, files := volumeCount(t); rows != 0 || files != 0 {
+		t.Errorf("volumes left after rm --orphaned: %d rows, %d files", rows, files)
+	}
+
+	cmd = startSlowBake(t, "killparent")
+	cmd.Process.Kill()
+	cmd.Wait()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		rows, files := volumeCount(t)
+		if rows == 0 && files == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the orphaned child did not clean up: %d volumes", rows)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

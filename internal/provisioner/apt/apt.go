@@ -78,7 +78,8 @@ func (a *Apt) Parse(raw string) (plugin.PackageRef, error) {
 			return r, fmt.Errorf("package URL %q is not a valid URL", raw)
 		}
 		r.Kind, r.URL = "url", raw
-	case strings.HasPrefix(raw, "file://") || strings.Contains(raw, "/") || strings.HasSuffix(raw, ".deb"):
+	case strings.HasPrefix(raw, "file://") || strings.HasPrefix(raw, "/") || strings.HasPrefix(raw, "./") ||
+		strings.HasPrefix(raw, "../") || strings.HasSuffix(raw, ".deb"):
 		p := strings.TrimPrefix(raw, "file://")
 		abs, err := filepath.Abs(p)
 		if err != nil {

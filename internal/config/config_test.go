@@ -1,0 +1,151 @@
+package config_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aminator-go/aminator/internal/config"
+
+	_ "github.com/aminator-go/aminator/internal/blockdev"
+	_ "github.com/aminator-go/aminator/internal/cloud/local"
+	"github.com/aminator-go/aminator/internal/distro/debian"
+	_ "github.com/aminator-go/aminator/internal/finalizer/tagging"
+	"github.com/aminator-go/aminator/internal/provisioner/apt"
+	_ "github.com/aminator-go/aminator/internal/volume"
+)
+
+type dirs struct{ sys, user string }
+
+func setup(t *testing.T, sys, user map[string]string) dirs {
+	t.Helper()
+	d := dirs{t.TempDir(), t.TempDir()}
+	for base, files := range map[string]map[string]string{d.sys: sys, d.user: user} {
+		for name, content := range files {
+			p := filepath.Join(base, name)
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return d
+}
+
+func load(t *testing.T, d dirs, env []string, flags map[string]string) (*config.Config, error) {
+	t.Helper()
+	if env == nil {
+		env = []string{}
+	}
+	return config.Load(config.Options{SystemDir: d.sys, UserDir: d.user, Env: env, Flags: flags})
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := load(t, setup(t, nil, nil), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Context.Creator != "aminator" || c.Context.VMType != "hvm" || c.StateDir != "/var/lib/aminator" || c.LogDir != "/var/log/aminator" {
+		t.Errorf("defaults: %+v", c)
+	}
+	if c.Context.Environment != "local_apt_linux" || c.LockDir != "/var/lib/aminator/lock" {
+		t.Errorf("environment %q lock dir %q", c.Context.Environment, c.LockDir)
+	}
+}
+
+// Layers: built-in < system < user < environment variables < flags; maps
+// merge and lists replace.
+func TestLayering(t *testing.T) {
+	d := setup(t, map[string]string{
+		"aminator.yml": "context:\n  creator: system\n  suffix: sys\n  region: r-sys\n  tags: {a: sys, b: sys}\nplugins:\n  distro.debian:\n    short_circuit_files: [/a, /b]\n",
+	}, map[string]string{
+		"aminator.yml": "context:\n  creator: user\n  tags: {b: user}\nplugins:\n  distro.debian:\n    short_circuit_files: [/c]\n",
+	})
+	c, err := load(t, d, []string{"AMINATOR_SUFFIX=env", "AMINATOR_REGION=r-env", "AMINATOR_PACKAGE=ignored"}, map[string]string{"region": "r-flag"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := c.Context
+	if x.Creator != "user" || x.Suffix != "env" || x.Region != "r-flag" {
+		t.Errorf("precedence: creator %q suffix %q region %q", x.Creator, x.Suffix, x.Region)
+	}
+	if x.Tags["a"] != "sys" || x.Tags["b"] != "user" {
+		t.Errorf("maps must merge: %v", x.Tags)
+	}
+	if got := c.Origin("context.creator"); got != filepath.Join(d.user, "aminator.yml") {
+		t.Errorf("origin %q", got)
+	}
+	pc, err := c.PluginConfig("distro", "debian")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := pc.(*debian.Settings).ShortCircuitFiles; len(got) != 1 || got[0] != "/c" {
+		t.Errorf("lists must replace: %q", got)
+	}
+}
+
+func TestPluginFiles(t *testing.T) {
+	d := setup(t, map[string]string{"plugins/provisioner.apt.yml": "update_retries: 7\n"}, nil)
+	c, err := load(t, d, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, _ := c.PluginConfig("provisioner", "apt")
+	if got := pc.(*apt.Settings).UpdateRetries; got != 7 {
+		t.Errorf("plugin file not applied: update_retries %d", got)
+	}
+	d = setup(t, map[string]string{"plugins/provisioner.apt.yml": "update_retrys: 7\n"}, nil)
+	_, err = load(t, d, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "provisioner.apt.yml:1") || !strings.Contains(err.Error(), "update_retries") {
+		t.Errorf("unknown plugin key: %v", err)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		sys, envs string
+		env       []string
+		flags     map[string]string
+		want      []string
+	}{
+		{name: "unknown top key", sys: "contxt: {}\n", want: []string{"aminator.yml:1", `unknown key "contxt"`, "allowed: context, lock_dir, log_dir, plugins, state_dir"}},
+		{name: "unknown context key", sys: "context:\n  creater: x\n", want: []string{"aminator.yml:2", "context.creater", "allowed:", "creator"}},
+		{name: "bad type", sys: "context:\n  root_volume_size: big\n", want: []string{"aminator.yml:2", "root_volume_size", "whole number"}},
+		{name: "bad vm type", sys: "context:\n  vm_type: xen\n", want: []string{"aminator.yml", "context.vm_type", "allowed: hvm, paravirtual"}},
+		{name: "bad env value", env: []string{"AMINATOR_PARTITION=two"}, want: []string{"AMINATOR_PARTITION", "whole number"}},
+		{name: "bad flag", flags: map[string]string{"arch": "sparc"}, want: []string{"flag --arch", "allowed: x86_64, arm64, i386"}},
+		{name: "unknown plugin", sys: "plugins:\n  cloud.gce: {}\n", want: []string{"aminator.yml:2", `no cloud plugin "gce"`, "have: local"}},
+		{name: "bad plugin section", sys: "plugins:\n  clouds.local: {}\n", want: []string{"kind.name"}},
+		{name: "env with missing plugin", envs: "mine:\n  cloud: local\n  blockdevice: loop\n  volume: linux\n  distro: redhat\n  provisioner: apt\n  finalizer: tagging_ebs\n", want: []string{"environments.yml:5", `no distro plugin "redhat"`, "have: debian"}},
+		{name: "env missing a kind", envs: "mine:\n  cloud: local\n", want: []string{`environment "mine" names no blockdevice plugin`}},
+		{name: "unknown environment", flags: map[string]string{"environment": "nope"}, want: []string{`no environment "nope"`, "local_apt_linux"}},
+		{name: "relative state dir", sys: "state_dir: var/lib\n", want: []string{"state_dir", "absolute"}},
+		{name: "bad tag key", sys: "context:\n  tags: {'aws:x': y}\n", want: []string{"context.tags.aws:x"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			files := map[string]string{}
+			if tc.sys != "" {
+				files["aminator.yml"] = tc.sys
+			}
+			if tc.envs != "" {
+				files["environments.yml"] = tc.envs
+			}
+			_, err := load(t, setup(t, files, nil), tc.env, tc.flags)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			var ce *config.Error
+			if !errors.As(err, &ce) {
+				t.Errorf("not a *config.Error: %T", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+}
