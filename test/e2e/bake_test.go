@@ -537,3 +537,49 @@ func TestKilledBakes(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// --preserve-on-error keeps the volume and the mounts of a failed bake
+// and says how to remove them; doing so leaves nothing.
+func TestPreserveOnError(t *testing.T) {
+	testutil.CheckNoLeaks(t, workDir)
+	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-keep", Version: "1.0", Postinst: "exit 3"})
+	r := aminate(t, "-B", base(t), "-s", "keep", "--preserve-on-error", deb)
+	if r.code != 1 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	m := regexp.MustCompile(`command="umount -R (\S+)"`).FindStringSubmatch(r.stderr)
+	v := regexp.MustCompile(`command="aminate volumes rm (vol-[0-9a-f]+)"`).FindStringSubmatch(r.stderr)
+	if m == nil || v == nil {
+		t.Fatalf("no removal hints:\n%s", r.stderr)
+	}
+	if ms, _ := mount.Under(m[1]); len(ms) == 0 {
+		t.Errorf("%s is not mounted any more", m[1])
+	}
+	if _, err := os.Stat(filepath.Join(m[1], "var/lib/dpkg/info/aminator-keep.postinst")); err != nil {
+		t.Errorf("the failed install is not there to inspect: %v", err)
+	}
+	if b, err := exec.Command("umount", "-R", m[1]).CombinedOutput(); err != nil {
+		t.Fatalf("umount: %v %s", err, b)
+	}
+	mustOK(t, aminate(t, "volumes", "rm", v[1]))
+	os.Remove(m[1])
+}
+
+// -i opens a shell in the chroot after the install; what it does ends up
+// in the image.
+func TestInteractive(t *testing.T) {
+	testutil.CheckNoLeaks(t, workDir)
+	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-shell", Version: "1.0"})
+	cmd := exec.Command(binary, "-B", base(t), "-s", "shell", "-i", deb)
+	cmd.Env = env()
+	cmd.Stdin = strings.NewReader("echo \"$AMINATOR_AMI_NAME\" > /opt/from-shell\nexit\n")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("interactive bake: %v", err)
+	}
+	inspect(t, strings.TrimSpace(string(out)), 0, func(root string) {
+		if got := readFile(t, filepath.Join(root, "opt/from-shell")); got != "aminator-shell-1.0-0-x86_64-shell-ebs\n" {
+			t.Errorf("/opt/from-shell = %q", got)
+		}
+	})
+}
