@@ -1,20 +1,46 @@
 #!/usr/bin/env bash
-# demo.sh: builds aminate, makes a small Debian base image if the local
-# cloud has none, and bakes the `hello` package onto it, as root.
+# demo.sh: the seed's whole pipeline on the local cloud, as root:
+#   foundation (a bootable Debian bookworm from an empty volume)
+#   -> base (a meta package baked onto it, promoted to the release channel)
+#   -> app (a package baked against base:release, then boot-tested under qemu)
+# and prints each image id and the app's lineage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
 mkdir -p bin
 go build -o bin/aminate ./cmd/aminate
 A=bin/aminate
-base=debian-bookworm-minbase
-if ! $A images show "$base" >/dev/null 2>&1; then
-  echo "demo: building the base image $base with mmdebstrap (about a minute)" >&2
-  img=$(mktemp /var/tmp/aminator-base.XXXXXX.img)
-  trap 'rm -f "$img"' EXIT
-  TMPDIR=$( [ -w /dev/shm ] && echo /dev/shm || echo /var/tmp ) scripts/make-base.sh "$img" bookworm 1G >/dev/null
-  $A images import "$base" "$img" --tag base_ami_version=bookworm-minbase --description "Debian bookworm minbase"
-fi
-id=$($A -b "$base" hello)
-echo "demo: baked $id" >&2
-$A images show "$id"
+work=$(mktemp -d /var/tmp/aminator-demo.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+suffix=$(date -u +%Y%m%d%H%M%S)
+
+# Two small packages, built on the spot: a base meta package that pulls in
+# tools from the mirror, and an application.
+mkpkg() { # name version depends file-content
+  local root="$work/$1"
+  mkdir -p "$root/DEBIAN" "$root/opt/$1"
+  printf 'Package: %s\nVersion: %s\nArchitecture: all\nMaintainer: demo <demo@example.invalid>\nDescription: aminator demo package\n' "$1" "$2" >"$root/DEBIAN/control"
+  [ -n "$3" ] && printf 'Depends: %s\n' "$3" >>"$root/DEBIAN/control"
+  printf '%s\n' "$4" >"$root/opt/$1/README"
+  dpkg-deb --root-owner-group -Zgzip -z1 --build "$root" "$work/$1_$2_all.deb" >/dev/null
+  echo "$work/$1_$2_all.deb"
+}
+meta=$(mkpkg demo-base 1.0 "curl, less" "the demo base platform")
+app=$(mkpkg demo-app 1.0-1 "" "the demo application")
+
+echo "== foundation" >&2
+foundation=$($A foundation -n demo-debian-bookworm -s "$suffix")
+echo "== base" >&2
+base=$($A -B "$foundation" -n demo-base -s "$suffix" "$meta")
+$A images promote "$base" --label release >&2
+echo "== app, baked against demo-base:release and boot-tested" >&2
+appimg=$($A -b demo-base:release -s "$suffix" --test "$app")
+
+echo
+echo "foundation: $foundation"
+echo "base:       $base"
+echo "app:        $appimg"
+echo
+$A images show --lineage "$appimg"
+echo
+$A images show "$appimg"

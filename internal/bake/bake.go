@@ -13,9 +13,11 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/aminator-go/aminator/internal/channels"
 	"github.com/aminator-go/aminator/internal/config"
 	"github.com/aminator-go/aminator/internal/ids"
 	"github.com/aminator-go/aminator/internal/naming"
@@ -107,6 +109,9 @@ type Request struct {
 	Package         string
 	BaseID          string
 	BaseName        string
+	// BaseLabel picks the newest image of family BaseName with this
+	// channel label (also written BaseName "family:label").
+	BaseLabel       string
 	Name            string
 	Suffix          string
 	Creator         string
@@ -128,7 +133,7 @@ type Request struct {
 // RequestFromConfig fills a request from the merged configuration.
 func RequestFromConfig(c config.Context, pkg string) Request {
 	return Request{
-		Package: pkg, BaseID: c.BaseAMIID, BaseName: c.BaseAMIName, Name: c.Name, Suffix: c.Suffix,
+		Package: pkg, BaseID: c.BaseAMIID, BaseName: c.BaseAMIName, BaseLabel: c.Label, Name: c.Name, Suffix: c.Suffix,
 		Creator: c.Creator, VMType: c.VMType, Arch: c.Arch, ENA: c.ENANetworking, SriovNet: c.EnhancedNetworking,
 		RootVolumeGiB: c.RootVolumeSize, Partition: c.Partition, VolumeType: c.ProvisionerEBSType,
 		RegisterType: c.RegisterEBSType, Interactive: c.Interactive, PreserveOnError: c.PreserveOnError, Tags: c.Tags,
@@ -195,18 +200,42 @@ func Run(ctx context.Context, env *Environment, req Request, log *slog.Logger) (
 		}
 	}()
 
+	family, label := channels.SplitRef(req.BaseName)
+	if req.BaseLabel != "" {
+		if label != "" && label != req.BaseLabel {
+			return res, &UsageError{fmt.Errorf("-b %s and --label %s disagree", req.BaseName, req.BaseLabel)}
+		}
+		label = req.BaseLabel
+	}
+	if label != "" && req.BaseID != "" {
+		return res, &UsageError{errors.New("--label resolves a base by name; give -b NAME, not -B")}
+	}
 	var base *plugin.Image
 	if err := p.Stage(ctx, "resolve base", func(ctx context.Context) error {
+		if label != "" {
+			base, err = channels.Resolve(ctx, env.Cloud, family, label)
+			return err
+		}
 		base, err = env.Cloud.Image(ctx, plugin.ImageQuery{ID: req.BaseID, Name: req.BaseName})
 		return err
 	}); err != nil {
 		return res, err
 	}
 	res.Base = base
-	log.Info("base image", "id", base.ID, "name", base.Name)
+	if label != "" {
+		log.Info("base image resolved", "family", family, "label", label, "id", base.ID, "name", base.Name)
+	} else {
+		log.Info("base image", "id", base.ID, "name", base.Name)
+	}
 	root := base.Root()
 	if root == nil || root.SnapshotID == "" {
 		return res, fmt.Errorf("base image %s has no root snapshot", base.ID)
+	}
+	if req.Partition == 0 {
+		if n, err := strconv.Atoi(base.Tags["root_partition"]); err == nil && n > 0 {
+			req.Partition = n
+			log.Info("root filesystem on partition, as the base image records", "partition", n)
+		}
 	}
 	snap, err := env.Cloud.Snapshot(ctx, root.SnapshotID)
 	if err != nil {
@@ -311,24 +340,49 @@ func Run(ctx context.Context, env *Environment, req Request, log *slog.Logger) (
 			log.Warn("interactive shell ended with an error", "err", err)
 		}
 	}
+	var manifest []plugin.Package
+	if err := p.Stage(ctx, "manifest", func(ctx context.Context) error {
+		manifest, err = env.Provisioner.Manifest(ctx, chrootHandle)
+		return err
+	}); err != nil {
+		return res, err
+	}
 	if err := p.Stage(ctx, "unmount", unmount.Now); err != nil {
 		return res, err
 	}
 
+	// base_ami_version names the base a lineage is built on: apps copy their
+	// base's, and a base (baked on a foundation) starts its own from its
+	// meta package's version.
 	baseVersion := base.Tags["base_ami_version"]
 	if baseVersion == "" {
 		baseVersion = base.Tags["appversion"]
+	}
+	ownBaseVersion := baseVersion
+	if channels.ChildRole(base) == channels.RoleBase {
+		ownBaseVersion = naming.AppVersion(fields)
 	}
 	now := time.Now()
 	tags := plugin.Tags{}
 	for k, v := range req.Tags {
 		tags[k] = v
 	}
+	familyName := req.Name
+	if familyName == "" {
+		familyName = info.Name
+	}
 	for k, v := range map[string]string{
 		"creator": req.Creator, "appversion": naming.AppVersion(fields), "base_ami_id": base.ID,
-		"base_ami_name": base.Name, "base_ami_version": baseVersion,
+		"base_ami_name": base.Name, "base_ami_version": ownBaseVersion,
+		channels.TagFamily: familyName, channels.TagRole: channels.ChildRole(base), "lineage": channels.ChildLineage(base),
 	} {
 		tags[k] = v
+	}
+	if label != "" {
+		tags["base_ami_label"] = family + ":" + label
+	}
+	if req.Partition > 0 {
+		tags["root_partition"] = strconv.Itoa(req.Partition)
 	}
 	snapTags := plugin.Tags{}
 	for k, v := range tags {
@@ -348,6 +402,7 @@ func Run(ctx context.Context, env *Environment, req Request, log *slog.Logger) (
 			Image: plugin.ImageRequest{
 				Name: name, Description: naming.Description(info.Name+"-"+info.FullVersion, arch, base.Name, base.ID, baseVersion),
 				Architecture: arch, VirtualizationType: req.VMType, EnaSupport: req.ENA, SriovNetSupport: req.SriovNet, Tags: tags,
+				Packages: manifest,
 			},
 		})
 		return err

@@ -30,7 +30,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/aminator-go/aminator/internal/logging"
-	"github.com/aminator-go/aminator/internal/loop"
 	"github.com/aminator-go/aminator/internal/mount"
 	"github.com/aminator-go/aminator/internal/partition"
 	"github.com/aminator-go/aminator/internal/plugin"
@@ -77,7 +76,8 @@ type Chroot struct {
 	root      *os.Root
 	log       *slog.Logger
 	baseEnv   map[string]string
-	partLoop  *loop.Device
+	// releasePart detaches the partition's loop device, if one was made.
+	releasePart func() error
 	mu        sync.Mutex
 	mounts    []string // host paths, in mount order (the root first)
 	restores  []restore
@@ -109,10 +109,11 @@ func Enter(ctx context.Context, o Options) (c *Chroot, err error) {
 	if err := os.MkdirAll(c.path, 0o700); err != nil {
 		return c, fmt.Errorf("mount point: %w", err)
 	}
-	dev, err := c.rootDevice(ctx, o.Device, o.Partition)
+	dev, release, err := partition.Open(ctx, o.Device, o.Partition)
 	if err != nil {
 		return c, err
 	}
+	c.releasePart = release
 	fstype, err := mount.DetectFS(dev)
 	if err != nil {
 		return c, err
@@ -144,31 +145,6 @@ func Enter(ctx context.Context, o Options) (c *Chroot, err error) {
 		}
 	}
 	return c, nil
-}
-
-// rootDevice returns the node holding the root filesystem. For a partition
-// it uses the kernel's node when there is one, else a loop device over the
-// partition's byte range (no partition scan needed).
-func (c *Chroot) rootDevice(ctx context.Context, dev string, part int) (string, error) {
-	if part == 0 {
-		return dev, nil
-	}
-	for _, cand := range []string{dev + "p" + strconv.Itoa(part), dev + strconv.Itoa(part)} {
-		if st, err := os.Stat(cand); err == nil && st.Mode()&os.ModeDevice != 0 && !strings.HasPrefix(filepath.Base(dev), "loop") {
-			return cand, nil
-		}
-	}
-	p, err := partition.Find(dev, part)
-	if err != nil {
-		return "", err
-	}
-	c.log.Debug("partition via loop offset", "device", dev, "partition", part, "offset", p.Start, "size", p.Size)
-	d, err := loop.Attach(ctx, dev, loop.Options{Offset: uint64(p.Start), SizeLimit: uint64(p.Size)})
-	if err != nil {
-		return "", fmt.Errorf("partition %d of %s: %w", part, dev, err)
-	}
-	c.partLoop = d
-	return d.Path, nil
 }
 
 func (c *Chroot) mountInside(m MountSpec) error {
@@ -414,9 +390,6 @@ func (c *Chroot) Preserve() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.preserved = true
-	if c.partLoop != nil {
-		c.partLoop.KeepAttached()
-	}
 	return []string{"umount -R " + c.path}
 }
 
@@ -451,8 +424,8 @@ func (c *Chroot) Close(ctx context.Context) error {
 		}
 	}
 	c.mounts = nil
-	if c.partLoop != nil {
-		if err := c.partLoop.Detach(); err != nil {
+	if c.releasePart != nil {
+		if err := c.releasePart(); err != nil {
 			errs = append(errs, err)
 		}
 	}

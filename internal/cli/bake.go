@@ -1,33 +1,40 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/aminator-go/aminator/internal/bake"
+	"github.com/aminator-go/aminator/internal/boottest"
+	"github.com/aminator-go/aminator/internal/cloud/local"
+	"github.com/aminator-go/aminator/internal/config"
+	"github.com/aminator-go/aminator/internal/foundation"
 	"github.com/aminator-go/aminator/internal/logging"
 	"github.com/aminator-go/aminator/internal/mntns"
+	"github.com/aminator-go/aminator/internal/naming"
+	"github.com/aminator-go/aminator/internal/plugin"
 )
 
-func (a *app) runBake(cmd *cobra.Command, args []string) error {
-	cfg, err := a.loadConfig(cmd)
-	if err != nil {
-		return err
-	}
-	if cfg.Context.VolumeID != "" || cfg.Context.BlockDevice != "" {
-		return usagef("-V/--volume-id and --block-device (an external volume pool) are not supported by environment %q", cfg.Context.Environment)
-	}
+// job is what a worker command does once it runs as root in its own
+// namespaces with a log file.
+type job func(ctx context.Context, log *slog.Logger, logPath, id string) error
+
+// worker runs fn as root in private mount and PID namespaces (unless
+// preserve: mounts kept for debugging must outlive the process), with
+// Ctrl-C/SIGTERM cancelling ctx and a DEBUG log file named after id.
+func (a *app) worker(cfg *config.Config, preserve bool, kind string, fn job) error {
 	if os.Geteuid() != 0 {
-		return errors.New("baking needs root: it attaches loop devices, mounts filesystems and chroots")
+		return errors.New(kind + " needs root: it attaches loop devices, mounts filesystems and chroots")
 	}
-	// Bake in a private mount namespace unless the user wants the mounts
-	// kept for debugging (they would vanish with the namespace).
-	if !mntns.InChild() && !cfg.Context.PreserveOnError {
+	if !mntns.InChild() && !preserve {
 		code, err := mntns.Reexec()
 		if err != nil {
 			return err
@@ -44,40 +51,205 @@ func (a *app) runBake(cmd *cobra.Command, args []string) error {
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	bakeID := bake.NewBakeID(time.Now())
-	f, fh, err := logging.BakeFile(cfg.LogDir, bakeID)
+	id := bake.NewBakeID(time.Now())
+	if kind != "bake" {
+		id = kind + strings.TrimPrefix(id, "bake")
+	}
+	f, fh, err := logging.BakeFile(cfg.LogDir, id)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	log := slog.New(slog.NewMultiHandler(logging.Console(a.stderr, cfg.Context.Debug), fh))
-	log.Info("bake started", "bake", bakeID, "log", f.Name(), "environment", cfg.Context.Environment, "package", args[0])
+	log.Info(kind+" started", "id", id, "log", f.Name(), "environment", cfg.Context.Environment)
 	log.Debug("configuration", "sources", cfg.Sources, "context", fmt.Sprintf("%+v", cfg.Context))
-	env, err := bake.NewEnvironment(cfg, log)
+	err = fn(ctx, log, f.Name(), id)
+	if err != nil && ctx.Err() != nil {
+		log.Warn(kind+" cancelled; cleaned up", "id", id)
+	}
+	return err
+}
+
+func (a *app) runBake(cmd *cobra.Command, args []string) error {
+	cfg, err := a.loadConfig(cmd)
 	if err != nil {
 		return err
 	}
-	defer env.Close()
-	req := bake.RequestFromConfig(cfg.Context, args[0])
-	req.BakeID = bakeID
-	res, err := bake.Run(ctx, env, req, log)
-	if err != nil {
-		if ctx.Err() != nil {
-			log.Warn("bake cancelled; cleaned up", "bake", bakeID)
+	if cfg.Context.VolumeID != "" || cfg.Context.BlockDevice != "" {
+		return usagef("-V/--volume-id and --block-device (an external volume pool) are not supported by environment %q", cfg.Context.Environment)
+	}
+	test, _ := cmd.Flags().GetBool("test")
+	return a.worker(cfg, cfg.Context.PreserveOnError, "bake", func(ctx context.Context, log *slog.Logger, logPath, id string) error {
+		env, err := bake.NewEnvironment(cfg, log)
+		if err != nil {
+			return err
 		}
-		for _, h := range res.Preserved {
-			log.Warn("preserved for debugging; remove with", "command", h)
+		defer env.Close()
+		log.Info("package", "package", args[0])
+		req := bake.RequestFromConfig(cfg.Context, args[0])
+		req.BakeID = id
+		res, err := bake.Run(ctx, env, req, log)
+		if err != nil {
+			for _, h := range res.Preserved {
+				log.Warn("preserved for debugging; remove with", "command", h)
+			}
+			log.Debug("bake failed", "err", err)
+			return fmt.Errorf("bake %s failed (log: %s): %w", id, logPath, err)
 		}
-		log.Debug("bake failed", "err", err)
-		return fmt.Errorf("bake %s failed (log: %s): %w", bakeID, f.Name(), err)
+		log.Info("bake done", "image", res.Image.ID, "name", res.Image.Name, "took", res.Duration.Round(time.Millisecond))
+		for _, k := range sortedKeys(res.Image.Tags) {
+			log.Info("tag", "key", k, "value", res.Image.Tags[k])
+		}
+		var testErr error
+		if test {
+			_, testErr = a.bootTest(ctx, env, cfg, res.Image, boottest.Options{}, logPath, log)
+		}
+		if a.output == "json" {
+			if err := a.printJSON(res); err != nil {
+				return err
+			}
+		} else {
+			fmt.Fprintln(a.stdout, res.Image.ID)
+		}
+		return testErr
+	})
+}
+
+// bootTest boots an image of the local cloud and records the outcome in
+// its boot_test tag.
+func (a *app) bootTest(ctx context.Context, env *bake.Environment, cfg *config.Config, im *plugin.Image, o boottest.Options, logPath string, log *slog.Logger) (*boottest.Result, error) {
+	lc, ok := env.Cloud.(*local.Cloud)
+	if !ok {
+		return nil, fmt.Errorf("the boot test needs the local cloud, not environment %q", env.Name)
 	}
-	log.Info("bake done", "image", res.Image.ID, "name", res.Image.Name, "took", res.Duration.Round(time.Millisecond))
-	for _, k := range sortedKeys(res.Image.Tags) {
-		log.Info("tag", "key", k, "value", res.Image.Tags[k])
+	o.ConsoleLog = strings.TrimSuffix(logPath, ".log") + ".console.log"
+	o.WorkDir = filepath.Join(cfg.StateDir, "tmp")
+	res, err := boottest.Run(ctx, lc.Store(), im, o, log)
+	var be *boottest.Error
+	if err != nil && !errors.As(err, &be) {
+		return res, fmt.Errorf("boot test of %s: %w", im.ID, err)
 	}
-	if a.output == "json" {
-		return a.printJSON(res)
+	state := "passed"
+	if be != nil {
+		state = "failed"
 	}
-	fmt.Fprintln(a.stdout, res.Image.ID)
-	return nil
+	if terr := env.Cloud.CreateTags(context.WithoutCancel(ctx), im.ID, plugin.Tags{"boot_test": state, "boot_test_time": naming.CreationTime(time.Now())}); terr != nil {
+		return res, errors.Join(err, terr)
+	}
+	if be != nil {
+		return res, fmt.Errorf("image %s: %w", im.ID, err)
+	}
+	log.Info("boot test passed", "image", im.ID, "accel", res.Accel, "took", res.Duration.Round(time.Millisecond), "console", res.ConsoleLog)
+	return res, nil
+}
+
+func (a *app) testCommand() *cobra.Command {
+	var o boottest.Options
+	cmd := &cobra.Command{
+		Use:   "test IMAGE",
+		Short: "Boot an image under qemu and check it reaches multi-user.target (the stored image is not modified)",
+		Args:  a.args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := a.loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			return a.worker(cfg, false, "test", func(ctx context.Context, log *slog.Logger, logPath, id string) error {
+				env, err := bake.NewEnvironment(cfg, log)
+				if err != nil {
+					return err
+				}
+				defer env.Close()
+				im, err := findImage(ctx, env.Cloud, args[0])
+				if err != nil {
+					return err
+				}
+				res, err := a.bootTest(ctx, env, cfg, im, o, logPath, log)
+				if a.output == "json" && res != nil {
+					a.printJSON(res)
+				} else if err == nil {
+					fmt.Fprintf(a.stdout, "%s boots (%s, %s)\n", im.ID, res.Accel, res.Duration.Round(time.Second))
+				}
+				return err
+			})
+		},
+	}
+	cmd.Flags().DurationVar(&o.Timeout, "timeout", 5*time.Minute, "how long to wait for the system to come up")
+	cmd.Flags().IntVar(&o.MemoryMiB, "memory", 1024, "VM memory in MiB")
+	cmd.Flags().BoolVar(&o.NoKVM, "no-kvm", false, "use TCG even when KVM works")
+	return cmd
+}
+
+func (a *app) foundationCommand() *cobra.Command {
+	var o foundation.Options
+	var noKernel, test bool
+	cmd := &cobra.Command{
+		Use:   "foundation",
+		Short: "Build a foundation image: a minimal Debian installed with mmdebstrap onto an empty volume",
+		Long: `Build a foundation image: a minimal Debian (bookworm by default) installed
+with mmdebstrap from the mirror the host's apt configuration names, with a
+kernel, systemd and a small initramfs unless --no-kernel, an fstab by UUID,
+a fresh hostname and an empty machine-id. The image is registered with the
+role foundation, its family (-n, default debian-RELEASE), release and package
+manifest; bake a meta package onto it to make a base image.`,
+		Args: a.args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := a.loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			o.Name, o.Suffix, o.Creator = cfg.Context.Name, cfg.Context.Suffix, cfg.Context.Creator
+			if cfg.Context.Arch != "" {
+				o.Arch = cfg.Context.Arch
+			}
+			o.Kernel = !noKernel
+			o.Tags = map[string]string{}
+			for k, v := range cfg.Context.Tags {
+				o.Tags[k] = v
+			}
+			return a.worker(cfg, false, "foundation", func(ctx context.Context, log *slog.Logger, logPath, id string) error {
+				env, err := bake.NewEnvironment(cfg, log)
+				if err != nil {
+					return err
+				}
+				defer env.Close()
+				o.BakeID = id
+				res, err := foundation.Build(ctx, env, o, log)
+				for _, t := range res.Timings {
+					log.Info("timing", "stage", t.Stage, "took", t.Duration.Round(time.Millisecond))
+				}
+				if err != nil {
+					return fmt.Errorf("foundation %s failed (log: %s): %w", id, logPath, err)
+				}
+				log.Info("foundation done", "image", res.Image.ID, "name", res.Image.Name, "kernel", res.Kernel, "packages", res.Packages, "took", res.Duration.Round(time.Millisecond))
+				var testErr error
+				if test {
+					_, testErr = a.bootTest(ctx, env, cfg, res.Image, boottest.Options{}, logPath, log)
+				}
+				if a.output == "json" {
+					a.printJSON(res)
+				} else {
+					fmt.Fprintln(a.stdout, res.Image.ID)
+				}
+				return testErr
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringP("name", "n", "", "family name (default debian-RELEASE); the image is named NAME-SUFFIX")
+	f.StringP("suffix", "s", "", "name suffix (default: UTC time as yyyymmddHHMM)")
+	f.StringP("creator", "c", "", "creator tag")
+	f.String("arch", "", "architecture: x86_64 (default), arm64 or i386")
+	markConfig(f)
+	f.StringVar(&o.Release, "release", "bookworm", "Debian release (bookworm, trixie, ...)")
+	f.StringVar(&o.Mirror, "mirror", "", "Debian mirror (default: the host's apt configuration)")
+	f.IntVar(&o.SizeGiB, "size", 2, "volume size in GiB")
+	f.StringVar(&o.Layout, "layout", "whole", "whole: filesystem on the whole device (direct kernel boot, as EBS roots); gpt: root on GPT partition 1")
+	f.StringVar(&o.FS, "fs", "ext4", "root filesystem: ext4 or xfs")
+	f.BoolVar(&noKernel, "no-kernel", false, "no kernel, systemd or initramfs (a chroot-only image)")
+	f.StringSliceVar(&o.Include, "include", nil, "more packages to install (comma-separated)")
+	f.StringVar(&o.ScratchDir, "scratch-dir", "", "where to build the tree (default /dev/shm when it has room)")
+	f.BoolVar(&test, "test", false, "boot-test the image after registering it")
+	f.StringArrayVar(&a.tags, "tag", nil, "extra tag KEY=VALUE (repeatable)")
+	return cmd
 }

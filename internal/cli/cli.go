@@ -118,7 +118,7 @@ PACKAGE is a repository package (name or name=version), a local .deb
 	}
 	a.bakeFlags(bakeCmd.Flags())
 	root.AddCommand(bakeCmd, a.imagesCommand(), a.snapshotsCommand(), a.volumesCommand(),
-		a.environmentsCommand(), a.configCommand(), a.versionCommand())
+		a.environmentsCommand(), a.configCommand(), a.versionCommand(), a.foundationCommand(), a.testCommand())
 	return root
 }
 
@@ -133,7 +133,8 @@ func (a *app) args(v cobra.PositionalArgs) cobra.PositionalArgs {
 
 func (a *app) bakeFlags(f *pflag.FlagSet) {
 	f.StringP("base-ami-id", "B", "", "base image id")
-	f.StringP("base-ami-name", "b", "", "base image name")
+	f.StringP("base-ami-name", "b", "", "base image name, or FAMILY:LABEL (label candidate, release or previous)")
+	f.String("label", "", "with -b FAMILY: the newest image of that family carrying this channel label")
 	f.StringP("name", "n", "", "image name (the suffix is appended); default from the package: {name}-{version}-{release}-{arch}-{suffix}-ebs")
 	f.StringP("suffix", "s", "", "name suffix (default: UTC time as yyyymmddHHMM)")
 	f.StringP("creator", "c", "", "creator tag (default aminator)")
@@ -151,6 +152,7 @@ func (a *app) bakeFlags(f *pflag.FlagSet) {
 	f.Bool("preserve-on-error", false, "keep the volume and mounts when the bake fails, for debugging")
 	markConfig(f)
 	f.StringArrayVar(&a.tags, "tag", nil, "extra tag KEY=VALUE on the image and snapshot (repeatable)")
+	f.Bool("test", false, "boot-test the new image under qemu; a failed test exits 1 and tags the image boot_test=failed")
 }
 
 // configFlag marks flags that set a configuration key of the same name.

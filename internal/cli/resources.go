@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/aminator-go/aminator/internal/channels"
 	"github.com/aminator-go/aminator/internal/cloud/local"
 	"github.com/aminator-go/aminator/internal/ids"
 	"github.com/aminator-go/aminator/internal/plugin"
@@ -53,9 +54,13 @@ func (a *app) table(header string, rows [][]string) {
 
 func age(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05") }
 
-func (a *app) findImage(ctx context.Context, c *local.Cloud, ref string) (*plugin.Image, error) {
+// findImage finds an image by id, name or FAMILY:LABEL.
+func findImage(ctx context.Context, c plugin.Cloud, ref string) (*plugin.Image, error) {
 	if ids.Valid("ami", ref) {
 		return c.Image(ctx, plugin.ImageQuery{ID: ref})
+	}
+	if family, label := channels.SplitRef(ref); label != "" {
+		return channels.Resolve(ctx, c, family, label)
 	}
 	return c.Image(ctx, plugin.ImageQuery{Name: ref})
 }
@@ -85,13 +90,22 @@ func (a *app) imagesCommand() *cobra.Command {
 			})
 		},
 	}
+	var showLineage bool
 	show := &cobra.Command{
-		Use: "show IMAGE", Short: "Show an image (by id or name) with its tags", Args: a.args(cobra.ExactArgs(1)),
+		Use: "show IMAGE", Short: "Show an image (by id, name or FAMILY:LABEL) with its tags", Args: a.args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
-				im, err := a.findImage(ctx, c, args[0])
+				im, err := findImage(ctx, c, args[0])
 				if err != nil {
 					return err
+				}
+				if showLineage {
+					chain := lineage(ctx, c, im)
+					if a.output == "json" {
+						return a.printJSON(chain)
+					}
+					a.printLineage(chain)
+					return nil
 				}
 				if a.output == "json" {
 					return a.printJSON(im)
@@ -114,6 +128,7 @@ func (a *app) imagesCommand() *cobra.Command {
 			})
 		},
 	}
+	show.Flags().BoolVar(&showLineage, "lineage", false, "print the image's ancestor chain (foundation -> base -> app)")
 	var keepSnaps bool
 	rm := &cobra.Command{
 		Use: "rm IMAGE...", Short: "Deregister images and delete their snapshots", Args: a.args(cobra.MinimumNArgs(1)),
@@ -121,7 +136,7 @@ func (a *app) imagesCommand() *cobra.Command {
 			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
 				var errs []error
 				for _, ref := range args {
-					im, err := a.findImage(ctx, c, ref)
+					im, err := findImage(ctx, c, ref)
 					if err != nil {
 						errs = append(errs, err)
 						continue
@@ -152,6 +167,7 @@ func (a *app) imagesCommand() *cobra.Command {
 	rm.Flags().BoolVar(&keepSnaps, "keep-snapshots", false, "keep the image's snapshots")
 	var imp local.ImportOptions
 	var impTags []string
+	var importRole string
 	imp.Architecture, imp.VirtualizationType = "x86_64", "hvm"
 	importCmd := &cobra.Command{
 		Use:   "import NAME FILE.img",
@@ -162,7 +178,12 @@ func (a *app) imagesCommand() *cobra.Command {
 			if imp.Name == "" || len(imp.Name) > 128 || strings.ContainsAny(imp.Name, " \t\n") {
 				return usagef("image name %q: 1 to 128 characters, no spaces", imp.Name)
 			}
-			imp.Tags = plugin.Tags{}
+			switch importRole {
+			case channels.RoleFoundation, channels.RoleBase, channels.RoleApp:
+			default:
+				return usagef("--role %q: foundation, base or app", importRole)
+			}
+			imp.Tags = plugin.Tags{channels.TagRole: importRole, channels.TagFamily: imp.Name}
 			for _, t := range impTags {
 				k, v, ok := strings.Cut(t, "=")
 				if !ok || k == "" {
@@ -187,7 +208,8 @@ func (a *app) imagesCommand() *cobra.Command {
 	importCmd.Flags().StringVar(&imp.VirtualizationType, "vm-type", "hvm", "virtualization type")
 	importCmd.Flags().StringVar(&imp.Description, "description", "", "description")
 	importCmd.Flags().StringArrayVar(&impTags, "tag", nil, "tag KEY=VALUE (repeatable)")
-	cmd.AddCommand(list, show, rm, importCmd)
+	importCmd.Flags().StringVar(&importRole, "role", channels.RoleFoundation, "role: foundation (a pristine OS; bakes on it make base images), base or app")
+	cmd.AddCommand(list, show, rm, importCmd, a.promoteCommand(), a.diffCommand(), a.exportCommand())
 	return cmd
 }
 

@@ -34,6 +34,7 @@ type Context struct {
 	Environment        string            `yaml:"environment"`
 	BaseAMIID          string            `yaml:"base_ami_id"`
 	BaseAMIName        string            `yaml:"base_ami_name"`
+	Label              string            `yaml:"label"`
 	Name               string            `yaml:"name"`
 	Suffix             string            `yaml:"suffix"`
 	Creator            string            `yaml:"creator"`
@@ -398,6 +399,9 @@ func (c *Config) validate() error {
 	x := &c.Context
 	if !oneOf(x.VMType, "hvm", "paravirtual") {
 		return c.bad("context.vm_type", "%q is not allowed (allowed: hvm, paravirtual)", x.VMType)
+	}
+	if x.Label != "" && !oneOf(x.Label, "candidate", "release", "previous") {
+		return c.bad("context.label", "%q is not allowed (allowed: candidate, release, previous)", x.Label)
 	}
 	if x.Arch != "" && !oneOf(x.Arch, "x86_64", "arm64", "i386") {
 		return c.bad("context.arch", "%q is not allowed (allowed: x86_64, arm64, i386)", x.Arch)

@@ -45,10 +45,10 @@ func BakeFile(dir, name string) (*os.File, slog.Handler, error) {
 	return f, slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}), nil
 }
 
-// Tail keeps the last n lines written to it.
+// Tail keeps the last N lines written to it.
 type Tail struct {
 	mu    sync.Mutex
-	n     int
+	N     int
 	lines []string
 }
 
@@ -57,8 +57,8 @@ func (t *Tail) Add(line string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.lines = append(t.lines, line)
-	if len(t.lines) > t.n {
-		t.lines = t.lines[len(t.lines)-t.n:]
+	if len(t.lines) > t.N {
+		t.lines = t.lines[len(t.lines)-t.N:]
 	}
 }
 
@@ -138,7 +138,7 @@ func Run(ctx context.Context, log *slog.Logger, cmd *exec.Cmd, stdout io.Writer)
 	if len(cmd.Args) > 0 {
 		name = filepath.Base(cmd.Args[0])
 	}
-	tail := &Tail{n: 25}
+	tail := &Tail{N: 25}
 	lw := &lineWriter{log: log, name: name, tail: tail}
 	if stdout != nil {
 		cmd.Stdout = stdout

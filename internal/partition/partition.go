@@ -4,11 +4,17 @@
 package partition
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/aminator-go/aminator/internal/loop"
 )
 
 // Partition is one entry of a table, in bytes.
@@ -123,4 +129,32 @@ func Find(path string, n int) (Partition, error) {
 		have = append(have, p.Number)
 	}
 	return Partition{}, fmt.Errorf("%s has no partition %d (has: %v)", path, n, have)
+}
+
+// Open returns a block device node for partition n of dev: the kernel's
+// node when it made one (dev + "p" + n or dev + n, not for loop devices,
+// whose partition scan may be off), else a loop device over the
+// partition's byte range, which needs no partition scan. n == 0 is the
+// whole device. release detaches what Open attached; it is safe to call twice.
+func Open(ctx context.Context, dev string, n int) (path string, release func() error, err error) {
+	none := func() error { return nil }
+	if n == 0 {
+		return dev, none, nil
+	}
+	if !strings.HasPrefix(filepath.Base(dev), "loop") {
+		for _, cand := range []string{dev + "p" + strconv.Itoa(n), dev + strconv.Itoa(n)} {
+			if st, err := os.Stat(cand); err == nil && st.Mode()&os.ModeDevice != 0 {
+				return cand, none, nil
+			}
+		}
+	}
+	p, err := Find(dev, n)
+	if err != nil {
+		return "", nil, err
+	}
+	d, err := loop.Attach(ctx, dev, loop.Options{Offset: uint64(p.Start), SizeLimit: uint64(p.Size)})
+	if err != nil {
+		return "", nil, fmt.Errorf("partition %d of %s: %w", n, dev, err)
+	}
+	return d.Path, d.Detach, nil
 }

@@ -116,10 +116,11 @@ type ImageQuery struct {
 	Name string
 }
 
-// VolumeRequest asks a cloud for a new volume made from a snapshot.
+// VolumeRequest asks a cloud for a new volume made from a snapshot, or an
+// empty one when SnapshotID is "".
 type VolumeRequest struct {
 	SnapshotID string
-	SizeBytes  int64 // 0: the snapshot's size
+	SizeBytes  int64 // 0: the snapshot's size; required for an empty volume
 	Type       string
 	Tags       Tags
 }
@@ -152,6 +153,8 @@ type ImageRequest struct {
 	EnaSupport         bool
 	SriovNetSupport    bool
 	Tags               Tags
+	// Packages is the image's package manifest, kept where the cloud can.
+	Packages []Package
 }
 
 // Cloud is a provider's API for images, snapshots and volumes.
@@ -171,6 +174,25 @@ type Cloud interface {
 	// RegisterImage registers an image; a taken name wraps ErrExists.
 	RegisterImage(ctx context.Context, r ImageRequest) (*Image, error)
 	DeregisterImage(ctx context.Context, id string) error
+	// FindImages lists the images carrying all the given tags, newest first.
+	FindImages(ctx context.Context, tags Tags) ([]*Image, error)
+	// CreateTags adds or replaces tags on an image, snapshot or volume.
+	CreateTags(ctx context.Context, id string, tags Tags) error
+	// DeleteTags removes tags by key.
+	DeleteTags(ctx context.Context, id string, keys ...string) error
+}
+
+// Package is one installed package of an image's manifest.
+type Package struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Arch    string `json:"arch"`
+}
+
+// ManifestStore is implemented by clouds that keep an image's package
+// manifest (ImageRequest.Packages) and give it back.
+type ManifestStore interface {
+	Manifest(ctx context.Context, imageID string) ([]Package, error)
 }
 
 // Slot is an attachment point reserved for one bake.
@@ -191,7 +213,8 @@ type BlockDevice interface {
 
 // Volumes creates, attaches, readies and removes the bake's volume.
 type Volumes interface {
-	// Create makes a volume from the base image's root snapshot.
+	// Create makes a volume from the base image's root snapshot, or an
+	// empty one when base is nil.
 	Create(ctx context.Context, base *Image, sizeBytes int64, tags Tags) (*Volume, error)
 	// Attach attaches it to this host and returns the local device path.
 	Attach(ctx context.Context, v *Volume) (string, error)
@@ -271,6 +294,8 @@ type Provisioner interface {
 	Parse(raw string) (PackageRef, error)
 	// Provision installs the package and reports its metadata.
 	Provision(ctx context.Context, c Chroot, ref PackageRef) (*PackageInfo, error)
+	// Manifest lists every package installed in the chroot.
+	Manifest(ctx context.Context, c Chroot) ([]Package, error)
 }
 
 // FinalizeRequest carries what a finalizer needs to turn a provisioned

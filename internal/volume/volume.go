@@ -14,7 +14,6 @@ import (
 	"sync"
 
 	"github.com/aminator-go/aminator/internal/logging"
-	"github.com/aminator-go/aminator/internal/loop"
 	"github.com/aminator-go/aminator/internal/mount"
 	"github.com/aminator-go/aminator/internal/partition"
 	"github.com/aminator-go/aminator/internal/plugin"
@@ -41,6 +40,9 @@ type Linux struct {
 
 // Create makes the bake's volume.
 func (l *Linux) Create(ctx context.Context, base *plugin.Image, size int64, tags plugin.Tags) (*plugin.Volume, error) {
+	if base == nil {
+		return l.cloud.CreateVolume(ctx, plugin.VolumeRequest{SizeBytes: size, Tags: tags})
+	}
 	root := base.Root()
 	if root == nil || root.SnapshotID == "" {
 		return nil, fmt.Errorf("base image %s has no root snapshot at %s", base.ID, base.RootDeviceName)
@@ -112,15 +114,12 @@ func (l *Linux) Grow(ctx context.Context, dev string, part int) error {
 		if err := logging.Run(ctx, l.log, cmd, nil); err != nil {
 			return fmt.Errorf("grow partition %d: %w", part, err)
 		}
-		if p, err = partition.Find(dev, part); err != nil {
-			return err
-		}
-		pd, err := loop.Attach(ctx, dev, loop.Options{Offset: uint64(p.Start), SizeLimit: uint64(p.Size)})
+		pdev, release, err := partition.Open(ctx, dev, part)
 		if err != nil {
 			return fmt.Errorf("grow: %w", err)
 		}
-		defer pd.Detach()
-		target = pd.Path
+		defer release()
+		target = pdev
 	}
 	fs, err := mount.DetectFS(target)
 	if err != nil {

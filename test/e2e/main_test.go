@@ -121,7 +121,7 @@ func base(t *testing.T) string {
 		return baseID
 	}
 	img := testutil.DebianBase(t)
-	baseID = mustOK(t, aminate(t, "images", "import", baseName, img, "--tag", "base_ami_version=bookworm-1"))
+	baseID = mustOK(t, aminate(t, "images", "import", baseName, img, "--role", "base", "--tag", "base_ami_version=bookworm-1"))
 	return baseID
 }
 

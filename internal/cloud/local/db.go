@@ -51,6 +51,13 @@ CREATE TABLE IF NOT EXISTS volumes (
 	device TEXT NOT NULL DEFAULT '',
 	created_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS image_packages (
+	image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+	name TEXT NOT NULL,
+	version TEXT NOT NULL,
+	arch TEXT NOT NULL,
+	PRIMARY KEY (image_id, name, arch)
+);
 CREATE TABLE IF NOT EXISTS tags (
 	resource_id TEXT NOT NULL,
 	key TEXT NOT NULL,
@@ -113,6 +120,56 @@ func (c *Cloud) tags(ctx context.Context, id string) (plugin.Tags, error) {
 // CreateTags adds or replaces tags on any resource.
 func (c *Cloud) CreateTags(ctx context.Context, id string, tags plugin.Tags) error {
 	return putTags(ctx, c.db, id, tags)
+}
+
+// DeleteTags removes tags by key.
+func (c *Cloud) DeleteTags(ctx context.Context, id string, keys ...string) error {
+	for _, k := range keys {
+		if _, err := c.db.ExecContext(ctx, `DELETE FROM tags WHERE resource_id=? AND key=?`, id, k); err != nil {
+			return fmt.Errorf("untag %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// FindImages lists the images carrying all the given tags, newest first.
+func (c *Cloud) FindImages(ctx context.Context, tags plugin.Tags) ([]*plugin.Image, error) {
+	all, err := c.Images(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*plugin.Image
+next:
+	for _, im := range all {
+		for k, v := range tags {
+			if im.Tags[k] != v {
+				continue next
+			}
+		}
+		out = append(out, im)
+	}
+	return out, nil
+}
+
+// Manifest returns an image's package manifest, sorted by name.
+func (c *Cloud) Manifest(ctx context.Context, imageID string) ([]plugin.Package, error) {
+	if _, err := c.Image(ctx, plugin.ImageQuery{ID: imageID}); err != nil {
+		return nil, err
+	}
+	rows, err := c.db.QueryContext(ctx, `SELECT name, version, arch FROM image_packages WHERE image_id=? ORDER BY name, arch`, imageID)
+	if err != nil {
+		return nil, fmt.Errorf("manifest of %s: %w", imageID, err)
+	}
+	defer rows.Close()
+	var out []plugin.Package
+	for rows.Next() {
+		var p plugin.Package
+		if err := rows.Scan(&p.Name, &p.Version, &p.Arch); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
 }
 
 type scanner interface{ Scan(dest ...any) error }

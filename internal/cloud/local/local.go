@@ -135,9 +135,13 @@ func (c *Cloud) Store() snapstore.Store { return c.store }
 // CreateVolume makes a sparse volume file from a snapshot. The calling
 // process owns the volume (a flock) until it deletes it or exits.
 func (c *Cloud) CreateVolume(ctx context.Context, r plugin.VolumeRequest) (v *plugin.Volume, err error) {
-	snap, err := c.Snapshot(ctx, r.SnapshotID)
-	if err != nil {
-		return nil, fmt.Errorf("create volume: %w", err)
+	snap := &plugin.Snapshot{State: "completed"}
+	if r.SnapshotID != "" {
+		if snap, err = c.Snapshot(ctx, r.SnapshotID); err != nil {
+			return nil, fmt.Errorf("create volume: %w", err)
+		}
+	} else if r.SizeBytes <= 0 || r.SizeBytes%512 != 0 {
+		return nil, fmt.Errorf("create volume: an empty volume needs a size in whole sectors, not %d bytes", r.SizeBytes)
 	}
 	if snap.State != "completed" {
 		return nil, fmt.Errorf("create volume: snapshot %s is %s", snap.ID, snap.State)
@@ -182,7 +186,13 @@ func (c *Cloud) CreateVolume(ctx context.Context, r plugin.VolumeRequest) (v *pl
 	if err != nil {
 		return nil, fmt.Errorf("create volume: %w", err)
 	}
-	if err := c.store.Restore(ctx, snap.ID, path); err != nil {
+	if snap.ID == "" {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("create volume %s: %w", id, err)
+		}
+		f.Close()
+	} else if err := c.store.Restore(ctx, snap.ID, path); err != nil {
 		return nil, fmt.Errorf("create volume %s: %w", id, err)
 	}
 	if size > snap.SizeBytes {
@@ -433,6 +443,11 @@ func (c *Cloud) RegisterImage(ctx context.Context, r plugin.ImageRequest) (*plug
 	for _, b := range r.BlockDevices {
 		if err == nil && b.SnapshotID != "" {
 			_, err = tx.ExecContext(ctx, `INSERT OR IGNORE INTO image_snapshots(image_id,snapshot_id) VALUES(?,?)`, id, b.SnapshotID)
+		}
+	}
+	for _, p := range r.Packages {
+		if err == nil {
+			_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO image_packages(image_id,name,version,arch) VALUES(?,?,?,?)`, id, p.Name, p.Version, p.Arch)
 		}
 	}
 	if err == nil {

@@ -227,6 +227,29 @@ func Query(ctx context.Context, c plugin.Chroot, name string) (*plugin.PackageIn
 	return &plugin.PackageInfo{Name: f[0], FullVersion: f[1], Version: ver, Release: rel, Arch: f[2]}, nil
 }
 
+// Manifest lists the installed packages (dpkg-query inside the chroot).
+func (a *Apt) Manifest(ctx context.Context, c plugin.Chroot) ([]plugin.Package, error) {
+	out, err := c.Output(ctx, plugin.Run{Argv: []string{"dpkg-query", "-W", "-f", "${db:Status-Abbrev}\t${Package}\t${Version}\t${Architecture}\n"}})
+	if err != nil {
+		return nil, fmt.Errorf("package manifest: %w", err)
+	}
+	return ParseManifest(out), nil
+}
+
+// ParseManifest reads dpkg-query lines of status, name, version and
+// architecture, keeping the installed packages.
+func ParseManifest(out []byte) []plugin.Package {
+	var pkgs []plugin.Package
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) != 4 || strings.TrimSpace(f[0]) != "ii" {
+			continue
+		}
+		pkgs = append(pkgs, plugin.Package{Name: f[1], Version: f[2], Arch: f[3]})
+	}
+	return pkgs
+}
+
 func copyInto(root *os.Root, rel, src string) error {
 	in, err := os.Open(src)
 	if err != nil {

@@ -1,0 +1,319 @@
+// Package boottest proves an image boots: it copies the image's root
+// snapshot to a scratch disk (the stored image is never modified), adds a
+// one-shot systemd unit that prints a marker on the serial console once
+// multi-user.target is reached, and boots the copy's own kernel and initrd
+// under qemu (KVM when /dev/kvm works, TCG otherwise) with direct kernel
+// boot. The console is saved to a log; a missing kernel, a boot that never
+// prints the marker, or a timeout is a failure that quotes the last lines.
+package boottest
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/aminator-go/aminator/internal/debversion"
+	"github.com/aminator-go/aminator/internal/logging"
+	"github.com/aminator-go/aminator/internal/loop"
+	"github.com/aminator-go/aminator/internal/mount"
+	"github.com/aminator-go/aminator/internal/partition"
+	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/snapstore"
+)
+
+// Options tune a boot test.
+type Options struct {
+	Timeout time.Duration
+	// MemoryMiB for the VM.
+	MemoryMiB int
+	// ConsoleLog is where the serial console is written.
+	ConsoleLog string
+	// WorkDir holds the scratch disk.
+	WorkDir string
+	// NoKVM forces TCG.
+	NoKVM bool
+}
+
+// Result is a finished boot test.
+type Result struct {
+	Passed     bool          `json:"passed"`
+	Reason     string        `json:"reason,omitempty"`
+	Accel      string        `json:"accel"`
+	Kernel     string        `json:"kernel,omitempty"`
+	ConsoleLog string        `json:"console_log"`
+	Duration   time.Duration `json:"duration_ns"`
+	// Tail is the console's last lines.
+	Tail string `json:"tail,omitempty"`
+}
+
+// Error is a failed boot.
+type Error struct{ R *Result }
+
+func (e *Error) Error() string {
+	msg := "boot test failed: " + e.R.Reason + " (console: " + e.R.ConsoleLog + ")"
+	if e.R.Tail != "" {
+		msg += "\n  last console lines:\n    " + strings.ReplaceAll(e.R.Tail, "\n", "\n    ")
+	}
+	return msg
+}
+
+const marker = "AMINATOR-BOOT-TEST-OK"
+
+// Run boots image im. It returns an *Error when the image does not boot.
+func Run(ctx context.Context, store snapstore.Store, im *plugin.Image, o Options, log *slog.Logger) (*Result, error) {
+	start := time.Now()
+	if o.Timeout == 0 {
+		o.Timeout = 5 * time.Minute
+	}
+	if o.MemoryMiB == 0 {
+		o.MemoryMiB = 1024
+	}
+	res := &Result{ConsoleLog: o.ConsoleLog}
+	defer func() { res.Duration = time.Since(start) }()
+	qemu, ok := map[string]string{"x86_64": "qemu-system-x86_64", "arm64": "qemu-system-aarch64"}[im.Architecture]
+	if !ok {
+		return res, fmt.Errorf("boot test: no emulator for architecture %q", im.Architecture)
+	}
+	if _, err := exec.LookPath(qemu); err != nil {
+		return res, fmt.Errorf("boot test needs %s (Debian: apt-get install qemu-system-x86): %w", qemu, err)
+	}
+	root := im.Root()
+	if root == nil || root.SnapshotID == "" {
+		return res, fmt.Errorf("image %s has no root snapshot", im.ID)
+	}
+	if err := os.MkdirAll(o.WorkDir, 0o700); err != nil {
+		return res, err
+	}
+	work, err := os.MkdirTemp(o.WorkDir, "boottest-"+im.ID+"-")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(work)
+	disk := filepath.Join(work, "disk.raw")
+	if err := store.Restore(ctx, root.SnapshotID, disk); err != nil {
+		return res, fmt.Errorf("boot test: copy the image: %w", err)
+	}
+	part, _ := strconv.Atoi(im.Tags["root_partition"])
+	nonce := randHex()
+	kernel, initrd, version, err := prepare(ctx, disk, part, work, nonce)
+	if err != nil {
+		var fe failure
+		if errors.As(err, &fe) {
+			res.Reason = string(fe)
+			return res, &Error{res}
+		}
+		return res, err
+	}
+	res.Kernel = version
+	rootDev := "/dev/vda"
+	if part > 0 {
+		rootDev += strconv.Itoa(part)
+	}
+	accel := "tcg"
+	if !o.NoKVM && kvmWorks() {
+		accel = "kvm"
+	}
+	res.Accel = accel
+	args := []string{"-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio", "-no-reboot",
+		"-m", strconv.Itoa(o.MemoryMiB), "-smp", "2", "-nic", "none",
+		"-kernel", kernel, "-initrd", initrd,
+		"-append", "root=" + rootDev + " rw console=ttyS0 panic=-1 systemd.show_status=1",
+		"-drive", "file=" + disk + ",format=raw,if=virtio,cache=unsafe"}
+	if accel == "kvm" {
+		args = append(args, "-accel", "kvm", "-cpu", "host")
+	} else {
+		args = append(args, "-accel", "tcg")
+	}
+	log.Info("booting", "image", im.ID, "kernel", res.Kernel, "accel", accel, "console", o.ConsoleLog)
+	passed, reason, tail, err := boot(ctx, qemu, args, nonce, o, log)
+	if err == nil && !passed && accel == "kvm" && strings.Contains(strings.ToLower(tail), "kvm") {
+		log.Warn("KVM did not work; booting again with TCG", "reason", reason)
+		res.Accel = "tcg"
+		args = append(args[:len(args)-4], "-accel", "tcg")
+		passed, reason, tail, err = boot(ctx, qemu, args, nonce, o, log)
+	}
+	if err != nil {
+		return res, err
+	}
+	res.Passed, res.Reason, res.Tail = passed, reason, tail
+	if !passed {
+		return res, &Error{res}
+	}
+	return res, nil
+}
+
+// failure is a reason the image cannot boot (not a tool error).
+type failure string
+
+func (f failure) Error() string { return string(f) }
+
+// prepare mounts the scratch disk, copies out the newest kernel and its
+// initrd and installs the marker unit.
+func prepare(ctx context.Context, disk string, part int, work, nonce string) (kernel, initrd, version string, err error) {
+	d, err := loop.Attach(ctx, disk, loop.Options{})
+	if err != nil {
+		return "", "", "", err
+	}
+	defer d.Detach()
+	dev, release, err := partition.Open(ctx, d.Path, part)
+	if err != nil {
+		return "", "", "", err
+	}
+	defer release()
+	fstype, err := mount.DetectFS(dev)
+	if err != nil {
+		return "", "", "", err
+	}
+	mnt := filepath.Join(work, "mnt")
+	os.MkdirAll(mnt, 0o700)
+	data := ""
+	if fstype == "xfs" {
+		data = "nouuid"
+	}
+	if err := mount.Mount(dev, mnt, fstype, 0, data); err != nil {
+		return "", "", "", err
+	}
+	defer mount.Unmount(context.WithoutCancel(ctx), mnt, nil)
+	r, err := os.OpenRoot(mnt)
+	if err != nil {
+		return "", "", "", err
+	}
+	defer r.Close()
+	ks, _ := filepath.Glob(filepath.Join(mnt, "boot", "vmlinuz-*"))
+	var vers []string
+	for _, k := range ks {
+		vers = append(vers, strings.TrimPrefix(filepath.Base(k), "vmlinuz-"))
+	}
+	if len(vers) == 0 {
+		return "", "", "", failure("the image has no kernel (/boot/vmlinuz-*); a foundation built with --no-kernel cannot boot")
+	}
+	sort.Slice(vers, func(i, j int) bool { return debversion.Compare(vers[i], vers[j]) < 0 })
+	v := vers[len(vers)-1]
+	kernel, initrd = filepath.Join(work, "vmlinuz"), filepath.Join(work, "initrd")
+	for src, dst := range map[string]string{"boot/vmlinuz-" + v: kernel, "boot/initrd.img-" + v: initrd} {
+		b, err := r.ReadFile(src)
+		if err != nil {
+			return "", "", "", failure(fmt.Sprintf("the image's /%s cannot be read: %v", src, err))
+		}
+		if err := os.WriteFile(dst, b, 0o600); err != nil {
+			return "", "", "", err
+		}
+	}
+	if _, err := r.Stat("lib/systemd/systemd"); err != nil {
+		return "", "", "", failure("the image has no systemd (/lib/systemd/systemd), which the boot test needs")
+	}
+	unit := "[Unit]\nDescription=aminator boot test marker\nAfter=multi-user.target\n\n[Service]\nType=oneshot\n" +
+		"ExecStart=/bin/sh -c 'echo " + marker + "-" + nonce + " > /dev/ttyS0'\n\n[Install]\nWantedBy=multi-user.target\n"
+	if err := r.WriteFile("etc/systemd/system/aminator-boot-test.service", []byte(unit), 0o644); err != nil {
+		return "", "", "", fmt.Errorf("install the marker unit: %w", err)
+	}
+	if err := r.MkdirAll("etc/systemd/system/multi-user.target.wants", 0o755); err != nil {
+		return "", "", "", err
+	}
+	if err := r.Symlink("/etc/systemd/system/aminator-boot-test.service", "etc/systemd/system/multi-user.target.wants/aminator-boot-test.service"); err != nil {
+		return "", "", "", err
+	}
+	return kernel, initrd, v, nil
+}
+
+func boot(ctx context.Context, qemu string, args []string, nonce string, o Options, log *slog.Logger) (bool, string, string, error) {
+	if err := os.MkdirAll(filepath.Dir(o.ConsoleLog), 0o755); err != nil {
+		return false, "", "", err
+	}
+	console, err := os.Create(o.ConsoleLog)
+	if err != nil {
+		return false, "", "", err
+	}
+	defer console.Close()
+	cmd := exec.Command(qemu, args...)
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return false, "", "", err
+	}
+	cmd.Stderr = cmd.Stdout
+	log.Debug("exec", "argv", strings.Join(cmd.Args, " "))
+	if err := cmd.Start(); err != nil {
+		return false, "", "", fmt.Errorf("start %s: %w", qemu, err)
+	}
+	tail := &logging.Tail{N: 20}
+	found := make(chan struct{})
+	var once sync.Once
+	go func() {
+		want := marker + "-" + nonce
+		s := bufio.NewScanner(io.TeeReader(out, console))
+		s.Buffer(make([]byte, 64<<10), 1<<20)
+		for s.Scan() {
+			line := strings.TrimRight(s.Text(), "\r")
+			tail.Add(line)
+			if strings.HasPrefix(line, want) {
+				once.Do(func() { close(found) })
+			}
+		}
+	}()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stop := func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+	}
+	timer := time.NewTimer(o.Timeout)
+	defer timer.Stop()
+	select {
+	case <-found:
+		stop()
+		return true, "", tail.String(), nil
+	case err := <-exited:
+		select {
+		case <-found:
+			return true, "", tail.String(), nil
+		default:
+		}
+		return false, fmt.Sprintf("the VM stopped before reaching multi-user.target (%v)", err), tail.String(), nil
+	case <-timer.C:
+		stop()
+		return false, fmt.Sprintf("no marker on the console within %s", o.Timeout), tail.String(), nil
+	case <-ctx.Done():
+		stop()
+		return false, "", tail.String(), context.Cause(ctx)
+	}
+}
+
+// kvmWorks reports whether /dev/kvm opens and answers.
+func kvmWorks() bool {
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	v, err := unix.IoctlRetInt(int(f.Fd()), 0xAE00) // KVM_GET_API_VERSION
+	return err == nil && v == 12
+}
+
+func randHex() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
