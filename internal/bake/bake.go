@@ -106,9 +106,9 @@ func NewEnvironment(cfg *config.Config, log *slog.Logger) (*Environment, error) 
 
 // Request is what to bake.
 type Request struct {
-	Package         string
-	BaseID          string
-	BaseName        string
+	Package  string
+	BaseID   string
+	BaseName string
 	// BaseLabel picks the newest image of family BaseName with this
 	// channel label (also written BaseName "family:label").
 	BaseLabel       string

@@ -72,17 +72,17 @@ type Options struct {
 
 // Chroot is a mounted, prepared image root.
 type Chroot struct {
-	path      string
-	root      *os.Root
-	log       *slog.Logger
-	baseEnv   map[string]string
+	path    string
+	root    *os.Root
+	log     *slog.Logger
+	baseEnv map[string]string
 	// releasePart detaches the partition's loop device, if one was made.
 	releasePart func() error
-	mu        sync.Mutex
-	mounts    []string // host paths, in mount order (the root first)
-	restores  []restore
-	closed    bool
-	preserved bool
+	mu          sync.Mutex
+	mounts      []string // host paths, in mount order (the root first)
+	restores    []restore
+	closed      bool
+	preserved   bool
 }
 
 type restore struct {
