@@ -33,7 +33,13 @@ func (a *app) withLocal(cmd *cobra.Command, fn func(ctx context.Context, c *loca
 	if err != nil {
 		return err
 	}
-	c, err := local.Open(cfg.StateDir, cfg.LockDir, cfg.Context.Region, a.logger(cfg.Context.Debug))
+	pc, err := cfg.PluginConfig(plugin.KindCloud, "local")
+	if err != nil {
+		return err
+	}
+	s := pc.(*local.Settings)
+	c, err := local.Open(local.Options{StateDir: cfg.StateDir, LockDir: cfg.LockDir, Region: cfg.Context.Region, Zone: s.Zone,
+		Log: a.logger(cfg.Context.Debug), ChunkSize: s.ChunkSize, Compress: s.Compress})
 	if err != nil {
 		return err
 	}

@@ -139,7 +139,7 @@ func showImage(t *testing.T, ref string) *plugin.Image {
 // in this process and calls fn with the mount point.
 func inspect(t *testing.T, id string, part int, fn func(root string)) {
 	t.Helper()
-	c, err := local.Open(stateDir, "", "", nil)
+	c, err := local.Open(local.Options{StateDir: stateDir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +209,7 @@ func volumeCount(t *testing.T) (rows int, files int) {
 	if err := json.Unmarshal([]byte(mustOK(t, aminate(t, "volumes", "list", "--output", "json"))), &vs); err != nil {
 		t.Fatal(err)
 	}
-	ents, _ := os.ReadDir(filepath.Join(stateDir, "volumes"))
+	ents, _ := os.ReadDir(filepath.Join(stateDir, "data", "volumes"))
 	return len(vs), len(ents)
 }
 

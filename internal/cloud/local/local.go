@@ -5,10 +5,15 @@
 // directory (default /var/lib/aminator):
 //
 //	aminator.db      the registry
-//	volumes/         vol-*.img, one sparse file per volume
-//	snapshots/       the snapshot store
+//	data/volumes/    vol-*.img, one sparse file per volume
+//	data/store/      the snapshot store (snapstore.Chunks)
 //	mnt/             mount points of bakes
 //	lock/            flock files (volume owners, loop allocation)
+//	tmp/             scratch files
+//
+// data/ may be a reflink-capable filesystem of its own (aminate init
+// --store-fs xfs): volumes are then clones of their snapshot, made in
+// milliseconds, and snapshots read only the blocks a bake changed.
 package local
 
 import (
@@ -33,20 +38,20 @@ import (
 type Settings struct {
 	// Zone is reported as the availability zone.
 	Zone string `yaml:"zone"`
+	// ChunkSize of the snapshot store, in bytes (a power of two).
+	ChunkSize int `yaml:"chunk_size"`
+	// Compress stores chunks zstd-compressed when that saves space.
+	Compress bool `yaml:"compress"`
 }
 
 func init() {
 	plugin.Register(plugin.Registration{
 		Kind: plugin.KindCloud, Name: "local",
 		Description: "images, snapshots and volumes on this machine (SQLite registry, loop devices)",
-		NewConfig:   func() any { return &Settings{Zone: "local-a"} },
+		NewConfig:   func() any { return &Settings{Zone: "local-a", ChunkSize: snapstore.DefaultChunkSize, Compress: true} },
 		New: func(cfg any, d plugin.Deps) (any, error) {
-			c, err := Open(d.StateDir, d.LockDir, d.Region, d.Logger)
-			if err != nil {
-				return nil, err
-			}
-			c.zone = cfg.(*Settings).Zone
-			return c, nil
+			s := cfg.(*Settings)
+			return Open(Options{StateDir: d.StateDir, LockDir: d.LockDir, Region: d.Region, Zone: s.Zone, Log: d.Logger, ChunkSize: s.ChunkSize, Compress: s.Compress})
 		},
 	})
 }
@@ -58,7 +63,7 @@ type Cloud struct {
 	region  string
 	zone    string
 	db      *sql.DB
-	store   snapstore.Store
+	store   *snapstore.Chunks
 	log     *slog.Logger
 
 	mu       sync.Mutex
@@ -68,31 +73,45 @@ type Cloud struct {
 
 var _ plugin.Cloud = (*Cloud)(nil)
 
+// Options say where the local cloud lives.
+type Options struct {
+	StateDir  string
+	LockDir   string // default StateDir/lock
+	Region    string // default "local"
+	Zone      string // default "local-a"
+	Log       *slog.Logger
+	ChunkSize int
+	Compress  bool
+}
+
 // Open opens (creating if needed) the state directory.
-func Open(stateDir, lockDir, region string, log *slog.Logger) (*Cloud, error) {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+func Open(o Options) (*Cloud, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
 	}
-	if lockDir == "" {
-		lockDir = filepath.Join(stateDir, "lock")
+	if o.LockDir == "" {
+		o.LockDir = filepath.Join(o.StateDir, "lock")
 	}
-	for _, d := range []string{stateDir, filepath.Join(stateDir, "volumes"), filepath.Join(stateDir, "mnt"), lockDir} {
+	if o.Region == "" {
+		o.Region = "local"
+	}
+	if o.Zone == "" {
+		o.Zone = "local-a"
+	}
+	for _, d := range []string{o.StateDir, filepath.Join(o.StateDir, "data", "volumes"), filepath.Join(o.StateDir, "mnt"), filepath.Join(o.StateDir, "tmp"), o.LockDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("state directory: %w", err)
 		}
 	}
-	store, err := snapstore.NewSparse(filepath.Join(stateDir, "snapshots"))
+	store, err := snapstore.NewChunks(filepath.Join(o.StateDir, "data", "store"), snapstore.ChunkOptions{ChunkSize: o.ChunkSize, Compress: o.Compress, Log: o.Log})
 	if err != nil {
 		return nil, err
 	}
-	db, err := openDB(filepath.Join(stateDir, "aminator.db"))
+	db, err := openDB(filepath.Join(o.StateDir, "aminator.db"))
 	if err != nil {
 		return nil, err
 	}
-	if region == "" {
-		region = "local"
-	}
-	return &Cloud{dir: stateDir, lockDir: lockDir, region: region, zone: "local-a", db: db, store: store, log: log,
+	return &Cloud{dir: o.StateDir, lockDir: o.LockDir, region: o.Region, zone: o.Zone, db: db, store: store, log: o.Log,
 		attached: map[string]*loop.Device{}, owners: map[string]*flock.Lock{}}, nil
 }
 
@@ -111,7 +130,9 @@ func (c *Cloud) Close() error {
 func (c *Cloud) Dir() string { return c.dir }
 
 // VolumePath is the file behind a volume.
-func (c *Cloud) VolumePath(id string) string { return filepath.Join(c.dir, "volumes", id+".img") }
+func (c *Cloud) VolumePath(id string) string {
+	return filepath.Join(c.dir, "data", "volumes", id+".img")
+}
 
 func (c *Cloud) ownerLock(id string) string { return filepath.Join(c.lockDir, id+".lock") }
 
@@ -130,7 +151,7 @@ func (c *Cloud) Host(ctx context.Context) (plugin.Host, error) {
 }
 
 // Store is the snapshot store.
-func (c *Cloud) Store() snapstore.Store { return c.store }
+func (c *Cloud) Store() *snapstore.Chunks { return c.store }
 
 // CreateVolume makes a sparse volume file from a snapshot. The calling
 // process owns the volume (a flock) until it deletes it or exits.

@@ -15,7 +15,7 @@ import (
 
 func open(t *testing.T) *Cloud {
 	t.Helper()
-	c, err := Open(t.TempDir(), "", "", nil)
+	c, err := Open(Options{StateDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,8 +63,8 @@ func TestImportRegisterAndRemove(t *testing.T) {
 	if err := c.DeleteSnapshot(ctx, im.Root().SnapshotID); err != nil {
 		t.Fatal(err)
 	}
-	if ents, _ := os.ReadDir(filepath.Join(c.Dir(), "snapshots")); len(ents) != 0 {
-		t.Errorf("snapshot data left: %v", ents)
+	if ids, _ := c.Store().Snapshots(); len(ids) != 0 {
+		t.Errorf("snapshot data left: %v", ids)
 	}
 	if _, err := c.Import(ctx, rawFile(t, 1000), ImportOptions{Name: "odd"}); err == nil {
 		t.Error("imported a file that is not whole sectors")
@@ -88,7 +88,7 @@ func TestVolumeOwnership(t *testing.T) {
 		t.Errorf("volume size %d", st.Size())
 	}
 	// Another process (another Cloud here) sees it owned, not orphaned.
-	other, _ := Open(c.Dir(), "", "", nil)
+	other, _ := Open(Options{StateDir: c.Dir()})
 	defer other.Close()
 	ov, _ := other.Volume(ctx, v.ID)
 	if ov.Orphaned {
