@@ -228,6 +228,58 @@ func (c *Chroot) writeFile(rel string, data []byte, mode os.FileMode) error {
 	return f.Close()
 }
 
+// BindFile makes the host file src appear read-only at rel inside the
+// image (a bind mount: nothing is copied into the image). The returned
+// func unmounts it and removes the mount point; Close does too.
+func (c *Chroot) BindFile(src, rel string) (func() error, error) {
+	rel = path.Clean(rel)
+	if err := c.root.MkdirAll(path.Dir(rel), 0o700); err != nil {
+		return nil, fmt.Errorf("bind %s into the image: %w", src, err)
+	}
+	f, err := c.root.OpenFile(rel, os.O_RDONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("bind %s into the image: %w", src, err)
+	}
+	// The host path is used to remount and unmount, so every directory on
+	// the way must be a real directory, not a symlink that leads elsewhere.
+	for d := path.Dir(rel); d != "."; d = path.Dir(d) {
+		if st, err := c.root.Lstat(d); err != nil || !st.IsDir() {
+			f.Close()
+			c.root.Remove(rel)
+			return nil, fmt.Errorf("bind %s into the image: /%s is not a directory", src, d)
+		}
+	}
+	host := filepath.Join(c.path, rel)
+	err = unix.Mount(src, "/proc/self/fd/"+strconv.Itoa(int(f.Fd())), "", unix.MS_BIND, "")
+	f.Close()
+	if err == nil {
+		if err = unix.Mount("", host, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+			unix.Unmount(host, unix.UMOUNT_NOFOLLOW)
+		}
+	}
+	if err != nil {
+		c.root.Remove(rel)
+		return nil, fmt.Errorf("bind %s into the image at /%s: %w", src, rel, err)
+	}
+	c.mu.Lock()
+	c.mounts = append(c.mounts, host)
+	c.mu.Unlock()
+	return func() error {
+		if err := mount.Unmount(context.Background(), host, nil); err != nil {
+			return err
+		}
+		c.mu.Lock()
+		for i, m := range c.mounts {
+			if m == host {
+				c.mounts = append(c.mounts[:i], c.mounts[i+1:]...)
+				break
+			}
+		}
+		c.mu.Unlock()
+		return c.root.Remove(rel)
+	}, nil
+}
+
 // ShortCircuit replaces the command at rel with a symlink to target (say
 // /bin/true) and puts the command back on Close. A missing command is skipped.
 func (c *Chroot) ShortCircuit(rel, target string) error {

@@ -34,8 +34,24 @@ func (a *app) worker(cfg *config.Config, preserve bool, kind string, fn job) err
 	if os.Geteuid() != 0 {
 		return errors.New(kind + " needs root: it attaches loop devices, mounts filesystems and chroots")
 	}
+	if !mntns.InChild() {
+		// Outside the namespaces: mount the store filesystem where the host sees it.
+		ctx, stop := signalContext()
+		err := local.EnsureDataFS(ctx, cfg.StateDir)
+		stop()
+		if err != nil {
+			return err
+		}
+	}
 	if !mntns.InChild() && !preserve {
+		refills, err := os.CreateTemp("", "aminator-refill-*")
+		if err != nil {
+			return err
+		}
+		refills.Close()
+		os.Setenv(refillEnv, refills.Name())
 		code, err := mntns.Reexec()
+		startRefills(cfg, refills.Name())
 		if err != nil {
 			return err
 		}
@@ -85,6 +101,7 @@ func (a *app) runBake(cmd *cobra.Command, args []string) error {
 			return err
 		}
 		defer env.Close()
+		setPoolHook(env.Cloud)
 		log.Info("package", "package", args[0])
 		req := bake.RequestFromConfig(cfg.Context, args[0])
 		req.BakeID = id

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -15,6 +16,7 @@ import (
 	"github.com/aminator-go/aminator/internal/channels"
 	"github.com/aminator-go/aminator/internal/cloud/local"
 	"github.com/aminator-go/aminator/internal/ids"
+	"github.com/aminator-go/aminator/internal/mntns"
 	"github.com/aminator-go/aminator/internal/plugin"
 )
 
@@ -36,6 +38,11 @@ func (a *app) withLocal(cmd *cobra.Command, fn func(ctx context.Context, c *loca
 	pc, err := cfg.PluginConfig(plugin.KindCloud, "local")
 	if err != nil {
 		return err
+	}
+	if !mntns.InChild() && os.Geteuid() == 0 {
+		if err := local.EnsureDataFS(context.Background(), cfg.StateDir); err != nil {
+			return err
+		}
 	}
 	s := pc.(*local.Settings)
 	c, err := local.Open(local.Options{StateDir: cfg.StateDir, LockDir: cfg.LockDir, Region: cfg.Context.Region, Zone: s.Zone,

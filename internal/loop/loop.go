@@ -142,6 +142,18 @@ func (d *Device) KeepAttached() error {
 	return nil
 }
 
+// Release closes this process's descriptor without detaching: with
+// autoclear, the kernel detaches the device once whatever uses it (a
+// mount) lets go.
+func (d *Device) Release() error {
+	if d == nil || d.f == nil {
+		return nil
+	}
+	err := d.f.Close()
+	d.f = nil
+	return err
+}
+
 // Detach releases the device: an explicit clear, then the descriptor is
 // closed. With autoclear set, a device still mounted is detached by the
 // kernel as soon as it is unmounted. Safe to call twice.

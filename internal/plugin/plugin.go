@@ -254,6 +254,9 @@ type Chroot interface {
 	Run(ctx context.Context, r Run) error
 	// Output runs argv and returns its standard output.
 	Output(ctx context.Context, r Run) ([]byte, error)
+	// BindFile shows a host file read-only at rel inside the image without
+	// copying it; the returned func removes it.
+	BindFile(src, rel string) (func() error, error)
 	// EndProcesses ends every process still running inside the chroot.
 	EndProcesses(ctx context.Context) error
 	// Close undoes the chroot and unmounts everything; safe to call twice.
@@ -286,6 +289,8 @@ type PackageInfo struct {
 	Arch    string `json:"arch"`
 	// FullVersion is the package manager's version string, epoch included.
 	FullVersion string `json:"full_version"`
+	// InstallTime is how long the package manager itself took to install.
+	InstallTime time.Duration `json:"install_time_ns"`
 }
 
 // Provisioner installs a package inside a chroot with the distribution's package manager.

@@ -283,8 +283,8 @@ func (c *Chunks) Put(ctx context.Context, id, parent, src string) (st Stats, err
 	if firstErr != nil {
 		return st, fmt.Errorf("store snapshot %s: %w", id, firstErr)
 	}
-	// Chunks durable first, the manifest last.
-	if err := syncFS(c.dir); err != nil {
+	// Chunks durable first (each was synced; now their names), the manifest last.
+	if err := syncDirs(filepath.Join(c.dir, "chunks")); err != nil {
 		return st, fmt.Errorf("store snapshot %s: sync: %w", id, err)
 	}
 	if c.beforeManifest != nil {
@@ -322,7 +322,7 @@ func (c *Chunks) writeChunk(h string, data []byte) (int64, error) {
 		return 0, nil // deduplicated
 	}
 	payload := append([]byte{0}, data...)
-	if c.compress {
+	if c.compress && compressible(c.enc, data) {
 		z := c.enc.EncodeAll(data, make([]byte, 1, len(data)/2+1))
 		if len(z) < len(data)*9/10 {
 			z[0] = 1
@@ -337,6 +337,14 @@ func (c *Chunks) writeChunk(h string, data []byte) (int64, error) {
 		return 0, err
 	}
 	if _, err := tmp.Write(payload); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return 0, err
+	}
+	// Durable before any manifest names it. Syncing each new chunk (in
+	// parallel, as the workers write them) flushes only the store's new
+	// data, not the volume the bake just wrote, which a syncfs would.
+	if err := unix.Fdatasync(int(tmp.Fd())); err != nil {
 		tmp.Close()
 		os.Remove(tmp.Name())
 		return 0, err
@@ -399,7 +407,7 @@ func (c *Chunks) readChunk(h string) ([]byte, error) {
 	case 0:
 	case 1:
 		if data, err = c.dec.DecodeAll(data, nil); err != nil {
-			return nil, fmt.Errorf("chunk %s: %v: %w", h, err, ErrCorrupt)
+			return nil, fmt.Errorf("chunk %s: cannot decompress (%v): %w", h, err, ErrCorrupt)
 		}
 	default:
 		return nil, fmt.Errorf("chunk %s: unknown format %d: %w", h, b[0], ErrCorrupt)
@@ -528,8 +536,13 @@ type GCStats struct {
 }
 
 // GC removes every chunk no manifest names, leftover temporary files and
-// clones without a manifest. It waits for running snapshots to finish.
-func (c *Chunks) GC(ctx context.Context) (GCStats, error) {
+// clones without a manifest (with dryRun it only counts them). It waits
+// for running snapshots to finish.
+func (c *Chunks) GC(ctx context.Context, dryRun bool) (GCStats, error) {
+	remove := os.Remove
+	if dryRun {
+		remove = func(string) error { return nil }
+	}
 	var st GCStats
 	l, err := flock.Exclusive(ctx, c.gcLock())
 	if err != nil {
@@ -564,14 +577,14 @@ func (c *Chunks) GC(ctx context.Context) (GCStats, error) {
 			st.Bytes += info.Size()
 		}
 		st.Chunks++
-		return os.Remove(p)
+		return remove(p)
 	})
 	if err != nil {
 		return st, fmt.Errorf("gc: %w", err)
 	}
 	tmps, _ := os.ReadDir(filepath.Join(c.dir, "tmp"))
 	for _, t := range tmps {
-		if os.RemoveAll(filepath.Join(c.dir, "tmp", t.Name())) == nil {
+		if dryRun || os.RemoveAll(filepath.Join(c.dir, "tmp", t.Name())) == nil {
 			st.Temporary++
 		}
 	}
@@ -581,7 +594,7 @@ func (c *Chunks) GC(ctx context.Context) (GCStats, error) {
 	}
 	clones, _ := os.ReadDir(filepath.Join(c.dir, "cache"))
 	for _, cl := range clones {
-		if !have[strings.TrimSuffix(cl.Name(), ".img")] && os.Remove(filepath.Join(c.dir, "cache", cl.Name())) == nil {
+		if !have[strings.TrimSuffix(cl.Name(), ".img")] && remove(filepath.Join(c.dir, "cache", cl.Name())) == nil {
 			st.Clones++
 		}
 	}
@@ -649,6 +662,18 @@ func (c *Chunks) Fsck(ctx context.Context) (*FsckReport, error) {
 	return r, nil
 }
 
+// compressible tries a 16 KiB sample first, so incompressible chunks
+// (packages, random data) cost a sixteenth of a full attempt.
+func compressible(enc *zstd.Encoder, data []byte) bool {
+	const sample = 16 << 10
+	if len(data) <= 2*sample {
+		return true
+	}
+	mid := len(data)/2 - sample/2
+	z := enc.EncodeAll(data[mid:mid+sample], nil)
+	return len(z) < sample*9/10
+}
+
 func allZero(b []byte) bool {
 	// Compare in words: a clean chunk is mostly zero, so this is hot.
 	for len(b) >= 8 {
@@ -660,13 +685,30 @@ func allZero(b []byte) bool {
 	return bytes.Count(b, []byte{0}) == len(b)
 }
 
-// syncFS flushes the filesystem holding dir (all chunk files at once,
-// rather than one fsync per chunk).
-func syncFS(dir string) error {
-	d, err := os.Open(dir)
+// syncDirs fsyncs dir and its subdirectories (the 256 chunk fan-out
+// directories), making new chunk names durable.
+func syncDirs(dir string) error {
+	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	return unix.Syncfs(int(d.Fd()))
+	for _, e := range append([]fs.DirEntry{nil}, ents...) {
+		p := dir
+		if e != nil {
+			if !e.IsDir() {
+				continue
+			}
+			p = filepath.Join(dir, e.Name())
+		}
+		d, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		err = d.Sync()
+		d.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

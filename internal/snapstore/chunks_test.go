@@ -116,7 +116,7 @@ func TestCrashBeforeManifestAndGC(t *testing.T) {
 	if err := c.Restore(ctx, "snap-crash", filepath.Join(dir, "x")); err == nil {
 		t.Error("restored a snapshot that never committed")
 	}
-	st, err := c.GC(ctx)
+	st, err := c.GC(ctx, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestCrashBeforeManifestAndGC(t *testing.T) {
 		t.Error("live snapshot changed by gc")
 	}
 	c.Delete(ctx, "snap-live")
-	if st, _ := c.GC(ctx); st.Chunks != 2 {
+	if st, _ := c.GC(ctx, false); st.Chunks != 2 {
 		t.Errorf("after deleting the last snapshot gc freed %d chunks, want 2", st.Chunks)
 	}
 }

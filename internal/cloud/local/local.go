@@ -69,6 +69,10 @@ type Cloud struct {
 	mu       sync.Mutex
 	attached map[string]*loop.Device
 	owners   map[string]*flock.Lock
+
+	// OnPoolTake is called after a bake takes a pooled volume of a
+	// snapshot, to refill the pool in the background.
+	OnPoolTake func(snapshotID string)
 }
 
 var _ plugin.Cloud = (*Cloud)(nil)
@@ -97,6 +101,9 @@ func Open(o Options) (*Cloud, error) {
 	}
 	if o.Zone == "" {
 		o.Zone = "local-a"
+	}
+	if err := checkDataFS(o.StateDir); err != nil {
+		return nil, err
 	}
 	for _, d := range []string{o.StateDir, filepath.Join(o.StateDir, "data", "volumes"), filepath.Join(o.StateDir, "mnt"), filepath.Join(o.StateDir, "tmp"), o.LockDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -136,12 +143,22 @@ func (c *Cloud) VolumePath(id string) string {
 
 func (c *Cloud) ownerLock(id string) string { return filepath.Join(c.lockDir, id+".lock") }
 
-// orphaned: a bake's volume whose owning process is gone.
+// orphaned: a bake's volume whose owning process is gone, or a pool
+// volume whose filler died half-way.
 func (c *Cloud) orphaned(v *plugin.Volume) bool {
 	c.mu.Lock()
 	_, mine := c.owners[v.ID]
 	c.mu.Unlock()
-	return !mine && v.Tags["purpose"] == "amination" && !flock.Held(c.ownerLock(v.ID))
+	if mine {
+		return false
+	}
+	switch {
+	case v.State == "filling":
+		return !flock.Held(c.poolLock(v.SnapshotID))
+	case v.State == "pooled":
+		return false
+	}
+	return v.Tags["purpose"] == "amination" && !flock.Held(c.ownerLock(v.ID))
 }
 
 // Host describes this machine.
@@ -173,6 +190,11 @@ func (c *Cloud) CreateVolume(ctx context.Context, r plugin.VolumeRequest) (v *pl
 	}
 	if size < snap.SizeBytes {
 		return nil, fmt.Errorf("create volume: %d bytes is smaller than snapshot %s (%d bytes)", size, snap.ID, snap.SizeBytes)
+	}
+	if snap.ID != "" {
+		if v, err := c.takePooled(ctx, snap.ID, size, r.Tags); v != nil || err != nil {
+			return v, err
+		}
 	}
 	id := ids.New("vol")
 	lock, err := flock.TryExclusive(c.ownerLock(id))
@@ -367,6 +389,16 @@ func (c *Cloud) CreateSnapshot(ctx context.Context, r plugin.SnapshotRequest) (*
 
 func (c *Cloud) snapshotFile(ctx context.Context, path, volID, parent, desc string, tags plugin.Tags) (s *plugin.Snapshot, err error) {
 	id := ids.New("snap")
+	// While the snapshot is pending its maker holds this lock; gc removes
+	// pending snapshots whose maker is gone.
+	lock, err := flock.TryExclusive(c.ownerLock(id))
+	if err != nil {
+		return nil, fmt.Errorf("create snapshot: %w", err)
+	}
+	defer func() {
+		lock.Unlock()
+		os.Remove(lock.Path())
+	}()
 	tx, err := c.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("create snapshot: %w", err)
@@ -413,6 +445,9 @@ func (c *Cloud) DeleteSnapshot(ctx context.Context, id string) error {
 	}
 	if len(users) > 0 {
 		return fmt.Errorf("delete snapshot %s: used by image %v (remove the image first)", id, users)
+	}
+	if _, err := c.DrainPool(ctx, id); err != nil {
+		return fmt.Errorf("delete snapshot %s: drain its pool: %w", id, err)
 	}
 	if _, err := c.db.ExecContext(ctx, `DELETE FROM snapshots WHERE id=?`, id); err != nil {
 		return fmt.Errorf("delete snapshot %s: %w", id, err)

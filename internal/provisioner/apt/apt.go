@@ -109,6 +109,13 @@ func (a *Apt) Parse(raw string) (plugin.PackageRef, error) {
 // Provision installs the package inside c.
 func (a *Apt) Provision(ctx context.Context, c plugin.Chroot, ref plugin.PackageRef) (*plugin.PackageInfo, error) {
 	var name string
+	var installTime time.Duration
+	timed := func(fn func() error) error {
+		start := time.Now()
+		err := fn()
+		installTime += time.Since(start)
+		return err
+	}
 	switch ref.Kind {
 	case "repo":
 		if err := a.update(ctx, c); err != nil {
@@ -118,7 +125,7 @@ func (a *Apt) Provision(ctx context.Context, c plugin.Chroot, ref plugin.Package
 		if ref.Version != "" {
 			spec += "=" + ref.Version
 		}
-		if err := a.aptGet(ctx, c, "install", spec); err != nil {
+		if err := timed(func() error { return a.aptGet(ctx, c, "install", spec) }); err != nil {
 			return nil, fmt.Errorf("install %s: %w", spec, err)
 		}
 		name = ref.Name
@@ -128,12 +135,12 @@ func (a *Apt) Provision(ctx context.Context, c plugin.Chroot, ref plugin.Package
 			return nil, err
 		}
 		defer os.Remove(file)
-		if name, err = a.installFile(ctx, c, file); err != nil {
+		if name, err = a.installFile(ctx, c, file, timed); err != nil {
 			return nil, err
 		}
 	case "file":
 		var err error
-		if name, err = a.installFile(ctx, c, ref.Path); err != nil {
+		if name, err = a.installFile(ctx, c, ref.Path, timed); err != nil {
 			return nil, err
 		}
 	default:
@@ -143,6 +150,7 @@ func (a *Apt) Provision(ctx context.Context, c plugin.Chroot, ref plugin.Package
 	if err != nil {
 		return nil, err
 	}
+	info.InstallTime = installTime
 	if a.s.Clean {
 		if err := c.Run(ctx, plugin.Run{Argv: []string{"apt-get", "clean"}}); err != nil {
 			a.log.Warn("apt-get clean failed", "err", err)
@@ -175,17 +183,21 @@ func (a *Apt) update(ctx context.Context, c plugin.Chroot) error {
 
 // installFile stages a .deb in the image's /tmp, installs it, and returns
 // its package name.
-func (a *Apt) installFile(ctx context.Context, c plugin.Chroot, file string) (string, error) {
+func (a *Apt) installFile(ctx context.Context, c plugin.Chroot, file string, timed func(func() error) error) (string, error) {
 	root := c.Root()
 	stage := "tmp/aminator-" + randHex()
 	if err := root.MkdirAll(stage, 0o700); err != nil {
 		return "", fmt.Errorf("stage package in the image: %w", err)
 	}
 	defer root.RemoveAll(stage)
+	// The package is bind-mounted read-only, not copied: its bytes never
+	// land in the image (and so never in its snapshot).
 	inImage := path.Join(stage, "package.deb")
-	if err := copyInto(root, inImage, file); err != nil {
-		return "", fmt.Errorf("stage %s in the image: %w", file, err)
+	unbind, err := c.BindFile(file, inImage)
+	if err != nil {
+		return "", err
 	}
+	defer unbind()
 	out, err := c.Output(ctx, plugin.Run{Argv: []string{"dpkg-deb", "--field", "/" + inImage, "Package"}})
 	if err != nil {
 		return "", fmt.Errorf("%s is not a readable .deb: %w", file, err)
@@ -194,7 +206,7 @@ func (a *Apt) installFile(ctx context.Context, c plugin.Chroot, file string) (st
 	if !nameRE.MatchString(name) {
 		return "", fmt.Errorf("%s names an invalid package %q", file, name)
 	}
-	if err := c.Run(ctx, plugin.Run{Argv: []string{"dpkg", "-i", "/" + inImage}}); err != nil {
+	if err := timed(func() error { return c.Run(ctx, plugin.Run{Argv: []string{"dpkg", "-i", "/" + inImage}}) }); err != nil {
 		if ctx.Err() != nil {
 			return "", err
 		}
@@ -202,7 +214,7 @@ func (a *Apt) installFile(ctx context.Context, c plugin.Chroot, file string) (st
 		if uerr := a.update(ctx, c); uerr != nil {
 			return "", errors.Join(fmt.Errorf("dpkg -i: %w", err), uerr)
 		}
-		if ferr := a.aptGet(ctx, c, "-f", "install"); ferr != nil {
+		if ferr := timed(func() error { return a.aptGet(ctx, c, "-f", "install") }); ferr != nil {
 			return "", fmt.Errorf("install %s: dpkg -i failed and apt-get -f install could not fix it: %w", name, ferr)
 		}
 	}
@@ -248,23 +260,6 @@ func ParseManifest(out []byte) []plugin.Package {
 		pkgs = append(pkgs, plugin.Package{Name: f[1], Version: f[2], Arch: f[3]})
 	}
 	return pkgs
-}
-
-func copyInto(root *os.Root, rel, src string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 // download fetches a URL to a temporary file on the host, with retries.

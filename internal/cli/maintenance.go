@@ -1,0 +1,282 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/aminator-go/aminator/internal/cloud/local"
+	"github.com/aminator-go/aminator/internal/config"
+	"github.com/aminator-go/aminator/internal/plugin"
+)
+
+func (a *app) gcCommand() *cobra.Command {
+	var dry bool
+	cmd := &cobra.Command{
+		Use:   "gc",
+		Short: "Remove what no bake or image needs: volumes of dead bakes, unfinished snapshots, unused chunks",
+		Args:  a.args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
+				r, err := c.GC(ctx, dry)
+				if a.output == "json" {
+					a.printJSON(r)
+				} else {
+					verb := "removed"
+					if dry {
+						verb = "would remove"
+					}
+					fmt.Fprintf(a.stdout, "%s %d orphaned volumes %v, %d unfinished snapshots %v, %d unused chunks (%d bytes), %d temporary files, %d stale clones; %d chunks in use\n",
+						verb, len(r.OrphanedVolumes), r.OrphanedVolumes, len(r.PendingSnapshots), r.PendingSnapshots,
+						r.Store.Chunks, r.Store.Bytes, r.Store.Temporary, r.Store.Clones, r.Store.LiveChunks)
+				}
+				return err
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&dry, "dry-run", false, "only say what would be removed")
+	return cmd
+}
+
+func (a *app) fsckCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "fsck",
+		Short: "Verify every stored chunk against its hash and name the snapshots and images a bad one breaks",
+		Args:  a.args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
+				r, err := c.Fsck(ctx)
+				if err != nil {
+					return err
+				}
+				if a.output == "json" {
+					a.printJSON(r)
+				} else {
+					fmt.Fprintf(a.stdout, "%d chunks checked\n", r.Chunks)
+					for h, why := range r.Bad {
+						fmt.Fprintf(a.stdout, "bad chunk %s: %s\n", h, why)
+					}
+					for s, hs := range r.Broken {
+						fmt.Fprintf(a.stdout, "broken snapshot %s: %d bad chunks\n", s, len(hs))
+					}
+					for _, s := range r.MissingData {
+						fmt.Fprintf(a.stdout, "snapshot %s has no data in the store\n", s)
+					}
+					for im, ss := range r.BrokenImages {
+						fmt.Fprintf(a.stdout, "broken image %s (snapshots %s)\n", im, strings.Join(ss, ", "))
+					}
+				}
+				if !r.OK() {
+					return fmt.Errorf("the store is damaged: %d bad chunks, %d broken snapshots, %d broken images", len(r.Bad), len(r.Broken)+len(r.MissingData), len(r.BrokenImages))
+				}
+				if a.output != "json" {
+					fmt.Fprintln(a.stdout, "ok")
+				}
+				return nil
+			})
+		},
+	}
+}
+
+func (a *app) initCommand() *cobra.Command {
+	var fs string
+	var size int64
+	var unmount bool
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Set up the state directory; --store-fs xfs puts volumes and snapshots on a reflink filesystem in a loop file",
+		Long: `Set up the local cloud's state directory. With --store-fs xfs (or btrfs)
+volumes and the snapshot store go on a filesystem of their own, made in a
+sparse loop file under the state directory: on it new volumes are reflink
+clones of their snapshot (milliseconds, whatever the size) and a snapshot
+reads only the blocks a bake changed. Use it when the state directory is on
+ext4. It is mounted again by any aminate command after a reboot;
+--unmount unmounts it.`,
+		Args: a.args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := a.loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			if os.Geteuid() != 0 {
+				return fmt.Errorf("init needs root")
+			}
+			ctx, stop := signalContext()
+			defer stop()
+			if unmount {
+				return local.UnmountDataFS(ctx, cfg.StateDir)
+			}
+			if err := os.MkdirAll(filepath.Join(cfg.StateDir, "lock"), 0o700); err != nil {
+				return err
+			}
+			if fs != "" && fs != "none" {
+				if err := local.InitDataFS(ctx, cfg.StateDir, fs, size<<30, a.logger(cfg.Context.Debug)); err != nil {
+					return err
+				}
+			}
+			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
+				reflink := c.Store().Reflink()
+				if a.output == "json" {
+					return a.printJSON(map[string]any{"state_dir": cfg.StateDir, "reflink": reflink})
+				}
+				fmt.Fprintf(a.stdout, "%s ready; reflink clones: %v\n", cfg.StateDir, reflink)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&fs, "store-fs", "", "xfs or btrfs: a reflink filesystem for volumes and snapshots")
+	cmd.Flags().Int64Var(&size, "store-size", 256, "its size in GiB (a sparse file: space is used as data arrives)")
+	cmd.Flags().BoolVar(&unmount, "unmount", false, "unmount the store filesystem")
+	return cmd
+}
+
+func (a *app) poolCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "pool", Short: "Keep ready volumes of base images, so bakes skip making one"}
+	status := &cobra.Command{
+		Use: "status", Short: "Show the pooled base snapshots", Args: a.args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
+				ps, err := c.PoolStatus(ctx)
+				if err != nil {
+					return err
+				}
+				if a.output == "json" {
+					if ps == nil {
+						ps = []local.PoolStatus{}
+					}
+					return a.printJSON(ps)
+				}
+				var rows [][]string
+				for _, p := range ps {
+					rows = append(rows, []string{p.SnapshotID, strings.Join(p.Images, ","), fmt.Sprint(p.Target), fmt.Sprint(p.Ready)})
+				}
+				a.table("SNAPSHOT\tIMAGES\tTARGET\tREADY", rows)
+				return nil
+			})
+		},
+	}
+	var size int
+	var snap string
+	fill := &cobra.Command{
+		Use: "fill IMAGE", Short: "Keep --size ready volumes of IMAGE's root snapshot (and make them now)",
+		Args: a.args(cobra.RangeArgs(0, 1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if (len(args) == 0) == (snap == "") {
+				return usagef("name an image")
+			}
+			target := size
+			if !cmd.Flags().Changed("size") {
+				target = -1 // keep the current target (a refill)
+				if len(args) == 1 {
+					target = 2
+				}
+			}
+			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
+				s := snap
+				if len(args) == 1 {
+					im, err := findImage(ctx, c, args[0])
+					if err != nil {
+						return err
+					}
+					r := im.Root()
+					if r == nil || r.SnapshotID == "" {
+						return fmt.Errorf("image %s has no root snapshot", im.ID)
+					}
+					s = r.SnapshotID
+				}
+				made, err := c.FillPool(ctx, s, target)
+				if err != nil {
+					return err
+				}
+				if a.output == "json" {
+					return a.printJSON(map[string]any{"snapshot": s, "made": made})
+				}
+				fmt.Fprintf(a.stdout, "%s: made %d volumes\n", s, made)
+				return nil
+			})
+		},
+	}
+	fill.Flags().IntVar(&size, "size", 2, "how many ready volumes to keep")
+	fill.Flags().StringVar(&snap, "snapshot", "", "a snapshot id instead of an image (used for background refills)")
+	fill.Flags().MarkHidden("snapshot")
+	drain := &cobra.Command{
+		Use: "drain [IMAGE]", Short: "Delete ready volumes (of IMAGE, or all) and stop keeping them", Args: a.args(cobra.RangeArgs(0, 1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
+				s := ""
+				if len(args) == 1 {
+					im, err := findImage(ctx, c, args[0])
+					if err != nil {
+						return err
+					}
+					s = im.Root().SnapshotID
+				}
+				n, err := c.DrainPool(ctx, s)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "deleted %d ready volumes\n", n)
+				return nil
+			})
+		},
+	}
+	cmd.AddCommand(status, fill, drain)
+	return cmd
+}
+
+// refillFile is where a bake in its namespaces lists the pools it took
+// from; the parent, outside them, starts the refills (a process started
+// inside would die with the bake's PID namespace).
+const refillEnv = "_AMINATOR_REFILL"
+
+func requestRefill(snap string) {
+	p := os.Getenv(refillEnv)
+	if p == "" {
+		return
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return
+	}
+	fmt.Fprintln(f, snap)
+	f.Close()
+}
+
+// startRefills starts a detached `aminate pool fill` for each snapshot listed.
+func startRefills(cfg *config.Config, list string) {
+	b, err := os.ReadFile(list)
+	os.Remove(list)
+	if err != nil {
+		return
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return
+	}
+	seen := map[string]bool{}
+	for _, snap := range strings.Fields(string(b)) {
+		if seen[snap] {
+			continue
+		}
+		seen[snap] = true
+		cmd := exec.Command(self, "pool", "fill", "--snapshot", snap, "--state-dir", cfg.StateDir)
+		cmd.Env = os.Environ()
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if cmd.Start() == nil {
+			cmd.Process.Release()
+		}
+	}
+}
+
+// setPoolHook makes a local cloud ask for refills after taking from a pool.
+func setPoolHook(c plugin.Cloud) {
+	if lc, ok := c.(*local.Cloud); ok {
+		lc.OnPoolTake = requestRefill
+	}
+}

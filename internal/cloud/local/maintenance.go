@@ -1,0 +1,264 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+	"golang.org/x/sys/unix"
+
+	"github.com/aminator-go/aminator/internal/flock"
+	"github.com/aminator-go/aminator/internal/logging"
+	"github.com/aminator-go/aminator/internal/loop"
+	"github.com/aminator-go/aminator/internal/mount"
+	"github.com/aminator-go/aminator/internal/snapstore"
+)
+
+// GCReport says what gc removed (or, with a dry run, would remove).
+type GCReport struct {
+	OrphanedVolumes  []string          `json:"orphaned_volumes"`
+	PendingSnapshots []string          `json:"pending_snapshots"`
+	Store            snapstore.GCStats `json:"store"`
+}
+
+// GC removes the volumes of bakes that are gone, snapshots whose maker died
+// before completing them, and every chunk no snapshot uses.
+func (c *Cloud) GC(ctx context.Context, dryRun bool) (*GCReport, error) {
+	r := &GCReport{OrphanedVolumes: []string{}, PendingSnapshots: []string{}}
+	vs, err := c.Volumes(ctx)
+	if err != nil {
+		return r, err
+	}
+	var errs []error
+	for _, v := range vs {
+		if !v.Orphaned {
+			continue
+		}
+		r.OrphanedVolumes = append(r.OrphanedVolumes, v.ID)
+		if !dryRun {
+			if err := c.DeleteVolume(ctx, v.ID); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	ss, err := c.Snapshots(ctx)
+	if err != nil {
+		return r, err
+	}
+	for _, s := range ss {
+		if s.State != "pending" || flock.Held(c.ownerLock(s.ID)) {
+			continue
+		}
+		r.PendingSnapshots = append(r.PendingSnapshots, s.ID)
+		if !dryRun {
+			c.store.Delete(ctx, s.ID)
+			c.db.ExecContext(ctx, `DELETE FROM snapshots WHERE id=?`, s.ID)
+			c.db.ExecContext(ctx, `DELETE FROM tags WHERE resource_id=?`, s.ID)
+		}
+	}
+	r.Store, err = c.store.GC(ctx, dryRun)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return r, errors.Join(errs...)
+}
+
+// FsckReport is the store's check plus what it means for the registry.
+type FsckReport struct {
+	*snapstore.FsckReport
+	// MissingData are completed snapshots the store has no manifest for.
+	MissingData []string `json:"missing_data"`
+	// BrokenImages maps an image to its broken snapshots.
+	BrokenImages map[string][]string `json:"broken_images"`
+}
+
+// OK reports whether nothing is wrong.
+func (r *FsckReport) OK() bool {
+	return len(r.Bad) == 0 && len(r.Broken) == 0 && len(r.MissingData) == 0
+}
+
+// Fsck verifies every chunk and names the snapshots and images a bad or
+// missing chunk breaks.
+func (c *Cloud) Fsck(ctx context.Context) (*FsckReport, error) {
+	sr, err := c.store.Fsck(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r := &FsckReport{FsckReport: sr, MissingData: []string{}, BrokenImages: map[string][]string{}}
+	ss, err := c.Snapshots(ctx)
+	if err != nil {
+		return r, err
+	}
+	for _, s := range ss {
+		if s.State != "completed" {
+			continue
+		}
+		broken := len(sr.Broken[s.ID]) > 0
+		if _, err := c.store.LoadManifest(s.ID); err != nil {
+			r.MissingData = append(r.MissingData, s.ID)
+			broken = true
+		}
+		if !broken {
+			continue
+		}
+		users, _ := c.snapshotUsers(ctx, s.ID)
+		for _, im := range users {
+			r.BrokenImages[im] = append(r.BrokenImages[im], s.ID)
+		}
+	}
+	return r, nil
+}
+
+// dataFS records a dedicated filesystem for data/ (aminate init).
+type dataFS struct {
+	FS    string `yaml:"fs"`
+	Image string `yaml:"image"`
+}
+
+func dataConfig(stateDir string) string { return filepath.Join(stateDir, "data.yml") }
+
+func readDataFS(stateDir string) (*dataFS, error) {
+	b, err := os.ReadFile(dataConfig(stateDir))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var d dataFS
+	if err := yaml.Unmarshal(b, &d); err != nil {
+		return nil, fmt.Errorf("%s: %w", dataConfig(stateDir), err)
+	}
+	return &d, nil
+}
+
+func isMountPoint(dir string) bool {
+	var a, b unix.Stat_t
+	if unix.Stat(dir, &a) != nil || unix.Stat(filepath.Dir(dir), &b) != nil {
+		return false
+	}
+	return a.Dev != b.Dev
+}
+
+// InitDataFS puts data/ (volumes and the snapshot store) on a filesystem
+// of its own, made in a loop file: fstype xfs (with reflink) or btrfs, for
+// clone-speed volumes and incremental snapshots on hosts whose state
+// directory is on ext4. It refuses when data/ already holds snapshots.
+func InitDataFS(ctx context.Context, stateDir, fstype string, size int64, log *slog.Logger) error {
+	if fstype != "xfs" && fstype != "btrfs" {
+		return fmt.Errorf("--store-fs %q: xfs or btrfs", fstype)
+	}
+	lock, err := flock.Exclusive(ctx, filepath.Join(stateDir, "lock", "datafs.lock"))
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	if d, err := readDataFS(stateDir); err != nil {
+		return err
+	} else if d != nil {
+		if d.FS != fstype {
+			return fmt.Errorf("data/ is already on %s (%s)", d.FS, d.Image)
+		}
+		return mountDataFS(ctx, stateDir, d)
+	}
+	data := filepath.Join(stateDir, "data")
+	for _, sub := range []string{"store/snapshots", "volumes"} {
+		if ents, _ := os.ReadDir(filepath.Join(data, sub)); len(ents) > 0 {
+			return fmt.Errorf("%s already holds %d entries; init the store filesystem on an empty state directory", filepath.Join(data, sub), len(ents))
+		}
+	}
+	img := filepath.Join(stateDir, "data."+fstype)
+	f, err := os.OpenFile(img, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("store filesystem: %w", err)
+	}
+	err = f.Truncate(size)
+	f.Close()
+	if err == nil {
+		if fstype == "xfs" {
+			err = logging.Host(ctx, log, "mkfs.xfs", "-q", "-m", "reflink=1", "-L", "aminator", img)
+		} else {
+			err = logging.Host(ctx, log, "mkfs.btrfs", "-q", "-L", "aminator", img)
+		}
+	}
+	if err != nil {
+		os.Remove(img)
+		return fmt.Errorf("store filesystem: %w", err)
+	}
+	if err := os.RemoveAll(data); err != nil {
+		return err
+	}
+	d := &dataFS{FS: fstype, Image: img}
+	b, _ := yaml.Marshal(d)
+	if err := os.WriteFile(dataConfig(stateDir), b, 0o600); err != nil {
+		return err
+	}
+	return mountDataFS(ctx, stateDir, d)
+}
+
+func mountDataFS(ctx context.Context, stateDir string, d *dataFS) error {
+	data := filepath.Join(stateDir, "data")
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return err
+	}
+	if isMountPoint(data) {
+		return nil
+	}
+	dev, err := loop.Attach(ctx, d.Image, loop.Options{LockPath: filepath.Join(stateDir, "lock", "loop.lock")})
+	if err != nil {
+		return fmt.Errorf("store filesystem: %w", err)
+	}
+	if err := mount.Mount(dev.Path, data, d.FS, 0, ""); err != nil {
+		dev.Detach()
+		return fmt.Errorf("store filesystem: %w", err)
+	}
+	return dev.Release() // the mount keeps it; unmounting frees it
+}
+
+// EnsureDataFS mounts data/'s filesystem if aminate init made one and it
+// is not mounted (after a reboot). Call it in the host's mount namespace.
+func EnsureDataFS(ctx context.Context, stateDir string) error {
+	d, err := readDataFS(stateDir)
+	if err != nil || d == nil {
+		return err
+	}
+	lock, err := flock.Exclusive(ctx, filepath.Join(stateDir, "lock", "datafs.lock"))
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	return mountDataFS(ctx, stateDir, d)
+}
+
+// UnmountDataFS unmounts data/'s own filesystem (it is mounted again by the
+// next command that needs it).
+func UnmountDataFS(ctx context.Context, stateDir string) error {
+	d, err := readDataFS(stateDir)
+	if err != nil || d == nil {
+		return err
+	}
+	data := filepath.Join(stateDir, "data")
+	if !isMountPoint(data) {
+		return nil
+	}
+	if err := mount.Unmount(ctx, data, nil); err != nil {
+		return err
+	}
+	return nil
+}
+
+func checkDataFS(stateDir string) error {
+	d, err := readDataFS(stateDir)
+	if err != nil || d == nil {
+		return err
+	}
+	if !isMountPoint(filepath.Join(stateDir, "data")) {
+		return fmt.Errorf("the store filesystem %s is not mounted on %s/data (any aminate command mounts it; or run aminate init)", d.Image, strings.TrimSuffix(stateDir, "/"))
+	}
+	return nil
+}

@@ -1,0 +1,100 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/testutil"
+)
+
+// The volume pool hands out a ready volume and is refilled in the
+// background; gc frees what no image uses; fsck and reads catch a
+// corrupted chunk and name the image it breaks. In a state directory of
+// its own, since it damages its store on purpose.
+func TestPoolGCAndFsck(t *testing.T) {
+	testutil.CheckNoLeaks(t, workDir)
+	dir, err := os.MkdirTemp(workDir, "pool-state-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := []string{"AMINATOR_STATE_DIR=" + dir}
+	run := func(args ...string) result { return aminateEnv(t, own, args...) }
+	volumes := func() []plugin.Volume {
+		var vs []plugin.Volume
+		if err := json.Unmarshal([]byte(mustOK(t, run("volumes", "list", "--output", "json"))), &vs); err != nil {
+			t.Fatal(err)
+		}
+		return vs
+	}
+	b := mustOK(t, run("images", "import", "--role", "base", "pbase", testutil.DebianBase(t)))
+	mustOK(t, run("pool", "fill", "pbase", "--size", "1"))
+	vs := volumes()
+	if len(vs) != 1 || vs[0].State != "pooled" {
+		t.Fatalf("after fill: %+v", vs)
+	}
+	pooled := vs[0].ID
+	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-pooled", Version: "1.0", Files: map[string]string{"/opt/p": "p\n"}})
+	r := run("-B", b, "-s", "pool", "--debug", deb)
+	app := mustOK(t, r)
+	if !strings.Contains(r.stderr, "volume taken from the pool") || !strings.Contains(r.stderr, pooled) {
+		t.Errorf("the bake did not take the pooled volume %s:\n%s", pooled, r.stderr)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		vs = volumes()
+		if len(vs) == 1 && vs[0].State == "pooled" && vs[0].ID != pooled {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pool was not refilled: %+v", vs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if out := mustOK(t, run("pool", "status")); !strings.Contains(out, b) {
+		t.Errorf("pool status:\n%s", out)
+	}
+
+	// gc: nothing to do while everything is in use; removing the app frees its chunks.
+	var g struct {
+		OrphanedVolumes []string `json:"orphaned_volumes"`
+		Store           struct{ Chunks int }
+	}
+	json.Unmarshal([]byte(mustOK(t, run("gc", "--output", "json"))), &g)
+	if g.Store.Chunks != 0 || len(g.OrphanedVolumes) != 0 {
+		t.Errorf("gc removed something in use: %+v", g)
+	}
+	mustOK(t, run("images", "rm", app))
+	json.Unmarshal([]byte(mustOK(t, run("gc", "--output", "json"))), &g)
+	if g.Store.Chunks == 0 {
+		t.Error("gc freed no chunk after the app image was removed")
+	}
+	if out := mustOK(t, run("fsck")); !strings.HasSuffix(out, "ok") {
+		t.Errorf("fsck of a healthy store:\n%s", out)
+	}
+
+	// Damage one chunk of the base.
+	mustOK(t, run("pool", "drain"))
+	chunks, _ := filepath.Glob(filepath.Join(dir, "data", "store", "chunks", "*", "*"))
+	if len(chunks) == 0 {
+		t.Fatal("no chunks")
+	}
+	bad := chunks[len(chunks)/2]
+	data, _ := os.ReadFile(bad)
+	data[len(data)/2] ^= 0x55
+	os.WriteFile(bad, data, 0o600)
+	r = run("fsck")
+	if r.code != 1 || !strings.Contains(r.stdout, "bad chunk "+filepath.Base(bad)) || !strings.Contains(r.stdout, "broken image "+b) {
+		t.Errorf("fsck: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	r = run("-B", b, "-s", "corrupt", deb)
+	if r.code != 1 || !strings.Contains(r.stderr, "corrupt chunk") {
+		t.Errorf("bake from a corrupt base: exit %d\n%s", r.code, r.stderr)
+	}
+	mustOK(t, run("images", "rm", b))
+	mustOK(t, run("gc"))
+}
