@@ -126,6 +126,11 @@ type Request struct {
 	Interactive     bool
 	PreserveOnError bool
 	Tags            map[string]string
+	BootMode        string
+	TPMSupport      bool
+	IMDSv2Required  bool
+	// Distribution: copies, sharing, deprecation after registering.
+	Distribution plugin.Distribution
 	// BakeID names the bake (log file, volume tag); made up if empty.
 	BakeID string
 }
@@ -137,7 +142,14 @@ func RequestFromConfig(c config.Context, pkg string) Request {
 		Creator: c.Creator, VMType: c.VMType, Arch: c.Arch, ENA: c.ENANetworking, SriovNet: c.EnhancedNetworking,
 		RootVolumeGiB: c.RootVolumeSize, Partition: c.Partition, VolumeType: c.ProvisionerEBSType,
 		RegisterType: c.RegisterEBSType, Interactive: c.Interactive, PreserveOnError: c.PreserveOnError, Tags: c.Tags,
+		BootMode: c.BootMode, TPMSupport: c.TPMSupport, IMDSv2Required: c.IMDSv2Required,
+		Distribution: plugin.Distribution{CopyTo: c.CopyTo, ShareWith: c.ShareWith, OrgARNs: c.ShareOrgs, OUARNs: c.ShareOUs, DeprecateAt: deprecateAt(c.DeprecateAt)},
 	}
+}
+
+func deprecateAt(s string) time.Time {
+	t, _ := time.Parse(time.RFC3339, s) // validated by config
+	return t
 }
 
 // Result is a finished bake.
@@ -150,6 +162,8 @@ type Result struct {
 	Duration time.Duration       `json:"duration_ns"`
 	// Preserved lists how to remove what --preserve-on-error kept.
 	Preserved []string `json:"preserved,omitempty"`
+	// Copies are the image's copies in other regions.
+	Copies []plugin.RegionImage `json:"copies,omitempty"`
 }
 
 // UsageError is a request that is wrong before anything is done.
@@ -180,6 +194,10 @@ func Run(ctx context.Context, env *Environment, req Request, log *slog.Logger) (
 	ref, err := env.Provisioner.Parse(req.Package)
 	if err != nil {
 		return res, &UsageError{err}
+	}
+	distributor, canDistribute := env.Cloud.(plugin.Distributor)
+	if !req.Distribution.Empty() && !canDistribute {
+		return res, &UsageError{fmt.Errorf("environment %q cannot copy, share or deprecate images (--copy-to, --share-with, --deprecate-at)", env.Name)}
 	}
 	if req.Suffix == "" {
 		req.Suffix = naming.Suffix(start)
@@ -265,8 +283,10 @@ func Run(ctx context.Context, env *Environment, req Request, log *slog.Logger) (
 
 	var vol *plugin.Volume
 	if err := p.Stage(ctx, "create volume", func(ctx context.Context) error {
+		host, _ := env.Cloud.Host(ctx)
 		vol, err = env.Volume.Create(ctx, base, size, plugin.Tags{
 			"purpose": "amination", "status": "busy", "ami": base.ID, "ami-name": base.Name, "arch": arch, "bake": req.BakeID,
+			"host": host.InstanceID,
 		})
 		return err
 	}); err != nil {
@@ -393,6 +413,18 @@ func Run(ctx context.Context, env *Environment, req Request, log *slog.Logger) (
 	if volType == "" {
 		volType = root.VolumeType
 	}
+	bootMode := req.BootMode
+	if bootMode == "" {
+		bootMode = base.BootMode
+	}
+	var kernelID, ramdiskID string
+	if req.VMType == "paravirtual" {
+		kernelID, ramdiskID = base.KernelID, base.RamdiskID
+	}
+	snapTags["bake"] = req.BakeID
+	if host, err := env.Cloud.Host(ctx); err == nil {
+		snapTags["host"] = host.InstanceID
+	}
 	var image *plugin.Image
 	if err := p.Stage(ctx, "snapshot and register", func(ctx context.Context) error {
 		image, err = env.Finalizer.Finalize(ctx, plugin.FinalizeRequest{
@@ -402,7 +434,8 @@ func Run(ctx context.Context, env *Environment, req Request, log *slog.Logger) (
 			Image: plugin.ImageRequest{
 				Name: name, Description: naming.Description(info.Name+"-"+info.FullVersion, arch, base.Name, base.ID, baseVersion),
 				Architecture: arch, VirtualizationType: req.VMType, EnaSupport: req.ENA, SriovNetSupport: req.SriovNet, Tags: tags,
-				Packages: manifest,
+				Packages: manifest, BootMode: bootMode, TPMSupport: req.TPMSupport, IMDSv2Required: req.IMDSv2Required,
+				KernelID: kernelID, RamdiskID: ramdiskID,
 			},
 		})
 		return err
@@ -414,6 +447,17 @@ func Run(ctx context.Context, env *Environment, req Request, log *slog.Logger) (
 	}
 	res.Image = image
 	log.Info("image registered", "id", image.ID, "name", image.Name)
+	if !req.Distribution.Empty() {
+		if err := p.Stage(ctx, "distribute", func(ctx context.Context) error {
+			res.Copies, err = distributor.Distribute(ctx, image, req.Distribution)
+			return err
+		}); err != nil {
+			return res, err
+		}
+		for _, c := range res.Copies {
+			log.Info("image copied", "region", c.Region, "id", c.ImageID)
+		}
+	}
 	return res, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/aminator-go/aminator/internal/boottest"
 	"github.com/aminator-go/aminator/internal/cloud/local"
 	"github.com/aminator-go/aminator/internal/config"
+	"github.com/aminator-go/aminator/internal/flock"
 	"github.com/aminator-go/aminator/internal/foundation"
 	"github.com/aminator-go/aminator/internal/logging"
 	"github.com/aminator-go/aminator/internal/mntns"
@@ -71,6 +72,16 @@ func (a *app) worker(cfg *config.Config, preserve bool, kind string, fn job) err
 	if kind != "bake" {
 		id = kind + strings.TrimPrefix(id, "bake")
 	}
+	// Held while the job runs: gc takes resources tagged with this id for
+	// leftovers only when nobody holds it.
+	jobLock, err := flock.TryExclusive(filepath.Join(cfg.LockDir, id+".lock"))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		os.Remove(jobLock.Path())
+		jobLock.Unlock()
+	}()
 	f, fh, err := logging.BakeFile(cfg.LogDir, id)
 	if err != nil {
 		return err

@@ -26,6 +26,7 @@ import (
 
 	// The built-in plugins register themselves.
 	_ "github.com/aminator-go/aminator/internal/blockdev"
+	_ "github.com/aminator-go/aminator/internal/cloud/ec2"
 	_ "github.com/aminator-go/aminator/internal/cloud/local"
 	_ "github.com/aminator-go/aminator/internal/distro/debian"
 	_ "github.com/aminator-go/aminator/internal/finalizer/tagging"
@@ -150,6 +151,14 @@ func (a *app) bakeFlags(f *pflag.FlagSet) {
 	f.String("block-device", "", "attach at this device")
 	f.Int("partition", 0, "the root filesystem is on this partition (0: the whole device)")
 	f.BoolP("interactive", "i", false, "open a shell in the chroot after the install")
+	f.String("boot-mode", "", "boot mode to register: legacy-bios, uefi or uefi-preferred (default: the base's)")
+	f.Bool("tpm-support", false, "register with NitroTPM (TPM 2.0)")
+	f.Bool("imds-v2-required", false, "register so instances require IMDSv2")
+	f.StringSlice("copy-to", nil, "copy the image to these regions (comma-separated or repeated), in parallel")
+	f.StringSlice("share-with", nil, "give these account ids launch permission (and the snapshots create-volume permission)")
+	f.StringSlice("share-with-orgs", nil, "give these organisation ARNs launch permission")
+	f.StringSlice("share-with-ous", nil, "give these organisational unit ARNs launch permission")
+	f.String("deprecate-at", "", "deprecate the image (and its copies) at this time (RFC 3339)")
 	f.Bool("preserve-on-error", false, "keep the volume and mounts when the bake fails, for debugging")
 	markConfig(f)
 	f.StringArrayVar(&a.tags, "tag", nil, "extra tag KEY=VALUE on the image and snapshot (repeatable)")
@@ -179,7 +188,11 @@ func (a *app) loadConfig(cmd *cobra.Command) (*config.Config, error) {
 	flags := map[string]string{}
 	cmd.Flags().Visit(func(f *pflag.Flag) {
 		if _, ok := f.Annotations[configFlag]; ok {
-			flags[strings.ReplaceAll(f.Name, "-", "_")] = f.Value.String()
+			v := f.Value.String()
+			if sv, ok := f.Value.(pflag.SliceValue); ok {
+				v = strings.Join(sv.GetSlice(), ",")
+			}
+			flags[strings.ReplaceAll(f.Name, "-", "_")] = v
 		}
 	})
 	cfg, err := config.Load(config.Options{Extra: a.configFile, Flags: flags})

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	ec2cloud "github.com/aminator-go/aminator/internal/cloud/ec2"
 	"github.com/aminator-go/aminator/internal/cloud/local"
 	"github.com/aminator-go/aminator/internal/config"
 	"github.com/aminator-go/aminator/internal/plugin"
@@ -18,11 +19,23 @@ import (
 
 func (a *app) gcCommand() *cobra.Command {
 	var dry bool
+	var cloud string
 	cmd := &cobra.Command{
 		Use:   "gc",
 		Short: "Remove what no bake or image needs: volumes of dead bakes, unfinished snapshots, unused chunks",
-		Args:  a.args(cobra.NoArgs),
+		Long: `Remove what no bake or image needs. On the local cloud: volumes of bakes
+that are gone, snapshots their maker never finished, chunks no snapshot uses.
+With --cloud ec2: the volumes and snapshots that bakes on this instance left
+(tagged by aminator, their bake no longer running here); volumes are
+detached and deleted, snapshots no image uses deleted. --dry-run only says.`,
+		Args: a.args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if cloud == "ec2" {
+				return a.gcEC2(cmd, dry)
+			}
+			if cloud != "local" {
+				return usagef("--cloud %q: local or ec2", cloud)
+			}
 			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
 				r, err := c.GC(ctx, dry)
 				if a.output == "json" {
@@ -41,7 +54,37 @@ func (a *app) gcCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&dry, "dry-run", false, "only say what would be removed")
+	cmd.Flags().StringVar(&cloud, "cloud", "local", "local or ec2")
 	return cmd
+}
+
+func (a *app) gcEC2(cmd *cobra.Command, dry bool) error {
+	cfg, err := a.loadConfig(cmd)
+	if err != nil {
+		return err
+	}
+	pc, err := cfg.PluginConfig(plugin.KindCloud, "ec2")
+	if err != nil {
+		return err
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	log := a.logger(cfg.Context.Debug)
+	c, err := ec2cloud.New(ctx, pc.(*ec2cloud.Settings), cfg.Context.Region, log)
+	if err != nil {
+		return err
+	}
+	r, err := c.GC(ctx, cfg.LockDir, dry)
+	if a.output == "json" {
+		a.printJSON(r)
+	} else {
+		verb := "removed"
+		if dry {
+			verb = "would remove"
+		}
+		fmt.Fprintf(a.stdout, "%s %d volumes %v and %d snapshots %v; %d belong to running bakes\n", verb, len(r.Volumes), r.Volumes, len(r.Snapshots), r.Snapshots, len(r.Running))
+	}
+	return err
 }
 
 func (a *app) fsckCommand() *cobra.Command {

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -53,6 +54,17 @@ type Context struct {
 	PreserveOnError    bool              `yaml:"preserve_on_error"`
 	Debug              bool              `yaml:"debug"`
 	Tags               map[string]string `yaml:"tags"`
+	// Registration attributes.
+	BootMode       string `yaml:"boot_mode"`
+	TPMSupport     bool   `yaml:"tpm_support"`
+	IMDSv2Required bool   `yaml:"imds_v2_required"`
+	// Distribution: regions to copy to, accounts, organisations and OUs to
+	// share with, and when to deprecate.
+	CopyTo      []string `yaml:"copy_to"`
+	ShareWith   []string `yaml:"share_with"`
+	ShareOrgs   []string `yaml:"share_with_orgs"`
+	ShareOUs    []string `yaml:"share_with_ous"`
+	DeprecateAt string   `yaml:"deprecate_at"`
 }
 
 // Config is the merged configuration.
@@ -313,6 +325,14 @@ func setContext(merged map[string]any, key, val, source string, origin map[strin
 		v = n
 	case reflect.String:
 		v = val
+	case reflect.Slice:
+		var items []any
+		for _, x := range strings.Split(val, ",") {
+			if x = strings.TrimSpace(x); x != "" {
+				items = append(items, x)
+			}
+		}
+		v = items
 	default:
 		return errorf("%s: %s cannot be set this way", source, key)
 	}
@@ -378,8 +398,10 @@ func applyFlags(merged map[string]any, flags map[string]string, origin map[strin
 }
 
 var (
-	suffixRE = regexp.MustCompile(`^[A-Za-z0-9._-]{0,64}$`)
-	tagKeyRE = regexp.MustCompile(`^[A-Za-z0-9 _.:/=+@-]{1,128}$`)
+	regionRE  = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]+$`)
+	accountRE = regexp.MustCompile(`^[0-9]{12}$`)
+	suffixRE  = regexp.MustCompile(`^[A-Za-z0-9._-]{0,64}$`)
+	tagKeyRE  = regexp.MustCompile(`^[A-Za-z0-9 _.:/=+@-]{1,128}$`)
 )
 
 func (c *Config) bad(key, format string, a ...any) error {
@@ -408,6 +430,24 @@ func (c *Config) validate() error {
 	}
 	if (x.ENANetworking || x.EnhancedNetworking) && x.VMType != "hvm" {
 		return c.bad("context.vm_type", "ENA and enhanced networking need vm_type hvm")
+	}
+	if x.BootMode != "" && !oneOf(x.BootMode, "legacy-bios", "uefi", "uefi-preferred") {
+		return c.bad("context.boot_mode", "%q is not allowed (allowed: legacy-bios, uefi, uefi-preferred)", x.BootMode)
+	}
+	if x.DeprecateAt != "" {
+		if _, err := time.Parse(time.RFC3339, x.DeprecateAt); err != nil {
+			return c.bad("context.deprecate_at", "%q is not a time like 2027-01-31T00:00:00Z", x.DeprecateAt)
+		}
+	}
+	for _, r := range x.CopyTo {
+		if !regionRE.MatchString(r) {
+			return c.bad("context.copy_to", "%q is not a region name like us-west-2", r)
+		}
+	}
+	for _, a := range x.ShareWith {
+		if !accountRE.MatchString(a) {
+			return c.bad("context.share_with", "%q is not a 12-digit AWS account id", a)
+		}
 	}
 	if x.RootVolumeSize < 0 || x.RootVolumeSize > 16384 {
 		return c.bad("context.root_volume_size", "%d GiB is out of range (0 to 16384)", x.RootVolumeSize)

@@ -10,6 +10,7 @@ import (
 	"github.com/aminator-go/aminator/internal/config"
 
 	_ "github.com/aminator-go/aminator/internal/blockdev"
+	_ "github.com/aminator-go/aminator/internal/cloud/ec2"
 	_ "github.com/aminator-go/aminator/internal/cloud/local"
 	"github.com/aminator-go/aminator/internal/distro/debian"
 	_ "github.com/aminator-go/aminator/internal/finalizer/tagging"
@@ -117,7 +118,7 @@ func TestErrors(t *testing.T) {
 		{name: "bad vm type", sys: "context:\n  vm_type: xen\n", want: []string{"aminator.yml", "context.vm_type", "allowed: hvm, paravirtual"}},
 		{name: "bad env value", env: []string{"AMINATOR_PARTITION=two"}, want: []string{"AMINATOR_PARTITION", "whole number"}},
 		{name: "bad flag", flags: map[string]string{"arch": "sparc"}, want: []string{"flag --arch", "allowed: x86_64, arm64, i386"}},
-		{name: "unknown plugin", sys: "plugins:\n  cloud.gce: {}\n", want: []string{"aminator.yml:2", `no cloud plugin "gce"`, "have: local"}},
+		{name: "unknown plugin", sys: "plugins:\n  cloud.gce: {}\n", want: []string{"aminator.yml:2", `no cloud plugin "gce"`, "have: ec2, local"}},
 		{name: "bad plugin section", sys: "plugins:\n  clouds.local: {}\n", want: []string{"kind.name"}},
 		{name: "env with missing plugin", envs: "mine:\n  cloud: local\n  blockdevice: loop\n  volume: linux\n  distro: redhat\n  provisioner: apt\n  finalizer: tagging_ebs\n", want: []string{"environments.yml:5", `no distro plugin "redhat"`, "have: debian"}},
 		{name: "env missing a kind", envs: "mine:\n  cloud: local\n", want: []string{`environment "mine" names no blockdevice plugin`}},

@@ -63,9 +63,15 @@ type Image struct {
 	BlockDevices       []BlockDeviceMapping `json:"block_device_mappings"`
 	EnaSupport         bool                 `json:"ena_support,omitempty"`
 	SriovNetSupport    bool                 `json:"sriov_net_support,omitempty"`
-	State              string               `json:"state"`
-	CreatedAt          time.Time            `json:"created_at"`
-	Tags               Tags                 `json:"tags"`
+	// BootMode is legacy-bios, uefi or uefi-preferred ("" unspecified).
+	BootMode string `json:"boot_mode,omitempty"`
+	// KernelID and RamdiskID belong to paravirtual images.
+	KernelID  string    `json:"kernel_id,omitempty"`
+	RamdiskID string    `json:"ramdisk_id,omitempty"`
+	OwnerID   string    `json:"owner_id,omitempty"`
+	State     string    `json:"state"`
+	CreatedAt time.Time `json:"created_at"`
+	Tags      Tags      `json:"tags"`
 }
 
 // Root returns the mapping of the image's root device, or nil.
@@ -76,6 +82,38 @@ func (i *Image) Root() *BlockDeviceMapping {
 		}
 	}
 	return nil
+}
+
+// Distribution says where a registered image goes next.
+type Distribution struct {
+	// CopyTo are regions to copy the image to.
+	CopyTo []string
+	// KMSKeys maps a region to the KMS key its copy is encrypted with.
+	KMSKeys map[string]string
+	// ShareWith are account ids given launch permission (and volume
+	// creation permission on the snapshots).
+	ShareWith []string
+	// OrgARNs and OUARNs are organisations and organisational units given
+	// launch permission.
+	OrgARNs, OUARNs []string
+	// DeprecateAt, if set, deprecates the image (and its copies) then.
+	DeprecateAt time.Time
+}
+
+// Empty reports whether there is nothing to do.
+func (d Distribution) Empty() bool {
+	return len(d.CopyTo) == 0 && len(d.ShareWith) == 0 && len(d.OrgARNs) == 0 && len(d.OUARNs) == 0 && d.DeprecateAt.IsZero()
+}
+
+// RegionImage is an image in one region.
+type RegionImage struct {
+	Region  string `json:"region"`
+	ImageID string `json:"image_id"`
+}
+
+// Distributor is implemented by clouds that copy and share images.
+type Distributor interface {
+	Distribute(ctx context.Context, im *Image, d Distribution) ([]RegionImage, error)
 }
 
 // Snapshot is a point-in-time copy of a volume.
@@ -152,6 +190,11 @@ type ImageRequest struct {
 	BlockDevices       []BlockDeviceMapping
 	EnaSupport         bool
 	SriovNetSupport    bool
+	BootMode           string
+	TPMSupport         bool
+	IMDSv2Required     bool
+	KernelID           string
+	RamdiskID          string
 	Tags               Tags
 	// Packages is the image's package manifest, kept where the cloud can.
 	Packages []Package

@@ -55,16 +55,35 @@ func (e *EBS) Finalize(ctx context.Context, r plugin.FinalizeRequest) (*plugin.I
 	e.log.Info("snapshot created", "snapshot", snap.ID)
 	r.OnFailure("delete snapshot "+snap.ID, func(ctx context.Context) error { return e.cloud.DeleteSnapshot(ctx, snap.ID) })
 	req := r.Image
-	req.RootDeviceName = e.s.RootDevice
-	gib := (r.SizeBytes + (1<<30 - 1)) >> 30
-	req.BlockDevices = []plugin.BlockDeviceMapping{{DeviceName: e.s.RootDevice, SnapshotID: snap.ID, VolumeSizeGiB: gib, VolumeType: r.VolumeType, DeleteOnTermination: true}}
-	for i, d := range e.s.EphemeralDevices {
-		req.BlockDevices = append(req.BlockDevices, plugin.BlockDeviceMapping{DeviceName: d, VirtualName: fmt.Sprintf("ephemeral%d", i)})
-	}
+	req.RootDeviceName, req.BlockDevices = Mappings(r.Base, snap.ID, (r.SizeBytes+(1<<30-1))>>30, r.VolumeType, e.s.RootDevice, e.s.EphemeralDevices)
 	im, err := e.cloud.RegisterImage(ctx, req)
 	if err != nil {
 		return nil, err
 	}
 	r.OnFailure("deregister image "+im.ID, func(ctx context.Context) error { return e.cloud.DeregisterImage(ctx, im.ID) })
 	return im, nil
+}
+
+// Mappings are the new image's block device mappings: the base's, with its
+// root replaced by the new snapshot; for an image with no base (a
+// foundation), the root at rootDevice and ephemeral0..N.
+func Mappings(base *plugin.Image, snap string, gib int64, volType, rootDevice string, ephemerals []string) (string, []plugin.BlockDeviceMapping) {
+	if base != nil && base.Root() != nil {
+		out := make([]plugin.BlockDeviceMapping, 0, len(base.BlockDevices))
+		for _, b := range base.BlockDevices {
+			if b.DeviceName == base.RootDeviceName {
+				b.SnapshotID, b.VolumeSizeGiB, b.DeleteOnTermination = snap, gib, true
+				if volType != "" {
+					b.VolumeType = volType
+				}
+			}
+			out = append(out, b)
+		}
+		return base.RootDeviceName, out
+	}
+	out := []plugin.BlockDeviceMapping{{DeviceName: rootDevice, SnapshotID: snap, VolumeSizeGiB: gib, VolumeType: volType, DeleteOnTermination: true}}
+	for i, d := range ephemerals {
+		out = append(out, plugin.BlockDeviceMapping{DeviceName: d, VirtualName: fmt.Sprintf("ephemeral%d", i)})
+	}
+	return rootDevice, out
 }

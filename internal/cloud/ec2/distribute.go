@@ -1,0 +1,132 @@
+package ec2
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/aminator-go/aminator/internal/plugin"
+)
+
+// Distribute shares and deprecates the image as asked, and copies it to
+// other regions in parallel (tags copied, each copy encrypted with its
+// region's KMS key when given, then shared and deprecated like the
+// original). It returns the image in every region, its own first.
+func (c *Cloud) Distribute(ctx context.Context, im *plugin.Image, d plugin.Distribution) ([]plugin.RegionImage, error) {
+	if err := c.shareAndDeprecate(ctx, c.ec2, im.ID, snapshotsOf(im), d); err != nil {
+		return nil, err
+	}
+	out := []plugin.RegionImage{{Region: c.region, ImageID: im.ID}}
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	for _, region := range d.CopyTo {
+		if region == c.region {
+			continue
+		}
+		wg.Add(1)
+		go func(region string) {
+			defer wg.Done()
+			id, err := c.copyTo(ctx, im, region, d)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("copy to %s: %w", region, err))
+				return
+			}
+			out = append(out, plugin.RegionImage{Region: region, ImageID: id})
+		}(region)
+	}
+	wg.Wait()
+	sort.Slice(out[1:], func(i, j int) bool { return out[1+i].Region < out[1+j].Region })
+	return out, errors.Join(errs...)
+}
+
+func snapshotsOf(im *plugin.Image) []string {
+	var out []string
+	for _, b := range im.BlockDevices {
+		if b.SnapshotID != "" {
+			out = append(out, b.SnapshotID)
+		}
+	}
+	return out
+}
+
+func (c *Cloud) regional(region string) *ec2.Client {
+	return ec2.NewFromConfig(c.cfg, func(o *ec2.Options) { o.Region = region })
+}
+
+func (c *Cloud) copyTo(ctx context.Context, im *plugin.Image, region string, d plugin.Distribution) (string, error) {
+	client := c.regional(region)
+	in := &ec2.CopyImageInput{SourceImageId: aws.String(im.ID), SourceRegion: aws.String(c.region), Name: aws.String(im.Name),
+		Description: aws.String(im.Description), CopyImageTags: aws.Bool(true)}
+	if key := d.KMSKeys[region]; key != "" {
+		in.Encrypted, in.KmsKeyId = aws.Bool(true), aws.String(key)
+	}
+	out, err := client.CopyImage(ctx, in)
+	if err != nil {
+		return "", apiErr("CopyImage", err)
+	}
+	id := aws.ToString(out.ImageId)
+	c.log.Info("copying image", "region", region, "id", id)
+	w := ec2.NewImageAvailableWaiter(client, func(o *ec2.ImageAvailableWaiterOptions) { o.MinDelay = c.minDelay() })
+	if err := w.Wait(ctx, &ec2.DescribeImagesInput{ImageIds: []string{id}}, c.waitOpts()); err != nil {
+		return id, fmt.Errorf("copy %s in %s did not become available: %w", id, region, err)
+	}
+	// Tags again, explicitly: not every implementation honours CopyImageTags.
+	if len(im.Tags) > 0 {
+		if _, err := client.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{id}, Tags: toTags(im.Tags)}); err != nil {
+			return id, apiErr("CreateTags", err)
+		}
+	}
+	copied, err := client.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{id}})
+	if err != nil {
+		return id, apiErr("DescribeImages", err)
+	}
+	var snaps []string
+	if len(copied.Images) > 0 {
+		snaps = snapshotsOf(fromImage(copied.Images[0]))
+	}
+	return id, c.shareAndDeprecate(ctx, client, id, snaps, d)
+}
+
+func (c *Cloud) shareAndDeprecate(ctx context.Context, client *ec2.Client, id string, snaps []string, d plugin.Distribution) error {
+	var perms []types.LaunchPermission
+	for _, a := range d.ShareWith {
+		perms = append(perms, types.LaunchPermission{UserId: aws.String(a)})
+	}
+	for _, o := range d.OrgARNs {
+		perms = append(perms, types.LaunchPermission{OrganizationArn: aws.String(o)})
+	}
+	for _, o := range d.OUARNs {
+		perms = append(perms, types.LaunchPermission{OrganizationalUnitArn: aws.String(o)})
+	}
+	if len(perms) > 0 {
+		if _, err := client.ModifyImageAttribute(ctx, &ec2.ModifyImageAttributeInput{ImageId: aws.String(id),
+			LaunchPermission: &types.LaunchPermissionModifications{Add: perms}}); err != nil {
+			return apiErr("ModifyImageAttribute", err)
+		}
+	}
+	if len(d.ShareWith) > 0 {
+		for _, s := range snaps {
+			if _, err := client.ModifySnapshotAttribute(ctx, &ec2.ModifySnapshotAttributeInput{SnapshotId: aws.String(s),
+				Attribute: types.SnapshotAttributeNameCreateVolumePermission, OperationType: types.OperationTypeAdd, UserIds: d.ShareWith}); err != nil {
+				return apiErr("ModifySnapshotAttribute", err)
+			}
+		}
+	}
+	if !d.DeprecateAt.IsZero() {
+		if _, err := client.EnableImageDeprecation(ctx, &ec2.EnableImageDeprecationInput{ImageId: aws.String(id), DeprecateAt: aws.Time(d.DeprecateAt)}); err != nil {
+			return apiErr("EnableImageDeprecation", err)
+		}
+	}
+	return nil
+}
+
+var _ plugin.Distributor = (*Cloud)(nil)
