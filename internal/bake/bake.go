@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -143,7 +144,8 @@ func RequestFromConfig(c config.Context, pkg string) Request {
 		RootVolumeGiB: c.RootVolumeSize, Partition: c.Partition, VolumeType: c.ProvisionerEBSType,
 		RegisterType: c.RegisterEBSType, Interactive: c.Interactive, PreserveOnError: c.PreserveOnError, Tags: c.Tags,
 		BootMode: c.BootMode, TPMSupport: c.TPMSupport, IMDSv2Required: c.IMDSv2Required,
-		Distribution: plugin.Distribution{CopyTo: c.CopyTo, ShareWith: c.ShareWith, OrgARNs: c.ShareOrgs, OUARNs: c.ShareOUs, DeprecateAt: deprecateAt(c.DeprecateAt)},
+		Distribution: plugin.Distribution{CopyTo: c.CopyTo, ShareWith: c.ShareWith, OrgARNs: c.ShareOrgs, OUARNs: c.ShareOUs,
+			DeprecateAt: deprecateAt(c.DeprecateAt), KMSKeys: c.CopyKMSKeys},
 	}
 }
 
@@ -272,6 +274,9 @@ func Run(ctx context.Context, env *Environment, req Request, log *slog.Logger) (
 	arch := req.Arch
 	if arch == "" {
 		arch = base.Architecture
+	}
+	if arch == "" { // some APIs (moto) leave it out: assume this host's
+		arch = map[string]string{"amd64": "x86_64", "arm64": "arm64", "386": "i386"}[runtime.GOARCH]
 	}
 	early := ""
 	if req.Name != "" {

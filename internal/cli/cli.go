@@ -56,6 +56,7 @@ type app struct {
 	configFile     string
 	output         string
 	tags           []string
+	kmsKeys        map[string]string
 	flags          *pflag.FlagSet
 }
 
@@ -162,6 +163,7 @@ func (a *app) bakeFlags(f *pflag.FlagSet) {
 	f.Bool("preserve-on-error", false, "keep the volume and mounts when the bake fails, for debugging")
 	markConfig(f)
 	f.StringArrayVar(&a.tags, "tag", nil, "extra tag KEY=VALUE on the image and snapshot (repeatable)")
+	f.StringToStringVar(&a.kmsKeys, "copy-kms-key", nil, "REGION=KEY: encrypt the copy in REGION with this KMS key (repeatable)")
 	f.Bool("test", false, "boot-test the new image under qemu; a failed test exits 1 and tags the image boot_test=failed")
 }
 
@@ -208,6 +210,12 @@ func (a *app) loadConfig(cmd *cobra.Command) (*config.Config, error) {
 			cfg.Context.Tags = map[string]string{}
 		}
 		cfg.Context.Tags[k] = v
+	}
+	for r, k := range a.kmsKeys {
+		if cfg.Context.CopyKMSKeys == nil {
+			cfg.Context.CopyKMSKeys = map[string]string{}
+		}
+		cfg.Context.CopyKMSKeys[r] = k
 	}
 	return cfg, nil
 }

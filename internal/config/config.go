@@ -65,6 +65,8 @@ type Context struct {
 	ShareOrgs   []string `yaml:"share_with_orgs"`
 	ShareOUs    []string `yaml:"share_with_ous"`
 	DeprecateAt string   `yaml:"deprecate_at"`
+	// CopyKMSKeys maps a region to the KMS key its copy is encrypted with.
+	CopyKMSKeys map[string]string `yaml:"copy_kms_keys"`
 }
 
 // Config is the merged configuration.

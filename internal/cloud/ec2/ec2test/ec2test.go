@@ -192,6 +192,8 @@ type Recorder struct {
 	Inject func(action string, n int) *http.Response
 	counts map[string]int
 	Next   http.RoundTripper
+	// Elapsed is the time spent waiting for answers, all calls together.
+	Elapsed time.Duration
 }
 
 // Request is one recorded call.
@@ -233,7 +235,17 @@ func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	if next == nil {
 		next = http.DefaultTransport
 	}
-	return next.RoundTrip(req)
+	start := time.Now()
+	resp, err := next.RoundTrip(req)
+	if err == nil && resp.Body != nil { // the answer is complete once its body is read
+		b, rerr := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		resp.Body, err = io.NopCloser(bytes.NewReader(b)), rerr
+	}
+	r.mu.Lock()
+	r.Elapsed += time.Since(start)
+	r.mu.Unlock()
+	return resp, err
 }
 
 // Count is how many calls of an action were made ("" for all).

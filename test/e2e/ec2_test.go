@@ -1,0 +1,280 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/aminator-go/aminator/internal/bake"
+	"github.com/aminator-go/aminator/internal/blockdev"
+	ec2cloud "github.com/aminator-go/aminator/internal/cloud/ec2"
+	"github.com/aminator-go/aminator/internal/cloud/ec2/ec2test"
+	"github.com/aminator-go/aminator/internal/distro/debian"
+	"github.com/aminator-go/aminator/internal/loop"
+	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/sparse"
+	"github.com/aminator-go/aminator/internal/testutil"
+
+	_ "github.com/aminator-go/aminator/internal/finalizer/tagging"
+	_ "github.com/aminator-go/aminator/internal/provisioner/apt"
+	_ "github.com/aminator-go/aminator/internal/volume"
+)
+
+// loopBlockDevice is the one stand-in of the EC2 tests: moto reports a
+// volume attached at /dev/sdX, but no disk appears on this host, so Locate
+// makes a loop device from the Debian base image's data instead. Device
+// names are still allocated by the real plugin, under its flocks.
+type loopBlockDevice struct {
+	*blockdev.Linux
+	image, dir string
+	mu         sync.Mutex
+	devs       map[string]*loop.Device // by device name
+	files      map[string]string       // volume id -> its data file
+}
+
+func (l *loopBlockDevice) Allocate(ctx context.Context) (plugin.Slot, error) {
+	s, err := l.Linux.Allocate(ctx)
+	if err != nil {
+		return s, err
+	}
+	release := s.Release
+	s.Release = func() error {
+		l.mu.Lock()
+		d := l.devs[s.Name]
+		delete(l.devs, s.Name)
+		l.mu.Unlock()
+		d.Detach()
+		return release()
+	}
+	return s, nil
+}
+
+func (l *loopBlockDevice) Locate(ctx context.Context, a plugin.Attachment) (string, error) {
+	file := filepath.Join(l.dir, a.VolumeID+".img")
+	if _, err := sparse.CopyFile(ctx, file, l.image); err != nil {
+		return "", err
+	}
+	d, err := loop.Attach(ctx, file, loop.Options{})
+	if err != nil {
+		return "", err
+	}
+	l.mu.Lock()
+	l.devs[a.Device] = d
+	l.files[a.VolumeID] = file
+	l.mu.Unlock()
+	return d.Path, nil
+}
+
+func newPlugin[T any](t *testing.T, kind plugin.Kind, name string, cfg any, deps plugin.Deps) T {
+	t.Helper()
+	reg, ok := plugin.Lookup(kind, name)
+	if !ok {
+		t.Fatalf("no %s plugin %s", kind, name)
+	}
+	if cfg == nil && reg.NewConfig != nil {
+		cfg = reg.NewConfig()
+	}
+	inst, err := reg.New(cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inst.(T)
+}
+
+// The full bake against EC2's API (moto) and instance metadata (IMDSv2
+// mock), in process: every plugin is the real one but for Locate.
+func TestEC2Bake(t *testing.T) {
+	testutil.CheckNoLeaks(t, workDir)
+	e := ec2test.Start(t)
+	dir, err := os.MkdirTemp(workDir, "ec2-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &ec2test.Recorder{Inject: func(action string, n int) *http.Response {
+		if action == "EnableImageDeprecation" { // not in moto
+			return ec2test.XMLResponse(`<EnableImageDeprecationResponse><requestId>r</requestId><return>true</return></EnableImageDeprecationResponse>`)
+		}
+		return nil
+	}}
+	s := ec2cloud.Defaults()
+	s.PollInterval = 20 * time.Millisecond
+	log := slog.New(slog.DiscardHandler)
+	ctx := context.Background()
+	cloud, err := ec2cloud.New(ctx, s, "", log, ec2cloud.Option(config.WithHTTPClient(&http.Client{Transport: rec})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lockDir := filepath.Join(dir, "lock")
+	bd := &loopBlockDevice{Linux: &blockdev.Linux{Letters: "fghijklmnop", LockDir: lockDir, Cloud: cloud, Dev: "/dev", Sys: "/sys"},
+		image: testutil.DebianBase(t), dir: dir, devs: map[string]*loop.Device{}, files: map[string]string{}}
+	deps := plugin.Deps{Cloud: cloud, BlockDevice: bd, Logger: log, StateDir: dir, LockDir: lockDir}
+	env := &bake.Environment{Name: "ec2_apt_linux", Cloud: cloud, BlockDevice: bd, StateDir: dir,
+		Volume:      newPlugin[plugin.Volumes](t, plugin.KindVolume, "linux", nil, deps),
+		Distro:      newPlugin[plugin.Distro](t, plugin.KindDistro, "debian", debian.Defaults(), deps),
+		Provisioner: newPlugin[plugin.Provisioner](t, plugin.KindProvisioner, "apt", nil, deps),
+		Finalizer:   newPlugin[plugin.Finalizer](t, plugin.KindFinalizer, "tagging_ebs", nil, deps),
+	}
+	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-ec2", Version: "2.0-3", Files: map[string]string{"/opt/ec2": "on ec2\n"}})
+	req := bake.Request{Package: deb, BaseID: e.BaseID, Suffix: "ec2", Creator: "ci", VMType: "hvm", ENA: true, BootMode: "uefi",
+		IMDSv2Required: true, Tags: map[string]string{"team": "core"},
+		Distribution: plugin.Distribution{CopyTo: []string{"us-west-2"}, ShareWith: []string{"111122223333"}, DeprecateAt: time.Now().Add(24 * time.Hour)}}
+	start := time.Now()
+	res, err := bake.Run(ctx, env, req, log)
+	took := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im := res.Image
+	if im.Name != "aminator-ec2-2.0-3-x86_64-ec2-ebs" || im.Tags["appversion"] != "aminator-ec2-2.0-3" || im.Tags["base_ami_id"] != e.BaseID ||
+		im.Tags["base_ami_version"] != "base-1.0-1" || im.Tags["team"] != "core" || im.Tags["creator"] != "ci" {
+		t.Errorf("image %+v", im)
+	}
+	if len(res.Copies) != 2 || res.Copies[1].Region != "us-west-2" {
+		t.Errorf("copies %+v", res.Copies)
+	}
+	west := ec2.New(ec2.Options{Region: "us-west-2", BaseEndpoint: aws.String(e.MotoURL), Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")})
+	if out, err := west.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{res.Copies[1].ImageID}}); err != nil || len(out.Images) != 1 {
+		t.Errorf("copy in us-west-2: %v", err)
+	}
+	// No volume is left in EC2, and the snapshot carries the bake's tags.
+	vols, _ := e.Client.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []types.Filter{{Name: aws.String("tag:purpose"), Values: []string{"amination"}}}})
+	if len(vols.Volumes) != 0 {
+		t.Errorf("volumes left: %d", len(vols.Volumes))
+	}
+	snaps, _ := e.Client.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{Filters: []types.Filter{{Name: aws.String("tag:bake"), Values: []string{res.BakeID}}}})
+	if len(snaps.Snapshots) != 1 {
+		t.Errorf("snapshots of the bake: %d", len(snaps.Snapshots))
+	}
+	// The request carried what moto drops.
+	if r, ok := rec.Last("RegisterImage"); !ok || !strings.Contains(r.Form, "BootMode=uefi") || !strings.Contains(r.Form, "ImdsSupport=v2.0") || !strings.Contains(r.Form, "EnaSupport=true") {
+		t.Errorf("RegisterImage request: %+v", r)
+	}
+	// The package went onto the volume's data.
+	for _, f := range bd.files {
+		inspectFile(t, f, func(root string) {
+			if got := readFile(t, filepath.Join(root, "opt/ec2")); got != "on ec2\n" {
+				t.Errorf("/opt/ec2 = %q", got)
+			}
+		})
+	}
+	counts := map[string]int{}
+	for _, r := range rec.Requests {
+		a := r.Action
+		if a == "" {
+			a = "IMDS"
+		}
+		counts[a]++
+	}
+	var keys []string
+	for k := range counts {
+		keys = append(keys, fmt.Sprintf("%s %d", k, counts[k]))
+	}
+	sort.Strings(keys)
+	var waits time.Duration
+	for _, tm := range res.Timings {
+		if tm.Stage == "provision" {
+			waits = tm.Duration
+		}
+	}
+	t.Logf("API calls for one bake with a copy, a share and a deprecation: %d (%s); bake took %s: %s waiting for moto, %s provisioning, %s the tool's own",
+		rec.Count(""), strings.Join(keys, ", "), took.Round(time.Millisecond), rec.Elapsed.Round(time.Millisecond), waits.Round(time.Millisecond),
+		(took - rec.Elapsed - waits).Round(time.Millisecond))
+}
+
+func inspectFile(t *testing.T, file string, fn func(root string)) {
+	t.Helper()
+	ctx := context.Background()
+	d, err := loop.Attach(ctx, file, loop.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Detach()
+	mnt := file + ".mnt"
+	os.MkdirAll(mnt, 0o755)
+	defer os.Remove(mnt)
+	if err := syscall.Mount(d.Path, mnt, "ext4", syscall.MS_RDONLY, "noload"); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Unmount(mnt, 0)
+	fn(mnt)
+}
+
+// A bake killed with SIGKILL after its volume is attached leaves the
+// volume in EC2; gc --cloud ec2 finds it (its bake's lock is free) and
+// removes it. Bad input fails clearly.
+func TestEC2KilledBakeAndGC(t *testing.T) {
+	testutil.CheckNoLeaks(t, workDir)
+	e := ec2test.Start(t)
+	state, _ := os.MkdirTemp(workDir, "ec2-state-")
+	vars := append(append([]string{}, e.Vars...), "AMINATOR_STATE_DIR="+state, "AMINATOR_ENVIRONMENT=ec2_apt_linux")
+	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-killed", Version: "1.0"})
+	cmd := exec.Command(binary, "-B", e.BaseID, "-s", "killed", deb)
+	cmd.Env = append(env(), vars...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	tagged := func() []types.Volume {
+		out, err := e.Client.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []types.Filter{{Name: aws.String("tag:purpose"), Values: []string{"amination"}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.Volumes
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		vs := tagged()
+		if len(vs) == 1 && len(vs[0].Attachments) == 1 {
+			break // attached; the bake now waits for a local device that never comes
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("the bake never attached a volume: %+v", vs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	out, _ := exec.Command("pgrep", "-P", fmt.Sprint(cmd.Process.Pid), "-x", "aminate").Output()
+	var child int
+	fmt.Sscan(string(out), &child)
+	if child == 0 {
+		t.Fatal("no bake child")
+	}
+	syscall.Kill(child, syscall.SIGKILL)
+	cmd.Wait()
+	if len(tagged()) != 1 {
+		t.Fatal("the killed bake's volume is not in EC2")
+	}
+	r := aminateEnv(t, vars, "gc", "--cloud", "ec2", "--dry-run")
+	if r.code != 0 || !strings.Contains(r.stdout, "would remove 1 volumes") {
+		t.Errorf("gc --dry-run: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	mustOK(t, aminateEnv(t, vars, "gc", "--cloud", "ec2"))
+	if vs := tagged(); len(vs) != 0 {
+		t.Errorf("volumes after gc: %+v", vs)
+	}
+	// Bad input.
+	r = aminateEnv(t, vars, "-B", "ami-00000000000000000", "-s", "bad", deb)
+	if r.code != 1 || !strings.Contains(r.stderr, "no image with id ami-00000000000000000") {
+		t.Errorf("bad base id: exit %d\n%s", r.code, r.stderr)
+	}
+	r = aminateEnv(t, vars, "-r", "us-east-l", "-B", e.BaseID, "-s", "bad", deb)
+	if r.code == 0 || !strings.Contains(r.stderr, `region "us-east-l" is not a region name`) {
+		t.Errorf("region typo: exit %d\n%s", r.code, r.stderr)
+	}
+}
