@@ -70,7 +70,7 @@ func (a *app) promoteCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
+			return a.withCloud(cmd, func(ctx context.Context, c plugin.Cloud) error {
 				im, err := findImage(ctx, c, args[0])
 				if err != nil {
 					return err

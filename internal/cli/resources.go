@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/aminator-go/aminator/internal/bake"
 	"github.com/aminator-go/aminator/internal/channels"
 	"github.com/aminator-go/aminator/internal/cloud/local"
 	"github.com/aminator-go/aminator/internal/ids"
@@ -56,6 +57,26 @@ func (a *app) withLocal(cmd *cobra.Command, fn func(ctx context.Context, c *loca
 	return fn(ctx, c)
 }
 
+// withCloud runs fn on the configured environment's cloud (the local
+// cloud, or EC2 with -e ec2_apt_linux).
+func (a *app) withCloud(cmd *cobra.Command, fn func(ctx context.Context, c plugin.Cloud) error) error {
+	cfg, err := a.loadConfig(cmd)
+	if err != nil {
+		return err
+	}
+	if cfg.Environments[cfg.Context.Environment][plugin.KindCloud] == "local" {
+		return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error { return fn(ctx, c) })
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	env, err := bake.NewEnvironment(cfg, a.logger(cfg.Context.Debug))
+	if err != nil {
+		return err
+	}
+	defer env.Close()
+	return fn(ctx, env.Cloud)
+}
+
 func (a *app) table(header string, rows [][]string) {
 	w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, header)
@@ -83,8 +104,8 @@ func (a *app) imagesCommand() *cobra.Command {
 	list := &cobra.Command{
 		Use: "list", Short: "List images, newest first", Args: a.args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
-				ims, err := c.Images(ctx)
+			return a.withCloud(cmd, func(ctx context.Context, c plugin.Cloud) error {
+				ims, err := c.FindImages(ctx, plugin.Tags{})
 				if err != nil {
 					return err
 				}
@@ -107,7 +128,7 @@ func (a *app) imagesCommand() *cobra.Command {
 	show := &cobra.Command{
 		Use: "show IMAGE", Short: "Show an image (by id, name or FAMILY:LABEL) with its tags", Args: a.args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
+			return a.withCloud(cmd, func(ctx context.Context, c plugin.Cloud) error {
 				im, err := findImage(ctx, c, args[0])
 				if err != nil {
 					return err
@@ -146,7 +167,7 @@ func (a *app) imagesCommand() *cobra.Command {
 	rm := &cobra.Command{
 		Use: "rm IMAGE...", Short: "Deregister images and delete their snapshots", Args: a.args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
+			return a.withCloud(cmd, func(ctx context.Context, c plugin.Cloud) error {
 				var errs []error
 				for _, ref := range args {
 					im, err := findImage(ctx, c, ref)

@@ -268,6 +268,13 @@ func TestEC2KilledBakeAndGC(t *testing.T) {
 	if vs := tagged(); len(vs) != 0 {
 		t.Errorf("volumes after gc: %+v", vs)
 	}
+	// The image commands work on EC2 too.
+	if out := mustOK(t, aminateEnv(t, vars, "images", "list")); !strings.Contains(out, e.BaseID) || !strings.Contains(out, e.BaseName) {
+		t.Errorf("images list on ec2:\n%s", out)
+	}
+	if out := mustOK(t, aminateEnv(t, vars, "images", "show", e.BaseName)); !strings.Contains(out, "appversion = base-1.0-1") {
+		t.Errorf("images show on ec2:\n%s", out)
+	}
 	// Bad input.
 	r = aminateEnv(t, vars, "-B", "ami-00000000000000000", "-s", "bad", deb)
 	if r.code != 1 || !strings.Contains(r.stderr, "no image with id ami-00000000000000000") {
