@@ -100,14 +100,8 @@ func Holders(dir string) []string {
 	dir = filepath.Clean(dir)
 	under := func(p string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
 	var out []string
-	procs, _ := os.ReadDir("/proc")
-	self := os.Getpid()
-	for _, p := range procs {
-		pid, err := strconv.Atoi(p.Name())
-		if err != nil || pid == self {
-			continue
-		}
-		base := "/proc/" + p.Name()
+	for _, pid := range otherPIDs() {
+		base := "/proc/" + strconv.Itoa(pid)
 		var why []string
 		for _, l := range []string{"root", "cwd", "exe"} {
 			if t, err := os.Readlink(base + "/" + l); err == nil && under(t) {
@@ -135,14 +129,21 @@ func Holders(dir string) []string {
 func ProcessesRootedAt(dir string) []int {
 	dir = filepath.Clean(dir)
 	var out []int
+	for _, pid := range otherPIDs() {
+		if t, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/root"); err == nil && (t == dir || strings.HasPrefix(t, dir+"/")) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// otherPIDs lists every process but this one.
+func otherPIDs() []int {
 	procs, _ := os.ReadDir("/proc")
 	self := os.Getpid()
+	var out []int
 	for _, p := range procs {
-		pid, err := strconv.Atoi(p.Name())
-		if err != nil || pid == self {
-			continue
-		}
-		if t, err := os.Readlink("/proc/" + p.Name() + "/root"); err == nil && (t == dir || strings.HasPrefix(t, dir+"/")) {
+		if pid, err := strconv.Atoi(p.Name()); err == nil && pid != self {
 			out = append(out, pid)
 		}
 	}

@@ -228,60 +228,31 @@ func (c *Chunks) Put(ctx context.Context, id, parent, src string) (st Stats, err
 	}
 	var added, data atomic.Int64
 	var seen sync.Map // hashes this Put already stores: write each once
-	var firstErr error
-	var mu sync.Mutex
-	idx := make(chan int)
-	var wg sync.WaitGroup
-	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, c.chunkSize)
-			for i := range idx {
-				off := int64(i) * int64(c.chunkSize)
-				k, err := f.ReadAt(buf[:min(int64(c.chunkSize), size-off)], off)
-				if err != nil && err != io.EOF {
-					mu.Lock()
-					firstErr = errors.Join(firstErr, fmt.Errorf("read %s at %d: %w", src, off, err))
-					mu.Unlock()
-					continue
-				}
-				if allZero(buf[:k]) {
-					continue
-				}
-				sum := sha256.Sum256(buf[:k])
-				h := hex.EncodeToString(sum[:])
-				m.Chunks[i] = h
-				data.Add(int64(k))
-				if _, dup := seen.LoadOrStore(h, true); dup {
-					continue
-				}
-				w, err := c.writeChunk(h, buf[:k])
-				if err != nil {
-					mu.Lock()
-					firstErr = errors.Join(firstErr, err)
-					mu.Unlock()
-					continue
-				}
-				added.Add(w)
-			}
-		}()
-	}
-	for i, t := range todo {
-		if ctx.Err() != nil {
-			break
+	bufs := sync.Pool{New: func() any { return make([]byte, c.chunkSize) }}
+	err = parallel(ctx, todo, func(i int) error {
+		buf := bufs.Get().([]byte)
+		defer bufs.Put(buf)
+		off := int64(i) * int64(c.chunkSize)
+		k, err := f.ReadAt(buf[:min(int64(c.chunkSize), size-off)], off)
+		if err != nil && err != io.EOF {
+			return fmt.Errorf("read %s at %d: %w", src, off, err)
 		}
-		if t {
-			idx <- i
+		if allZero(buf[:k]) {
+			return nil
 		}
-	}
-	close(idx)
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
+		sum := sha256.Sum256(buf[:k])
+		h := hex.EncodeToString(sum[:])
+		m.Chunks[i] = h
+		data.Add(int64(k))
+		if _, dup := seen.LoadOrStore(h, true); dup {
+			return nil
+		}
+		w, err := c.writeChunk(h, buf[:k])
+		added.Add(w)
+		return err
+	})
+	if err != nil {
 		return st, fmt.Errorf("store snapshot %s: %w", id, err)
-	}
-	if firstErr != nil {
-		return st, fmt.Errorf("store snapshot %s: %w", id, firstErr)
 	}
 	// Chunks durable first (each was synced; now their names), the manifest last.
 	if err := syncDirs(filepath.Join(c.dir, "chunks")); err != nil {
@@ -451,42 +422,19 @@ func (c *Chunks) Restore(ctx context.Context, id, dst string) error {
 	if err := tmp.Truncate(m.Size); err != nil {
 		return err
 	}
-	var firstErr error
-	var mu sync.Mutex
-	idx := make(chan int)
-	var wg sync.WaitGroup
-	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range idx {
-				data, err := c.readChunk(m.Chunks[i])
-				if err == nil {
-					_, err = tmp.WriteAt(data, int64(i)*int64(m.ChunkSize))
-				}
-				if err != nil {
-					mu.Lock()
-					firstErr = errors.Join(firstErr, fmt.Errorf("snapshot %s: %w", id, err))
-					mu.Unlock()
-				}
-			}
-		}()
-	}
+	want := make([]bool, len(m.Chunks))
 	for i, h := range m.Chunks {
-		if ctx.Err() != nil || firstErr != nil {
-			break
-		}
-		if h != "" {
-			idx <- i
-		}
+		want[i] = h != ""
 	}
-	close(idx)
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
+	err = parallel(ctx, want, func(i int) error {
+		data, err := c.readChunk(m.Chunks[i])
+		if err == nil {
+			_, err = tmp.WriteAt(data, int64(i)*int64(m.ChunkSize))
+		}
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("restore snapshot %s: %w", id, err)
-	}
-	if firstErr != nil {
-		return fmt.Errorf("restore snapshot %s: %w", id, firstErr)
 	}
 	if err := tmp.Close(); err != nil {
 		return err
@@ -660,6 +608,49 @@ func (c *Chunks) Fsck(ctx context.Context) (*FsckReport, error) {
 		}
 	}
 	return r, nil
+}
+
+// parallel runs fn for every index marked in todo on all cores and returns
+// the first error; after an error or cancellation no new index starts.
+func parallel(ctx context.Context, todo []bool, fn func(i int) error) error {
+	var (
+		mu       sync.Mutex
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	idx := make(chan int)
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range idx {
+				if err := fn(i); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for i, t := range todo {
+		mu.Lock()
+		stop := firstErr != nil
+		mu.Unlock()
+		if stop || ctx.Err() != nil {
+			break
+		}
+		if t {
+			idx <- i
+		}
+	}
+	close(idx)
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	return ctx.Err()
 }
 
 // compressible tries a 16 KiB sample first, so incompressible chunks

@@ -86,6 +86,20 @@ func parseTime(s string) time.Time {
 	return t
 }
 
+// inTx runs fn in a transaction, committed if fn succeeds and rolled back
+// otherwise.
+func (c *Cloud) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
 type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }

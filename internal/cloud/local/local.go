@@ -213,19 +213,12 @@ func (c *Cloud) CreateVolume(ctx context.Context, r plugin.VolumeRequest) (v *pl
 			c.releaseOwner(id)
 		}
 	}()
-	tx, err := c.db.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("create volume: %w", err)
-	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO volumes(id,snapshot_id,size_bytes,state,created_at) VALUES(?,?,?,?,?)`, id, snap.ID, size, "creating", now())
-	if err == nil {
-		err = putTags(ctx, tx, id, r.Tags)
-	}
-	if err == nil {
-		err = tx.Commit()
-	} else {
-		tx.Rollback()
-	}
+	err = c.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO volumes(id,snapshot_id,size_bytes,state,created_at) VALUES(?,?,?,?,?)`, id, snap.ID, size, "creating", now()); err != nil {
+			return err
+		}
+		return putTags(ctx, tx, id, r.Tags)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("create volume: %w", err)
 	}
@@ -399,19 +392,12 @@ func (c *Cloud) snapshotFile(ctx context.Context, path, volID, parent, desc stri
 		lock.Unlock()
 		os.Remove(lock.Path())
 	}()
-	tx, err := c.db.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("create snapshot: %w", err)
-	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO snapshots(id,volume_id,parent_id,description,state,created_at) VALUES(?,?,?,?,?,?)`, id, volID, parent, desc, "pending", now())
-	if err == nil {
-		err = putTags(ctx, tx, id, tags)
-	}
-	if err == nil {
-		err = tx.Commit()
-	} else {
-		tx.Rollback()
-	}
+	err = c.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO snapshots(id,volume_id,parent_id,description,state,created_at) VALUES(?,?,?,?,?,?)`, id, volID, parent, desc, "pending", now()); err != nil {
+			return err
+		}
+		return putTags(ctx, tx, id, tags)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("create snapshot: %w", err)
 	}
@@ -481,38 +467,33 @@ func (c *Cloud) RegisterImage(ctx context.Context, r plugin.ImageRequest) (*plug
 		return nil, err
 	}
 	id := ids.New("ami")
-	tx, err := c.db.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("register image %s: %w", r.Name, err)
-	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO images(`+imageCols+`) VALUES(?,?,?,?,?,?,?,?,?,?,?)`,
-		id, r.Name, r.Description, r.Architecture, r.VirtualizationType, r.RootDeviceName, string(bdm), r.EnaSupport, r.SriovNetSupport, "available", now())
+	err = c.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO images(`+imageCols+`) VALUES(?,?,?,?,?,?,?,?,?,?,?)`,
+			id, r.Name, r.Description, r.Architecture, r.VirtualizationType, r.RootDeviceName, string(bdm), r.EnaSupport, r.SriovNetSupport, "available", now()); err != nil {
+			return err
+		}
+		for _, b := range r.BlockDevices {
+			if b.SnapshotID == "" {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO image_snapshots(image_id,snapshot_id) VALUES(?,?)`, id, b.SnapshotID); err != nil {
+				return err
+			}
+		}
+		for _, p := range r.Packages {
+			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO image_packages(image_id,name,version,arch) VALUES(?,?,?,?)`, id, p.Name, p.Version, p.Arch); err != nil {
+				return err
+			}
+		}
+		return putTags(ctx, tx, id, r.Tags)
+	})
 	if isUnique(err) {
-		tx.Rollback()
 		prev, _ := c.Image(ctx, plugin.ImageQuery{Name: r.Name})
 		pid := ""
 		if prev != nil {
 			pid = " (" + prev.ID + ")"
 		}
 		return nil, fmt.Errorf("register image: the name %q is taken%s; pick another with -n or -s: %w", r.Name, pid, plugin.ErrExists)
-	}
-	for _, b := range r.BlockDevices {
-		if err == nil && b.SnapshotID != "" {
-			_, err = tx.ExecContext(ctx, `INSERT OR IGNORE INTO image_snapshots(image_id,snapshot_id) VALUES(?,?)`, id, b.SnapshotID)
-		}
-	}
-	for _, p := range r.Packages {
-		if err == nil {
-			_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO image_packages(image_id,name,version,arch) VALUES(?,?,?,?)`, id, p.Name, p.Version, p.Arch)
-		}
-	}
-	if err == nil {
-		err = putTags(ctx, tx, id, r.Tags)
-	}
-	if err == nil {
-		err = tx.Commit()
-	} else {
-		tx.Rollback()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("register image %s: %w", r.Name, err)
