@@ -51,6 +51,7 @@ func (c *Cloud) takePooled(ctx context.Context, snap string, size int64, tags pl
 	}
 	lock, err := flock.TryExclusive(c.ownerLock(id))
 	if err != nil {
+		c.db.ExecContext(context.WithoutCancel(ctx), `UPDATE volumes SET state='pooled' WHERE id=?`, id) // give it back
 		return nil, fmt.Errorf("take pooled volume %s: %w", id, err)
 	}
 	c.mu.Lock()
