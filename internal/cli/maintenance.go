@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/aminator-go/aminator/internal/cloud/local"
 	"github.com/aminator-go/aminator/internal/config"
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/push"
 )
 
 func (a *app) gcCommand() *cobra.Command {
@@ -322,4 +324,66 @@ func setPoolHook(c plugin.Cloud) {
 	if lc, ok := c.(*local.Cloud); ok {
 		lc.OnPoolTake = requestRefill
 	}
+}
+
+func (a *app) pushCommand() *cobra.Command {
+	var o push.Options
+	var tags []string
+	cmd := &cobra.Command{
+		Use:   "push IMAGE",
+		Short: "Send a local image to EC2 through the EBS direct APIs and register it there (from any machine)",
+		Long: `Send an image of the local cloud to EC2 and register it as an AMI, from any
+machine with AWS credentials: no EC2 instance and no attached volume are
+needed. Each 512 KiB chunk of the store is one EBS block; when the image's
+parent snapshot was pushed to the region before, only the chunks that
+differ are sent, as an incremental snapshot. Region and credentials come
+from the AWS configuration (or -r).`,
+		Args: a.args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := a.loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			o.Tags = plugin.Tags{}
+			for _, t := range tags {
+				k, v, ok := strings.Cut(t, "=")
+				if !ok || k == "" {
+					return usagef("--tag %q: use KEY=VALUE", t)
+				}
+				o.Tags[k] = v
+			}
+			pc, err := cfg.PluginConfig(plugin.KindCloud, "ec2")
+			if err != nil {
+				return err
+			}
+			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
+				log := a.logger(cfg.Context.Debug)
+				o.Log = log
+				ec, err := ec2cloud.New(ctx, pc.(*ec2cloud.Settings), cfg.Context.Region, log)
+				if err != nil {
+					return err
+				}
+				im, err := findImage(ctx, c, args[0])
+				if err != nil {
+					return err
+				}
+				res, err := push.Push(ctx, c, ec, im, o)
+				if err != nil {
+					return err
+				}
+				if a.output == "json" {
+					return a.printJSON(res)
+				}
+				log.Info("pushed", "image", im.ID, "ami", res.ImageID, "snapshot", res.SnapshotID, "region", res.Region,
+					"blocks", res.Blocks, "bytes", res.Bytes, "parent", res.Parent, "took", res.Duration.Round(time.Millisecond))
+				fmt.Fprintln(a.stdout, res.ImageID)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&o.Name, "name", "n", "", "AMI name (default: the local image's)")
+	cmd.Flags().StringArrayVar(&tags, "tag", nil, "extra tag KEY=VALUE (repeatable)")
+	cmd.Flags().BoolVar(&o.Full, "full", false, "send every block, even when the parent was pushed before")
+	cmd.Flags().IntVar(&o.Workers, "workers", 8, "blocks in flight")
+	return cmd
 }

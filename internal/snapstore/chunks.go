@@ -364,6 +364,9 @@ func (c *Chunks) writeManifest(m *Manifest) error {
 // ErrCorrupt marks a chunk whose content does not match its hash.
 var ErrCorrupt = errors.New("corrupt chunk")
 
+// ReadChunk reads a chunk by its hash and verifies it.
+func (c *Chunks) ReadChunk(h string) ([]byte, error) { return c.readChunk(h) }
+
 // readChunk reads and verifies a chunk.
 func (c *Chunks) readChunk(h string) ([]byte, error) {
 	b, err := os.ReadFile(c.chunkPath(h))

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -283,5 +284,35 @@ func TestEC2KilledBakeAndGC(t *testing.T) {
 	r = aminateEnv(t, vars, "-r", "us-east-l", "-B", e.BaseID, "-s", "bad", deb)
 	if r.code == 0 || !strings.Contains(r.stderr, `region "us-east-l" is not a region name`) {
 		t.Errorf("region typo: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// Bake on the local cloud, push to EC2 through the EBS direct APIs: the
+// base goes whole, the baked child only as the blocks the bake changed.
+func TestPushLocalBakeToEC2(t *testing.T) {
+	testutil.CheckNoLeaks(t, workDir)
+	e := ec2test.Start(t)
+	b := base(t)
+	var full, incr struct {
+		ImageID string `json:"image_id"`
+		Parent  string `json:"parent_snapshot_id"`
+		Blocks  int    `json:"blocks_sent"`
+	}
+	out := mustOK(t, aminateEnv(t, e.Vars, "push", "--output", "json", b))
+	if err := json.Unmarshal([]byte(out), &full); err != nil {
+		t.Fatal(err)
+	}
+	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-pushed", Version: "1.0", Files: map[string]string{"/opt/pushed": "p\n"}})
+	app := mustOK(t, aminate(t, "-B", b, "-s", "push", deb))
+	out = mustOK(t, aminateEnv(t, e.Vars, "push", "--output", "json", app))
+	if err := json.Unmarshal([]byte(out), &incr); err != nil {
+		t.Fatal(err)
+	}
+	if full.Blocks < 100 || incr.Parent == "" || incr.Blocks == 0 || incr.Blocks*10 > full.Blocks {
+		t.Errorf("full push %+v, incremental push %+v: the child should send a small fraction", full, incr)
+	}
+	t.Logf("pushed the base as %d blocks and the baked image as %d", full.Blocks, incr.Blocks)
+	if im := showImage(t, app); im.Tags["pushed:"+e.Region] != incr.ImageID {
+		t.Errorf("the local image does not record its AMI: %v", im.Tags)
 	}
 }

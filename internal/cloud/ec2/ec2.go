@@ -144,6 +144,10 @@ func New(ctx context.Context, s *Settings, region string, log *slog.Logger, opts
 // Region is the region the client works in.
 func (c *Cloud) Region() string { return c.region }
 
+// AWSConfig is the loaded AWS configuration (for other services' clients,
+// such as the EBS direct APIs).
+func (c *Cloud) AWSConfig() aws.Config { return c.cfg }
+
 // logMiddleware logs every call at DEBUG with its request id and duration.
 func logMiddleware(log *slog.Logger) func(*middleware.Stack) error {
 	return func(st *middleware.Stack) error {
