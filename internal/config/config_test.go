@@ -13,8 +13,10 @@ import (
 	_ "github.com/aminator-go/aminator/internal/cloud/ec2"
 	_ "github.com/aminator-go/aminator/internal/cloud/local"
 	"github.com/aminator-go/aminator/internal/distro/debian"
+	_ "github.com/aminator-go/aminator/internal/distro/redhat"
 	_ "github.com/aminator-go/aminator/internal/finalizer/tagging"
 	"github.com/aminator-go/aminator/internal/provisioner/apt"
+	_ "github.com/aminator-go/aminator/internal/provisioner/yum"
 	_ "github.com/aminator-go/aminator/internal/volume"
 )
 
@@ -120,7 +122,7 @@ func TestErrors(t *testing.T) {
 		{name: "bad flag", flags: map[string]string{"arch": "sparc"}, want: []string{"flag --arch", "allowed: x86_64, arm64, i386"}},
 		{name: "unknown plugin", sys: "plugins:\n  cloud.gce: {}\n", want: []string{"aminator.yml:2", `no cloud plugin "gce"`, "have: ec2, local"}},
 		{name: "bad plugin section", sys: "plugins:\n  clouds.local: {}\n", want: []string{"kind.name"}},
-		{name: "env with missing plugin", envs: "mine:\n  cloud: local\n  blockdevice: loop\n  volume: linux\n  distro: redhat\n  provisioner: apt\n  finalizer: tagging_ebs\n", want: []string{"environments.yml:5", `no distro plugin "redhat"`, "have: debian"}},
+		{name: "env with missing plugin", envs: "mine:\n  cloud: local\n  blockdevice: loop\n  volume: linux\n  distro: suse\n  provisioner: apt\n  finalizer: tagging_ebs\n", want: []string{"environments.yml:5", `no distro plugin "suse"`, "have: debian, redhat"}},
 		{name: "env missing a kind", envs: "mine:\n  cloud: local\n", want: []string{`environment "mine" names no blockdevice plugin`}},
 		{name: "unknown environment", flags: map[string]string{"environment": "nope"}, want: []string{`no environment "nope"`, "local_apt_linux"}},
 		{name: "relative state dir", sys: "state_dir: var/lib\n", want: []string{"state_dir", "absolute"}},

@@ -167,3 +167,91 @@ func CheckNoLeaks(t testing.TB, dir string) {
 		t.Errorf("leaked under %s:\n  %s", dir, strings.Join(leaks, "\n  "))
 	})
 }
+
+// RPM describes a test .rpm.
+type RPM struct {
+	Name, Version, Release string
+	Requires               string
+	Files                  map[string]string
+}
+
+// BuildRPM builds a noarch .rpm with rpmbuild in dir and returns its path.
+func BuildRPM(t testing.TB, dir string, r RPM) string {
+	t.Helper()
+	top := filepath.Join(dir, "rpmbuild-"+r.Name)
+	for _, d := range []string{"SPECS", "SOURCES", "BUILD", "RPMS", "SRPMS", "BUILDROOT"} {
+		os.MkdirAll(filepath.Join(top, d), 0o755)
+	}
+	var install, files strings.Builder
+	for p, content := range r.Files {
+		src := filepath.Join(top, "SOURCES", strings.ReplaceAll(strings.TrimPrefix(p, "/"), "/", "_"))
+		os.WriteFile(src, []byte(content), 0o644)
+		fmt.Fprintf(&install, "mkdir -p %%{buildroot}%s\ninstall -m 0644 %s %%{buildroot}%s\n", filepath.Dir(p), src, p)
+		fmt.Fprintf(&files, "%s\n", p)
+	}
+	spec := fmt.Sprintf("Name: %s\nVersion: %s\nRelease: %s\nSummary: aminator test package\nLicense: MIT\nBuildArch: noarch\nAutoReqProv: no\n", r.Name, r.Version, r.Release)
+	if r.Requires != "" {
+		spec += "Requires: " + r.Requires + "\n"
+	}
+	spec += "\n%description\naminator test package\n\n%install\n" + install.String() + "\n%files\n" + files.String()
+	specFile := filepath.Join(top, "SPECS", r.Name+".spec")
+	os.WriteFile(specFile, []byte(spec), 0o644)
+	cmd := exec.Command("rpmbuild", "--define", "_topdir "+top, "--define", "_build_id_links none", "-bb", specFile)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("rpmbuild: %v\n%s", err, b)
+	}
+	out := filepath.Join(top, "RPMS", "noarch", fmt.Sprintf("%s-%s-%s.noarch.rpm", r.Name, r.Version, r.Release))
+	if _, err := os.Stat(out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// RPMBase returns a raw ext4 image of a Debian minbase with rpm and dnf
+// installed and a local yum repository at /srv/repo holding repo (built
+// once per cache directory, like DebianBase). It stands in for a RedHat
+// image, which cannot be fetched here: rpm and dnf are the real ones.
+func RPMBase(t testing.TB, repo []string) string {
+	t.Helper()
+	RequireRoot(t)
+	dir := CacheDir(t)
+	out := filepath.Join(dir, "rpm-base.img")
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	l, err := flock.Exclusive(ctx, out+".lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock()
+	if _, err := os.Stat(out); err == nil {
+		return out
+	}
+	work, err := os.MkdirTemp(dir, "rpm-base-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(work)
+	tree := filepath.Join(work, "root")
+	run := func(name string, args ...string) {
+		if b, err := exec.CommandContext(ctx, name, args...).CombinedOutput(); err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, b)
+		}
+	}
+	run("mmdebstrap", "--quiet", "--variant=minbase", "--include=rpm,dnf", "bookworm", tree)
+	repoDir := filepath.Join(tree, "srv", "repo")
+	os.MkdirAll(repoDir, 0o755)
+	for _, r := range repo {
+		run("cp", r, repoDir)
+	}
+	run("createrepo_c", "--quiet", repoDir)
+	os.MkdirAll(filepath.Join(tree, "etc", "yum.repos.d"), 0o755)
+	os.WriteFile(filepath.Join(tree, "etc", "yum.repos.d", "aminator-test.repo"),
+		[]byte("[aminator-test]\nname=aminator test\nbaseurl=file:///srv/repo\nenabled=1\ngpgcheck=0\n"), 0o644)
+	os.WriteFile(filepath.Join(tree, "etc", "resolv.conf"), nil, 0o644)
+	run("chroot", tree, "rpm", "--initdb")
+	run("mkfs.ext4", "-q", "-F", "-d", tree, out+".tmp", "1G")
+	if err := os.Rename(out+".tmp", out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
