@@ -132,6 +132,8 @@ type Request struct {
 	IMDSv2Required  bool
 	// Distribution: copies, sharing, deprecation after registering.
 	Distribution plugin.Distribution
+	// DryRun resolves and checks everything that needs no volume, then stops.
+	DryRun bool
 	// BakeID names the bake (log file, volume tag); made up if empty.
 	BakeID string
 }
@@ -166,6 +168,17 @@ type Result struct {
 	Preserved []string `json:"preserved,omitempty"`
 	// Copies are the image's copies in other regions.
 	Copies []plugin.RegionImage `json:"copies,omitempty"`
+	// Plan is what a dry run found.
+	Plan *Plan `json:"plan,omitempty"`
+}
+
+// Plan is what a bake would do.
+type Plan struct {
+	Package     plugin.PackageRef `json:"package"`
+	VolumeBytes int64             `json:"volume_bytes"`
+	Partition   int               `json:"partition"`
+	// Name is the image name when it does not depend on the package's version.
+	Name string `json:"name,omitempty"`
 }
 
 // UsageError is a request that is wrong before anything is done.
@@ -284,6 +297,12 @@ func Run(ctx context.Context, env *Environment, req Request, log *slog.Logger) (
 		if err := checkFree(ctx, env.Cloud, early); err != nil {
 			return res, err
 		}
+	}
+
+	if req.DryRun {
+		res.Plan = &Plan{Package: ref, VolumeBytes: size, Partition: req.Partition, Name: early}
+		log.Info("dry run: nothing was created", "base", base.ID, "volume_bytes", size, "name", early)
+		return res, nil
 	}
 
 	var vol *plugin.Volume

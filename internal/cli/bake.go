@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -106,6 +107,11 @@ func (a *app) runBake(cmd *cobra.Command, args []string) error {
 		return usagef("-V/--volume-id and --block-device (an external volume pool) are not supported by environment %q", cfg.Context.Environment)
 	}
 	test, _ := cmd.Flags().GetBool("test")
+	dry, _ := cmd.Flags().GetBool("dry-run")
+	manifest, _ := cmd.Flags().GetString("manifest")
+	if dry && (test || cfg.Context.Interactive) {
+		return usagef("--dry-run makes no image to test or open a shell in")
+	}
 	return a.worker(cfg, cfg.Context.PreserveOnError, "bake", func(ctx context.Context, log *slog.Logger, logPath, id string) error {
 		env, err := bake.NewEnvironment(cfg, log)
 		if err != nil {
@@ -115,7 +121,7 @@ func (a *app) runBake(cmd *cobra.Command, args []string) error {
 		setPoolHook(env.Cloud)
 		log.Info("package", "package", args[0])
 		req := bake.RequestFromConfig(cfg.Context, args[0])
-		req.BakeID = id
+		req.BakeID, req.DryRun = id, dry
 		res, err := bake.Run(ctx, env, req, log)
 		if err != nil {
 			for _, h := range res.Preserved {
@@ -124,6 +130,17 @@ func (a *app) runBake(cmd *cobra.Command, args []string) error {
 			log.Debug("bake failed", "err", err)
 			return fmt.Errorf("bake %s failed (log: %s): %w", id, logPath, err)
 		}
+		if dry {
+			if a.output == "json" {
+				return a.printJSON(res)
+			}
+			fmt.Fprintf(a.stdout, "would bake %s (%s) onto %s (%s): a %d-byte volume", res.Plan.Package.Raw, res.Plan.Package.Kind, res.Base.ID, res.Base.Name, res.Plan.VolumeBytes)
+			if res.Plan.Name != "" {
+				fmt.Fprintf(a.stdout, ", image %s", res.Plan.Name)
+			}
+			fmt.Fprintln(a.stdout)
+			return nil
+		}
 		log.Info("bake done", "image", res.Image.ID, "name", res.Image.Name, "took", res.Duration.Round(time.Millisecond))
 		for _, k := range sortedKeys(res.Image.Tags) {
 			log.Info("tag", "key", k, "value", res.Image.Tags[k])
@@ -131,6 +148,11 @@ func (a *app) runBake(cmd *cobra.Command, args []string) error {
 		var testErr error
 		if test {
 			_, testErr = a.bootTest(ctx, env, cfg, res.Image, boottest.Options{}, logPath, log)
+		}
+		if manifest != "" {
+			if err := writeJSON(manifest, res); err != nil {
+				return errors.Join(testErr, err)
+			}
 		}
 		if a.output == "json" {
 			if err := a.printJSON(res); err != nil {
@@ -280,4 +302,21 @@ manifest; bake a meta package onto it to make a base image.`,
 	f.BoolVar(&test, "test", false, "boot-test the image after registering it")
 	f.StringArrayVar(&a.tags, "tag", nil, "extra tag KEY=VALUE (repeatable)")
 	return cmd
+}
+
+// writeJSON writes v to path atomically.
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("manifest: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("manifest: %w", err)
+	}
+	return nil
 }

@@ -167,6 +167,8 @@ func (a *app) bakeFlags(f *pflag.FlagSet) {
 	f.StringArrayVar(&a.tags, "tag", nil, "extra tag KEY=VALUE on the image and snapshot (repeatable)")
 	f.StringToStringVar(&a.kmsKeys, "copy-kms-key", nil, "REGION=KEY: encrypt the copy in REGION with this KMS key (repeatable)")
 	f.Bool("test", false, "boot-test the new image under qemu; a failed test exits 1 and tags the image boot_test=failed")
+	f.Bool("dry-run", false, "resolve the base, check the package and the name, and stop before making anything")
+	f.String("manifest", "", "write the result (image, package, base, timings, copies) as JSON to this file")
 }
 
 // configFlag marks flags that set a configuration key of the same name.

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -582,4 +583,33 @@ func TestInteractive(t *testing.T) {
 			t.Errorf("/opt/from-shell = %q", got)
 		}
 	})
+}
+
+// --dry-run resolves and checks without making anything; --manifest writes
+// the result for CI to pick up.
+func TestDryRunAndManifest(t *testing.T) {
+	testutil.CheckNoLeaks(t, workDir)
+	b := base(t)
+	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-dry", Version: "1.0"})
+	images := imageCount(t)
+	out := mustOK(t, aminate(t, "-B", b, "-n", "dry", "-s", "x", "--dry-run", deb))
+	if !strings.Contains(out, "would bake") || !strings.Contains(out, "image dry-x") {
+		t.Errorf("dry run: %s", out)
+	}
+	if n := imageCount(t); n != images {
+		t.Errorf("a dry run made an image")
+	}
+	if rows, files := volumeCount(t); rows != 0 || files != 0 {
+		t.Errorf("a dry run left volumes")
+	}
+	manifest := filepath.Join(t.TempDir(), "result.json")
+	id := mustOK(t, aminate(t, "-B", b, "-s", "manifest", "--manifest", manifest, deb))
+	var res struct {
+		Image   struct{ ID string } `json:"image"`
+		Timings []struct{ Stage string }
+	}
+	data, err := os.ReadFile(manifest)
+	if err != nil || json.Unmarshal(data, &res) != nil || res.Image.ID != id || len(res.Timings) == 0 {
+		t.Errorf("manifest %s: %v", data, err)
+	}
 }

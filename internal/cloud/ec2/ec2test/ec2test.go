@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"github.com/aminator-go/aminator/internal/flock"
 	"github.com/aminator-go/aminator/internal/testutil"
 )
 
@@ -92,6 +93,13 @@ func metadataMock(t testing.TB) string {
 	mockOnce.Do(func() {
 		dir := filepath.Join(testutil.CacheDir(t), "aemm-v1.13.0")
 		mockBin = filepath.Join(dir, "ec2-metadata-mock")
+		// Test binaries of several packages run at once: one builds, the others wait.
+		lock, err := flock.Exclusive(context.Background(), dir+".lock")
+		if err != nil {
+			mockErr = err
+			return
+		}
+		defer lock.Unlock()
 		if _, err := os.Stat(mockBin); err == nil {
 			return
 		}
