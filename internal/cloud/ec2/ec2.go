@@ -616,7 +616,11 @@ func (c *Cloud) RegisterImage(ctx context.Context, r plugin.ImageRequest) (*plug
 			}
 			return nil, fmt.Errorf("register image: the name %q is taken in %s; pick another with -n or -s: %w", r.Name, c.region, plugin.ErrExists)
 		}
-		out, err := c.ec2.RegisterImage(ctx, RegisterInput(r))
+		in := RegisterInput(r)
+		// Tagged as it is created: a bake killed right after RegisterImage
+		// leaves no untagged image that gc could not attribute.
+		in.TagSpecifications = tagSpec(types.ResourceTypeImage, r.Tags)
+		out, err := c.ec2.RegisterImage(ctx, in)
 		if err != nil {
 			var ae smithy.APIError
 			if errors.As(err, &ae) && ae.ErrorCode() == "InvalidAMIName.Duplicate" {
@@ -628,18 +632,25 @@ func (c *Cloud) RegisterImage(ctx context.Context, r plugin.ImageRequest) (*plug
 			return nil, apiErr("RegisterImage", err)
 		}
 		id := aws.ToString(out.ImageId)
-		if len(r.Tags) > 0 {
-			if _, err := c.ec2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{id}, Tags: toTags(r.Tags)}); err != nil {
-				c.ec2.DeregisterImage(context.WithoutCancel(ctx), &ec2.DeregisterImageInput{ImageId: aws.String(id)})
-				return nil, apiErr("CreateTags", err)
-			}
+		fail := func(err error) (*plugin.Image, error) {
+			c.ec2.DeregisterImage(context.WithoutCancel(ctx), &ec2.DeregisterImageInput{ImageId: aws.String(id)})
+			return nil, err
 		}
 		w := ec2.NewImageAvailableWaiter(c.ec2, func(o *ec2.ImageAvailableWaiterOptions) { o.MinDelay = c.minDelay() })
 		if err := w.Wait(ctx, &ec2.DescribeImagesInput{ImageIds: []string{id}}, c.waitOpts()); err != nil {
-			c.ec2.DeregisterImage(context.WithoutCancel(ctx), &ec2.DeregisterImageInput{ImageId: aws.String(id)})
-			return nil, fmt.Errorf("image %s did not become available: %w", id, err)
+			return fail(fmt.Errorf("image %s did not become available: %w", id, err))
 		}
-		return c.Image(ctx, plugin.ImageQuery{ID: id})
+		im, err := c.Image(ctx, plugin.ImageQuery{ID: id})
+		if err != nil {
+			return fail(err)
+		}
+		if len(r.Tags) > 0 && len(im.Tags) < len(r.Tags) { // an API that ignores TagSpecifications (moto)
+			if _, err := c.ec2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{id}, Tags: toTags(r.Tags)}); err != nil {
+				return fail(apiErr("CreateTags", err))
+			}
+			im.Tags = r.Tags
+		}
+		return im, nil
 	}
 }
 
