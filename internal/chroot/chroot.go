@@ -43,14 +43,52 @@ type MountSpec struct {
 	FSType string
 	Flags  uintptr
 	Data   string
+	// ReadOnlySelf bind-mounts Target (already mounted, inside the image)
+	// onto itself read-only; Source is ignored.
+	ReadOnlySelf bool
+	// Setup runs on the freshly mounted directory (to make device nodes).
+	Setup func(dir *os.File) error
 }
 
-// DefaultMounts are proc, sysfs, a bind of /dev and a private devpts.
+// DefaultMounts are what a package's scripts expect, made so they cannot
+// change the host: proc with /proc/sys and /proc/sysrq-trigger read-only,
+// a read-only sysfs, a private /dev (tmpfs with the usual character
+// devices, not the host's /dev), a private devpts and /dev/shm.
 var DefaultMounts = []MountSpec{
 	{Source: "proc", Target: "proc", FSType: "proc", Flags: unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC},
+	{Target: "proc/sys", ReadOnlySelf: true},
+	{Target: "proc/sysrq-trigger", ReadOnlySelf: true},
 	{Source: "sysfs", Target: "sys", FSType: "sysfs", Flags: unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_RDONLY},
-	{Source: "/dev", Target: "dev", Flags: unix.MS_BIND},
+	{Source: "tmpfs", Target: "dev", FSType: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_NOEXEC, Data: "mode=0755,size=4m", Setup: populateDev},
 	{Source: "devpts", Target: "dev/pts", FSType: "devpts", Flags: unix.MS_NOSUID | unix.MS_NOEXEC, Data: "newinstance,ptmxmode=0666,mode=0620"},
+	{Source: "tmpfs", Target: "dev/shm", FSType: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_NODEV, Data: "mode=1777"},
+}
+
+// populateDev makes the device nodes and links a chroot needs in a fresh /dev.
+func populateDev(dir *os.File) error {
+	fd := int(dir.Fd())
+	for _, n := range []struct {
+		name         string
+		major, minor uint32
+	}{{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}} {
+		if err := unix.Mknodat(fd, n.name, unix.S_IFCHR|0o666, int(unix.Mkdev(n.major, n.minor))); err != nil {
+			return fmt.Errorf("mknod /dev/%s: %w", n.name, err)
+		}
+		if err := unix.Fchmodat(fd, n.name, 0o666, 0); err != nil { // past the umask
+			return err
+		}
+	}
+	for name, target := range map[string]string{"ptmx": "pts/ptmx", "fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2"} {
+		if err := unix.Symlinkat(target, fd, name); err != nil {
+			return fmt.Errorf("/dev/%s: %w", name, err)
+		}
+	}
+	for _, d := range []string{"pts", "shm"} {
+		if err := unix.Mkdirat(fd, d, 0o755); err != nil {
+			return fmt.Errorf("/dev/%s: %w", d, err)
+		}
+	}
+	return nil
 }
 
 // BinfmtMount is binfmt_misc, for running foreign-architecture binaries.
@@ -149,6 +187,22 @@ func Enter(ctx context.Context, o Options) (c *Chroot, err error) {
 
 func (c *Chroot) mountInside(m MountSpec) error {
 	rel := path.Clean(m.Target)
+	if m.ReadOnlySelf {
+		// Inside a filesystem this process just mounted (proc): no symlink
+		// planted by the image can be on the way.
+		host := filepath.Join(c.path, rel)
+		if _, err := os.Lstat(host); errors.Is(err, fs.ErrNotExist) {
+			return nil // not on this kernel (sysrq-trigger without CONFIG_MAGIC_SYSRQ)
+		}
+		if err := unix.Mount(host, host, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind /%s read-only: %w", rel, err)
+		}
+		c.mounts = append(c.mounts, host)
+		if err := unix.Mount("", host, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+			return fmt.Errorf("remount /%s read-only: %w", rel, err)
+		}
+		return nil
+	}
 	if st, err := c.root.Lstat(rel); errors.Is(err, fs.ErrNotExist) {
 		if err := c.root.MkdirAll(rel, 0o755); err != nil {
 			return fmt.Errorf("make /%s in the image: %w", rel, err)
@@ -168,6 +222,17 @@ func (c *Chroot) mountInside(m MountSpec) error {
 		return err
 	}
 	c.mounts = append(c.mounts, host)
+	if m.Setup != nil {
+		// The directory fd still points below the new mount: open the mount itself.
+		top, err := c.root.OpenFile(rel, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+		if err != nil {
+			return fmt.Errorf("open /%s: %w", rel, err)
+		}
+		defer top.Close()
+		if err := m.Setup(top); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -371,8 +436,10 @@ func (c *Chroot) command(r plugin.Run) (*exec.Cmd, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Its own UTS and IPC namespaces: a script that sets the hostname or
+	// makes SysV IPC objects changes nothing on the host.
 	cmd := &exec.Cmd{Path: p, Args: r.Argv, Env: env, Dir: "/",
-		SysProcAttr: &syscall.SysProcAttr{Chroot: c.path}}
+		SysProcAttr: &syscall.SysProcAttr{Chroot: c.path, Cloneflags: syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC}}
 	return cmd, nil
 }
 

@@ -147,9 +147,26 @@ exit 0
 service aminator-svc start || true
 start-stop-daemon --start --background --exec /bin/sleep -- 601 || true
 touch /var/lib/aminator-svc.postinst-ran
+hostname aminator-evil-host || true
+echo aminator-evil > /proc/sys/kernel/domainname || true
+mknod /dev/aminator-evil c 1 3 || true
+echo ok > /dev/null
 sleep 602 >/dev/null 2>&1 &`,
 	})
+	hostname, _ := os.Hostname()
+	domain, _ := os.ReadFile("/proc/sys/kernel/domainname")
 	r := aminate(t, "-B", b, "-n", "svc", "-s", "t1", deb)
+	// Nothing a package script does reaches the host.
+	if h, _ := os.Hostname(); h != hostname {
+		t.Errorf("the host's hostname changed to %q", h)
+	}
+	if d, _ := os.ReadFile("/proc/sys/kernel/domainname"); string(d) != string(domain) {
+		t.Errorf("the host's domainname changed to %q", d)
+	}
+	if _, err := os.Lstat("/dev/aminator-evil"); err == nil {
+		os.Remove("/dev/aminator-evil")
+		t.Error("a package script made a device node in the host's /dev")
+	}
 	id := mustOK(t, r)
 	if !strings.Contains(r.stderr, "ending a process left running in the chroot") {
 		t.Errorf("the forked daemon was not reported:\n%s", r.stderr)
