@@ -219,8 +219,10 @@ func Run(ctx context.Context, env *Environment, req Request, log *slog.Logger) (
 	}
 	p := pipeline.New(log)
 	var chrootHandle plugin.Chroot
+	// A panic unwinds through here with err still nil: it is a failure too.
+	completed := false
 	defer func() {
-		failed := err != nil
+		failed := err != nil || !completed
 		if failed && req.PreserveOnError && chrootHandle != nil {
 			chrootHandle.Preserve()
 		}
@@ -302,6 +304,7 @@ func Run(ctx context.Context, env *Environment, req Request, log *slog.Logger) (
 	if req.DryRun {
 		res.Plan = &Plan{Package: ref, VolumeBytes: size, Partition: req.Partition, Name: early}
 		log.Info("dry run: nothing was created", "base", base.ID, "volume_bytes", size, "name", early)
+		completed = true
 		return res, nil
 	}
 
@@ -471,6 +474,7 @@ func Run(ctx context.Context, env *Environment, req Request, log *slog.Logger) (
 	}
 	res.Image = image
 	log.Info("image registered", "id", image.ID, "name", image.Name)
+	completed = true
 	if !req.Distribution.Empty() {
 		if err := p.Stage(ctx, "distribute", func(ctx context.Context) error {
 			res.Copies, err = distributor.Distribute(ctx, image, req.Distribution)

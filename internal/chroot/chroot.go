@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -260,6 +261,16 @@ func (c *Chroot) Replace(rel string, data []byte, mode os.FileMode) error {
 		}
 	}
 	c.pushRestore("restore /"+rel, func() error {
+		// If the install replaced the file, the package's version stays.
+		if cur, err := c.root.ReadFile(rel); err == nil && !bytes.Equal(cur, data) {
+			if st, err := c.root.Lstat(rel); err == nil && st.Mode().IsRegular() {
+				c.log.Warn("the install replaced a file aminator had put in place; keeping the package's", "path", "/"+rel)
+				if had {
+					return c.root.Remove(backup)
+				}
+				return nil
+			}
+		}
 		if err := c.root.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
@@ -366,6 +377,11 @@ func (c *Chroot) ShortCircuit(rel, target string) error {
 		return fmt.Errorf("short-circuit /%s: %w", rel, err)
 	}
 	c.pushRestore("restore /"+rel, func() error {
+		if t, err := c.root.Readlink(rel); err != nil || t != target {
+			// The install put a new version of the command there: keep it.
+			c.log.Warn("the install replaced a short-circuited command; keeping the package's", "path", "/"+rel)
+			return c.root.Remove(backup)
+		}
 		if err := c.root.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
@@ -451,8 +467,21 @@ func (c *Chroot) Run(ctx context.Context, r plugin.Run) error {
 	}
 	if r.Interactive {
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+		// On a terminal the shell gets the foreground, so Ctrl-C in it
+		// reaches the shell, not the bake; the terminal is taken back after.
+		_, ttyErr := unix.IoctlGetTermios(int(os.Stdin.Fd()), unix.TCGETS)
+		tty := ttyErr == nil
+		if tty {
+			cmd.SysProcAttr.Setpgid, cmd.SysProcAttr.Foreground, cmd.SysProcAttr.Ctty = true, true, 0
+		}
 		c.log.Info("interactive shell in the chroot; exit it to continue the bake", "path", c.path)
-		if err := cmd.Run(); err != nil {
+		err := cmd.Run()
+		if tty {
+			signal.Ignore(syscall.SIGTTOU)
+			unix.IoctlSetPointerInt(int(os.Stdin.Fd()), unix.TIOCSPGRP, unix.Getpgrp())
+			signal.Reset(syscall.SIGTTOU)
+		}
+		if err != nil {
 			return fmt.Errorf("interactive %s: %w", strings.Join(r.Argv, " "), err)
 		}
 		return nil
@@ -521,7 +550,6 @@ func (c *Chroot) Close(ctx context.Context) error {
 		c.mu.Unlock()
 		return nil
 	}
-	c.closed = true
 	restores := c.restores
 	c.restores = nil
 	c.mu.Unlock()
@@ -537,18 +565,22 @@ func (c *Chroot) Close(ctx context.Context) error {
 	if c.root != nil {
 		c.root.Close()
 	}
+	// Unmount in reverse; what stays busy is kept, so a second Close tries again.
+	var left []string
 	for i := len(c.mounts) - 1; i >= 0; i-- {
 		if err := mount.Unmount(ctx, c.mounts[i], func() error { return c.EndProcesses(ctx) }); err != nil {
 			errs = append(errs, err)
+			left = append([]string{c.mounts[i]}, left...)
 		}
 	}
-	c.mounts = nil
-	if c.releasePart != nil {
+	c.mounts = left
+	if len(left) == 0 && c.releasePart != nil {
 		if err := c.releasePart(); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	if len(errs) == 0 {
+		c.closed = true
 		os.Remove(c.path) // the mount point directory, now empty
 	}
 	if err := errors.Join(errs...); err != nil {

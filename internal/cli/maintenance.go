@@ -47,9 +47,9 @@ detached and deleted, snapshots no image uses deleted. --dry-run only says.`,
 					if dry {
 						verb = "would remove"
 					}
-					fmt.Fprintf(a.stdout, "%s %d orphaned volumes %v, %d unfinished snapshots %v, %d unused chunks (%d bytes), %d temporary files, %d stale clones; %d chunks in use\n",
+					fmt.Fprintf(a.stdout, "%s %d orphaned volumes %v, %d unfinished snapshots %v, %d unused chunks (%d bytes), %d temporary files, %d stale clones, %d scratch leftovers; %d chunks in use\n",
 						verb, len(r.OrphanedVolumes), r.OrphanedVolumes, len(r.PendingSnapshots), r.PendingSnapshots,
-						r.Store.Chunks, r.Store.Bytes, r.Store.Temporary, r.Store.Clones, r.Store.LiveChunks)
+						r.Store.Chunks, r.Store.Bytes, r.Store.Temporary, r.Store.Clones, len(r.Scratch), r.Store.LiveChunks)
 				}
 				return err
 			})

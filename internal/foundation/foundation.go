@@ -160,8 +160,9 @@ func Build(ctx context.Context, env *bake.Environment, o Options, log *slog.Logg
 		return res, err
 	}
 	p := pipeline.New(log)
+	completed := false // a panic unwinds with err nil: a failure too
 	defer func() {
-		_, cerr := p.Finish(ctx, err != nil, false)
+		_, cerr := p.Finish(ctx, err != nil || !completed, false)
 		res.Timings, res.Duration = p.Timings(), time.Since(start)
 		if cerr != nil {
 			err = errors.Join(err, fmt.Errorf("cleanup: %w", cerr))
@@ -278,6 +279,7 @@ func Build(ctx context.Context, env *bake.Environment, o Options, log *slog.Logg
 	}); err != nil {
 		return res, err
 	}
+	completed = true
 	return res, nil
 }
 

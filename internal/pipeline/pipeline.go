@@ -97,19 +97,22 @@ func (p *Pipeline) push(u *Undo) *Undo {
 }
 
 // Now runs the undo at once (for example unmounting before a snapshot) and
-// takes it off the stack; it runs at most once.
+// takes it off the stack once it succeeds; a failed undo stays, so the
+// final cleanup tries it again.
 func (u *Undo) Now(ctx context.Context) error {
 	u.p.mu.Lock()
 	if u.done {
 		u.p.mu.Unlock()
 		return nil
 	}
-	u.done = true
 	u.p.mu.Unlock()
 	u.p.log.Debug("undo", "step", u.name)
 	if err := u.fn(ctx); err != nil {
 		return fmt.Errorf("%s: %w", u.name, err)
 	}
+	u.p.mu.Lock()
+	u.done = true
+	u.p.mu.Unlock()
 	return nil
 }
 

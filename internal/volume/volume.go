@@ -58,6 +58,11 @@ func (l *Linux) Attach(ctx context.Context, v *plugin.Volume) (string, error) {
 	}
 	att, err := l.cloud.AttachVolume(ctx, v.ID, slot.Name)
 	if err != nil {
+		// The request may have gone through before the wait failed or was
+		// cancelled: detach, so the volume can be deleted.
+		if derr := l.cloud.DetachVolume(context.WithoutCancel(ctx), v.ID); derr != nil {
+			l.log.Debug("detach after a failed attach", "volume", v.ID, "err", derr)
+		}
 		slot.Release()
 		return "", err
 	}

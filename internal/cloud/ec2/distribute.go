@@ -36,16 +36,43 @@ func (c *Cloud) Distribute(ctx context.Context, im *plugin.Image, d plugin.Distr
 			id, err := c.copyTo(ctx, im, region, d)
 			mu.Lock()
 			defer mu.Unlock()
+			if id != "" {
+				out = append(out, plugin.RegionImage{Region: region, ImageID: id})
+			}
 			if err != nil {
 				errs = append(errs, fmt.Errorf("copy to %s: %w", region, err))
-				return
 			}
-			out = append(out, plugin.RegionImage{Region: region, ImageID: id})
 		}(region)
 	}
 	wg.Wait()
+	if len(errs) > 0 {
+		// The bake fails and its image is deregistered: so are its copies.
+		for _, ri := range out[1:] {
+			if err := c.removeCopy(context.WithoutCancel(ctx), ri); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return out[:1], errors.Join(errs...)
+	}
 	sort.Slice(out[1:], func(i, j int) bool { return out[1+i].Region < out[1+j].Region })
-	return out, errors.Join(errs...)
+	return out, nil
+}
+
+// removeCopy deregisters a copy and deletes its snapshots.
+func (c *Cloud) removeCopy(ctx context.Context, ri plugin.RegionImage) error {
+	client := c.regional(ri.Region)
+	var snaps []string
+	if d, err := client.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{ri.ImageID}}); err == nil && len(d.Images) > 0 {
+		snaps = snapshotsOf(fromImage(d.Images[0]))
+	}
+	if _, err := client.DeregisterImage(ctx, &ec2.DeregisterImageInput{ImageId: aws.String(ri.ImageID)}); err != nil {
+		return fmt.Errorf("remove copy %s in %s: %w", ri.ImageID, ri.Region, apiErr("DeregisterImage", err))
+	}
+	for _, s := range snaps {
+		client.DeleteSnapshot(ctx, &ec2.DeleteSnapshotInput{SnapshotId: aws.String(s)})
+	}
+	c.log.Info("removed copy", "region", ri.Region, "id", ri.ImageID)
+	return nil
 }
 
 func snapshotsOf(im *plugin.Image) []string {

@@ -387,7 +387,11 @@ func (c *Cloud) CreateVolume(ctx context.Context, r plugin.VolumeRequest) (*plug
 		c.ec2.DeleteVolume(context.WithoutCancel(ctx), &ec2.DeleteVolumeInput{VolumeId: aws.String(id)})
 		return nil, fmt.Errorf("volume %s did not become available: %w", id, err)
 	}
-	return c.volume(ctx, id)
+	v, err := c.volume(ctx, id)
+	if err != nil {
+		c.ec2.DeleteVolume(context.WithoutCancel(ctx), &ec2.DeleteVolumeInput{VolumeId: aws.String(id)})
+	}
+	return v, err
 }
 
 func (c *Cloud) volumeType(t string) string {
@@ -522,11 +526,15 @@ func (c *Cloud) CreateSnapshot(ctx context.Context, r plugin.SnapshotRequest) (*
 		}
 		return false, nil
 	})
+	var snap *plugin.Snapshot
+	if err == nil {
+		snap, err = c.Snapshot(ctx, id)
+	}
 	if err != nil {
 		c.ec2.DeleteSnapshot(context.WithoutCancel(ctx), &ec2.DeleteSnapshotInput{SnapshotId: aws.String(id)})
 		return nil, err
 	}
-	return c.Snapshot(ctx, id)
+	return snap, nil
 }
 
 // DeleteSnapshot deletes a snapshot.

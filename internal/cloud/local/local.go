@@ -156,7 +156,8 @@ func (c *Cloud) orphaned(v *plugin.Volume) bool {
 	case v.State == "filling":
 		return !flock.Held(c.poolLock(v.SnapshotID))
 	case v.State == "pooled":
-		return false
+		_, err := c.Snapshot(context.Background(), v.SnapshotID)
+		return errors.Is(err, plugin.ErrNotFound) // its snapshot is gone
 	}
 	return v.Tags["purpose"] == "amination" && !flock.Held(c.ownerLock(v.ID))
 }

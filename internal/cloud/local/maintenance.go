@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/sys/unix"
@@ -24,6 +25,8 @@ type GCReport struct {
 	OrphanedVolumes  []string          `json:"orphaned_volumes"`
 	PendingSnapshots []string          `json:"pending_snapshots"`
 	Store            snapstore.GCStats `json:"store"`
+	// Scratch are leftovers of killed jobs, removed when no job runs.
+	Scratch []string `json:"scratch"`
 }
 
 // GC removes the volumes of bakes that are gone, snapshots whose maker died
@@ -51,21 +54,76 @@ func (c *Cloud) GC(ctx context.Context, dryRun bool) (*GCReport, error) {
 		return r, err
 	}
 	for _, s := range ss {
-		if s.State != "pending" || flock.Held(c.ownerLock(s.ID)) {
+		if s.State != "pending" {
 			continue
 		}
-		r.PendingSnapshots = append(r.PendingSnapshots, s.ID)
-		if !dryRun {
-			c.store.Delete(ctx, s.ID)
-			c.db.ExecContext(ctx, `DELETE FROM snapshots WHERE id=?`, s.ID)
-			c.db.ExecContext(ctx, `DELETE FROM tags WHERE resource_id=?`, s.ID)
+		// Take the maker's lock, so the snapshot cannot complete while it is
+		// removed, and delete it only if it is still pending.
+		lock, err := flock.TryExclusive(c.ownerLock(s.ID))
+		if err != nil {
+			continue // its maker is alive
 		}
+		if dryRun {
+			lock.Unlock()
+			r.PendingSnapshots = append(r.PendingSnapshots, s.ID)
+			continue
+		}
+		res, err := c.db.ExecContext(ctx, `DELETE FROM snapshots WHERE id=? AND state='pending'`, s.ID)
+		if n, _ := res.RowsAffected(); err == nil && n == 1 {
+			c.db.ExecContext(ctx, `DELETE FROM tags WHERE resource_id=?`, s.ID)
+			c.store.Delete(ctx, s.ID)
+			r.PendingSnapshots = append(r.PendingSnapshots, s.ID)
+		}
+		lock.Unlock()
+		os.Remove(lock.Path())
 	}
 	r.Store, err = c.store.GC(ctx, dryRun)
 	if err != nil {
 		errs = append(errs, err)
 	}
+	if !c.jobsRunning() {
+		r.Scratch = c.scratch()
+		if !dryRun {
+			for _, p := range r.Scratch {
+				os.RemoveAll(p)
+			}
+		}
+	}
 	return r, errors.Join(errs...)
+}
+
+// jobsRunning reports whether any bake, foundation or boot test holds its
+// job lock (the CLI takes LOCKDIR/<job id>.lock for a job's lifetime).
+func (c *Cloud) jobsRunning() bool {
+	for _, pat := range []string{"bake-*.lock", "foundation-*.lock", "test-*.lock"} {
+		locks, _ := filepath.Glob(filepath.Join(c.lockDir, pat))
+		for _, l := range locks {
+			if flock.Held(l) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// scratch lists what killed jobs leave: scratch files, half-restored
+// volume files, foundation trees on tmpfs.
+func (c *Cloud) scratch() []string {
+	var out []string
+	ents, _ := os.ReadDir(filepath.Join(c.dir, "tmp"))
+	for _, e := range ents {
+		out = append(out, filepath.Join(c.dir, "tmp", e.Name()))
+	}
+	tmps, _ := filepath.Glob(filepath.Join(c.dir, "data", "volumes", ".*.tmp-*"))
+	out = append(out, tmps...)
+	// Shared by every state directory on the host: only old ones.
+	trees, _ := filepath.Glob("/dev/shm/aminator-foundation-*")
+	for _, t := range trees {
+		if st, err := os.Stat(t); err == nil && time.Since(st.ModTime()) > 6*time.Hour {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // FsckReport is the store's check plus what it means for the registry.

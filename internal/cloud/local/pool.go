@@ -57,12 +57,20 @@ func (c *Cloud) takePooled(ctx context.Context, snap string, size int64, tags pl
 	c.mu.Lock()
 	c.owners[id] = lock
 	c.mu.Unlock()
-	c.db.ExecContext(ctx, `DELETE FROM tags WHERE resource_id=?`, id)
-	if err := putTags(ctx, c.db, id, tags); err != nil {
-		return nil, err
-	}
-	if _, err := c.db.ExecContext(ctx, `UPDATE volumes SET state='available' WHERE id=?`, id); err != nil {
-		return nil, err
+	err = c.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM tags WHERE resource_id=?`, id); err != nil {
+			return err
+		}
+		if err := putTags(ctx, tx, id, tags); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE volumes SET state='available' WHERE id=?`, id)
+		return err
+	})
+	if err != nil {
+		c.db.ExecContext(context.WithoutCancel(ctx), `UPDATE volumes SET state='pooled' WHERE id=?`, id) // give it back
+		c.releaseOwner(id)
+		return nil, fmt.Errorf("take pooled volume %s: %w", id, err)
 	}
 	c.log.Debug("volume taken from the pool", "volume", id, "snapshot", snap)
 	if c.OnPoolTake != nil {
@@ -127,8 +135,15 @@ func (c *Cloud) makePooled(ctx context.Context, s *plugin.Snapshot) (err error) 
 	if err := c.store.Restore(ctx, s.ID, path); err != nil {
 		return fmt.Errorf("pool volume %s: %w", id, err)
 	}
-	if _, err := c.db.ExecContext(ctx, `UPDATE volumes SET state='pooled' WHERE id=?`, id); err != nil {
+	// Ready only if the pool still wants it: the snapshot may have been
+	// deleted or the pool drained while the volume was made.
+	res, err := c.db.ExecContext(ctx, `UPDATE volumes SET state='pooled' WHERE id=? AND EXISTS (SELECT 1 FROM pool_targets WHERE snapshot_id=?)
+		AND EXISTS (SELECT 1 FROM snapshots WHERE id=?)`, id, s.ID, s.ID)
+	if err != nil {
 		return fmt.Errorf("pool: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return errors.New("pool: the snapshot or its pool went away")
 	}
 	c.log.Debug("pool volume ready", "volume", id, "snapshot", s.ID)
 	return nil
