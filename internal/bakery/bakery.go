@@ -1,0 +1,315 @@
+// Package bakery serves bake requests for many teams in several regions,
+// as Netflix's Bakery and Spinnaker's Rosco do: an HTTP API takes
+// requests, a NATS JetStream work queue per region carries them to
+// workers, and a JetStream key-value bucket holds every bake's record,
+// shared by all API servers and workers. Identical requests are served
+// from what is running or done (the key includes the resolved base image,
+// so a new base release does trigger a new bake — Rosco's known weakness),
+// concurrent identical requests collapse into one bake, and a bake can be
+// cancelled. Workers run each bake as a child `aminate bake` process, so a
+// bake gets the CLI's namespaces and cleanup, and a crash of one bake
+// cannot take the worker down.
+package bakery
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Request is what a team asks for.
+type Request struct {
+	Package string `json:"package"`
+	// Base: an id, a name, or a family with a channel label.
+	BaseID    string `json:"base_id,omitempty"`
+	BaseName  string `json:"base_name,omitempty"`
+	BaseLabel string `json:"base_label,omitempty"`
+	Region    string `json:"region"`
+	// Environment is the aminator environment to bake with ("" default).
+	Environment string            `json:"environment,omitempty"`
+	Name        string            `json:"name,omitempty"`
+	VMType      string            `json:"vm_type,omitempty"`
+	Tags        map[string]string `json:"tags,omitempty"`
+	// Rebake bakes even if an identical request is running or done.
+	Rebake bool `json:"rebake,omitempty"`
+	// CI metadata (build host, job, build number, commit, URL), recorded
+	// as tags on the image; not part of the identity of the request.
+	CI map[string]string `json:"ci,omitempty"`
+}
+
+// States of a bake.
+const (
+	Queued    = "queued"
+	Running   = "running"
+	Completed = "completed"
+	Failed    = "failed"
+	Canceled  = "canceled"
+)
+
+// Record is a bake as the bakery knows it.
+type Record struct {
+	ID       string  `json:"id"`
+	Key      string  `json:"key"`
+	Request  Request `json:"request"`
+	BaseID   string  `json:"resolved_base_id,omitempty"`
+	State    string  `json:"state"`
+	ImageID  string  `json:"image_id,omitempty"`
+	Image    string  `json:"image_name,omitempty"`
+	Error    string  `json:"error,omitempty"`
+	Worker   string  `json:"worker,omitempty"`
+	Cancel   bool    `json:"cancel_requested,omitempty"`
+	Attempts int     `json:"attempts"`
+	Created  time.Time `json:"created"`
+	Started  time.Time `json:"started,omitempty"`
+	Finished time.Time `json:"finished,omitempty"`
+}
+
+// Done reports whether the bake has ended.
+func (r *Record) Done() bool {
+	return r.State == Completed || r.State == Failed || r.State == Canceled
+}
+
+var regionRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// Validate checks a request before anything is queued.
+func (r *Request) Validate() error {
+	if r.Package == "" {
+		return errors.New("no package")
+	}
+	if strings.HasPrefix(r.Package, "-") {
+		return fmt.Errorf("package %q must not start with '-'", r.Package)
+	}
+	if (r.BaseID == "") == (r.BaseName == "") {
+		return errors.New("give exactly one of base_id and base_name")
+	}
+	if r.BaseLabel != "" && r.BaseName == "" {
+		return errors.New("base_label goes with base_name")
+	}
+	if !regionRE.MatchString(r.Region) {
+		return fmt.Errorf("region %q: lower-case letters, digits and -", r.Region)
+	}
+	for _, s := range []string{r.BaseID, r.BaseName, r.BaseLabel, r.Environment, r.Name, r.VMType} {
+		if strings.HasPrefix(s, "-") {
+			return fmt.Errorf("%q must not start with '-'", s)
+		}
+	}
+	for k := range r.Tags {
+		if k == "" || strings.ContainsAny(k, "=\n") {
+			return fmt.Errorf("tag key %q", k)
+		}
+	}
+	return nil
+}
+
+// Key identifies what a request would produce: everything that changes
+// the image, the resolved base and the package file's content included.
+func Key(r Request, baseID string) string {
+	id := struct {
+		Package, PackageDigest, BaseID, Region, Environment, Name, VMType string
+		Tags                                                              []string
+	}{Package: r.Package, BaseID: baseID, Region: r.Region, Environment: r.Environment, Name: r.Name, VMType: r.VMType}
+	if f, err := os.Open(r.Package); err == nil { // a local file: its content counts
+		h := sha256.New()
+		io.Copy(h, f)
+		f.Close()
+		id.PackageDigest = hex.EncodeToString(h.Sum(nil))
+	}
+	for k, v := range r.Tags {
+		id.Tags = append(id.Tags, k+"="+v)
+	}
+	sort.Strings(id.Tags)
+	b, _ := json.Marshal(id)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
+}
+
+// Names in JetStream.
+const (
+	StreamName   = "AMINATOR_BAKES"
+	subjectStem  = "aminator.bake."
+	recordBucket = "aminator-bakes"
+	keyBucket    = "aminator-bake-keys"
+	logBucket    = "aminator-bake-logs"
+)
+
+// Store is the shared state: the queue, the records, the logs.
+type Store struct {
+	JS      jetstream.JetStream
+	records jetstream.KeyValue
+	keys    jetstream.KeyValue
+	logs    jetstream.ObjectStore
+}
+
+// Open connects the store, creating the stream and buckets if needed.
+func Open(ctx context.Context, nc *nats.Conn) (*Store, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: StreamName, Subjects: []string{subjectStem + ">"},
+		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage}); err != nil {
+		return nil, fmt.Errorf("bake queue: %w", err)
+	}
+	s := &Store{JS: js}
+	if s.records, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: recordBucket, History: 1}); err != nil {
+		return nil, fmt.Errorf("bake records: %w", err)
+	}
+	if s.keys, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: keyBucket, History: 1}); err != nil {
+		return nil, fmt.Errorf("bake keys: %w", err)
+	}
+	if s.logs, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: logBucket}); err != nil {
+		return nil, fmt.Errorf("bake logs: %w", err)
+	}
+	return s, nil
+}
+
+// Get reads a record.
+func (s *Store) Get(ctx context.Context, id string) (*Record, uint64, error) {
+	e, err := s.records.Get(ctx, id)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil, 0, fmt.Errorf("no bake %s: %w", id, ErrNotFound)
+		}
+		return nil, 0, err
+	}
+	var r Record
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		return nil, 0, err
+	}
+	return &r, e.Revision(), nil
+}
+
+// ErrNotFound says a bake does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Update changes a record with optimistic concurrency: fn is applied to
+// the latest version until it is stored without a conflict.
+func (s *Store) Update(ctx context.Context, id string, fn func(*Record) error) (*Record, error) {
+	for attempt := 0; attempt < 20; attempt++ {
+		r, rev, err := s.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if err := fn(r); err != nil {
+			return nil, err
+		}
+		b, _ := json.Marshal(r)
+		if _, err := s.records.Update(ctx, id, b, rev); err == nil {
+			return r, nil
+		} else if !isConflict(err) {
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("bake %s: too many concurrent updates", id)
+}
+
+func isConflict(err error) bool {
+	return errors.Is(err, jetstream.ErrKeyExists) || strings.Contains(err.Error(), "wrong last sequence")
+}
+
+// Submit records and queues a request, or returns the bake an identical
+// request already has (running, queued, or done successfully). cached
+// says which.
+func (s *Store) Submit(ctx context.Context, req Request, baseID, id string) (rec *Record, cached bool, err error) {
+	key := Key(req, baseID)
+	for attempt := 0; attempt < 10; attempt++ {
+		e, err := s.keys.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			if _, err := s.keys.Create(ctx, key, []byte(id)); err != nil {
+				if isConflict(err) {
+					continue // someone else just took it: look again
+				}
+				return nil, false, err
+			}
+		case err != nil:
+			return nil, false, err
+		default:
+			prev, _, gerr := s.Get(ctx, string(e.Value()))
+			if gerr == nil && !req.Rebake && (!prev.Done() || prev.State == Completed) {
+				return prev, true, nil
+			}
+			if _, err := s.keys.Update(ctx, key, []byte(id), e.Revision()); err != nil {
+				if isConflict(err) {
+					continue
+				}
+				return nil, false, err
+			}
+		}
+		rec = &Record{ID: id, Key: key, Request: req, BaseID: baseID, State: Queued, Created: time.Now().UTC()}
+		b, _ := json.Marshal(rec)
+		if _, err := s.records.Create(ctx, id, b); err != nil {
+			return nil, false, err
+		}
+		if _, err := s.JS.Publish(ctx, subjectStem+req.Region, []byte(id)); err != nil {
+			s.Update(ctx, id, func(r *Record) error {
+				r.State, r.Error = Failed, "could not queue: "+err.Error()
+				return nil
+			})
+			return nil, false, fmt.Errorf("queue bake %s: %w", id, err)
+		}
+		return rec, false, nil
+	}
+	return nil, false, errors.New("too many concurrent identical requests")
+}
+
+// List returns the newest records first, at most limit.
+func (s *Store) List(ctx context.Context, limit int) ([]*Record, error) {
+	keys, err := s.records.ListKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Record
+	for k := range keys.Keys() {
+		if r, _, err := s.Get(ctx, k); err == nil {
+			out = append(out, r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// Cancel asks the worker running a bake to stop it (or marks a queued one
+// cancelled so no worker starts it).
+func (s *Store) Cancel(ctx context.Context, id string) (*Record, error) {
+	return s.Update(ctx, id, func(r *Record) error {
+		if r.Done() {
+			return fmt.Errorf("bake %s already %s", id, r.State)
+		}
+		r.Cancel = true
+		if r.State == Queued {
+			r.State, r.Finished = Canceled, time.Now().UTC()
+		}
+		return nil
+	})
+}
+
+// PutLog stores a bake's log.
+func (s *Store) PutLog(ctx context.Context, id string, r io.Reader) error {
+	_, err := s.logs.Put(ctx, jetstream.ObjectMeta{Name: id}, r)
+	return err
+}
+
+// Log reads a bake's log.
+func (s *Store) Log(ctx context.Context, id string) ([]byte, error) {
+	b, err := s.logs.GetBytes(ctx, id)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, fmt.Errorf("no log for bake %s yet: %w", id, ErrNotFound)
+	}
+	return b, err
+}

@@ -1,0 +1,255 @@
+package bakery
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Runner performs one bake, writing its log to log.
+type Runner interface {
+	Run(ctx context.Context, r *Record, log io.Writer) (imageID, imageName string, err error)
+}
+
+// Worker takes bakes of one region off the queue and runs them.
+type Worker struct {
+	Store  *Store
+	Region string
+	// Name identifies the worker in records (default: host name and pid).
+	Name        string
+	Runner      Runner
+	Concurrency int
+	Log         *slog.Logger
+	// AckWait is how long a bake may go without a heartbeat before its
+	// message goes to another worker (the heartbeat runs every AckWait/3).
+	AckWait time.Duration
+}
+
+// Run works until ctx ends.
+func (w *Worker) Run(ctx context.Context) error {
+	if w.Log == nil {
+		w.Log = slog.New(slog.DiscardHandler)
+	}
+	if w.Name == "" {
+		h, _ := os.Hostname()
+		w.Name = fmt.Sprintf("%s/%d/%s", h, os.Getpid(), w.Region)
+	}
+	if w.AckWait == 0 {
+		w.AckWait = time.Minute
+	}
+	cons, err := w.Store.JS.CreateOrUpdateConsumer(ctx, StreamName, jetstream.ConsumerConfig{
+		Durable: "workers-" + w.Region, FilterSubject: subjectStem + w.Region,
+		AckPolicy: jetstream.AckExplicitPolicy, AckWait: w.AckWait, MaxDeliver: 3,
+	})
+	if err != nil {
+		return fmt.Errorf("worker %s: %w", w.Region, err)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < max(1, w.Concurrency); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				batch, err := cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
+				if err != nil {
+					if ctx.Err() == nil {
+						w.Log.Warn("fetch", "err", err)
+						time.Sleep(time.Second)
+					}
+					continue
+				}
+				for msg := range batch.Messages() {
+					w.handle(ctx, msg)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
+	id := string(msg.Data())
+	log := w.Log.With("bake", id, "worker", w.Name)
+	var skip bool
+	rec, err := w.Store.Update(ctx, id, func(r *Record) error {
+		skip = false
+		switch {
+		case r.Done():
+			skip = true
+		case r.Cancel:
+			r.State, r.Finished = Canceled, time.Now().UTC()
+			skip = true
+		default: // queued, or running on a worker that died (redelivered)
+			r.State, r.Worker, r.Started, r.Error = Running, w.Name, time.Now().UTC(), ""
+			r.Attempts++
+		}
+		return nil
+	})
+	if err != nil {
+		log.Error("claim bake", "err", err)
+		msg.Nak()
+		return
+	}
+	if skip {
+		msg.Ack()
+		return
+	}
+	log.Info("baking", "package", rec.Request.Package, "region", rec.Request.Region)
+	bctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	canceled := false
+	var mu sync.Mutex
+	go func() { // heartbeats, and the cancel flag
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-bctx.Done():
+				return
+			case <-tick.C:
+			}
+			if time.Since(last) > w.AckWait/3 {
+				msg.InProgress()
+				last = time.Now()
+			}
+			if r, _, err := w.Store.Get(bctx, id); err == nil && r.Cancel {
+				mu.Lock()
+				canceled = true
+				mu.Unlock()
+				cancel()
+				return
+			}
+		}
+	}()
+	var logBuf bytes.Buffer
+	imageID, imageName, runErr := w.Runner.Run(bctx, rec, &logBuf)
+	cancel()
+	mu.Lock()
+	wasCanceled := canceled
+	mu.Unlock()
+	if ctx.Err() != nil && !wasCanceled {
+		// The worker itself is stopping: leave the bake to be redelivered.
+		msg.Nak()
+		return
+	}
+	final, err := w.Store.Update(context.WithoutCancel(ctx), id, func(r *Record) error {
+		r.Finished = time.Now().UTC()
+		switch {
+		case runErr == nil:
+			r.State, r.ImageID, r.Image = Completed, imageID, imageName
+		case wasCanceled:
+			r.State, r.Error = Canceled, "cancelled on request"
+		default:
+			r.State, r.Error = Failed, runErr.Error()
+		}
+		return nil
+	})
+	if err != nil {
+		log.Error("record result", "err", err)
+	}
+	if err := w.Store.PutLog(context.WithoutCancel(ctx), id, &logBuf); err != nil {
+		log.Warn("store log", "err", err)
+	}
+	msg.Ack()
+	if final != nil {
+		log.Info("bake ended", "state", final.State, "image", final.ImageID, "err", final.Error)
+	}
+}
+
+// ExecRunner runs a bake as a child `aminate bake` process.
+type ExecRunner struct {
+	// Binary is the aminate executable.
+	Binary string
+	// Args go before the bake's own (for example --state-dir, --config).
+	Args []string
+	// Env is the child's environment (nil: this process's).
+	Env []string
+}
+
+// Argv is the command line for a record.
+func (e *ExecRunner) Argv(r *Record) []string {
+	q := r.Request
+	argv := append([]string{e.Binary, "bake", "--output", "json", "-r", q.Region}, e.Args...)
+	if q.Environment != "" {
+		argv = append(argv, "-e", q.Environment)
+	}
+	switch {
+	case r.BaseID != "":
+		argv = append(argv, "-B", r.BaseID) // resolved at submission: the key's base
+	case q.BaseID != "":
+		argv = append(argv, "-B", q.BaseID)
+	default:
+		argv = append(argv, "-b", q.BaseName)
+		if q.BaseLabel != "" {
+			argv = append(argv, "--label", q.BaseLabel)
+		}
+	}
+	if q.Name != "" {
+		argv = append(argv, "-n", q.Name)
+	}
+	if q.VMType != "" {
+		argv = append(argv, "--vm-type", q.VMType)
+	}
+	tags := map[string]string{"bakery_id": r.ID}
+	for k, v := range q.Tags {
+		tags[k] = v
+	}
+	for k, v := range q.CI {
+		tags["ci_"+k] = v
+	}
+	keys := make([]string, 0, len(tags))
+	for k := range tags {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		argv = append(argv, "--tag", k+"="+tags[k])
+	}
+	return append(argv, "--", q.Package)
+}
+
+// Run runs the bake; cancelling ctx sends the child SIGTERM, and the bake
+// cleans up as on Ctrl-C.
+func (e *ExecRunner) Run(ctx context.Context, r *Record, log io.Writer) (string, string, error) {
+	argv := e.Argv(r)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 5 * time.Minute
+	if e.Env != nil {
+		cmd.Env = e.Env
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, log
+	fmt.Fprintf(log, "bakery: %q\n", argv)
+	err := cmd.Run()
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", "", fmt.Errorf("cancelled: %w", ctx.Err())
+		}
+		return "", "", fmt.Errorf("bake failed: %w (see the bake's log)", err)
+	}
+	var res struct {
+		Image struct {
+			ID   string `json:"id"`
+			Name string `json:"name"`
+		} `json:"image"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil || res.Image.ID == "" {
+		return "", "", errors.New("bake printed no image")
+	}
+	return res.Image.ID, res.Image.Name, nil
+}

@@ -1,0 +1,203 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aminator-go/aminator/internal/bakery"
+	"github.com/aminator-go/aminator/internal/testutil"
+)
+
+type bakeryClient struct {
+	t   *testing.T
+	url string
+}
+
+func (c bakeryClient) do(method, path string, body any) (int, []byte) {
+	c.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, c.url+path, rd)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func (c bakeryClient) submit(req bakery.Request) (int, bakery.SubmitResponse) {
+	c.t.Helper()
+	code, b := c.do("POST", "/api/v1/bakes", req)
+	var r bakery.SubmitResponse
+	json.Unmarshal(b, &r)
+	if code >= 300 {
+		c.t.Fatalf("submit: %d %s", code, b)
+	}
+	return code, r
+}
+
+func (c bakeryClient) wait(id string, states ...string) *bakery.Record {
+	c.t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		_, b := c.do("GET", "/api/v1/bakes/"+id, nil)
+		var r bakery.Record
+		json.Unmarshal(b, &r)
+		for _, s := range states {
+			if r.State == s {
+				return &r
+			}
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("bake %s still %s (want %v)", id, r.State, states)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// The bakery: aminate serve with an embedded NATS JetStream, an API,
+// workers for two regions; identical requests are served from the cache
+// and collapse when concurrent; a bake can be cancelled; the dashboard
+// and logs show what happened.
+func TestBakery(t *testing.T) {
+	testutil.CheckNoLeaks(t, workDir)
+	b := base(t)
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l.Addr().String()
+	l.Close()
+	srv := exec.Command(binary, "serve", "--embedded-nats", "--listen", addr, "--worker-region", "local,west", "--workers", "2")
+	srv.Env = env()
+	var logs bytes.Buffer
+	srv.Stdout, srv.Stderr = &logs, &logs
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		srv.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- srv.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			srv.Process.Kill()
+			t.Error("serve did not stop on SIGTERM")
+		}
+		if t.Failed() {
+			t.Logf("serve output:\n%s", logs.String())
+		}
+	}()
+	c := bakeryClient{t: t, url: "http://" + addr}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if resp, err := http.Get(c.url + "/api/v1/bakes"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the API did not come up:\n%s", logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	dir := t.TempDir()
+	deb := testutil.BuildDeb(t, dir, testutil.Deb{Name: "aminator-bakery", Version: "1.0", Files: map[string]string{"/opt/bakery": "b\n"}})
+
+	code, first := c.submit(bakery.Request{Package: deb, BaseID: b, Region: "local", CI: map[string]string{"job": "app-build", "build": "42"}})
+	if code != http.StatusAccepted || first.Cached {
+		t.Errorf("first request: %d %+v", code, first)
+	}
+	done := c.wait(first.Bake.ID, bakery.Completed, bakery.Failed)
+	if done.State != bakery.Completed || done.ImageID == "" {
+		t.Fatalf("bake %+v", done)
+	}
+	im := showImage(t, done.ImageID)
+	if im.Tags["bakery_id"] != first.Bake.ID || im.Tags["ci_build"] != "42" {
+		t.Errorf("image tags %v", im.Tags)
+	}
+
+	// The same again: served from the cache; with rebake: a new bake.
+	code, again := c.submit(bakery.Request{Package: deb, BaseID: b, Region: "local", CI: map[string]string{"build": "43"}})
+	if code != http.StatusOK || !again.Cached || again.Bake.ID != first.Bake.ID {
+		t.Errorf("identical request: %d cached %v id %s", code, again.Cached, again.Bake.ID)
+	}
+	_, re := c.submit(bakery.Request{Package: deb, BaseID: b, Region: "local", Rebake: true, Name: "rebaked"})
+	if re.Cached || re.Bake.ID == first.Bake.ID {
+		t.Errorf("rebake: %+v", re)
+	}
+	c.wait(re.Bake.ID, bakery.Completed, bakery.Failed)
+
+	// Concurrent identical requests collapse into one bake, in the other region.
+	deb2 := testutil.BuildDeb(t, dir, testutil.Deb{Name: "aminator-bakery-two", Version: "1.0"})
+	ids := make([]string, 4)
+	var wg sync.WaitGroup
+	for i := range ids {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			_, r := c.submit(bakery.Request{Package: deb2, BaseID: b, Region: "west"})
+			ids[i] = r.Bake.ID
+		}(i)
+	}
+	wg.Wait()
+	for _, id := range ids[1:] {
+		if id != ids[0] {
+			t.Fatalf("concurrent identical requests made several bakes: %v", ids)
+		}
+	}
+	west := c.wait(ids[0], bakery.Completed, bakery.Failed)
+	if west.State != bakery.Completed || !strings.HasSuffix(west.Worker, "/west") {
+		t.Errorf("west bake %+v", west)
+	}
+
+	// Cancel a running bake.
+	slow := testutil.BuildDeb(t, dir, testutil.Deb{Name: "aminator-bakery-slow", Version: "1.0", Postinst: "sleep 304"})
+	_, s := c.submit(bakery.Request{Package: slow, BaseID: b, Region: "local"})
+	c.wait(s.Bake.ID, bakery.Running)
+	time.Sleep(2 * time.Second) // into the install
+	if code, body := c.do("POST", "/api/v1/bakes/"+s.Bake.ID+"/cancel", nil); code != http.StatusOK {
+		t.Errorf("cancel: %d %s", code, body)
+	}
+	if r := c.wait(s.Bake.ID, bakery.Canceled, bakery.Failed, bakery.Completed); r.State != bakery.Canceled {
+		t.Errorf("cancelled bake ended %s: %s", r.State, r.Error)
+	}
+	if out, _ := exec.Command("pgrep", "-f", "sleep 304").Output(); len(out) > 0 {
+		t.Errorf("the cancelled bake's postinst still runs")
+	}
+	if rows, files := volumeCount(t); rows != 0 || files != 0 {
+		t.Errorf("the cancelled bake left volumes: %d rows, %d files", rows, files)
+	}
+
+	// Logs, dashboard, bad requests.
+	if code, body := c.do("GET", "/api/v1/bakes/"+first.Bake.ID+"/logs", nil); code != http.StatusOK || !strings.Contains(string(body), "bake started") {
+		t.Errorf("logs: %d %.300s", code, body)
+	}
+	if code, body := c.do("GET", "/", nil); code != http.StatusOK || !strings.Contains(string(body), first.Bake.ID) || !strings.Contains(string(body), "canceled") {
+		t.Errorf("dashboard: %d %.300s", code, body)
+	}
+	for _, bad := range []any{
+		map[string]any{"package": deb, "region": "local"},
+		map[string]any{"package": deb, "base_id": b, "region": "local", "colour": "blue"},
+		map[string]any{"package": deb, "base_id": "ami-00000000000000000", "region": "local"},
+		map[string]any{"package": "-oops", "base_id": b, "region": "local"},
+	} {
+		if code, body := c.do("POST", "/api/v1/bakes", bad); code != http.StatusBadRequest {
+			t.Errorf("bad request %v: %d %s", bad, code, body)
+		}
+	}
+	if code, _ := c.do("GET", "/api/v1/bakes/nope", nil); code != http.StatusNotFound {
+		t.Errorf("unknown bake: %d", code)
+	}
+}
