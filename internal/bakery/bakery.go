@@ -60,17 +60,17 @@ const (
 
 // Record is a bake as the bakery knows it.
 type Record struct {
-	ID       string  `json:"id"`
-	Key      string  `json:"key"`
-	Request  Request `json:"request"`
-	BaseID   string  `json:"resolved_base_id,omitempty"`
-	State    string  `json:"state"`
-	ImageID  string  `json:"image_id,omitempty"`
-	Image    string  `json:"image_name,omitempty"`
-	Error    string  `json:"error,omitempty"`
-	Worker   string  `json:"worker,omitempty"`
-	Cancel   bool    `json:"cancel_requested,omitempty"`
-	Attempts int     `json:"attempts"`
+	ID       string    `json:"id"`
+	Key      string    `json:"key"`
+	Request  Request   `json:"request"`
+	BaseID   string    `json:"resolved_base_id,omitempty"`
+	State    string    `json:"state"`
+	ImageID  string    `json:"image_id,omitempty"`
+	Image    string    `json:"image_name,omitempty"`
+	Error    string    `json:"error,omitempty"`
+	Worker   string    `json:"worker,omitempty"`
+	Cancel   bool      `json:"cancel_requested,omitempty"`
+	Attempts int       `json:"attempts"`
 	Created  time.Time `json:"created"`
 	Started  time.Time `json:"started,omitempty"`
 	Finished time.Time `json:"finished,omitempty"`

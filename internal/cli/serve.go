@@ -28,9 +28,9 @@ import (
 func (a *app) serveCommand() *cobra.Command {
 	var (
 		listen, natsURL, natsListen string
-		embedded, noAPI           bool
-		regions                   []string
-		workers                   int
+		embedded, noAPI             bool
+		regions                     []string
+		workers                     int
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
