@@ -233,12 +233,16 @@ func (e *ExecRunner) Run(ctx context.Context, r *Record, log io.Writer) (string,
 		cmd.Env = e.Env
 	}
 	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, log
+	why := &lastError{w: log}
+	cmd.Stdout, cmd.Stderr = &out, why
 	fmt.Fprintf(log, "bakery: %q\n", argv)
 	err := cmd.Run()
 	if err != nil {
 		if ctx.Err() != nil {
 			return "", "", fmt.Errorf("cancelled: %w", ctx.Err())
+		}
+		if msg := why.message(); msg != "" {
+			return "", "", errors.New(msg)
 		}
 		return "", "", fmt.Errorf("bake failed: %w (see the bake's log)", err)
 	}
@@ -252,4 +256,36 @@ func (e *ExecRunner) Run(ctx context.Context, r *Record, log io.Writer) (string,
 		return "", "", errors.New("bake printed no image")
 	}
 	return res.Image.ID, res.Image.Name, nil
+}
+
+// lastError passes output through and keeps the child's "aminate: error:"
+// line, the one-line reason a bake failed.
+type lastError struct {
+	w   io.Writer
+	mu  sync.Mutex
+	buf []byte
+	msg string
+}
+
+func (l *lastError) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			break
+		}
+		if line, ok := bytes.CutPrefix(l.buf[:i], []byte("aminate: error: ")); ok {
+			l.msg = string(line)
+		}
+		l.buf = l.buf[i+1:]
+	}
+	l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func (l *lastError) message() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.msg
 }
