@@ -180,6 +180,13 @@ func TestBakery(t *testing.T) {
 		t.Errorf("the cancelled bake left volumes: %d rows, %d files", rows, files)
 	}
 
+	// A failing bake says why.
+	bad := testutil.BuildDeb(t, dir, testutil.Deb{Name: "aminator-bakery-bad", Version: "1.0", Postinst: "exit 7"})
+	_, f := c.submit(bakery.Request{Package: bad, BaseID: b, Region: "local"})
+	if r := c.wait(f.Bake.ID, bakery.Failed, bakery.Completed); r.State != bakery.Failed || !strings.Contains(r.Error, "dpkg") {
+		t.Errorf("failing bake: %s %q", r.State, r.Error)
+	}
+
 	// Logs, dashboard, bad requests.
 	if code, body := c.do("GET", "/api/v1/bakes/"+first.Bake.ID+"/logs", nil); code != http.StatusOK || !strings.Contains(string(body), "bake started") {
 		t.Errorf("logs: %d %.300s", code, body)
