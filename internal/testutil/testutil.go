@@ -47,13 +47,12 @@ func CacheDir(t testing.TB) string {
 	return d
 }
 
-// DebianBase returns a raw ext4 image of a Debian bookworm minbase, built
-// once per cache directory (under a lock, so parallel test binaries share it).
-func DebianBase(t testing.TB) string {
+// cachedImage returns CacheDir/name, built once by build (under a lock,
+// so parallel test binaries share it); build writes the file it is given.
+func cachedImage(t testing.TB, name string, build func(ctx context.Context, out string)) string {
 	t.Helper()
 	RequireRoot(t)
-	dir := CacheDir(t)
-	out := filepath.Join(dir, "debian-bookworm-minbase.img")
+	out := filepath.Join(CacheDir(t), name)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	l, err := flock.Exclusive(ctx, out+".lock")
@@ -65,15 +64,27 @@ func DebianBase(t testing.TB) string {
 		return out
 	}
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, filepath.Join(RepoRoot(), "scripts", "make-base.sh"), out, "bookworm", "1G")
-	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
-		cmd.Env = append(os.Environ(), "TMPDIR=/dev/shm")
+	build(ctx, out+".tmp")
+	if err := os.Rename(out+".tmp", out); err != nil {
+		t.Fatal(err)
 	}
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build the Debian base image: %v\n%s", err, b)
-	}
-	t.Logf("built Debian base image in %s", time.Since(start).Round(time.Second))
+	t.Logf("built %s in %s", name, time.Since(start).Round(time.Second))
 	return out
+}
+
+// DebianBase returns a raw ext4 image of a Debian bookworm minbase, built
+// once per cache directory.
+func DebianBase(t testing.TB) string {
+	t.Helper()
+	return cachedImage(t, "debian-bookworm-minbase.img", func(ctx context.Context, out string) {
+		cmd := exec.CommandContext(ctx, filepath.Join(RepoRoot(), "scripts", "make-base.sh"), out, "bookworm", "1G")
+		if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+			cmd.Env = append(os.Environ(), "TMPDIR=/dev/shm")
+		}
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build the Debian base image: %v\n%s", err, b)
+		}
+	})
 }
 
 // Deb describes a test package.
@@ -213,45 +224,30 @@ func BuildRPM(t testing.TB, dir string, r RPM) string {
 // image, which cannot be fetched here: rpm and dnf are the real ones.
 func RPMBase(t testing.TB, repo []string) string {
 	t.Helper()
-	RequireRoot(t)
-	dir := CacheDir(t)
-	out := filepath.Join(dir, "rpm-base.img")
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
-	l, err := flock.Exclusive(ctx, out+".lock")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Unlock()
-	if _, err := os.Stat(out); err == nil {
-		return out
-	}
-	work, err := os.MkdirTemp(dir, "rpm-base-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(work)
-	tree := filepath.Join(work, "root")
-	run := func(name string, args ...string) {
-		if b, err := exec.CommandContext(ctx, name, args...).CombinedOutput(); err != nil {
-			t.Fatalf("%s %v: %v\n%s", name, args, err, b)
+	return cachedImage(t, "rpm-base.img", func(ctx context.Context, out string) {
+		work, err := os.MkdirTemp(CacheDir(t), "rpm-base-")
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	run("mmdebstrap", "--quiet", "--variant=minbase", "--include=rpm,dnf", "bookworm", tree)
-	repoDir := filepath.Join(tree, "srv", "repo")
-	os.MkdirAll(repoDir, 0o755)
-	for _, r := range repo {
-		run("cp", r, repoDir)
-	}
-	run("createrepo_c", "--quiet", repoDir)
-	os.MkdirAll(filepath.Join(tree, "etc", "yum.repos.d"), 0o755)
-	os.WriteFile(filepath.Join(tree, "etc", "yum.repos.d", "aminator-test.repo"),
-		[]byte("[aminator-test]\nname=aminator test\nbaseurl=file:///srv/repo\nenabled=1\ngpgcheck=0\n"), 0o644)
-	os.WriteFile(filepath.Join(tree, "etc", "resolv.conf"), nil, 0o644)
-	run("chroot", tree, "rpm", "--initdb")
-	run("mkfs.ext4", "-q", "-F", "-d", tree, out+".tmp", "1G")
-	if err := os.Rename(out+".tmp", out); err != nil {
-		t.Fatal(err)
-	}
-	return out
+		defer os.RemoveAll(work)
+		tree := filepath.Join(work, "root")
+		run := func(name string, args ...string) {
+			if b, err := exec.CommandContext(ctx, name, args...).CombinedOutput(); err != nil {
+				t.Fatalf("%s %v: %v\n%s", name, args, err, b)
+			}
+		}
+		run("mmdebstrap", "--quiet", "--variant=minbase", "--include=rpm,dnf", "bookworm", tree)
+		repoDir := filepath.Join(tree, "srv", "repo")
+		os.MkdirAll(repoDir, 0o755)
+		for _, r := range repo {
+			run("cp", r, repoDir)
+		}
+		run("createrepo_c", "--quiet", repoDir)
+		os.MkdirAll(filepath.Join(tree, "etc", "yum.repos.d"), 0o755)
+		os.WriteFile(filepath.Join(tree, "etc", "yum.repos.d", "aminator-test.repo"),
+			[]byte("[aminator-test]\nname=aminator test\nbaseurl=file:///srv/repo\nenabled=1\ngpgcheck=0\n"), 0o644)
+		os.WriteFile(filepath.Join(tree, "etc", "resolv.conf"), nil, 0o644)
+		run("chroot", tree, "rpm", "--initdb")
+		run("mkfs.ext4", "-q", "-F", "-d", tree, out, "1G")
+	})
 }

@@ -11,10 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
-	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -24,6 +21,7 @@ import (
 
 	"github.com/aminator-go/aminator/internal/naming"
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/provisioner/pkgref"
 )
 
 // Settings are the plugin's settings (plugins: provisioner.apt:).
@@ -68,42 +66,17 @@ var (
 
 // Parse says what kind of package the user named, and checks it.
 func (a *Apt) Parse(raw string) (plugin.PackageRef, error) {
-	r := plugin.PackageRef{Raw: raw}
-	switch {
-	case raw == "":
-		return r, errors.New("no package given")
-	case strings.HasPrefix(raw, "http://") || strings.HasPrefix(raw, "https://"):
-		u, err := url.Parse(raw)
-		if err != nil || u.Host == "" {
-			return r, fmt.Errorf("package URL %q is not a valid URL", raw)
-		}
-		r.Kind, r.URL = "url", raw
-	case strings.HasPrefix(raw, "file://") || strings.HasPrefix(raw, "/") || strings.HasPrefix(raw, "./") ||
-		strings.HasPrefix(raw, "../") || strings.HasSuffix(raw, ".deb"):
-		p := strings.TrimPrefix(raw, "file://")
-		abs, err := filepath.Abs(p)
-		if err != nil {
-			return r, fmt.Errorf("package file %s: %w", p, err)
-		}
-		st, err := os.Stat(abs)
-		if err != nil {
-			return r, fmt.Errorf("package file: %w", err)
-		}
-		if !st.Mode().IsRegular() {
-			return r, fmt.Errorf("package file %s is not a regular file", abs)
-		}
-		r.Kind, r.Path = "file", abs
-	default:
-		name, ver, _ := strings.Cut(raw, "=")
+	return pkgref.Parse(raw, ".deb", func(r *plugin.PackageRef) error {
+		name, ver, hasVer := strings.Cut(raw, "=")
 		if !nameRE.MatchString(name) {
-			return r, fmt.Errorf("package name %q is not a valid Debian package name (lower-case letters, digits, + - .; at least two characters)", name)
+			return fmt.Errorf("package name %q is not a valid Debian package name (lower-case letters, digits, + - .; at least two characters)", name)
 		}
-		if strings.Contains(raw, "=") && !versionRE.MatchString(ver) {
-			return r, fmt.Errorf("package version %q is not a valid Debian version", ver)
+		if hasVer && !versionRE.MatchString(ver) {
+			return fmt.Errorf("package version %q is not a valid Debian version", ver)
 		}
-		r.Kind, r.Name, r.Version = "repo", name, ver
-	}
-	return r, nil
+		r.Name, r.Version = name, ver
+		return nil
+	})
 }
 
 // Provision installs the package inside c.
@@ -130,7 +103,8 @@ func (a *Apt) Provision(ctx context.Context, c plugin.Chroot, ref plugin.Package
 		}
 		name = ref.Name
 	case "url":
-		file, err := a.download(ctx, ref.URL)
+		file, err := (&pkgref.Downloader{Dir: a.tmpDir, Ext: ".deb", Retries: a.s.DownloadRetries,
+			Timeout: time.Duration(a.s.DownloadTimeout) * time.Second, Log: a.log}).Fetch(ctx, ref.URL)
 		if err != nil {
 			return nil, err
 		}
@@ -260,68 +234,6 @@ func ParseManifest(out []byte) []plugin.Package {
 		pkgs = append(pkgs, plugin.Package{Name: f[1], Version: f[2], Arch: f[3]})
 	}
 	return pkgs
-}
-
-// download fetches a URL to a temporary file on the host, with retries.
-func (a *Apt) download(ctx context.Context, u string) (string, error) {
-	if err := os.MkdirAll(a.tmpDir, 0o700); err != nil {
-		return "", fmt.Errorf("download: %w", err)
-	}
-	var lastErr error
-	for i := 1; i <= max(1, a.s.DownloadRetries); i++ {
-		f, err := a.fetch(ctx, u)
-		if err == nil {
-			return f, nil
-		}
-		lastErr = err
-		var perm permanentError
-		if ctx.Err() != nil || errors.As(err, &perm) {
-			break
-		}
-		a.log.Warn("download failed; retrying", "url", u, "attempt", i, "err", err)
-		sleep(ctx, time.Duration(i)*time.Second)
-	}
-	return "", fmt.Errorf("download %s: %w", u, lastErr)
-}
-
-type permanentError struct{ error }
-
-func (a *Apt) fetch(ctx context.Context, u string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(max(1, a.s.DownloadTimeout))*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return "", permanentError{err}
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		err := fmt.Errorf("HTTP %s", resp.Status)
-		if resp.StatusCode >= 400 && resp.StatusCode < 500 {
-			return "", permanentError{err}
-		}
-		return "", err
-	}
-	f, err := os.CreateTemp(a.tmpDir, "download-*.deb")
-	if err != nil {
-		return "", err
-	}
-	n, err := io.Copy(f, resp.Body)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
-		err = fmt.Errorf("short download: %d of %d bytes", n, resp.ContentLength)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return "", err
-	}
-	a.log.Debug("downloaded", "url", u, "bytes", n)
-	return f.Name(), nil
 }
 
 func randHex() string {

@@ -11,10 +11,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
-	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -23,6 +20,7 @@ import (
 	"time"
 
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/provisioner/pkgref"
 )
 
 // Settings are the plugin's settings (plugins: provisioner.yum:).
@@ -68,37 +66,13 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+~-]*$`)
 
 // Parse says what kind of package the user named, and checks it.
 func (y *Yum) Parse(raw string) (plugin.PackageRef, error) {
-	r := plugin.PackageRef{Raw: raw}
-	switch {
-	case raw == "":
-		return r, fmt.Errorf("no package given")
-	case strings.HasPrefix(raw, "http://") || strings.HasPrefix(raw, "https://"):
-		u, err := url.Parse(raw)
-		if err != nil || u.Host == "" {
-			return r, fmt.Errorf("package URL %q is not a valid URL", raw)
-		}
-		r.Kind, r.URL = "url", raw
-	case strings.HasPrefix(raw, "file://") || strings.HasPrefix(raw, "/") || strings.HasPrefix(raw, "./") ||
-		strings.HasPrefix(raw, "../") || strings.HasSuffix(raw, ".rpm"):
-		abs, err := filepath.Abs(strings.TrimPrefix(raw, "file://"))
-		if err != nil {
-			return r, err
-		}
-		st, err := os.Stat(abs)
-		if err != nil {
-			return r, fmt.Errorf("package file: %w", err)
-		}
-		if !st.Mode().IsRegular() {
-			return r, fmt.Errorf("package file %s is not a regular file", abs)
-		}
-		r.Kind, r.Path = "file", abs
-	default:
+	return pkgref.Parse(raw, ".rpm", func(r *plugin.PackageRef) error {
 		if !nameRE.MatchString(raw) {
-			return r, fmt.Errorf("package %q is not a valid RPM package name (letters, digits and ._+~-, not starting with -)", raw)
+			return fmt.Errorf("package %q is not a valid RPM package name (letters, digits and ._+~-, not starting with -)", raw)
 		}
-		r.Kind, r.Name = "repo", raw
-	}
-	return r, nil
+		r.Name = raw
+		return nil
+	})
 }
 
 func (y *Yum) command(c plugin.Chroot) string {
@@ -158,7 +132,8 @@ func (y *Yum) Provision(ctx context.Context, c plugin.Chroot, ref plugin.Package
 	case "file", "url":
 		file := ref.Path
 		if ref.Kind == "url" {
-			f, err := y.download(ctx, ref.URL)
+			f, err := (&pkgref.Downloader{Dir: y.tmpDir, Ext: ".rpm", Retries: y.s.Retries,
+				Timeout: time.Duration(y.s.DownloadTimeout) * time.Second, Log: y.log}).Fetch(ctx, ref.URL)
 			if err != nil {
 				return nil, err
 			}
@@ -236,44 +211,6 @@ func (y *Yum) Manifest(ctx context.Context, c plugin.Chroot) ([]plugin.Package, 
 		}
 	}
 	return pkgs, nil
-}
-
-func (y *Yum) download(ctx context.Context, u string) (string, error) {
-	if err := os.MkdirAll(y.tmpDir, 0o700); err != nil {
-		return "", err
-	}
-	var file string
-	err := y.retry(ctx, "download", func() error {
-		ctx, cancel := context.WithTimeout(ctx, time.Duration(max(1, y.s.DownloadTimeout))*time.Second)
-		defer cancel()
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("HTTP %s", resp.Status)
-		}
-		f, err := os.CreateTemp(y.tmpDir, "download-*.rpm")
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(f, resp.Body); err != nil {
-			f.Close()
-			os.Remove(f.Name())
-			return err
-		}
-		file = f.Name()
-		return f.Close()
-	})
-	if err != nil {
-		return "", fmt.Errorf("download %s: %w", u, err)
-	}
-	return file, nil
 }
 
 func randHex() string {
