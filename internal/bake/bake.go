@@ -414,6 +414,8 @@ func Run(ctx context.Context, env *Environment, req Request, log *slog.Logger) (
 	for k, v := range req.Tags {
 		tags[k] = v
 	}
+	// Channel labels move only through images promote, never with a bake.
+	delete(tags, channels.TagChannel)
 	familyName := req.Name
 	if familyName == "" {
 		familyName = info.Name

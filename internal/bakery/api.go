@@ -26,6 +26,9 @@ type API struct {
 	Resolve func(ctx context.Context, r Request) (string, error)
 	NewID   func() string
 	Log     *slog.Logger
+	// PackageDir is the one directory local package files may come from
+	// ("": none; requests name repository packages or URLs).
+	PackageDir string
 }
 
 // Handler serves the API and the dashboard.
@@ -83,7 +86,7 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, badRequest{err})
 		return
 	}
-	if err := req.Validate(); err != nil {
+	if err := req.Validate(a.PackageDir); err != nil {
 		a.fail(w, badRequest{err})
 		return
 	}

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -81,15 +82,33 @@ func (r *Record) Done() bool {
 	return r.State == Completed || r.State == Failed || r.State == Canceled
 }
 
-var regionRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+var (
+	regionRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+	tagKeyRE = regexp.MustCompile(`^[A-Za-z0-9_.:/+@-]{1,100}$`)
+)
 
-// Validate checks a request before anything is queued.
-func (r *Request) Validate() error {
+// reservedTags are set by aminator itself: a request may not set them (a
+// request tagging its image channel=release would become every team's base).
+var reservedTags = map[string]bool{
+	"channel": true, "family": true, "role": true, "lineage": true, "appversion": true, "creator": true,
+	"creation_time": true, "base_ami_id": true, "base_ami_name": true, "base_ami_version": true,
+	"base_ami_label": true, "bakery_id": true, "root_partition": true, "boot_test": true, "boot_test_time": true,
+}
+
+// Validate checks a request before anything is queued. Local package
+// files are accepted only under packageDir ("" accepts none): a request
+// must not make the service read or bake any file of its host.
+func (r *Request) Validate(packageDir string) error {
 	if r.Package == "" {
 		return errors.New("no package")
 	}
 	if strings.HasPrefix(r.Package, "-") {
 		return fmt.Errorf("package %q must not start with '-'", r.Package)
+	}
+	if isLocal(r.Package) {
+		if err := checkLocal(r.Package, packageDir); err != nil {
+			return err
+		}
 	}
 	if (r.BaseID == "") == (r.BaseName == "") {
 		return errors.New("give exactly one of base_id and base_name")
@@ -105,10 +124,43 @@ func (r *Request) Validate() error {
 			return fmt.Errorf("%q must not start with '-'", s)
 		}
 	}
-	for k := range r.Tags {
-		if k == "" || strings.ContainsAny(k, "=\n") {
-			return fmt.Errorf("tag key %q", k)
+	for k, v := range r.Tags {
+		if !tagKeyRE.MatchString(k) || strings.ContainsRune(v, '\n') {
+			return fmt.Errorf("tag %q: keys are 1-100 of letters, digits and _.:/+@-", k)
 		}
+		if reservedTags[k] {
+			return fmt.Errorf("tag %q is set by aminator and cannot be requested", k)
+		}
+	}
+	for k, v := range r.CI {
+		if !tagKeyRE.MatchString(k) || strings.ContainsRune(v, '\n') {
+			return fmt.Errorf("ci key %q: 1-100 of letters, digits and _.:/+@-", k)
+		}
+	}
+	return nil
+}
+
+// isLocal says whether a package names a file (as the provisioners read it).
+func isLocal(p string) bool {
+	return !strings.HasPrefix(p, "http://") && !strings.HasPrefix(p, "https://") &&
+		(strings.HasPrefix(p, "file://") || strings.Contains(p, "/") || strings.HasSuffix(p, ".deb") || strings.HasSuffix(p, ".rpm"))
+}
+
+func checkLocal(p, dir string) error {
+	if dir == "" {
+		return fmt.Errorf("package %q is a file on the bakery's host; this bakery takes repository names and http(s) URLs (serve --package-dir allows files from one directory)", p)
+	}
+	p = strings.TrimPrefix(p, "file://")
+	clean := filepath.Clean(p)
+	if !filepath.IsAbs(clean) || clean != p || !strings.HasPrefix(clean, filepath.Clean(dir)+"/") {
+		return fmt.Errorf("package file %q must be a clean absolute path under %s", p, dir)
+	}
+	st, err := os.Lstat(clean)
+	if err != nil {
+		return fmt.Errorf("package file: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("package file %s is not a regular file", clean)
 	}
 	return nil
 }
@@ -120,11 +172,16 @@ func Key(r Request, baseID string) string {
 		Package, PackageDigest, BaseID, Region, Environment, Name, VMType string
 		Tags                                                              []string
 	}{Package: r.Package, BaseID: baseID, Region: r.Region, Environment: r.Environment, Name: r.Name, VMType: r.VMType}
-	if f, err := os.Open(r.Package); err == nil { // a local file: its content counts
-		h := sha256.New()
-		io.Copy(h, f)
-		f.Close()
-		id.PackageDigest = hex.EncodeToString(h.Sum(nil))
+	if p := strings.TrimPrefix(r.Package, "file://"); isLocal(r.Package) {
+		// A local file (Validate checked it is a regular file): its content counts.
+		if st, err := os.Lstat(p); err == nil && st.Mode().IsRegular() {
+			if f, err := os.Open(p); err == nil {
+				h := sha256.New()
+				io.Copy(h, f)
+				f.Close()
+				id.PackageDigest = hex.EncodeToString(h.Sum(nil))
+			}
+		}
 	}
 	for k, v := range r.Tags {
 		id.Tags = append(id.Tags, k+"="+v)
@@ -221,19 +278,23 @@ func isConflict(err error) bool {
 
 // Submit records and queues a request, or returns the bake an identical
 // request already has (running, queued, or done successfully). cached
-// says which.
+// says which. The record exists before its key points to it, and the
+// client going away does not interrupt the submission half-way.
 func (s *Store) Submit(ctx context.Context, req Request, baseID, id string) (rec *Record, cached bool, err error) {
+	ctx = context.WithoutCancel(ctx)
 	key := Key(req, baseID)
+	rec = &Record{ID: id, Key: key, Request: req, BaseID: baseID, State: Queued, Created: time.Now().UTC()}
+	created := false
+	defer func() {
+		if created && (err != nil || cached) {
+			s.records.Delete(ctx, id) // ours lost the race, or failed
+		}
+	}()
 	for attempt := 0; attempt < 10; attempt++ {
 		e, err := s.keys.Get(ctx, key)
+		var rev uint64
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
-			if _, err := s.keys.Create(ctx, key, []byte(id)); err != nil {
-				if isConflict(err) {
-					continue // someone else just took it: look again
-				}
-				return nil, false, err
-			}
 		case err != nil:
 			return nil, false, err
 		default:
@@ -241,23 +302,32 @@ func (s *Store) Submit(ctx context.Context, req Request, baseID, id string) (rec
 			if gerr == nil && !req.Rebake && (!prev.Done() || prev.State == Completed) {
 				return prev, true, nil
 			}
-			if _, err := s.keys.Update(ctx, key, []byte(id), e.Revision()); err != nil {
-				if isConflict(err) {
-					continue
-				}
+			rev = e.Revision()
+		}
+		if !created {
+			b, _ := json.Marshal(rec)
+			if _, err := s.records.Create(ctx, id, b); err != nil {
 				return nil, false, err
 			}
+			created = true
 		}
-		rec = &Record{ID: id, Key: key, Request: req, BaseID: baseID, State: Queued, Created: time.Now().UTC()}
-		b, _ := json.Marshal(rec)
-		if _, err := s.records.Create(ctx, id, b); err != nil {
+		if rev == 0 {
+			_, err = s.keys.Create(ctx, key, []byte(id))
+		} else {
+			_, err = s.keys.Update(ctx, key, []byte(id), rev)
+		}
+		if err != nil {
+			if isConflict(err) {
+				continue // another request took the key: look again
+			}
 			return nil, false, err
 		}
 		if _, err := s.JS.Publish(ctx, subjectStem+req.Region, []byte(id)); err != nil {
 			s.Update(ctx, id, func(r *Record) error {
-				r.State, r.Error = Failed, "could not queue: "+err.Error()
+				r.State, r.Error, r.Finished = Failed, "could not queue: "+err.Error(), time.Now().UTC()
 				return nil
 			})
+			created = false // keep the failed record: the key points to it
 			return nil, false, fmt.Errorf("queue bake %s: %w", id, err)
 		}
 		return rec, false, nil

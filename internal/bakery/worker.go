@@ -18,6 +18,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// MaxAttempts is how many times a bake is started before it is given up.
+const MaxAttempts = 3
+
 // Runner performs one bake, writing its log to log.
 type Runner interface {
 	Run(ctx context.Context, r *Record, log io.Writer) (imageID, imageName string, err error)
@@ -51,7 +54,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	cons, err := w.Store.JS.CreateOrUpdateConsumer(ctx, StreamName, jetstream.ConsumerConfig{
 		Durable: "workers-" + w.Region, FilterSubject: subjectStem + w.Region,
-		AckPolicy: jetstream.AckExplicitPolicy, AckWait: w.AckWait, MaxDeliver: 3,
+		// Deliveries are not limited here (a worker stopping hands its bake
+		// back, which must not use up a try); records count attempts.
+		AckPolicy: jetstream.AckExplicitPolicy, AckWait: w.AckWait, MaxDeliver: -1,
 	})
 	if err != nil {
 		return fmt.Errorf("worker %s: %w", w.Region, err)
@@ -92,6 +97,10 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		case r.Cancel:
 			r.State, r.Finished = Canceled, time.Now().UTC()
 			skip = true
+		case r.Attempts >= MaxAttempts:
+			r.State, r.Finished = Failed, time.Now().UTC()
+			r.Error = fmt.Sprintf("gave up after %d attempts (workers died or stopped during the bake)", r.Attempts)
+			skip = true
 		default: // queued, or running on a worker that died (redelivered)
 			r.State, r.Worker, r.Started, r.Error = Running, w.Name, time.Now().UTC(), ""
 			r.Attempts++
@@ -110,7 +119,8 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	log.Info("baking", "package", rec.Request.Package, "region", rec.Request.Region)
 	bctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	canceled := false
+	claimed := rec.Attempts
+	canceled, lost := false, false
 	var mu sync.Mutex
 	go func() { // heartbeats, and the cancel flag
 		tick := time.NewTicker(500 * time.Millisecond)
@@ -126,9 +136,22 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 				msg.InProgress()
 				last = time.Now()
 			}
-			if r, _, err := w.Store.Get(bctx, id); err == nil && r.Cancel {
+			r, _, err := w.Store.Get(bctx, id)
+			if err != nil {
+				continue
+			}
+			if r.Cancel {
 				mu.Lock()
 				canceled = true
+				mu.Unlock()
+				cancel()
+				return
+			}
+			if r.Worker != w.Name || r.Attempts != claimed {
+				// Our heartbeats were late and another worker took the bake.
+				log.Warn("another worker took over this bake; stopping", "now", r.Worker)
+				mu.Lock()
+				lost = true
 				mu.Unlock()
 				cancel()
 				return
@@ -139,10 +162,13 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	imageID, imageName, runErr := w.Runner.Run(bctx, rec, &logBuf)
 	cancel()
 	mu.Lock()
-	wasCanceled := canceled
+	wasCanceled, wasLost := canceled, lost
 	mu.Unlock()
-	if ctx.Err() != nil && !wasCanceled {
-		// The worker itself is stopping: leave the bake to be redelivered.
+	if wasLost {
+		return // the other worker records and acknowledges it
+	}
+	if runErr != nil && ctx.Err() != nil && !wasCanceled {
+		// The worker itself is stopping mid-bake: hand it back.
 		msg.Nak()
 		return
 	}
@@ -228,6 +254,9 @@ func (e *ExecRunner) Run(ctx context.Context, r *Record, log io.Writer) (string,
 	argv := e.Argv(r)
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	// If the worker dies, the bake is told to stop (and cleans up) rather
+	// than running on beside the one a redelivery starts.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	cmd.WaitDelay = 5 * time.Minute
 	if e.Env != nil {
 		cmd.Env = e.Env

@@ -31,6 +31,7 @@ func (a *app) serveCommand() *cobra.Command {
 		embedded, noAPI             bool
 		regions                     []string
 		workers                     int
+		packageDir                  string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -54,7 +55,7 @@ concurrent identical requests collapse into one bake.
 			if embedded == (natsURL != "") {
 				return usagef("give --nats URL or --embedded-nats")
 			}
-			if len(regions) == 0 {
+			if !cmd.Flags().Changed("worker-region") {
 				regions = []string{cfg.Context.Region}
 			}
 			ctx, stop := signalContext()
@@ -100,7 +101,7 @@ concurrent identical requests collapse into one bake.
 				log.Info("worker", "region", r, "concurrency", workers)
 			}
 			if !noAPI {
-				api := &bakery.API{Store: store, Log: log, NewID: func() string { return strings.TrimPrefix(ids.New("x"), "x-") },
+				api := &bakery.API{Store: store, Log: log, PackageDir: packageDir, NewID: func() string { return strings.TrimPrefix(ids.New("x"), "x-") },
 					Resolve: func(ctx context.Context, r bakery.Request) (string, error) { return resolveBase(ctx, cfg, r) }}
 				srv := &http.Server{Addr: listen, Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
 				ln, err := net.Listen("tcp", listen)
@@ -134,6 +135,7 @@ concurrent identical requests collapse into one bake.
 	f.BoolVar(&noAPI, "no-api", false, "run only workers")
 	f.StringSliceVar(&regions, "worker-region", nil, "run workers for these regions (default: --region); none with --worker-region=''")
 	f.IntVar(&workers, "workers", 2, "bakes at once per region")
+	f.StringVar(&packageDir, "package-dir", "", "accept local package files from this directory (default: only repository names and http(s) URLs)")
 	return cmd
 }
 

@@ -79,7 +79,8 @@ func TestBakery(t *testing.T) {
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := l.Addr().String()
 	l.Close()
-	srv := exec.Command(binary, "serve", "--embedded-nats", "--listen", addr, "--worker-region", "local,west", "--workers", "2")
+	dir := t.TempDir()
+	srv := exec.Command(binary, "serve", "--embedded-nats", "--listen", addr, "--worker-region", "local,west", "--workers", "2", "--package-dir", dir)
 	srv.Env = env()
 	var logs bytes.Buffer
 	srv.Stdout, srv.Stderr = &logs, &logs
@@ -112,7 +113,6 @@ func TestBakery(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	dir := t.TempDir()
 	deb := testutil.BuildDeb(t, dir, testutil.Deb{Name: "aminator-bakery", Version: "1.0", Files: map[string]string{"/opt/bakery": "b\n"}})
 
 	code, first := c.submit(bakery.Request{Package: deb, BaseID: b, Region: "local", CI: map[string]string{"job": "app-build", "build": "42"}})
@@ -199,6 +199,9 @@ func TestBakery(t *testing.T) {
 		map[string]any{"package": deb, "base_id": b, "region": "local", "colour": "blue"},
 		map[string]any{"package": deb, "base_id": "ami-00000000000000000", "region": "local"},
 		map[string]any{"package": "-oops", "base_id": b, "region": "local"},
+		map[string]any{"package": "/etc/passwd", "base_id": b, "region": "local"},
+		map[string]any{"package": "/dev/zero", "base_id": b, "region": "local"},
+		map[string]any{"package": deb, "base_id": b, "region": "local", "tags": map[string]string{"channel": "release"}},
 	} {
 		if code, body := c.do("POST", "/api/v1/bakes", bad); code != http.StatusBadRequest {
 			t.Errorf("bad request %v: %d %s", bad, code, body)

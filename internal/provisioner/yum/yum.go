@@ -120,15 +120,8 @@ func (y *Yum) Provision(ctx context.Context, c plugin.Chroot, ref plugin.Package
 		if err := y.retry(ctx, "install", func() error { return y.run(ctx, c, "install", ref.Name) }); err != nil {
 			return nil, fmt.Errorf("install %s: %w", ref.Name, err)
 		}
-		// NAME-VERSION installs NAME: ask rpm what provides what was asked.
-		out, err := c.Output(ctx, plugin.Run{Argv: []string{"rpm", "-q", "--whatprovides", "--qf", "%{NAME}\n", ref.Name}})
-		if err != nil {
-			out, err = c.Output(ctx, plugin.Run{Argv: []string{"rpm", "-q", "--qf", "%{NAME}\n", ref.Name}})
-		}
-		if err != nil {
-			return nil, fmt.Errorf("package %s is not installed: %w", ref.Name, err)
-		}
-		name = strings.TrimSpace(strings.Split(string(out), "\n")[0])
+		// rpm -q takes NAME or NAME-VERSION[-RELEASE] as yum does.
+		name = ref.Name
 	case "file", "url":
 		file := ref.Path
 		if ref.Kind == "url" {
@@ -151,7 +144,9 @@ func (y *Yum) Provision(ctx context.Context, c plugin.Chroot, ref plugin.Package
 			return nil, err
 		}
 		defer unbind()
-		out, err := c.Output(ctx, plugin.Run{Argv: []string{"rpm", "-q", "--qf", "%{NAME}\n", "-p", "/" + inImage}})
+		// The exact package in the file (name-version-release.arch), so the
+		// query below cannot pick another architecture or version.
+		out, err := c.Output(ctx, plugin.Run{Argv: []string{"rpm", "-q", "--qf", "%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}\n", "-p", "/" + inImage}})
 		if err != nil {
 			return nil, fmt.Errorf("%s is not a readable .rpm: %w", file, err)
 		}
@@ -187,7 +182,11 @@ func Query(ctx context.Context, c plugin.Chroot, name string) (*plugin.PackageIn
 	if err != nil {
 		return nil, fmt.Errorf("package %s is not installed: %w", name, err)
 	}
-	f := strings.Split(strings.TrimSpace(strings.Split(string(out), "\n")[0]), "\t")
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) > 1 {
+		return nil, fmt.Errorf("%q matches %d installed packages (%d architectures or versions); name one exactly, as NAME-VERSION-RELEASE.ARCH", name, len(lines), len(lines))
+	}
+	f := strings.Split(lines[0], "\t")
 	if len(f) != 5 {
 		return nil, fmt.Errorf("rpm -q %s: unexpected output %q", name, out)
 	}
