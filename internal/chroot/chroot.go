@@ -588,3 +588,46 @@ func (c *Chroot) Close(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Prep is what every distro asks of its chroot.
+type Prep struct {
+	RootMountOptions string
+	BinfmtMisc       bool
+	CopyFiles        []string
+	BaseEnv          map[string]string
+	// Setup runs first on the mounted chroot (a distro's own files, such as
+	// Debian's policy-rc.d).
+	Setup func(c *Chroot) error
+	// ShortCircuit points these commands at Target for the bake.
+	ShortCircuit []string
+	Target       string
+	Log          *slog.Logger
+}
+
+// Prepare mounts the image with the default pseudo-filesystems (and
+// binfmt_misc if asked), copies the host files in and short-circuits the
+// service commands; on error everything is undone.
+func Prepare(ctx context.Context, o plugin.MountOptions, p Prep) (*Chroot, error) {
+	mounts := append([]MountSpec(nil), DefaultMounts...)
+	if p.BinfmtMisc {
+		mounts = append(mounts, BinfmtMount)
+	}
+	c, err := Enter(ctx, Options{MountOptions: o, RootMountOptions: p.RootMountOptions, Mounts: mounts,
+		CopyFiles: p.CopyFiles, BaseEnv: p.BaseEnv, Log: p.Log})
+	if err != nil {
+		return nil, err
+	}
+	if p.Setup != nil {
+		if err := p.Setup(c); err != nil {
+			c.Close(context.WithoutCancel(ctx))
+			return nil, err
+		}
+	}
+	for _, f := range p.ShortCircuit {
+		if err := c.ShortCircuit(strings.TrimPrefix(f, "/"), p.Target); err != nil {
+			c.Close(context.WithoutCancel(ctx))
+			return nil, err
+		}
+	}
+	return c, nil
+}

@@ -57,33 +57,19 @@ type Debian struct {
 // Enter mounts the image and prepares it so that installing packages
 // starts no service.
 func (d *Debian) Enter(ctx context.Context, o plugin.MountOptions) (plugin.Chroot, error) {
-	mounts := append([]chroot.MountSpec(nil), chroot.DefaultMounts...)
-	if d.s.MountBinfmtMisc {
-		mounts = append(mounts, chroot.BinfmtMount)
-	}
-	c, err := chroot.Enter(ctx, chroot.Options{
-		MountOptions: o, RootMountOptions: d.s.RootMountOptions, Mounts: mounts,
-		CopyFiles: d.s.CopyFiles, Log: d.log,
-		BaseEnv: map[string]string{"DEBIAN_FRONTEND": "noninteractive", "DEBCONF_NONINTERACTIVE_SEEN": "true"},
-	})
-	if err != nil {
-		return nil, err
-	}
-	fail := func(err error) (plugin.Chroot, error) {
-		c.Close(context.WithoutCancel(ctx))
-		return nil, err
+	p := chroot.Prep{RootMountOptions: d.s.RootMountOptions, BinfmtMisc: d.s.MountBinfmtMisc, CopyFiles: d.s.CopyFiles, Log: d.log,
+		BaseEnv: map[string]string{"DEBIAN_FRONTEND": "noninteractive", "DEBCONF_NONINTERACTIVE_SEEN": "true"}}
+	if d.s.ShortCircuit {
+		p.ShortCircuit, p.Target = d.s.ShortCircuitFiles, d.s.ShortCircuitTo
 	}
 	if d.s.PolicyFile != "" {
-		if err := c.Replace(strings.TrimPrefix(d.s.PolicyFile, "/"), []byte(d.s.PolicyFileContent), 0o755); err != nil {
-			return fail(err)
+		p.Setup = func(c *chroot.Chroot) error {
+			return c.Replace(strings.TrimPrefix(d.s.PolicyFile, "/"), []byte(d.s.PolicyFileContent), 0o755)
 		}
 	}
-	if d.s.ShortCircuit {
-		for _, f := range d.s.ShortCircuitFiles {
-			if err := c.ShortCircuit(strings.TrimPrefix(f, "/"), d.s.ShortCircuitTo); err != nil {
-				return fail(err)
-			}
-		}
+	c, err := chroot.Prepare(ctx, o, p)
+	if err != nil {
+		return nil, err
 	}
 	return c, nil
 }

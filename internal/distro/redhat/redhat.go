@@ -7,7 +7,6 @@ package redhat
 import (
 	"context"
 	"log/slog"
-	"strings"
 
 	"github.com/aminator-go/aminator/internal/chroot"
 	"github.com/aminator-go/aminator/internal/plugin"
@@ -52,22 +51,14 @@ type RedHat struct {
 
 // Enter mounts the image and keeps services from starting.
 func (r *RedHat) Enter(ctx context.Context, o plugin.MountOptions) (plugin.Chroot, error) {
-	mounts := append([]chroot.MountSpec(nil), chroot.DefaultMounts...)
-	if r.s.MountBinfmtMisc {
-		mounts = append(mounts, chroot.BinfmtMount)
+	p := chroot.Prep{RootMountOptions: r.s.RootMountOptions, BinfmtMisc: r.s.MountBinfmtMisc, CopyFiles: r.s.CopyFiles, Log: r.log,
+		BaseEnv: map[string]string{"SYSTEMD_OFFLINE": "1"}}
+	if r.s.ShortCircuit {
+		p.ShortCircuit, p.Target = r.s.ShortCircuitFiles, r.s.ShortCircuitTo
 	}
-	c, err := chroot.Enter(ctx, chroot.Options{MountOptions: o, RootMountOptions: r.s.RootMountOptions, Mounts: mounts, CopyFiles: r.s.CopyFiles, Log: r.log,
-		BaseEnv: map[string]string{"SYSTEMD_OFFLINE": "1"}})
+	c, err := chroot.Prepare(ctx, o, p)
 	if err != nil {
 		return nil, err
-	}
-	if r.s.ShortCircuit {
-		for _, f := range r.s.ShortCircuitFiles {
-			if err := c.ShortCircuit(strings.TrimPrefix(f, "/"), r.s.ShortCircuitTo); err != nil {
-				c.Close(context.WithoutCancel(ctx))
-				return nil, err
-			}
-		}
 	}
 	return c, nil
 }

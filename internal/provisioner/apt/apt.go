@@ -7,13 +7,10 @@ package apt
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -158,21 +155,12 @@ func (a *Apt) update(ctx context.Context, c plugin.Chroot) error {
 // installFile stages a .deb in the image's /tmp, installs it, and returns
 // its package name.
 func (a *Apt) installFile(ctx context.Context, c plugin.Chroot, file string, timed func(func() error) error) (string, error) {
-	root := c.Root()
-	stage := "tmp/aminator-" + randHex()
-	if err := root.MkdirAll(stage, 0o700); err != nil {
-		return "", fmt.Errorf("stage package in the image: %w", err)
-	}
-	defer root.RemoveAll(stage)
-	// The package is bind-mounted read-only, not copied: its bytes never
-	// land in the image (and so never in its snapshot).
-	inImage := path.Join(stage, "package.deb")
-	unbind, err := c.BindFile(file, inImage)
+	inImage, done, err := pkgref.Stage(c, file, "package.deb")
 	if err != nil {
 		return "", err
 	}
-	defer unbind()
-	out, err := c.Output(ctx, plugin.Run{Argv: []string{"dpkg-deb", "--field", "/" + inImage, "Package"}})
+	defer done()
+	out, err := c.Output(ctx, plugin.Run{Argv: []string{"dpkg-deb", "--field", inImage, "Package"}})
 	if err != nil {
 		return "", fmt.Errorf("%s is not a readable .deb: %w", file, err)
 	}
@@ -180,7 +168,7 @@ func (a *Apt) installFile(ctx context.Context, c plugin.Chroot, file string, tim
 	if !nameRE.MatchString(name) {
 		return "", fmt.Errorf("%s names an invalid package %q", file, name)
 	}
-	if err := timed(func() error { return c.Run(ctx, plugin.Run{Argv: []string{"dpkg", "-i", "/" + inImage}}) }); err != nil {
+	if err := timed(func() error { return c.Run(ctx, plugin.Run{Argv: []string{"dpkg", "-i", inImage}}) }); err != nil {
 		if ctx.Err() != nil {
 			return "", err
 		}
@@ -234,12 +222,6 @@ func ParseManifest(out []byte) []plugin.Package {
 		pkgs = append(pkgs, plugin.Package{Name: f[1], Version: f[2], Arch: f[3]})
 	}
 	return pkgs
-}
-
-func randHex() string {
-	var b [6]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 func sleep(ctx context.Context, d time.Duration) {

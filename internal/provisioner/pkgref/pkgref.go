@@ -5,6 +5,8 @@ package pkgref
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -135,4 +137,27 @@ func (d *Downloader) fetch(ctx context.Context, u string) (string, error) {
 		return "", err
 	}
 	return f.Name(), nil
+}
+
+// Stage shows the host file at a fresh path under the image's /tmp, named
+// base (say package.deb), and returns that path as the chroot sees it. The
+// file is bind-mounted read-only, not copied: its bytes never land in the
+// image, nor in its snapshot. done removes it.
+func Stage(c plugin.Chroot, file, base string) (inImage string, done func(), err error) {
+	var b [6]byte
+	rand.Read(b[:])
+	dir := "tmp/aminator-" + hex.EncodeToString(b[:])
+	if err := c.Root().MkdirAll(dir, 0o700); err != nil {
+		return "", nil, fmt.Errorf("stage package in the image: %w", err)
+	}
+	rel := dir + "/" + base
+	unbind, err := c.BindFile(file, rel)
+	if err != nil {
+		c.Root().RemoveAll(dir)
+		return "", nil, err
+	}
+	return "/" + rel, func() {
+		unbind()
+		c.Root().RemoveAll(dir)
+	}, nil
 }

@@ -8,12 +8,9 @@ package yum
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
-	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -133,25 +130,19 @@ func (y *Yum) Provision(ctx context.Context, c plugin.Chroot, ref plugin.Package
 			defer os.Remove(f)
 			file = f
 		}
-		stage := "tmp/aminator-" + randHex()
-		if err := c.Root().MkdirAll(stage, 0o700); err != nil {
-			return nil, fmt.Errorf("stage package in the image: %w", err)
-		}
-		defer c.Root().RemoveAll(stage)
-		inImage := path.Join(stage, "package.rpm")
-		unbind, err := c.BindFile(file, inImage)
+		inImage, done, err := pkgref.Stage(c, file, "package.rpm")
 		if err != nil {
 			return nil, err
 		}
-		defer unbind()
+		defer done()
 		// The exact package in the file (name-version-release.arch), so the
 		// query below cannot pick another architecture or version.
-		out, err := c.Output(ctx, plugin.Run{Argv: []string{"rpm", "-q", "--qf", "%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}\n", "-p", "/" + inImage}})
+		out, err := c.Output(ctx, plugin.Run{Argv: []string{"rpm", "-q", "--qf", "%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}\n", "-p", inImage}})
 		if err != nil {
 			return nil, fmt.Errorf("%s is not a readable .rpm: %w", file, err)
 		}
 		name = strings.TrimSpace(string(out))
-		args := []string{"install", "/" + inImage}
+		args := []string{"install", inImage}
 		if y.s.NoGPGCheck {
 			args = append([]string{"--nogpgcheck"}, args...)
 		}
@@ -210,10 +201,4 @@ func (y *Yum) Manifest(ctx context.Context, c plugin.Chroot) ([]plugin.Package, 
 		}
 	}
 	return pkgs, nil
-}
-
-func randHex() string {
-	var b [6]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
