@@ -10,7 +10,7 @@ size=${3:-1G}
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/aminator-base.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 root="$work/root"
-mmdebstrap --quiet --variant=minbase --include=ca-certificates "$suite" "$root"
+mmdebstrap --quiet --variant=minbase --include=ca-certificates --aptopt='Acquire::Retries "3"' "$suite" "$root"
 # Leave nothing of the host behind in the image.
 printf 'localhost\n' >"$root/etc/hostname"
 : >"$root/etc/resolv.conf"

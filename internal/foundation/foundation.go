@@ -310,7 +310,7 @@ for m in virtio_pci virtio_blk virtio_scsi nvme ext4 xfs; do force_load "$m" || 
 func bootstrap(ctx context.Context, o Options, work, tree string, log *slog.Logger) error {
 	arch := debArch[o.Arch]
 	include := []string{"ca-certificates"}
-	args := []string{"--variant=minbase", "--architectures=" + arch}
+	args := []string{"--variant=minbase", "--architectures=" + arch, "--aptopt=Acquire::Retries \"3\""}
 	if o.Kernel {
 		include = append(include, kernelPkg[arch], "systemd-sysv", "udev", "initramfs-tools")
 		conf := filepath.Join(work, "conf")

@@ -236,7 +236,7 @@ func RPMBase(t testing.TB, repo []string) string {
 				t.Fatalf("%s %v: %v\n%s", name, args, err, b)
 			}
 		}
-		run("mmdebstrap", "--quiet", "--variant=minbase", "--include=rpm,dnf", "bookworm", tree)
+		run("mmdebstrap", "--quiet", "--variant=minbase", "--include=rpm,dnf", `--aptopt=Acquire::Retries "3"`, "bookworm", tree)
 		repoDir := filepath.Join(tree, "srv", "repo")
 		os.MkdirAll(repoDir, 0o755)
 		for _, r := range repo {

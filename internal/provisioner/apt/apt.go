@@ -131,7 +131,7 @@ func (a *Apt) Provision(ctx context.Context, c plugin.Chroot, ref plugin.Package
 }
 
 func (a *Apt) aptGet(ctx context.Context, c plugin.Chroot, args ...string) error {
-	argv := []string{"apt-get", "-y", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"}
+	argv := []string{"apt-get", "-y", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", "-o", "Acquire::Retries=3"}
 	argv = append(argv, a.s.InstallOptions...)
 	argv = append(argv, args...)
 	return c.Run(ctx, plugin.Run{Argv: argv})
