@@ -100,12 +100,27 @@ func findImage(ctx context.Context, c plugin.Cloud, ref string) (*plugin.Image, 
 }
 
 func (a *app) imagesCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "images", Short: "List, show, import and remove images in the local cloud"}
+	cmd := &cobra.Command{Use: "images", Short: "List, show, import, promote, diff, export and remove images"}
+	var listFamily, listLabel, listRole string
+	var listTags []string
 	list := &cobra.Command{
-		Use: "list", Short: "List images, newest first", Args: a.args(cobra.NoArgs),
+		Use: "list", Short: "List images, newest first (--family, --label, --role, --tag filter)", Args: a.args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			filter := plugin.Tags{}
+			for k, v := range map[string]string{channels.TagFamily: listFamily, channels.TagChannel: listLabel, channels.TagRole: listRole} {
+				if v != "" {
+					filter[k] = v
+				}
+			}
+			for _, t := range listTags {
+				k, v, ok := strings.Cut(t, "=")
+				if !ok || k == "" {
+					return usagef("--tag %q: use KEY=VALUE", t)
+				}
+				filter[k] = v
+			}
 			return a.withCloud(cmd, func(ctx context.Context, c plugin.Cloud) error {
-				ims, err := c.FindImages(ctx, plugin.Tags{})
+				ims, err := c.FindImages(ctx, filter)
 				if err != nil {
 					return err
 				}
@@ -117,13 +132,17 @@ func (a *app) imagesCommand() *cobra.Command {
 				}
 				var rows [][]string
 				for _, im := range ims {
-					rows = append(rows, []string{im.ID, im.Name, im.Architecture, im.Tags["appversion"], age(im.CreatedAt)})
+					rows = append(rows, []string{im.ID, im.Name, im.Architecture, im.Tags["appversion"], im.Tags[channels.TagRole], im.Tags[channels.TagChannel], age(im.CreatedAt)})
 				}
-				a.table("ID\tNAME\tARCH\tAPPVERSION\tCREATED", rows)
+				a.table("ID\tNAME\tARCH\tAPPVERSION\tROLE\tCHANNEL\tCREATED", rows)
 				return nil
 			})
 		},
 	}
+	list.Flags().StringVar(&listFamily, "family", "", "only this family")
+	list.Flags().StringVar(&listLabel, "label", "", "only images carrying this channel label")
+	list.Flags().StringVar(&listRole, "role", "", "only foundation, base or app images")
+	list.Flags().StringArrayVar(&listTags, "tag", nil, "only images with this tag KEY=VALUE (repeatable)")
 	var showLineage bool
 	show := &cobra.Command{
 		Use: "show IMAGE", Short: "Show an image (by id, name or FAMILY:LABEL) with its tags", Args: a.args(cobra.ExactArgs(1)),

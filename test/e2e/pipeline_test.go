@@ -134,6 +134,12 @@ func TestFoundationBaseAppPipeline(t *testing.T) {
 	if id := showImage(t, "aminator-base:release").ID; id != b2 {
 		t.Errorf("release is %s, want %s", id, b2)
 	}
+	if out := mustOK(t, aminate(t, "images", "list", "--family", "aminator-base", "--label", "release")); !strings.Contains(out, b2) || strings.Contains(out, b1) {
+		t.Errorf("images list --family --label:\n%s", out)
+	}
+	if out := mustOK(t, aminate(t, "images", "list", "--role", "foundation")); !strings.Contains(out, f) || strings.Contains(out, b1) {
+		t.Errorf("images list --role foundation:\n%s", out)
+	}
 	out = mustOK(t, aminate(t, "images", "diff", b1, b2))
 	if !strings.Contains(out, "^ aminator-base-meta 1.0 -> 1.1 (upgraded)") {
 		t.Errorf("diff b1 b2:\n%s", out)
