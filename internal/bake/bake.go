@@ -132,6 +132,8 @@ type Request struct {
 	IMDSv2Required  bool
 	// Distribution: copies, sharing, deprecation after registering.
 	Distribution plugin.Distribution
+	// VolumeID and BlockDevice: an external pool's volume, a given device.
+	VolumeID, BlockDevice string
 	// DryRun resolves and checks everything that needs no volume, then stops.
 	DryRun bool
 	// BakeID names the bake (log file, volume tag); made up if empty.
@@ -146,6 +148,7 @@ func RequestFromConfig(c config.Context, pkg string) Request {
 		RootVolumeGiB: c.RootVolumeSize, Partition: c.Partition, VolumeType: c.ProvisionerEBSType,
 		RegisterType: c.RegisterEBSType, Interactive: c.Interactive, PreserveOnError: c.PreserveOnError, Tags: c.Tags,
 		BootMode: c.BootMode, TPMSupport: c.TPMSupport, IMDSv2Required: c.IMDSv2Required,
+		VolumeID: c.VolumeID, BlockDevice: c.BlockDevice,
 		Distribution: plugin.Distribution{CopyTo: c.CopyTo, ShareWith: c.ShareWith, OrgARNs: c.ShareOrgs, OUARNs: c.ShareOUs,
 			DeprecateAt: deprecateAt(c.DeprecateAt), KMSKeys: c.CopyKMSKeys},
 	}
@@ -309,28 +312,45 @@ func Run(ctx context.Context, env *Environment, req Request, log *slog.Logger) (
 	}
 
 	var vol *plugin.Volume
-	if err := p.Stage(ctx, "create volume", func(ctx context.Context) error {
-		host, _ := env.Cloud.Host(ctx)
-		vol, err = env.Volume.Create(ctx, base, size, plugin.Tags{
-			"purpose": "amination", "status": "busy", "ami": base.ID, "ami-name": base.Name, "arch": arch, "bake": req.BakeID,
-			"host": host.InstanceID,
-		})
-		return err
-	}); err != nil {
-		return res, err
-	}
-	log.Info("volume created", "volume", vol.ID, "bytes", vol.SizeBytes)
-	p.Release("delete volume "+vol.ID, "aminate volumes rm "+vol.ID, func(ctx context.Context) error { return env.Volume.Delete(ctx, vol) })
-
 	var dev string
-	if err := p.Stage(ctx, "attach volume", func(ctx context.Context) error {
-		dev, err = env.Volume.Attach(ctx, vol)
-		return err
-	}); err != nil {
-		return res, err
+	if req.VolumeID != "" {
+		// An external pool's volume (-V): used, never deleted.
+		if err := p.Stage(ctx, "adopt volume", func(ctx context.Context) error {
+			vol, dev, err = env.Volume.Adopt(ctx, req.VolumeID)
+			return err
+		}); err != nil {
+			return res, err
+		}
+		log.Info("using the given volume", "volume", vol.ID, "device", dev)
+		if vol.SizeBytes < size {
+			return res, fmt.Errorf("volume %s (%d bytes) is smaller than the base image's root (%d bytes)", vol.ID, vol.SizeBytes, size)
+		}
+		size, grow = vol.SizeBytes, grow && vol.SizeBytes > snap.SizeBytes
+	} else {
+		if err := p.Stage(ctx, "create volume", func(ctx context.Context) error {
+			host, _ := env.Cloud.Host(ctx)
+			vol, err = env.Volume.Create(ctx, base, size, plugin.Tags{
+				"purpose": "amination", "status": "busy", "ami": base.ID, "ami-name": base.Name, "arch": arch, "bake": req.BakeID,
+				"host": host.InstanceID,
+			})
+			return err
+		}); err != nil {
+			return res, err
+		}
+		log.Info("volume created", "volume", vol.ID, "bytes", vol.SizeBytes)
+		p.Release("delete volume "+vol.ID, "aminate volumes rm "+vol.ID, func(ctx context.Context) error { return env.Volume.Delete(ctx, vol) })
 	}
-	log.Info("volume attached", "device", dev)
-	p.Release("detach volume "+vol.ID, "the volume is detached once it is unmounted", func(ctx context.Context) error { return env.Volume.Detach(ctx, vol) })
+
+	if dev == "" {
+		if err := p.Stage(ctx, "attach volume", func(ctx context.Context) error {
+			dev, err = env.Volume.Attach(ctx, vol, req.BlockDevice)
+			return err
+		}); err != nil {
+			return res, err
+		}
+		log.Info("volume attached", "device", dev)
+		p.Release("detach volume "+vol.ID, "the volume is detached once it is unmounted", func(ctx context.Context) error { return env.Volume.Detach(ctx, vol) })
+	}
 
 	if grow {
 		if err := p.Stage(ctx, "grow filesystem", func(ctx context.Context) error { return env.Volume.Grow(ctx, dev, req.Partition) }); err != nil {

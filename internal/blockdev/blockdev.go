@@ -28,8 +28,12 @@ func init() {
 // Loop is the local cloud's blockdevice plugin.
 type Loop struct{}
 
-// Allocate reserves nothing: the kernel picks a free loop device at attach time.
-func (Loop) Allocate(ctx context.Context) (plugin.Slot, error) {
+// Allocate reserves nothing: the kernel picks a free loop device at
+// attach time, so a named device cannot be asked for.
+func (Loop) Allocate(ctx context.Context, name string) (plugin.Slot, error) {
+	if name != "" {
+		return plugin.Slot{}, fmt.Errorf("--block-device %s: the local cloud's loop devices are picked by the kernel", name)
+	}
 	return plugin.Slot{Release: func() error { return nil }}, nil
 }
 

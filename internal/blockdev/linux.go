@@ -55,7 +55,7 @@ type Linux struct {
 // or xvdX), not in the cloud's attachment list for this host, and not
 // reserved by another bake. The reservation is a flock held until Release,
 // so it cannot outlive a crashed bake. A global lock serialises the pick.
-func (l *Linux) Allocate(ctx context.Context) (plugin.Slot, error) {
+func (l *Linux) Allocate(ctx context.Context, want string) (plugin.Slot, error) {
 	global, err := flock.Exclusive(ctx, filepath.Join(l.LockDir, "blockdevice.lock"))
 	if err != nil {
 		return plugin.Slot{}, err
@@ -72,7 +72,15 @@ func (l *Linux) Allocate(ctx context.Context) (plugin.Slot, error) {
 			taken[strings.TrimPrefix(d, "/dev/")] = true
 		}
 	}
-	for _, c := range l.Letters {
+	letters := l.Letters
+	if want != "" {
+		w := strings.TrimPrefix(strings.TrimPrefix(strings.TrimPrefix(want, "/dev/"), "xvd"), "sd")
+		if len(w) != 1 || w[0] < 'b' || w[0] > 'z' {
+			return plugin.Slot{}, fmt.Errorf("--block-device %q: use /dev/sdX (X a letter from b to z)", want)
+		}
+		letters = w
+	}
+	for _, c := range letters {
 		name := "sd" + string(c)
 		if taken[name] || taken["d"+string(c)] || exists(filepath.Join(l.Dev, name)) || exists(filepath.Join(l.Dev, "xvd"+string(c))) {
 			continue
@@ -85,6 +93,9 @@ func (l *Linux) Allocate(ctx context.Context) (plugin.Slot, error) {
 			return plugin.Slot{}, err
 		}
 		return plugin.Slot{Name: "/dev/" + name, Release: lock.Unlock}, nil
+	}
+	if want != "" {
+		return plugin.Slot{}, fmt.Errorf("--block-device %s is in use on this host", want)
 	}
 	return plugin.Slot{}, fmt.Errorf("no free device name among /dev/sd[%s]", l.Letters)
 }

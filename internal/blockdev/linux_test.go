@@ -36,20 +36,23 @@ func TestAllocateSkipsTakenNames(t *testing.T) {
 	l := &Linux{Letters: "fghi", LockDir: filepath.Join(root, "lock"), Dev: dev, Sys: filepath.Join(root, "sys"),
 		Cloud: fakeCloud{attached: []string{"/dev/sda1", "/dev/sdg"}}}
 	ctx := context.Background()
-	a, err := l.Allocate(ctx)
+	a, err := l.Allocate(ctx, "")
 	if err != nil || a.Name != "/dev/sdh" {
 		t.Fatalf("first pick %q %v, want /dev/sdh (sdf exists as xvdf, sdg is attached)", a.Name, err)
 	}
-	b, err := l.Allocate(ctx)
+	b, err := l.Allocate(ctx, "")
 	if err != nil || b.Name != "/dev/sdi" {
 		t.Fatalf("second pick %q %v, want /dev/sdi (sdh is reserved)", b.Name, err)
 	}
-	if _, err := l.Allocate(ctx); err == nil || !strings.Contains(err.Error(), "no free device") {
+	if _, err := l.Allocate(ctx, ""); err == nil || !strings.Contains(err.Error(), "no free device") {
 		t.Errorf("all taken: %v", err)
 	}
+	if _, err := l.Allocate(ctx, "/dev/sdh"); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("a named device in use: %v", err)
+	}
 	a.Release()
-	if c, err := l.Allocate(ctx); err != nil || c.Name != "/dev/sdh" {
-		t.Errorf("after release: %q %v", c.Name, err)
+	if c, err := l.Allocate(ctx, "/dev/sdh"); err != nil || c.Name != "/dev/sdh" {
+		t.Errorf("named after release: %q %v", c.Name, err)
 	}
 }
 

@@ -103,9 +103,6 @@ func (a *app) runBake(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	if cfg.Context.VolumeID != "" || cfg.Context.BlockDevice != "" {
-		return usagef("-V/--volume-id and --block-device (an external volume pool) are not supported by environment %q", cfg.Context.Environment)
-	}
 	test, _ := cmd.Flags().GetBool("test")
 	dry, _ := cmd.Flags().GetBool("dry-run")
 	manifest, _ := cmd.Flags().GetString("manifest")

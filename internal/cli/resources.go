@@ -372,7 +372,33 @@ func (a *app) volumesCommand() *cobra.Command {
 		},
 	}
 	rm.Flags().BoolVar(&orphaned, "orphaned", false, "remove every volume whose bake is no longer running")
-	cmd.AddCommand(list, rm)
+	var sizeGiB int
+	create := &cobra.Command{
+		Use: "create IMAGE", Short: "Make a volume from an image's root snapshot, for bakes with -V (an external pool)", Args: a.args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
+				im, err := findImage(ctx, c, args[0])
+				if err != nil {
+					return err
+				}
+				r := im.Root()
+				if r == nil || r.SnapshotID == "" {
+					return fmt.Errorf("image %s has no root snapshot", im.ID)
+				}
+				v, err := c.CreateVolume(ctx, plugin.VolumeRequest{SnapshotID: r.SnapshotID, SizeBytes: int64(sizeGiB) << 30, Tags: plugin.Tags{"purpose": "external", "ami": im.ID}})
+				if err != nil {
+					return err
+				}
+				if a.output == "json" {
+					return a.printJSON(v)
+				}
+				fmt.Fprintln(a.stdout, v.ID)
+				return nil
+			})
+		},
+	}
+	create.Flags().IntVar(&sizeGiB, "size", 0, "size in GiB (default: the snapshot's)")
+	cmd.AddCommand(list, rm, create)
 	return cmd
 }
 

@@ -211,7 +211,7 @@ func Build(ctx context.Context, env *bake.Environment, o Options, log *slog.Logg
 	p.Release("delete volume "+vol.ID, "", func(ctx context.Context) error { return env.Volume.Delete(ctx, vol) })
 	var dev string
 	if err := p.Stage(ctx, "attach volume", func(ctx context.Context) error {
-		dev, err = env.Volume.Attach(ctx, vol)
+		dev, err = env.Volume.Attach(ctx, vol, "")
 		return err
 	}); err != nil {
 		return res, err

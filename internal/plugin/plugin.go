@@ -130,11 +130,13 @@ type Snapshot struct {
 
 // Volume is a block volume that can be attached to this host.
 type Volume struct {
-	ID         string    `json:"id"`
-	SnapshotID string    `json:"snapshot_id,omitempty"`
-	SizeBytes  int64     `json:"size_bytes"`
-	State      string    `json:"state"`
-	Device     string    `json:"device,omitempty"`
+	ID         string `json:"id"`
+	SnapshotID string `json:"snapshot_id,omitempty"`
+	SizeBytes  int64  `json:"size_bytes"`
+	State      string `json:"state"`
+	Device     string `json:"device,omitempty"`
+	// AttachedTo is the instance the volume is attached to ("" on the local cloud: this host).
+	AttachedTo string    `json:"attached_to,omitempty"`
 	CreatedAt  time.Time `json:"created_at"`
 	Tags       Tags      `json:"tags"`
 	// Orphaned is set by clouds that can tell the bake owning the volume is gone.
@@ -206,6 +208,8 @@ type Cloud interface {
 	// Image finds one image by id or exact name; it wraps ErrNotFound.
 	Image(ctx context.Context, q ImageQuery) (*Image, error)
 	Snapshot(ctx context.Context, id string) (*Snapshot, error)
+	// Volume describes a volume; it wraps ErrNotFound.
+	Volume(ctx context.Context, id string) (*Volume, error)
 	CreateVolume(ctx context.Context, r VolumeRequest) (*Volume, error)
 	// AttachVolume attaches a volume at device (a Slot name, may be "")
 	// and returns once the cloud reports it attached.
@@ -249,7 +253,9 @@ type Slot struct {
 // BlockDevice reserves attachment points and finds the local node of an
 // attached volume.
 type BlockDevice interface {
-	Allocate(ctx context.Context) (Slot, error)
+	// Allocate reserves a free attachment point, or the one named (which
+	// must be free).
+	Allocate(ctx context.Context, name string) (Slot, error)
 	// Locate waits for the local block device of an attachment and returns its path.
 	Locate(ctx context.Context, a Attachment) (string, error)
 }
@@ -259,8 +265,13 @@ type Volumes interface {
 	// Create makes a volume from the base image's root snapshot, or an
 	// empty one when base is nil.
 	Create(ctx context.Context, base *Image, sizeBytes int64, tags Tags) (*Volume, error)
-	// Attach attaches it to this host and returns the local device path.
-	Attach(ctx context.Context, v *Volume) (string, error)
+	// Attach attaches it to this host at device ("" picks a free one) and
+	// returns the local device path.
+	Attach(ctx context.Context, v *Volume, device string) (string, error)
+	// Adopt takes an existing volume (an external pool's, -V): it is baked
+	// on but never deleted. When it is attached to this host already, dev
+	// is its local device ("" otherwise).
+	Adopt(ctx context.Context, id string) (v *Volume, dev string, err error)
 	// Grow makes the root filesystem fill the volume (fsck, partition, resize).
 	Grow(ctx context.Context, device string, partition int) error
 	Detach(ctx context.Context, v *Volume) error

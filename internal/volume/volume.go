@@ -50,9 +50,9 @@ func (l *Linux) Create(ctx context.Context, base *plugin.Image, size int64, tags
 	return l.cloud.CreateVolume(ctx, plugin.VolumeRequest{SnapshotID: root.SnapshotID, SizeBytes: size, Tags: tags})
 }
 
-// Attach attaches v and returns its local device.
-func (l *Linux) Attach(ctx context.Context, v *plugin.Volume) (string, error) {
-	slot, err := l.bd.Allocate(ctx)
+// Attach attaches v at device ("" picks one) and returns its local device.
+func (l *Linux) Attach(ctx context.Context, v *plugin.Volume, device string) (string, error) {
+	slot, err := l.bd.Allocate(ctx, device)
 	if err != nil {
 		return "", fmt.Errorf("allocate device for %s: %w", v.ID, err)
 	}
@@ -77,6 +77,38 @@ func (l *Linux) Attach(ctx context.Context, v *plugin.Volume) (string, error) {
 		return "", fmt.Errorf("find local device of %s: %w", v.ID, err)
 	}
 	return dev, nil
+}
+
+// Adopt takes an existing volume (-V). One attached to this host already
+// is used where it is.
+func (l *Linux) Adopt(ctx context.Context, id string) (*plugin.Volume, string, error) {
+	v, err := l.cloud.Volume(ctx, id)
+	if err != nil {
+		return nil, "", err
+	}
+	if a, ok := l.cloud.(interface {
+		AdoptVolume(context.Context, string) (*plugin.Volume, error)
+	}); ok {
+		if v, err = a.AdoptVolume(ctx, id); err != nil {
+			return nil, "", err
+		}
+	}
+	if v.State != "in-use" || v.Device == "" {
+		return v, "", nil
+	}
+	h, _ := l.cloud.Host(ctx)
+	if v.AttachedTo != "" && v.AttachedTo != h.InstanceID {
+		return nil, "", fmt.Errorf("volume %s is attached to %s, not to this host (%s)", id, v.AttachedTo, h.InstanceID)
+	}
+	att := plugin.Attachment{VolumeID: v.ID, Device: v.Device}
+	if strings.HasPrefix(v.Device, "/dev/loop") {
+		att.LocalPath = v.Device
+	}
+	dev, err := l.bd.Locate(ctx, att)
+	if err != nil {
+		return nil, "", fmt.Errorf("volume %s is attached at %s but: %w", id, v.Device, err)
+	}
+	return v, dev, nil
 }
 
 // Detach detaches v and frees its slot.

@@ -630,3 +630,27 @@ func TestDryRunAndManifest(t *testing.T) {
 		t.Errorf("manifest %s: %v", data, err)
 	}
 }
+
+// -V bakes on a given volume (an external pool's) and leaves it in place;
+// --block-device cannot pick a loop device.
+func TestExternalVolume(t *testing.T) {
+	testutil.CheckNoLeaks(t, workDir)
+	b := base(t)
+	vol := mustOK(t, aminate(t, "volumes", "create", b))
+	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-external", Version: "1.0", Files: map[string]string{"/opt/ext": "e\n"}})
+	id := mustOK(t, aminate(t, "-B", b, "-s", "ext", "-V", vol, deb))
+	inspect(t, id, 0, func(root string) {
+		if got := readFile(t, filepath.Join(root, "opt/ext")); got != "e\n" {
+			t.Errorf("/opt/ext = %q", got)
+		}
+	})
+	out := mustOK(t, aminate(t, "volumes", "list"))
+	if !strings.Contains(out, vol) || !strings.Contains(out, "available") || strings.Contains(out, "ORPHANED") {
+		t.Errorf("the external volume should stay, available:\n%s", out)
+	}
+	r := aminate(t, "-B", b, "-s", "dev", "--block-device", "/dev/sdf", deb)
+	if r.code != 1 || !strings.Contains(r.stderr, "picked by the kernel") {
+		t.Errorf("--block-device on the local cloud: exit %d\n%s", r.code, r.stderr)
+	}
+	mustOK(t, aminate(t, "volumes", "rm", vol))
+}

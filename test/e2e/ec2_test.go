@@ -50,8 +50,8 @@ type loopBlockDevice struct {
 	took       time.Duration           // spent standing in (copying the base's data)
 }
 
-func (l *loopBlockDevice) Allocate(ctx context.Context) (plugin.Slot, error) {
-	s, err := l.Linux.Allocate(ctx)
+func (l *loopBlockDevice) Allocate(ctx context.Context, name string) (plugin.Slot, error) {
+	s, err := l.Linux.Allocate(ctx, name)
 	if err != nil {
 		return s, err
 	}
@@ -177,6 +177,7 @@ func TestEC2Bake(t *testing.T) {
 			}
 		})
 	}
+
 	counts := map[string]int{}
 	for _, r := range rec.Requests {
 		a := r.Action
@@ -199,6 +200,40 @@ func TestEC2Bake(t *testing.T) {
 	t.Logf("API calls for one bake with a copy, a share and a deprecation: %d (%s); bake took %s: %s waiting for moto, %s provisioning, %s the test's stand-in for the disk, %s the tool's own",
 		rec.Count(""), strings.Join(keys, ", "), took.Round(time.Millisecond), rec.Elapsed.Round(time.Millisecond), waits.Round(time.Millisecond),
 		bd.took.Round(time.Millisecond), (took - rec.Elapsed - waits - bd.took).Round(time.Millisecond))
+
+	// An external pool's volume (-V) at a given device: baked on, detached, not deleted.
+	ext, err := e.Client.CreateVolume(ctx, &ec2.CreateVolumeInput{AvailabilityZone: aws.String(e.AZ), Size: aws.Int32(20),
+		SnapshotId: aws.String(mustImage(t, cloud, e.BaseID).Root().SnapshotID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	extID := aws.ToString(ext.VolumeId)
+	res2, err := bake.Run(ctx, env, bake.Request{Package: deb, BaseID: e.BaseID, Suffix: "ext", Creator: "ci", VMType: "hvm",
+		VolumeID: extID, BlockDevice: "/dev/sdk"}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := rec.Last("AttachVolume"); !strings.Contains(r.Form, "Device=%2Fdev%2Fsdk") {
+		t.Errorf("not attached at the given device: %s", r.Form)
+	}
+	if rec.Count("DeleteVolume") != 1 { // only the first bake's own volume
+		t.Errorf("the external volume was deleted")
+	}
+	if v, err := e.Client.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{VolumeIds: []string{extID}}); err != nil || len(v.Volumes[0].Attachments) != 0 {
+		t.Errorf("the external volume is gone or still attached: %v", err)
+	}
+	if res2.Image == nil || res2.Image.Name != "aminator-ec2-2.0-3-x86_64-ext-ebs" {
+		t.Errorf("bake on the external volume: %+v", res2.Image)
+	}
+}
+
+func mustImage(t *testing.T, c plugin.Cloud, id string) *plugin.Image {
+	t.Helper()
+	im, err := c.Image(context.Background(), plugin.ImageQuery{ID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return im
 }
 
 func inspectFile(t *testing.T, file string, fn func(root string)) {

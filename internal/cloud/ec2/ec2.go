@@ -332,6 +332,7 @@ func fromVolume(v types.Volume) *plugin.Volume {
 		State: string(v.State), CreatedAt: aws.ToTime(v.CreateTime), Tags: tagsOf(v.Tags)}
 	if len(v.Attachments) > 0 {
 		out.Device = aws.ToString(v.Attachments[0].Device)
+		out.AttachedTo = aws.ToString(v.Attachments[0].InstanceId)
 	}
 	return out
 }
@@ -387,7 +388,7 @@ func (c *Cloud) CreateVolume(ctx context.Context, r plugin.VolumeRequest) (*plug
 		c.ec2.DeleteVolume(context.WithoutCancel(ctx), &ec2.DeleteVolumeInput{VolumeId: aws.String(id)})
 		return nil, fmt.Errorf("volume %s did not become available: %w", id, err)
 	}
-	v, err := c.volume(ctx, id)
+	v, err := c.Volume(ctx, id)
 	if err != nil {
 		c.ec2.DeleteVolume(context.WithoutCancel(ctx), &ec2.DeleteVolumeInput{VolumeId: aws.String(id)})
 	}
@@ -402,7 +403,8 @@ func (c *Cloud) volumeType(t string) string {
 	return t
 }
 
-func (c *Cloud) volume(ctx context.Context, id string) (*plugin.Volume, error) {
+// Volume describes a volume.
+func (c *Cloud) Volume(ctx context.Context, id string) (*plugin.Volume, error) {
 	out, err := c.ec2.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{VolumeIds: []string{id}})
 	if err != nil {
 		return nil, apiErr("DescribeVolumes", err)
