@@ -371,6 +371,11 @@ func Run(ctx context.Context, env *Environment, req Request, log *slog.Logger) (
 	}); err != nil {
 		return res, err
 	}
+	if grow {
+		if err := p.Stage(ctx, "grow mounted filesystem", func(ctx context.Context) error { return env.Volume.GrowMounted(ctx, mnt) }); err != nil {
+			return res, err
+		}
+	}
 	log.Info("chroot ready", "path", mnt)
 
 	var info *plugin.PackageInfo

@@ -272,8 +272,11 @@ type Volumes interface {
 	// on but never deleted. When it is attached to this host already, dev
 	// is its local device ("" otherwise).
 	Adopt(ctx context.Context, id string) (v *Volume, dev string, err error)
-	// Grow makes the root filesystem fill the volume (fsck, partition, resize).
+	// Grow makes the root partition and filesystem fill the volume where
+	// that is done unmounted (fsck, partition, resize2fs).
 	Grow(ctx context.Context, device string, partition int) error
+	// GrowMounted finishes growing filesystems that grow only mounted (XFS).
+	GrowMounted(ctx context.Context, mountPoint string) error
 	Detach(ctx context.Context, v *Volume) error
 	Delete(ctx context.Context, v *Volume) error
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/aminator-go/aminator/internal/logging"
 	"github.com/aminator-go/aminator/internal/mount"
 	"github.com/aminator-go/aminator/internal/partition"
@@ -129,6 +131,22 @@ func (l *Linux) Delete(ctx context.Context, v *plugin.Volume) error {
 	return l.cloud.DeleteVolume(ctx, v.ID)
 }
 
+// GrowMounted grows an XFS root online (xfs_growfs); ext filesystems were
+// grown before mounting, and are left alone.
+func (l *Linux) GrowMounted(ctx context.Context, mnt string) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(mnt, &st); err != nil {
+		return fmt.Errorf("grow: %w", err)
+	}
+	if st.Type != unix.XFS_SUPER_MAGIC {
+		return nil
+	}
+	if err := logging.Host(ctx, l.log, "xfs_growfs", mnt); err != nil {
+		return fmt.Errorf("grow: %w", err)
+	}
+	return nil
+}
+
 // Grow makes the root filesystem fill the device: for a partition, the
 // partition is grown first (it must be the last one) with sfdisk.
 func (l *Linux) Grow(ctx context.Context, dev string, part int) error {
@@ -162,8 +180,12 @@ func (l *Linux) Grow(ctx context.Context, dev string, part int) error {
 	if err != nil {
 		return fmt.Errorf("grow: %w", err)
 	}
-	if fs != "ext4" {
-		return fmt.Errorf("grow: growing a %s root filesystem is not supported yet (ext2/3/4 only)", fs)
+	switch fs {
+	case "xfs":
+		return nil // grown once mounted (GrowMounted)
+	case "ext4":
+	default:
+		return fmt.Errorf("grow: growing a %s root filesystem is not supported (ext2/3/4 and xfs are)", fs)
 	}
 	if err := logging.Host(ctx, l.log, "e2fsck", "-f", "-y", target); err != nil {
 		var ce *logging.CommandError

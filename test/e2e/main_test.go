@@ -171,7 +171,15 @@ func inspect(t *testing.T, id string, part int, fn func(root string)) {
 	mnt := filepath.Join(workDir, "inspect-"+id)
 	os.MkdirAll(mnt, 0o755)
 	defer os.Remove(mnt)
-	if err := mount.Mount(d.Path, mnt, "ext4", syscall.MS_RDONLY, "noload"); err != nil {
+	fstype, err := mount.DetectFS(d.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := "noload"
+	if fstype == "xfs" {
+		opts = "norecovery,nouuid"
+	}
+	if err := mount.Mount(d.Path, mnt, fstype, syscall.MS_RDONLY, opts); err != nil {
 		t.Fatal(err)
 	}
 	defer mount.Unmount(ctx, mnt, nil)

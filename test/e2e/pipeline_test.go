@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/aminator-go/aminator/internal/testutil"
@@ -178,8 +179,19 @@ func TestNoKernelGPTXFSFoundation(t *testing.T) {
 		t.Errorf("tags %v", im.Tags)
 	}
 	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-onxfs", Version: "1.0", Files: map[string]string{"/opt/x": "x\n"}})
-	app := mustOK(t, aminate(t, "-B", id, "-s", "xfs", deb))
+	app := mustOK(t, aminate(t, "-B", id, "-s", "xfs", "--root-volume-size", "2", deb))
 	if p := showImage(t, app).Tags["root_partition"]; p != "1" {
 		t.Errorf("app root_partition %q", p)
 	}
+	// The XFS root grew (online, once mounted) with its partition.
+	inspect(t, app, 1, func(root string) {
+		var st syscall.Statfs_t
+		syscall.Statfs(root, &st)
+		if size := int64(st.Blocks) * st.Bsize; size < 1900<<20 {
+			t.Errorf("xfs root is %d MiB after growing to 2 GiB", size>>20)
+		}
+		if got := readFile(t, filepath.Join(root, "opt/x")); got != "x\n" {
+			t.Errorf("/opt/x = %q", got)
+		}
+	})
 }
