@@ -458,6 +458,9 @@ func Run(ctx context.Context, env *Environment, req Request, log *slog.Logger) (
 	if req.Partition > 0 {
 		tags["root_partition"] = strconv.Itoa(req.Partition)
 	}
+	if b := base.Tags["boot"]; b != "" { // how the disk boots (uefi) passes down the lineage
+		tags["boot"] = b
+	}
 	snapTags := plugin.Tags{}
 	for k, v := range tags {
 		snapTags[k] = v
@@ -470,6 +473,9 @@ func Run(ctx context.Context, env *Environment, req Request, log *slog.Logger) (
 	bootMode := req.BootMode
 	if bootMode == "" {
 		bootMode = base.BootMode
+	}
+	if bootMode == "" && base.Tags["boot"] == "uefi" {
+		bootMode = "uefi"
 	}
 	var kernelID, ramdiskID string
 	if req.VMType == "paravirtual" {

@@ -75,6 +75,9 @@ func (e *Error) Error() string {
 
 const marker = "AMINATOR-BOOT-TEST-OK"
 
+// ovmf is the UEFI firmware for x86_64 guests (Debian's ovmf package).
+const ovmf = "/usr/share/ovmf/OVMF.fd"
+
 // Run boots image im. It returns an *Error when the image does not boot.
 func Run(ctx context.Context, store snapstore.Store, im *plugin.Image, o Options, log *slog.Logger) (*Result, error) {
 	start := time.Now()
@@ -132,9 +135,17 @@ func Run(ctx context.Context, store snapstore.Store, im *plugin.Image, o Options
 	res.Accel = accel
 	args := []string{"-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio", "-no-reboot",
 		"-m", strconv.Itoa(o.MemoryMiB), "-smp", "2", "-nic", "none",
-		"-kernel", kernel, "-initrd", initrd,
-		"-append", "root=" + rootDev + " rw console=ttyS0 panic=-1 systemd.show_status=1",
 		"-drive", "file=" + disk + ",format=raw,if=virtio,cache=unsafe"}
+	if im.Tags["boot"] == "uefi" {
+		// The disk boots itself: firmware, then its own boot loader.
+		if _, err := os.Stat(ovmf); err != nil {
+			return res, fmt.Errorf("boot test of a UEFI image needs UEFI firmware (%s; Debian: apt-get install ovmf): %w", ovmf, err)
+		}
+		args = append(args, "-bios", ovmf)
+	} else {
+		args = append(args, "-kernel", kernel, "-initrd", initrd,
+			"-append", "root="+rootDev+" rw console=ttyS0 panic=-1 systemd.show_status=1")
+	}
 	if accel == "kvm" {
 		args = append(args, "-accel", "kvm", "-cpu", "host")
 	} else {

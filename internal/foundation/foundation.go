@@ -9,8 +9,11 @@
 //
 // Layouts: "whole" (the default) puts the filesystem on the whole device,
 // as Aminator's EBS volumes and the local boot test (qemu direct kernel
-// boot) want; "gpt" puts it on partition 1 of a GPT disk, for targets that
-// boot through a bootloader installed later.
+// boot) want; "gpt" puts it on partition 1 of a GPT disk, with no
+// bootloader; "uefi" makes a disk that firmware boots by itself: a GPT
+// with an EFI system partition (1) carrying systemd-boot, the kernel and
+// its initrd, and the root on partition 2 (last, so it can grow) — for EC2's
+// uefi boot mode and any UEFI VM.
 package foundation
 
 import (
@@ -116,8 +119,15 @@ func (o *Options) validate() error {
 	case "":
 		o.Layout = "whole"
 	case "whole", "gpt":
+	case "uefi":
+		if !o.Kernel {
+			return errors.New("layout uefi boots a kernel: it cannot go with --no-kernel")
+		}
+		if o.Arch != "x86_64" {
+			return fmt.Errorf("layout uefi is built for x86_64, not %s", o.Arch)
+		}
 	default:
-		return fmt.Errorf("layout %q: whole or gpt", o.Layout)
+		return fmt.Errorf("layout %q: whole, gpt or uefi", o.Layout)
 	}
 	switch o.FS {
 	case "":
@@ -184,9 +194,10 @@ func Build(ctx context.Context, env *bake.Environment, o Options, log *slog.Logg
 		return res, err
 	}
 	uuid := newUUID()
+	espID := strings.ToUpper(newUUID()[:8])
 	var pkgs []plugin.Package
 	if err := p.Stage(ctx, "configure", func(ctx context.Context) error {
-		if err := configure(tree, o, uuid); err != nil {
+		if err := configure(tree, o, uuid, espID); err != nil {
 			return err
 		}
 		pkgs, err = manifest(ctx, tree, log)
@@ -218,13 +229,26 @@ func Build(ctx context.Context, env *bake.Environment, o Options, log *slog.Logg
 	}
 	p.Release("detach volume "+vol.ID, "", func(ctx context.Context) error { return env.Volume.Detach(ctx, vol) })
 	part := 0
-	if o.Layout == "gpt" {
-		part = 1
+	table := ""
+	switch o.Layout {
+	case "gpt":
+		part, table = 1, "label: gpt\nstart=2048, type="+linuxFS+", name=root\n"
+	case "uefi":
+		part, table = 2, "label: gpt\nstart=2048, size=256MiB, type="+espType+", name=esp\ntype="+linuxFS+", name=root\n"
+	}
+	if table != "" {
 		if err := p.Stage(ctx, "partition", func(ctx context.Context) error {
 			cmd := exec.Command("sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", dev)
-			cmd.Stdin = strings.NewReader("label: gpt\nstart=2048, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=root\n")
+			cmd.Stdin = strings.NewReader(table)
 			cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 			return logging.Run(ctx, log, cmd, nil)
+		}); err != nil {
+			return res, err
+		}
+	}
+	if o.Layout == "uefi" {
+		if err := p.Stage(ctx, "boot partition", func(ctx context.Context) error {
+			return makeESP(ctx, dev, tree, res.Kernel, uuid, espID, filepath.Join(work, "esp"), log)
 		}); err != nil {
 			return res, err
 		}
@@ -259,6 +283,9 @@ func Build(ctx context.Context, env *bake.Environment, o Options, log *slog.Logg
 	if part > 0 {
 		tags["root_partition"] = strconv.Itoa(part)
 	}
+	if o.Layout == "uefi" {
+		tags["boot"] = "uefi"
+	}
 	snapTags := plugin.Tags{}
 	for k, v := range tags {
 		snapTags[k] = v
@@ -272,7 +299,7 @@ func Build(ctx context.Context, env *bake.Environment, o Options, log *slog.Logg
 			Image: plugin.ImageRequest{
 				Name:         name,
 				Description:  fmt.Sprintf("foundation: Debian %s %s (%s, %s, kernel %s)", o.Release, o.Arch, o.Layout, o.FS, kernel),
-				Architecture: o.Arch, VirtualizationType: "hvm", Tags: tags, Packages: pkgs,
+				Architecture: o.Arch, VirtualizationType: "hvm", Tags: tags, Packages: pkgs, BootMode: bootMode(o.Layout),
 			},
 		})
 		return err
@@ -313,6 +340,9 @@ func bootstrap(ctx context.Context, o Options, work, tree string, log *slog.Logg
 	args := []string{"--variant=minbase", "--architectures=" + arch, "--aptopt=Acquire::Retries \"3\""}
 	if o.Kernel {
 		include = append(include, kernelPkg[arch], "systemd-sysv", "udev", "initramfs-tools")
+		if o.Layout == "uefi" {
+			include = append(include, "systemd-boot-efi")
+		}
 		conf := filepath.Join(work, "conf")
 		files := map[string]string{
 			"etc/initramfs-tools/conf.d/aminator": "MODULES=list\nCOMPRESS=gzip\n",
@@ -340,7 +370,7 @@ func bootstrap(ctx context.Context, o Options, work, tree string, log *slog.Logg
 }
 
 // configure leaves nothing of the host in the tree and gives it an fstab.
-func configure(tree string, o Options, uuid string) error {
+func configure(tree string, o Options, uuid, espID string) error {
 	root, err := os.OpenRoot(tree)
 	if err != nil {
 		return err
@@ -362,13 +392,18 @@ func configure(tree string, o Options, uuid string) error {
 		"etc/hosts":       "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
 		"etc/resolv.conf": "",
 		"etc/machine-id":  "", // empty: systemd makes one at first boot
-		"etc/fstab":       fmt.Sprintf("# written by aminator\nUUID=%s\t/\t%s\t%s\t0\t%s\n", uuid, o.FS, opts, pass),
+		"etc/fstab":       fstab(uuid, o, opts, pass, espID),
 	} {
 		if err := write(rel, content, 0o644); err != nil {
 			return err
 		}
 	}
 	root.Remove("var/lib/dbus/machine-id")
+	if o.Layout == "uefi" {
+		if err := root.MkdirAll("boot/efi", 0o700); err != nil {
+			return err
+		}
+	}
 	for _, dir := range []string{"var/lib/apt/lists", "var/cache/apt/archives"} {
 		ents, _ := fs.ReadDir(root.FS(), dir)
 		for _, e := range ents {
@@ -383,6 +418,68 @@ func configure(tree string, o Options, uuid string) error {
 	bins, _ := fs.Glob(root.FS(), "var/cache/apt/*.bin")
 	for _, b := range bins {
 		root.Remove(b)
+	}
+	return nil
+}
+
+func bootMode(layout string) string {
+	if layout == "uefi" {
+		return "uefi"
+	}
+	return ""
+}
+
+func fstab(uuid string, o Options, opts, pass, espID string) string {
+	s := fmt.Sprintf("# written by aminator\nUUID=%s\t/\t%s\t%s\t0\t%s\n", uuid, o.FS, opts, pass)
+	if o.Layout == "uefi" {
+		s += fmt.Sprintf("UUID=%s-%s\t/boot/efi\tvfat\tumask=0077,nofail\t0\t2\n", espID[:4], espID[4:])
+	}
+	return s
+}
+
+// GPT partition types.
+const (
+	linuxFS = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
+	espType = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+)
+
+// makeESP makes the EFI system partition (partition 1): FAT32 with
+// systemd-boot as the default loader, the kernel and initrd, and one boot
+// entry for the root filesystem by UUID. mtools writes into it, so no FAT
+// driver is needed on the host (this project's machines have none).
+func makeESP(ctx context.Context, dev, tree, kernel, rootUUID, espID, work string, log *slog.Logger) error {
+	target, release, err := partition.Open(ctx, dev, 1)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if err := logging.Host(ctx, log, "mkfs.vfat", "-F", "32", "-n", "ESP", "-i", espID, target); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(work, 0o700); err != nil {
+		return err
+	}
+	entry := fmt.Sprintf("title Debian (aminator)\nlinux /vmlinuz\ninitrd /initrd.img\noptions root=UUID=%s rw console=tty0 console=ttyS0\n", rootUUID)
+	for name, content := range map[string]string{"loader.conf": "default debian.conf\ntimeout 0\n", "debian.conf": entry} {
+		if err := os.WriteFile(filepath.Join(work, name), []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	if err := logging.Host(ctx, log, "mmd", "-i", target, "::/EFI", "::/EFI/BOOT", "::/EFI/systemd", "::/loader", "::/loader/entries"); err != nil {
+		return fmt.Errorf("boot partition: %w", err)
+	}
+	loader := filepath.Join(tree, "usr/lib/systemd/boot/efi/systemd-bootx64.efi")
+	for _, c := range [][2]string{ // from, to in the ESP
+		{loader, "::/EFI/BOOT/BOOTX64.EFI"},
+		{loader, "::/EFI/systemd/systemd-bootx64.efi"},
+		{filepath.Join(tree, "boot", "vmlinuz-"+kernel), "::/vmlinuz"},
+		{filepath.Join(tree, "boot", "initrd.img-"+kernel), "::/initrd.img"},
+		{filepath.Join(work, "loader.conf"), "::/loader/loader.conf"},
+		{filepath.Join(work, "debian.conf"), "::/loader/entries/debian.conf"},
+	} {
+		if err := logging.Host(ctx, log, "mcopy", "-i", target, c[0], c[1]); err != nil {
+			return fmt.Errorf("boot partition: %w", err)
+		}
 	}
 	return nil
 }

@@ -161,6 +161,11 @@ func (d *Device) Detach() error {
 	if d == nil || d.f == nil {
 		return nil
 	}
+	// Write back what tools wrote through the device's page cache without
+	// syncing (mtools does not) before the device goes away.
+	if err := d.f.Sync(); err != nil && !errors.Is(err, unix.ENXIO) {
+		return fmt.Errorf("loop detach %s: sync: %w", d.Path, err)
+	}
 	err := unix.IoctlSetInt(int(d.f.Fd()), unix.LOOP_CLR_FD, 0)
 	if errors.Is(err, unix.ENXIO) {
 		err = nil // already cleared

@@ -195,3 +195,24 @@ func TestNoKernelGPTXFSFoundation(t *testing.T) {
 		}
 	})
 }
+
+// A UEFI disk boots by itself: firmware (OVMF), then systemd-boot from its
+// EFI system partition, then the kernel; an app baked on it, with a
+// larger root, boots the same way.
+func TestUEFIFoundation(t *testing.T) {
+	testutil.CheckNoLeaks(t, workDir)
+	f := mustOK(t, aminate(t, "foundation", "-n", "debian-uefi", "-s", "u1", "--layout", "uefi", "--test"))
+	fi := showImage(t, f)
+	if fi.Tags["boot"] != "uefi" || fi.Tags["root_partition"] != "2" || fi.Tags["boot_test"] != "passed" || fi.Tags["layout"] != "uefi" {
+		t.Errorf("uefi foundation tags %v", fi.Tags)
+	}
+	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-onuefi", Version: "1.0", Files: map[string]string{"/opt/u": "u\n"}})
+	app := mustOK(t, aminate(t, "-B", f, "-s", "uefi", "--root-volume-size", "3", "--test", deb))
+	ai := showImage(t, app)
+	if ai.Tags["boot"] != "uefi" || ai.Tags["boot_test"] != "passed" || ai.Root().VolumeSizeGiB != 3 {
+		t.Errorf("app on uefi: tags %v, root %d GiB", ai.Tags, ai.Root().VolumeSizeGiB)
+	}
+	if r := aminate(t, "foundation", "-n", "bad", "--layout", "uefi", "--no-kernel"); r.code != 2 || !strings.Contains(r.stderr, "--no-kernel") {
+		t.Errorf("uefi without a kernel: exit %d\n%s", r.code, r.stderr)
+	}
+}
