@@ -116,14 +116,6 @@ func (u *Undo) Now(ctx context.Context) error {
 	return nil
 }
 
-// Cancel drops the undo without running it (the resource now belongs to
-// someone else, say a registered image owning its snapshot).
-func (u *Undo) Cancel() {
-	u.p.mu.Lock()
-	u.done = true
-	u.p.mu.Unlock()
-}
-
 // Finish runs the undo stack in reverse. failed says whether the bake
 // failed; preserve skips preservable undos on failure and returns their
 // hints. Every undo runs even if one fails; their errors are joined.
