@@ -20,19 +20,39 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-# Go: the one on PATH or in /usr/local/go, else Debian's. Go 1.21 or later
-# fetches the toolchain go.mod asks for from the module proxy by itself.
-if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
-  export PATH=/usr/local/go/bin:$PATH
+# Go: the one on PATH, in /usr/local/go or a Debian golang-1.NN, if it is
+# 1.21 or later (which fetches the toolchain go.mod names from the module
+# proxy by itself); else Debian's golang-go, or, where that is older (as on
+# bookworm), the newest golang-1.NN from the release's backports.
+go_ok() {
+  local v minor
+  v=$(GOTOOLCHAIN=local "$1" env GOVERSION 2>/dev/null) || return 1
+  minor=$(printf '%s' "$v" | sed -E 's/^go1\.([0-9]+).*/\1/')
+  [ "${minor:-0}" -ge 21 ] 2>/dev/null
+}
+find_go() {
+  local g
+  for g in "$(command -v go 2>/dev/null)" /usr/local/go/bin/go $(ls -d /usr/lib/go-1.*/bin/go 2>/dev/null | sort -V -r); do
+    if [ -n "$g" ] && [ -x "$g" ] && go_ok "$g"; then echo "$g"; return 0; fi
+  done
+  return 1
+}
+if ! GO=$(find_go); then
+  export DEBIAN_FRONTEND=noninteractive
+  echo "setup.sh: installing Go from Debian" >&2
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends golang-go >/dev/null 2>&1 || true
+  if ! GO=$(find_go); then
+    codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+    if [ -n "$codename" ]; then
+      echo "deb http://deb.debian.org/debian ${codename}-backports main" >/etc/apt/sources.list.d/aminator-backports.list
+      apt-get update -q >/dev/null
+      pkg=$(apt-cache search --names-only '^golang-1\.[0-9]+-go$' | awk '{print $1}' | sort -V | tail -1)
+      [ -n "$pkg" ] && apt-get install -y -q --no-install-recommends -t "${codename}-backports" "$pkg" >/dev/null
+    fi
+    GO=$(find_go) || { echo "setup.sh: no Go 1.21 or later could be installed; install one and run again" >&2; exit 1; }
+  fi
 fi
-if ! command -v go >/dev/null 2>&1; then
-  echo "setup.sh: installing golang-go" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends golang-go >/dev/null
-fi
-minor=$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')
-if [ "${minor:-0}" -lt 21 ]; then
-  echo "setup.sh: $(go env GOVERSION) is too old; install Go 1.21 or later (it then fetches the toolchain go.mod names)" >&2
-  exit 1
-fi
+export PATH="$(dirname "$GO"):$PATH"
 export GOTOOLCHAIN=${GOTOOLCHAIN:-auto}
 go mod download
