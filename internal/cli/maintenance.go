@@ -191,18 +191,9 @@ func (a *app) poolCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if a.output == "json" {
-					if ps == nil {
-						ps = []local.PoolStatus{}
-					}
-					return a.printJSON(ps)
-				}
-				var rows [][]string
-				for _, p := range ps {
-					rows = append(rows, []string{p.SnapshotID, strings.Join(p.Images, ","), fmt.Sprint(p.Target), fmt.Sprint(p.Ready)})
-				}
-				a.table("SNAPSHOT\tIMAGES\tTARGET\tREADY", rows)
-				return nil
+				return printList(a, ps, "SNAPSHOT\tIMAGES\tTARGET\tREADY", func(p local.PoolStatus) []string {
+					return []string{p.SnapshotID, strings.Join(p.Images, ","), fmt.Sprint(p.Target), fmt.Sprint(p.Ready)}
+				})
 			})
 		},
 	}

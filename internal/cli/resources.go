@@ -77,6 +77,23 @@ func (a *app) withCloud(cmd *cobra.Command, fn func(ctx context.Context, c plugi
 	return fn(ctx, env.Cloud)
 }
 
+// printList prints items as a JSON list (empty, not null, when there are
+// none) or as a table with one row per item.
+func printList[T any](a *app, items []T, header string, row func(T) []string) error {
+	if a.output == "json" {
+		if items == nil {
+			items = []T{}
+		}
+		return a.printJSON(items)
+	}
+	rows := make([][]string, 0, len(items))
+	for _, it := range items {
+		rows = append(rows, row(it))
+	}
+	a.table(header, rows)
+	return nil
+}
+
 func (a *app) table(header string, rows [][]string) {
 	w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, header)
@@ -124,18 +141,9 @@ func (a *app) imagesCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if a.output == "json" {
-					if ims == nil {
-						ims = []*plugin.Image{}
-					}
-					return a.printJSON(ims)
-				}
-				var rows [][]string
-				for _, im := range ims {
-					rows = append(rows, []string{im.ID, im.Name, im.Architecture, im.Tags["appversion"], im.Tags[channels.TagRole], im.Tags[channels.TagChannel], age(im.CreatedAt)})
-				}
-				a.table("ID\tNAME\tARCH\tAPPVERSION\tROLE\tCHANNEL\tCREATED", rows)
-				return nil
+				return printList(a, ims, "ID\tNAME\tARCH\tAPPVERSION\tROLE\tCHANNEL\tCREATED", func(im *plugin.Image) []string {
+					return []string{im.ID, im.Name, im.Architecture, im.Tags["appversion"], im.Tags[channels.TagRole], im.Tags[channels.TagChannel], age(im.CreatedAt)}
+				})
 			})
 		},
 	}
@@ -276,18 +284,9 @@ func (a *app) snapshotsCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if a.output == "json" {
-					if ss == nil {
-						ss = []*plugin.Snapshot{}
-					}
-					return a.printJSON(ss)
-				}
-				var rows [][]string
-				for _, s := range ss {
-					rows = append(rows, []string{s.ID, s.State, fmt.Sprint(s.SizeBytes), s.VolumeID, s.ParentID, age(s.CreatedAt)})
-				}
-				a.table("ID\tSTATE\tBYTES\tVOLUME\tPARENT\tCREATED", rows)
-				return nil
+				return printList(a, ss, "ID\tSTATE\tBYTES\tVOLUME\tPARENT\tCREATED", func(s *plugin.Snapshot) []string {
+					return []string{s.ID, s.State, fmt.Sprint(s.SizeBytes), s.VolumeID, s.ParentID, age(s.CreatedAt)}
+				})
 			})
 		},
 	}
@@ -321,22 +320,13 @@ func (a *app) volumesCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if a.output == "json" {
-					if vs == nil {
-						vs = []*plugin.Volume{}
-					}
-					return a.printJSON(vs)
-				}
-				var rows [][]string
-				for _, v := range vs {
+				return printList(a, vs, "ID\tSTATE\tSNAPSHOT\tBYTES\tDEVICE\tBAKE\t", func(v *plugin.Volume) []string {
 					o := ""
 					if v.Orphaned {
 						o = "ORPHANED"
 					}
-					rows = append(rows, []string{v.ID, v.State, v.SnapshotID, fmt.Sprint(v.SizeBytes), v.Device, v.Tags["bake"], o})
-				}
-				a.table("ID\tSTATE\tSNAPSHOT\tBYTES\tDEVICE\tBAKE\t", rows)
-				return nil
+					return []string{v.ID, v.State, v.SnapshotID, fmt.Sprint(v.SizeBytes), v.Device, v.Tags["bake"], o}
+				})
 			})
 		},
 	}

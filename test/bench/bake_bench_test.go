@@ -14,6 +14,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -294,3 +295,72 @@ func benchBake(b *testing.B, reflink bool) {
 }
 
 func mb(n int64) float64 { return float64(n) / 1e6 }
+
+// smallFiles is a package of 500 files of 4 KiB of random data: a change
+// spread over many places, where chunk size matters most.
+func smallFiles(b *testing.B, work string) string {
+	root := filepath.Join(work, "bench-small")
+	os.MkdirAll(filepath.Join(root, "DEBIAN"), 0o755)
+	os.WriteFile(filepath.Join(root, "DEBIAN", "control"), []byte("Package: bench-small\nVersion: 1.0\nArchitecture: all\nMaintainer: bench <b@example.invalid>\nDescription: many small files\n"), 0o644)
+	buf := make([]byte, 4096)
+	for i := 0; i < 500; i++ {
+		d := filepath.Join(root, "opt", "small", fmt.Sprint(i%20))
+		os.MkdirAll(d, 0o755)
+		rand.Read(buf)
+		os.WriteFile(filepath.Join(d, fmt.Sprint(i)), buf, 0o644)
+	}
+	out := filepath.Join(work, "bench-small.deb")
+	sh(b, "dpkg-deb", "--root-owner-group", "-Znone", "--build", root, out)
+	return out
+}
+
+// BenchmarkChunkSize bakes the same two packages (100 MiB in one file; 500
+// files of 4 KiB) onto the same 1 GiB base with the store at 128 KiB,
+// 512 KiB and 2 MiB chunks, on a reflink store with the pool, and reports
+// the snapshot stage's time and the bytes each bake added.
+func BenchmarkChunkSize(b *testing.B) {
+	testutil.RequireRoot(b)
+	top, err := os.MkdirTemp("/var/tmp", "aminator-chunks-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(top)
+	bin := filepath.Join(top, "aminate")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/aminate")
+	build.Dir = testutil.RepoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("build: %v %s", err, out)
+	}
+	baseImg := bigBase(b, top)
+	big := pkg(b, top, "bench-blob")
+	small := smallFiles(b, top)
+	warm := pkg(b, top, "bench-warmup")
+	var tbl strings.Builder
+	fmt.Fprintf(&tbl, "\n%-10s %14s %14s %16s %16s %12s\n", "chunk", "100MiB: snap", "added", "500x4KiB: snap", "added", "store")
+	for _, kib := range []int{128, 512, 2048} {
+		work := filepath.Join(top, fmt.Sprint(kib))
+		os.MkdirAll(work, 0o755)
+		os.WriteFile(filepath.Join(work, "aminator.yml"), []byte(fmt.Sprintf("plugins:\n  cloud.local:\n    chunk_size: %d\n", kib<<10)), 0o644)
+		e := &env{bin: bin, state: filepath.Join(work, "state"), work: work}
+		e.run(b, "init", "--store-fs", "xfs", "--store-size", "32")
+		func() {
+			defer func() {
+				cmd := exec.Command(bin, "init", "--unmount")
+				cmd.Env = append(os.Environ(), "AMINATOR_STATE_DIR="+e.state)
+				cmd.Run()
+			}()
+			e.run(b, "images", "import", "--role", "base", "base", baseImg)
+			e.run(b, "pool", "fill", "base", "--size", "2")
+			e.bake(b, warm, "warmup")
+			time.Sleep(3 * time.Second)
+			fb := e.bake(b, big, "big")
+			time.Sleep(3 * time.Second)
+			fs := e.bake(b, small, "small")
+			fmt.Fprintf(&tbl, "%-10s %13.3fs %12.1fMB %15.3fs %14.1fMB %10.1fMB\n", fmt.Sprintf("%d KiB", kib),
+				fb.stages["snapshot and register"].Seconds(), mb(fb.added), fs.stages["snapshot and register"].Seconds(), mb(fs.added), mb(storeBytes(e.state)))
+			e.run(b, "pool", "drain")
+		}()
+	}
+	b.Log(tbl.String())
+	fmt.Print(tbl.String())
+}
