@@ -26,8 +26,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/aminator-go/aminator/internal/debversion"
 	"github.com/aminator-go/aminator/internal/logging"
 	"github.com/aminator-go/aminator/internal/loop"
@@ -46,8 +44,13 @@ type Options struct {
 	ConsoleLog string
 	// WorkDir holds the scratch disk.
 	WorkDir string
-	// NoKVM forces TCG.
-	NoKVM bool
+	// Accel is auto (prove KVM works, else TCG), kvm or tcg; "" means auto.
+	Accel string
+	// Watchdog is how long a boot under KVM may print nothing from its
+	// kernel before KVM is taken for broken (DefaultWatchdog when zero).
+	Watchdog time.Duration
+	// CacheDir keeps the KVM probe's verdict.
+	CacheDir string
 }
 
 // Result is a finished boot test.
@@ -128,45 +131,69 @@ func Run(ctx context.Context, store snapstore.Store, im *plugin.Image, o Options
 	if part > 0 {
 		rootDev += strconv.Itoa(part)
 	}
-	accel := "tcg"
-	if !o.NoKVM && kvmWorks() {
-		accel = "kvm"
-	}
-	res.Accel = accel
-	args := []string{"-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio", "-no-reboot",
-		"-m", strconv.Itoa(o.MemoryMiB), "-smp", "2", "-nic", "none",
-		"-drive", "file=" + disk + ",format=raw,if=virtio,cache=unsafe"}
-	if im.Tags["boot"] == "uefi" {
-		// The disk boots itself: firmware, then its own boot loader.
-		if _, err := os.Stat(ovmf); err != nil {
-			return res, fmt.Errorf("boot test of a UEFI image needs UEFI firmware (%s; Debian: apt-get install ovmf): %w", ovmf, err)
-		}
-		args = append(args, "-bios", ovmf)
-	} else {
-		args = append(args, "-kernel", kernel, "-initrd", initrd,
-			"-append", "root="+rootDev+" rw console=ttyS0 panic=-1 systemd.show_status=1")
-	}
-	if accel == "kvm" {
-		args = append(args, "-accel", "kvm", "-cpu", "host")
-	} else {
-		args = append(args, "-accel", "tcg")
-	}
-	log.Info("booting", "image", im.ID, "kernel", res.Kernel, "accel", accel, "console", o.ConsoleLog)
-	passed, reason, tail, err := boot(ctx, qemu, args, nonce, o, log)
-	if err == nil && !passed && accel == "kvm" && strings.Contains(strings.ToLower(tail), "kvm") {
-		log.Warn("KVM did not work; booting again with TCG", "reason", reason)
-		res.Accel = "tcg"
-		args = append(args[:len(args)-4], "-accel", "tcg")
-		passed, reason, tail, err = boot(ctx, qemu, args, nonce, o, log)
-	}
+	args, err := qemuArgs(im, disk, kernel, initrd, rootDev, o.MemoryMiB)
 	if err != nil {
 		return res, err
 	}
-	res.Passed, res.Reason, res.Tail = passed, reason, tail
-	if !passed {
+	out, err := bootWithFallback(ctx, qemu, kernel, args, nonce, o, res, log)
+	if err != nil {
+		return res, err
+	}
+	res.Passed, res.Reason, res.Tail = out.passed, out.reason, out.tail
+	if !res.Passed {
 		return res, &Error{res}
 	}
 	return res, nil
+}
+
+// bootWithFallback picks the accelerator and boots; under auto, a KVM that
+// stays silent is recorded as broken and the boot runs again under TCG.
+func bootWithFallback(ctx context.Context, qemu, kernel string, args []string, nonce string, o Options, res *Result, log *slog.Logger) (outcome, error) {
+	mode, err := ParseAccel(o.Accel)
+	if err != nil {
+		return outcome{}, err
+	}
+	accel, why := chooseAccel(ctx, mode, qemu, kernel, o.CacheDir, log)
+	if ctx.Err() != nil {
+		return outcome{}, context.Cause(ctx)
+	}
+	if mode == AccelAuto && accel == AccelTCG {
+		log.Info("booting under TCG (software emulation, slower): " + why)
+	}
+	res.Accel = accel
+	log.Info("booting", "kernel", res.Kernel, "accel", accel, "console", o.ConsoleLog)
+	out, err := boot(ctx, qemu, withAccel(args, accel), nonce, accel == AccelKVM, o, log)
+	if err == nil && out.accelFailed && mode == AccelAuto {
+		log.Warn("KVM failed: " + out.reason + "; booting again under TCG")
+		recordBroken(qemu, o.CacheDir, out.reason, log)
+		res.Accel = AccelTCG
+		out, err = boot(ctx, qemu, withAccel(args, AccelTCG), nonce, false, o, log)
+	}
+	return out, err
+}
+
+// qemuArgs is the VM without its accelerator: a UEFI image boots through
+// the firmware and its own boot loader, others by direct kernel boot.
+func qemuArgs(im *plugin.Image, disk, kernel, initrd, rootDev string, memMiB int) ([]string, error) {
+	args := []string{"-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio", "-no-reboot",
+		"-m", strconv.Itoa(memMiB), "-smp", "2", "-nic", "none",
+		"-drive", "file=" + disk + ",format=raw,if=virtio,cache=unsafe"}
+	if im.Tags["boot"] == "uefi" {
+		if _, err := os.Stat(ovmf); err != nil {
+			return nil, fmt.Errorf("boot test of a UEFI image needs UEFI firmware (%s; Debian: apt-get install ovmf): %w", ovmf, err)
+		}
+		return append(args, "-bios", ovmf), nil
+	}
+	return append(args, "-kernel", kernel, "-initrd", initrd,
+		"-append", "root="+rootDev+" rw console=ttyS0 panic=-1 systemd.show_status=1"), nil
+}
+
+func withAccel(args []string, accel string) []string {
+	args = append([]string(nil), args...)
+	if accel == AccelKVM {
+		return append(args, "-accel", "kvm", "-cpu", "host")
+	}
+	return append(args, "-accel", "tcg")
 }
 
 // failure is a reason the image cannot boot (not a tool error).
@@ -243,42 +270,64 @@ func prepare(ctx context.Context, disk string, part int, work, nonce string) (ke
 	return kernel, initrd, v, nil
 }
 
-func boot(ctx context.Context, qemu string, args []string, nonce string, o Options, log *slog.Logger) (bool, string, string, error) {
+// outcome is how one boot ended.
+type outcome struct {
+	passed bool
+	reason string
+	tail   string
+	// accelFailed: under KVM the kernel printed nothing before the watchdog.
+	accelFailed bool
+}
+
+// console reads the VM's serial console: it saves every line, keeps the last
+// ones, and signals the kernel's first line and the marker.
+type console struct {
+	tail         logging.Tail
+	kernel, mark chan struct{}
+}
+
+func (c *console) read(r io.Reader, save io.Writer, want string) {
+	var kOnce, mOnce sync.Once
+	s := bufio.NewScanner(io.TeeReader(r, save))
+	s.Buffer(make([]byte, 64<<10), 1<<20)
+	for s.Scan() {
+		line := strings.TrimRight(s.Text(), "\r")
+		c.tail.Add(line)
+		if kernelLine.MatchString(line) {
+			kOnce.Do(func() { close(c.kernel) })
+		}
+		if strings.HasPrefix(line, want) {
+			mOnce.Do(func() { close(c.mark) })
+		}
+	}
+}
+
+// boot runs one VM until the marker, its exit, the timeout or ctx. With
+// watch (under KVM), a kernel that prints nothing within o.Watchdog is an
+// accelerator failure.
+func boot(ctx context.Context, qemu string, args []string, nonce string, watch bool, o Options, log *slog.Logger) (outcome, error) {
 	if err := os.MkdirAll(filepath.Dir(o.ConsoleLog), 0o755); err != nil {
-		return false, "", "", err
+		return outcome{}, err
 	}
-	console, err := os.Create(o.ConsoleLog)
+	save, err := os.Create(o.ConsoleLog)
 	if err != nil {
-		return false, "", "", err
+		return outcome{}, err
 	}
-	defer console.Close()
+	defer save.Close()
 	cmd := exec.Command(qemu, args...)
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return false, "", "", err
+		return outcome{}, err
 	}
 	cmd.Stderr = cmd.Stdout
 	log.Debug("exec", "argv", strings.Join(cmd.Args, " "))
 	if err := cmd.Start(); err != nil {
-		return false, "", "", fmt.Errorf("start %s: %w", qemu, err)
+		return outcome{}, fmt.Errorf("start %s: %w", qemu, err)
 	}
-	tail := &logging.Tail{N: 20}
-	found := make(chan struct{})
-	var once sync.Once
-	go func() {
-		want := marker + "-" + nonce
-		s := bufio.NewScanner(io.TeeReader(out, console))
-		s.Buffer(make([]byte, 64<<10), 1<<20)
-		for s.Scan() {
-			line := strings.TrimRight(s.Text(), "\r")
-			tail.Add(line)
-			if strings.HasPrefix(line, want) {
-				once.Do(func() { close(found) })
-			}
-		}
-	}()
+	c := &console{tail: logging.Tail{N: 20}, kernel: make(chan struct{}), mark: make(chan struct{})}
+	go c.read(out, save, marker+"-"+nonce)
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	stop := func() {
@@ -292,35 +341,43 @@ func boot(ctx context.Context, qemu string, args []string, nonce string, o Optio
 	}
 	timer := time.NewTimer(o.Timeout)
 	defer timer.Stop()
-	select {
-	case <-found:
-		stop()
-		return true, "", tail.String(), nil
-	case err := <-exited:
-		select {
-		case <-found:
-			return true, "", tail.String(), nil
-		default:
+	var watchdog <-chan time.Time
+	if watch {
+		if o.Watchdog <= 0 {
+			o.Watchdog = DefaultWatchdog
 		}
-		return false, fmt.Sprintf("the VM stopped before reaching multi-user.target (%v)", err), tail.String(), nil
-	case <-timer.C:
-		stop()
-		return false, fmt.Sprintf("no marker on the console within %s", o.Timeout), tail.String(), nil
-	case <-ctx.Done():
-		stop()
-		return false, "", tail.String(), context.Cause(ctx)
+		wd := time.NewTimer(o.Watchdog)
+		defer wd.Stop()
+		watchdog = wd.C
 	}
-}
-
-// kvmWorks reports whether /dev/kvm opens and answers.
-func kvmWorks() bool {
-	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
-	if err != nil {
-		return false
+	kernelUp := c.kernel
+	for {
+		select {
+		case <-kernelUp:
+			kernelUp, watchdog = nil, nil // the kernel runs: KVM works
+			continue
+		case <-watchdog:
+			stop()
+			return outcome{accelFailed: true, tail: c.tail.String(),
+				reason: fmt.Sprintf("under KVM the guest's kernel printed nothing within %s", o.Watchdog)}, nil
+		case <-c.mark:
+			stop()
+			return outcome{passed: true, tail: c.tail.String()}, nil
+		case err := <-exited:
+			select {
+			case <-c.mark:
+				return outcome{passed: true, tail: c.tail.String()}, nil
+			default:
+			}
+			return outcome{tail: c.tail.String(), reason: fmt.Sprintf("the VM stopped before reaching multi-user.target (%v)", err)}, nil
+		case <-timer.C:
+			stop()
+			return outcome{tail: c.tail.String(), reason: fmt.Sprintf("no marker on the console within %s", o.Timeout)}, nil
+		case <-ctx.Done():
+			stop()
+			return outcome{tail: c.tail.String()}, context.Cause(ctx)
+		}
 	}
-	defer f.Close()
-	v, err := unix.IoctlRetInt(int(f.Fd()), 0xAE00) // KVM_GET_API_VERSION
-	return err == nil && v == 12
 }
 
 func randHex() string {

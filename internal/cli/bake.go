@@ -171,6 +171,9 @@ func (a *app) bootTest(ctx context.Context, env *bake.Environment, cfg *config.C
 	}
 	o.ConsoleLog = strings.TrimSuffix(logPath, ".log") + ".console.log"
 	o.WorkDir = filepath.Join(cfg.StateDir, "tmp")
+	o.CacheDir = filepath.Join(cfg.StateDir, "cache")
+	o.Accel = cfg.Context.Accel
+	o.Watchdog = time.Duration(cfg.Context.KVMWatchdog) * time.Second
 	res, err := boottest.Run(ctx, lc.Store(), im, o, log)
 	var be *boottest.Error
 	if err != nil && !errors.As(err, &be) {
@@ -223,7 +226,7 @@ func (a *app) testCommand() *cobra.Command {
 	}
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", 5*time.Minute, "how long to wait for the system to come up")
 	cmd.Flags().IntVar(&o.MemoryMiB, "memory", 1024, "VM memory in MiB")
-	cmd.Flags().BoolVar(&o.NoKVM, "no-kvm", false, "use TCG even when KVM works")
+	accelFlags(cmd.Flags())
 	return cmd
 }
 
@@ -297,6 +300,7 @@ manifest; bake a meta package onto it to make a base image.`,
 	f.StringSliceVar(&o.Include, "include", nil, "more packages to install (comma-separated)")
 	f.StringVar(&o.ScratchDir, "scratch-dir", "", "where to build the tree (default /dev/shm when it has room)")
 	f.BoolVar(&test, "test", false, "boot-test the image after registering it")
+	accelFlags(f)
 	f.StringArrayVar(&a.tags, "tag", nil, "extra tag KEY=VALUE (repeatable)")
 	return cmd
 }

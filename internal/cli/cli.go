@@ -167,8 +167,16 @@ func (a *app) bakeFlags(f *pflag.FlagSet) {
 	f.StringArrayVar(&a.tags, "tag", nil, "extra tag KEY=VALUE on the image and snapshot (repeatable)")
 	f.StringToStringVar(&a.kmsKeys, "copy-kms-key", nil, "REGION=KEY: encrypt the copy in REGION with this KMS key (repeatable)")
 	f.Bool("test", false, "boot-test the new image under qemu; a failed test exits 1 and tags the image boot_test=failed")
+	accelFlags(f)
 	f.Bool("dry-run", false, "resolve the base, check the package and the name, and stop before making anything")
 	f.String("manifest", "", "write the result (image, package, base, timings, copies) as JSON to this file")
+}
+
+// accelFlags adds the boot test's accelerator flags to f.
+func accelFlags(f *pflag.FlagSet) {
+	f.String("accel", "", "boot test accelerator: auto (KVM once a probe guest ran here, else TCG), kvm or tcg")
+	f.Lookup("accel").Annotations = map[string][]string{configFlag: {"true"}}
+	f.Bool("no-kvm", false, "the same as --accel tcg")
 }
 
 // configFlag marks flags that set a configuration key of the same name.
@@ -201,6 +209,12 @@ func (a *app) loadConfig(cmd *cobra.Command) (*config.Config, error) {
 			flags[strings.ReplaceAll(f.Name, "-", "_")] = v
 		}
 	})
+	if noKVM, _ := cmd.Flags().GetBool("no-kvm"); noKVM {
+		if v, ok := flags["accel"]; ok && v != "tcg" {
+			return nil, usagef("--no-kvm is --accel tcg; it contradicts --accel %s", v)
+		}
+		flags["accel"] = "tcg"
+	}
 	cfg, err := config.Load(config.Options{Extra: a.configFile, Flags: flags})
 	if err != nil {
 		return nil, err

@@ -54,6 +54,11 @@ type Context struct {
 	PreserveOnError    bool              `yaml:"preserve_on_error"`
 	Debug              bool              `yaml:"debug"`
 	Tags               map[string]string `yaml:"tags"`
+	// Boot tests: the accelerator (auto, kvm or tcg) and how many seconds a
+	// boot under KVM may print nothing from its kernel before KVM is taken
+	// for broken (0: the default).
+	Accel       string `yaml:"accel"`
+	KVMWatchdog int    `yaml:"kvm_watchdog"`
 	// Registration attributes.
 	BootMode       string `yaml:"boot_mode"`
 	TPMSupport     bool   `yaml:"tpm_support"`
@@ -426,6 +431,12 @@ func (c *Config) validate() error {
 	}
 	if x.Label != "" && !oneOf(x.Label, "candidate", "release", "previous") {
 		return c.bad("context.label", "%q is not allowed (allowed: candidate, release, previous)", x.Label)
+	}
+	if x.Accel != "" && !oneOf(x.Accel, "auto", "kvm", "tcg") {
+		return c.bad("context.accel", "%q is not allowed (allowed: auto, kvm, tcg)", x.Accel)
+	}
+	if x.KVMWatchdog < 0 {
+		return c.bad("context.kvm_watchdog", "%d: seconds, 0 or more", x.KVMWatchdog)
 	}
 	if x.Arch != "" && !oneOf(x.Arch, "x86_64", "arm64", "i386") {
 		return c.bad("context.arch", "%q is not allowed (allowed: x86_64, arm64, i386)", x.Arch)
