@@ -201,6 +201,21 @@ func BackingFile(n int) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
+// WaitDetached waits up to timeout for every loop device backed by a file
+// under dir to go, and returns those still attached. An autoclear device is
+// detached by the kernel only once its last user (a mount just unmounted)
+// is gone, which can lag the unmount on a busy host.
+func WaitDetached(dir string, timeout time.Duration) []string {
+	deadline := time.Now().Add(timeout)
+	for {
+		b, _ := Attached(dir)
+		if len(b) == 0 || time.Now().After(deadline) {
+			return b
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // Attached lists loop devices whose backing file is under dir.
 func Attached(dir string) ([]string, error) {
 	matches, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")

@@ -26,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/aminator-go/aminator/internal/flock"
 	"github.com/aminator-go/aminator/internal/ids"
@@ -353,7 +354,7 @@ func (c *Cloud) DeleteVolume(ctx context.Context, id string) error {
 		c.owners[id] = lock
 		c.mu.Unlock()
 		if v.Device != "" {
-			if b, _ := loop.Attached(c.VolumePath(id)); len(b) > 0 {
+			if b := loop.WaitDetached(c.VolumePath(id), 3*time.Second); len(b) > 0 {
 				return fmt.Errorf("delete volume %s: still attached (%v); unmount it and run `losetup -d %s`", id, b, v.Device)
 			}
 		}
