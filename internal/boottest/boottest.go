@@ -34,6 +34,7 @@ import (
 	"github.com/aminator-go/aminator/internal/mount"
 	"github.com/aminator-go/aminator/internal/partition"
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/progress"
 	"github.com/aminator-go/aminator/internal/snapstore"
 )
 
@@ -292,6 +293,7 @@ func boot(ctx context.Context, qemu string, args []string, nonce string, o Optio
 	}
 	timer := time.NewTimer(o.Timeout)
 	defer timer.Stop()
+	defer progress.Wait(ctx, "waiting for the boot", o.Timeout)()
 	select {
 	case <-found:
 		stop()
