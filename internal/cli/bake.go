@@ -150,11 +150,11 @@ func (a *app) runBake(cmd *cobra.Command, args []string) error {
 			fmt.Fprintln(a.stdout)
 			return nil
 		}
-		a.done(log, "bake", res.Image, res.Duration)
 		var testErr error
 		if test {
 			_, testErr = a.bootTest(ctx, env, cfg, res.Image, boottest.Options{}, logPath, log)
 		}
+		a.done(ctx, env, log, "bake", res.Image, res.Duration, test)
 		if manifest != "" {
 			if err := writeJSON(manifest, res); err != nil {
 				return errors.Join(testErr, err)
@@ -172,8 +172,14 @@ func (a *app) runBake(cmd *cobra.Command, args []string) error {
 }
 
 // done says what was made: on a terminal a short table of the image's id,
-// name and tags under a `==>` line, elsewhere key=value lines.
-func (a *app) done(log *slog.Logger, kind string, im *plugin.Image, took time.Duration) {
+// name and tags under a `==>` line, elsewhere key=value lines. After a
+// boot test the image is read again for its boot_test tags.
+func (a *app) done(ctx context.Context, env *bake.Environment, log *slog.Logger, kind string, im *plugin.Image, took time.Duration, tested bool) {
+	if tested {
+		if again, err := env.Cloud.Image(ctx, plugin.ImageQuery{ID: im.ID}); err == nil {
+			im = again
+		}
+	}
 	if !a.con.Pretty() {
 		log.Info(kind+" done", "image", im.ID, "name", im.Name, "took", took.Round(time.Millisecond))
 		for _, k := range sortedKeys(im.Tags) {
@@ -199,6 +205,9 @@ func (a *app) done(log *slog.Logger, kind string, im *plugin.Image, took time.Du
 		}
 		rows = append(rows, console.Row{Key: key, Value: l})
 	}
+	// Nothing is drawn after the table: it is printed at once, before the
+	// id goes to standard output (often the same terminal).
+	a.con.Close()
 	a.con.Table(kind+" done in "+console.Duration(took), rows)
 }
 
@@ -315,11 +324,11 @@ manifest; bake a meta package onto it to make a base image.`,
 					return fmt.Errorf("foundation %s failed: %w\n  log: %s", id, err, logPath)
 				}
 				log.Debug("foundation", "kernel", res.Kernel, "packages", res.Packages)
-				a.done(log, "foundation", res.Image, res.Duration)
 				var testErr error
 				if test {
 					_, testErr = a.bootTest(ctx, env, cfg, res.Image, boottest.Options{}, logPath, log)
 				}
+				a.done(ctx, env, log, "foundation", res.Image, res.Duration, test)
 				if a.output == "json" {
 					a.printJSON(res)
 				} else {
