@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -92,13 +93,15 @@ func (a *app) worker(cfg *config.Config, preserve bool, kind string, fn job) err
 		return err
 	}
 	defer f.Close()
-	con, err := a.liveConsole(cfg.Context.Debug)
+	// An interactive shell takes the terminal: nothing is redrawn under it.
+	con, err := a.liveConsole(cfg.Context.Debug, !cfg.Context.Interactive)
 	if err != nil {
 		return err
 	}
 	// Closed before the error is printed: nothing is left drawn under it.
 	defer con.Close()
 	a.con = con
+	a.stdout = afterConsole{a.stdout, con}
 	log := slog.New(slog.NewMultiHandler(con.Handler(), fh))
 	ctx = progress.With(ctx, progress.Multi(con.Progress(), progress.Log(log, 10*time.Second)))
 	log.Info(kind+" started", "id", id, "log", f.Name(), "environment", cfg.Context.Environment)
@@ -169,6 +172,19 @@ func (a *app) runBake(cmd *cobra.Command, args []string) error {
 		}
 		return testErr
 	})
+}
+
+// afterConsole is standard output that first ends the live console: on a
+// terminal, a line printed while bars are drawn would be erased by the
+// next redraw.
+type afterConsole struct {
+	w io.Writer
+	c *console.Console
+}
+
+func (o afterConsole) Write(p []byte) (int, error) {
+	o.c.Close()
+	return o.w.Write(p)
 }
 
 // done says what was made: on a terminal a short table of the image's id,

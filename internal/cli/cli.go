@@ -240,10 +240,10 @@ func (a *app) logger(debug bool) *slog.Logger {
 	return slog.New(c.Handler())
 }
 
-// liveConsole is a console that draws stage lines and progress bars on a
-// terminal; the caller closes it.
-func (a *app) liveConsole(debug bool) (*console.Console, error) {
-	c, err := console.New(a.stderr, console.Options{Format: a.logFormat, Debug: debug, Live: true})
+// liveConsole is a console that (if live) draws running stages and
+// progress bars on a terminal; the caller closes it.
+func (a *app) liveConsole(debug, live bool) (*console.Console, error) {
+	c, err := console.New(a.stderr, console.Options{Format: a.logFormat, Debug: debug, Live: live})
 	if err != nil {
 		return nil, usagef("--log-format: %v", err)
 	}

@@ -350,11 +350,12 @@ from the AWS configuration (or -r).`,
 				return err
 			}
 			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
-				con, err := a.liveConsole(cfg.Context.Debug)
+				con, err := a.liveConsole(cfg.Context.Debug, true)
 				if err != nil {
 					return err
 				}
 				defer con.Close()
+				a.stdout = afterConsole{a.stdout, con}
 				log := slog.New(con.Handler())
 				ctx = progress.With(ctx, progress.Multi(con.Progress(), progress.Log(log, 10*time.Second)))
 				o.Log = log

@@ -24,9 +24,10 @@ import (
 var keyValue = regexp.MustCompile(`(^|\s)(time|level|msg)=`)
 
 // aminatePTY runs aminate with standard error on a pseudo-terminal (as a
-// person at a terminal sees it) and standard output on a pipe. It returns
-// what the terminal shows at the end, line by line.
-func aminatePTY(t *testing.T, args ...string) (screen []string, res result) {
+// person at a terminal sees it) and standard output on a pipe, or on the
+// terminal too with shared. It returns what the terminal shows at the end,
+// line by line.
+func aminatePTY(t *testing.T, shared bool, args ...string) (screen []string, res result) {
 	t.Helper()
 	ptmx, tty, err := pty.Open()
 	if err != nil {
@@ -42,6 +43,9 @@ func aminatePTY(t *testing.T, args ...string) (screen []string, res result) {
 	cmd.Env = env("TERM=xterm")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, tty
+	if shared {
+		cmd.Stdout = tty
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	cmd.Stdin = tty
 	if err := cmd.Start(); err != nil {
@@ -106,14 +110,16 @@ func TestConsoleBakeOnTerminal(t *testing.T) {
 	b := base(t)
 	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-console", Version: "1.0",
 		Files: map[string]string{"/opt/console/data": strings.Repeat("console\n", 1<<16)}})
-	screen, r := aminatePTY(t, "-B", b, "-s", "tty", "--tag", "team=console", deb)
+	// Standard output on the terminal too: the id is the last line, after
+	// the table, and no redraw erased it.
+	screen, r := aminatePTY(t, true, "-B", b, "-s", "tty", "--tag", "team=console", deb)
 	text := strings.Join(screen, "\n")
 	if r.code != 0 {
 		t.Fatalf("exit %d\n%s", r.code, text)
 	}
-	id := strings.TrimSpace(r.stdout)
+	id := screen[len(screen)-1]
 	if !regexp.MustCompile(`^ami-[0-9a-f]{17}$`).MatchString(id) {
-		t.Fatalf("stdout is not just the image id: %q", r.stdout)
+		t.Fatalf("the last line is not the image id: %q\n%s", id, text)
 	}
 	for _, l := range screen {
 		if keyValue.MatchString(l) {
@@ -163,7 +169,7 @@ func TestConsoleFormats(t *testing.T) {
 	if len(lines) < 3 {
 		t.Errorf("--log-format json: %d lines", len(lines))
 	}
-	screen, r := aminatePTY(t, "--log-format", "text", "--dry-run", "-B", b, deb)
+	screen, r := aminatePTY(t, false, "--log-format", "text", "--dry-run", "-B", b, deb)
 	if r.code != 0 || !keyValue.MatchString(strings.Join(screen, "\n")) {
 		t.Errorf("--log-format text on a terminal: exit %d, want key=value lines\n%s", r.code, strings.Join(screen, "\n"))
 	}
