@@ -63,9 +63,9 @@ func TestCauseOfRealFailures(t *testing.T) {
 // image has no mirror to fail against).
 func TestCauseDNF(t *testing.T) {
 	for out, want := range map[string]string{
-		"Last metadata expiration check: 0:00:01 ago.\nNo match for argument: nopkg\nError: Unable to find a match: nopkg\n": "No match for argument: nopkg",
+		"Last metadata expiration check: 0:00:01 ago.\nNo match for argument: nopkg\nError: Unable to find a match: nopkg\n":                                        "No match for argument: nopkg",
 		"Running transaction\n  Preparing        :\nerror: %prein(foo-1-1.noarch) scriptlet failed, exit status 1\n\nError in PREIN scriptlet in rpm package foo\n": "error: %prein(foo-1-1.noarch) scriptlet failed, exit status 1",
-		"Error: Transaction test error:\n  installing package foo-1-1.noarch needs 12MB more space on the / filesystem\n": "Error: Transaction test error:",
+		"Error: Transaction test error:\n  installing package foo-1-1.noarch needs 12MB more space on the / filesystem\n":                                           "Error: Transaction test error:",
 	} {
 		if cause, _ := Cause(out); cause != want {
 			t.Errorf("cause %q, want %q", cause, want)
