@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/aminator-go/aminator/internal/progress"
 )
 
 // Accelerators. Auto proves KVM runs a guest before trusting it and falls
@@ -85,7 +87,10 @@ func chooseAccel(ctx context.Context, mode, qemu, kernel, cacheDir string, log *
 		return AccelTCG, "KVM failed here before: " + v.Reason + " (remove " + cache + " to probe again)"
 	}
 	start := time.Now()
+	log.Info("proving KVM runs a guest before trusting it (once per host kernel and qemu)")
+	done := progress.Wait(ctx, "probing KVM", probeTimeout)
 	reason := probeKVM(ctx, qemu, kernel, log)
+	done()
 	if ctx.Err() != nil {
 		return AccelTCG, "cancelled"
 	}

@@ -32,6 +32,7 @@ import (
 	"github.com/aminator-go/aminator/internal/mount"
 	"github.com/aminator-go/aminator/internal/partition"
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/progress"
 	"github.com/aminator-go/aminator/internal/snapstore"
 )
 
@@ -341,6 +342,7 @@ func boot(ctx context.Context, qemu string, args []string, nonce string, watch b
 	}
 	timer := time.NewTimer(o.Timeout)
 	defer timer.Stop()
+	defer progress.Wait(ctx, "waiting for the boot", o.Timeout)()
 	var watchdog <-chan time.Time
 	if watch {
 		if o.Watchdog <= 0 {

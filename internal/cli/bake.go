@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,12 +19,15 @@ import (
 	"github.com/aminator-go/aminator/internal/boottest"
 	"github.com/aminator-go/aminator/internal/cloud/local"
 	"github.com/aminator-go/aminator/internal/config"
+	"github.com/aminator-go/aminator/internal/console"
 	"github.com/aminator-go/aminator/internal/flock"
 	"github.com/aminator-go/aminator/internal/foundation"
 	"github.com/aminator-go/aminator/internal/logging"
 	"github.com/aminator-go/aminator/internal/mntns"
 	"github.com/aminator-go/aminator/internal/naming"
+	"github.com/aminator-go/aminator/internal/pipeline"
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/progress"
 )
 
 // job is what a worker command does once it runs as root in its own
@@ -88,7 +93,17 @@ func (a *app) worker(cfg *config.Config, preserve bool, kind string, fn job) err
 		return err
 	}
 	defer f.Close()
-	log := slog.New(slog.NewMultiHandler(logging.Console(a.stderr, cfg.Context.Debug), fh))
+	// An interactive shell takes the terminal: nothing is redrawn under it.
+	con, err := a.liveConsole(cfg.Context.Debug, !cfg.Context.Interactive)
+	if err != nil {
+		return err
+	}
+	// Closed before the error is printed: nothing is left drawn under it.
+	defer con.Close()
+	a.con = con
+	a.stdout = afterConsole{a.stdout, con}
+	log := slog.New(slog.NewMultiHandler(con.Handler(), fh))
+	ctx = progress.With(ctx, progress.Multi(con.Progress(), progress.Log(log, 10*time.Second)))
 	log.Info(kind+" started", "id", id, "log", f.Name(), "environment", cfg.Context.Environment)
 	log.Debug("configuration", "sources", cfg.Sources, "context", fmt.Sprintf("%+v", cfg.Context))
 	err = fn(ctx, log, f.Name(), id)
@@ -125,7 +140,7 @@ func (a *app) runBake(cmd *cobra.Command, args []string) error {
 				log.Warn("preserved for debugging; remove with", "command", h)
 			}
 			log.Debug("bake failed", "err", err)
-			return fmt.Errorf("bake %s failed (log: %s): %w", id, logPath, err)
+			return fmt.Errorf("bake %s failed: %w\n  log: %s", id, err, logPath)
 		}
 		if dry {
 			if a.output == "json" {
@@ -138,14 +153,11 @@ func (a *app) runBake(cmd *cobra.Command, args []string) error {
 			fmt.Fprintln(a.stdout)
 			return nil
 		}
-		log.Info("bake done", "image", res.Image.ID, "name", res.Image.Name, "took", res.Duration.Round(time.Millisecond))
-		for _, k := range sortedKeys(res.Image.Tags) {
-			log.Info("tag", "key", k, "value", res.Image.Tags[k])
-		}
 		var testErr error
 		if test {
 			_, testErr = a.bootTest(ctx, env, cfg, res.Image, boottest.Options{}, logPath, log)
 		}
+		a.done(ctx, env, log, "bake", res.Image, res.Duration, test)
 		if manifest != "" {
 			if err := writeJSON(manifest, res); err != nil {
 				return errors.Join(testErr, err)
@@ -162,6 +174,59 @@ func (a *app) runBake(cmd *cobra.Command, args []string) error {
 	})
 }
 
+// afterConsole is standard output that first ends the live console: on a
+// terminal, a line printed while bars are drawn would be erased by the
+// next redraw.
+type afterConsole struct {
+	w io.Writer
+	c *console.Console
+}
+
+func (o afterConsole) Write(p []byte) (int, error) {
+	o.c.Close()
+	return o.w.Write(p)
+}
+
+// done says what was made: on a terminal a short table of the image's id,
+// name and tags under a `==>` line, elsewhere key=value lines. After a
+// boot test the image is read again for its boot_test tags.
+func (a *app) done(ctx context.Context, env *bake.Environment, log *slog.Logger, kind string, im *plugin.Image, took time.Duration, tested bool) {
+	if tested {
+		if again, err := env.Cloud.Image(ctx, plugin.ImageQuery{ID: im.ID}); err == nil {
+			im = again
+		}
+	}
+	if !a.con.Pretty() {
+		log.Info(kind+" done", "image", im.ID, "name", im.Name, "took", took.Round(time.Millisecond))
+		for _, k := range sortedKeys(im.Tags) {
+			log.Info("tag", "key", k, "value", im.Tags[k])
+		}
+		return
+	}
+	log.Debug(kind+" done", "image", im.ID, "name", im.Name, "took", took.Round(time.Millisecond))
+	rows := []console.Row{{Key: "image", Value: im.ID}, {Key: "name", Value: im.Name}}
+	var tags strings.Builder
+	tw := tabwriter.NewWriter(&tags, 0, 0, 2, ' ', 0)
+	for _, k := range sortedKeys(im.Tags) {
+		fmt.Fprintf(tw, "%s\t%s\n", k, im.Tags[k])
+	}
+	tw.Flush()
+	for i, l := range strings.Split(strings.TrimSuffix(tags.String(), "\n"), "\n") {
+		if l == "" {
+			continue
+		}
+		key := ""
+		if i == 0 {
+			key = "tags"
+		}
+		rows = append(rows, console.Row{Key: key, Value: l})
+	}
+	// Nothing is drawn after the table: it is printed at once, before the
+	// id goes to standard output (often the same terminal).
+	a.con.Close()
+	a.con.Table(kind+" done in "+console.Duration(took), rows)
+}
+
 // bootTest boots an image of the local cloud and records the outcome in
 // its boot_test tag.
 func (a *app) bootTest(ctx context.Context, env *bake.Environment, cfg *config.Config, im *plugin.Image, o boottest.Options, logPath string, log *slog.Logger) (*boottest.Result, error) {
@@ -174,7 +239,11 @@ func (a *app) bootTest(ctx context.Context, env *bake.Environment, cfg *config.C
 	o.CacheDir = filepath.Join(cfg.StateDir, "cache")
 	o.Accel = cfg.Context.Accel
 	o.Watchdog = time.Duration(cfg.Context.KVMWatchdog) * time.Second
-	res, err := boottest.Run(ctx, lc.Store(), im, o, log)
+	var res *boottest.Result
+	_, err := pipeline.Step(ctx, log, "boot test", func(ctx context.Context) (err error) {
+		res, err = boottest.Run(ctx, lc.Store(), im, o, log)
+		return err
+	})
 	var be *boottest.Error
 	if err != nil && !errors.As(err, &be) {
 		return res, fmt.Errorf("boot test of %s: %w", im.ID, err)
@@ -265,17 +334,20 @@ manifest; bake a meta package onto it to make a base image.`,
 				defer env.Close()
 				o.BakeID = id
 				res, err := foundation.Build(ctx, env, o, log)
-				for _, t := range res.Timings {
-					log.Info("timing", "stage", t.Stage, "took", t.Duration.Round(time.Millisecond))
+				if !a.con.Pretty() { // on a terminal the stage lines said it
+					for _, t := range res.Timings {
+						log.Info("timing", "stage", t.Stage, "took", t.Duration.Round(time.Millisecond))
+					}
 				}
 				if err != nil {
-					return fmt.Errorf("foundation %s failed (log: %s): %w", id, logPath, err)
+					return fmt.Errorf("foundation %s failed: %w\n  log: %s", id, err, logPath)
 				}
-				log.Info("foundation done", "image", res.Image.ID, "name", res.Image.Name, "kernel", res.Kernel, "packages", res.Packages, "took", res.Duration.Round(time.Millisecond))
+				log.Debug("foundation", "kernel", res.Kernel, "packages", res.Packages)
 				var testErr error
 				if test {
 					_, testErr = a.bootTest(ctx, env, cfg, res.Image, boottest.Options{}, logPath, log)
 				}
+				a.done(ctx, env, log, "foundation", res.Image, res.Duration, test)
 				if a.output == "json" {
 					a.printJSON(res)
 				} else {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/aminator-go/aminator/internal/bake"
 	"github.com/aminator-go/aminator/internal/config"
+	"github.com/aminator-go/aminator/internal/console"
 	"github.com/aminator-go/aminator/internal/logging"
 
 	// The built-in plugins register themselves.
@@ -60,6 +61,10 @@ type app struct {
 	tags           []string
 	kmsKeys        map[string]string
 	flags          *pflag.FlagSet
+	// logFormat is the configured console format (auto, text, json).
+	logFormat string
+	// con is the running worker's console.
+	con *console.Console
 }
 
 // Main runs the CLI and returns the process exit code.
@@ -110,6 +115,7 @@ PACKAGE is a repository package (name or name=version), a local .deb
 	pf.String("state-dir", "", "the local cloud's state directory (default /var/lib/aminator)")
 	pf.String("log-dir", "", "where bake logs go (default /var/log/aminator)")
 	pf.Bool("debug", false, "debug logging on the console")
+	pf.String("log-format", "auto", "console output: auto (stage lines and progress bars on a terminal, text elsewhere), text (key=value) or json")
 	pf.StringP("environment", "e", "", "environment (a named set of plugins) to use")
 	pf.StringP("region", "r", "", "cloud region")
 	markConfig(pf)
@@ -219,6 +225,7 @@ func (a *app) loadConfig(cmd *cobra.Command) (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.logFormat = cfg.Context.LogFormat
 	for _, t := range a.tags {
 		k, v, ok := strings.Cut(t, "=")
 		if !ok || k == "" {
@@ -238,8 +245,23 @@ func (a *app) loadConfig(cmd *cobra.Command) (*config.Config, error) {
 	return cfg, nil
 }
 
+// logger is a command's console logger, in the configured format.
 func (a *app) logger(debug bool) *slog.Logger {
-	return slog.New(logging.Console(a.stderr, debug))
+	c, err := console.New(a.stderr, console.Options{Format: a.logFormat, Debug: debug})
+	if err != nil { // the configuration was checked: not reached
+		return slog.New(logging.Console(a.stderr, debug))
+	}
+	return slog.New(c.Handler())
+}
+
+// liveConsole is a console that (if live) draws running stages and
+// progress bars on a terminal; the caller closes it.
+func (a *app) liveConsole(debug, live bool) (*console.Console, error) {
+	c, err := console.New(a.stderr, console.Options{Format: a.logFormat, Debug: debug, Live: live})
+	if err != nil {
+		return nil, usagef("--log-format: %v", err)
+	}
+	return c, nil
 }
 
 // signalContext is cancelled by SIGINT, SIGTERM or SIGHUP.

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/aminator-go/aminator/internal/cloud/local"
 	"github.com/aminator-go/aminator/internal/config"
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/progress"
 	"github.com/aminator-go/aminator/internal/push"
 )
 
@@ -348,7 +350,14 @@ from the AWS configuration (or -r).`,
 				return err
 			}
 			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
-				log := a.logger(cfg.Context.Debug)
+				con, err := a.liveConsole(cfg.Context.Debug, true)
+				if err != nil {
+					return err
+				}
+				defer con.Close()
+				a.stdout = afterConsole{a.stdout, con}
+				log := slog.New(con.Handler())
+				ctx = progress.With(ctx, progress.Multi(con.Progress(), progress.Log(log, 10*time.Second)))
 				o.Log = log
 				ec, err := ec2cloud.New(ctx, pc.(*ec2cloud.Settings), cfg.Context.Region, log)
 				if err != nil {

@@ -72,6 +72,9 @@ type Context struct {
 	DeprecateAt string   `yaml:"deprecate_at"`
 	// CopyKMSKeys maps a region to the KMS key its copy is encrypted with.
 	CopyKMSKeys map[string]string `yaml:"copy_kms_keys"`
+	// LogFormat is the console's: auto (for a person on a terminal, text
+	// elsewhere), text (key=value) or json.
+	LogFormat string `yaml:"log_format"`
 }
 
 // Config is the merged configuration.
@@ -428,6 +431,9 @@ func (c *Config) validate() error {
 	x := &c.Context
 	if !oneOf(x.VMType, "hvm", "paravirtual") {
 		return c.bad("context.vm_type", "%q is not allowed (allowed: hvm, paravirtual)", x.VMType)
+	}
+	if x.LogFormat != "" && !oneOf(x.LogFormat, "auto", "text", "json") {
+		return c.bad("context.log_format", "%q is not allowed (allowed: auto, text, json)", x.LogFormat)
 	}
 	if x.Label != "" && !oneOf(x.Label, "candidate", "release", "previous") {
 		return c.bad("context.label", "%q is not allowed (allowed: candidate, release, previous)", x.Label)

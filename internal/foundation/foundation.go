@@ -46,6 +46,7 @@ import (
 	"github.com/aminator-go/aminator/internal/partition"
 	"github.com/aminator-go/aminator/internal/pipeline"
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/progress"
 	"github.com/aminator-go/aminator/internal/provisioner/apt"
 )
 
@@ -363,7 +364,15 @@ func bootstrap(ctx context.Context, o Options, work, tree string, log *slog.Logg
 	args = append(args, "--include="+strings.Join(include, ","), o.Release, tree, o.Mirror)
 	cmd := exec.Command("mmdebstrap", args...)
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", "HOME=/root", "TMPDIR=" + work}
-	if err := logging.Run(ctx, log, cmd, nil); err != nil {
+	// mmdebstrap counts no bytes, but says what it does in "I: " lines.
+	bar := progress.Start(ctx, "mmdebstrap", 0, progress.Count)
+	defer bar.Done()
+	phase := func(line string) {
+		if p, ok := strings.CutPrefix(line, "I: "); ok {
+			bar.Status(strings.TrimSuffix(p, "..."))
+		}
+	}
+	if err := logging.RunLines(ctx, log, cmd, nil, phase); err != nil {
 		return fmt.Errorf("mmdebstrap: %w", err)
 	}
 	return nil

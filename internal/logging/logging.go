@@ -71,11 +71,12 @@ func (t *Tail) String() string {
 
 // lineWriter sends each complete line to the logger and the tail.
 type lineWriter struct {
-	log  *slog.Logger
-	name string
-	tail *Tail
-	buf  bytes.Buffer
-	mu   sync.Mutex
+	log     *slog.Logger
+	name    string
+	tail    *Tail
+	observe func(string)
+	buf     bytes.Buffer
+	mu      sync.Mutex
 }
 
 func (w *lineWriter) Write(p []byte) (int, error) {
@@ -100,6 +101,9 @@ func (w *lineWriter) emit(s string) {
 	s = strings.TrimRight(s, "\r\n")
 	w.log.Debug(w.name+": "+s, "cmd", w.name)
 	w.tail.Add(s)
+	if w.observe != nil {
+		w.observe(s)
+	}
 }
 
 func (w *lineWriter) flush() {
@@ -120,11 +124,31 @@ type CommandError struct {
 }
 
 func (e *CommandError) Error() string {
-	msg := fmt.Sprintf("%s: %v", strings.Join(e.Argv, " "), e.Err)
-	if e.Tail != "" {
-		msg += "\n  last output:\n    " + strings.ReplaceAll(e.Tail, "\n", "\n    ")
+	cmd := strings.Join(e.Argv, " ")
+	cause, lines := e.Cause()
+	if cause == "" {
+		msg := fmt.Sprintf("%s: %v", cmd, e.Err)
+		if e.Tail != "" {
+			msg += "\n  last output:\n    " + strings.ReplaceAll(e.Tail, "\n", "\n    ")
+		}
+		return msg
+	}
+	// The reason first, in the tool's words; then the command and the
+	// tool's last error lines (the whole output is in the DEBUG log).
+	msg := fmt.Sprintf("%s\n  %s: %v", cause, cmd, e.Err)
+	if len(lines) > 1 || (len(lines) == 1 && lines[0] != cause) {
+		msg += "\n  " + filepath.Base(e.Argv[0]) + "'s last error lines:\n    " + strings.Join(lines, "\n    ")
 	}
 	return msg
+}
+
+// Cause is the line of the command's output that says why it failed, and
+// the last error lines around it (see Cause); none for a cancelled command.
+func (e *CommandError) Cause() (string, []string) {
+	if e.Tail == "" || len(e.Argv) == 0 || errors.Is(e.Err, context.Canceled) || errors.Is(e.Err, context.DeadlineExceeded) {
+		return "", nil
+	}
+	return Cause(e.Tail)
 }
 
 func (e *CommandError) Unwrap() error { return e.Err }
@@ -134,12 +158,18 @@ func (e *CommandError) Unwrap() error { return e.Err }
 // Cancelling ctx sends SIGTERM to the command's process group, then SIGKILL
 // after grace.
 func Run(ctx context.Context, log *slog.Logger, cmd *exec.Cmd, stdout io.Writer) error {
+	return RunLines(ctx, log, cmd, stdout, nil)
+}
+
+// RunLines is Run that also hands each line of output that goes to the log
+// to observe (for example to show a tool's phase on a progress line).
+func RunLines(ctx context.Context, log *slog.Logger, cmd *exec.Cmd, stdout io.Writer, observe func(string)) error {
 	name := filepath.Base(cmd.Path)
 	if len(cmd.Args) > 0 {
 		name = filepath.Base(cmd.Args[0])
 	}
 	tail := &Tail{N: 25}
-	lw := &lineWriter{log: log, name: name, tail: tail}
+	lw := &lineWriter{log: log, name: name, tail: tail, observe: observe}
 	if stdout != nil {
 		cmd.Stdout = stdout
 	} else if cmd.Stdout == nil {

@@ -55,19 +55,31 @@ func (p *Pipeline) Stage(ctx context.Context, name string, fn func(context.Conte
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s: %w", name, context.Cause(ctx))
 	}
-	p.log.Info("stage "+name, "stage", name)
-	start := time.Now()
-	err := fn(ctx)
-	d := time.Since(start)
+	d, err := Step(ctx, p.log, name, fn)
 	p.mu.Lock()
 	p.timings = append(p.timings, Timing{Stage: name, Duration: d})
 	p.mu.Unlock()
 	if err != nil {
-		p.log.Debug("stage failed", "stage", name, "took", d.Round(time.Millisecond), "err", err)
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	p.log.Debug("stage done", "stage", name, "took", d.Round(time.Millisecond))
 	return nil
+}
+
+// Step runs fn as a named, timed step outside a pipeline. It logs what a
+// stage logs, which the terminal console shows as a `==> name  time` line:
+// INFO "stage NAME" with stage=NAME when it starts, DEBUG "stage done" or
+// "stage failed" with stage=NAME and took=DURATION when it ends.
+func Step(ctx context.Context, log *slog.Logger, name string, fn func(context.Context) error) (time.Duration, error) {
+	log.Info("stage "+name, "stage", name)
+	start := time.Now()
+	err := fn(ctx)
+	d := time.Since(start)
+	if err != nil {
+		log.Debug("stage failed", "stage", name, "took", d.Round(time.Millisecond), "err", err)
+		return d, err
+	}
+	log.Debug("stage done", "stage", name, "took", d.Round(time.Millisecond))
+	return d, nil
 }
 
 // Timings returns the stage durations so far.

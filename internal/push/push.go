@@ -26,6 +26,7 @@ import (
 	ec2cloud "github.com/aminator-go/aminator/internal/cloud/ec2"
 	"github.com/aminator-go/aminator/internal/cloud/local"
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/progress"
 	"github.com/aminator-go/aminator/internal/snapstore"
 )
 
@@ -137,6 +138,8 @@ func Push(ctx context.Context, lc *local.Cloud, ec *ec2cloud.Cloud, im *plugin.I
 		}
 	}
 	var sent atomic.Int64
+	bar := progress.Start(ctx, "pushing blocks", int64(len(blocks))*BlockSize, progress.Bytes)
+	defer bar.Done()
 	errs := make(chan error, o.Workers)
 	idx := make(chan int)
 	var wg sync.WaitGroup
@@ -175,6 +178,7 @@ func Push(ctx context.Context, lc *local.Cloud, ec *ec2cloud.Cloud, im *plugin.I
 					return
 				}
 				sent.Add(BlockSize)
+				bar.Add(BlockSize)
 			}
 		}()
 	}
@@ -241,6 +245,7 @@ feed:
 func waitCompleted(ctx context.Context, ec *ec2cloud.Cloud, id string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
 	defer cancel()
+	defer progress.Wait(ctx, "EC2 completing snapshot "+id, 30*time.Minute)()
 	for delay := 100 * time.Millisecond; ; delay = min(delay*2, 5*time.Second) {
 		s, err := ec.Snapshot(ctx, id)
 		if err != nil {

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/aminator-go/aminator/internal/flock"
+	"github.com/aminator-go/aminator/internal/progress"
 	"github.com/aminator-go/aminator/internal/sparse"
 )
 
@@ -229,10 +230,13 @@ func (c *Chunks) Put(ctx context.Context, id, parent, src string) (st Stats, err
 	var added, data atomic.Int64
 	var seen sync.Map // hashes this Put already stores: write each once
 	bufs := sync.Pool{New: func() any { return make([]byte, c.chunkSize) }}
+	bar := progress.Start(ctx, "storing snapshot "+id, chunkBytes(todo, size, c.chunkSize), progress.Bytes)
+	defer bar.Done()
 	err = parallel(ctx, todo, func(i int) error {
 		buf := bufs.Get().([]byte)
 		defer bufs.Put(buf)
 		off := int64(i) * int64(c.chunkSize)
+		defer bar.Add(min(int64(c.chunkSize), size-off))
 		k, err := f.ReadAt(buf[:min(int64(c.chunkSize), size-off)], off)
 		if err != nil && err != io.EOF {
 			return fmt.Errorf("read %s at %d: %w", src, off, err)
@@ -274,6 +278,17 @@ func (c *Chunks) Put(ctx context.Context, id, parent, src string) (st Stats, err
 	}
 	c.log.Debug("snapshot stored", "snapshot", id, "parent", parent, "chunks", n, "read", countTrue(todo), "reused_shared", reused, "added", added.Load())
 	return Stats{Size: size, Data: data.Load(), Added: added.Load()}, nil
+}
+
+// chunkBytes is how many bytes the marked chunks of a size-byte volume hold.
+func chunkBytes(todo []bool, size int64, chunk int) int64 {
+	var n int64
+	for i, t := range todo {
+		if t {
+			n += min(int64(chunk), size-int64(i)*int64(chunk))
+		}
+	}
+	return n
 }
 
 func countTrue(b []bool) int {
@@ -429,7 +444,10 @@ func (c *Chunks) Restore(ctx context.Context, id, dst string) error {
 	for i, h := range m.Chunks {
 		want[i] = h != ""
 	}
+	bar := progress.Start(ctx, "restoring snapshot "+id, chunkBytes(want, m.Size, m.ChunkSize), progress.Bytes)
+	defer bar.Done()
 	err = parallel(ctx, want, func(i int) error {
+		defer bar.Add(min(int64(m.ChunkSize), m.Size-int64(i)*int64(m.ChunkSize)))
 		data, err := c.readChunk(m.Chunks[i])
 		if err == nil {
 			_, err = tmp.WriteAt(data, int64(i)*int64(m.ChunkSize))

@@ -95,6 +95,7 @@ type Deb struct {
 	Exec                []string          // which Files are executable
 	Postinst            string            // script body
 	Prerm               string
+	Preinst             string
 }
 
 // BuildDeb builds the package with dpkg-deb (-Zgzip -z1: fast) in dir.
@@ -123,6 +124,9 @@ func BuildDeb(t testing.TB, dir string, d Deb) string {
 	write("DEBIAN/control", control, 0o644)
 	if d.Postinst != "" {
 		write("DEBIAN/postinst", "#!/bin/sh\nset -e\n"+d.Postinst+"\n", 0o755)
+	}
+	if d.Preinst != "" {
+		write("DEBIAN/preinst", "#!/bin/sh\n"+d.Preinst+"\n", 0o755)
 	}
 	if d.Prerm != "" {
 		write("DEBIAN/prerm", "#!/bin/sh\n"+d.Prerm+"\n", 0o755)

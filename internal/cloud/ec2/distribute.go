@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/progress"
 )
 
 // Distribute shares and deprecates the image as asked, and copies it to
@@ -103,7 +104,10 @@ func (c *Cloud) copyTo(ctx context.Context, im *plugin.Image, region string, d p
 	id := aws.ToString(out.ImageId)
 	c.log.Info("copying image", "region", region, "id", id)
 	w := ec2.NewImageAvailableWaiter(client, func(o *ec2.ImageAvailableWaiterOptions) { o.MinDelay = c.minDelay() })
-	if err := w.Wait(ctx, &ec2.DescribeImagesInput{ImageIds: []string{id}}, c.waitOpts()); err != nil {
+	waited := progress.Wait(ctx, "copying to "+region, c.waitOpts())
+	err = w.Wait(ctx, &ec2.DescribeImagesInput{ImageIds: []string{id}}, c.waitOpts())
+	waited()
+	if err != nil {
 		return id, fmt.Errorf("copy %s in %s did not become available: %w", id, region, err)
 	}
 	// Tags again, explicitly: not every implementation honours CopyImageTags.

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -30,6 +31,7 @@ import (
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/progress"
 )
 
 // Settings are the plugin's settings (plugins: cloud.ec2:).
@@ -507,6 +509,8 @@ func (c *Cloud) CreateSnapshot(ctx context.Context, r plugin.SnapshotRequest) (*
 	}
 	id := aws.ToString(out.SnapshotId)
 	last := ""
+	bar := progress.Start(ctx, "EC2 snapshot "+id, 100, progress.Count)
+	defer bar.Done()
 	err = c.poll(ctx, "snapshot "+id, func(ctx context.Context) (bool, error) {
 		s, err := c.ec2.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{SnapshotIds: []string{id}})
 		if err != nil {
@@ -517,7 +521,10 @@ func (c *Cloud) CreateSnapshot(ctx context.Context, r plugin.SnapshotRequest) (*
 		}
 		sn := s.Snapshots[0]
 		if p := aws.ToString(sn.Progress); p != last {
-			c.log.Info("snapshot progress", "snapshot", id, "progress", p)
+			c.log.Debug("snapshot progress", "snapshot", id, "progress", p)
+			if n, err := strconv.Atoi(strings.TrimSuffix(p, "%")); err == nil {
+				bar.SetCurrent(int64(n))
+			}
 			last = p
 		}
 		switch sn.State {

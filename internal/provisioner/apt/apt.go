@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aminator-go/aminator/internal/logging"
 	"github.com/aminator-go/aminator/internal/naming"
 	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/provisioner/pkgref"
@@ -99,20 +100,30 @@ func (a *Apt) Provision(ctx context.Context, c plugin.Chroot, ref plugin.Package
 			return nil, fmt.Errorf("install %s: %w", spec, err)
 		}
 		name = ref.Name
-	case "url":
-		file, err := (&pkgref.Downloader{Dir: a.tmpDir, Ext: ".deb", Retries: a.s.DownloadRetries,
-			Timeout: time.Duration(a.s.DownloadTimeout) * time.Second, Log: a.log}).Fetch(ctx, ref.URL)
-		if err != nil {
-			return nil, err
+	case "url", "file":
+		file := ref.Path
+		if ref.Kind == "url" {
+			f, err := (&pkgref.Downloader{Dir: a.tmpDir, Ext: ".deb", Retries: a.s.DownloadRetries,
+				Timeout: time.Duration(a.s.DownloadTimeout) * time.Second, Log: a.log}).Fetch(ctx, ref.URL)
+			if err != nil {
+				return nil, err
+			}
+			defer os.Remove(f)
+			file = f
 		}
-		defer os.Remove(file)
-		if name, err = a.installFile(ctx, c, file, timed); err != nil {
-			return nil, err
-		}
-	case "file":
+		var dpkgErr error
 		var err error
-		if name, err = a.installFile(ctx, c, ref.Path, timed); err != nil {
+		if name, dpkgErr, err = a.installFile(ctx, c, file, timed); err != nil {
 			return nil, err
+		}
+		if dpkgErr != nil {
+			// apt-get -f install may "fix" a package dpkg could not
+			// unpack by leaving it uninstalled: then dpkg's own words
+			// are why the bake failed.
+			if _, qerr := Query(ctx, c, name); qerr != nil {
+				a.log.Debug("dpkg -i failed and apt-get -f install did not install the package", "err", qerr)
+				return nil, fmt.Errorf("install %s: dpkg -i: %w", name, dpkgErr)
+			}
 		}
 	default:
 		return nil, fmt.Errorf("unknown package kind %q", ref.Kind)
@@ -146,41 +157,50 @@ func (a *Apt) update(ctx context.Context, c plugin.Chroot) error {
 		if ctx.Err() != nil {
 			break
 		}
-		a.log.Warn("apt-get update failed; retrying", "attempt", i, "err", firstLine(err))
+		a.log.Warn("apt-get update failed; retrying", "err", firstLine(err), "attempt", i)
 		sleep(ctx, time.Duration(i)*2*time.Second)
 	}
 	return fmt.Errorf("apt-get update: %w", err)
 }
 
 // installFile stages a .deb in the image's /tmp, installs it, and returns
-// its package name.
-func (a *Apt) installFile(ctx context.Context, c plugin.Chroot, file string, timed func(func() error) error) (string, error) {
+// its package name and, when dpkg -i failed but apt-get -f install
+// succeeded, dpkg's error.
+func (a *Apt) installFile(ctx context.Context, c plugin.Chroot, file string, timed func(func() error) error) (string, error, error) {
 	inImage, done, err := pkgref.Stage(c, file, "package.deb")
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	defer done()
 	out, err := c.Output(ctx, plugin.Run{Argv: []string{"dpkg-deb", "--field", inImage, "Package"}})
 	if err != nil {
-		return "", fmt.Errorf("%s is not a readable .deb: %w", file, err)
+		return "", nil, fmt.Errorf("%s is not a readable .deb: %w", file, err)
 	}
 	name := strings.TrimSpace(string(out))
 	if !nameRE.MatchString(name) {
-		return "", fmt.Errorf("%s names an invalid package %q", file, name)
+		return "", nil, fmt.Errorf("%s names an invalid package %q", file, name)
 	}
-	if err := timed(func() error { return c.Run(ctx, plugin.Run{Argv: []string{"dpkg", "-i", inImage}}) }); err != nil {
-		if ctx.Err() != nil {
-			return "", err
-		}
-		a.log.Info("dpkg -i failed; fixing dependencies with apt-get -f install", "package", name)
-		if uerr := a.update(ctx, c); uerr != nil {
-			return "", errors.Join(fmt.Errorf("dpkg -i: %w", err), uerr)
-		}
-		if ferr := timed(func() error { return a.aptGet(ctx, c, "-f", "install") }); ferr != nil {
-			return "", fmt.Errorf("install %s: dpkg -i failed and apt-get -f install could not fix it: %w", name, ferr)
+	dpkgErr := timed(func() error { return c.Run(ctx, plugin.Run{Argv: []string{"dpkg", "-i", inImage}}) })
+	if dpkgErr == nil {
+		return name, nil, nil
+	}
+	if ctx.Err() != nil {
+		return "", nil, dpkgErr
+	}
+	var ce *logging.CommandError
+	if errors.As(dpkgErr, &ce) {
+		if cause, _ := ce.Cause(); strings.Contains(cause, "No space left on device") {
+			return "", nil, fmt.Errorf("install %s: dpkg -i: %w", name, dpkgErr) // nothing apt-get can fix
 		}
 	}
-	return name, nil
+	a.log.Info("dpkg -i failed; fixing dependencies with apt-get -f install", "package", name)
+	if uerr := a.update(ctx, c); uerr != nil {
+		return "", nil, errors.Join(fmt.Errorf("dpkg -i: %w", dpkgErr), uerr)
+	}
+	if ferr := timed(func() error { return a.aptGet(ctx, c, "-f", "install") }); ferr != nil {
+		return "", nil, fmt.Errorf("install %s: dpkg -i failed and apt-get -f install could not fix it: %w", name, ferr)
+	}
+	return name, dpkgErr, nil
 }
 
 // Query reads name, version and architecture of an installed package and

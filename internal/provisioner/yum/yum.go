@@ -95,7 +95,8 @@ func (y *Yum) retry(ctx context.Context, what string, fn func() error) error {
 		if err = fn(); err == nil || ctx.Err() != nil {
 			return err
 		}
-		y.log.Warn(what+" failed; retrying", "attempt", i)
+		first, _, _ := strings.Cut(err.Error(), "\n")
+		y.log.Warn(what+" failed; retrying", "err", first, "attempt", i)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
