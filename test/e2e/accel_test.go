@@ -5,8 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/aminator-go/aminator/internal/testutil"
 )
 
 // standInQemu writes a qemu-system-x86_64 first on a PATH that runs the
@@ -38,10 +36,9 @@ exec /usr/bin/qemu-system-x86_64 "$@"
 
 // A KVM that runs no guest at all: the probe sees no kernel line and the
 // boot runs under TCG, and says why.
-func TestBootTestSilentKVMProbe(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
-	f := bootableFoundation(t)
-	r := aminateEnv(t, []string{standInQemu(t, false)}, "test", f)
+func bootTestSilentKVMProbe(t *testing.T, c *cloud) {
+	f := c.bootableFoundation(t)
+	r := c.aminateEnv(t, []string{standInQemu(t, false)}, "test", f)
 	if r.code != 0 {
 		t.Fatalf("boot test with a silent KVM: exit %d\n%s", r.code, r.stderr)
 	}
@@ -55,17 +52,16 @@ func TestBootTestSilentKVMProbe(t *testing.T) {
 
 // A KVM that passes the probe but hangs the real boot: the watchdog stops
 // it, the boot runs again under TCG and passes, and the verdict is kept so
-// the next test goes straight to TCG.
-func TestBootTestKVMWatchdog(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
+// the next boot test goes straight to TCG.
+func bootTestKVMWatchdog(t *testing.T, c *cloud) {
 	if _, err := os.Stat("/dev/kvm"); err != nil {
 		// The stand-in stands in for qemu, not for the device: without it
 		// qemu -accel kvm fails at once and the probe already chooses TCG.
 		t.Log("no /dev/kvm: the probe fails at once, so this checks the TCG path only")
 	}
-	f := bootableFoundation(t)
+	f := c.bootableFoundation(t)
 	path := standInQemu(t, true)
-	r := aminateEnv(t, []string{path, "AMINATOR_KVM_WATCHDOG=4"}, "test", "--accel", "auto", f)
+	r := c.aminateEnv(t, []string{path, "AMINATOR_KVM_WATCHDOG=4"}, "test", "--accel", "auto", f)
 	if r.code != 0 {
 		t.Fatalf("boot test with a KVM that hangs the boot: exit %d\n%s", r.code, r.stderr)
 	}
@@ -79,22 +75,28 @@ func TestBootTestKVMWatchdog(t *testing.T) {
 			t.Errorf("want the watchdog's reason and the fallback:\n%s", r.stderr)
 		}
 	}
-	r = aminateEnv(t, []string{path}, "test", f)
-	if r.code != 0 || !strings.Contains(r.stdout, "(tcg,") {
-		t.Fatalf("second boot test: exit %d\n%s", r.code, r.stderr)
-	}
-	if kvm && !strings.Contains(r.stderr, "KVM failed here before") {
-		t.Errorf("the verdict was not kept:\n%s", r.stderr)
+	if kvm {
+		// The verdict is kept (the unit tests show a kept verdict is used).
+		files, _ := filepath.Glob(filepath.Join(c.state, "cache", "kvm-probe-*.json"))
+		kept := false
+		for _, f := range files {
+			if b, _ := os.ReadFile(f); strings.Contains(string(b), `"works":false`) && strings.Contains(string(b), "printed nothing within 4s") {
+				kept = true
+			}
+		}
+		if !kept {
+			t.Errorf("no kept verdict that KVM failed among %v", files)
+		}
 	}
 	// --accel kvm insists: the same hang is a failure that names KVM, not a fallback.
-	r = aminateEnv(t, []string{path, "AMINATOR_KVM_WATCHDOG=3"}, "test", "--accel", "kvm", f)
+	r = c.aminateEnv(t, []string{path, "AMINATOR_KVM_WATCHDOG=3"}, "test", "--accel", "kvm", f)
 	if kvm && (r.code != 1 || !strings.Contains(r.stderr, "under KVM the guest's kernel printed nothing")) {
 		t.Errorf("--accel kvm with a hanging KVM: exit %d\n%s", r.code, r.stderr)
 	}
-	if r := aminate(t, "test", "--accel", "xen", f); r.code != 2 {
+	if r := c.aminate(t, "test", "--accel", "xen", f); r.code != 2 {
 		t.Errorf("--accel xen: exit %d\n%s", r.code, r.stderr)
 	}
-	if r := aminate(t, "test", "--accel", "kvm", "--no-kvm", f); r.code != 2 {
+	if r := c.aminate(t, "test", "--accel", "kvm", "--no-kvm", f); r.code != 2 {
 		t.Errorf("--accel kvm --no-kvm: exit %d\n%s", r.code, r.stderr)
 	}
 }

@@ -51,10 +51,8 @@ func TestMain(m *testing.M) {
 			fmt.Printf("build aminate: %v\n%s", err, b)
 			return 1
 		}
-		stateDir = filepath.Join(workDir, "state")
-		for _, d := range []string{"etc", "home"} {
-			os.MkdirAll(filepath.Join(workDir, d), 0o755)
-		}
+		shared = newCloud(workDir)
+		stateDir = shared.state
 		return m.Run()
 	}()
 	if leaks := testutil.Leaks(workDir); len(leaks) > 0 {
@@ -65,18 +63,51 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// env is the environment every aminate run gets: an isolated state, log
-// and config directory.
-func env(extra ...string) []string {
+// cloud is one local cloud the tests drive: its own state, log, config
+// and home directories under dir.
+type cloud struct {
+	dir, state string
+	// foundation is a bootable foundation, built once (bootableFoundation).
+	foundation string
+}
+
+// shared is the cloud of the tests that run one after another.
+var shared *cloud
+
+func newCloud(dir string) *cloud {
+	for _, d := range []string{"etc", "home"} {
+		os.MkdirAll(filepath.Join(dir, d), 0o755)
+	}
+	return &cloud{dir: dir, state: filepath.Join(dir, "state")}
+}
+
+// isolated gives a test that runs in parallel with others a cloud of its
+// own, and checks that the test leaves nothing under it.
+func isolated(t *testing.T) *cloud {
+	t.Helper()
+	t.Parallel()
+	dir, err := os.MkdirTemp(workDir, t.Name()+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.CheckNoLeaks(t, dir)
+	return newCloud(dir)
+}
+
+// env is the environment every aminate run gets: the cloud's isolated
+// state, log and config directories.
+func (c *cloud) env(extra ...string) []string {
 	e := []string{
 		"PATH=" + os.Getenv("PATH"),
-		"HOME=" + filepath.Join(workDir, "home"),
-		"AMINATOR_CONFIG_DIR=" + filepath.Join(workDir, "etc"),
-		"AMINATOR_STATE_DIR=" + stateDir,
-		"AMINATOR_LOG_DIR=" + filepath.Join(workDir, "log"),
+		"HOME=" + filepath.Join(c.dir, "home"),
+		"AMINATOR_CONFIG_DIR=" + filepath.Join(c.dir, "etc"),
+		"AMINATOR_STATE_DIR=" + c.state,
+		"AMINATOR_LOG_DIR=" + filepath.Join(c.dir, "log"),
 	}
 	return append(e, extra...)
 }
+
+func env(extra ...string) []string { return shared.env(extra...) }
 
 type result struct {
 	stdout, stderr string
@@ -85,15 +116,25 @@ type result struct {
 
 func aminate(t *testing.T, args ...string) result {
 	t.Helper()
-	return aminateEnv(t, nil, args...)
+	return shared.aminateEnv(t, nil, args...)
 }
 
 func aminateEnv(t *testing.T, extraEnv []string, args ...string) result {
 	t.Helper()
+	return shared.aminateEnv(t, extraEnv, args...)
+}
+
+func (c *cloud) aminate(t *testing.T, args ...string) result {
+	t.Helper()
+	return c.aminateEnv(t, nil, args...)
+}
+
+func (c *cloud) aminateEnv(t *testing.T, extraEnv []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, args...)
-	cmd.Env = env(extraEnv...)
+	cmd.Env = c.env(extraEnv...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -127,7 +168,12 @@ func base(t *testing.T) string {
 
 func showImage(t *testing.T, ref string) *plugin.Image {
 	t.Helper()
-	out := mustOK(t, aminate(t, "images", "show", "--output", "json", ref))
+	return shared.showImage(t, ref)
+}
+
+func (c *cloud) showImage(t *testing.T, ref string) *plugin.Image {
+	t.Helper()
+	out := mustOK(t, c.aminate(t, "images", "show", "--output", "json", ref))
 	var im plugin.Image
 	if err := json.Unmarshal([]byte(out), &im); err != nil {
 		t.Fatalf("images show json: %v\n%s", err, out)
@@ -139,7 +185,12 @@ func showImage(t *testing.T, ref string) *plugin.Image {
 // in this process and calls fn with the mount point.
 func inspect(t *testing.T, id string, part int, fn func(root string)) {
 	t.Helper()
-	c, err := local.Open(local.Options{StateDir: stateDir})
+	shared.inspect(t, id, part, fn)
+}
+
+func (cl *cloud) inspect(t *testing.T, id string, part int, fn func(root string)) {
+	t.Helper()
+	c, err := local.Open(local.Options{StateDir: cl.state})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +200,7 @@ func inspect(t *testing.T, id string, part int, fn func(root string)) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	file := filepath.Join(workDir, "inspect-"+id+".img")
+	file := filepath.Join(cl.dir, "inspect-"+id+".img")
 	if err := c.Store().Restore(ctx, im.Root().SnapshotID, file); err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +219,7 @@ func inspect(t *testing.T, id string, part int, fn func(root string)) {
 		t.Fatal(err)
 	}
 	defer d.Detach()
-	mnt := filepath.Join(workDir, "inspect-"+id)
+	mnt := filepath.Join(cl.dir, "inspect-"+id)
 	os.MkdirAll(mnt, 0o755)
 	defer os.Remove(mnt)
 	fstype, err := mount.DetectFS(d.Path)

@@ -13,24 +13,31 @@ import (
 	"github.com/aminator-go/aminator/internal/testutil"
 )
 
-var foundationID string
-
-// bootableFoundation builds a bookworm foundation with a kernel once per run.
-func bootableFoundation(t *testing.T) string {
+// bootableFoundation builds a bookworm foundation with a kernel once per cloud.
+func (c *cloud) bootableFoundation(t *testing.T) string {
 	t.Helper()
-	if foundationID == "" {
-		foundationID = mustOK(t, aminate(t, "foundation", "-n", "debian-bookworm", "-s", "f1"))
+	if c.foundation == "" {
+		c.foundation = mustOK(t, c.aminate(t, "foundation", "-n", "debian-bookworm", "-s", "f1"))
 	}
-	return foundationID
+	return c.foundation
+}
+
+// TestBootableFoundation builds one foundation and runs, in turn on it, the
+// seed's pipeline and the boot test's accelerator checks; the whole runs in
+// parallel with the other foundation tests.
+func TestBootableFoundation(t *testing.T) {
+	c := isolated(t)
+	t.Run("Pipeline", func(t *testing.T) { foundationBaseAppPipeline(t, c) })
+	t.Run("SilentKVMProbe", func(t *testing.T) { bootTestSilentKVMProbe(t, c) })
+	t.Run("KVMWatchdog", func(t *testing.T) { bootTestKVMWatchdog(t, c) })
 }
 
 // The seed's whole pipeline: foundation -> base (a meta package) ->
 // candidate -> release -> an app baked against base:release and boot
 // tested, with lineage, package diffs and an export.
-func TestFoundationBaseAppPipeline(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
-	f := bootableFoundation(t)
-	fi := showImage(t, f)
+func foundationBaseAppPipeline(t *testing.T, c *cloud) {
+	f := c.bootableFoundation(t)
+	fi := c.showImage(t, f)
 	for k, v := range map[string]string{"role": "foundation", "family": "debian-bookworm", "release": "bookworm", "distribution": "debian", "layout": "whole", "filesystem": "ext4"} {
 		if fi.Tags[k] != v {
 			t.Errorf("foundation tag %s = %q, want %q", k, fi.Tags[k], v)
@@ -39,7 +46,7 @@ func TestFoundationBaseAppPipeline(t *testing.T) {
 	if !strings.HasPrefix(fi.Tags["kernel"], "6.") || fi.Tags["packages"] == "" {
 		t.Errorf("foundation kernel %q packages %q", fi.Tags["kernel"], fi.Tags["packages"])
 	}
-	inspect(t, f, 0, func(root string) {
+	c.inspect(t, f, 0, func(root string) {
 		if got := readFile(t, filepath.Join(root, "etc/hostname")); got != "localhost\n" {
 			t.Errorf("hostname %q", got)
 		}
@@ -60,95 +67,95 @@ func TestFoundationBaseAppPipeline(t *testing.T) {
 
 	dir := t.TempDir()
 	meta := testutil.BuildDeb(t, dir, testutil.Deb{Name: "aminator-base-meta", Version: "1.0", Depends: "hello"})
-	b1 := mustOK(t, aminate(t, "-B", f, "-n", "aminator-base", "-s", "b1", meta))
-	bi := showImage(t, b1)
+	b1 := mustOK(t, c.aminate(t, "-B", f, "-n", "aminator-base", "-s", "b1", meta))
+	bi := c.showImage(t, b1)
 	if bi.Tags["role"] != "base" || bi.Tags["family"] != "aminator-base" || bi.Tags["lineage"] != f {
 		t.Errorf("base tags: %v", bi.Tags)
 	}
 
 	// Channels.
-	r := aminate(t, "-b", "aminator-base:release", "-s", "early", meta)
+	r := c.aminate(t, "-b", "aminator-base:release", "-s", "early", meta)
 	if r.code != 1 || !strings.Contains(r.stderr, `no image of family "aminator-base" carries the label "release"`) {
 		t.Errorf("nothing released yet: exit %d\n%s", r.code, r.stderr)
 	}
-	mustOK(t, aminate(t, "images", "promote", b1, "--label", "candidate"))
-	if out := mustOK(t, aminate(t, "images", "promote", b1, "--label", "release")); !strings.Contains(out, "candidate -> release") {
+	mustOK(t, c.aminate(t, "images", "promote", b1, "--label", "candidate"))
+	if out := mustOK(t, c.aminate(t, "images", "promote", b1, "--label", "release")); !strings.Contains(out, "candidate -> release") {
 		t.Errorf("promote output %q", out)
 	}
-	r = aminate(t, "images", "promote", b1, "--label", "candidate")
+	r = c.aminate(t, "images", "promote", b1, "--label", "candidate")
 	if r.code != 1 || !strings.Contains(r.stderr, "demoting") {
 		t.Errorf("demote: exit %d\n%s", r.code, r.stderr)
 	}
-	r = aminate(t, "images", "promote", b1, "--label", "previous")
+	r = c.aminate(t, "images", "promote", b1, "--label", "previous")
 	if r.code != 1 || !strings.Contains(r.stderr, "kept automatically") {
 		t.Errorf("promote to previous: exit %d\n%s", r.code, r.stderr)
 	}
 
 	app := testutil.BuildDeb(t, dir, testutil.Deb{Name: "aminator-app", Version: "2.0-1", Files: map[string]string{"/opt/app/version": "2.0\n"}})
-	a1 := mustOK(t, aminate(t, "-b", "aminator-base", "--label", "release", "-s", "a1", "--test", app))
-	ai := showImage(t, a1)
+	a1 := mustOK(t, c.aminate(t, "-b", "aminator-base", "--label", "release", "-s", "a1", "--test", app))
+	ai := c.showImage(t, a1)
 	for k, v := range map[string]string{"role": "app", "base_ami_id": b1, "base_ami_label": "aminator-base:release", "boot_test": "passed", "lineage": f + "," + b1, "base_ami_version": "aminator-base-meta-1.0-0"} {
 		if ai.Tags[k] != v {
 			t.Errorf("app tag %s = %q, want %q", k, ai.Tags[k], v)
 		}
 	}
-	r = aminate(t, "images", "promote", a1, "--label", "release")
+	r = c.aminate(t, "images", "promote", a1, "--label", "release")
 	if r.code != 1 || !strings.Contains(r.stderr, "not a base image") {
 		t.Errorf("promoting an app: exit %d\n%s", r.code, r.stderr)
 	}
-	consoles, _ := filepath.Glob(filepath.Join(workDir, "log", "*.console.log"))
+	consoles, _ := filepath.Glob(filepath.Join(c.dir, "log", "*.console.log"))
 	if len(consoles) == 0 {
 		t.Error("no console log saved beside the bake log")
 	}
 
 	// Lineage.
 	var chain []struct{ ID, Role string }
-	if err := json.Unmarshal([]byte(mustOK(t, aminate(t, "images", "show", "--lineage", "--output", "json", a1))), &chain); err != nil {
+	if err := json.Unmarshal([]byte(mustOK(t, c.aminate(t, "images", "show", "--lineage", "--output", "json", a1))), &chain); err != nil {
 		t.Fatal(err)
 	}
 	if len(chain) != 3 || chain[0].ID != f || chain[1].ID != b1 || chain[2].ID != a1 || chain[0].Role != "foundation" || chain[1].Role != "base" || chain[2].Role != "app" {
 		t.Errorf("lineage %+v", chain)
 	}
-	if out := mustOK(t, aminate(t, "images", "show", "--lineage", a1)); !regexp.MustCompile(`->\s+` + b1).MatchString(out) {
+	if out := mustOK(t, c.aminate(t, "images", "show", "--lineage", a1)); !regexp.MustCompile(`->\s+` + b1).MatchString(out) {
 		t.Errorf("lineage text:\n%s", out)
 	}
 
 	// Package diffs.
-	out := mustOK(t, aminate(t, "images", "diff", f, b1))
+	out := mustOK(t, c.aminate(t, "images", "diff", f, b1))
 	for _, w := range []string{"+ hello ", "+ aminator-base-meta 1.0", "2 added, 0 removed"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("diff foundation base lacks %q:\n%s", w, out)
 		}
 	}
-	out = mustOK(t, aminate(t, "images", "diff", b1, a1))
+	out = mustOK(t, c.aminate(t, "images", "diff", b1, a1))
 	if !strings.Contains(out, "+ aminator-app 2.0-1") || !strings.Contains(out, "1 added, 0 removed, 0 upgraded") {
 		t.Errorf("diff base app:\n%s", out)
 	}
 
 	// A second release: the first becomes previous.
 	meta2 := testutil.BuildDeb(t, dir, testutil.Deb{Name: "aminator-base-meta", Version: "1.1", Depends: "hello"})
-	b2 := mustOK(t, aminate(t, "-B", f, "-n", "aminator-base", "-s", "b2", meta2))
-	mustOK(t, aminate(t, "images", "promote", b2, "--label", "release"))
-	if id := showImage(t, "aminator-base:previous").ID; id != b1 {
+	b2 := mustOK(t, c.aminate(t, "-B", f, "-n", "aminator-base", "-s", "b2", meta2))
+	mustOK(t, c.aminate(t, "images", "promote", b2, "--label", "release"))
+	if id := c.showImage(t, "aminator-base:previous").ID; id != b1 {
 		t.Errorf("previous is %s, want %s", id, b1)
 	}
-	if id := showImage(t, "aminator-base:release").ID; id != b2 {
+	if id := c.showImage(t, "aminator-base:release").ID; id != b2 {
 		t.Errorf("release is %s, want %s", id, b2)
 	}
-	if out := mustOK(t, aminate(t, "images", "list", "--family", "aminator-base", "--label", "release")); !strings.Contains(out, b2) || strings.Contains(out, b1) {
+	if out := mustOK(t, c.aminate(t, "images", "list", "--family", "aminator-base", "--label", "release")); !strings.Contains(out, b2) || strings.Contains(out, b1) {
 		t.Errorf("images list --family --label:\n%s", out)
 	}
-	if out := mustOK(t, aminate(t, "images", "list", "--role", "foundation")); !strings.Contains(out, f) || strings.Contains(out, b1) {
+	if out := mustOK(t, c.aminate(t, "images", "list", "--role", "foundation")); !strings.Contains(out, f) || strings.Contains(out, b1) {
 		t.Errorf("images list --role foundation:\n%s", out)
 	}
-	out = mustOK(t, aminate(t, "images", "diff", b1, b2))
+	out = mustOK(t, c.aminate(t, "images", "diff", b1, b2))
 	if !strings.Contains(out, "^ aminator-base-meta 1.0 -> 1.1 (upgraded)") {
 		t.Errorf("diff b1 b2:\n%s", out)
 	}
 
 	// Export.
 	qcow := filepath.Join(dir, "app.qcow2")
-	mustOK(t, aminate(t, "images", "export", a1, qcow))
+	mustOK(t, c.aminate(t, "images", "export", a1, qcow))
 	if b, err := exec.Command("qemu-img", "check", qcow).CombinedOutput(); err != nil {
 		t.Errorf("qemu-img check: %v\n%s", err, b)
 	}
@@ -156,11 +163,11 @@ func TestFoundationBaseAppPipeline(t *testing.T) {
 		t.Errorf("not qcow2: %s", b)
 	}
 	raw := filepath.Join(dir, "app.raw")
-	mustOK(t, aminate(t, "images", "export", "--format", "raw", a1, raw))
+	mustOK(t, c.aminate(t, "images", "export", "--format", "raw", a1, raw))
 	if st, err := os.Stat(raw); err != nil || st.Size() != 2<<30 {
 		t.Errorf("raw export: %v %v", st, err)
 	}
-	if r := aminate(t, "images", "export", "--format", "vdi", a1, raw); r.code != 2 {
+	if r := c.aminate(t, "images", "export", "--format", "vdi", a1, raw); r.code != 2 {
 		t.Errorf("bad format: exit %d", r.code)
 	}
 }
@@ -168,23 +175,23 @@ func TestFoundationBaseAppPipeline(t *testing.T) {
 // A GPT + XFS foundation without a kernel: bakes find the root partition
 // from the base's tags, and its boot test fails with a clear message.
 func TestNoKernelGPTXFSFoundation(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
-	r := aminate(t, "foundation", "-n", "nokernel", "-s", "x1", "--no-kernel", "--layout", "gpt", "--fs", "xfs", "--size", "1", "--test")
+	c := isolated(t)
+	r := c.aminate(t, "foundation", "-n", "nokernel", "-s", "x1", "--no-kernel", "--layout", "gpt", "--fs", "xfs", "--size", "1", "--test")
 	if r.code != 1 || !strings.Contains(r.stderr, "has no kernel") {
 		t.Fatalf("boot test of a kernel-less foundation: exit %d\n%s", r.code, r.stderr)
 	}
 	id := strings.TrimSpace(r.stdout)
-	im := showImage(t, id)
+	im := c.showImage(t, id)
 	if im.Tags["boot_test"] != "failed" || im.Tags["root_partition"] != "1" || im.Tags["filesystem"] != "xfs" || im.Tags["kernel"] != "none" {
 		t.Errorf("tags %v", im.Tags)
 	}
 	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-onxfs", Version: "1.0", Files: map[string]string{"/opt/x": "x\n"}})
-	app := mustOK(t, aminate(t, "-B", id, "-s", "xfs", "--root-volume-size", "2", deb))
-	if p := showImage(t, app).Tags["root_partition"]; p != "1" {
+	app := mustOK(t, c.aminate(t, "-B", id, "-s", "xfs", "--root-volume-size", "2", deb))
+	if p := c.showImage(t, app).Tags["root_partition"]; p != "1" {
 		t.Errorf("app root_partition %q", p)
 	}
 	// The XFS root grew (online, once mounted) with its partition.
-	inspect(t, app, 1, func(root string) {
+	c.inspect(t, app, 1, func(root string) {
 		var st syscall.Statfs_t
 		syscall.Statfs(root, &st)
 		if size := int64(st.Blocks) * st.Bsize; size < 1900<<20 {
@@ -200,19 +207,19 @@ func TestNoKernelGPTXFSFoundation(t *testing.T) {
 // EFI system partition, then the kernel; an app baked on it, with a
 // larger root, boots the same way.
 func TestUEFIFoundation(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
-	f := mustOK(t, aminate(t, "foundation", "-n", "debian-uefi", "-s", "u1", "--layout", "uefi", "--test"))
-	fi := showImage(t, f)
+	c := isolated(t)
+	f := mustOK(t, c.aminate(t, "foundation", "-n", "debian-uefi", "-s", "u1", "--layout", "uefi", "--test"))
+	fi := c.showImage(t, f)
 	if fi.Tags["boot"] != "uefi" || fi.Tags["root_partition"] != "2" || fi.Tags["boot_test"] != "passed" || fi.Tags["layout"] != "uefi" {
 		t.Errorf("uefi foundation tags %v", fi.Tags)
 	}
 	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-onuefi", Version: "1.0", Files: map[string]string{"/opt/u": "u\n"}})
-	app := mustOK(t, aminate(t, "-B", f, "-s", "uefi", "--root-volume-size", "3", "--test", deb))
-	ai := showImage(t, app)
+	app := mustOK(t, c.aminate(t, "-B", f, "-s", "uefi", "--root-volume-size", "3", "--test", deb))
+	ai := c.showImage(t, app)
 	if ai.Tags["boot"] != "uefi" || ai.Tags["boot_test"] != "passed" || ai.Root().VolumeSizeGiB != 3 {
 		t.Errorf("app on uefi: tags %v, root %d GiB", ai.Tags, ai.Root().VolumeSizeGiB)
 	}
-	if r := aminate(t, "foundation", "-n", "bad", "--layout", "uefi", "--no-kernel"); r.code != 2 || !strings.Contains(r.stderr, "--no-kernel") {
+	if r := c.aminate(t, "foundation", "-n", "bad", "--layout", "uefi", "--no-kernel"); r.code != 2 || !strings.Contains(r.stderr, "--no-kernel") {
 		t.Errorf("uefi without a kernel: exit %d\n%s", r.code, r.stderr)
 	}
 }
