@@ -213,6 +213,10 @@ func Load(o Options) (*Config, error) {
 		}
 		merge(merged, m, l.name, "", origin)
 		sources = append(sources, l.name)
+		ctx, _ := m["context"].(map[string]any)
+		if err := settleExclusive(merged, given(ctx), l.name, origin); err != nil {
+			return nil, err
+		}
 	}
 	if err := applyEnv(merged, o.Env, origin); err != nil {
 		return nil, err
@@ -359,6 +363,7 @@ var exportedToScripts = map[string]bool{
 }
 
 func applyEnv(merged map[string]any, env []string, origin map[string]string) error {
+	set := map[string]bool{}
 	for _, kv := range env {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || !strings.HasPrefix(k, "AMINATOR_") || exportedToScripts[k] || strings.HasPrefix(k, "_AMINATOR") {
@@ -376,16 +381,22 @@ func applyEnv(merged map[string]any, env []string, origin map[string]string) err
 		if err := setContext(merged, key, v, "environment variable "+k, origin); err != nil {
 			return err
 		}
+		set[key] = strings.TrimSpace(v) != ""
 	}
-	return nil
+	return settleExclusive(merged, set, "the environment", origin)
 }
 
 func applyFlags(merged map[string]any, flags map[string]string, origin map[string]string) error {
 	keys := make([]string, 0, len(flags))
+	set := map[string]bool{}
 	for k := range flags {
 		keys = append(keys, k)
+		set[k] = strings.TrimSpace(flags[k]) != ""
 	}
 	sort.Strings(keys)
+	if err := settleExclusive(merged, set, "the command line", origin); err != nil {
+		return err
+	}
 	for _, k := range keys {
 		if top, ok := map[string]string{"state_dir": "state_dir", "log_dir": "log_dir", "lock_dir": "lock_dir"}[k]; ok {
 			merged[top] = flags[k]
