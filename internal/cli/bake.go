@@ -133,7 +133,9 @@ func (a *app) runBake(cmd *cobra.Command, args []string) error {
 			}
 			fmt.Fprintf(a.stdout, "would bake %s (%s) onto %s (%s): a %d-byte volume", res.Plan.Package.Raw, res.Plan.Package.Kind, res.Base.ID, res.Base.Name, res.Plan.VolumeBytes)
 			if res.Plan.Name != "" {
-				fmt.Fprintf(a.stdout, ", image %s", res.Plan.Name)
+				fmt.Fprintf(a.stdout, ", image %s (the name is free)", res.Plan.Name)
+			} else {
+				fmt.Fprint(a.stdout, "; the image name depends on the version the image's repositories offer: the bake checks it as soon as it knows it (apt: before installing; yum: right after)")
 			}
 			fmt.Fprintln(a.stdout)
 			return nil
