@@ -46,14 +46,13 @@ func (a *app) worker(cfg *config.Config, preserve bool, kind string, fn job) err
 		}
 	}
 	if !mntns.InChild() && !preserve {
-		refills, err := os.CreateTemp("", "aminator-refill-*")
+		refills, err := newRefillList(cfg.StateDir)
 		if err != nil {
 			return err
 		}
-		refills.Close()
-		os.Setenv(refillEnv, refills.Name())
+		os.Setenv(refillEnv, refills.Path())
 		code, err := mntns.Reexec()
-		startRefills(cfg, refills.Name())
+		startRefills(cfg, refills)
 		if err != nil {
 			return err
 		}
