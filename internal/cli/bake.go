@@ -298,7 +298,7 @@ manifest; bake a meta package onto it to make a base image.`,
 	f.StringSliceVar(&o.Include, "include", nil, "more packages to install (comma-separated)")
 	f.StringVar(&o.ScratchDir, "scratch-dir", "", "where to build the tree (default /dev/shm when it has room)")
 	f.BoolVar(&test, "test", false, "boot-test the image after registering it")
-	f.StringArrayVar(&a.tags, "tag", nil, "extra tag KEY=VALUE (repeatable)")
+	f.StringArrayVar(&a.tags, "tag", nil, "extra tag KEY=VALUE (repeatable; not one aminator sets; the cloud's limits apply)")
 	return cmd
 }
 
