@@ -123,7 +123,7 @@ func TestBakeLocalDeb(t *testing.T) {
 	}
 	// The same name again is a clear error, found before any work.
 	r = aminate(t, "-B", b, "-s", "t1", deb)
-	if r.code != 1 || !strings.Contains(r.stderr, "already exists") {
+	if r.code != 2 || !strings.Contains(r.stderr, "already exists") {
 		t.Errorf("duplicate name: exit %d\n%s", r.code, r.stderr)
 	}
 }
@@ -470,14 +470,14 @@ func TestBadInput(t *testing.T) {
 }
 
 // startSlowBake starts a bake whose postinst sleeps and returns once the
-// postinst runs.
-func startSlowBake(t *testing.T, suffix string) *exec.Cmd {
+// postinst runs; extraEnv goes into its environment.
+func startSlowBake(t *testing.T, suffix string, extraEnv ...string) *exec.Cmd {
 	t.Helper()
 	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-slow" + suffix, Version: "1.0", Postinst: "echo AMINATOR-TEST-SLEEPING; sleep 303"})
 	logDir := filepath.Join(workDir, "log")
 	before, _ := filepath.Glob(filepath.Join(logDir, "*.log"))
 	cmd := exec.Command(binary, "-B", base(t), "-s", suffix, deb)
-	cmd.Env = env()
+	cmd.Env = env(extraEnv...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
