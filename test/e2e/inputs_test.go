@@ -21,8 +21,8 @@ import (
 // image, a volume, a mount or a stage that does work.
 func nothingMade(t *testing.T, what string, r result, images int) {
 	t.Helper()
-	for _, stage := range []string{"create volume", "attach volume", `"mount"`, "bootstrap", `"provision"`} {
-		if strings.Contains(r.stderr, "stage="+stage) || strings.Contains(r.stderr, "stage="+strings.Trim(stage, `"`)+" ") {
+	for _, stage := range []string{"create volume", "adopt volume", "attach volume", "mount", "bootstrap", "provision"} {
+		if strings.Contains(r.stderr, `msg="stage `+stage+`"`) {
 			t.Errorf("%s: refused only after the %s stage:\n%s", what, stage, r.stderr)
 		}
 	}
