@@ -1,15 +1,13 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -142,69 +140,74 @@ func TestNameTakenBeforeWork(t *testing.T) {
 	}
 }
 
-// stateTree lists the files under the state directory that are not the
-// store's, the registry's or a lock every command shares.
-func stateTree(t *testing.T) []string {
-	t.Helper()
-	var out []string
-	filepath.Walk(stateDir, func(p string, info os.FileInfo, err error) error {
-		rel, _ := filepath.Rel(stateDir, p)
-		if err != nil || rel == "." {
-			return nil
+// Bad input: exit 2 for usage errors, 1 for a base that does not exist;
+// nothing is left either way.
+func TestBadInput(t *testing.T) {
+	testutil.CheckNoLeaks(t, workDir)
+	b := base(t)
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{}, 2, "accepts 1 arg"},
+		{[]string{"--no-such-flag", "x"}, 2, "unknown flag"},
+		{[]string{"-B", b, "--vm-type", "pv", "hello"}, 2, "allowed: hvm, paravirtual"},
+		{[]string{"-B", b, "Bad_Name!"}, 2, "not a valid Debian package name"},
+		{[]string{"-B", b, "/no/such/file.deb"}, 2, "no such file"},
+		{[]string{"hello"}, 2, "no base image"},
+		{[]string{"-B", "ami-0123456789abcdef0", "hello"}, 1, "no image with id ami-0123456789abcdef0"},
+		{[]string{"-B", "xyz", "hello"}, 2, "does not look like"},
+		{[]string{"-e", "nope", "-B", b, "hello"}, 2, `no environment "nope"`},
+		{[]string{"-B", b, "--ena-networking", "--vm-type", "paravirtual", "hello"}, 2, "need vm_type hvm"},
+		{[]string{"-B", b, "--tag", "novalue", "hello"}, 2, "KEY=VALUE"},
+		{[]string{"images", "show", "ami-0123456789abcdef0"}, 1, "no image"},
+	} {
+		r := aminate(t, tc.args...)
+		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("aminate %v: exit %d, want %d with %q\n%s", tc.args, r.code, tc.code, tc.want, r.stderr)
 		}
-		if rel == "data" || strings.HasPrefix(rel, "aminator.db") || rel == "lock/loop.lock" || rel == "lock/datafs.lock" {
-			if info != nil && info.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		out = append(out, rel)
-		return nil
-	})
-	sort.Strings(out)
-	return out
+	}
+	// A config file with an unknown key names the file, the line, the key and what is allowed.
+	cfg := filepath.Join(t.TempDir(), "bad.yml")
+	os.WriteFile(cfg, []byte("context:\n  creator: me\n  colour: blue\n"), 0o644)
+	r := aminate(t, "--config", cfg, "config")
+	if r.code != 2 || !strings.Contains(r.stderr, cfg+":3") || !strings.Contains(r.stderr, "context.colour") || !strings.Contains(r.stderr, "allowed:") {
+		t.Errorf("unknown key: exit %d\n%s", r.code, r.stderr)
+	}
+	if rows, files := volumeCount(t); rows != 0 || files != 0 {
+		t.Errorf("volumes left: %d rows, %d files", rows, files)
+	}
+	if ms, _ := mount.Under(stateDir); len(ms) > 0 {
+		t.Errorf("mounts left: %v", ms)
+	}
 }
 
-// A bake SIGKILLed mid-way, its parent or the bake itself, leaves nothing
-// that gc does not remove: no refill list in TMPDIR or the state's tmp/,
-// no volume, no mount point, no job lock.
-func TestKilledBakeLeavesNothingAfterGC(t *testing.T) {
+// --dry-run resolves and checks without making anything; --manifest writes
+// the result for CI to pick up.
+func TestDryRunAndManifest(t *testing.T) {
 	testutil.CheckNoLeaks(t, workDir)
-	base(t)
-	tmp := t.TempDir()
-	mustOK(t, aminate(t, "gc"))
-	before := stateTree(t)
-	for _, victim := range []string{"parent", "bake"} {
-		cmd := startSlowBake(t, "gc"+victim, "TMPDIR="+tmp)
-		if lists, _ := filepath.Glob(filepath.Join(stateDir, "tmp", "refill-*")); len(lists) != 1 {
-			t.Errorf("a running bake has %d refill lists in the state's tmp/", len(lists))
-		}
-		pid := cmd.Process.Pid
-		if victim == "bake" {
-			out, err := exec.Command("pgrep", "-P", fmt.Sprint(pid), "-x", "aminate").Output()
-			if err != nil {
-				t.Fatalf("no bake child: %v", err)
-			}
-			fmt.Sscan(string(out), &pid)
-		}
-		syscall.Kill(pid, syscall.SIGKILL)
-		cmd.Wait()
-		// The bake of a killed parent cleans up and ends by itself; gc
-		// leaves scratch alone while any bake runs.
-		deadline := time.Now().Add(2 * time.Minute)
-		for {
-			mustOK(t, aminate(t, "gc"))
-			after := stateTree(t)
-			if strings.Join(after, " ") == strings.Join(before, " ") {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("SIGKILL of the %s: after gc the state has %v, before the bake %v", victim, after, before)
-			}
-			time.Sleep(500 * time.Millisecond)
-		}
-		if ents, _ := os.ReadDir(tmp); len(ents) > 0 {
-			t.Errorf("SIGKILL of the %s left in TMPDIR: %v", victim, ents)
-		}
+	b := base(t)
+	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-dry", Version: "1.0"})
+	images := imageCount(t)
+	out := mustOK(t, aminate(t, "-B", b, "-n", "dry", "-s", "x", "--dry-run", deb))
+	if !strings.Contains(out, "would bake") || !strings.Contains(out, "image dry-x") {
+		t.Errorf("dry run: %s", out)
+	}
+	if n := imageCount(t); n != images {
+		t.Errorf("a dry run made an image")
+	}
+	if rows, files := volumeCount(t); rows != 0 || files != 0 {
+		t.Errorf("a dry run left volumes")
+	}
+	manifest := filepath.Join(t.TempDir(), "result.json")
+	id := mustOK(t, aminate(t, "-B", b, "-s", "manifest", "--manifest", manifest, deb))
+	var res struct {
+		Image   struct{ ID string } `json:"image"`
+		Timings []struct{ Stage string }
+	}
+	data, err := os.ReadFile(manifest)
+	if err != nil || json.Unmarshal(data, &res) != nil || res.Image.ID != id || len(res.Timings) == 0 {
+		t.Errorf("manifest %s: %v", data, err)
 	}
 }
