@@ -28,6 +28,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/aminator-go/aminator/internal/naming"
 )
 
 // Request is what a team asks for.
@@ -87,12 +89,12 @@ var (
 	tagKeyRE = regexp.MustCompile(`^[A-Za-z0-9_.:/+@-]{1,100}$`)
 )
 
-// reservedTags are set by aminator itself: a request may not set them (a
-// request tagging its image channel=release would become every team's base).
-var reservedTags = map[string]bool{
-	"channel": true, "family": true, "role": true, "lineage": true, "appversion": true, "creator": true,
-	"creation_time": true, "base_ami_id": true, "base_ami_name": true, "base_ami_version": true,
-	"base_ami_label": true, "bakery_id": true, "root_partition": true, "boot_test": true, "boot_test_time": true,
+// reserved says whether a request may not set a tag: the tags a bake sets
+// itself (naming.ToolTags: a request tagging its image channel=release
+// would become every team's base) and the bakery's own bakery_id.
+func reserved(key string) bool {
+	_, ok := naming.Reserved(key, naming.ScopeBake)
+	return ok || key == "bakery_id"
 }
 
 // Validate checks a request before anything is queued. Local package
@@ -128,7 +130,7 @@ func (r *Request) Validate(packageDir string) error {
 		if !tagKeyRE.MatchString(k) || strings.ContainsRune(v, '\n') {
 			return fmt.Errorf("tag %q: keys are 1-100 of letters, digits and _.:/+@-", k)
 		}
-		if reservedTags[k] {
+		if reserved(k) {
 			return fmt.Errorf("tag %q is set by aminator and cannot be requested", k)
 		}
 	}

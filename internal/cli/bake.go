@@ -51,14 +51,13 @@ func (a *app) worker(cfg *config.Config, preserve bool, kind string, fn job) err
 		}
 	}
 	if !mntns.InChild() && !preserve {
-		refills, err := os.CreateTemp("", "aminator-refill-*")
+		refills, err := newRefillList(cfg.StateDir)
 		if err != nil {
 			return err
 		}
-		refills.Close()
-		os.Setenv(refillEnv, refills.Name())
+		os.Setenv(refillEnv, refills.Path())
 		code, err := mntns.Reexec()
-		startRefills(cfg, refills.Name())
+		startRefills(cfg, refills)
 		if err != nil {
 			return err
 		}
@@ -148,7 +147,9 @@ func (a *app) runBake(cmd *cobra.Command, args []string) error {
 			}
 			fmt.Fprintf(a.stdout, "would bake %s (%s) onto %s (%s): a %d-byte volume", res.Plan.Package.Raw, res.Plan.Package.Kind, res.Base.ID, res.Base.Name, res.Plan.VolumeBytes)
 			if res.Plan.Name != "" {
-				fmt.Fprintf(a.stdout, ", image %s", res.Plan.Name)
+				fmt.Fprintf(a.stdout, ", image %s (the name is free)", res.Plan.Name)
+			} else {
+				fmt.Fprint(a.stdout, "; the image name depends on the version the image's repositories offer: the bake checks it as soon as it knows it (apt: before installing; yum: right after)")
 			}
 			fmt.Fprintln(a.stdout)
 			return nil
@@ -373,7 +374,7 @@ manifest; bake a meta package onto it to make a base image.`,
 	f.StringVar(&o.ScratchDir, "scratch-dir", "", "where to build the tree (default /dev/shm when it has room)")
 	f.BoolVar(&test, "test", false, "boot-test the image after registering it")
 	accelFlags(f)
-	f.StringArrayVar(&a.tags, "tag", nil, "extra tag KEY=VALUE (repeatable)")
+	f.StringArrayVar(&a.tags, "tag", nil, "extra tag KEY=VALUE (repeatable; not one aminator sets; the cloud's limits apply)")
 	return cmd
 }
 

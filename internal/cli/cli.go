@@ -143,8 +143,8 @@ func (a *app) args(v cobra.PositionalArgs) cobra.PositionalArgs {
 }
 
 func (a *app) bakeFlags(f *pflag.FlagSet) {
-	f.StringP("base-ami-id", "B", "", "base image id")
-	f.StringP("base-ami-name", "b", "", "base image name, or FAMILY:LABEL (label candidate, release or previous)")
+	f.StringP("base-ami-id", "B", "", "base image id (not with -b)")
+	f.StringP("base-ami-name", "b", "", "base image name, or FAMILY:LABEL (label candidate, release or previous; not with -B)")
 	f.String("label", "", "with -b FAMILY: the newest image of that family carrying this channel label")
 	f.StringP("name", "n", "", "image name (the suffix is appended); default from the package: {name}-{version}-{release}-{arch}-{suffix}-ebs")
 	f.StringP("suffix", "s", "", "name suffix (default: UTC time as yyyymmddHHMM)")
@@ -170,11 +170,11 @@ func (a *app) bakeFlags(f *pflag.FlagSet) {
 	f.String("deprecate-at", "", "deprecate the image (and its copies) at this time (RFC 3339)")
 	f.Bool("preserve-on-error", false, "keep the volume and mounts when the bake fails, for debugging")
 	markConfig(f)
-	f.StringArrayVar(&a.tags, "tag", nil, "extra tag KEY=VALUE on the image and snapshot (repeatable)")
+	f.StringArrayVar(&a.tags, "tag", nil, "extra tag KEY=VALUE on the image and snapshot (repeatable; not one aminator sets; the cloud's limits apply)")
 	f.StringToStringVar(&a.kmsKeys, "copy-kms-key", nil, "REGION=KEY: encrypt the copy in REGION with this KMS key (repeatable)")
 	f.Bool("test", false, "boot-test the new image under qemu; a failed test exits 1 and tags the image boot_test=failed")
 	accelFlags(f)
-	f.Bool("dry-run", false, "resolve the base, check the package and the name, and stop before making anything")
+	f.Bool("dry-run", false, "resolve the base, check the flags, tags, package and (when known without a volume) the name, and stop before making anything")
 	f.String("manifest", "", "write the result (image, package, base, timings, copies) as JSON to this file")
 }
 

@@ -16,6 +16,7 @@ import (
 	ec2cloud "github.com/aminator-go/aminator/internal/cloud/ec2"
 	"github.com/aminator-go/aminator/internal/cloud/local"
 	"github.com/aminator-go/aminator/internal/config"
+	"github.com/aminator-go/aminator/internal/flock"
 	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/progress"
 	"github.com/aminator-go/aminator/internal/push"
@@ -49,9 +50,9 @@ detached and deleted, snapshots no image uses deleted. --dry-run only says.`,
 					if dry {
 						verb = "would remove"
 					}
-					fmt.Fprintf(a.stdout, "%s %d orphaned volumes %v, %d unfinished snapshots %v, %d unused chunks (%d bytes), %d temporary files, %d stale clones, %d scratch leftovers; %d chunks in use\n",
+					fmt.Fprintf(a.stdout, "%s %d orphaned volumes %v, %d unfinished snapshots %v, %d unused chunks (%d bytes), %d temporary files, %d stale clones, %d scratch leftovers, %d stale job locks and mount points; %d chunks in use\n",
 						verb, len(r.OrphanedVolumes), r.OrphanedVolumes, len(r.PendingSnapshots), r.PendingSnapshots,
-						r.Store.Chunks, r.Store.Bytes, r.Store.Temporary, r.Store.Clones, len(r.Scratch), r.Store.LiveChunks)
+						r.Store.Chunks, r.Store.Bytes, r.Store.Temporary, r.Store.Clones, len(r.Scratch), len(r.Stale), r.Store.LiveChunks)
 				}
 				return err
 			})
@@ -268,10 +269,26 @@ func (a *app) poolCommand() *cobra.Command {
 	return cmd
 }
 
-// refillFile is where a bake in its namespaces lists the pools it took
-// from; the parent, outside them, starts the refills (a process started
-// inside would die with the bake's PID namespace).
+// refillEnv names the file where a bake in its namespaces lists the pools
+// it took from; the parent, outside them, starts the refills (a process
+// started inside would die with the bake's PID namespace).
 const refillEnv = "_AMINATOR_REFILL"
+
+// newRefillList makes the refill list in the state directory's tmp/ and
+// holds a flock on it while the parent lives: gc removes the file of a
+// parent that died (even by SIGKILL) and leaves a live one's alone.
+func newRefillList(stateDir string) (*flock.Lock, error) {
+	dir := filepath.Join(stateDir, "tmp")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("refill list: %w", err)
+	}
+	f, err := os.CreateTemp(dir, "refill-*")
+	if err != nil {
+		return nil, fmt.Errorf("refill list: %w", err)
+	}
+	f.Close()
+	return flock.TryExclusive(f.Name())
+}
 
 func requestRefill(snap string) {
 	p := os.Getenv(refillEnv)
@@ -286,10 +303,12 @@ func requestRefill(snap string) {
 	f.Close()
 }
 
-// startRefills starts a detached `aminate pool fill` for each snapshot listed.
-func startRefills(cfg *config.Config, list string) {
-	b, err := os.ReadFile(list)
-	os.Remove(list)
+// startRefills starts a detached `aminate pool fill` for each snapshot
+// listed, and removes the list.
+func startRefills(cfg *config.Config, list *flock.Lock) {
+	b, err := os.ReadFile(list.Path())
+	os.Remove(list.Path())
+	list.Unlock()
 	if err != nil {
 		return
 	}

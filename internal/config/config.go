@@ -12,11 +12,9 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -221,6 +219,10 @@ func Load(o Options) (*Config, error) {
 		}
 		merge(merged, m, l.name, "", origin)
 		sources = append(sources, l.name)
+		ctx, _ := m["context"].(map[string]any)
+		if err := settleExclusive(merged, given(ctx), l.name, origin); err != nil {
+			return nil, err
+		}
 	}
 	if err := applyEnv(merged, o.Env, origin); err != nil {
 		return nil, err
@@ -367,6 +369,7 @@ var exportedToScripts = map[string]bool{
 }
 
 func applyEnv(merged map[string]any, env []string, origin map[string]string) error {
+	set := map[string]bool{}
 	for _, kv := range env {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || !strings.HasPrefix(k, "AMINATOR_") || exportedToScripts[k] || strings.HasPrefix(k, "_AMINATOR") {
@@ -384,16 +387,22 @@ func applyEnv(merged map[string]any, env []string, origin map[string]string) err
 		if err := setContext(merged, key, v, "environment variable "+k, origin); err != nil {
 			return err
 		}
+		set[key] = strings.TrimSpace(v) != ""
 	}
-	return nil
+	return settleExclusive(merged, set, "the environment", origin)
 }
 
 func applyFlags(merged map[string]any, flags map[string]string, origin map[string]string) error {
 	keys := make([]string, 0, len(flags))
+	set := map[string]bool{}
 	for k := range flags {
 		keys = append(keys, k)
+		set[k] = strings.TrimSpace(flags[k]) != ""
 	}
 	sort.Strings(keys)
+	if err := settleExclusive(merged, set, "the command line", origin); err != nil {
+		return err
+	}
 	for _, k := range keys {
 		if top, ok := map[string]string{"state_dir": "state_dir", "log_dir": "log_dir", "lock_dir": "lock_dir"}[k]; ok {
 			merged[top] = flags[k]
@@ -403,107 +412,6 @@ func applyFlags(merged map[string]any, flags map[string]string, origin map[strin
 		if err := setContext(merged, k, flags[k], "flag --"+strings.ReplaceAll(k, "_", "-"), origin); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-var (
-	regionRE  = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]+$`)
-	accountRE = regexp.MustCompile(`^[0-9]{12}$`)
-	suffixRE  = regexp.MustCompile(`^[A-Za-z0-9._-]{0,64}$`)
-	tagKeyRE  = regexp.MustCompile(`^[A-Za-z0-9 _.:/=+@-]{1,128}$`)
-)
-
-func (c *Config) bad(key, format string, a ...any) error {
-	return errorf("%s: %s: %s", c.Origin(key), key, fmt.Sprintf(format, a...))
-}
-
-func oneOf(v string, allowed ...string) bool {
-	for _, a := range allowed {
-		if v == a {
-			return true
-		}
-	}
-	return false
-}
-
-func (c *Config) validate() error {
-	x := &c.Context
-	if !oneOf(x.VMType, "hvm", "paravirtual") {
-		return c.bad("context.vm_type", "%q is not allowed (allowed: hvm, paravirtual)", x.VMType)
-	}
-	if x.LogFormat != "" && !oneOf(x.LogFormat, "auto", "text", "json") {
-		return c.bad("context.log_format", "%q is not allowed (allowed: auto, text, json)", x.LogFormat)
-	}
-	if x.Label != "" && !oneOf(x.Label, "candidate", "release", "previous") {
-		return c.bad("context.label", "%q is not allowed (allowed: candidate, release, previous)", x.Label)
-	}
-	if x.Accel != "" && !oneOf(x.Accel, "auto", "kvm", "tcg") {
-		return c.bad("context.accel", "%q is not allowed (allowed: auto, kvm, tcg)", x.Accel)
-	}
-	if x.KVMWatchdog < 0 {
-		return c.bad("context.kvm_watchdog", "%d: seconds, 0 or more", x.KVMWatchdog)
-	}
-	if x.Arch != "" && !oneOf(x.Arch, "x86_64", "arm64", "i386") {
-		return c.bad("context.arch", "%q is not allowed (allowed: x86_64, arm64, i386)", x.Arch)
-	}
-	if (x.ENANetworking || x.EnhancedNetworking) && x.VMType != "hvm" {
-		return c.bad("context.vm_type", "ENA and enhanced networking need vm_type hvm")
-	}
-	if x.BootMode != "" && !oneOf(x.BootMode, "legacy-bios", "uefi", "uefi-preferred") {
-		return c.bad("context.boot_mode", "%q is not allowed (allowed: legacy-bios, uefi, uefi-preferred)", x.BootMode)
-	}
-	if x.DeprecateAt != "" {
-		if _, err := time.Parse(time.RFC3339, x.DeprecateAt); err != nil {
-			return c.bad("context.deprecate_at", "%q is not a time like 2027-01-31T00:00:00Z", x.DeprecateAt)
-		}
-	}
-	for _, r := range x.CopyTo {
-		if !regionRE.MatchString(r) {
-			return c.bad("context.copy_to", "%q is not a region name like us-west-2", r)
-		}
-	}
-	for _, a := range x.ShareWith {
-		if !accountRE.MatchString(a) {
-			return c.bad("context.share_with", "%q is not a 12-digit AWS account id", a)
-		}
-	}
-	if x.RootVolumeSize < 0 || x.RootVolumeSize > 16384 {
-		return c.bad("context.root_volume_size", "%d GiB is out of range (0 to 16384)", x.RootVolumeSize)
-	}
-	if x.Partition < 0 || x.Partition > 128 {
-		return c.bad("context.partition", "%d is out of range (0 = whole device, 1 to 128)", x.Partition)
-	}
-	if !suffixRE.MatchString(x.Suffix) {
-		return c.bad("context.suffix", "%q: use letters, digits, '.', '_' or '-' (at most 64)", x.Suffix)
-	}
-	if strings.TrimSpace(x.Creator) == "" {
-		return c.bad("context.creator", "must not be empty")
-	}
-	for k := range x.Tags {
-		if !tagKeyRE.MatchString(k) || strings.HasPrefix(strings.ToLower(k), "aws:") {
-			return c.bad("context.tags."+k, "bad tag key (1 to 128 of letters, digits, space and _.:/=+@-; not aws:)")
-		}
-	}
-	if c.StateDir == "" || !filepath.IsAbs(c.StateDir) {
-		return c.bad("state_dir", "%q must be an absolute path", c.StateDir)
-	}
-	if c.LogDir == "" || !filepath.IsAbs(c.LogDir) {
-		return c.bad("log_dir", "%q must be an absolute path", c.LogDir)
-	}
-	if c.LockDir != "" && !filepath.IsAbs(c.LockDir) {
-		return c.bad("lock_dir", "%q must be an absolute path", c.LockDir)
-	}
-	if c.LockDir == "" {
-		c.LockDir = filepath.Join(c.StateDir, "lock")
-	}
-	envName := x.Environment
-	if envName == "" {
-		envName = c.DefaultEnvironment
-		x.Environment = envName
-	}
-	if _, ok := c.Environments[envName]; !ok {
-		return c.bad("context.environment", "no environment %q (have: %s)", envName, strings.Join(c.EnvironmentNames(), ", "))
 	}
 	return nil
 }

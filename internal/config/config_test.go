@@ -152,3 +152,31 @@ func TestErrors(t *testing.T) {
 		})
 	}
 }
+
+// -B and -b are mutually exclusive, as in the original: both on the command
+// line (or both in one file) is an error, and one given in a higher layer
+// replaces the other from a lower one.
+func TestBaseExclusive(t *testing.T) {
+	d := setup(t, map[string]string{"aminator.yml": "context:\n  base_ami_name: from-file\n"}, nil)
+	_, err := load(t, d, nil, map[string]string{"base_ami_id": "ami-0123456789abcdef0", "base_ami_name": "x"})
+	var ce *config.Error
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "-B/--base-ami-id and -b/--base-ami-name are mutually exclusive") {
+		t.Errorf("both flags: %v", err)
+	}
+	c, err := load(t, d, nil, map[string]string{"base_ami_id": "ami-0123456789abcdef0"})
+	if err != nil || c.Context.BaseAMIName != "" || c.Context.BaseAMIID != "ami-0123456789abcdef0" {
+		t.Errorf("-B over a file's base_ami_name: %v %+v", err, c)
+	}
+	c, err = load(t, d, []string{"AMINATOR_BASE_AMI_ID=ami-0123456789abcdef0"}, map[string]string{"base_ami_name": "flag"})
+	if err != nil || c.Context.BaseAMIName != "flag" || c.Context.BaseAMIID != "" {
+		t.Errorf("-b over the environment's base_ami_id: %v %+v", err, c)
+	}
+	c, err = load(t, d, nil, nil)
+	if err != nil || c.Context.BaseAMIName != "from-file" {
+		t.Errorf("the file's base alone: %v %+v", err, c)
+	}
+	both := setup(t, nil, map[string]string{"aminator.yml": "context:\n  base_ami_id: ami-0123456789abcdef0\n  base_ami_name: n\n"})
+	if _, err := load(t, both, nil, nil); !errors.As(err, &ce) || !strings.Contains(err.Error(), "mutually exclusive") {
+		t.Errorf("both in one file: %v", err)
+	}
+}

@@ -20,7 +20,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -31,17 +30,14 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/aminator-go/aminator/internal/bake"
-	"github.com/aminator-go/aminator/internal/channels"
 	"github.com/aminator-go/aminator/internal/debversion"
 	"github.com/aminator-go/aminator/internal/logging"
-	"github.com/aminator-go/aminator/internal/mount"
 	"github.com/aminator-go/aminator/internal/naming"
 	"github.com/aminator-go/aminator/internal/partition"
 	"github.com/aminator-go/aminator/internal/pipeline"
@@ -165,9 +161,7 @@ func Build(ctx context.Context, env *bake.Environment, o Options, log *slog.Logg
 		o.Mirror = HostMirror()
 	}
 	name := naming.ImageName(o.Name, naming.Fields{Suffix: o.Suffix})
-	if _, err := env.Cloud.Image(ctx, plugin.ImageQuery{Name: name}); err == nil {
-		return res, fmt.Errorf("an image named %q already exists; pick another name with -n or -s: %w", name, plugin.ErrExists)
-	} else if !errors.Is(err, plugin.ErrNotFound) {
+	if err := checkInputs(ctx, env, o, name); err != nil {
 		return res, err
 	}
 	p := pipeline.New(log)
@@ -265,46 +259,7 @@ func Build(ctx context.Context, env *bake.Environment, o Options, log *slog.Logg
 		return res, err
 	}
 
-	now := time.Now()
-	kernel := res.Kernel
-	if kernel == "" {
-		kernel = "none"
-	}
-	tags := plugin.Tags{}
-	for k, v := range o.Tags {
-		tags[k] = v
-	}
-	for k, v := range map[string]string{
-		"creator": o.Creator, "appversion": o.Name + "-" + o.Suffix, channels.TagFamily: o.Name, channels.TagRole: channels.RoleFoundation,
-		"distribution": "debian", "release": o.Release, "layout": o.Layout, "filesystem": o.FS, "kernel": kernel,
-		"packages": strconv.Itoa(len(pkgs)),
-	} {
-		tags[k] = v
-	}
-	if part > 0 {
-		tags["root_partition"] = strconv.Itoa(part)
-	}
-	if o.Layout == "uefi" {
-		tags["boot"] = "uefi"
-	}
-	snapTags := plugin.Tags{}
-	for k, v := range tags {
-		snapTags[k] = v
-	}
-	tags["creation_time"] = naming.CreationTime(now)
-	if err := p.Stage(ctx, "snapshot and register", func(ctx context.Context) error {
-		res.Image, err = env.Finalizer.Finalize(ctx, plugin.FinalizeRequest{
-			Volume: vol, Unmount: func(context.Context) error { return nil }, SizeBytes: size, VolumeType: "local",
-			SnapshotTags: snapTags,
-			OnFailure:    func(name string, fn func(context.Context) error) { p.Rollback(name, fn) },
-			Image: plugin.ImageRequest{
-				Name:         name,
-				Description:  fmt.Sprintf("foundation: Debian %s %s (%s, %s, kernel %s)", o.Release, o.Arch, o.Layout, o.FS, kernel),
-				Architecture: o.Arch, VirtualizationType: "hvm", Tags: tags, Packages: pkgs, BootMode: bootMode(o.Layout),
-			},
-		})
-		return err
-	}); err != nil {
+	if err := register(ctx, p, env, o, res, vol, size, name, pkgs, part); err != nil {
 		return res, err
 	}
 	completed = true
@@ -446,53 +401,6 @@ func fstab(uuid string, o Options, opts, pass, espID string) string {
 	return s
 }
 
-// GPT partition types.
-const (
-	linuxFS = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
-	espType = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
-)
-
-// makeESP makes the EFI system partition (partition 1): FAT32 with
-// systemd-boot as the default loader, the kernel and initrd, and one boot
-// entry for the root filesystem by UUID. mtools writes into it, so no FAT
-// driver is needed on the host (this project's machines have none).
-func makeESP(ctx context.Context, dev, tree, kernel, rootUUID, espID, work string, log *slog.Logger) error {
-	target, release, err := partition.Open(ctx, dev, 1)
-	if err != nil {
-		return err
-	}
-	defer release()
-	if err := logging.Host(ctx, log, "mkfs.vfat", "-F", "32", "-n", "ESP", "-i", espID, target); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(work, 0o700); err != nil {
-		return err
-	}
-	entry := fmt.Sprintf("title Debian (aminator)\nlinux /vmlinuz\ninitrd /initrd.img\noptions root=UUID=%s rw console=tty0 console=ttyS0\n", rootUUID)
-	for name, content := range map[string]string{"loader.conf": "default debian.conf\ntimeout 0\n", "debian.conf": entry} {
-		if err := os.WriteFile(filepath.Join(work, name), []byte(content), 0o644); err != nil {
-			return err
-		}
-	}
-	if err := logging.Host(ctx, log, "mmd", "-i", target, "::/EFI", "::/EFI/BOOT", "::/EFI/systemd", "::/loader", "::/loader/entries"); err != nil {
-		return fmt.Errorf("boot partition: %w", err)
-	}
-	loader := filepath.Join(tree, "usr/lib/systemd/boot/efi/systemd-bootx64.efi")
-	for _, c := range [][2]string{ // from, to in the ESP
-		{loader, "::/EFI/BOOT/BOOTX64.EFI"},
-		{loader, "::/EFI/systemd/systemd-bootx64.efi"},
-		{filepath.Join(tree, "boot", "vmlinuz-"+kernel), "::/vmlinuz"},
-		{filepath.Join(tree, "boot", "initrd.img-"+kernel), "::/initrd.img"},
-		{filepath.Join(work, "loader.conf"), "::/loader/loader.conf"},
-		{filepath.Join(work, "debian.conf"), "::/loader/entries/debian.conf"},
-	} {
-		if err := logging.Host(ctx, log, "mcopy", "-i", target, c[0], c[1]); err != nil {
-			return fmt.Errorf("boot partition: %w", err)
-		}
-	}
-	return nil
-}
-
 // manifest reads the installed packages from the tree's dpkg database.
 func manifest(ctx context.Context, tree string, log *slog.Logger) ([]plugin.Package, error) {
 	var out bytes.Buffer
@@ -516,35 +424,6 @@ func newestKernel(tree string) string {
 	}
 	sort.Slice(vers, func(i, j int) bool { return debversion.Compare(vers[i], vers[j]) < 0 })
 	return vers[len(vers)-1]
-}
-
-func makeFS(ctx context.Context, fstype, uuid, tree, target, mnt string, log *slog.Logger) error {
-	switch fstype {
-	case "ext4":
-		// -d populates the filesystem from the tree: no mount, no copy.
-		return logging.Host(ctx, log, "mkfs.ext4", "-q", "-F", "-L", "root", "-U", uuid, "-d", tree, target)
-	case "xfs":
-		if err := logging.Host(ctx, log, "mkfs.xfs", "-q", "-f", "-L", "root", "-m", "uuid="+uuid, target); err != nil {
-			return err
-		}
-		if err := os.MkdirAll(mnt, 0o700); err != nil {
-			return err
-		}
-		if err := mount.Mount(target, mnt, "xfs", 0, "nouuid"); err != nil {
-			return err
-		}
-		defer mount.Unmount(context.WithoutCancel(ctx), mnt, nil)
-		return logging.Host(ctx, log, "cp", "-a", "--sparse=always", tree+"/.", mnt+"/")
-	}
-	return fmt.Errorf("filesystem %q", fstype)
-}
-
-func newUUID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 // HostMirror is the Debian mirror the host's apt configuration names

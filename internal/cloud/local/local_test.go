@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aminator-go/aminator/internal/flock"
 	"github.com/aminator-go/aminator/internal/ids"
@@ -107,5 +108,71 @@ func TestVolumeOwnership(t *testing.T) {
 	}
 	if _, err := os.Stat(c.VolumePath(v.ID)); !os.IsNotExist(err) {
 		t.Error("volume file left")
+	}
+}
+
+// gc removes the scratch files of dead processes (a bake's parent killed
+// with SIGKILL leaves its refill list) and keeps those a live one holds.
+func TestGCScratchOfDeadProcesses(t *testing.T) {
+	c := open(t)
+	live, dead := filepath.Join(c.dir, "tmp", "refill-live"), filepath.Join(c.dir, "tmp", "refill-dead")
+	os.MkdirAll(filepath.Dir(live), 0o700)
+	os.WriteFile(dead, []byte("snap-1\n"), 0o600)
+	lock, err := flock.TryExclusive(live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.GC(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fileExists(dead) || !strings.Contains(strings.Join(r.Scratch, " "), dead) || strings.Contains(strings.Join(r.Scratch, " "), live) {
+		t.Errorf("a dead process's scratch file is left, or a live one's listed: %v", r.Scratch)
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("a live process's file was removed: %v", err)
+	}
+	lock.Unlock()
+	if c.GC(context.Background(), false); fileExists(live) {
+		t.Error("the file stays once its process is gone")
+	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// gc removes the job lock and the empty mount point a SIGKILLed bake
+// leaves, and keeps a live job's lock, a lock just made and a mount point
+// with something in it.
+func TestGCStaleJobFiles(t *testing.T) {
+	c := open(t)
+	old := time.Now().Add(-time.Minute)
+	dead, live, fresh := filepath.Join(c.lockDir, "bake-dead.lock"), filepath.Join(c.lockDir, "bake-live.lock"), filepath.Join(c.lockDir, "bake-fresh.lock")
+	for _, p := range []string{dead, live, fresh} {
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, nil, 0o644)
+	}
+	os.Chtimes(dead, old, old)
+	os.Chtimes(live, old, old)
+	held, err := flock.TryExclusive(live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Unlock()
+	empty, full := filepath.Join(c.dir, "mnt", "vol-0123456789abcdef0"), filepath.Join(c.dir, "mnt", "vol-0123456789abcdef1")
+	os.MkdirAll(empty, 0o755)
+	os.MkdirAll(full, 0o755)
+	os.WriteFile(filepath.Join(full, "f"), nil, 0o644)
+	r, err := c.GC(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fileExists(dead) || fileExists(empty) || len(r.Stale) != 2 {
+		t.Errorf("stale files left: %v", r.Stale)
+	}
+	if !fileExists(live) || !fileExists(fresh) || !fileExists(full) {
+		t.Errorf("removed a live lock, a fresh one or a mount point in use: %v", r.Stale)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/aminator-go/aminator/internal/logging"
 	"github.com/aminator-go/aminator/internal/loop"
 	"github.com/aminator-go/aminator/internal/mount"
+	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/snapstore"
 )
 
@@ -27,6 +28,8 @@ type GCReport struct {
 	Store            snapstore.GCStats `json:"store"`
 	// Scratch are leftovers of killed jobs, removed when no job runs.
 	Scratch []string `json:"scratch"`
+	// Stale are the job locks and mount points killed jobs left.
+	Stale []string `json:"stale"`
 }
 
 // GC removes the volumes of bakes that are gone, snapshots whose maker died
@@ -89,13 +92,57 @@ func (c *Cloud) GC(ctx context.Context, dryRun bool) (*GCReport, error) {
 			}
 		}
 	}
+	r.Stale = c.stale(ctx, dryRun)
 	return r, errors.Join(errs...)
+}
+
+// jobLocks are the locks a job (bake, foundation, boot test) holds for its
+// lifetime (the CLI takes LOCKDIR/<job id>.lock).
+var jobLocks = []string{"bake-*.lock", "foundation-*.lock", "test-*.lock"}
+
+// stale removes (unless dryRun) and lists what a job killed with SIGKILL
+// leaves outside tmp/: its job lock, taken here before it is removed (and
+// only once older than a few seconds, so a job that has just created its
+// lock file takes it), and the empty mount point of a volume that is gone.
+// A mount point is removed only if empty and not mounted (rmdir).
+func (c *Cloud) stale(ctx context.Context, dryRun bool) []string {
+	out := []string{}
+	for _, pat := range jobLocks {
+		locks, _ := filepath.Glob(filepath.Join(c.lockDir, pat))
+		for _, l := range locks {
+			if st, err := os.Stat(l); err != nil || time.Since(st.ModTime()) < 10*time.Second {
+				continue
+			}
+			lock, err := flock.TryExclusive(l)
+			if err != nil {
+				continue // its job runs
+			}
+			if dryRun || os.Remove(l) == nil {
+				out = append(out, l)
+			}
+			lock.Unlock()
+		}
+	}
+	mnt := filepath.Join(c.dir, "mnt")
+	ents, _ := os.ReadDir(mnt)
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		if _, err := c.Volume(ctx, e.Name()); !errors.Is(err, plugin.ErrNotFound) {
+			continue // its volume is still there (a running or preserved bake's)
+		}
+		if p := filepath.Join(mnt, e.Name()); dryRun || os.Remove(p) == nil {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // jobsRunning reports whether any bake, foundation or boot test holds its
 // job lock (the CLI takes LOCKDIR/<job id>.lock for a job's lifetime).
 func (c *Cloud) jobsRunning() bool {
-	for _, pat := range []string{"bake-*.lock", "foundation-*.lock", "test-*.lock"} {
+	for _, pat := range jobLocks {
 		locks, _ := filepath.Glob(filepath.Join(c.lockDir, pat))
 		for _, l := range locks {
 			if flock.Held(l) {
@@ -106,14 +153,20 @@ func (c *Cloud) jobsRunning() bool {
 	return false
 }
 
-// scratch lists what killed jobs leave: scratch files, half-restored
-// volume files, foundation trees on tmpfs.
+// scratch lists what killed jobs leave: scratch files (not those a live
+// process holds a flock on, as a bake's parent does its refill list),
+// half-restored volume files, foundation trees on tmpfs.
 func (c *Cloud) scratch() []string {
 	var out []string
 	ents, _ := os.ReadDir(filepath.Join(c.dir, "tmp"))
 	for _, e := range ents {
-		out = append(out, filepath.Join(c.dir, "tmp", e.Name()))
+		p := filepath.Join(c.dir, "tmp", e.Name())
+		if e.Type().IsRegular() && flock.Held(p) {
+			continue
+		}
+		out = append(out, p)
 	}
+
 	tmps, _ := filepath.Glob(filepath.Join(c.dir, "data", "volumes", ".*.tmp-*"))
 	out = append(out, tmps...)
 	// Shared by every state directory on the host: only old ones.

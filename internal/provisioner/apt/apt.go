@@ -18,6 +18,7 @@ import (
 
 	"github.com/aminator-go/aminator/internal/logging"
 	"github.com/aminator-go/aminator/internal/naming"
+	"github.com/aminator-go/aminator/internal/pkgfile"
 	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/provisioner/pkgref"
 )
@@ -89,8 +90,10 @@ func (a *Apt) Provision(ctx context.Context, c plugin.Chroot, ref plugin.Package
 	}
 	switch ref.Kind {
 	case "repo":
-		if err := a.update(ctx, c); err != nil {
-			return nil, err
+		if !ref.Resolved {
+			if err := a.update(ctx, c); err != nil {
+				return nil, err
+			}
 		}
 		spec := ref.Name
 		if ref.Version != "" {
@@ -101,15 +104,13 @@ func (a *Apt) Provision(ctx context.Context, c plugin.Chroot, ref plugin.Package
 		}
 		name = ref.Name
 	case "url", "file":
-		file := ref.Path
-		if ref.Kind == "url" {
-			f, err := (&pkgref.Downloader{Dir: a.tmpDir, Ext: ".deb", Retries: a.s.DownloadRetries,
-				Timeout: time.Duration(a.s.DownloadTimeout) * time.Second, Log: a.log}).Fetch(ctx, ref.URL)
-			if err != nil {
+		file := ref.Path // a URL's file is downloaded by Inspect; the caller removes it
+		if ref.Kind == "url" && file == "" {
+			var err error
+			if file, err = a.download(ctx, ref.URL); err != nil {
 				return nil, err
 			}
-			defer os.Remove(f)
-			file = f
+			defer os.Remove(file)
 		}
 		var dpkgErr error
 		var err error
@@ -139,6 +140,66 @@ func (a *Apt) Provision(ctx context.Context, c plugin.Chroot, ref plugin.Package
 		}
 	}
 	return info, nil
+}
+
+func (a *Apt) download(ctx context.Context, u string) (string, error) {
+	return (&pkgref.Downloader{Dir: a.tmpDir, Ext: ".deb", Retries: a.s.DownloadRetries,
+		Timeout: time.Duration(a.s.DownloadTimeout) * time.Second, Log: a.log}).Fetch(ctx, u)
+}
+
+// Inspect reads the package a local or downloaded .deb holds, or takes a
+// repository package's version as given; a repository package without a
+// version needs Resolve.
+func (a *Apt) Inspect(ctx context.Context, ref plugin.PackageRef) (plugin.PackageRef, *plugin.PackageInfo, error) {
+	switch ref.Kind {
+	case "repo":
+		if ref.Version == "" {
+			return ref, nil, nil
+		}
+		ver, rel := naming.SplitVersion(ref.Version)
+		return ref, &plugin.PackageInfo{Name: ref.Name, FullVersion: ref.Version, Version: ver, Release: rel}, nil
+	case "url":
+		if ref.Path == "" {
+			file, err := a.download(ctx, ref.URL)
+			if err != nil {
+				return ref, nil, err
+			}
+			ref.Path = file
+		}
+	case "file":
+	default:
+		return ref, nil, fmt.Errorf("unknown package kind %q", ref.Kind)
+	}
+	info, err := pkgfile.Deb(ref.Path)
+	return ref, info, err
+}
+
+// Resolve runs apt-get update in the image and asks apt-cache which
+// version of a repository package apt-get install would take (the
+// candidate, or the version given), pinning ref to it.
+func (a *Apt) Resolve(ctx context.Context, c plugin.Chroot, ref plugin.PackageRef) (plugin.PackageRef, *plugin.PackageInfo, error) {
+	if ref.Kind != "repo" {
+		return ref, nil, nil
+	}
+	if err := a.update(ctx, c); err != nil {
+		return ref, nil, err
+	}
+	ref.Resolved = true
+	spec := ref.Name
+	if ref.Version != "" {
+		spec += "=" + ref.Version
+	}
+	out, err := c.Output(ctx, plugin.Run{Argv: []string{"apt-cache", "show", "--no-all-versions", spec}})
+	if err != nil {
+		return ref, nil, fmt.Errorf("package %s is not in the image's repositories: %w", spec, err)
+	}
+	f := pkgfile.ControlFields(out)
+	if f["package"] != ref.Name || !versionRE.MatchString(f["version"]) {
+		return ref, nil, fmt.Errorf("apt-cache show %s: unexpected package %q version %q", spec, f["package"], f["version"])
+	}
+	ref.Version = f["version"]
+	ver, rel := naming.SplitVersion(ref.Version)
+	return ref, &plugin.PackageInfo{Name: ref.Name, FullVersion: ref.Version, Version: ver, Release: rel, Arch: f["architecture"]}, nil
 }
 
 func (a *Apt) aptGet(ctx context.Context, c plugin.Chroot, args ...string) error {

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aminator-go/aminator/internal/pkgfile"
 	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/provisioner/pkgref"
 )
@@ -121,10 +122,9 @@ func (y *Yum) Provision(ctx context.Context, c plugin.Chroot, ref plugin.Package
 		// rpm -q takes NAME or NAME-VERSION[-RELEASE] as yum does.
 		name = ref.Name
 	case "file", "url":
-		file := ref.Path
-		if ref.Kind == "url" {
-			f, err := (&pkgref.Downloader{Dir: y.tmpDir, Ext: ".rpm", Retries: y.s.Retries,
-				Timeout: time.Duration(y.s.DownloadTimeout) * time.Second, Log: y.log}).Fetch(ctx, ref.URL)
+		file := ref.Path // a URL's when Inspect downloaded it; the caller removes it
+		if file == "" {
+			f, err := y.download(ctx, ref.URL)
 			if err != nil {
 				return nil, err
 			}
@@ -166,6 +166,40 @@ func (y *Yum) Provision(ctx context.Context, c plugin.Chroot, ref plugin.Package
 		}
 	}
 	return info, nil
+}
+
+func (y *Yum) download(ctx context.Context, u string) (string, error) {
+	return (&pkgref.Downloader{Dir: y.tmpDir, Ext: ".rpm", Retries: y.s.Retries,
+		Timeout: time.Duration(y.s.DownloadTimeout) * time.Second, Log: y.log}).Fetch(ctx, u)
+}
+
+// Inspect reads the package a local or downloaded .rpm holds. A
+// repository package (NAME or NAME-VERSION, which yum tells apart only
+// against its repositories) is known once installed.
+func (y *Yum) Inspect(ctx context.Context, ref plugin.PackageRef) (plugin.PackageRef, *plugin.PackageInfo, error) {
+	switch ref.Kind {
+	case "repo":
+		return ref, nil, nil
+	case "url":
+		if ref.Path == "" {
+			f, err := y.download(ctx, ref.URL)
+			if err != nil {
+				return ref, nil, err
+			}
+			ref.Path = f
+		}
+	case "file":
+	default:
+		return ref, nil, fmt.Errorf("unknown package kind %q", ref.Kind)
+	}
+	info, err := pkgfile.RPM(ref.Path)
+	return ref, info, err
+}
+
+// Resolve cannot tell a repository package's version before installing
+// it; the bake checks the image name after the install instead.
+func (y *Yum) Resolve(ctx context.Context, c plugin.Chroot, ref plugin.PackageRef) (plugin.PackageRef, *plugin.PackageInfo, error) {
+	return ref, nil, nil
 }
 
 // Query reads name, version, release and architecture of an installed package.

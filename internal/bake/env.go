@@ -1,0 +1,88 @@
+package bake
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/aminator-go/aminator/internal/config"
+	"github.com/aminator-go/aminator/internal/plugin"
+)
+
+// Environment is one instantiated plugin of each kind.
+type Environment struct {
+	Name        string
+	Cloud       plugin.Cloud
+	BlockDevice plugin.BlockDevice
+	Volume      plugin.Volumes
+	Distro      plugin.Distro
+	Provisioner plugin.Provisioner
+	Finalizer   plugin.Finalizer
+	StateDir    string
+}
+
+// Close releases what the plugins hold (the cloud's database).
+func (e *Environment) Close() error {
+	if c, ok := e.Cloud.(interface{ Close() error }); ok {
+		return c.Close()
+	}
+	return nil
+}
+
+// NewEnvironment builds the plugins of the configured environment, in
+// order, each given the ones before it.
+func NewEnvironment(cfg *config.Config, log *slog.Logger) (*Environment, error) {
+	name := cfg.Context.Environment
+	spec, ok := cfg.Environments[name]
+	if !ok {
+		return nil, fmt.Errorf("no environment %q", name)
+	}
+	deps := plugin.Deps{Logger: log, StateDir: cfg.StateDir, LockDir: cfg.LockDir, Region: cfg.Context.Region}
+	env := &Environment{Name: name, StateDir: cfg.StateDir}
+	for _, kind := range plugin.Kinds {
+		pname := spec[kind]
+		reg, _ := plugin.Lookup(kind, pname)
+		pc, err := cfg.PluginConfig(kind, pname)
+		if err != nil {
+			env.Close()
+			return nil, err
+		}
+		inst, err := reg.New(pc, deps)
+		if err != nil {
+			env.Close()
+			return nil, fmt.Errorf("%s plugin %s: %w", kind, pname, err)
+		}
+		bad := func() (*Environment, error) {
+			env.Close()
+			return nil, fmt.Errorf("%s plugin %s does not implement the %s interface", kind, pname, kind)
+		}
+		switch kind {
+		case plugin.KindCloud:
+			if env.Cloud, ok = inst.(plugin.Cloud); !ok {
+				return bad()
+			}
+			deps.Cloud = env.Cloud
+		case plugin.KindBlockDevice:
+			if env.BlockDevice, ok = inst.(plugin.BlockDevice); !ok {
+				return bad()
+			}
+			deps.BlockDevice = env.BlockDevice
+		case plugin.KindVolume:
+			if env.Volume, ok = inst.(plugin.Volumes); !ok {
+				return bad()
+			}
+		case plugin.KindDistro:
+			if env.Distro, ok = inst.(plugin.Distro); !ok {
+				return bad()
+			}
+		case plugin.KindProvisioner:
+			if env.Provisioner, ok = inst.(plugin.Provisioner); !ok {
+				return bad()
+			}
+		case plugin.KindFinalizer:
+			if env.Finalizer, ok = inst.(plugin.Finalizer); !ok {
+				return bad()
+			}
+		}
+	}
+	return env, nil
+}

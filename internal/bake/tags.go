@@ -1,0 +1,112 @@
+package bake
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aminator-go/aminator/internal/channels"
+	"github.com/aminator-go/aminator/internal/naming"
+	"github.com/aminator-go/aminator/internal/plugin"
+)
+
+// baseVersion names the base a lineage is built on: the base's own
+// base_ami_version, else its appversion.
+func baseVersion(base *plugin.Image) string {
+	if v := base.Tags["base_ami_version"]; v != "" {
+		return v
+	}
+	return base.Tags["appversion"]
+}
+
+// ownTags are the tags a bake sets on its image (creation_time aside) and
+// on its snapshot: the lineage it is baked from and what it holds.
+func ownTags(req Request, pl *bakePlan, f naming.Fields) plugin.Tags {
+	base := pl.base
+	// Apps copy their base's base_ami_version, and a base (baked on a
+	// foundation) starts its own from its meta package's version.
+	ownBaseVersion := baseVersion(base)
+	if channels.ChildRole(base) == channels.RoleBase {
+		ownBaseVersion = naming.AppVersion(f)
+	}
+	family := req.Name
+	if family == "" {
+		family = f.Name
+	}
+	tags := plugin.Tags{
+		"creator": req.Creator, "appversion": naming.AppVersion(f), "base_ami_id": base.ID,
+		"base_ami_name": base.Name, "base_ami_version": ownBaseVersion,
+		channels.TagFamily: family, channels.TagRole: channels.ChildRole(base), "lineage": channels.ChildLineage(base),
+	}
+	if req.BaseLabel != "" {
+		tags["base_ami_label"] = req.BaseName + ":" + req.BaseLabel
+	}
+	if req.Partition > 0 {
+		tags["root_partition"] = strconv.Itoa(req.Partition)
+	}
+	if b := base.Tags["boot"]; b != "" { // how the disk boots (uefi) passes down the lineage
+		tags["boot"] = b
+	}
+	return tags
+}
+
+// snapshotExtra are the tags only a bake's snapshot gets.
+var snapshotExtra = []string{"bake", "host"}
+
+// checkTagLimits checks the user's tags and the bake's own (with the
+// values known before the install: -c and -n make some) against the
+// cloud's limits, on the image and on its snapshot.
+func checkTagLimits(env *Environment, req Request, pl *bakePlan) error {
+	own := ownTags(req, pl, naming.Fields{})
+	image, snapshot := plugin.Tags{"creation_time": naming.CreationTime(time.Time{})}, plugin.Tags{}
+	for k, v := range own {
+		image[k], snapshot[k] = v, v
+	}
+	for _, k := range snapshotExtra {
+		snapshot[k] = ""
+	}
+	return CheckTags(plugin.LimitsOf(env.Cloud), req.Tags, map[string]plugin.Tags{"image": image, "snapshot": snapshot})
+}
+
+// CheckTags checks a user's tags against a cloud's limits, given the tags
+// aminator sets itself on each resource that carries the user's tags (the
+// image and its snapshot): every key and value, aminator's own values
+// too, and the count on each resource. An image's count keeps room for
+// the tags promote and test add later.
+func CheckTags(l plugin.TagLimits, user plugin.Tags, own map[string]plugin.Tags) error {
+	for _, k := range sortedKeys(user) {
+		if err := l.CheckTag(k, user[k]); err != nil {
+			return err
+		}
+	}
+	for _, res := range sortedKeys(own) {
+		for _, k := range sortedKeys(own[res]) {
+			if err := l.CheckTag(k, own[res][k]); err != nil {
+				if t, ok := naming.Reserved(k, naming.ScopeAll); ok && t.Flag != "" {
+					return fmt.Errorf("%w (set with %s)", err, t.Flag)
+				}
+				return err
+			}
+		}
+		keys := sortedKeys(own[res])
+		if res == "image" {
+			keys = append(keys, naming.LaterTags()...)
+		}
+		if n := len(user) + len(keys); l.MaxTags > 0 && n > l.MaxTags {
+			return fmt.Errorf("too many tags: %d given, and aminator sets %d of its own on the %s (%s), %d in all; the cloud takes at most %d, so give at most %d",
+				len(user), len(keys), res, strings.Join(keys, ", "), n, l.MaxTags, max(0, l.MaxTags-len(keys)))
+		}
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
