@@ -297,7 +297,8 @@ func (c *console) read(r io.Reader, save io.Writer, want string) {
 		if kernelLine.MatchString(line) {
 			kOnce.Do(func() { close(c.kernel) })
 		}
-		if strings.HasPrefix(line, want) {
+		// Anywhere in the line: a getty prompt may be printed on the same line.
+		if strings.Contains(line, want) {
 			mOnce.Do(func() { close(c.mark) })
 		}
 	}
