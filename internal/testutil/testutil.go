@@ -5,6 +5,7 @@ package testutil
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -147,15 +148,30 @@ func BuildDeb(t testing.TB, dir string, d Deb) string {
 }
 
 // Leaks lists mounts and loop devices under dir.
-func Leaks(dir string) []string {
+func Leaks(dir string) []string { return leaks(dir, false) }
+
+// leaks lists mounts and loop devices under dir; with besideStores, not
+// the store filesystems of state directories (STATE/data, from
+// STATE/data.xfs or data.btrfs), which stay mounted between commands.
+func leaks(dir string, besideStores bool) []string {
+	stores := map[string]bool{}
+	if besideStores {
+		for _, s := range Stores(dir) {
+			stores[s] = true
+		}
+	}
 	var out []string
-	if ms, _ := mount.Under(dir); len(ms) > 0 {
-		for _, m := range ms {
+	ms, _ := mount.Under(dir)
+	for _, m := range ms {
+		if !stores[filepath.Dir(m)] || filepath.Base(m) != "data" {
 			out = append(out, "mount "+m)
 		}
 	}
-	if ls, _ := loop.Attached(dir); len(ls) > 0 {
-		for _, l := range ls {
+	ls, _ := loop.Attached(dir)
+	for _, l := range ls {
+		_, backing, _ := strings.Cut(l, " -> ")
+		name := filepath.Base(backing)
+		if !stores[filepath.Dir(backing)] || (name != "data.xfs" && name != "data.btrfs") {
 			out = append(out, "loop "+l)
 		}
 	}
@@ -163,19 +179,57 @@ func Leaks(dir string) []string {
 	return out
 }
 
+// Stores lists the state directories under dir whose store filesystem
+// (made by aminate init or by the first command, store_fs: auto) is
+// mounted on their data/.
+func Stores(dir string) []string {
+	var out []string
+	ms, _ := mount.Under(dir)
+	for _, m := range ms {
+		if filepath.Base(m) != "data" {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(filepath.Dir(m), "data.yml")); err == nil {
+			out = append(out, filepath.Dir(m))
+		}
+	}
+	return out
+}
+
+// UnmountStores unmounts the store filesystems of the state directories
+// under dir (their loop devices clear themselves), as aminate init
+// --unmount does: what a test run calls at its end, so it leaves no mount.
+func UnmountStores(dir string) error {
+	var errs []error
+	for _, s := range Stores(dir) {
+		if err := mount.Unmount(context.Background(), filepath.Join(s, "data"), nil); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for i := 0; i < 100; i++ { // autoclear detaches the loop devices shortly after
+		if ls, _ := loop.Attached(dir); len(ls) == 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return errors.Join(errs...)
+}
+
 // CheckNoLeaks fails the test at its end if any mount or loop device under
 // dir is left (loop autoclear may take a moment, so it waits briefly).
+// Mounted store filesystems of state directories are not leaks: they stay
+// mounted between commands by design (UnmountStores ends them).
 func CheckNoLeaks(t testing.TB, dir string) {
 	t.Helper()
 	t.Cleanup(func() {
-		var leaks []string
+		var left []string
 		for i := 0; i < 50; i++ {
-			if leaks = Leaks(dir); len(leaks) == 0 {
+			if left = leaks(dir, true); len(left) == 0 {
 				return
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		t.Errorf("leaked under %s:\n  %s", dir, strings.Join(leaks, "\n  "))
+		t.Errorf("leaked under %s:\n  %s", dir, strings.Join(left, "\n  "))
 	})
 }
 
