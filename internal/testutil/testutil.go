@@ -150,33 +150,39 @@ func BuildDeb(t testing.TB, dir string, d Deb) string {
 // Leaks lists mounts and loop devices under dir.
 func Leaks(dir string) []string { return leaks(dir, false) }
 
+// LeaksBesideStores is Leaks without the mounted store filesystems of
+// state directories (see Stores), which stay mounted between commands.
+func LeaksBesideStores(dir string) []string { return leaks(dir, true) }
+
 // leaks lists mounts and loop devices under dir; with besideStores, not
 // the store filesystems of state directories (STATE/data, from
-// STATE/data.xfs or data.btrfs), which stay mounted between commands.
+// STATE/data.xfs or data.btrfs as STATE/data.yml records), which stay
+// mounted between commands.
 func leaks(dir string, besideStores bool) []string {
-	stores := map[string]bool{}
-	if besideStores {
-		for _, s := range Stores(dir) {
-			stores[s] = true
-		}
+	store := func(stateDir string) bool {
+		_, err := os.Stat(filepath.Join(stateDir, "data.yml"))
+		return besideStores && err == nil
 	}
 	var out []string
 	ms, _ := mount.Under(dir)
 	for _, m := range ms {
-		if !stores[filepath.Dir(m)] || filepath.Base(m) != "data" {
+		if filepath.Base(m) != "data" || !store(filepath.Dir(m)) {
 			out = append(out, "mount "+m)
 		}
 	}
 	ls, _ := loop.Attached(dir)
 	for _, l := range ls {
 		_, backing, _ := strings.Cut(l, " -> ")
-		name := filepath.Base(backing)
-		if !stores[filepath.Dir(backing)] || (name != "data.xfs" && name != "data.btrfs") {
+		if !isStoreFile(backing) || !store(filepath.Dir(backing)) {
 			out = append(out, "loop "+l)
 		}
 	}
 	sort.Strings(out)
 	return out
+}
+
+func isStoreFile(p string) bool {
+	return filepath.Base(p) == "data.xfs" || filepath.Base(p) == "data.btrfs"
 }
 
 // Stores lists the state directories under dir whose store filesystem
@@ -197,8 +203,11 @@ func Stores(dir string) []string {
 }
 
 // UnmountStores unmounts the store filesystems of the state directories
-// under dir (their loop devices clear themselves), as aminate init
-// --unmount does: what a test run calls at its end, so it leaves no mount.
+// under dir, as aminate init --unmount does: what a test run calls at its
+// end, so it leaves no mount. Their loop devices clear themselves once no
+// mount namespace has the filesystem: a process in a private namespace
+// made while it was mounted (a bake, anyone's) holds it until it exits,
+// so this waits up to a minute for them.
 func UnmountStores(dir string) error {
 	var errs []error
 	for _, s := range Stores(dir) {
@@ -206,11 +215,18 @@ func UnmountStores(dir string) error {
 			errs = append(errs, err)
 		}
 	}
-	for i := 0; i < 100; i++ { // autoclear detaches the loop devices shortly after
-		if ls, _ := loop.Attached(dir); len(ls) == 0 {
+	for i := 0; i < 600; i++ {
+		ls, _ := loop.Attached(dir)
+		pinned := 0
+		for _, l := range ls {
+			if _, backing, _ := strings.Cut(l, " -> "); isStoreFile(backing) {
+				pinned++
+			}
+		}
+		if pinned == 0 {
 			break
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 	return errors.Join(errs...)
 }
@@ -224,7 +240,7 @@ func CheckNoLeaks(t testing.TB, dir string) {
 	t.Cleanup(func() {
 		var left []string
 		for i := 0; i < 50; i++ {
-			if left = leaks(dir, true); len(left) == 0 {
+			if left = LeaksBesideStores(dir); len(left) == 0 {
 				return
 			}
 			time.Sleep(50 * time.Millisecond)

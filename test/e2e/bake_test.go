@@ -464,7 +464,7 @@ func TestBadInput(t *testing.T) {
 	if rows, files := volumeCount(t); rows != 0 || files != 0 {
 		t.Errorf("volumes left: %d rows, %d files", rows, files)
 	}
-	if ms, _ := mount.Under(stateDir); len(ms) > 0 {
+	if ms := testutil.LeaksBesideStores(stateDir); len(ms) > 0 {
 		t.Errorf("mounts left: %v", ms)
 	}
 }
