@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -45,11 +46,16 @@ type Manifest struct {
 // the hash.
 //
 // On a filesystem with reflinks (xfs, btrfs) it also keeps, per snapshot,
-// a clone of the volume it was made from: new volumes are clones of it
-// (instant), and a volume's next snapshot reads only the extents that are
-// no longer shared with it — the bytes that changed.
+// a clone of the volume it was made from (for a file on another
+// filesystem, such as an imported image, one assembled from its chunks):
+// new volumes are clones of it (instant), and a volume's next snapshot
+// reads only the extents that are no longer shared with it — the bytes
+// that changed — and stores those that do not compress as clones of the
+// volume's blocks, so a bake's data is written to disk once.
 //
-//	chunks/ab/abcdef...   1 byte format (0 raw, 1 zstd) + data
+//	chunks/ab/abcdef...   1 byte format (0 raw, 1 zstd) + data, or (2, reflink
+//	                      stores) a 4 KiB header block + data: block-aligned,
+//	                      a clone of the volume's blocks, not a copy
 //	snapshots/ID.json     manifests
 //	cache/ID.img          reflink clones (reflink filesystems only)
 type Chunks struct {
@@ -175,8 +181,13 @@ func (c *Chunks) readChunk(h string) ([]byte, error) {
 	}
 	data := b[1:]
 	switch b[0] {
-	case 0:
-	case 1:
+	case formatRaw:
+	case formatRawAligned:
+		if len(b) < rawOffset {
+			return nil, fmt.Errorf("chunk %s: short: %w", h, ErrCorrupt)
+		}
+		data = b[rawOffset:]
+	case formatZstd:
 		if data, err = c.dec.DecodeAll(data, nil); err != nil {
 			return nil, fmt.Errorf("chunk %s: cannot decompress (%v): %w", h, err, ErrCorrupt)
 		}
@@ -226,7 +237,7 @@ func (c *Chunks) Restore(ctx context.Context, id, dst string) error {
 	for i, h := range m.Chunks {
 		want[i] = h != ""
 	}
-	err = parallel(ctx, want, func(i int) error {
+	err = parallel(ctx, want, runtime.GOMAXPROCS(0), func(i int) error {
 		data, err := c.readChunk(m.Chunks[i])
 		if err == nil {
 			_, err = tmp.WriteAt(data, int64(i)*int64(m.ChunkSize))

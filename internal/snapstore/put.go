@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -21,6 +20,47 @@ import (
 
 	"github.com/aminator-go/aminator/internal/sparse"
 )
+
+// Chunk formats: the first byte of a chunk file.
+const (
+	formatRaw  = 0 // the data follows
+	formatZstd = 1 // zstd-compressed data follows
+	// formatRawAligned: the data starts at rawOffset, block-aligned, so on
+	// a reflink filesystem it can share blocks with a volume (a clone of
+	// the volume's range, not a copy). Reflink stores write raw chunks so.
+	formatRawAligned = 2
+	rawOffset        = 4096
+)
+
+// putWorkers is how many chunks a Put handles at once: more than the
+// cores, since a worker mostly waits for its chunk file to be synced.
+func putWorkers() int { return max(8, runtime.GOMAXPROCS(0)) }
+
+// commitWorkers sync chunk files at once, so they share log forces.
+const commitWorkers = 32
+
+// putJob is one Put's state, shared by its workers.
+type putJob struct {
+	c    *Chunks
+	src  *os.File
+	size int64
+	m    *Manifest
+	// clone: raw chunks may be clones of src's blocks (src is on the
+	// store's reflink filesystem); off after the first failure.
+	clone atomic.Bool
+	// cache, when src is on another filesystem of a reflink store, is the
+	// snapshot's volume for the cache, filled chunk by chunk (new raw
+	// chunks cloned, the rest written), so volumes made from it are
+	// clones from the first one.
+	cache       *os.File
+	cacheFailed atomic.Bool
+	mu          sync.Mutex
+	pending     []pendingChunk // written, to be synced and named
+	added, data atomic.Int64
+	seen        sync.Map // hashes this Put already stores: write each once
+	dirs        sync.Map // chunk fan-out directories given new names
+	bufs        sync.Pool
+}
 
 // Put stores the file at src as snapshot id. With a parent made by this
 // store from the same lineage of volumes, chunks whose extents are still
@@ -41,80 +81,32 @@ func (c *Chunks) Put(ctx context.Context, id, parent, src string) (st Stats, err
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return st, err
+		return st, fmt.Errorf("store snapshot %s: %w", id, err)
 	}
+	t0 := time.Now()
 	size := fi.Size()
 	n := int((size + int64(c.chunkSize) - 1) / int64(c.chunkSize))
-	m := &Manifest{Version: 1, ID: id, Parent: parent, Size: size, ChunkSize: c.chunkSize, Created: time.Now().UTC(), Chunks: make([]string, n)}
-
-	// Which chunks to read: those with data, minus those still shared
-	// with the parent's clone (reflink stores).
-	t0 := time.Now()
-	todo := make([]bool, n)
-	exts, err := sparse.DataExtents(f, size)
-	if err != nil {
-		return st, err
-	}
-	for _, e := range exts {
-		for i := e.Off / int64(c.chunkSize); i*int64(c.chunkSize) < e.Off+e.Len && int(i) < n; i++ {
-			todo[i] = true
-		}
-	}
-	var pm *Manifest
-	if parent != "" {
-		if pm, _ = c.LoadManifest(parent); pm != nil && pm.ChunkSize != c.chunkSize {
-			pm = nil
-		}
-	}
-	reused := 0
-	if pm != nil && c.reflink {
-		shared, err := sharedChunks(f, size, c.chunkSize)
-		if err == nil {
-			for i := range todo {
-				if shared[i] && i < len(pm.Chunks) {
-					m.Chunks[i] = pm.Chunks[i]
-					if todo[i] {
-						reused++
-					}
-					todo[i] = false
-				}
-			}
-		} else {
-			c.log.Debug("no extent sharing information; reading every allocated chunk", "err", err)
-		}
-	}
-	tScan := time.Since(t0)
-	var added, data atomic.Int64
-	var seen sync.Map // hashes this Put already stores: write each once
-	bufs := sync.Pool{New: func() any { return make([]byte, c.chunkSize) }}
-	err = parallel(ctx, todo, func(i int) error {
-		buf := bufs.Get().([]byte)
-		defer bufs.Put(buf)
-		off := int64(i) * int64(c.chunkSize)
-		k, err := f.ReadAt(buf[:min(int64(c.chunkSize), size-off)], off)
-		if err != nil && err != io.EOF {
-			return fmt.Errorf("read %s at %d: %w", src, off, err)
-		}
-		if allZero(buf[:k]) {
-			return nil
-		}
-		sum := sha256.Sum256(buf[:k])
-		h := hex.EncodeToString(sum[:])
-		m.Chunks[i] = h
-		data.Add(int64(k))
-		if _, dup := seen.LoadOrStore(h, true); dup {
-			return nil
-		}
-		w, err := c.writeChunk(h, buf[:k])
-		added.Add(w)
-		return err
-	})
+	j := &putJob{c: c, src: f, size: size,
+		m:    &Manifest{Version: 1, ID: id, Parent: parent, Size: size, ChunkSize: c.chunkSize, Created: time.Now().UTC(), Chunks: make([]string, n)},
+		bufs: sync.Pool{New: func() any { return make([]byte, c.chunkSize) }}}
+	local := c.reflink && sameFS(f, c.dir)
+	j.clone.Store(local)
+	todo, reused, err := c.plan(f, j.m, local)
 	if err != nil {
 		return st, fmt.Errorf("store snapshot %s: %w", id, err)
 	}
+	if c.reflink && !local {
+		j.cache = c.newCache(id, size)
+		defer j.dropCache()
+	}
+	tScan := time.Since(t0)
+	defer j.removePending()
+	if err := parallel(ctx, todo, putWorkers(), j.chunk); err != nil {
+		return st, fmt.Errorf("store snapshot %s: %w", id, err)
+	}
 	tChunks := time.Since(t0)
-	// Chunks durable first (each was synced; now their names), the manifest last.
-	if err := syncDirs(filepath.Join(c.dir, "chunks")); err != nil {
+	// Chunks durable and named first, the manifest last.
+	if err := j.commit(ctx); err != nil {
 		return st, fmt.Errorf("store snapshot %s: sync: %w", id, err)
 	}
 	if c.beforeManifest != nil {
@@ -123,19 +115,293 @@ func (c *Chunks) Put(ctx context.Context, id, parent, src string) (st Stats, err
 		}
 	}
 	tSync := time.Since(t0)
-	if c.reflink {
+	if local {
 		if err := Clone(src, c.cachePath(id)); err != nil {
 			c.log.Debug("no clone of the snapshot for fast volumes", "err", err)
 		}
+	} else if j.cache != nil {
+		j.keepCache(c.cachePath(id))
 	}
 	tClone := time.Since(t0)
-	if err := c.writeManifest(m); err != nil {
+	if err := c.writeManifest(j.m); err != nil {
 		os.Remove(c.cachePath(id))
 		return st, fmt.Errorf("store snapshot %s: %w", id, err)
 	}
-	c.log.Debug("snapshot stored", "snapshot", id, "parent", parent, "chunks", n, "read", countTrue(todo), "reused_shared", reused, "added", added.Load(),
-		"scanned_at", tScan, "chunks_at", tChunks, "synced_at", tSync, "cloned_at", tClone, "took", time.Since(t0))
-	return Stats{Size: size, Data: data.Load(), Added: added.Load()}, nil
+	c.log.Debug("snapshot stored", "snapshot", id, "parent", parent, "chunks", n, "read", countTrue(todo), "reused_shared", reused, "added", j.added.Load(),
+		"cloned_chunks", j.clone.Load() && local, "scanned_at", tScan, "chunks_at", tChunks, "synced_at", tSync, "cached_at", tClone, "took", time.Since(t0))
+	return Stats{Size: size, Data: j.data.Load(), Added: j.added.Load()}, nil
+}
+
+// plan says which chunks of f to read: those with data, minus those whose
+// extents are still shared with the parent's clone (when f is on the
+// store's reflink filesystem: local), which it takes from the parent's
+// manifest into m. It returns how many it took so.
+func (c *Chunks) plan(f *os.File, m *Manifest, local bool) ([]bool, int, error) {
+	n := len(m.Chunks)
+	todo := make([]bool, n)
+	exts, err := sparse.DataExtents(f, m.Size)
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, e := range exts {
+		for i := e.Off / int64(c.chunkSize); i*int64(c.chunkSize) < e.Off+e.Len && int(i) < n; i++ {
+			todo[i] = true
+		}
+	}
+	if m.Parent == "" || !local {
+		return todo, 0, nil
+	}
+	pm, _ := c.LoadManifest(m.Parent)
+	if pm == nil || pm.ChunkSize != c.chunkSize {
+		return todo, 0, nil
+	}
+	shared, err := sharedChunks(f, m.Size, c.chunkSize)
+	if err != nil {
+		c.log.Debug("no extent sharing information; reading every allocated chunk", "err", err)
+		return todo, 0, nil
+	}
+	reused := 0
+	for i := range todo {
+		if shared[i] && i < len(pm.Chunks) {
+			m.Chunks[i] = pm.Chunks[i]
+			if todo[i] {
+				reused++
+			}
+			todo[i] = false
+		}
+	}
+	return todo, reused, nil
+}
+
+// chunk reads, hashes and stores chunk i of the source.
+func (j *putJob) chunk(i int) error {
+	buf := j.bufs.Get().([]byte)
+	defer j.bufs.Put(buf)
+	off := int64(i) * int64(j.c.chunkSize)
+	k, err := j.src.ReadAt(buf[:min(int64(j.c.chunkSize), j.size-off)], off)
+	if err != nil && err != io.EOF {
+		return fmt.Errorf("read %s at %d: %w", j.src.Name(), off, err)
+	}
+	data := buf[:k]
+	if allZero(data) {
+		return nil
+	}
+	sum := sha256.Sum256(data)
+	h := hex.EncodeToString(sum[:])
+	j.m.Chunks[i] = h
+	j.data.Add(int64(k))
+	fresh := ""
+	if _, dup := j.seen.LoadOrStore(h, true); !dup {
+		tmp, w, format, err := j.write(h, data, off)
+		if err != nil {
+			return err
+		}
+		j.added.Add(w)
+		if format == formatRawAligned {
+			fresh = tmp
+		}
+	}
+	if j.cache != nil {
+		j.fillCache(data, off, fresh)
+	}
+	return nil
+}
+
+// pendingChunk is a chunk written to a temporary file, to be synced and
+// named.
+type pendingChunk struct{ tmp, path string }
+
+// write stores a chunk unless it is there, a clone of the source's range
+// when it can be, in a temporary file it starts writing back and leaves
+// for commit; it returns that file (and "" when the chunk was there), the
+// bytes written and the chunk's format.
+func (j *putJob) write(h string, data []byte, off int64) (string, int64, byte, error) {
+	c := j.c
+	p := c.chunkPath(h)
+	if _, err := os.Stat(p); err == nil {
+		return "", 0, 0, nil // deduplicated
+	}
+	var z []byte
+	if c.compress && compressible(c.enc, data) {
+		z = c.enc.EncodeAll(data, make([]byte, 1, len(data)/2+1))
+		if len(z) >= len(data)*9/10 {
+			z = nil
+		}
+	}
+	tmp, err := os.CreateTemp(filepath.Join(c.dir, "tmp"), "chunk-*")
+	if err != nil {
+		return "", 0, 0, err
+	}
+	var size int64
+	var format byte
+	switch {
+	case z != nil:
+		z[0], format = formatZstd, formatZstd
+		size, err = writeAll(tmp, z, 0)
+	case c.reflink:
+		format = formatRawAligned
+		size, err = j.writeAligned(tmp, data, off)
+	default:
+		size, err = writeAll(tmp, append([]byte{formatRaw}, data...), 0)
+	}
+	if err == nil { // start the write-back now; commit waits for it
+		err = unix.SyncFileRange(int(tmp.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return "", 0, 0, err
+	}
+	j.mu.Lock()
+	j.pending = append(j.pending, pendingChunk{tmp.Name(), p})
+	j.mu.Unlock()
+	return tmp.Name(), size, format, nil
+}
+
+// commit makes the new chunks durable and names them: each is synced
+// (only the store's new chunks: not the volume, nor other bakes' data, as
+// a syncfs would), all at once, so their log forces and flushes are
+// shared, where syncing each as it was written cost a flush per chunk.
+func (j *putJob) commit(ctx context.Context) error {
+	todo := make([]bool, len(j.pending))
+	for i := range todo {
+		todo[i] = true
+	}
+	err := parallel(ctx, todo, commitWorkers, func(i int) error {
+		pc := j.pending[i]
+		f, err := os.Open(pc.tmp)
+		if err != nil {
+			return err
+		}
+		err = unix.Fdatasync(int(f.Fd()))
+		f.Close()
+		if err == nil {
+			err = os.MkdirAll(filepath.Dir(pc.path), 0o700)
+		}
+		if err == nil {
+			err = os.Rename(pc.tmp, pc.path)
+		}
+		if err != nil {
+			return err
+		}
+		j.dirs.Store(filepath.Dir(pc.path), true)
+		return nil
+	})
+	if err != nil {
+		j.removePending()
+		return err
+	}
+	j.pending = nil
+	return j.syncDirs()
+}
+
+// removePending removes the chunks' temporary files (after a failure).
+func (j *putJob) removePending() {
+	for _, pc := range j.pending {
+		os.Remove(pc.tmp)
+	}
+	j.pending = nil
+}
+
+func writeAll(f *os.File, b []byte, off int64) (int64, error) {
+	n, err := f.WriteAt(b, off)
+	return off + int64(n), err
+}
+
+// writeAligned writes a formatRawAligned chunk: a header block, then the
+// data, cloned from the source's range when the source is on the store's
+// filesystem and the range is whole blocks (no data is copied), else
+// written.
+func (j *putJob) writeAligned(tmp *os.File, data []byte, off int64) (int64, error) {
+	hdr := make([]byte, rawOffset)
+	hdr[0] = formatRawAligned
+	if _, err := tmp.WriteAt(hdr, 0); err != nil {
+		return 0, err
+	}
+	if j.clone.Load() && len(data)%rawOffset == 0 {
+		err := unix.IoctlFileCloneRange(int(tmp.Fd()), &unix.FileCloneRange{
+			Src_fd: int64(j.src.Fd()), Src_offset: uint64(off), Src_length: uint64(len(data)), Dest_offset: rawOffset})
+		if err == nil {
+			return rawOffset + int64(len(data)), nil
+		}
+		if j.clone.Swap(false) {
+			j.c.log.Debug("chunks are copies, not clones", "err", err)
+		}
+	}
+	return writeAll(tmp, data, rawOffset)
+}
+
+// newCache starts the cache's volume for snapshot id (nil if it cannot).
+func (c *Chunks) newCache(id string, size int64) *os.File {
+	f, err := os.CreateTemp(filepath.Join(c.dir, "cache"), "."+id+".img.tmp-*")
+	if err == nil {
+		if err = f.Truncate(size); err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}
+	if err != nil {
+		c.log.Debug("no clone of the snapshot for fast volumes", "err", err)
+		return nil
+	}
+	return f
+}
+
+// fillCache puts chunk data at off into the cache's volume: a clone of
+// the blocks of the aligned chunk file this Put just wrote (fresh), else
+// the data. A failure drops the cache (volumes are then restored from
+// chunks).
+func (j *putJob) fillCache(data []byte, off int64, fresh string) {
+	if j.cacheFailed.Load() {
+		return
+	}
+	if fresh != "" && len(data)%rawOffset == 0 {
+		if cf, err := os.Open(fresh); err == nil {
+			err = unix.IoctlFileCloneRange(int(j.cache.Fd()), &unix.FileCloneRange{
+				Src_fd: int64(cf.Fd()), Src_offset: rawOffset, Src_length: uint64(len(data)), Dest_offset: uint64(off)})
+			cf.Close()
+			if err == nil {
+				return
+			}
+		}
+	}
+	if _, err := j.cache.WriteAt(data, off); err != nil && !j.cacheFailed.Swap(true) {
+		j.c.log.Debug("no clone of the snapshot for fast volumes", "err", err)
+	}
+}
+
+// keepCache makes the cache's volume durable and names it path.
+func (j *putJob) keepCache(path string) {
+	if j.cacheFailed.Load() {
+		return // the deferred dropCache removes it
+	}
+	f := j.cache
+	err := unix.Fdatasync(int(f.Fd()))
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		j.c.log.Debug("no clone of the snapshot for fast volumes", "err", err)
+		return
+	}
+	f.Close()
+	j.cache = nil
+}
+
+// dropCache removes an unfinished cache volume.
+func (j *putJob) dropCache() {
+	if j.cache != nil {
+		j.cache.Close()
+		os.Remove(j.cache.Name())
+	}
+}
+
+// sameFS reports whether f is on the filesystem of dir.
+func sameFS(f *os.File, dir string) bool {
+	var a, b unix.Stat_t
+	return unix.Fstat(int(f.Fd()), &a) == nil && unix.Stat(dir, &b) == nil && a.Dev == b.Dev
 }
 
 func countTrue(b []bool) int {
@@ -146,51 +412,6 @@ func countTrue(b []bool) int {
 		}
 	}
 	return n
-}
-
-// writeChunk stores a chunk unless it is there; it returns the bytes written.
-func (c *Chunks) writeChunk(h string, data []byte) (int64, error) {
-	p := c.chunkPath(h)
-	if _, err := os.Stat(p); err == nil {
-		return 0, nil // deduplicated
-	}
-	payload := append([]byte{0}, data...)
-	if c.compress && compressible(c.enc, data) {
-		z := c.enc.EncodeAll(data, make([]byte, 1, len(data)/2+1))
-		if len(z) < len(data)*9/10 {
-			z[0] = 1
-			payload = z
-		}
-	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return 0, err
-	}
-	tmp, err := os.CreateTemp(filepath.Join(c.dir, "tmp"), "chunk-*")
-	if err != nil {
-		return 0, err
-	}
-	if _, err := tmp.Write(payload); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return 0, err
-	}
-	// Durable before any manifest names it. Syncing each new chunk (in
-	// parallel, as the workers write them) flushes only the store's new
-	// data, not the volume the bake just wrote, which a syncfs would.
-	if err := unix.Fdatasync(int(tmp.Fd())); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return 0, err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return 0, err
-	}
-	if err := os.Rename(tmp.Name(), p); err != nil {
-		os.Remove(tmp.Name())
-		return 0, err
-	}
-	return int64(len(payload)), nil
 }
 
 func (c *Chunks) writeManifest(m *Manifest) error {
@@ -223,16 +444,17 @@ func (c *Chunks) writeManifest(m *Manifest) error {
 	return d.Sync()
 }
 
-// parallel runs fn for every index marked in todo on all cores and returns
-// the first error; after an error or cancellation no new index starts.
-func parallel(ctx context.Context, todo []bool, fn func(i int) error) error {
+// parallel runs fn for every index marked in todo on workers goroutines
+// and returns the first error; after an error or cancellation no new
+// index starts.
+func parallel(ctx context.Context, todo []bool, workers int, fn func(i int) error) error {
 	var (
 		mu       sync.Mutex
 		firstErr error
 		wg       sync.WaitGroup
 	)
 	idx := make(chan int)
-	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -289,21 +511,15 @@ func allZero(b []byte) bool {
 	return bytes.Count(b, []byte{0}) == len(b)
 }
 
-// syncDirs fsyncs dir and its subdirectories (the 256 chunk fan-out
-// directories), making new chunk names durable.
-func syncDirs(dir string) error {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range append([]fs.DirEntry{nil}, ents...) {
-		p := dir
-		if e != nil {
-			if !e.IsDir() {
-				continue
-			}
-			p = filepath.Join(dir, e.Name())
-		}
+// syncDirs fsyncs the chunk directories that got new names, and their
+// parent, making the names durable.
+func (j *putJob) syncDirs() error {
+	dirs := []string{filepath.Join(j.c.dir, "chunks")}
+	j.dirs.Range(func(k, _ any) bool {
+		dirs = append(dirs, k.(string))
+		return true
+	})
+	for _, p := range dirs {
 		d, err := os.Open(p)
 		if err != nil {
 			return err
