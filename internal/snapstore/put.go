@@ -47,13 +47,7 @@ type putJob struct {
 	m    *Manifest
 	// clone: raw chunks may be clones of src's blocks (src is on the
 	// store's reflink filesystem); off after the first failure.
-	clone atomic.Bool
-	// cache, when src is on another filesystem of a reflink store, is the
-	// snapshot's volume for the cache, filled chunk by chunk (new raw
-	// chunks cloned, the rest written), so volumes made from it are
-	// clones from the first one.
-	cache       *os.File
-	cacheFailed atomic.Bool
+	clone       atomic.Bool
 	mu          sync.Mutex
 	pending     []pendingChunk // written, to be synced and named
 	added, data atomic.Int64
@@ -74,16 +68,20 @@ func (c *Chunks) Put(ctx context.Context, id, parent, src string) (st Stats, err
 	if _, err := os.Stat(c.manifestPath(id)); err == nil {
 		return st, fmt.Errorf("store snapshot %s: it exists", id)
 	}
-	f, err := os.Open(src)
+	t0 := time.Now()
+	f, staged, err := c.openSource(ctx, id, src)
 	if err != nil {
 		return st, fmt.Errorf("store snapshot %s: %w", id, err)
 	}
 	defer f.Close()
+	if staged != "" {
+		defer os.Remove(staged) // unless named the snapshot's clone below
+	}
+	tStage := time.Since(t0)
 	fi, err := f.Stat()
 	if err != nil {
 		return st, fmt.Errorf("store snapshot %s: %w", id, err)
 	}
-	t0 := time.Now()
 	size := fi.Size()
 	n := int((size + int64(c.chunkSize) - 1) / int64(c.chunkSize))
 	j := &putJob{c: c, src: f, size: size,
@@ -95,11 +93,6 @@ func (c *Chunks) Put(ctx context.Context, id, parent, src string) (st Stats, err
 	if err != nil {
 		return st, fmt.Errorf("store snapshot %s: %w", id, err)
 	}
-	if c.reflink && !local {
-		j.cache = c.newCache(id, size)
-		defer j.dropCache()
-	}
-	tScan := time.Since(t0)
 	defer j.removePending()
 	if err := parallel(ctx, todo, putWorkers(), j.chunk); err != nil {
 		return st, fmt.Errorf("store snapshot %s: %w", id, err)
@@ -116,11 +109,7 @@ func (c *Chunks) Put(ctx context.Context, id, parent, src string) (st Stats, err
 	}
 	tSync := time.Since(t0)
 	if local {
-		if err := Clone(src, c.cachePath(id)); err != nil {
-			c.log.Debug("no clone of the snapshot for fast volumes", "err", err)
-		}
-	} else if j.cache != nil {
-		j.keepCache(c.cachePath(id))
+		c.keepClone(f, staged, id)
 	}
 	tClone := time.Since(t0)
 	if err := c.writeManifest(j.m); err != nil {
@@ -128,8 +117,57 @@ func (c *Chunks) Put(ctx context.Context, id, parent, src string) (st Stats, err
 		return st, fmt.Errorf("store snapshot %s: %w", id, err)
 	}
 	c.log.Debug("snapshot stored", "snapshot", id, "parent", parent, "chunks", n, "read", countTrue(todo), "reused_shared", reused, "added", j.added.Load(),
-		"cloned_chunks", j.clone.Load() && local, "scanned_at", tScan, "chunks_at", tChunks, "synced_at", tSync, "cached_at", tClone, "took", time.Since(t0))
+		"cloned_chunks", j.clone.Load(), "staged_at", tStage, "chunks_at", tChunks, "synced_at", tSync, "cached_at", tClone, "took", time.Since(t0))
 	return Stats{Size: size, Data: j.data.Load(), Added: j.added.Load()}, nil
+}
+
+// openSource opens the file to store. On a reflink store, a file on
+// another filesystem (an imported image) is first copied into the store's
+// filesystem (staged: its data written once, in long extents) and that
+// copy is stored instead: its raw chunks are clones of it, and it becomes
+// the snapshot's clone, so the first volume made from it is a clone too.
+// If the copy fails, the file itself is stored (then with no clone).
+func (c *Chunks) openSource(ctx context.Context, id, src string) (f *os.File, staged string, err error) {
+	if f, err = os.Open(src); err != nil || !c.reflink || sameFS(f, c.dir) {
+		return f, "", err
+	}
+	tmp, err := os.CreateTemp(filepath.Join(c.dir, "cache"), "."+id+".img.tmp-*")
+	if err == nil {
+		var st os.FileInfo
+		if st, err = f.Stat(); err == nil {
+			_, err = sparse.Copy(ctx, tmp, f, st.Size())
+		}
+		if cerr := tmp.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			var copied *os.File
+			if copied, err = os.Open(tmp.Name()); err == nil {
+				f.Close()
+				return copied, tmp.Name(), nil
+			}
+		}
+		os.Remove(tmp.Name())
+	}
+	c.log.Debug("stored from its own filesystem: no clone of the snapshot for fast volumes", "err", err)
+	return f, "", nil
+}
+
+// keepClone keeps the volume f, on the store's filesystem, as the
+// snapshot's clone, from which new volumes are cloned: the staged copy of
+// a file from elsewhere (synced, then named), or a clone of the volume.
+func (c *Chunks) keepClone(f *os.File, staged, id string) {
+	var err error
+	if staged != "" {
+		if err = unix.Fdatasync(int(f.Fd())); err == nil {
+			err = os.Rename(staged, c.cachePath(id))
+		}
+	} else {
+		err = Clone(f.Name(), c.cachePath(id))
+	}
+	if err != nil {
+		c.log.Debug("no clone of the snapshot for fast volumes", "err", err)
+	}
 }
 
 // plan says which chunks of f to read: those with data, minus those whose
@@ -190,21 +228,12 @@ func (j *putJob) chunk(i int) error {
 	h := hex.EncodeToString(sum[:])
 	j.m.Chunks[i] = h
 	j.data.Add(int64(k))
-	fresh := ""
-	if _, dup := j.seen.LoadOrStore(h, true); !dup {
-		tmp, w, format, err := j.write(h, data, off)
-		if err != nil {
-			return err
-		}
-		j.added.Add(w)
-		if format == formatRawAligned {
-			fresh = tmp
-		}
+	if _, dup := j.seen.LoadOrStore(h, true); dup {
+		return nil
 	}
-	if j.cache != nil {
-		j.fillCache(data, off, fresh)
-	}
-	return nil
+	w, err := j.write(h, data, off)
+	j.added.Add(w)
+	return err
 }
 
 // pendingChunk is a chunk written to a temporary file, to be synced and
@@ -213,13 +242,12 @@ type pendingChunk struct{ tmp, path string }
 
 // write stores a chunk unless it is there, a clone of the source's range
 // when it can be, in a temporary file it starts writing back and leaves
-// for commit; it returns that file (and "" when the chunk was there), the
-// bytes written and the chunk's format.
-func (j *putJob) write(h string, data []byte, off int64) (string, int64, byte, error) {
+// for commit; it returns the bytes written (0 when the chunk was there).
+func (j *putJob) write(h string, data []byte, off int64) (int64, error) {
 	c := j.c
 	p := c.chunkPath(h)
 	if _, err := os.Stat(p); err == nil {
-		return "", 0, 0, nil // deduplicated
+		return 0, nil // deduplicated
 	}
 	var z []byte
 	if c.compress && compressible(c.enc, data) {
@@ -230,16 +258,14 @@ func (j *putJob) write(h string, data []byte, off int64) (string, int64, byte, e
 	}
 	tmp, err := os.CreateTemp(filepath.Join(c.dir, "tmp"), "chunk-*")
 	if err != nil {
-		return "", 0, 0, err
+		return 0, err
 	}
 	var size int64
-	var format byte
 	switch {
 	case z != nil:
-		z[0], format = formatZstd, formatZstd
+		z[0] = formatZstd
 		size, err = writeAll(tmp, z, 0)
 	case c.reflink:
-		format = formatRawAligned
 		size, err = j.writeAligned(tmp, data, off)
 	default:
 		size, err = writeAll(tmp, append([]byte{formatRaw}, data...), 0)
@@ -252,12 +278,12 @@ func (j *putJob) write(h string, data []byte, off int64) (string, int64, byte, e
 	}
 	if err != nil {
 		os.Remove(tmp.Name())
-		return "", 0, 0, err
+		return 0, err
 	}
 	j.mu.Lock()
 	j.pending = append(j.pending, pendingChunk{tmp.Name(), p})
 	j.mu.Unlock()
-	return tmp.Name(), size, format, nil
+	return size, nil
 }
 
 // commit makes the new chunks durable and names them: each is synced
@@ -331,71 +357,6 @@ func (j *putJob) writeAligned(tmp *os.File, data []byte, off int64) (int64, erro
 		}
 	}
 	return writeAll(tmp, data, rawOffset)
-}
-
-// newCache starts the cache's volume for snapshot id (nil if it cannot).
-func (c *Chunks) newCache(id string, size int64) *os.File {
-	f, err := os.CreateTemp(filepath.Join(c.dir, "cache"), "."+id+".img.tmp-*")
-	if err == nil {
-		if err = f.Truncate(size); err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}
-	if err != nil {
-		c.log.Debug("no clone of the snapshot for fast volumes", "err", err)
-		return nil
-	}
-	return f
-}
-
-// fillCache puts chunk data at off into the cache's volume: a clone of
-// the blocks of the aligned chunk file this Put just wrote (fresh), else
-// the data. A failure drops the cache (volumes are then restored from
-// chunks).
-func (j *putJob) fillCache(data []byte, off int64, fresh string) {
-	if j.cacheFailed.Load() {
-		return
-	}
-	if fresh != "" && len(data)%rawOffset == 0 {
-		if cf, err := os.Open(fresh); err == nil {
-			err = unix.IoctlFileCloneRange(int(j.cache.Fd()), &unix.FileCloneRange{
-				Src_fd: int64(cf.Fd()), Src_offset: rawOffset, Src_length: uint64(len(data)), Dest_offset: uint64(off)})
-			cf.Close()
-			if err == nil {
-				return
-			}
-		}
-	}
-	if _, err := j.cache.WriteAt(data, off); err != nil && !j.cacheFailed.Swap(true) {
-		j.c.log.Debug("no clone of the snapshot for fast volumes", "err", err)
-	}
-}
-
-// keepCache makes the cache's volume durable and names it path.
-func (j *putJob) keepCache(path string) {
-	if j.cacheFailed.Load() {
-		return // the deferred dropCache removes it
-	}
-	f := j.cache
-	err := unix.Fdatasync(int(f.Fd()))
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		j.c.log.Debug("no clone of the snapshot for fast volumes", "err", err)
-		return
-	}
-	f.Close()
-	j.cache = nil
-}
-
-// dropCache removes an unfinished cache volume.
-func (j *putJob) dropCache() {
-	if j.cache != nil {
-		j.cache.Close()
-		os.Remove(j.cache.Name())
-	}
 }
 
 // sameFS reports whether f is on the filesystem of dir.
