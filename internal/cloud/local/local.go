@@ -11,12 +11,9 @@
 //	lock/            flock files (volume owners, loop allocation)
 //	tmp/             scratch files
 //
-// data/ may be a reflink-capable filesystem of its own, made in a sparse
-// loop file (data.xfs or data.btrfs, recorded in data.yml): by default the
-// first command on a new state directory without reflinks sets it up
-// (PrepareDataFS, store_fs: auto), or aminate init --store-fs chooses.
-// Volumes are then clones of their snapshot, made in milliseconds, and
-// snapshots read only the blocks a bake changed.
+// data/ may be a reflink-capable filesystem of its own (aminate init
+// --store-fs xfs): volumes are then clones of their snapshot, made in
+// milliseconds, and snapshots read only the blocks a bake changed.
 package local
 
 import (
