@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aminator-go/aminator/internal/loop"
 	"github.com/aminator-go/aminator/internal/mount"
@@ -66,6 +67,14 @@ func TestAutoReflinkStore(t *testing.T) {
 	if !strings.Contains(r.stderr, "reused_shared") {
 		t.Errorf("the snapshot did not use extent sharing:\n%s", r.stderr)
 	}
+	// A process in a mount namespace made meanwhile keeps the filesystem
+	// alive after the unmount; the remount must use it, not a second one.
+	holder := exec.Command("unshare", "-m", "--propagation", "private", "sleep", "60")
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { holder.Process.Kill(); holder.Wait() }()
+	time.Sleep(200 * time.Millisecond)
 	mustOK(t, run("init", "--unmount"))
 	if fs := storeMounted(t, dir); fs != "" {
 		t.Fatalf("still mounted after init --unmount: %s", fs)
@@ -73,6 +82,9 @@ func TestAutoReflinkStore(t *testing.T) {
 	if out := mustOK(t, run("images", "list")); !strings.Contains(out, b) {
 		t.Errorf("after a remount the image list lacks %s:\n%s", b, out)
 	}
+	holder.Process.Kill()
+	holder.Wait()
+	mustOK(t, run("init", "--unmount"))
 	if out := mustOK(t, run("init")); !strings.Contains(out, "reflink clones: true") {
 		t.Errorf("init: %s", out)
 	}

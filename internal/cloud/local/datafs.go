@@ -204,6 +204,16 @@ func mountDataFS(ctx context.Context, stateDir string, d *dataFS) error {
 	if isMountPoint(data) {
 		return nil
 	}
+	// Unmounted here but still alive in another mount namespace (a process
+	// that made one while it was mounted, such as a running bake): mount
+	// that same device again. A second loop device on the file would be a
+	// second instance of the filesystem (xfs refuses its duplicate UUID).
+	if dev := loopOf(d.Image); dev != "" {
+		if err := mount.Mount(dev, data, d.FS, 0, ""); err == nil {
+			return nil
+		}
+		// It went away meanwhile: attach the file afresh.
+	}
 	dev, err := loop.Attach(ctx, d.Image, loop.Options{LockPath: filepath.Join(stateDir, "lock", "loop.lock")})
 	if err != nil {
 		return fmt.Errorf("store filesystem: %w", err)
@@ -213,6 +223,17 @@ func mountDataFS(ctx context.Context, stateDir string, d *dataFS) error {
 		return fmt.Errorf("store filesystem: %w", err)
 	}
 	return dev.Release() // the mount keeps it; unmounting frees it
+}
+
+// loopOf names the loop device the file is attached to ("" if none).
+func loopOf(file string) string {
+	ls, _ := loop.Attached(file)
+	for _, l := range ls {
+		if dev, backing, ok := strings.Cut(l, " -> "); ok && backing == file {
+			return dev
+		}
+	}
+	return ""
 }
 
 // EnsureDataFS mounts data/'s filesystem if aminate init made one and it
