@@ -41,12 +41,9 @@ func (a *app) worker(cfg *config.Config, preserve bool, kind string, fn job) err
 	if os.Geteuid() != 0 {
 		return errors.New(kind + " needs root: it attaches loop devices, mounts filesystems and chroots")
 	}
-	if !mntns.InChild() {
-		// Outside the namespaces: mount the store filesystem where the host sees it.
-		ctx, stop := signalContext()
-		err := local.EnsureDataFS(ctx, cfg.StateDir)
-		stop()
-		if err != nil {
+	if !mntns.InChild() && cfg.Environments[cfg.Context.Environment][plugin.KindCloud] == "local" {
+		// Outside the namespaces: mount (or set up) the store filesystem where the host sees it.
+		if err := a.prepareStore(cfg); err != nil {
 			return err
 		}
 	}

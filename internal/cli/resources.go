@@ -16,6 +16,7 @@ import (
 	"github.com/aminator-go/aminator/internal/bake"
 	"github.com/aminator-go/aminator/internal/channels"
 	"github.com/aminator-go/aminator/internal/cloud/local"
+	"github.com/aminator-go/aminator/internal/config"
 	"github.com/aminator-go/aminator/internal/ids"
 	"github.com/aminator-go/aminator/internal/mntns"
 	"github.com/aminator-go/aminator/internal/plugin"
@@ -41,7 +42,7 @@ func (a *app) withLocal(cmd *cobra.Command, fn func(ctx context.Context, c *loca
 		return err
 	}
 	if !mntns.InChild() && os.Geteuid() == 0 {
-		if err := local.EnsureDataFS(context.Background(), cfg.StateDir); err != nil {
+		if err := a.prepareStore(cfg); err != nil {
 			return err
 		}
 	}
@@ -55,6 +56,14 @@ func (a *app) withLocal(cmd *cobra.Command, fn func(ctx context.Context, c *loca
 	ctx, stop := signalContext()
 	defer stop()
 	return fn(ctx, c)
+}
+
+// prepareStore mounts the local cloud's store filesystem, or sets one up
+// on a new state directory (store_fs), in the host's mount namespace.
+func (a *app) prepareStore(cfg *config.Config) error {
+	ctx, stop := signalContext()
+	defer stop()
+	return local.PrepareDataFS(ctx, cfg.StateDir, cfg.StoreFS, a.logger(cfg.Context.Debug))
 }
 
 // withCloud runs fn on the configured environment's cloud (the local
@@ -437,7 +446,7 @@ func (a *app) configCommand() *cobra.Command {
 				}
 			}
 			out := map[string]any{
-				"sources": cfg.Sources, "state_dir": cfg.StateDir, "log_dir": cfg.LogDir, "lock_dir": cfg.LockDir,
+				"sources": cfg.Sources, "state_dir": cfg.StateDir, "log_dir": cfg.LogDir, "lock_dir": cfg.LockDir, "store_fs": cfg.StoreFS,
 				"context": cfg.Context, "plugins": plugins, "environments": cfg.Environments, "default_environment": cfg.DefaultEnvironment,
 			}
 			if a.output == "json" {

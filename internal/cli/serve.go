@@ -58,6 +58,12 @@ concurrent identical requests collapse into one bake.
 			if !cmd.Flags().Changed("worker-region") {
 				regions = []string{cfg.Context.Region}
 			}
+			if os.Geteuid() == 0 && cfg.Environments[cfg.Context.Environment][plugin.KindCloud] == "local" {
+				// Before the API resolves bases in the local cloud: its store, mounted or set up.
+				if err := a.prepareStore(cfg); err != nil {
+					return err
+				}
+			}
 			ctx, stop := signalContext()
 			defer stop()
 			log := a.logger(cfg.Context.Debug)

@@ -315,6 +315,9 @@ func (c *Config) validate() error {
 	if c.LogDir == "" || !filepath.IsAbs(c.LogDir) {
 		return c.bad("log_dir", "%q must be an absolute path", c.LogDir)
 	}
+	if !oneOf(c.StoreFS, "auto", "none", "xfs", "btrfs") {
+		return c.bad("store_fs", "%q is not allowed (allowed: auto, none, xfs, btrfs)", c.StoreFS)
+	}
 	if c.LockDir != "" && !filepath.IsAbs(c.LockDir) {
 		return c.bad("lock_dir", "%q must be an absolute path", c.LockDir)
 	}
