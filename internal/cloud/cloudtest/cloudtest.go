@@ -36,6 +36,12 @@ type Fixture struct {
 	// whole seconds): the suite waits that long between two images whose
 	// order it checks.
 	Tick time.Duration
+	// IgnoresMappings and Reattaches say where the cloud's test double
+	// departs from the real cloud (moto, standing in for EC2, registers an
+	// image with a snapshot of its own instead of the mappings it is
+	// given, and attaches an attached volume again): the suite skips
+	// those checks and logs that it did.
+	IgnoresMappings, Reattaches bool
 }
 
 // Run runs every subtest against the cloud newFixture makes. newFixture is

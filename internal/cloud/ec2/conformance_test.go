@@ -11,7 +11,9 @@ import (
 )
 
 // The EC2 cloud passes the conformance suite against moto (skipped when
-// moto is not installed). moto reports creation times in whole seconds.
+// moto is not installed). moto reports creation times in whole seconds,
+// ignores RegisterImage's block device mappings and attaches an attached
+// volume again; real EC2 does neither.
 func TestConformance(t *testing.T) {
 	cloudtest.Run(t, func(t *testing.T) *cloudtest.Fixture {
 		e := ec2test.Start(t)
@@ -20,6 +22,7 @@ func TestConformance(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return &cloudtest.Fixture{Cloud: c, BaseSnapshot: base.Root().SnapshotID, Attach: true, Device: "/dev/sdf", Tick: time.Second}
+		return &cloudtest.Fixture{Cloud: c, BaseSnapshot: base.Root().SnapshotID, Attach: true, Device: "/dev/sdf", Tick: time.Second,
+			IgnoresMappings: true, Reattaches: true}
 	})
 }
