@@ -81,9 +81,8 @@ type Cloud struct {
 	log    *slog.Logger
 	region string
 
-	hostOnce sync.Once
-	host     plugin.Host
-	hostErr  error
+	hostMu sync.Mutex
+	host   *plugin.Host // nil until instance metadata answered
 }
 
 var regionRE = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]+$`)
@@ -175,7 +174,8 @@ func apiErr(op string, err error) error {
 		switch {
 		case code == "UnauthorizedOperation" || code == "AccessDenied" || code == "AccessDeniedException":
 			return fmt.Errorf("%s: permission denied (%s); the IAM policy needs ec2:%s (see docs/iam-policy.json): %w", op, ae.ErrorMessage(), op, err)
-		case strings.HasSuffix(code, ".NotFound") || strings.HasSuffix(code, ".Malformed"):
+		// A deregistered image is InvalidAMIID.Unavailable until EC2 forgets it.
+		case strings.HasSuffix(code, ".NotFound") || strings.HasSuffix(code, ".Malformed") || code == "InvalidAMIID.Unavailable":
 			return fmt.Errorf("%s: %s: %w", op, ae.ErrorMessage(), plugin.ErrNotFound)
 		case code == "AuthFailure" || code == "InvalidClientTokenId" || code == "SignatureDoesNotMatch":
 			return fmt.Errorf("%s: AWS rejected the credentials (%s): %w", op, ae.ErrorMessage(), err)
@@ -185,18 +185,22 @@ func apiErr(op string, err error) error {
 	return fmt.Errorf("%s: %w", op, err)
 }
 
-// Host reads this instance's identity from instance metadata (IMDSv2).
+// Host reads this instance's identity from instance metadata (IMDSv2),
+// once: the answer is kept, a failure is not (a cancelled first call must
+// not spoil the calls after it).
 func (c *Cloud) Host(ctx context.Context) (plugin.Host, error) {
-	c.hostOnce.Do(func() {
-		doc, err := c.imds.GetInstanceIdentityDocument(ctx, &imds.GetInstanceIdentityDocumentInput{})
-		if err != nil {
-			c.hostErr = fmt.Errorf("instance metadata (is this an EC2 instance? AWS_EC2_METADATA_SERVICE_ENDPOINT overrides the address): %w", err)
-			return
-		}
-		c.host = plugin.Host{Region: doc.Region, AvailabilityZone: doc.AvailabilityZone, InstanceID: doc.InstanceID}
-		c.log.Debug("host", "instance", doc.InstanceID, "zone", doc.AvailabilityZone, "region", doc.Region)
-	})
-	return c.host, c.hostErr
+	c.hostMu.Lock()
+	defer c.hostMu.Unlock()
+	if c.host != nil {
+		return *c.host, nil
+	}
+	doc, err := c.imds.GetInstanceIdentityDocument(ctx, &imds.GetInstanceIdentityDocumentInput{})
+	if err != nil {
+		return plugin.Host{}, fmt.Errorf("instance metadata (is this an EC2 instance? AWS_EC2_METADATA_SERVICE_ENDPOINT overrides the address): %w", err)
+	}
+	c.host = &plugin.Host{Region: doc.Region, AvailabilityZone: doc.AvailabilityZone, InstanceID: doc.InstanceID}
+	c.log.Debug("host", "instance", doc.InstanceID, "zone", doc.AvailabilityZone, "region", doc.Region)
+	return *c.host, nil
 }
 
 func tagsOf(ts []types.Tag) plugin.Tags {
@@ -488,15 +492,10 @@ func (c *Cloud) DetachVolume(ctx context.Context, id string) error {
 	return nil
 }
 
-// DeleteVolume deletes the volume.
+// DeleteVolume deletes the volume; a missing one wraps plugin.ErrNotFound.
 func (c *Cloud) DeleteVolume(ctx context.Context, id string) error {
-	if _, err := c.ec2.DeleteVolume(ctx, &ec2.DeleteVolumeInput{VolumeId: aws.String(id)}); err != nil {
-		if errors.Is(apiErr("DeleteVolume", err), plugin.ErrNotFound) {
-			return nil
-		}
-		return apiErr("DeleteVolume", err)
-	}
-	return nil
+	_, err := c.ec2.DeleteVolume(ctx, &ec2.DeleteVolumeInput{VolumeId: aws.String(id)})
+	return apiErr("DeleteVolume", err)
 }
 
 // CreateSnapshot snapshots the volume and waits until it completes,
@@ -546,15 +545,10 @@ func (c *Cloud) CreateSnapshot(ctx context.Context, r plugin.SnapshotRequest) (*
 	return snap, nil
 }
 
-// DeleteSnapshot deletes a snapshot.
+// DeleteSnapshot deletes a snapshot; a missing one wraps plugin.ErrNotFound.
 func (c *Cloud) DeleteSnapshot(ctx context.Context, id string) error {
-	if _, err := c.ec2.DeleteSnapshot(ctx, &ec2.DeleteSnapshotInput{SnapshotId: aws.String(id)}); err != nil {
-		if errors.Is(apiErr("DeleteSnapshot", err), plugin.ErrNotFound) {
-			return nil
-		}
-		return apiErr("DeleteSnapshot", err)
-	}
-	return nil
+	_, err := c.ec2.DeleteSnapshot(ctx, &ec2.DeleteSnapshotInput{SnapshotId: aws.String(id)})
+	return apiErr("DeleteSnapshot", err)
 }
 
 // RegisterInput builds the RegisterImage request (separate, so tests can
@@ -694,14 +688,18 @@ func (c *Cloud) CreateTags(ctx context.Context, id string, tags plugin.Tags) err
 	return apiErr("CreateTags", err)
 }
 
-// DeleteTags removes tags by key.
+// DeleteTags removes tags by key. A resource that does not exist carries
+// none: nil.
 func (c *Cloud) DeleteTags(ctx context.Context, id string, keys ...string) error {
 	var ts []types.Tag
 	for _, k := range keys {
 		ts = append(ts, types.Tag{Key: aws.String(k)})
 	}
 	_, err := c.ec2.DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: []string{id}, Tags: ts})
-	return apiErr("DeleteTags", err)
+	if err = apiErr("DeleteTags", err); errors.Is(err, plugin.ErrNotFound) {
+		return nil
+	}
+	return err
 }
 
 // AttachedDevices lists the device names attached to this instance, so a
