@@ -131,12 +131,42 @@ func (c *Cloud) tags(ctx context.Context, id string) (plugin.Tags, error) {
 	return t, rows.Err()
 }
 
-// CreateTags adds or replaces tags on any resource.
+// CreateTags adds or replaces tags on an image, snapshot or volume; one
+// that does not exist wraps plugin.ErrNotFound (it is checked in the same
+// transaction, so a resource deleted meanwhile leaves no tags behind).
 func (c *Cloud) CreateTags(ctx context.Context, id string, tags plugin.Tags) error {
-	return putTags(ctx, c.db, id, tags)
+	return c.inTx(ctx, func(tx *sql.Tx) error {
+		if err := exists(ctx, tx, id); err != nil {
+			return fmt.Errorf("tag %s: %w", id, err)
+		}
+		return putTags(ctx, tx, id, tags)
+	})
 }
 
-// DeleteTags removes tags by key.
+// exists wraps plugin.ErrNotFound unless id is a registered image,
+// snapshot or volume.
+func exists(ctx context.Context, tx *sql.Tx, id string) error {
+	var table string
+	switch {
+	case strings.HasPrefix(id, "ami-"):
+		table = "images"
+	case strings.HasPrefix(id, "snap-"):
+		table = "snapshots"
+	case strings.HasPrefix(id, "vol-"):
+		table = "volumes"
+	default:
+		return fmt.Errorf("no image, snapshot or volume %s: %w", id, plugin.ErrNotFound)
+	}
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM `+table+` WHERE id=?`, id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("no %s %s: %w", strings.TrimSuffix(table, "s"), id, plugin.ErrNotFound)
+	}
+	return err
+}
+
+// DeleteTags removes tags by key; keys or a resource that are not there
+// are not an error.
 func (c *Cloud) DeleteTags(ctx context.Context, id string, keys ...string) error {
 	for _, k := range keys {
 		if _, err := c.db.ExecContext(ctx, `DELETE FROM tags WHERE resource_id=? AND key=?`, id, k); err != nil {
