@@ -2,6 +2,7 @@ package bake
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 
 	"github.com/aminator-go/aminator/internal/config"
@@ -22,7 +23,7 @@ type Environment struct {
 
 // Close releases what the plugins hold (the cloud's database).
 func (e *Environment) Close() error {
-	if c, ok := e.Cloud.(interface{ Close() error }); ok {
+	if c, ok := e.Cloud.(io.Closer); ok {
 		return c.Close()
 	}
 	return nil

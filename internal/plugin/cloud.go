@@ -104,7 +104,8 @@ type VolumeStore interface {
 	CreateVolume(ctx context.Context, r VolumeRequest) (*Volume, error)
 	// AttachVolume attaches a volume to this host at device (a Slot name,
 	// may be "") and returns once the cloud reports it attached. A volume
-	// that does not exist wraps ErrNotFound; one attached already fails.
+	// that does not exist wraps ErrNotFound; one attached already is
+	// refused (by the local cloud and EC2; moto attaches it again).
 	AttachVolume(ctx context.Context, volumeID, device string) (Attachment, error)
 	// DetachVolume detaches a volume from this host and returns once it
 	// is available. A volume that is not attached, or does not exist, is
@@ -133,7 +134,8 @@ type Tagger interface {
 // Cloud is a provider's API for images, snapshots, volumes and tags: every
 // role together. Optional capabilities are named interfaces of their own,
 // found with a type assertion: Distributor, NameChecker, TagLimiter,
-// VolumeAdopter, io.Closer (a cloud holding a database or locks).
+// VolumeAdopter, io.Closer (a cloud holding a database or locks) and
+// blockdev.AttachedDeviceLister.
 type Cloud interface {
 	HostInfo
 	ImageStore

@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -76,7 +77,11 @@ type Cloud struct {
 	OnPoolTake func(snapshotID string)
 }
 
-var _ plugin.Cloud = (*Cloud)(nil)
+var (
+	_ plugin.Cloud         = (*Cloud)(nil)
+	_ plugin.VolumeAdopter = (*Cloud)(nil)
+	_ io.Closer            = (*Cloud)(nil)
+)
 
 // Options say where the local cloud lives.
 type Options struct {
