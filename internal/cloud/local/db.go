@@ -100,6 +100,32 @@ func (c *Cloud) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return tx.Commit()
 }
 
+// deleteRow deletes the row of id in table, if cond (an SQL condition on
+// the row, or "") holds, together with its tags, in one transaction. It
+// reports whether there was such a row.
+func (c *Cloud) deleteRow(ctx context.Context, table, id, cond string) (bool, error) {
+	var n int64
+	err := c.inTx(ctx, func(tx *sql.Tx) error {
+		q := `DELETE FROM ` + table + ` WHERE id=?`
+		if cond != "" {
+			q += ` AND ` + cond
+		}
+		res, err := tx.ExecContext(ctx, q, id)
+		if err != nil {
+			return err
+		}
+		if n, err = res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM tags WHERE resource_id=?`, id)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("delete %s from %s: %w", id, table, err)
+	}
+	return n > 0, nil
+}
+
 type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
@@ -124,11 +150,14 @@ func (c *Cloud) tags(ctx context.Context, id string) (plugin.Tags, error) {
 	for rows.Next() {
 		var k, v string
 		if err := rows.Scan(&k, &v); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("tags of %s: %w", id, err)
 		}
 		t[k] = v
 	}
-	return t, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("tags of %s: %w", id, err)
+	}
+	return t, nil
 }
 
 // CreateTags adds or replaces tags on an image, snapshot or volume; one
@@ -247,17 +276,20 @@ func (c *Cloud) Images(ctx context.Context) ([]*plugin.Image, error) {
 		im, err := scanImage(rows)
 		if err != nil {
 			rows.Close()
-			return nil, err
+			return nil, fmt.Errorf("list images: %w", err)
 		}
 		out = append(out, im)
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list images: %w", err)
+	}
 	for _, im := range out {
 		if im.Tags, err = c.tags(ctx, im.ID); err != nil {
 			return nil, err
 		}
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Image finds an image by id or exact name.
@@ -325,11 +357,14 @@ func (c *Cloud) Snapshots(ctx context.Context) ([]*plugin.Snapshot, error) {
 		sn, err := scanSnapshot(rows)
 		if err != nil {
 			rows.Close()
-			return nil, err
+			return nil, fmt.Errorf("list snapshots: %w", err)
 		}
 		out = append(out, sn)
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list snapshots: %w", err)
+	}
 	for _, sn := range out {
 		if sn.Tags, err = c.tags(ctx, sn.ID); err != nil {
 			return nil, err
@@ -377,11 +412,14 @@ func (c *Cloud) Volumes(ctx context.Context) ([]*plugin.Volume, error) {
 		v, err := scanVolume(rows)
 		if err != nil {
 			rows.Close()
-			return nil, err
+			return nil, fmt.Errorf("list volumes: %w", err)
 		}
 		out = append(out, v)
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list volumes: %w", err)
+	}
 	for _, v := range out {
 		if v.Tags, err = c.tags(ctx, v.ID); err != nil {
 			return nil, err
@@ -393,7 +431,17 @@ func (c *Cloud) Volumes(ctx context.Context) ([]*plugin.Volume, error) {
 
 // snapshotUsers names the images whose mappings use a snapshot.
 func (c *Cloud) snapshotUsers(ctx context.Context, id string) ([]string, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT image_id FROM image_snapshots WHERE snapshot_id=?`, id)
+	out, err := c.ids(ctx, `SELECT image_id FROM image_snapshots WHERE snapshot_id=?`, id)
+	if err != nil {
+		return nil, fmt.Errorf("images using %s: %w", id, err)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// ids runs a query whose rows are one string each.
+func (c *Cloud) ids(ctx context.Context, q string, args ...any) ([]string, error) {
+	rows, err := c.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -406,7 +454,6 @@ func (c *Cloud) snapshotUsers(ctx context.Context, id string) ([]string, error) 
 		}
 		out = append(out, s)
 	}
-	sort.Strings(out)
 	return out, rows.Err()
 }
 

@@ -215,8 +215,9 @@ func (c *Cloud) CreateVolume(ctx context.Context, r plugin.VolumeRequest) (v *pl
 	defer func() {
 		if err != nil {
 			os.Remove(path)
-			c.db.ExecContext(context.WithoutCancel(ctx), `DELETE FROM volumes WHERE id=?`, id)
-			c.db.ExecContext(context.WithoutCancel(ctx), `DELETE FROM tags WHERE resource_id=?`, id)
+			if _, derr := c.deleteRow(context.WithoutCancel(ctx), "volumes", id, ""); derr != nil {
+				err = errors.Join(err, derr)
+			}
 			c.releaseOwner(id)
 		}
 	}()
@@ -297,8 +298,7 @@ func (c *Cloud) AttachVolume(ctx context.Context, id, device string) (plugin.Att
 		return plugin.Attachment{}, fmt.Errorf("attach %s: %w", id, err)
 	}
 	if _, err := c.db.ExecContext(ctx, `UPDATE volumes SET state='in-use', device=? WHERE id=?`, d.Path, id); err != nil {
-		d.Detach()
-		return plugin.Attachment{}, fmt.Errorf("attach %s: %w", id, err)
+		return plugin.Attachment{}, fmt.Errorf("attach %s: %w", id, errors.Join(err, d.Detach()))
 	}
 	c.mu.Lock()
 	c.attached[id] = d
@@ -367,10 +367,9 @@ func (c *Cloud) DeleteVolume(ctx context.Context, id string) error {
 	if err := os.Remove(c.VolumePath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("delete volume %s: %w", id, err)
 	}
-	if _, err := c.db.ExecContext(ctx, `DELETE FROM volumes WHERE id=?`, id); err != nil {
+	if _, err := c.deleteRow(ctx, "volumes", id, ""); err != nil {
 		return fmt.Errorf("delete volume %s: %w", id, err)
 	}
-	c.db.ExecContext(ctx, `DELETE FROM tags WHERE resource_id=?`, id)
 	c.releaseOwner(id)
 	c.log.Debug("volume deleted", "volume", id)
 	return nil
@@ -411,9 +410,12 @@ func (c *Cloud) snapshotFile(ctx context.Context, path, volID, parent, desc stri
 	defer func() {
 		if err != nil {
 			bg := context.WithoutCancel(ctx)
-			c.store.Delete(bg, id)
-			c.db.ExecContext(bg, `DELETE FROM snapshots WHERE id=?`, id)
-			c.db.ExecContext(bg, `DELETE FROM tags WHERE resource_id=?`, id)
+			if derr := c.store.Delete(bg, id); derr != nil {
+				err = errors.Join(err, derr)
+			}
+			if _, derr := c.deleteRow(bg, "snapshots", id, ""); derr != nil {
+				err = errors.Join(err, derr)
+			}
 		}
 	}()
 	st, err := c.store.Put(ctx, id, parent, path)
@@ -442,10 +444,9 @@ func (c *Cloud) DeleteSnapshot(ctx context.Context, id string) error {
 	if _, err := c.DrainPool(ctx, id); err != nil {
 		return fmt.Errorf("delete snapshot %s: drain its pool: %w", id, err)
 	}
-	if _, err := c.db.ExecContext(ctx, `DELETE FROM snapshots WHERE id=?`, id); err != nil {
+	if _, err := c.deleteRow(ctx, "snapshots", id, ""); err != nil {
 		return fmt.Errorf("delete snapshot %s: %w", id, err)
 	}
-	c.db.ExecContext(ctx, `DELETE FROM tags WHERE resource_id=?`, id)
 	return c.store.Delete(ctx, id)
 }
 
@@ -510,14 +511,13 @@ func (c *Cloud) RegisterImage(ctx context.Context, r plugin.ImageRequest) (*plug
 
 // DeregisterImage removes an image (its snapshots stay).
 func (c *Cloud) DeregisterImage(ctx context.Context, id string) error {
-	res, err := c.db.ExecContext(ctx, `DELETE FROM images WHERE id=?`, id)
+	found, err := c.deleteRow(ctx, "images", id, "")
 	if err != nil {
 		return fmt.Errorf("deregister %s: %w", id, err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if !found {
 		return fmt.Errorf("deregister %s: %w", id, plugin.ErrNotFound)
 	}
-	c.db.ExecContext(ctx, `DELETE FROM tags WHERE resource_id=?`, id)
 	return nil
 }
 
@@ -557,8 +557,7 @@ func (c *Cloud) Import(ctx context.Context, file string, o ImportOptions) (*plug
 		Tags:         o.Tags,
 	})
 	if err != nil {
-		c.DeleteSnapshot(context.WithoutCancel(ctx), snap.ID)
-		return nil, fmt.Errorf("import %s: %w", file, err)
+		return nil, fmt.Errorf("import %s: %w", file, errors.Join(err, c.DeleteSnapshot(context.WithoutCancel(ctx), snap.ID)))
 	}
 	return im, nil
 }
