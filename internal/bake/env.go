@@ -13,7 +13,6 @@ import (
 type Environment struct {
 	Name        string
 	Cloud       plugin.Cloud
-	BlockDevice plugin.BlockDevice
 	Volume      plugin.Volumes
 	Distro      plugin.Distro
 	Provisioner plugin.Provisioner
@@ -63,10 +62,9 @@ func NewEnvironment(cfg *config.Config, log *slog.Logger) (*Environment, error) 
 			}
 			deps.Cloud = env.Cloud
 		case plugin.KindBlockDevice:
-			if env.BlockDevice, ok = inst.(plugin.BlockDevice); !ok {
+			if deps.BlockDevice, ok = inst.(plugin.BlockDevice); !ok {
 				return bad()
 			}
-			deps.BlockDevice = env.BlockDevice
 		case plugin.KindVolume:
 			if env.Volume, ok = inst.(plugin.Volumes); !ok {
 				return bad()

@@ -209,12 +209,6 @@ type Package struct {
 	Arch    string `json:"arch"`
 }
 
-// ManifestStore is implemented by clouds that keep an image's package
-// manifest (ImageRequest.Packages) and give it back.
-type ManifestStore interface {
-	Manifest(ctx context.Context, imageID string) ([]Package, error)
-}
-
 // Slot is an attachment point reserved for one bake.
 type Slot struct {
 	// Name is the device name to attach at ("" lets the cloud choose).
@@ -292,8 +286,9 @@ type Chroot interface {
 	// Close undoes the chroot and unmounts everything; safe to call twice.
 	Close(ctx context.Context) error
 	// Preserve keeps the mounts in place when the process exits (for
-	// --preserve-on-error) and returns the commands that remove them.
-	Preserve() []string
+	// --preserve-on-error); Close then leaves them. The bake's pipeline
+	// says how to remove them by hand.
+	Preserve()
 }
 
 // PackageRef is the package a bake installs.

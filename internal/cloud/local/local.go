@@ -307,18 +307,6 @@ func (c *Cloud) AttachVolume(ctx context.Context, id, device string) (plugin.Att
 	return plugin.Attachment{VolumeID: id, Device: d.Path, LocalPath: d.Path}, nil
 }
 
-// KeepAttached leaves a volume's loop device attached after this process
-// exits (for --preserve-on-error).
-func (c *Cloud) KeepAttached(id string) error {
-	c.mu.Lock()
-	d := c.attached[id]
-	c.mu.Unlock()
-	if d == nil {
-		return nil
-	}
-	return d.KeepAttached()
-}
-
 // DetachVolume detaches the loop device.
 func (c *Cloud) DetachVolume(ctx context.Context, id string) error {
 	c.mu.Lock()
