@@ -2,11 +2,13 @@ package plugin
 
 import "context"
 
-// The cloud API is five roles. A consumer takes the narrowest role, or
+// Cloud is a provider's API for images, snapshots, volumes and tags, cut
+// into five roles: HostInfo, ImageStore (and its read side ImageFinder),
+// SnapshotStore, VolumeStore and Tagger. A consumer takes the narrowest role, or
 // composition of roles, it uses (the tagging finalizer an ImageStore and a
 // SnapshotStore, channels an ImageFinder and a Tagger), so what it may do
 // to a cloud can be read from its signature and a test fake implements
-// only that. Cloud composes them all; a cloud plugin implements Cloud.
+// only that. A cloud plugin implements them all.
 //
 // One contract holds for every method of every role, and the conformance
 // suite (package cloud/cloudtest) checks both clouds against it:
@@ -35,9 +37,21 @@ import "context"
 //     cloud reports the new state (available, completed, attached,
 //     detached), or fail when the cloud's wait timeout passes.
 //
-// Errors other than ErrNotFound and ErrExists carry the cloud's own
-// explanation (a permission, a throttle, a volume in use) and are not
-// meant to be matched.
+// Errors other than ErrNotFound, ErrExists and ctx.Err() carry the
+// cloud's own explanation (a permission, a throttle, a volume in use) and
+// are not meant to be matched.
+//
+// Optional capabilities are named interfaces of their own, found with a
+// type assertion: Distributor, NameChecker, TagLimiter, VolumeAdopter,
+// io.Closer (a cloud holding a database or locks) and
+// blockdev.AttachedDeviceLister.
+type Cloud interface {
+	HostInfo
+	ImageStore
+	SnapshotStore
+	VolumeStore
+	Tagger
+}
 
 // HostInfo says where the bake runs.
 type HostInfo interface {
@@ -129,19 +143,6 @@ type Tagger interface {
 	// are ignored, and so is a resource that does not exist (nothing
 	// carries the keys): both return nil.
 	DeleteTags(ctx context.Context, id string, keys ...string) error
-}
-
-// Cloud is a provider's API for images, snapshots, volumes and tags: every
-// role together. Optional capabilities are named interfaces of their own,
-// found with a type assertion: Distributor, NameChecker, TagLimiter,
-// VolumeAdopter, io.Closer (a cloud holding a database or locks) and
-// blockdev.AttachedDeviceLister.
-type Cloud interface {
-	HostInfo
-	ImageStore
-	SnapshotStore
-	VolumeStore
-	Tagger
 }
 
 // VolumeAdopter is implemented by clouds where a volume has an owning
