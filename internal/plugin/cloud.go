@@ -29,10 +29,11 @@ import "context"
 //     ErrNotFound as done, and one that removes what a user named can tell
 //     a typo from a removal.
 //   - Cancellation. Every method returns when ctx is done, with an error
-//     wrapping ctx.Err(). A creator or a wait cancelled half-way removes
-//     what it had made, with a context that is not cancelled, so a
-//     cancelled call leaves no half-made resource behind. A read may be
-//     answered from a cache (Host) even when ctx is done.
+//     wrapping ctx.Err(). A creator cancelled half-way removes what it had
+//     made, with a context that is not cancelled, so a cancelled call
+//     leaves no half-made resource behind; an AttachVolume cancelled while
+//     it waits may leave the volume attached, which DetachVolume undoes. A
+//     read may be answered from a cache (Host) even when ctx is done.
 //   - Waiting. Creators, AttachVolume and DetachVolume return once the
 //     cloud reports the new state (available, completed, attached,
 //     detached), or fail when the cloud's wait timeout passes.
