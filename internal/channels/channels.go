@@ -71,11 +71,18 @@ func Resolve(ctx context.Context, c plugin.Cloud, family, label string) (*plugin
 	return ims[0], nil
 }
 
+// Labeller is what moving images through channels uses of a cloud: finding
+// images by tag and changing their tags.
+type Labeller interface {
+	plugin.ImageFinder
+	plugin.Tagger
+}
+
 // Promote gives im the label candidate or release. Promoting to release
 // turns the family's current release into previous (and drops the old
 // previous). Only base and foundation images move through channels, and
 // labels never move backwards.
-func Promote(ctx context.Context, c plugin.Cloud, im *plugin.Image, label, lockDir string) ([]string, error) {
+func Promote(ctx context.Context, c Labeller, im *plugin.Image, label, lockDir string) ([]string, error) {
 	switch label {
 	case Candidate, Release:
 	case Previous:

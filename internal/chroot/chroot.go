@@ -533,12 +533,11 @@ func (c *Chroot) EndProcesses(ctx context.Context) error {
 	return nil
 }
 
-// Preserve keeps everything mounted and returns how to undo it by hand.
-func (c *Chroot) Preserve() []string {
+// Preserve keeps everything mounted: Close does nothing after it.
+func (c *Chroot) Preserve() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.preserved = true
-	return []string{"umount -R " + c.path}
 }
 
 // Close restores replaced files, ends leftover processes and unmounts

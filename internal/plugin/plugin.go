@@ -202,44 +202,11 @@ type ImageRequest struct {
 	Packages []Package
 }
 
-// Cloud is a provider's API for images, snapshots and volumes.
-type Cloud interface {
-	Host(ctx context.Context) (Host, error)
-	// Image finds one image by id or exact name; it wraps ErrNotFound.
-	Image(ctx context.Context, q ImageQuery) (*Image, error)
-	Snapshot(ctx context.Context, id string) (*Snapshot, error)
-	// Volume describes a volume; it wraps ErrNotFound.
-	Volume(ctx context.Context, id string) (*Volume, error)
-	CreateVolume(ctx context.Context, r VolumeRequest) (*Volume, error)
-	// AttachVolume attaches a volume at device (a Slot name, may be "")
-	// and returns once the cloud reports it attached.
-	AttachVolume(ctx context.Context, volumeID, device string) (Attachment, error)
-	DetachVolume(ctx context.Context, volumeID string) error
-	DeleteVolume(ctx context.Context, volumeID string) error
-	CreateSnapshot(ctx context.Context, r SnapshotRequest) (*Snapshot, error)
-	DeleteSnapshot(ctx context.Context, id string) error
-	// RegisterImage registers an image; a taken name wraps ErrExists.
-	RegisterImage(ctx context.Context, r ImageRequest) (*Image, error)
-	DeregisterImage(ctx context.Context, id string) error
-	// FindImages lists the images carrying all the given tags, newest first.
-	FindImages(ctx context.Context, tags Tags) ([]*Image, error)
-	// CreateTags adds or replaces tags on an image, snapshot or volume.
-	CreateTags(ctx context.Context, id string, tags Tags) error
-	// DeleteTags removes tags by key.
-	DeleteTags(ctx context.Context, id string, keys ...string) error
-}
-
 // Package is one installed package of an image's manifest.
 type Package struct {
 	Name    string `json:"name"`
 	Version string `json:"version"`
 	Arch    string `json:"arch"`
-}
-
-// ManifestStore is implemented by clouds that keep an image's package
-// manifest (ImageRequest.Packages) and give it back.
-type ManifestStore interface {
-	Manifest(ctx context.Context, imageID string) ([]Package, error)
 }
 
 // Slot is an attachment point reserved for one bake.
@@ -319,8 +286,9 @@ type Chroot interface {
 	// Close undoes the chroot and unmounts everything; safe to call twice.
 	Close(ctx context.Context) error
 	// Preserve keeps the mounts in place when the process exits (for
-	// --preserve-on-error) and returns the commands that remove them.
-	Preserve() []string
+	// --preserve-on-error); Close then leaves them. The bake's pipeline
+	// says how to remove them by hand.
+	Preserve()
 }
 
 // PackageRef is the package a bake installs.

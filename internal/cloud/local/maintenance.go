@@ -3,6 +3,7 @@ package local
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"time"
@@ -62,10 +63,13 @@ func (c *Cloud) GC(ctx context.Context, dryRun bool) (*GCReport, error) {
 			r.PendingSnapshots = append(r.PendingSnapshots, s.ID)
 			continue
 		}
-		res, err := c.db.ExecContext(ctx, `DELETE FROM snapshots WHERE id=? AND state='pending'`, s.ID)
-		if n, _ := res.RowsAffected(); err == nil && n == 1 {
-			c.db.ExecContext(ctx, `DELETE FROM tags WHERE resource_id=?`, s.ID)
-			c.store.Delete(ctx, s.ID)
+		pending, err := c.deleteRow(ctx, "snapshots", s.ID, "state='pending'")
+		if err != nil {
+			errs = append(errs, fmt.Errorf("gc: %w", err))
+		} else if pending {
+			if err := c.store.Delete(ctx, s.ID); err != nil {
+				errs = append(errs, fmt.Errorf("gc: %w", err))
+			}
 			r.PendingSnapshots = append(r.PendingSnapshots, s.ID)
 		}
 		lock.Unlock()
@@ -208,7 +212,10 @@ func (c *Cloud) Fsck(ctx context.Context) (*FsckReport, error) {
 		if !broken {
 			continue
 		}
-		users, _ := c.snapshotUsers(ctx, s.ID)
+		users, err := c.snapshotUsers(ctx, s.ID)
+		if err != nil {
+			return r, fmt.Errorf("fsck: %w", err)
+		}
 		for _, im := range users {
 			r.BrokenImages[im] = append(r.BrokenImages[im], s.ID)
 		}

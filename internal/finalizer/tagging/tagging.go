@@ -33,10 +33,17 @@ func init() {
 	})
 }
 
+// Cloud is what the finalizer uses of a cloud: it makes and removes a
+// snapshot, and registers and deregisters an image.
+type Cloud interface {
+	plugin.SnapshotStore
+	plugin.ImageStore
+}
+
 // EBS is the finalizer.
 type EBS struct {
 	s     *Settings
-	cloud plugin.Cloud
+	cloud Cloud
 	log   *slog.Logger
 }
 
