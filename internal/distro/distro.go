@@ -1,0 +1,103 @@
+// Package distro is the distro plugin, written once for every family: it
+// mounts the image's root filesystem, prepares the chroot (package chroot)
+// and keeps services from starting while packages install. A family
+// (package debian, package redhat) is only its defaults: a settings type,
+// the files it short-circuits, its service policy file (Debian's
+// policy-rc.d; RedHat has none) and the environment its commands run in.
+package distro
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+
+	"github.com/aminator-go/aminator/internal/chroot"
+	"github.com/aminator-go/aminator/internal/plugin"
+)
+
+// Settings are the keys every family takes (plugins: distro.NAME:); a
+// family's settings type embeds them inline.
+type Settings struct {
+	// ShortCircuit points ShortCircuitFiles at ShortCircuitTo for the bake.
+	ShortCircuit      bool     `yaml:"short_circuit"`
+	ShortCircuitFiles []string `yaml:"short_circuit_files"`
+	ShortCircuitTo    string   `yaml:"short_circuit_target"`
+	// CopyFiles are host files copied into the image for the bake
+	// (resolv.conf), the image's own restored afterwards.
+	CopyFiles []string `yaml:"copy_files"`
+	// MountBinfmtMisc mounts binfmt_misc, for foreign-architecture binaries.
+	MountBinfmtMisc bool `yaml:"mount_binfmt_misc"`
+	// RootMountOptions are extra mount options for the root filesystem.
+	RootMountOptions string `yaml:"root_mount_options"`
+}
+
+// Policy is how a family keeps services from starting in the chroot,
+// besides the short-circuited commands.
+type Policy struct {
+	// File, if not "", is written with Content (mode 0755) for the bake
+	// and the image's own put back afterwards: Debian's policy-rc.d,
+	// which invoke-rc.d asks before starting a service.
+	File, Content string
+	// Env is the environment every command in the chroot starts with.
+	Env map[string]string
+}
+
+// Family is one family's registration: its name, its settings type with
+// its defaults, and how its settings split into the common ones and its
+// policy.
+type Family struct {
+	Name        string
+	Description string
+	// Defaults returns a new settings value, a pointer to the family's
+	// settings type, filled with the family's defaults.
+	Defaults func() any
+	// Split reads the common settings and the policy out of a settings
+	// value Defaults made.
+	Split func(cfg any) (Settings, Policy)
+}
+
+// Register registers a family as a distro plugin.
+func Register(f Family) {
+	plugin.Register(plugin.Registration{
+		Kind: plugin.KindDistro, Name: f.Name, Description: f.Description,
+		NewConfig: f.Defaults,
+		New: func(cfg any, d plugin.Deps) (any, error) {
+			s, p := f.Split(cfg)
+			return New(s, p, d.Logger), nil
+		},
+	})
+}
+
+// Distro is the plugin.
+type Distro struct {
+	s   Settings
+	p   Policy
+	log *slog.Logger
+}
+
+var _ plugin.Distro = (*Distro)(nil)
+
+// New makes the distro plugin of a family's settings and policy.
+func New(s Settings, p Policy, log *slog.Logger) *Distro {
+	return &Distro{s: s, p: p, log: log}
+}
+
+// Enter mounts the image and prepares it so that installing packages
+// starts no service; on error everything is undone.
+func (d *Distro) Enter(ctx context.Context, o plugin.MountOptions) (plugin.Chroot, error) {
+	p := chroot.Prep{RootMountOptions: d.s.RootMountOptions, BinfmtMisc: d.s.MountBinfmtMisc, CopyFiles: d.s.CopyFiles,
+		BaseEnv: d.p.Env, Log: d.log}
+	if d.s.ShortCircuit {
+		p.ShortCircuit, p.Target = d.s.ShortCircuitFiles, d.s.ShortCircuitTo
+	}
+	if d.p.File != "" {
+		p.Setup = func(c *chroot.Chroot) error {
+			return c.Replace(strings.TrimPrefix(d.p.File, "/"), []byte(d.p.Content), 0o755)
+		}
+	}
+	c, err := chroot.Prepare(ctx, o, p)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
