@@ -8,6 +8,7 @@ package distro
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 
@@ -82,22 +83,43 @@ func New(s Settings, p Policy, log *slog.Logger) *Distro {
 	return &Distro{s: s, p: p, log: log}
 }
 
-// Enter mounts the image and prepares it so that installing packages
-// starts no service; on error everything is undone.
+// Enter mounts the image with the default pseudo-filesystems (and
+// binfmt_misc if asked), copies the host files in and keeps services from
+// starting; on error everything is undone.
 func (d *Distro) Enter(ctx context.Context, o plugin.MountOptions) (plugin.Chroot, error) {
-	p := chroot.Prep{RootMountOptions: d.s.RootMountOptions, BinfmtMisc: d.s.MountBinfmtMisc, CopyFiles: d.s.CopyFiles,
-		BaseEnv: d.p.Env, Log: d.log}
-	if d.s.ShortCircuit {
-		p.ShortCircuit, p.Target = d.s.ShortCircuitFiles, d.s.ShortCircuitTo
+	mounts := append([]chroot.MountSpec(nil), chroot.DefaultMounts...)
+	if d.s.MountBinfmtMisc {
+		mounts = append(mounts, chroot.BinfmtMount)
 	}
-	if d.p.File != "" {
-		p.Setup = func(c *chroot.Chroot) error {
-			return c.Replace(strings.TrimPrefix(d.p.File, "/"), []byte(d.p.Content), 0o755)
-		}
-	}
-	c, err := chroot.Prepare(ctx, o, p)
+	c, err := chroot.Enter(ctx, chroot.Options{MountOptions: o, RootMountOptions: d.s.RootMountOptions, Mounts: mounts,
+		CopyFiles: d.s.CopyFiles, BaseEnv: d.p.Env, Log: d.log})
 	if err != nil {
 		return nil, err
 	}
+	if err := d.keepServicesDown(c); err != nil {
+		if cerr := c.Close(context.WithoutCancel(ctx)); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+		return nil, err
+	}
 	return c, nil
+}
+
+// keepServicesDown puts the policy file in place and points the commands
+// that start services at the short-circuit target, all undone on Close.
+func (d *Distro) keepServicesDown(c *chroot.Chroot) error {
+	if d.p.File != "" {
+		if err := c.Replace(strings.TrimPrefix(d.p.File, "/"), []byte(d.p.Content), 0o755); err != nil {
+			return err
+		}
+	}
+	if !d.s.ShortCircuit {
+		return nil
+	}
+	for _, f := range d.s.ShortCircuitFiles {
+		if err := c.ShortCircuit(strings.TrimPrefix(f, "/"), d.s.ShortCircuitTo); err != nil {
+			return err
+		}
+	}
+	return nil
 }
