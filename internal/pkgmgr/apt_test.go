@@ -70,6 +70,14 @@ func TestAptMissingPackageSaysWhy(t *testing.T) {
 		t.Errorf("error %v", err)
 	}
 	wantCommands(t, c, "apt-get -q update", "apt-cache show", aptInstall+"install aminator-no-such-package")
+
+	// apt-cache show NAME=VERSION of a version it lacks prints nothing.
+	c = chroottest.New(t).On("apt-cache show", chroottest.OK(""))
+	d, _ = newDriver(t, &apt.Backend{}, c, nil)
+	ref, _ = d.Parse("hello=9.9")
+	if ref, known, err := d.Resolve(ctx, c, ref); err != nil || known != nil || !ref.Resolved || ref.Version != "9.9" {
+		t.Errorf("Resolve: %+v %+v %v", ref, known, err)
+	}
 }
 
 // apt-get update is retried with the one policy; the last failure says why.
