@@ -13,8 +13,8 @@ import (
 
 	"github.com/aminator-go/aminator/internal/channels"
 	"github.com/aminator-go/aminator/internal/cloud/local"
-	"github.com/aminator-go/aminator/internal/debversion"
 	"github.com/aminator-go/aminator/internal/logging"
+	"github.com/aminator-go/aminator/internal/pkgmgr"
 	"github.com/aminator-go/aminator/internal/plugin"
 )
 
@@ -108,7 +108,9 @@ type manifestDiff struct {
 	Downgraded []pkgChange `json:"downgraded"`
 }
 
-func diffManifests(a, b []plugin.Package) manifestDiff {
+// diffManifests compares two manifests, ordering versions with compare
+// (the package format's order: dpkg's or rpm's).
+func diffManifests(a, b []plugin.Package, compare func(a, b string) int) manifestDiff {
 	key := func(p plugin.Package) string { return p.Name + ":" + p.Arch }
 	am, bm := map[string]plugin.Package{}, map[string]plugin.Package{}
 	for _, p := range a {
@@ -123,9 +125,9 @@ func diffManifests(a, b []plugin.Package) manifestDiff {
 		switch {
 		case !ok:
 			d.Added = append(d.Added, pkgChange{Name: p.Name, Arch: p.Arch, To: p.Version})
-		case debversion.Compare(q.Version, p.Version) < 0:
+		case compare(q.Version, p.Version) < 0:
 			d.Upgraded = append(d.Upgraded, pkgChange{Name: p.Name, Arch: p.Arch, From: q.Version, To: p.Version})
-		case debversion.Compare(q.Version, p.Version) > 0:
+		case compare(q.Version, p.Version) > 0:
 			d.Downgraded = append(d.Downgraded, pkgChange{Name: p.Name, Arch: p.Arch, From: q.Version, To: p.Version})
 		}
 	}
@@ -160,7 +162,9 @@ func (a *app) diffCommand() *cobra.Command {
 						return fmt.Errorf("image %s has no package manifest", im.ID)
 					}
 				}
-				d := diffManifests(ms[0], ms[1])
+				// The manifests say which package manager listed them.
+				format := pkgmgr.FormatOf(append(append([]plugin.Package(nil), ms[0]...), ms[1]...))
+				d := diffManifests(ms[0], ms[1], format.Compare)
 				if a.output == "json" {
 					return a.printJSON(d)
 				}

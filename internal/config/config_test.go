@@ -144,6 +144,10 @@ func TestErrors(t *testing.T) {
 		{name: "bad store fs", env: []string{"AMINATOR_STORE_FS=ext4"}, want: []string{"AMINATOR_STORE_FS", "store_fs", "allowed: auto, none, xfs, btrfs"}},
 		{name: "relative state dir", sys: "state_dir: var/lib\n", want: []string{"state_dir", "absolute"}},
 		{name: "bad tag key", sys: "context:\n  tags: {'aws:x': y}\n", want: []string{"context.tags.aws:x"}},
+		// The keys every distro family shares are inlined in each family's settings.
+		{name: "inlined keys listed", sys: "plugins:\n  distro.debian:\n    short_circut: true\n", want: []string{"aminator.yml:3", "allowed: copy_files, mount_binfmt_misc, policy_file, policy_file_content, root_mount_options, short_circuit,"}},
+		{name: "inlined key checked", sys: "plugins:\n  distro.redhat:\n    short_circuit_files: /x\n", want: []string{"plugins.distro.redhat.short_circuit_files must be a list"}},
+		{name: "family key refused", sys: "plugins:\n  distro.redhat:\n    policy_file: /x\n", want: []string{`unknown key "plugins.distro.redhat.policy_file"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			files := map[string]string{}
