@@ -189,10 +189,16 @@ func register(ctx context.Context, p *pipeline.Pipeline, env *Environment, req R
 		kernelID, ramdiskID = base.KernelID, base.RamdiskID
 	}
 	err = p.Stage(ctx, "snapshot and register", func(ctx context.Context) error {
-		image, err = env.Finalizer.Finalize(ctx, plugin.FinalizeRequest{
-			Volume: vol, Unmount: unmount.Now, Base: base, SizeBytes: pl.size, VolumeType: volType,
-			SnapshotTags: snapTags,
-			OnFailure:    func(name string, fn func(context.Context) error) { p.Rollback(name, fn) },
+		if err := unmount.Now(ctx); err != nil {
+			return err
+		}
+		snap, err := env.Finalizer.Snapshot(ctx, plugin.SnapshotVolume{Volume: vol, ImageName: name, Tags: snapTags})
+		if err != nil {
+			return err
+		}
+		p.Rollback("delete snapshot "+snap.ID, func(ctx context.Context) error { return env.Cloud.DeleteSnapshot(ctx, snap.ID) })
+		image, err = env.Finalizer.Register(ctx, plugin.RegisterSnapshot{
+			Snapshot: snap, Base: base, SizeBytes: pl.size, VolumeType: volType,
 			Image: plugin.ImageRequest{
 				Name: name, Description: naming.Description(info.Name+"-"+info.FullVersion, pl.arch, base.Name, base.ID, baseVersion(base)),
 				Architecture: pl.arch, VirtualizationType: req.VMType, EnaSupport: req.ENA, SriovNetSupport: req.SriovNet, Tags: tags,
@@ -200,7 +206,12 @@ func register(ctx context.Context, p *pipeline.Pipeline, env *Environment, req R
 				KernelID: kernelID, RamdiskID: ramdiskID,
 			},
 		})
-		return err
+		if err != nil {
+			return err
+		}
+		im := image
+		p.Rollback("deregister image "+im.ID, func(ctx context.Context) error { return env.Cloud.DeregisterImage(ctx, im.ID) })
+		return nil
 	})
 	return image, err
 }

@@ -68,17 +68,25 @@ func register(ctx context.Context, p *pipeline.Pipeline, env *bake.Environment, 
 		snapTags[k] = v
 	}
 	tags["creation_time"] = naming.CreationTime(time.Now())
-	return p.Stage(ctx, "snapshot and register", func(ctx context.Context) (err error) {
-		res.Image, err = env.Finalizer.Finalize(ctx, plugin.FinalizeRequest{
-			Volume: vol, Unmount: func(context.Context) error { return nil }, SizeBytes: size, VolumeType: "local",
-			SnapshotTags: snapTags,
-			OnFailure:    func(name string, fn func(context.Context) error) { p.Rollback(name, fn) },
+	return p.Stage(ctx, "snapshot and register", func(ctx context.Context) error {
+		snap, err := env.Finalizer.Snapshot(ctx, plugin.SnapshotVolume{Volume: vol, ImageName: name, Tags: snapTags})
+		if err != nil {
+			return err
+		}
+		p.Rollback("delete snapshot "+snap.ID, func(ctx context.Context) error { return env.Cloud.DeleteSnapshot(ctx, snap.ID) })
+		res.Image, err = env.Finalizer.Register(ctx, plugin.RegisterSnapshot{
+			Snapshot: snap, SizeBytes: size, VolumeType: "local",
 			Image: plugin.ImageRequest{
 				Name:         name,
 				Description:  fmt.Sprintf("foundation: Debian %s %s (%s, %s, kernel %s)", o.Release, o.Arch, o.Layout, o.FS, kernel),
 				Architecture: o.Arch, VirtualizationType: "hvm", Tags: tags, Packages: pkgs, BootMode: bootMode(o.Layout),
 			},
 		})
-		return err
+		if err != nil {
+			return err
+		}
+		im := res.Image
+		p.Rollback("deregister image "+im.ID, func(ctx context.Context) error { return env.Cloud.DeregisterImage(ctx, im.ID) })
+		return nil
 	})
 }
