@@ -40,7 +40,9 @@ func (w when) Run(ctx context.Context, s *State) error { return w.step.Run(ctx, 
 
 // Group runs steps as one stage called name: one `==> name` line and one
 // timing for all of them (snapshot and register have one line, as they
-// always had). Each step's Done runs after the stage, in order.
+// always had). The steps' own names are not shown, none is optional (no
+// When inside a Group), and each step's Done runs after the stage, in
+// order.
 func Group(name string, steps ...Step) Step {
 	return group{name: name, steps: steps}
 }
