@@ -331,27 +331,43 @@ type Provisioner interface {
 	Manifest(ctx context.Context, c Chroot) ([]Package, error)
 }
 
-// FinalizeRequest carries what a finalizer needs to turn a provisioned
-// volume into a registered image.
-type FinalizeRequest struct {
+// SnapshotVolume asks a finalizer to snapshot the bake's volume, which is
+// unmounted by then.
+type SnapshotVolume struct {
 	Volume *Volume
-	// Unmount undoes the chroot; the finalizer calls it before snapshotting.
-	Unmount func(context.Context) error
-	Base    *Image
-	Image   ImageRequest
-	// SnapshotTags go on the snapshot (the image gets Image.Tags).
-	SnapshotTags Tags
-	VolumeType   string
-	SizeBytes    int64
-	// OnFailure registers an undo that runs if a later step fails.
-	OnFailure func(name string, undo func(context.Context) error)
+	// ImageName is the image the snapshot becomes; it describes the snapshot.
+	ImageName string
+	// Tags go on the snapshot: the image's and the bake's own (its id, so
+	// that gc finds the snapshot of a bake killed before it registered).
+	Tags Tags
 }
 
-// Finalizer snapshots the volume and registers the image.
+// RegisterSnapshot asks a finalizer to register a snapshot as an image.
+type RegisterSnapshot struct {
+	Snapshot *Snapshot
+	// Base is the image baked on, whose block device mappings the new
+	// image keeps with its root replaced; nil for an image with no base
+	// (a foundation).
+	Base *Image
+	// SizeBytes and VolumeType are the new image's root volume's.
+	SizeBytes  int64
+	VolumeType string
+	// Image is the image to register; the finalizer fills in its root
+	// device and block device mappings.
+	Image ImageRequest
+}
+
+// Finalizer turns the provisioned volume into an image in two steps, a
+// snapshot and a registration. The caller undoes each when a later step
+// fails: it deletes the snapshot (Cloud.DeleteSnapshot) and deregisters
+// the image (Cloud.DeregisterImage).
 type Finalizer interface {
 	// StoreType is "ebs" or "s3"; it ends default image names.
 	StoreType() string
-	Finalize(ctx context.Context, r FinalizeRequest) (*Image, error)
+	// Snapshot snapshots the unmounted volume.
+	Snapshot(ctx context.Context, r SnapshotVolume) (*Snapshot, error)
+	// Register registers the snapshot as an image; a taken name wraps ErrExists.
+	Register(ctx context.Context, r RegisterSnapshot) (*Image, error)
 }
 
 // Deps are what a plugin factory may use: the plugins made before it in an
