@@ -73,17 +73,11 @@ func (a *app) gcEC2(cmd *cobra.Command, dry bool) error {
 	if err != nil {
 		return err
 	}
-	r, err := c.GC(ctx, cfg.LockDir, dry)
-	if a.output == "json" {
-		a.printJSON(r)
-	} else {
-		verb := "removed"
-		if dry {
-			verb = "would remove"
-		}
-		fmt.Fprintf(a.stdout, "%s %d volumes %v and %d snapshots %v; %d belong to running bakes\n", verb, len(r.Volumes), r.Volumes, len(r.Snapshots), r.Snapshots, len(r.Running))
+	p, err := c.PlanGC(ctx, cfg.LockDir)
+	if p == nil {
+		return err
 	}
-	return err
+	return errors.Join(err, a.runGC(ctx, p, dry))
 }
 
 // runGC executes a gc plan, or with dry only reports it, and prints the
