@@ -13,6 +13,9 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"regexp"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -26,11 +29,70 @@ func InChild() bool { return os.Getenv(envKey) == "1" }
 // SetupChild mounts a /proc that shows the child's own PID namespace (in
 // its private mount namespace, so the host's /proc is untouched); the
 // chroot code finds leftover processes there.
+//
+// It also lets go of other bakes' mounts that the new namespace copied (a
+// volume kept by --preserve-on-error, a boot test's scratch disk): held
+// here, they would keep those bakes' loop devices attached after their
+// owners unmount them, for as long as this bake runs.
 func SetupChild() error {
 	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return fmt.Errorf("mount /proc for the bake's PID namespace: %w", err)
 	}
+	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+		for _, m := range othersMounts(string(b)) {
+			unix.Unmount(m, unix.MNT_DETACH) // best effort: it only frees the copy
+		}
+	}
 	return nil
+}
+
+// bakeMount matches the mount points of bakes and boot tests: STATE/mnt/vol-ID
+// and STATE/tmp/boottest-*/mnt.
+var bakeMount = regexp.MustCompile(`/mnt/vol-[0-9a-f]+$|/boottest-[^/]+/mnt$`)
+
+// othersMounts lists, from mountinfo, the top-most mount points of bakes
+// and boot tests (their submounts go with them).
+func othersMounts(mountinfo string) []string {
+	var tops []string
+	for _, line := range strings.Split(mountinfo, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		mp := unescape(f[4])
+		if !bakeMount.MatchString(mp) {
+			continue
+		}
+		nested := false
+		for _, t := range tops {
+			if strings.HasPrefix(mp, t+"/") || mp == t {
+				nested = true
+			}
+		}
+		if !nested {
+			tops = append(tops, mp)
+		}
+	}
+	return tops
+}
+
+// unescape undoes mountinfo's octal escapes (\040 for a space).
+func unescape(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 // Reexec runs this program again with the same arguments in a new mount

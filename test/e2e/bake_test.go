@@ -445,6 +445,11 @@ func TestPreserveOnError(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(m[1], "var/lib/dpkg/info/aminator-keep.postinst")); err != nil {
 		t.Errorf("the failed install is not there to inspect: %v", err)
 	}
+	// A bake that starts meanwhile copies the kept mount into its new
+	// namespace; it must let go of it, or the volume stays attached after
+	// the user unmounts it, for as long as that bake runs.
+	slow := startSlowBake(t, "pinning")
+	defer func() { slow.Process.Signal(syscall.SIGTERM); slow.Wait() }()
 	if b, err := exec.Command("umount", "-R", m[1]).CombinedOutput(); err != nil {
 		t.Fatalf("umount: %v %s", err, b)
 	}
