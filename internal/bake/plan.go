@@ -11,6 +11,7 @@ import (
 
 	"github.com/aminator-go/aminator/internal/channels"
 	"github.com/aminator-go/aminator/internal/ids"
+	"github.com/aminator-go/aminator/internal/imageref"
 	"github.com/aminator-go/aminator/internal/naming"
 	"github.com/aminator-go/aminator/internal/pipeline"
 	"github.com/aminator-go/aminator/internal/plugin"
@@ -102,11 +103,7 @@ func plan(ctx context.Context, p *pipeline.Pipeline, env *Environment, req *Requ
 // the partition, the volume's size and the architecture.
 func resolveBase(ctx context.Context, p *pipeline.Pipeline, env *Environment, req *Request, pl *bakePlan, log *slog.Logger) error {
 	if err := p.Stage(ctx, "resolve base", func(ctx context.Context) (err error) {
-		if req.BaseLabel != "" {
-			pl.base, err = channels.Resolve(ctx, env.Cloud, req.BaseName, req.BaseLabel)
-			return err
-		}
-		pl.base, err = env.Cloud.Image(ctx, plugin.ImageQuery{ID: req.BaseID, Name: req.BaseName})
+		pl.base, err = imageref.Resolve(ctx, env.Cloud, imageref.Ref{ID: req.BaseID, Name: req.BaseName, Label: req.BaseLabel})
 		return err
 	}); err != nil {
 		return err

@@ -56,8 +56,14 @@ func SplitRef(ref string) (family, label string) {
 	return ref, ""
 }
 
+// ImageFinder lists images by tags, newest first (what Resolve needs of
+// a cloud).
+type ImageFinder interface {
+	FindImages(ctx context.Context, tags plugin.Tags) ([]*plugin.Image, error)
+}
+
 // Resolve finds the newest image of family carrying label.
-func Resolve(ctx context.Context, c plugin.Cloud, family, label string) (*plugin.Image, error) {
+func Resolve(ctx context.Context, c ImageFinder, family, label string) (*plugin.Image, error) {
 	if !isLabel(label) {
 		return nil, fmt.Errorf("label %q: use one of %s", label, strings.Join(Labels, ", "))
 	}
