@@ -5,17 +5,13 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"os/signal"
 	"runtime"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -24,6 +20,7 @@ import (
 	"github.com/aminator-go/aminator/internal/config"
 	"github.com/aminator-go/aminator/internal/console"
 	"github.com/aminator-go/aminator/internal/logging"
+	"github.com/aminator-go/aminator/internal/service"
 
 	// The built-in plugins register themselves.
 	_ "github.com/aminator-go/aminator/internal/blockdev"
@@ -47,11 +44,6 @@ func (u usageError) Error() string { return u.err.Error() }
 func (u usageError) Unwrap() error { return u.err }
 
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
-
-// exitError carries a specific exit code (from the re-run child).
-type exitError struct{ code int }
-
-func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 
 // app holds what every command shares.
 type app struct {
@@ -78,9 +70,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	var ee exitError
-	if errors.As(err, &ee) {
-		return ee.code
+	var ee service.ExitError
+	if errors.As(err, &ee) { // the re-run child said why
+		return ee.Code
 	}
 	fmt.Fprintln(stderr, "aminate: error:", err)
 	var ue usageError
@@ -129,7 +121,7 @@ PACKAGE is a repository package (name or name=version), a local .deb
 	a.bakeFlags(bakeCmd.Flags())
 	root.AddCommand(bakeCmd, a.imagesCommand(), a.snapshotsCommand(), a.volumesCommand(),
 		a.environmentsCommand(), a.configCommand(), a.versionCommand(), a.foundationCommand(), a.testCommand(),
-		a.gcCommand(), a.fsckCommand(), a.initCommand(), a.poolCommand(), a.pushCommand(), a.serveCommand())
+		a.gcCommand(), a.fsckCommand(), a.initCommand(), a.poolCommand(), a.pushCommand(), a.serveCommand(), a.bakeryBakeCommand())
 	return root
 }
 
@@ -202,6 +194,13 @@ func markConfig(f *pflag.FlagSet) {
 
 // loadConfig merges the configuration with the flags given on cmd.
 func (a *app) loadConfig(cmd *cobra.Command) (*config.Config, error) {
+	return a.loadConfigWith(cmd, nil, nil)
+}
+
+// loadConfigWith merges the configuration with the flags given on cmd and
+// settings (by context key) as if they were flags too, and adds tags to
+// the context's tags after --tag's.
+func (a *app) loadConfigWith(cmd *cobra.Command, settings, tags map[string]string) (*config.Config, error) {
 	if a.output != "text" && a.output != "json" {
 		return nil, usagef("--output %q: use text or json", a.output)
 	}
@@ -215,6 +214,9 @@ func (a *app) loadConfig(cmd *cobra.Command) (*config.Config, error) {
 			flags[strings.ReplaceAll(f.Name, "-", "_")] = v
 		}
 	})
+	for k, v := range settings {
+		flags[k] = v
+	}
 	if noKVM, _ := cmd.Flags().GetBool("no-kvm"); noKVM {
 		if v, ok := flags["accel"]; ok && v != "tcg" {
 			return nil, usagef("--no-kvm is --accel tcg; it contradicts --accel %s", v)
@@ -231,6 +233,12 @@ func (a *app) loadConfig(cmd *cobra.Command) (*config.Config, error) {
 		if !ok || k == "" {
 			return nil, usagef("--tag %q: use KEY=VALUE", t)
 		}
+		if cfg.Context.Tags == nil {
+			cfg.Context.Tags = map[string]string{}
+		}
+		cfg.Context.Tags[k] = v
+	}
+	for k, v := range tags {
 		if cfg.Context.Tags == nil {
 			cfg.Context.Tags = map[string]string{}
 		}
@@ -262,11 +270,6 @@ func (a *app) liveConsole(debug, live bool) (*console.Console, error) {
 		return nil, usagef("--log-format: %v", err)
 	}
 	return c, nil
-}
-
-// signalContext is cancelled by SIGINT, SIGTERM or SIGHUP.
-func signalContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 }
 
 func (a *app) printJSON(v any) error {
