@@ -1,7 +1,10 @@
 // Package cli is the aminate command line: the bake (`aminate [flags]
 // PACKAGE`, with the original tool's flags) and subcommands for the local
 // cloud's images, snapshots and volumes, the environments and the merged
-// configuration. Exit codes: 0 success, 1 bake failure, 2 usage error.
+// configuration. A command parses its flags, calls package service and
+// prints what it returns; the hidden `bakery-bake` is the child a bakery
+// worker runs for one bake. Exit codes: 0 success, 1 bake failure, 2
+// usage error.
 package cli
 
 import (

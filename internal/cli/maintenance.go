@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/aminator-go/aminator/internal/cloud/local"
-	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/progress"
 	"github.com/aminator-go/aminator/internal/push"
 	"github.com/aminator-go/aminator/internal/service"
@@ -278,13 +277,8 @@ from the AWS configuration (or -r).`,
 			if err != nil {
 				return err
 			}
-			o.Tags = plugin.Tags{}
-			for _, t := range tags {
-				k, v, ok := strings.Cut(t, "=")
-				if !ok || k == "" {
-					return usagef("--tag %q: use KEY=VALUE", t)
-				}
-				o.Tags[k] = v
+			if o.Tags, err = parseTags(tags); err != nil {
+				return err
 			}
 			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
 				con, err := a.liveConsole(cfg.Context.Debug, true)
@@ -296,15 +290,7 @@ from the AWS configuration (or -r).`,
 				log := slog.New(con.Handler())
 				ctx = progress.With(ctx, progress.Multi(con.Progress(), progress.Log(log, 10*time.Second)))
 				o.Log = log
-				ec, err := service.OpenEC2(ctx, cfg, log)
-				if err != nil {
-					return err
-				}
-				im, err := service.Find(ctx, c, args[0])
-				if err != nil {
-					return err
-				}
-				res, err := push.Push(ctx, c, ec, im, o)
+				im, res, err := service.Push(ctx, cfg, c, args[0], o)
 				if err != nil {
 					return err
 				}

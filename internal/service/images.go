@@ -7,9 +7,11 @@ import (
 	"log/slog"
 
 	"github.com/aminator-go/aminator/internal/channels"
+	"github.com/aminator-go/aminator/internal/cloud/local"
 	"github.com/aminator-go/aminator/internal/config"
 	"github.com/aminator-go/aminator/internal/imageref"
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/push"
 )
 
 // Find finds the image a user named by id, name or FAMILY:LABEL.
@@ -193,4 +195,20 @@ func ResolveIn(ctx context.Context, cfg *config.Config, region, environment stri
 	}
 	defer Close(cl)
 	return imageref.Resolve(ctx, cl, ref)
+}
+
+// Push sends the image of the local cloud lc that ref names to EC2, in
+// the configured region, and registers it there (see push.Push). It
+// returns the local image and what the push made.
+func Push(ctx context.Context, cfg *config.Config, lc *local.Cloud, ref string, o push.Options) (*plugin.Image, *push.Result, error) {
+	ec, err := OpenEC2(ctx, cfg, o.Log)
+	if err != nil {
+		return nil, nil, err
+	}
+	im, err := Find(ctx, lc, ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	res, err := push.Push(ctx, lc, ec, im, o)
+	return im, res, err
 }
