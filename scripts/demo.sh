@@ -11,7 +11,15 @@ mkdir -p bin
 go build -o bin/aminate ./cmd/aminate
 A=bin/aminate
 work=$(mktemp -d /var/tmp/aminator-demo.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+# The first command sets up the reflink store (a filesystem in a loop file
+# under /var/lib/aminator, mounted on its data/); it stays mounted between
+# commands, and the demo leaves no mount behind: the next aminate command
+# mounts it again.
+finish() {
+  [ -x "$A" ] && "$A" init --unmount || true
+  rm -rf "$work"
+}
+trap finish EXIT
 suffix=$(date -u +%Y%m%d%H%M%S)
 
 # Two small packages, built on the spot: a base meta package that pulls in

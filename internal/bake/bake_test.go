@@ -13,7 +13,6 @@ import (
 
 	"github.com/aminator-go/aminator/internal/channels"
 	"github.com/aminator-go/aminator/internal/cloud/local"
-	"github.com/aminator-go/aminator/internal/naming"
 	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/testutil"
 
@@ -182,23 +181,5 @@ func TestNameCheckedFirst(t *testing.T) {
 		wantUsage(t, fmt.Sprintf("taken, dry run %v", dry), err, `"aminator-unit-2.0-4-x86_64-s-ebs"`)
 		_, err = run(t, env, Request{BaseID: base.ID, Package: "hello=2.10-3", Suffix: "s", DryRun: dry})
 		wantUsage(t, fmt.Sprintf("taken, a given version, dry run %v", dry), err, "pick another name with -n or -s")
-	}
-}
-
-// Every tag a bake sets is in the one list of tool tags, so a user's tag
-// can never be overwritten or dropped without a word.
-func TestOwnTagsAreReserved(t *testing.T) {
-	base := &plugin.Image{ID: "ami-1", Name: "b", Tags: plugin.Tags{"boot": "uefi", channels.TagRole: channels.RoleBase}}
-	req := Request{BaseName: "fam", BaseLabel: "release", Partition: 2, Creator: "c"}
-	tags := ownTags(req, &bakePlan{base: base}, naming.Fields{Name: "p"})
-	keys := append(sortedKeys(tags), "creation_time")
-	keys = append(keys, snapshotExtra...)
-	for _, k := range keys {
-		if _, ok := naming.Reserved(k, naming.ScopeBake); !ok {
-			t.Errorf("the bake sets tag %q, which naming.ToolTags does not list", k)
-		}
-	}
-	if len(keys)+len(naming.LaterTags())-len(snapshotExtra) != 15 {
-		t.Errorf("a bake's image carries %d tags of its own; the tests and README say 15", len(keys)+len(naming.LaterTags())-len(snapshotExtra))
 	}
 }

@@ -2,6 +2,7 @@ package bake
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 
 	"github.com/aminator-go/aminator/internal/config"
@@ -12,7 +13,6 @@ import (
 type Environment struct {
 	Name        string
 	Cloud       plugin.Cloud
-	BlockDevice plugin.BlockDevice
 	Volume      plugin.Volumes
 	Distro      plugin.Distro
 	Provisioner plugin.Provisioner
@@ -22,7 +22,7 @@ type Environment struct {
 
 // Close releases what the plugins hold (the cloud's database).
 func (e *Environment) Close() error {
-	if c, ok := e.Cloud.(interface{ Close() error }); ok {
+	if c, ok := e.Cloud.(io.Closer); ok {
 		return c.Close()
 	}
 	return nil
@@ -62,10 +62,9 @@ func NewEnvironment(cfg *config.Config, log *slog.Logger) (*Environment, error) 
 			}
 			deps.Cloud = env.Cloud
 		case plugin.KindBlockDevice:
-			if env.BlockDevice, ok = inst.(plugin.BlockDevice); !ok {
+			if deps.BlockDevice, ok = inst.(plugin.BlockDevice); !ok {
 				return bad()
 			}
-			deps.BlockDevice = env.BlockDevice
 		case plugin.KindVolume:
 			if env.Volume, ok = inst.(plugin.Volumes); !ok {
 				return bad()

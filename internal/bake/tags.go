@@ -21,10 +21,53 @@ func baseVersion(base *plugin.Image) string {
 	return base.Tags["appversion"]
 }
 
-// ownTags are the tags a bake sets on its image (creation_time aside) and
-// on its snapshot: the lineage it is baked from and what it holds.
-func ownTags(req Request, pl *bakePlan, f naming.Fields) plugin.Tags {
-	base := pl.base
+// TagInput is what a bake's tags are made of.
+type TagInput struct {
+	// Request gives the user's tags, the creator, the name given (-n), how
+	// the base was named (-b FAMILY:LABEL), the root partition and the
+	// bake's id.
+	Request Request
+	// Base is the image baked on.
+	Base *plugin.Image
+	// Fields are the image name's: the installed package's name, version
+	// and release, the architecture, the suffix and the store type.
+	Fields naming.Fields
+	// Host is the build host; nil when the cloud cannot say.
+	Host *plugin.Host
+	// Now is when the image is registered.
+	Now time.Time
+}
+
+// Tags are the tag rules of a bake. The image gets the user's tags, the
+// lineage it is baked from (base_ami_*, family, role, lineage, boot, the
+// root partition), what it holds (appversion), its creator and its
+// creation time. The snapshot gets the same but the creation time, plus
+// the bake's id and the build host, by which gc finds the snapshot of a
+// bake killed before it registered. Aminator's own tags win over the
+// user's, which may not name them (naming.CheckUserTags).
+func Tags(in TagInput) (image, snapshot plugin.Tags) {
+	image = plugin.Tags{}
+	for k, v := range in.Request.Tags {
+		image[k] = v
+	}
+	for k, v := range ownTags(in.Request, in.Base, in.Fields) {
+		image[k] = v
+	}
+	snapshot = plugin.Tags{}
+	for k, v := range image {
+		snapshot[k] = v
+	}
+	snapshot["bake"] = in.Request.BakeID
+	if in.Host != nil {
+		snapshot["host"] = in.Host.InstanceID
+	}
+	image["creation_time"] = naming.CreationTime(in.Now)
+	return image, snapshot
+}
+
+// ownTags are the tags a bake sets on both its image and its snapshot:
+// the lineage it is baked from and what it holds.
+func ownTags(req Request, base *plugin.Image, f naming.Fields) plugin.Tags {
 	// Apps copy their base's base_ami_version, and a base (baked on a
 	// foundation) starts its own from its meta package's version.
 	ownBaseVersion := baseVersion(base)
@@ -50,24 +93,6 @@ func ownTags(req Request, pl *bakePlan, f naming.Fields) plugin.Tags {
 		tags["boot"] = b
 	}
 	return tags
-}
-
-// snapshotExtra are the tags only a bake's snapshot gets.
-var snapshotExtra = []string{"bake", "host"}
-
-// checkTagLimits checks the user's tags and the bake's own (with the
-// values known before the install: -c and -n make some) against the
-// cloud's limits, on the image and on its snapshot.
-func checkTagLimits(env *Environment, req Request, pl *bakePlan) error {
-	own := ownTags(req, pl, naming.Fields{})
-	image, snapshot := plugin.Tags{"creation_time": naming.CreationTime(time.Time{})}, plugin.Tags{}
-	for k, v := range own {
-		image[k], snapshot[k] = v, v
-	}
-	for _, k := range snapshotExtra {
-		snapshot[k] = ""
-	}
-	return CheckTags(plugin.LimitsOf(env.Cloud), req.Tags, map[string]plugin.Tags{"image": image, "snapshot": snapshot})
 }
 
 // CheckTags checks a user's tags against a cloud's limits, given the tags

@@ -29,7 +29,11 @@ func init() {
 		NewConfig:   func() any { return &LinuxSettings{Letters: "fghijklmnop", LocateTimeout: 2 * time.Minute} },
 		New: func(cfg any, d plugin.Deps) (any, error) {
 			s := cfg.(*LinuxSettings)
-			return &Linux{Letters: s.Letters, Timeout: s.LocateTimeout, LockDir: d.LockDir, Cloud: d.Cloud, Dev: "/dev", Sys: "/sys"}, nil
+			l := &Linux{Letters: s.Letters, Timeout: s.LocateTimeout, LockDir: d.LockDir, Dev: "/dev", Sys: "/sys"}
+			if lister, ok := d.Cloud.(AttachedDeviceLister); ok {
+				l.Attached = lister
+			}
+			return l, nil
 		},
 	})
 }
@@ -44,10 +48,12 @@ type AttachedDeviceLister interface {
 // kernel made for them. Dev and Sys are the roots of /dev and /sys (tests
 // point them at a fake tree).
 type Linux struct {
-	Letters  string
-	Timeout  time.Duration
-	LockDir  string
-	Cloud    plugin.Cloud
+	Letters string
+	Timeout time.Duration
+	LockDir string
+	// Attached, when the cloud knows it, lists what is attached to this
+	// host (nil: only the names present under Dev are taken).
+	Attached AttachedDeviceLister
 	Dev, Sys string
 }
 
@@ -62,8 +68,8 @@ func (l *Linux) Allocate(ctx context.Context, want string) (plugin.Slot, error) 
 	}
 	defer global.Unlock()
 	taken := map[string]bool{}
-	if lister, ok := l.Cloud.(AttachedDeviceLister); ok {
-		devs, err := lister.AttachedDevices(ctx)
+	if l.Attached != nil {
+		devs, err := l.Attached.AttachedDevices(ctx)
 		if err != nil {
 			return plugin.Slot{}, fmt.Errorf("list attached devices: %w", err)
 		}

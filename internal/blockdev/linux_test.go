@@ -14,7 +14,6 @@ import (
 )
 
 type fakeCloud struct {
-	plugin.Cloud
 	attached []string
 }
 
@@ -34,7 +33,7 @@ func TestAllocateSkipsTakenNames(t *testing.T) {
 	os.MkdirAll(dev, 0o755)
 	os.WriteFile(filepath.Join(dev, "xvdf"), nil, 0o600) // exists on this host
 	l := &Linux{Letters: "fghi", LockDir: filepath.Join(root, "lock"), Dev: dev, Sys: filepath.Join(root, "sys"),
-		Cloud: fakeCloud{attached: []string{"/dev/sda1", "/dev/sdg"}}}
+		Attached: fakeCloud{attached: []string{"/dev/sda1", "/dev/sdg"}}}
 	ctx := context.Background()
 	a, err := l.Allocate(ctx, "")
 	if err != nil || a.Name != "/dev/sdh" {

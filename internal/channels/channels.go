@@ -56,14 +56,8 @@ func SplitRef(ref string) (family, label string) {
 	return ref, ""
 }
 
-// ImageFinder lists images by tags, newest first (what Resolve needs of
-// a cloud).
-type ImageFinder interface {
-	FindImages(ctx context.Context, tags plugin.Tags) ([]*plugin.Image, error)
-}
-
 // Resolve finds the newest image of family carrying label.
-func Resolve(ctx context.Context, c ImageFinder, family, label string) (*plugin.Image, error) {
+func Resolve(ctx context.Context, c plugin.ImageFinder, family, label string) (*plugin.Image, error) {
 	if !isLabel(label) {
 		return nil, fmt.Errorf("label %q: use one of %s", label, strings.Join(Labels, ", "))
 	}
@@ -77,11 +71,18 @@ func Resolve(ctx context.Context, c ImageFinder, family, label string) (*plugin.
 	return ims[0], nil
 }
 
+// Labeller is what moving images through channels uses of a cloud: finding
+// images by tag and changing their tags.
+type Labeller interface {
+	plugin.ImageFinder
+	plugin.Tagger
+}
+
 // Promote gives im the label candidate or release. Promoting to release
 // turns the family's current release into previous (and drops the old
 // previous). Only base and foundation images move through channels, and
 // labels never move backwards.
-func Promote(ctx context.Context, c plugin.Cloud, im *plugin.Image, label, lockDir string) ([]string, error) {
+func Promote(ctx context.Context, c Labeller, im *plugin.Image, label, lockDir string) ([]string, error) {
 	switch label {
 	case Candidate, Release:
 	case Previous:

@@ -11,26 +11,21 @@
 package chroot
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
-	"os/exec"
-	"os/signal"
 	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/aminator-go/aminator/internal/logging"
 	"github.com/aminator-go/aminator/internal/mount"
 	"github.com/aminator-go/aminator/internal/partition"
 	"github.com/aminator-go/aminator/internal/plugin"
@@ -243,265 +238,6 @@ func (c *Chroot) Path() string { return c.path }
 // Root gives confined access to the image's files.
 func (c *Chroot) Root() *os.Root { return c.root }
 
-const backupSuffix = ".aminator-orig"
-
-// Replace writes data at rel inside the image, keeping what was there (a
-// file or a symlink, not followed) and putting it back on Close.
-func (c *Chroot) Replace(rel string, data []byte, mode os.FileMode) error {
-	rel = path.Clean(rel)
-	backup := rel + backupSuffix
-	_, err := c.root.Lstat(rel)
-	had := err == nil
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("replace /%s in the image: %w", rel, err)
-	}
-	if had {
-		if err := c.root.Rename(rel, backup); err != nil {
-			return fmt.Errorf("back up /%s in the image: %w", rel, err)
-		}
-	}
-	c.pushRestore("restore /"+rel, func() error {
-		// If the install replaced the file, the package's version stays.
-		if cur, err := c.root.ReadFile(rel); err == nil && !bytes.Equal(cur, data) {
-			if st, err := c.root.Lstat(rel); err == nil && st.Mode().IsRegular() {
-				c.log.Warn("the install replaced a file aminator had put in place; keeping the package's", "path", "/"+rel)
-				if had {
-					return c.root.Remove(backup)
-				}
-				return nil
-			}
-		}
-		if err := c.root.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		if had {
-			return c.root.Rename(backup, rel)
-		}
-		return nil
-	})
-	if err := c.writeFile(rel, data, mode); err != nil {
-		return fmt.Errorf("write /%s in the image: %w", rel, err)
-	}
-	return nil
-}
-
-func (c *Chroot) writeFile(rel string, data []byte, mode os.FileMode) error {
-	if err := c.root.MkdirAll(path.Dir(rel), 0o755); err != nil {
-		return err
-	}
-	f, err := c.root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-// BindFile makes the host file src appear read-only at rel inside the
-// image (a bind mount: nothing is copied into the image). The returned
-// func unmounts it and removes the mount point; Close does too.
-func (c *Chroot) BindFile(src, rel string) (func() error, error) {
-	rel = path.Clean(rel)
-	if err := c.root.MkdirAll(path.Dir(rel), 0o700); err != nil {
-		return nil, fmt.Errorf("bind %s into the image: %w", src, err)
-	}
-	f, err := c.root.OpenFile(rel, os.O_RDONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("bind %s into the image: %w", src, err)
-	}
-	// The host path is used to remount and unmount, so every directory on
-	// the way must be a real directory, not a symlink that leads elsewhere.
-	for d := path.Dir(rel); d != "."; d = path.Dir(d) {
-		if st, err := c.root.Lstat(d); err != nil || !st.IsDir() {
-			f.Close()
-			c.root.Remove(rel)
-			return nil, fmt.Errorf("bind %s into the image: /%s is not a directory", src, d)
-		}
-	}
-	host := filepath.Join(c.path, rel)
-	err = unix.Mount(src, "/proc/self/fd/"+strconv.Itoa(int(f.Fd())), "", unix.MS_BIND, "")
-	f.Close()
-	if err == nil {
-		if err = unix.Mount("", host, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
-			unix.Unmount(host, unix.UMOUNT_NOFOLLOW)
-		}
-	}
-	if err != nil {
-		c.root.Remove(rel)
-		return nil, fmt.Errorf("bind %s into the image at /%s: %w", src, rel, err)
-	}
-	c.mu.Lock()
-	c.mounts = append(c.mounts, host)
-	c.mu.Unlock()
-	return func() error {
-		if err := mount.Unmount(context.Background(), host, nil); err != nil {
-			return err
-		}
-		c.mu.Lock()
-		for i, m := range c.mounts {
-			if m == host {
-				c.mounts = append(c.mounts[:i], c.mounts[i+1:]...)
-				break
-			}
-		}
-		c.mu.Unlock()
-		return c.root.Remove(rel)
-	}, nil
-}
-
-// ShortCircuit replaces the command at rel with a symlink to target (say
-// /bin/true) and puts the command back on Close. A missing command is skipped.
-func (c *Chroot) ShortCircuit(rel, target string) error {
-	rel = path.Clean(rel)
-	st, err := c.root.Lstat(rel)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("short-circuit /%s: %w", rel, err)
-	}
-	if st.Mode()&fs.ModeSymlink != 0 {
-		if t, _ := c.root.Readlink(rel); t == target {
-			return nil
-		}
-	}
-	backup := rel + ".aminator-short-circuit"
-	if err := c.root.Rename(rel, backup); err != nil {
-		return fmt.Errorf("short-circuit /%s: %w", rel, err)
-	}
-	c.pushRestore("restore /"+rel, func() error {
-		if t, err := c.root.Readlink(rel); err != nil || t != target {
-			// The install put a new version of the command there: keep it.
-			c.log.Warn("the install replaced a short-circuited command; keeping the package's", "path", "/"+rel)
-			return c.root.Remove(backup)
-		}
-		if err := c.root.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		return c.root.Rename(backup, rel)
-	})
-	if err := c.root.Symlink(target, rel); err != nil {
-		return fmt.Errorf("short-circuit /%s: %w", rel, err)
-	}
-	return nil
-}
-
-func (c *Chroot) pushRestore(what string, fn func() error) {
-	c.mu.Lock()
-	c.restores = append(c.restores, restore{what, fn})
-	c.mu.Unlock()
-}
-
-// env builds the command environment: the base plus extras, sorted.
-func (c *Chroot) env(extra map[string]string, interactive bool) []string {
-	m := map[string]string{
-		"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-		"HOME": "/root",
-		"LANG": "C.UTF-8",
-	}
-	for k, v := range c.baseEnv {
-		m[k] = v
-	}
-	for k, v := range extra {
-		m[k] = v
-	}
-	if t := os.Getenv("TERM"); interactive && t != "" {
-		m["TERM"] = t
-	}
-	out := make([]string, 0, len(m))
-	for k, v := range m {
-		out = append(out, k+"="+v)
-	}
-	return out
-}
-
-// lookPath finds argv0 inside the image (never on the host).
-func (c *Chroot) lookPath(argv0 string, env []string) (string, error) {
-	if strings.Contains(argv0, "/") {
-		return argv0, nil
-	}
-	p := "/usr/sbin:/usr/bin:/sbin:/bin"
-	for _, e := range env {
-		if v, ok := strings.CutPrefix(e, "PATH="); ok {
-			p = v
-		}
-	}
-	for _, dir := range strings.Split(p, ":") {
-		cand := path.Join(dir, argv0)
-		st, err := c.root.Stat(strings.TrimPrefix(cand, "/"))
-		if err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
-			return cand, nil
-		}
-	}
-	return "", fmt.Errorf("%s: not found in the image's PATH (%s)", argv0, p)
-}
-
-func (c *Chroot) command(r plugin.Run) (*exec.Cmd, error) {
-	if len(r.Argv) == 0 {
-		return nil, errors.New("run: empty command")
-	}
-	env := c.env(r.Env, r.Interactive)
-	p, err := c.lookPath(r.Argv[0], env)
-	if err != nil {
-		return nil, err
-	}
-	// Its own UTS and IPC namespaces: a script that sets the hostname or
-	// makes SysV IPC objects changes nothing on the host.
-	cmd := &exec.Cmd{Path: p, Args: r.Argv, Env: env, Dir: "/",
-		SysProcAttr: &syscall.SysProcAttr{Chroot: c.path, Cloneflags: syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC}}
-	return cmd, nil
-}
-
-// Run runs a command inside the chroot.
-func (c *Chroot) Run(ctx context.Context, r plugin.Run) error {
-	cmd, err := c.command(r)
-	if err != nil {
-		return err
-	}
-	if r.Interactive {
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-		// On a terminal the shell gets the foreground, so Ctrl-C in it
-		// reaches the shell, not the bake; the terminal is taken back after.
-		_, ttyErr := unix.IoctlGetTermios(int(os.Stdin.Fd()), unix.TCGETS)
-		tty := ttyErr == nil
-		if tty {
-			cmd.SysProcAttr.Setpgid, cmd.SysProcAttr.Foreground, cmd.SysProcAttr.Ctty = true, true, 0
-		}
-		c.log.Info("interactive shell in the chroot; exit it to continue the bake", "path", c.path)
-		err := cmd.Run()
-		if tty {
-			signal.Ignore(syscall.SIGTTOU)
-			unix.IoctlSetPointerInt(int(os.Stdin.Fd()), unix.TIOCSPGRP, unix.Getpgrp())
-			signal.Reset(syscall.SIGTTOU)
-		}
-		if err != nil {
-			return fmt.Errorf("interactive %s: %w", strings.Join(r.Argv, " "), err)
-		}
-		return nil
-	}
-	return logging.Run(ctx, c.log, cmd, nil)
-}
-
-// Output runs a command inside the chroot and returns its standard output.
-func (c *Chroot) Output(ctx context.Context, r plugin.Run) ([]byte, error) {
-	cmd, err := c.command(r)
-	if err != nil {
-		return nil, err
-	}
-	var out bytes.Buffer
-	if err := logging.Run(ctx, c.log, cmd, &out); err != nil {
-		return nil, err
-	}
-	return out.Bytes(), nil
-}
-
 // EndProcesses sends SIGTERM to every process rooted in the chroot, then
 // SIGKILL to those still there after a grace period.
 func (c *Chroot) EndProcesses(ctx context.Context) error {
@@ -533,12 +269,11 @@ func (c *Chroot) EndProcesses(ctx context.Context) error {
 	return nil
 }
 
-// Preserve keeps everything mounted and returns how to undo it by hand.
-func (c *Chroot) Preserve() []string {
+// Preserve keeps everything mounted: Close does nothing after it.
+func (c *Chroot) Preserve() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.preserved = true
-	return []string{"umount -R " + c.path}
 }
 
 // Close restores replaced files, ends leftover processes and unmounts
@@ -587,47 +322,4 @@ func (c *Chroot) Close(ctx context.Context) error {
 		return fmt.Errorf("tear down chroot %s: %w", c.path, err)
 	}
 	return nil
-}
-
-// Prep is what every distro asks of its chroot.
-type Prep struct {
-	RootMountOptions string
-	BinfmtMisc       bool
-	CopyFiles        []string
-	BaseEnv          map[string]string
-	// Setup runs first on the mounted chroot (a distro's own files, such as
-	// Debian's policy-rc.d).
-	Setup func(c *Chroot) error
-	// ShortCircuit points these commands at Target for the bake.
-	ShortCircuit []string
-	Target       string
-	Log          *slog.Logger
-}
-
-// Prepare mounts the image with the default pseudo-filesystems (and
-// binfmt_misc if asked), copies the host files in and short-circuits the
-// service commands; on error everything is undone.
-func Prepare(ctx context.Context, o plugin.MountOptions, p Prep) (*Chroot, error) {
-	mounts := append([]MountSpec(nil), DefaultMounts...)
-	if p.BinfmtMisc {
-		mounts = append(mounts, BinfmtMount)
-	}
-	c, err := Enter(ctx, Options{MountOptions: o, RootMountOptions: p.RootMountOptions, Mounts: mounts,
-		CopyFiles: p.CopyFiles, BaseEnv: p.BaseEnv, Log: p.Log})
-	if err != nil {
-		return nil, err
-	}
-	if p.Setup != nil {
-		if err := p.Setup(c); err != nil {
-			c.Close(context.WithoutCancel(ctx))
-			return nil, err
-		}
-	}
-	for _, f := range p.ShortCircuit {
-		if err := c.ShortCircuit(strings.TrimPrefix(f, "/"), p.Target); err != nil {
-			c.Close(context.WithoutCancel(ctx))
-			return nil, err
-		}
-	}
-	return c, nil
 }

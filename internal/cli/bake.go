@@ -28,7 +28,7 @@ import (
 // stdin is the re-run child's standard input (nil: this process's).
 func (a *app) job(cfg *config.Config, kind string, stdin io.Reader, fn func(ctx context.Context, j *service.Job) error) error {
 	return service.RunJob(cfg, service.JobOptions{
-		Kind: kind, Preserve: kind == "bake" && cfg.Context.PreserveOnError, Stdin: stdin,
+		Kind: kind, Preserve: kind == "bake" && cfg.Context.PreserveOnError, Stdin: stdin, Log: a.logger(cfg.Context.Debug),
 		Console: func() (service.Console, error) {
 			con, err := a.liveConsole(cfg.Context.Debug, !cfg.Context.Interactive)
 			if err != nil {

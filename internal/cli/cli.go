@@ -109,6 +109,7 @@ PACKAGE is a repository package (name or name=version), a local .deb
 	pf.StringVar(&a.output, "output", "text", "output format: text or json")
 	pf.String("state-dir", "", "the local cloud's state directory (default /var/lib/aminator)")
 	pf.String("log-dir", "", "where bake logs go (default /var/log/aminator)")
+	pf.String("store-fs", "", "volumes and snapshots: auto (default: a reflink filesystem in a loop file when the state directory has none), none, xfs or btrfs")
 	pf.Bool("debug", false, "debug logging on the console")
 	pf.String("log-format", "auto", "console output: auto (stage lines and progress bars on a terminal, text elsewhere), text (key=value) or json")
 	pf.StringP("environment", "e", "", "environment (a named set of plugins) to use")

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -128,14 +127,23 @@ func (a *app) initCommand() *cobra.Command {
 	var unmount bool
 	cmd := &cobra.Command{
 		Use:   "init",
-		Short: "Set up the state directory; --store-fs xfs puts volumes and snapshots on a reflink filesystem in a loop file",
-		Long: `Set up the local cloud's state directory. With --store-fs xfs (or btrfs)
-volumes and the snapshot store go on a filesystem of their own, made in a
-sparse loop file under the state directory: on it new volumes are reflink
-clones of their snapshot (milliseconds, whatever the size) and a snapshot
-reads only the blocks a bake changed. Use it when the state directory is on
-ext4. It is mounted again by any aminate command after a reboot;
---unmount unmounts it.`,
+		Short: "Set up the state directory; --store-fs chooses where volumes and snapshots go",
+		Long: `Set up the local cloud's state directory. Volumes and the snapshot store
+go on a reflink filesystem (xfs, else btrfs) of their own, made in a sparse
+loop file under the state directory and mounted on its data/: there new
+volumes are reflink clones of their snapshot (milliseconds, whatever the
+size) and a snapshot reads only the blocks a bake changed. By default
+(store_fs: auto) the first command that needs the store does this by itself
+when the state directory's filesystem has no reflinks (ext4) and the kernel
+has xfs or btrfs; init does it now, or as you choose:
+
+  --store-fs xfs|btrfs   that filesystem, --store-size GiB big
+  --store-fs none        keep volumes and snapshots in the state directory
+                         as it is, and never set up a store filesystem
+
+Only an empty state directory gets a store filesystem; an existing store is
+never moved. The store filesystem stays mounted between commands; any
+aminate command mounts it again (after a reboot, or --unmount).`,
 		Args: a.args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := a.loadConfig(cmd)
@@ -150,14 +158,20 @@ ext4. It is mounted again by any aminate command after a reboot;
 			if unmount {
 				return local.UnmountDataFS(ctx, cfg.StateDir)
 			}
-			if err := os.MkdirAll(filepath.Join(cfg.StateDir, "lock"), 0o700); err != nil {
-				return err
-			}
-			if fs != "" && fs != "none" {
+			switch fs {
+			case "":
+			case "auto":
+				if err := local.PrepareDataFS(ctx, cfg.StateDir, fs, a.logger(cfg.Context.Debug)); err != nil {
+					return err
+				}
+			case "none", "xfs", "btrfs":
 				if err := local.InitDataFS(ctx, cfg.StateDir, fs, size<<30, a.logger(cfg.Context.Debug)); err != nil {
 					return err
 				}
+			default:
+				return usagef("--store-fs %q: auto, xfs, btrfs or none", fs)
 			}
+			// Unless chosen above, withLocal sets up the store as store_fs says.
 			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
 				reflink := c.Store().Reflink()
 				if a.output == "json" {
@@ -168,7 +182,7 @@ ext4. It is mounted again by any aminate command after a reboot;
 			})
 		},
 	}
-	cmd.Flags().StringVar(&fs, "store-fs", "", "xfs or btrfs: a reflink filesystem for volumes and snapshots")
+	cmd.Flags().StringVar(&fs, "store-fs", "", "xfs or btrfs: a reflink filesystem for volumes and snapshots; none: the state directory as it is; auto (default): as store_fs says")
 	cmd.Flags().Int64Var(&size, "store-size", 256, "its size in GiB (a sparse file: space is used as data arrives)")
 	cmd.Flags().BoolVar(&unmount, "unmount", false, "unmount the store filesystem")
 	return cmd

@@ -33,13 +33,13 @@ func (a *app) withLocal(cmd *cobra.Command, fn func(ctx context.Context, c *loca
 	if err != nil {
 		return err
 	}
-	c, err := service.OpenLocal(context.Background(), cfg, a.logger(cfg.Context.Debug))
+	ctx, stop := service.SignalContext()
+	defer stop()
+	c, err := service.OpenLocal(ctx, cfg, a.logger(cfg.Context.Debug))
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	ctx, stop := service.SignalContext()
-	defer stop()
 	return fn(ctx, c)
 }
 
@@ -50,13 +50,13 @@ func (a *app) withCloud(cmd *cobra.Command, fn func(ctx context.Context, c plugi
 	if err != nil {
 		return err
 	}
-	c, err := service.OpenEnvironmentCloud(context.Background(), cfg, a.logger(cfg.Context.Debug))
+	ctx, stop := service.SignalContext()
+	defer stop()
+	c, err := service.OpenEnvironmentCloud(ctx, cfg, a.logger(cfg.Context.Debug))
 	if err != nil {
 		return err
 	}
 	defer service.Close(c)
-	ctx, stop := service.SignalContext()
-	defer stop()
 	return fn(ctx, c)
 }
 
@@ -228,7 +228,7 @@ func (a *app) configCommand() *cobra.Command {
 				}
 			}
 			out := map[string]any{
-				"sources": cfg.Sources, "state_dir": cfg.StateDir, "log_dir": cfg.LogDir, "lock_dir": cfg.LockDir,
+				"sources": cfg.Sources, "state_dir": cfg.StateDir, "log_dir": cfg.LogDir, "lock_dir": cfg.LockDir, "store_fs": cfg.StoreFS,
 				"context": cfg.Context, "plugins": plugins, "environments": cfg.Environments, "default_environment": cfg.DefaultEnvironment,
 			}
 			if a.output == "json" {

@@ -62,6 +62,10 @@ the identity), and concurrent identical requests collapse into one bake.
 			if !cmd.Flags().Changed("worker-region") {
 				o.regions = []string{cfg.Context.Region}
 			}
+			// Before the API resolves bases in the local cloud: its store, mounted or set up.
+			if err := service.PrepareEnvironmentStore(cfg, a.logger(cfg.Context.Debug)); err != nil {
+				return err
+			}
 			return a.serve(cfg, o)
 		},
 	}

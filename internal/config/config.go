@@ -81,6 +81,13 @@ type Config struct {
 	StateDir string  `yaml:"state_dir"`
 	LogDir   string  `yaml:"log_dir"`
 	LockDir  string  `yaml:"lock_dir"`
+	// StoreFS says where the local cloud keeps volumes and snapshots: auto
+	// (a reflink filesystem in a loop file under the state directory, made
+	// by the first command that needs the store, when the state directory's
+	// filesystem has no reflinks and the kernel has xfs or btrfs), xfs or
+	// btrfs (the same, with that filesystem), or none (the state directory
+	// as it is).
+	StoreFS string `yaml:"store_fs"`
 	// Plugins holds each plugin's settings under "kind.name".
 	Plugins map[string]map[string]any `yaml:"plugins"`
 
@@ -358,7 +365,7 @@ func setContext(merged map[string]any, key, val, source string, origin map[strin
 	return nil
 }
 
-var topEnv = map[string]string{"AMINATOR_STATE_DIR": "state_dir", "AMINATOR_LOG_DIR": "log_dir", "AMINATOR_LOCK_DIR": "lock_dir"}
+var topEnv = map[string]string{"AMINATOR_STATE_DIR": "state_dir", "AMINATOR_LOG_DIR": "log_dir", "AMINATOR_LOCK_DIR": "lock_dir", "AMINATOR_STORE_FS": "store_fs"}
 
 // exportedToScripts are the variables a bake sets for the image's scripts;
 // they are not settings and are ignored here.
@@ -404,7 +411,7 @@ func applyFlags(merged map[string]any, flags map[string]string, origin map[strin
 		return err
 	}
 	for _, k := range keys {
-		if top, ok := map[string]string{"state_dir": "state_dir", "log_dir": "log_dir", "lock_dir": "lock_dir"}[k]; ok {
+		if top, ok := map[string]string{"state_dir": "state_dir", "log_dir": "log_dir", "lock_dir": "lock_dir", "store_fs": "store_fs"}[k]; ok {
 			merged[top] = flags[k]
 			origin[top] = "flag --" + strings.ReplaceAll(k, "_", "-")
 			continue

@@ -56,6 +56,22 @@ func TestDefaults(t *testing.T) {
 	if c.Context.Environment != "local_apt_linux" || c.LockDir != "/var/lib/aminator/lock" {
 		t.Errorf("environment %q lock dir %q", c.Context.Environment, c.LockDir)
 	}
+	if c.StoreFS != "auto" {
+		t.Errorf("store_fs %q, want auto", c.StoreFS)
+	}
+	for _, o := range []struct {
+		env   []string
+		flags map[string]string
+		want  string
+	}{{[]string{"AMINATOR_STORE_FS=none"}, nil, "none"}, {[]string{"AMINATOR_STORE_FS=none"}, map[string]string{"store_fs": "xfs"}, "xfs"}} {
+		c, err := load(t, setup(t, nil, nil), o.env, o.flags)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.StoreFS != o.want {
+			t.Errorf("store_fs from %v %v: %q, want %q", o.env, o.flags, c.StoreFS, o.want)
+		}
+	}
 }
 
 // Layers: built-in < system < user < environment variables < flags; maps
@@ -114,7 +130,7 @@ func TestErrors(t *testing.T) {
 		flags     map[string]string
 		want      []string
 	}{
-		{name: "unknown top key", sys: "contxt: {}\n", want: []string{"aminator.yml:1", `unknown key "contxt"`, "allowed: context, lock_dir, log_dir, plugins, state_dir"}},
+		{name: "unknown top key", sys: "contxt: {}\n", want: []string{"aminator.yml:1", `unknown key "contxt"`, "allowed: context, lock_dir, log_dir, plugins, state_dir, store_fs"}},
 		{name: "unknown context key", sys: "context:\n  creater: x\n", want: []string{"aminator.yml:2", "context.creater", "allowed:", "creator"}},
 		{name: "bad type", sys: "context:\n  root_volume_size: big\n", want: []string{"aminator.yml:2", "root_volume_size", "whole number"}},
 		{name: "bad vm type", sys: "context:\n  vm_type: xen\n", want: []string{"aminator.yml", "context.vm_type", "allowed: hvm, paravirtual"}},
@@ -125,8 +141,13 @@ func TestErrors(t *testing.T) {
 		{name: "env with missing plugin", envs: "mine:\n  cloud: local\n  blockdevice: loop\n  volume: linux\n  distro: suse\n  provisioner: apt\n  finalizer: tagging_ebs\n", want: []string{"environments.yml:5", `no distro plugin "suse"`, "have: debian, redhat"}},
 		{name: "env missing a kind", envs: "mine:\n  cloud: local\n", want: []string{`environment "mine" names no blockdevice plugin`}},
 		{name: "unknown environment", flags: map[string]string{"environment": "nope"}, want: []string{`no environment "nope"`, "local_apt_linux"}},
+		{name: "bad store fs", env: []string{"AMINATOR_STORE_FS=ext4"}, want: []string{"AMINATOR_STORE_FS", "store_fs", "allowed: auto, none, xfs, btrfs"}},
 		{name: "relative state dir", sys: "state_dir: var/lib\n", want: []string{"state_dir", "absolute"}},
 		{name: "bad tag key", sys: "context:\n  tags: {'aws:x': y}\n", want: []string{"context.tags.aws:x"}},
+		// The keys every distro family shares are inlined in each family's settings.
+		{name: "inlined keys listed", sys: "plugins:\n  distro.debian:\n    short_circut: true\n", want: []string{"aminator.yml:3", "allowed: copy_files, mount_binfmt_misc, policy_file, policy_file_content, root_mount_options, short_circuit,"}},
+		{name: "inlined key checked", sys: "plugins:\n  distro.redhat:\n    short_circuit_files: /x\n", want: []string{"plugins.distro.redhat.short_circuit_files must be a list"}},
+		{name: "family key refused", sys: "plugins:\n  distro.redhat:\n    policy_file: /x\n", want: []string{`unknown key "plugins.distro.redhat.policy_file"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			files := map[string]string{}

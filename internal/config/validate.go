@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -23,9 +24,21 @@ func yamlName(f reflect.StructField) string {
 	return name
 }
 
+// inline reports an embedded struct whose keys are the outer struct's own
+// (yaml ",inline"), as the settings every distro family shares are in
+// each family's.
+func inline(f reflect.StructField) bool {
+	_, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	return f.Anonymous && f.Type.Kind() == reflect.Struct && slices.Contains(strings.Split(opts, ","), "inline")
+}
+
 func yamlKeys(t reflect.Type) []string {
 	var out []string
 	for i := 0; i < t.NumField(); i++ {
+		if inline(t.Field(i)) {
+			out = append(out, yamlKeys(t.Field(i).Type)...)
+			continue
+		}
 		if n := yamlName(t.Field(i)); n != "-" && t.Field(i).IsExported() {
 			out = append(out, n)
 		}
@@ -135,6 +148,12 @@ func kindWord(t reflect.Type) string {
 func fieldByYAML(t reflect.Type, key string) (reflect.StructField, bool) {
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
+		if inline(f) {
+			if g, ok := fieldByYAML(f.Type, key); ok {
+				return g, true
+			}
+			continue
+		}
 		if f.IsExported() && yamlName(f) == key {
 			return f, true
 		}
@@ -314,6 +333,9 @@ func (c *Config) validate() error {
 	}
 	if c.LogDir == "" || !filepath.IsAbs(c.LogDir) {
 		return c.bad("log_dir", "%q must be an absolute path", c.LogDir)
+	}
+	if !oneOf(c.StoreFS, "auto", "none", "xfs", "btrfs") {
+		return c.bad("store_fs", "%q is not allowed (allowed: auto, none, xfs, btrfs)", c.StoreFS)
 	}
 	if c.LockDir != "" && !filepath.IsAbs(c.LockDir) {
 		return c.bad("lock_dir", "%q must be an absolute path", c.LockDir)

@@ -2,14 +2,12 @@ package foundation
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/aminator-go/aminator/internal/bake"
 	"github.com/aminator-go/aminator/internal/channels"
 	"github.com/aminator-go/aminator/internal/naming"
-	"github.com/aminator-go/aminator/internal/pipeline"
 	"github.com/aminator-go/aminator/internal/plugin"
 )
 
@@ -49,36 +47,21 @@ func checkInputs(ctx context.Context, env *bake.Environment, o Options, name str
 	return bake.CheckName(ctx, env.Cloud, name)
 }
 
-// register snapshots the volume and registers the foundation image with
-// the user's tags and its own.
-func register(ctx context.Context, p *pipeline.Pipeline, env *bake.Environment, o Options, res *Result, vol *plugin.Volume, size int64, name string, pkgs []plugin.Package, part int) error {
-	kernel := res.Kernel
-	if kernel == "" {
-		kernel = "none"
-	}
-	tags := plugin.Tags{}
+// tags are the tag rules of a foundation: the user's tags, and its own
+// (ownTags) on both the image and its snapshot; the creation time on the
+// image only.
+func tags(o Options, kernel string, packages int, now time.Time) (image, snapshot plugin.Tags) {
+	image = plugin.Tags{}
 	for k, v := range o.Tags {
-		tags[k] = v
+		image[k] = v
 	}
-	for k, v := range ownTags(o, kernel, len(pkgs), part) {
-		tags[k] = v
+	for k, v := range ownTags(o, kernel, packages, layoutPartition(o.Layout)) {
+		image[k] = v
 	}
-	snapTags := plugin.Tags{}
-	for k, v := range tags {
-		snapTags[k] = v
+	snapshot = plugin.Tags{}
+	for k, v := range image {
+		snapshot[k] = v
 	}
-	tags["creation_time"] = naming.CreationTime(time.Now())
-	return p.Stage(ctx, "snapshot and register", func(ctx context.Context) (err error) {
-		res.Image, err = env.Finalizer.Finalize(ctx, plugin.FinalizeRequest{
-			Volume: vol, Unmount: func(context.Context) error { return nil }, SizeBytes: size, VolumeType: "local",
-			SnapshotTags: snapTags,
-			OnFailure:    func(name string, fn func(context.Context) error) { p.Rollback(name, fn) },
-			Image: plugin.ImageRequest{
-				Name:         name,
-				Description:  fmt.Sprintf("foundation: Debian %s %s (%s, %s, kernel %s)", o.Release, o.Arch, o.Layout, o.FS, kernel),
-				Architecture: o.Arch, VirtualizationType: "hvm", Tags: tags, Packages: pkgs, BootMode: bootMode(o.Layout),
-			},
-		})
-		return err
-	})
+	image["creation_time"] = naming.CreationTime(now)
+	return image, snapshot
 }

@@ -44,13 +44,8 @@ func (r Ref) String() string {
 	return r.Name
 }
 
-// Finder is what resolving needs of a cloud.
-type Finder interface {
-	// Image finds one image by id or exact name; it wraps plugin.ErrNotFound.
-	Image(ctx context.Context, q plugin.ImageQuery) (*plugin.Image, error)
-	// FindImages lists the images carrying all the given tags, newest first.
-	FindImages(ctx context.Context, tags plugin.Tags) ([]*plugin.Image, error)
-}
+// Finder is what resolving needs of a cloud: its images.
+type Finder = plugin.ImageFinder
 
 // Resolve finds the image r names. A missing image wraps plugin.ErrNotFound.
 func Resolve(ctx context.Context, c Finder, r Ref) (*plugin.Image, error) {

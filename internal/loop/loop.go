@@ -128,20 +128,6 @@ func configure(n int, bf *os.File, backing string, o Options) (*Device, error) {
 	return &Device{Path: path, Number: n, Backing: backing, f: f}, nil
 }
 
-// KeepAttached clears autoclear so the device outlives this process (for
-// --preserve-on-error); remove it later with `losetup -d`.
-func (d *Device) KeepAttached() error {
-	info, err := unix.IoctlLoopGetStatus64(int(d.f.Fd()))
-	if err != nil {
-		return fmt.Errorf("loop %s: %w", d.Path, err)
-	}
-	info.Flags &^= unix.LO_FLAGS_AUTOCLEAR
-	if err := unix.IoctlLoopSetStatus64(int(d.f.Fd()), info); err != nil {
-		return fmt.Errorf("loop %s: keep attached: %w", d.Path, err)
-	}
-	return nil
-}
-
 // Release closes this process's descriptor without detaching: with
 // autoclear, the kernel detaches the device once whatever uses it (a
 // mount) lets go.

@@ -202,44 +202,11 @@ type ImageRequest struct {
 	Packages []Package
 }
 
-// Cloud is a provider's API for images, snapshots and volumes.
-type Cloud interface {
-	Host(ctx context.Context) (Host, error)
-	// Image finds one image by id or exact name; it wraps ErrNotFound.
-	Image(ctx context.Context, q ImageQuery) (*Image, error)
-	Snapshot(ctx context.Context, id string) (*Snapshot, error)
-	// Volume describes a volume; it wraps ErrNotFound.
-	Volume(ctx context.Context, id string) (*Volume, error)
-	CreateVolume(ctx context.Context, r VolumeRequest) (*Volume, error)
-	// AttachVolume attaches a volume at device (a Slot name, may be "")
-	// and returns once the cloud reports it attached.
-	AttachVolume(ctx context.Context, volumeID, device string) (Attachment, error)
-	DetachVolume(ctx context.Context, volumeID string) error
-	DeleteVolume(ctx context.Context, volumeID string) error
-	CreateSnapshot(ctx context.Context, r SnapshotRequest) (*Snapshot, error)
-	DeleteSnapshot(ctx context.Context, id string) error
-	// RegisterImage registers an image; a taken name wraps ErrExists.
-	RegisterImage(ctx context.Context, r ImageRequest) (*Image, error)
-	DeregisterImage(ctx context.Context, id string) error
-	// FindImages lists the images carrying all the given tags, newest first.
-	FindImages(ctx context.Context, tags Tags) ([]*Image, error)
-	// CreateTags adds or replaces tags on an image, snapshot or volume.
-	CreateTags(ctx context.Context, id string, tags Tags) error
-	// DeleteTags removes tags by key.
-	DeleteTags(ctx context.Context, id string, keys ...string) error
-}
-
 // Package is one installed package of an image's manifest.
 type Package struct {
 	Name    string `json:"name"`
 	Version string `json:"version"`
 	Arch    string `json:"arch"`
-}
-
-// ManifestStore is implemented by clouds that keep an image's package
-// manifest (ImageRequest.Packages) and give it back.
-type ManifestStore interface {
-	Manifest(ctx context.Context, imageID string) ([]Package, error)
 }
 
 // Slot is an attachment point reserved for one bake.
@@ -319,8 +286,9 @@ type Chroot interface {
 	// Close undoes the chroot and unmounts everything; safe to call twice.
 	Close(ctx context.Context) error
 	// Preserve keeps the mounts in place when the process exits (for
-	// --preserve-on-error) and returns the commands that remove them.
-	Preserve() []string
+	// --preserve-on-error); Close then leaves them. The bake's pipeline
+	// says how to remove them by hand.
+	Preserve()
 }
 
 // PackageRef is the package a bake installs.
@@ -363,27 +331,43 @@ type Provisioner interface {
 	Manifest(ctx context.Context, c Chroot) ([]Package, error)
 }
 
-// FinalizeRequest carries what a finalizer needs to turn a provisioned
-// volume into a registered image.
-type FinalizeRequest struct {
+// SnapshotVolume asks a finalizer to snapshot the bake's volume, which is
+// unmounted by then.
+type SnapshotVolume struct {
 	Volume *Volume
-	// Unmount undoes the chroot; the finalizer calls it before snapshotting.
-	Unmount func(context.Context) error
-	Base    *Image
-	Image   ImageRequest
-	// SnapshotTags go on the snapshot (the image gets Image.Tags).
-	SnapshotTags Tags
-	VolumeType   string
-	SizeBytes    int64
-	// OnFailure registers an undo that runs if a later step fails.
-	OnFailure func(name string, undo func(context.Context) error)
+	// ImageName is the image the snapshot becomes; it describes the snapshot.
+	ImageName string
+	// Tags go on the snapshot: the image's and the bake's own (its id, so
+	// that gc finds the snapshot of a bake killed before it registered).
+	Tags Tags
 }
 
-// Finalizer snapshots the volume and registers the image.
+// RegisterSnapshot asks a finalizer to register a snapshot as an image.
+type RegisterSnapshot struct {
+	Snapshot *Snapshot
+	// Base is the image baked on, whose block device mappings the new
+	// image keeps with its root replaced; nil for an image with no base
+	// (a foundation).
+	Base *Image
+	// SizeBytes and VolumeType are the new image's root volume's.
+	SizeBytes  int64
+	VolumeType string
+	// Image is the image to register; the finalizer fills in its root
+	// device and block device mappings.
+	Image ImageRequest
+}
+
+// Finalizer turns the provisioned volume into an image in two steps, a
+// snapshot and a registration. The caller undoes each when a later step
+// fails: it deletes the snapshot (Cloud.DeleteSnapshot) and deregisters
+// the image (Cloud.DeregisterImage).
 type Finalizer interface {
 	// StoreType is "ebs" or "s3"; it ends default image names.
 	StoreType() string
-	Finalize(ctx context.Context, r FinalizeRequest) (*Image, error)
+	// Snapshot snapshots the unmounted volume.
+	Snapshot(ctx context.Context, r SnapshotVolume) (*Snapshot, error)
+	// Register registers the snapshot as an image; a taken name wraps ErrExists.
+	Register(ctx context.Context, r RegisterSnapshot) (*Image, error)
 }
 
 // Deps are what a plugin factory may use: the plugins made before it in an

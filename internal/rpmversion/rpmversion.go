@@ -1,185 +1,174 @@
-// Package rpmversion compares RPM package versions
-// ([epoch:]version[-release]) the way rpm does: rpmvercmp on the version
-// and then the release, after the epoch (missing is 0). It is the RPM
-// counterpart of package debversion.
+// Package rpmversion compares RPM package versions ([epoch:]version[-release])
+// the way rpm does: rpmvercmp on each part, as rpm.vercmp and dnf order
+// packages. debversion is its Debian counterpart.
 package rpmversion
 
 import "strings"
 
-// evr is a version split into epoch, version and release.
+// evr is a version split into its parts; a missing part is nil, which
+// orders before any present one (so 1.0-1 is newer than 1.0).
 type evr struct {
-	epoch, version, release string
-	hasRelease              bool
+	epoch, version, release *string
 }
 
-// parse splits "E:V-R" as rpm does: the epoch is the digits before a
-// ':', the release what follows the last '-'.
+// parse splits s as rpm does: the epoch is the leading digits before a
+// ':' ("0" when they are empty), the release what follows the last '-'
+// after those digits.
 func parse(s string) evr {
 	var v evr
-	if i := strings.IndexByte(s, ':'); i >= 0 && allDigits(s[:i]) {
-		v.epoch, s = s[:i], s[i+1:]
+	d := 0
+	for d < len(s) && isDigit(s[d]) {
+		d++
 	}
-	if i := strings.LastIndexByte(s, '-'); i >= 0 {
-		v.version, v.release, v.hasRelease = s[:i], s[i+1:], true
-	} else {
-		v.version = s
+	start := 0
+	if d < len(s) && s[d] == ':' {
+		e := s[:d]
+		if e == "" {
+			e = "0"
+		}
+		v.epoch, start = &e, d+1
 	}
-	if v.epoch == "" {
-		v.epoch = "0"
+	end := len(s)
+	if i := strings.LastIndexByte(s[d:], '-'); i >= 0 {
+		end = d + i
+		r := s[end+1:]
+		v.release = &r
 	}
+	ver := s[start:end]
+	v.version = &ver
 	return v
 }
 
-func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if !isDigit(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-// Compare returns -1, 0 or 1 as a is older than, equal to or newer than
-// b. The releases count only when both versions have one, as in rpm.
+// Compare returns -1, 0 or 1 as a is older than, equal to or newer than b:
+// the epochs (a missing one is 0), then the versions, then the releases,
+// each with Vercmp.
 func Compare(a, b string) int {
 	va, vb := parse(a), parse(b)
-	if c := Vercmp(va.epoch, vb.epoch); c != 0 {
-		return c
+	zero := "0"
+	if va.epoch == nil {
+		va.epoch = &zero
 	}
-	if c := Vercmp(va.version, vb.version); c != 0 {
-		return c
+	if vb.epoch == nil {
+		vb.epoch = &zero
 	}
-	if va.hasRelease && vb.hasRelease {
-		return Vercmp(va.release, vb.release)
+	for _, p := range [][2]*string{{va.epoch, vb.epoch}, {va.version, vb.version}, {va.release, vb.release}} {
+		if c := comparePart(p[0], p[1]); c != 0 {
+			return c
+		}
 	}
 	return 0
+}
+
+func comparePart(a, b *string) int {
+	switch {
+	case a == nil && b == nil:
+		return 0
+	case b == nil:
+		return 1
+	case a == nil:
+		return -1
+	}
+	return Vercmp(*a, *b)
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 func isAlpha(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 
-// separator says whether c only separates segments.
-func separator(c byte) bool { return !isDigit(c) && !isAlpha(c) && c != '~' && c != '^' }
+// skipSeparators drops the leading bytes rpmvercmp ignores between
+// segments: anything but ASCII letters and digits, '~' and '^'.
+func skipSeparators(s string) string {
+	i := 0
+	for i < len(s) && !isDigit(s[i]) && !isAlpha(s[i]) && s[i] != '~' && s[i] != '^' {
+		i++
+	}
+	return s[i:]
+}
 
-// Vercmp is rpm's rpmvercmp on one version or release string: runs of
-// digits compare as numbers and beat letters, runs of letters compare
-// as strings, other characters only separate; '~' sorts before anything
-// (even the end), '^' after the end but before anything else.
+// Vercmp is rpm's rpmvercmp on one part (a version or a release): runs of
+// digits compare as numbers, runs of letters as strings, a number is newer
+// than letters, '~' sorts before anything (even the end: 1.0~rc1 < 1.0)
+// and '^' after the end but before anything else (1.0 < 1.0^git1 < 1.0.1).
 func Vercmp(a, b string) int {
 	if a == b {
 		return 0
 	}
-	i, j := 0, 0
-	for i < len(a) || j < len(b) {
-		for i < len(a) && separator(a[i]) {
-			i++
-		}
-		for j < len(b) && separator(b[j]) {
-			j++
-		}
-		if c, ok := tilde(a, b, &i, &j); ok {
-			if c != 0 {
-				return c
+	for a != "" || b != "" {
+		a, b = skipSeparators(a), skipSeparators(b)
+		ta, tb := strings.HasPrefix(a, "~"), strings.HasPrefix(b, "~")
+		if ta || tb {
+			if !ta {
+				return 1
 			}
+			if !tb {
+				return -1
+			}
+			a, b = a[1:], b[1:]
 			continue
 		}
-		if c, ok := caret(a, b, &i, &j); ok {
-			if c != 0 {
-				return c
+		ca, cb := strings.HasPrefix(a, "^"), strings.HasPrefix(b, "^")
+		if ca || cb {
+			switch {
+			case a == "":
+				return -1
+			case b == "":
+				return 1
+			case !ca:
+				return 1
+			case !cb:
+				return -1
 			}
+			a, b = a[1:], b[1:]
 			continue
 		}
-		if i >= len(a) || j >= len(b) {
+		if a == "" || b == "" {
 			break
 		}
-		if c := segment(a, b, &i, &j); c != 0 {
+		var c int
+		if c, a, b = segment(a, b); c != 0 {
 			return c
 		}
 	}
 	switch {
-	case i >= len(a) && j >= len(b):
+	case a == "" && b == "":
 		return 0
-	case i >= len(a):
+	case a == "":
 		return -1
-	default:
-		return 1
 	}
+	return 1
 }
 
-func at(s string, i int) byte {
-	if i < len(s) {
-		return s[i]
-	}
-	return 0
-}
-
-// tilde handles a '~' at either position: it sorts before everything.
-func tilde(a, b string, i, j *int) (int, bool) {
-	ca, cb := at(a, *i), at(b, *j)
-	if ca != '~' && cb != '~' {
-		return 0, false
-	}
-	if ca != '~' {
-		return 1, true
-	}
-	if cb != '~' {
-		return -1, true
-	}
-	*i, *j = *i+1, *j+1
-	return 0, true
-}
-
-// caret handles a '^' at either position: like '~', except that a
-// version that has ended sorts before it.
-func caret(a, b string, i, j *int) (int, bool) {
-	ca, cb := at(a, *i), at(b, *j)
-	if ca != '^' && cb != '^' {
-		return 0, false
-	}
-	switch {
-	case ca == 0:
-		return -1, true
-	case cb == 0:
-		return 1, true
-	case ca != '^':
-		return 1, true
-	case cb != '^':
-		return -1, true
-	}
-	*i, *j = *i+1, *j+1
-	return 0, true
-}
-
-// segment compares the run of digits or of letters at a[i] with the one
-// at b[j] and moves both past it.
-func segment(a, b string, i, j *int) int {
+// segment compares the leading run of digits (or, if a starts with a
+// letter, of letters) of a and b, and returns the rest of both.
+func segment(a, b string) (c int, restA, restB string) {
+	numeric := isDigit(a[0])
 	class := isAlpha
-	num := isDigit(a[*i])
-	if num {
+	if numeric {
 		class = isDigit
 	}
-	si, sj := *i, *j
-	for *i < len(a) && class(a[*i]) {
-		*i++
-	}
-	for *j < len(b) && class(b[*j]) {
-		*j++
-	}
-	sa, sb := a[si:*i], b[sj:*j]
-	if sb == "" { // different kinds: a number beats letters
-		if num {
-			return 1
+	sa, sb := run(a, class), run(b, class)
+	a, b = a[len(sa):], b[len(sb):]
+	if sb == "" { // different kinds: a number is newer than letters
+		if numeric {
+			return 1, a, b
 		}
-		return -1
+		return -1, a, b
 	}
-	if num {
+	if numeric {
 		sa, sb = strings.TrimLeft(sa, "0"), strings.TrimLeft(sb, "0")
 		if len(sa) != len(sb) {
 			if len(sa) > len(sb) {
-				return 1
+				return 1, a, b
 			}
-			return -1
+			return -1, a, b
 		}
 	}
-	return strings.Compare(sa, sb)
+	return strings.Compare(sa, sb), a, b
+}
+
+func run(s string, class func(byte) bool) string {
+	i := 0
+	for i < len(s) && class(s[i]) {
+		i++
+	}
+	return s[:i]
 }

@@ -7,47 +7,23 @@ import (
 	"strings"
 
 	"github.com/aminator-go/aminator/internal/channels"
-	"github.com/aminator-go/aminator/internal/debversion"
 	"github.com/aminator-go/aminator/internal/imageref"
+	"github.com/aminator-go/aminator/internal/pkgmgr"
 	"github.com/aminator-go/aminator/internal/plugin"
-	"github.com/aminator-go/aminator/internal/rpmversion"
 )
-
-// Format is a package format; it decides how versions order.
-type Format string
-
-// The package formats.
-const (
-	Deb Format = "deb"
-	RPM Format = "rpm"
-)
-
-// Compare orders two versions as the format's package manager does.
-func (f Format) Compare(a, b string) int {
-	if f == RPM {
-		return rpmversion.Compare(a, b)
-	}
-	return debversion.Compare(a, b)
-}
 
 // distributions maps a distribution tag to its package format.
-var distributions = map[string]Format{
-	"debian": Deb, "ubuntu": Deb, "devuan": Deb, "raspbian": Deb,
-	"redhat": RPM, "rhel": RPM, "centos": RPM, "fedora": RPM, "rocky": RPM, "almalinux": RPM,
-	"amzn": RPM, "amazon": RPM, "oracle": RPM, "ol": RPM, "opensuse": RPM, "sles": RPM, "suse": RPM,
+var distributions = map[string]pkgmgr.Format{
+	"debian": pkgmgr.Deb, "ubuntu": pkgmgr.Deb, "devuan": pkgmgr.Deb, "raspbian": pkgmgr.Deb,
+	"redhat": pkgmgr.RPM, "rhel": pkgmgr.RPM, "centos": pkgmgr.RPM, "fedora": pkgmgr.RPM, "rocky": pkgmgr.RPM,
+	"almalinux": pkgmgr.RPM, "amzn": pkgmgr.RPM, "amazon": pkgmgr.RPM, "oracle": pkgmgr.RPM, "ol": pkgmgr.RPM,
+	"opensuse": pkgmgr.RPM, "sles": pkgmgr.RPM, "suse": pkgmgr.RPM,
 }
 
-// architectures are the architecture names only one package manager uses.
-var architectures = map[string]Format{
-	"all": Deb, "amd64": Deb, "arm64": Deb, "armhf": Deb, "armel": Deb, "ppc64el": Deb, "mips64el": Deb,
-	"noarch": RPM, "x86_64": RPM, "aarch64": RPM, "i686": RPM, "ppc64le": RPM, "(none)": RPM,
-}
-
-// FormatOf says which package format an image's manifest is in: the
-// distribution tag says (the image's own, else its nearest ancestor's:
-// foundations carry it), else the manifest's architecture names do
-// (dpkg's amd64 and all, rpm's x86_64 and noarch). "" when nothing tells.
-func FormatOf(ctx context.Context, c ImageGetter, im *plugin.Image, manifest []plugin.Package) Format {
+// DistributionFormat is the package format an image's distribution tag
+// names — its own, else its nearest ancestor's (foundations carry it) —
+// or "" when none does.
+func DistributionFormat(ctx context.Context, c ImageGetter, im *plugin.Image) pkgmgr.Format {
 	if f, ok := distribution(im); ok {
 		return f
 	}
@@ -59,22 +35,10 @@ func FormatOf(ctx context.Context, c ImageGetter, im *plugin.Image, manifest []p
 			}
 		}
 	}
-	votes := map[Format]int{}
-	for _, p := range manifest {
-		if f, ok := architectures[p.Arch]; ok {
-			votes[f]++
-		}
-	}
-	switch {
-	case votes[Deb] > votes[RPM]:
-		return Deb
-	case votes[RPM] > votes[Deb]:
-		return RPM
-	}
 	return ""
 }
 
-func distribution(im *plugin.Image) (Format, bool) {
+func distribution(im *plugin.Image) (pkgmgr.Format, bool) {
 	f, ok := distributions[strings.ToLower(im.Tags["distribution"])]
 	return f, ok
 }
@@ -95,12 +59,12 @@ type ManifestDiff struct {
 	Upgraded   []Change `json:"upgraded"`
 	Downgraded []Change `json:"downgraded"`
 	// Format is the package format whose version order was used.
-	Format Format `json:"-"`
+	Format pkgmgr.Format `json:"-"`
 }
 
 // DiffManifests compares manifest a with b, package by name and
 // architecture, ordering versions as format does.
-func DiffManifests(a, b []plugin.Package, format Format) ManifestDiff {
+func DiffManifests(a, b []plugin.Package, format pkgmgr.Format) ManifestDiff {
 	key := func(p plugin.Package) string { return p.Name + ":" + p.Arch }
 	am, bm := map[string]plugin.Package{}, map[string]plugin.Package{}
 	for _, p := range a {
@@ -140,12 +104,13 @@ type ManifestSource interface {
 }
 
 // Diff compares the packages of the images refA and refB name (by id,
-// name or FAMILY:LABEL), in the version order of their package format
-// (Debian's when nothing tells). Images of different formats do not
-// compare.
+// name or FAMILY:LABEL) in the version order of their package format:
+// the one the distribution tags of the images (or their lineages) name,
+// else the one their manifests tell (pkgmgr.FormatOf). Images whose
+// distributions have different formats do not compare.
 func Diff(ctx context.Context, c ManifestSource, refA, refB string) (ManifestDiff, error) {
 	var ms [2][]plugin.Package
-	var fs [2]Format
+	var fs [2]pkgmgr.Format
 	var ids [2]string
 	for i, ref := range []string{refA, refB} {
 		im, err := Find(ctx, c, ref)
@@ -158,7 +123,7 @@ func Diff(ctx context.Context, c ManifestSource, refA, refB string) (ManifestDif
 		if len(ms[i]) == 0 {
 			return ManifestDiff{}, fmt.Errorf("image %s has no package manifest", im.ID)
 		}
-		fs[i], ids[i] = FormatOf(ctx, c, im, ms[i]), im.ID
+		fs[i], ids[i] = DistributionFormat(ctx, c, im), im.ID
 	}
 	format := fs[0]
 	switch {
@@ -167,8 +132,8 @@ func Diff(ctx context.Context, c ManifestSource, refA, refB string) (ManifestDif
 	case format == "":
 		format = fs[1]
 	}
-	if format == "" {
-		format = Deb
+	if format == "" { // the manifests say which package manager listed them
+		format = pkgmgr.FormatOf(append(append([]plugin.Package(nil), ms[0]...), ms[1]...))
 	}
 	return DiffManifests(ms[0], ms[1], format), nil
 }

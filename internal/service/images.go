@@ -189,7 +189,12 @@ func ResolveIn(ctx context.Context, cfg *config.Config, region, environment stri
 		}
 		c.Context.Environment = environment
 	}
-	cl, err := OpenEnvironmentCloud(ctx, &c, slog.New(slog.DiscardHandler))
+	name, err := CloudName(&c)
+	if err != nil {
+		return nil, err
+	}
+	// The store was readied when the bakery started.
+	cl, err := newCloud(&c, name, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil, err
 	}

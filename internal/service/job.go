@@ -50,6 +50,9 @@ type JobOptions struct {
 	Stdin io.Reader
 	// Console makes the job's console, in the process that runs the job.
 	Console func() (Console, error)
+	// Log is where what happens before the job's own log exists goes
+	// (readying the store).
+	Log *slog.Logger
 }
 
 // Job is a running job.
@@ -73,12 +76,12 @@ func RunJob(cfg *config.Config, o JobOptions, fn func(ctx context.Context, j *Jo
 	if os.Geteuid() != 0 {
 		return errors.New(o.Kind + " needs root: it attaches loop devices, mounts filesystems and chroots")
 	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
 	if !mntns.InChild() {
-		// Outside the namespaces: mount the store filesystem where the host sees it.
-		ctx, stop := SignalContext()
-		err := local.EnsureDataFS(ctx, cfg.StateDir)
-		stop()
-		if err != nil {
+		// Outside the namespaces: mount (or set up) the store filesystem where the host sees it.
+		if err := PrepareEnvironmentStore(cfg, o.Log); err != nil {
 			return err
 		}
 		if !o.Preserve {

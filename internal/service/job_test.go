@@ -32,7 +32,8 @@ func testConfig(t *testing.T) *config.Config {
 	t.Helper()
 	dir := t.TempDir()
 	cfg, err := config.Load(config.Options{SystemDir: filepath.Join(dir, "etc"), UserDir: filepath.Join(dir, "home"), Env: []string{},
-		Flags: map[string]string{"state_dir": filepath.Join(dir, "state"), "log_dir": filepath.Join(dir, "log"), "lock_dir": filepath.Join(dir, "lock")}})
+		// store_fs none: run as root, opening the local cloud must not make a store filesystem.
+		Flags: map[string]string{"state_dir": filepath.Join(dir, "state"), "log_dir": filepath.Join(dir, "log"), "lock_dir": filepath.Join(dir, "lock"), "store_fs": "none"}})
 	if err != nil {
 		t.Fatal(err)
 	}

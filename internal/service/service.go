@@ -15,6 +15,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -39,14 +40,27 @@ func deps(cfg *config.Config, log *slog.Logger) plugin.Deps {
 	return plugin.Deps{Logger: log, StateDir: cfg.StateDir, LockDir: cfg.LockDir, Region: cfg.Context.Region}
 }
 
-// ensureStore mounts the local cloud's store filesystem (aminate init
-// --store-fs) after a reboot, when this process can: as root, in the
-// host's mount namespace (a job's child finds it mounted by its parent).
-func ensureStore(ctx context.Context, cfg *config.Config) error {
+// PrepareStore readies the local cloud's store before the cloud is opened
+// (local.PrepareDataFS, as store_fs says: mount the store filesystem made
+// before, or set one up on a new state directory), when this process can:
+// as root, in the host's mount namespace (a job's child finds it ready).
+func PrepareStore(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if mntns.InChild() || os.Geteuid() != 0 {
 		return nil
 	}
-	return local.EnsureDataFS(ctx, cfg.StateDir)
+	return local.PrepareDataFS(ctx, cfg.StateDir, cfg.StoreFS, log)
+}
+
+// PrepareEnvironmentStore is PrepareStore when the configured
+// environment's cloud is the local one, with SIGINT, SIGTERM and SIGHUP
+// cancelling it.
+func PrepareEnvironmentStore(cfg *config.Config, log *slog.Logger) error {
+	if name, err := CloudName(cfg); err != nil || name != "local" {
+		return nil
+	}
+	ctx, stop := SignalContext()
+	defer stop()
+	return PrepareStore(ctx, cfg, log)
 }
 
 // CloudName is the cloud plugin of the configured environment.
@@ -61,25 +75,29 @@ func CloudName(cfg *config.Config) (string, error) {
 // OpenEnvironment builds every plugin of the configured environment;
 // the caller closes it.
 func OpenEnvironment(ctx context.Context, cfg *config.Config, log *slog.Logger) (*bake.Environment, error) {
-	if name, err := CloudName(cfg); err == nil && name == "local" {
-		if err := ensureStore(ctx, cfg); err != nil {
-			return nil, err
-		}
-	}
 	return bake.NewEnvironment(cfg, log)
 }
 
 // OpenCloud builds the cloud plugin name with its configured settings,
-// as an environment builds it; the caller closes it with Close.
+// as an environment builds it, the local cloud's store readied first (see
+// PrepareStore); the caller closes it with Close.
 func OpenCloud(ctx context.Context, cfg *config.Config, name string, log *slog.Logger) (plugin.Cloud, error) {
-	pc, err := cfg.PluginConfig(plugin.KindCloud, name)
-	if err != nil {
+	if _, err := cfg.PluginConfig(plugin.KindCloud, name); err != nil {
 		return nil, err
 	}
 	if name == "local" {
-		if err := ensureStore(ctx, cfg); err != nil {
+		if err := PrepareStore(ctx, cfg, log); err != nil {
 			return nil, err
 		}
+	}
+	return newCloud(cfg, name, log)
+}
+
+// newCloud builds the cloud plugin name through its registration.
+func newCloud(cfg *config.Config, name string, log *slog.Logger) (plugin.Cloud, error) {
+	pc, err := cfg.PluginConfig(plugin.KindCloud, name)
+	if err != nil {
+		return nil, err
 	}
 	reg, _ := plugin.Lookup(plugin.KindCloud, name) // PluginConfig found it
 	inst, err := reg.New(pc, deps(cfg, log))
@@ -122,13 +140,10 @@ func OpenEC2(ctx context.Context, cfg *config.Config, log *slog.Logger) (*ec2clo
 	return c.(*ec2cloud.Cloud), nil
 }
 
-// closer is a plugin that holds something until closed (the local
-// cloud's database).
-type closer interface{ Close() error }
-
-// Close releases what a plugin holds, if it holds anything.
+// Close releases what a plugin holds (an io.Closer: the local cloud's
+// database and locks), if it holds anything.
 func Close(p any) error {
-	if c, ok := p.(closer); ok {
+	if c, ok := p.(io.Closer); ok {
 		return c.Close()
 	}
 	return nil

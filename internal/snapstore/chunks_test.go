@@ -180,9 +180,9 @@ func TestCorruptChunk(t *testing.T) {
 	}
 }
 
-// On a reflink filesystem a volume cloned from a snapshot is snapshotted by
-// reading only the chunks a bake wrote; the rest comes from the parent.
-func TestIncrementalWithReflinks(t *testing.T) {
+// xfsDir mounts a small xfs with reflinks for the test and returns it.
+func xfsDir(t *testing.T) string {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to make an xfs filesystem")
 	}
@@ -202,13 +202,44 @@ func TestIncrementalWithReflinks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Detach()
+	t.Cleanup(func() { d.Detach() })
 	mnt := filepath.Join(dir, "mnt")
 	os.Mkdir(mnt, 0o755)
 	if err := mount.Mount(d.Path, mnt, "xfs", 0, ""); err != nil {
 		t.Fatal(err)
 	}
-	defer mount.Unmount(ctx, mnt, nil)
+	t.Cleanup(func() { mount.Unmount(ctx, mnt, nil) })
+	return mnt
+}
+
+// sharesBlocks reports whether every block of the chunk file's data is
+// shared with another file (a clone, not a copy).
+func sharesBlocks(t *testing.T, c *Chunks, h string) bool {
+	t.Helper()
+	f, err := os.Open(c.chunkPath(h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	shared, err := sharedChunks(f, st.Size(), rawOffset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range shared[1:] {
+		if !s {
+			return false
+		}
+	}
+	return true
+}
+
+// On a reflink filesystem a volume cloned from a snapshot is snapshotted
+// by reading only the chunks a bake wrote; the rest comes from the parent,
+// and the new raw chunk is a clone of the volume's blocks.
+func TestIncrementalWithReflinks(t *testing.T) {
+	mnt := xfsDir(t)
+	ctx := context.Background()
 	c := newStore(t, filepath.Join(mnt, "store"))
 	if !c.Reflink() {
 		t.Fatal("xfs with reflink=1 does not clone")
@@ -233,17 +264,64 @@ func TestIncrementalWithReflinks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Data != 2*cs || st.Added != cs+1 {
+	if st.Data != 2*cs || st.Added != cs+rawOffset {
 		t.Errorf("incremental snapshot read %d data bytes and added %d; want 2 chunks read, 1 stored", st.Data, st.Added)
 	}
+	m, _ := c.LoadManifest("snap-baked")
+	if !sharesBlocks(t, c, m.Chunks[7]) {
+		t.Error("the new chunk is a copy, not a clone of the volume's blocks")
+	}
 	want, _ := os.ReadFile(vol)
-	out := filepath.Join(dir, "out") // not on xfs: a real chunk restore
+	out := filepath.Join(t.TempDir(), "out") // not on xfs: a real chunk restore
 	c.reflink = false
 	if err := c.Restore(ctx, "snap-baked", out); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(out); !bytes.Equal(got, want) {
 		t.Error("incremental snapshot restores different data")
+	}
+}
+
+// A file from another filesystem (an imported image) put into a reflink
+// store leaves a clone for volumes, assembled from its chunks, so the
+// first volume made from it is a clone too; its raw chunks are aligned,
+// and fsck reads them.
+func TestImportOntoReflinkStore(t *testing.T) {
+	mnt := xfsDir(t)
+	ctx := context.Background()
+	c := newStore(t, filepath.Join(mnt, "store"))
+	src := filepath.Join(t.TempDir(), "image") // not on xfs
+	img := volume(t, src, 64, []int{1, 2, 3, 40}, []int{10, 11})
+	if _, err := c.Put(ctx, "snap-imported", "", src); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(c.cachePath("snap-imported")); err != nil || !bytes.Equal(got, img) {
+		t.Fatalf("no clone of the imported image, or a different one: %v", err)
+	}
+	m, _ := c.LoadManifest("snap-imported")
+	if !sharesBlocks(t, c, m.Chunks[40]) {
+		t.Error("the clone does not share the raw chunk's blocks")
+	}
+	vol := filepath.Join(mnt, "vol")
+	if err := c.Restore(ctx, "snap-imported", vol); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(vol); !bytes.Equal(got, img) {
+		t.Fatal("the volume differs from the image")
+	}
+	r, err := c.Fsck(ctx)
+	if err != nil || len(r.Bad) > 0 {
+		t.Fatalf("fsck: %v %v", err, r)
+	}
+	p := c.chunkPath(m.Chunks[2])
+	b, _ := os.ReadFile(p)
+	if b[0] != formatRawAligned {
+		t.Fatalf("a raw chunk on a reflink store has format %d", b[0])
+	}
+	b[rawOffset+100] ^= 1
+	os.WriteFile(p, b, 0o600)
+	if r, _ := c.Fsck(ctx); len(r.Bad) != 1 {
+		t.Errorf("fsck after damaging an aligned chunk: %v", r.Bad)
 	}
 }
 

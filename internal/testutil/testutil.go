@@ -5,6 +5,7 @@ package testutil
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -151,15 +152,32 @@ func BuildDeb(t testing.TB, dir string, d Deb) string {
 }
 
 // Leaks lists mounts and loop devices under dir.
-func Leaks(dir string) []string {
+func Leaks(dir string) []string { return leaks(dir, false) }
+
+// LeaksBesideStores is Leaks without the mounted store filesystems of
+// state directories (see Stores), which stay mounted between commands.
+func LeaksBesideStores(dir string) []string { return leaks(dir, true) }
+
+// leaks lists mounts and loop devices under dir; with besideStores, not
+// the store filesystems of state directories (STATE/data, from
+// STATE/data.xfs or data.btrfs as STATE/data.yml records), which stay
+// mounted between commands.
+func leaks(dir string, besideStores bool) []string {
+	store := func(stateDir string) bool {
+		_, err := os.Stat(filepath.Join(stateDir, "data.yml"))
+		return besideStores && err == nil
+	}
 	var out []string
-	if ms, _ := mount.Under(dir); len(ms) > 0 {
-		for _, m := range ms {
+	ms, _ := mount.Under(dir)
+	for _, m := range ms {
+		if filepath.Base(m) != "data" || !store(filepath.Dir(m)) {
 			out = append(out, "mount "+m)
 		}
 	}
-	if ls, _ := loop.Attached(dir); len(ls) > 0 {
-		for _, l := range ls {
+	ls, _ := loop.Attached(dir)
+	for _, l := range ls {
+		_, backing, _ := strings.Cut(l, " -> ")
+		if !isStoreFile(backing) || !store(filepath.Dir(backing)) {
 			out = append(out, "loop "+l)
 		}
 	}
@@ -167,19 +185,71 @@ func Leaks(dir string) []string {
 	return out
 }
 
+func isStoreFile(p string) bool {
+	return filepath.Base(p) == "data.xfs" || filepath.Base(p) == "data.btrfs"
+}
+
+// Stores lists the state directories under dir whose store filesystem
+// (made by aminate init or by the first command, store_fs: auto) is
+// mounted on their data/.
+func Stores(dir string) []string {
+	var out []string
+	ms, _ := mount.Under(dir)
+	for _, m := range ms {
+		if filepath.Base(m) != "data" {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(filepath.Dir(m), "data.yml")); err == nil {
+			out = append(out, filepath.Dir(m))
+		}
+	}
+	return out
+}
+
+// UnmountStores unmounts the store filesystems of the state directories
+// under dir, as aminate init --unmount does: what a test run calls at its
+// end, so it leaves no mount. Their loop devices clear themselves once no
+// mount namespace has the filesystem: a process in a private namespace
+// made while it was mounted (a bake, anyone's) holds it until it exits,
+// so this waits up to a minute for them.
+func UnmountStores(dir string) error {
+	var errs []error
+	for _, s := range Stores(dir) {
+		if err := mount.Unmount(context.Background(), filepath.Join(s, "data"), nil); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for i := 0; i < 600; i++ {
+		ls, _ := loop.Attached(dir)
+		pinned := 0
+		for _, l := range ls {
+			if _, backing, _ := strings.Cut(l, " -> "); isStoreFile(backing) {
+				pinned++
+			}
+		}
+		if pinned == 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return errors.Join(errs...)
+}
+
 // CheckNoLeaks fails the test at its end if any mount or loop device under
 // dir is left (loop autoclear may take a moment, so it waits briefly).
+// Mounted store filesystems of state directories are not leaks: they stay
+// mounted between commands by design (UnmountStores ends them).
 func CheckNoLeaks(t testing.TB, dir string) {
 	t.Helper()
 	t.Cleanup(func() {
-		var leaks []string
+		var left []string
 		for i := 0; i < 50; i++ {
-			if leaks = Leaks(dir); len(leaks) == 0 {
+			if left = LeaksBesideStores(dir); len(left) == 0 {
 				return
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		t.Errorf("leaked under %s:\n  %s", dir, strings.Join(leaks, "\n  "))
+		t.Errorf("leaked under %s:\n  %s", dir, strings.Join(left, "\n  "))
 	})
 }
 

@@ -31,9 +31,18 @@ func init() {
 	})
 }
 
+// Cloud is what the volume plugin uses of a cloud: its volumes, and where
+// this host is (to tell an adopted volume attached here from one attached
+// elsewhere). A cloud that is also a plugin.VolumeAdopter has adopted
+// volumes handed over to this process.
+type Cloud interface {
+	plugin.VolumeStore
+	plugin.HostInfo
+}
+
 // Linux is the volume plugin.
 type Linux struct {
-	cloud plugin.Cloud
+	cloud Cloud
 	bd    plugin.BlockDevice
 	log   *slog.Logger
 	mu    sync.Mutex
@@ -88,9 +97,7 @@ func (l *Linux) Adopt(ctx context.Context, id string) (*plugin.Volume, string, e
 	if err != nil {
 		return nil, "", err
 	}
-	if a, ok := l.cloud.(interface {
-		AdoptVolume(context.Context, string) (*plugin.Volume, error)
-	}); ok {
+	if a, ok := l.cloud.(plugin.VolumeAdopter); ok {
 		if v, err = a.AdoptVolume(ctx, id); err != nil {
 			return nil, "", err
 		}

@@ -125,10 +125,10 @@ func TestEC2Bake(t *testing.T) {
 		t.Fatal(err)
 	}
 	lockDir := filepath.Join(dir, "lock")
-	bd := &loopBlockDevice{Linux: &blockdev.Linux{Letters: "fghijklmnop", LockDir: lockDir, Cloud: cloud, Dev: "/dev", Sys: "/sys"},
+	bd := &loopBlockDevice{Linux: &blockdev.Linux{Letters: "fghijklmnop", LockDir: lockDir, Attached: cloud, Dev: "/dev", Sys: "/sys"},
 		image: testutil.DebianBase(t), dir: dir, devs: map[string]*loop.Device{}, files: map[string]string{}}
 	deps := plugin.Deps{Cloud: cloud, BlockDevice: bd, Logger: log, StateDir: dir, LockDir: lockDir}
-	env := &bake.Environment{Name: "ec2_apt_linux", Cloud: cloud, BlockDevice: bd, StateDir: dir,
+	env := &bake.Environment{Name: "ec2_apt_linux", Cloud: cloud, StateDir: dir,
 		Volume:      newPlugin[plugin.Volumes](t, plugin.KindVolume, "linux", nil, deps),
 		Distro:      newPlugin[plugin.Distro](t, plugin.KindDistro, "debian", debian.Defaults(), deps),
 		Provisioner: newPlugin[plugin.Provisioner](t, plugin.KindProvisioner, "apt", nil, deps),

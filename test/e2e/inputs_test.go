@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aminator-go/aminator/internal/mount"
 	"github.com/aminator-go/aminator/internal/testutil"
 )
 
@@ -30,7 +29,7 @@ func nothingMade(t *testing.T, what string, r result, images int) {
 	if rows, files := volumeCount(t); rows != 0 || files != 0 {
 		t.Errorf("%s: volumes left: %d rows, %d files", what, rows, files)
 	}
-	if ms, _ := mount.Under(stateDir); len(ms) > 0 {
+	if ms := testutil.LeaksBesideStores(stateDir); len(ms) > 0 {
 		t.Errorf("%s: mounts left: %v", what, ms)
 	}
 }
@@ -178,7 +177,7 @@ func TestBadInput(t *testing.T) {
 	if rows, files := volumeCount(t); rows != 0 || files != 0 {
 		t.Errorf("volumes left: %d rows, %d files", rows, files)
 	}
-	if ms, _ := mount.Under(stateDir); len(ms) > 0 {
+	if ms := testutil.LeaksBesideStores(stateDir); len(ms) > 0 {
 		t.Errorf("mounts left: %v", ms)
 	}
 }

@@ -55,6 +55,13 @@ func TestMain(m *testing.M) {
 		stateDir = shared.state
 		return m.Run()
 	}()
+	// The store filesystems of the run's state directories (set up by
+	// their first command, store_fs: auto) stay mounted between commands;
+	// the run ends them, as a user's aminate init --unmount would.
+	if err := testutil.UnmountStores(workDir); err != nil {
+		fmt.Printf("e2e: unmount the store filesystems: %v\n", err)
+		code = 1
+	}
 	if leaks := testutil.Leaks(workDir); len(leaks) > 0 {
 		fmt.Printf("e2e: leaked after the run: %v\n", leaks)
 		code = 1
@@ -91,6 +98,11 @@ func isolated(t *testing.T) *cloud {
 		t.Fatal(err)
 	}
 	testutil.CheckNoLeaks(t, dir)
+	t.Cleanup(func() { // after the leak check: the store may stay mounted between commands
+		if err := testutil.UnmountStores(dir); err != nil {
+			t.Error(err)
+		}
+	})
 	return newCloud(dir)
 }
 
@@ -108,6 +120,24 @@ func (c *cloud) env(extra ...string) []string {
 }
 
 func env(extra ...string) []string { return shared.env(extra...) }
+
+// ownState makes a state directory of the test's own under workDir and
+// a runner for it (extra environment variables added); its store
+// filesystem, if a command set one up, is unmounted when the test ends.
+func ownState(t *testing.T, prefix string, extraEnv ...string) (string, func(args ...string) result) {
+	t.Helper()
+	dir, err := os.MkdirTemp(workDir, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := testutil.UnmountStores(dir); err != nil {
+			t.Error(err)
+		}
+	})
+	own := append([]string{"AMINATOR_STATE_DIR=" + dir}, extraEnv...)
+	return dir, func(args ...string) result { return aminateEnv(t, own, args...) }
+}
 
 type result struct {
 	stdout, stderr string

@@ -15,15 +15,12 @@ import (
 // The volume pool hands out a ready volume and is refilled in the
 // background; gc frees what no image uses; fsck and reads catch a
 // corrupted chunk and name the image it breaks. In a state directory of
-// its own, since it damages its store on purpose.
+// its own, since it damages its store on purpose, and on the plain store
+// (store_fs: none), where volumes are rebuilt from verified chunks (on a
+// reflink store they are clones, which a damaged chunk does not touch).
 func TestPoolGCAndFsck(t *testing.T) {
 	testutil.CheckNoLeaks(t, workDir)
-	dir, err := os.MkdirTemp(workDir, "pool-state-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	own := []string{"AMINATOR_STATE_DIR=" + dir}
-	run := func(args ...string) result { return aminateEnv(t, own, args...) }
+	dir, run := ownState(t, "pool-state-", "AMINATOR_STORE_FS=none")
 	volumes := func() []plugin.Volume {
 		var vs []plugin.Volume
 		if err := json.Unmarshal([]byte(mustOK(t, run("volumes", "list", "--output", "json"))), &vs); err != nil {
@@ -104,12 +101,7 @@ func TestPoolGCAndFsck(t *testing.T) {
 // gc and fsck work on it, and unmounting it leaves nothing.
 func TestReflinkStore(t *testing.T) {
 	testutil.CheckNoLeaks(t, workDir)
-	dir, err := os.MkdirTemp(workDir, "xfs-state-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	own := []string{"AMINATOR_STATE_DIR=" + dir}
-	run := func(args ...string) result { return aminateEnv(t, own, args...) }
+	_, run := ownState(t, "xfs-state-")
 	if out := mustOK(t, run("init", "--store-fs", "xfs", "--store-size", "8")); !strings.Contains(out, "reflink clones: true") {
 		t.Fatalf("init: %s", out)
 	}

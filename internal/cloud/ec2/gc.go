@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/aminator-go/aminator/internal/flock"
+	"github.com/aminator-go/aminator/internal/plugin"
 )
 
 // GCReport says what gc removed (or would, in a dry run).
@@ -57,7 +58,7 @@ func (c *Cloud) GC(ctx context.Context, lockDir string, dryRun bool) (*GCReport,
 				continue
 			}
 		}
-		if err := c.DeleteVolume(ctx, id); err != nil {
+		if err := c.DeleteVolume(ctx, id); err != nil && !errors.Is(err, plugin.ErrNotFound) { // gone meanwhile
 			errs = append(errs, err)
 		}
 	}
@@ -86,7 +87,7 @@ func (c *Cloud) GC(ctx context.Context, lockDir string, dryRun bool) (*GCReport,
 		}
 		r.Snapshots = append(r.Snapshots, id)
 		if !dryRun {
-			if err := c.DeleteSnapshot(ctx, id); err != nil {
+			if err := c.DeleteSnapshot(ctx, id); err != nil && !errors.Is(err, plugin.ErrNotFound) { // gone meanwhile
 				errs = append(errs, err)
 			}
 		}

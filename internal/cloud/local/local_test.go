@@ -176,3 +176,26 @@ func TestGCStaleJobFiles(t *testing.T) {
 		t.Errorf("removed a live lock, a fresh one or a mount point in use: %v", r.Stale)
 	}
 }
+
+// gc reports a pending snapshot it could not delete (it dereferenced the
+// nil result of the failed statement before).
+func TestGCReportsAFailedDelete(t *testing.T) {
+	c := open(t)
+	ctx := context.Background()
+	id := ids.New("snap")
+	for _, q := range []string{
+		`INSERT INTO snapshots(id,state,created_at) VALUES('` + id + `','pending','` + now() + `')`,
+		`CREATE TRIGGER refuse BEFORE DELETE ON snapshots BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`,
+	} {
+		if _, err := c.db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := c.GC(ctx, false)
+	if err == nil || !strings.Contains(err.Error(), "refused by the test") || len(r.PendingSnapshots) != 0 {
+		t.Errorf("gc: %+v %v, want the refusal reported and nothing listed as removed", r, err)
+	}
+	if s, err := c.Snapshot(ctx, id); err != nil || s.State != "pending" {
+		t.Errorf("the snapshot: %+v %v", s, err)
+	}
+}

@@ -4,19 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-	"golang.org/x/sys/unix"
-
 	"github.com/aminator-go/aminator/internal/flock"
-	"github.com/aminator-go/aminator/internal/logging"
-	"github.com/aminator-go/aminator/internal/loop"
-	"github.com/aminator-go/aminator/internal/mount"
 	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/snapstore"
 )
@@ -71,10 +63,13 @@ func (c *Cloud) GC(ctx context.Context, dryRun bool) (*GCReport, error) {
 			r.PendingSnapshots = append(r.PendingSnapshots, s.ID)
 			continue
 		}
-		res, err := c.db.ExecContext(ctx, `DELETE FROM snapshots WHERE id=? AND state='pending'`, s.ID)
-		if n, _ := res.RowsAffected(); err == nil && n == 1 {
-			c.db.ExecContext(ctx, `DELETE FROM tags WHERE resource_id=?`, s.ID)
-			c.store.Delete(ctx, s.ID)
+		pending, err := c.deleteRow(ctx, "snapshots", s.ID, "state='pending'")
+		if err != nil {
+			errs = append(errs, fmt.Errorf("gc: %w", err))
+		} else if pending {
+			if err := c.store.Delete(ctx, s.ID); err != nil {
+				errs = append(errs, fmt.Errorf("gc: %w", err))
+			}
 			r.PendingSnapshots = append(r.PendingSnapshots, s.ID)
 		}
 		lock.Unlock()
@@ -217,159 +212,13 @@ func (c *Cloud) Fsck(ctx context.Context) (*FsckReport, error) {
 		if !broken {
 			continue
 		}
-		users, _ := c.snapshotUsers(ctx, s.ID)
+		users, err := c.snapshotUsers(ctx, s.ID)
+		if err != nil {
+			return r, fmt.Errorf("fsck: %w", err)
+		}
 		for _, im := range users {
 			r.BrokenImages[im] = append(r.BrokenImages[im], s.ID)
 		}
 	}
 	return r, nil
-}
-
-// dataFS records a dedicated filesystem for data/ (aminate init).
-type dataFS struct {
-	FS    string `yaml:"fs"`
-	Image string `yaml:"image"`
-}
-
-func dataConfig(stateDir string) string { return filepath.Join(stateDir, "data.yml") }
-
-func readDataFS(stateDir string) (*dataFS, error) {
-	b, err := os.ReadFile(dataConfig(stateDir))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var d dataFS
-	if err := yaml.Unmarshal(b, &d); err != nil {
-		return nil, fmt.Errorf("%s: %w", dataConfig(stateDir), err)
-	}
-	return &d, nil
-}
-
-func isMountPoint(dir string) bool {
-	var a, b unix.Stat_t
-	if unix.Stat(dir, &a) != nil || unix.Stat(filepath.Dir(dir), &b) != nil {
-		return false
-	}
-	return a.Dev != b.Dev
-}
-
-// InitDataFS puts data/ (volumes and the snapshot store) on a filesystem
-// of its own, made in a loop file: fstype xfs (with reflink) or btrfs, for
-// clone-speed volumes and incremental snapshots on hosts whose state
-// directory is on ext4. It refuses when data/ already holds snapshots.
-func InitDataFS(ctx context.Context, stateDir, fstype string, size int64, log *slog.Logger) error {
-	if fstype != "xfs" && fstype != "btrfs" {
-		return fmt.Errorf("--store-fs %q: xfs or btrfs", fstype)
-	}
-	lock, err := flock.Exclusive(ctx, filepath.Join(stateDir, "lock", "datafs.lock"))
-	if err != nil {
-		return err
-	}
-	defer lock.Unlock()
-	if d, err := readDataFS(stateDir); err != nil {
-		return err
-	} else if d != nil {
-		if d.FS != fstype {
-			return fmt.Errorf("data/ is already on %s (%s)", d.FS, d.Image)
-		}
-		return mountDataFS(ctx, stateDir, d)
-	}
-	data := filepath.Join(stateDir, "data")
-	for _, sub := range []string{"store/snapshots", "volumes"} {
-		if ents, _ := os.ReadDir(filepath.Join(data, sub)); len(ents) > 0 {
-			return fmt.Errorf("%s already holds %d entries; init the store filesystem on an empty state directory", filepath.Join(data, sub), len(ents))
-		}
-	}
-	img := filepath.Join(stateDir, "data."+fstype)
-	f, err := os.OpenFile(img, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("store filesystem: %w", err)
-	}
-	err = f.Truncate(size)
-	f.Close()
-	if err == nil {
-		if fstype == "xfs" {
-			err = logging.Host(ctx, log, "mkfs.xfs", "-q", "-m", "reflink=1", "-L", "aminator", img)
-		} else {
-			err = logging.Host(ctx, log, "mkfs.btrfs", "-q", "-L", "aminator", img)
-		}
-	}
-	if err != nil {
-		os.Remove(img)
-		return fmt.Errorf("store filesystem: %w", err)
-	}
-	if err := os.RemoveAll(data); err != nil {
-		return err
-	}
-	d := &dataFS{FS: fstype, Image: img}
-	b, _ := yaml.Marshal(d)
-	if err := os.WriteFile(dataConfig(stateDir), b, 0o600); err != nil {
-		return err
-	}
-	return mountDataFS(ctx, stateDir, d)
-}
-
-func mountDataFS(ctx context.Context, stateDir string, d *dataFS) error {
-	data := filepath.Join(stateDir, "data")
-	if err := os.MkdirAll(data, 0o700); err != nil {
-		return err
-	}
-	if isMountPoint(data) {
-		return nil
-	}
-	dev, err := loop.Attach(ctx, d.Image, loop.Options{LockPath: filepath.Join(stateDir, "lock", "loop.lock")})
-	if err != nil {
-		return fmt.Errorf("store filesystem: %w", err)
-	}
-	if err := mount.Mount(dev.Path, data, d.FS, 0, ""); err != nil {
-		dev.Detach()
-		return fmt.Errorf("store filesystem: %w", err)
-	}
-	return dev.Release() // the mount keeps it; unmounting frees it
-}
-
-// EnsureDataFS mounts data/'s filesystem if aminate init made one and it
-// is not mounted (after a reboot). Call it in the host's mount namespace.
-func EnsureDataFS(ctx context.Context, stateDir string) error {
-	d, err := readDataFS(stateDir)
-	if err != nil || d == nil {
-		return err
-	}
-	lock, err := flock.Exclusive(ctx, filepath.Join(stateDir, "lock", "datafs.lock"))
-	if err != nil {
-		return err
-	}
-	defer lock.Unlock()
-	return mountDataFS(ctx, stateDir, d)
-}
-
-// UnmountDataFS unmounts data/'s own filesystem (it is mounted again by the
-// next command that needs it).
-func UnmountDataFS(ctx context.Context, stateDir string) error {
-	d, err := readDataFS(stateDir)
-	if err != nil || d == nil {
-		return err
-	}
-	data := filepath.Join(stateDir, "data")
-	if !isMountPoint(data) {
-		return nil
-	}
-	if err := mount.Unmount(ctx, data, nil); err != nil {
-		return err
-	}
-	return nil
-}
-
-func checkDataFS(stateDir string) error {
-	d, err := readDataFS(stateDir)
-	if err != nil || d == nil {
-		return err
-	}
-	if !isMountPoint(filepath.Join(stateDir, "data")) {
-		return fmt.Errorf("the store filesystem %s is not mounted on %s/data (any aminate command mounts it; or run aminate init)", d.Image, strings.TrimSuffix(stateDir, "/"))
-	}
-	return nil
 }

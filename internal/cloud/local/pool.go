@@ -51,8 +51,7 @@ func (c *Cloud) takePooled(ctx context.Context, snap string, size int64, tags pl
 	}
 	lock, err := flock.TryExclusive(c.ownerLock(id))
 	if err != nil {
-		c.db.ExecContext(context.WithoutCancel(ctx), `UPDATE volumes SET state='pooled' WHERE id=?`, id) // give it back
-		return nil, fmt.Errorf("take pooled volume %s: %w", id, err)
+		return nil, fmt.Errorf("take pooled volume %s: %w", id, errors.Join(err, c.giveBack(ctx, id)))
 	}
 	c.mu.Lock()
 	c.owners[id] = lock
@@ -68,7 +67,7 @@ func (c *Cloud) takePooled(ctx context.Context, snap string, size int64, tags pl
 		return err
 	})
 	if err != nil {
-		c.db.ExecContext(context.WithoutCancel(ctx), `UPDATE volumes SET state='pooled' WHERE id=?`, id) // give it back
+		err = errors.Join(err, c.giveBack(ctx, id))
 		c.releaseOwner(id)
 		return nil, fmt.Errorf("take pooled volume %s: %w", id, err)
 	}
@@ -77,6 +76,14 @@ func (c *Cloud) takePooled(ctx context.Context, snap string, size int64, tags pl
 		c.OnPoolTake(snap)
 	}
 	return c.Volume(ctx, id)
+}
+
+// giveBack returns a volume takePooled claimed to the pool.
+func (c *Cloud) giveBack(ctx context.Context, id string) error {
+	if _, err := c.db.ExecContext(context.WithoutCancel(ctx), `UPDATE volumes SET state='pooled' WHERE id=?`, id); err != nil {
+		return fmt.Errorf("give volume %s back to the pool: %w", id, err)
+	}
+	return nil
 }
 
 // FillPool sets the pool target of a snapshot (when target >= 0) and makes
@@ -102,11 +109,15 @@ func (c *Cloud) FillPool(ctx context.Context, snap string, target int) (made int
 	defer lock.Unlock()
 	for {
 		var want, ready int
-		if err := c.db.QueryRowContext(ctx, `SELECT size FROM pool_targets WHERE snapshot_id=?`, snap).Scan(&want); err != nil {
+		err := c.db.QueryRowContext(ctx, `SELECT size FROM pool_targets WHERE snapshot_id=?`, snap).Scan(&want)
+		if errors.Is(err, sql.ErrNoRows) {
 			return made, nil // drained meanwhile
 		}
+		if err != nil {
+			return made, fmt.Errorf("pool of %s: %w", snap, err)
+		}
 		if err := c.db.QueryRowContext(ctx, `SELECT count(*) FROM volumes WHERE state='pooled' AND snapshot_id=?`, snap).Scan(&ready); err != nil {
-			return made, err
+			return made, fmt.Errorf("pool of %s: %w", snap, err)
 		}
 		if ready >= want {
 			return made, nil
@@ -121,15 +132,21 @@ func (c *Cloud) FillPool(ctx context.Context, snap string, target int) (made int
 func (c *Cloud) makePooled(ctx context.Context, s *plugin.Snapshot) (err error) {
 	id := ids.New("vol")
 	path := c.VolumePath(id)
-	if _, err := c.db.ExecContext(ctx, `INSERT INTO volumes(id,snapshot_id,size_bytes,state,created_at) VALUES(?,?,?,?,?)`, id, s.ID, s.SizeBytes, "filling", now()); err != nil {
+	err = c.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO volumes(id,snapshot_id,size_bytes,state,created_at) VALUES(?,?,?,?,?)`, id, s.ID, s.SizeBytes, "filling", now()); err != nil {
+			return err
+		}
+		return putTags(ctx, tx, id, plugin.Tags{"purpose": "pool"})
+	})
+	if err != nil {
 		return fmt.Errorf("pool: %w", err)
 	}
-	putTags(ctx, c.db, id, plugin.Tags{"purpose": "pool"})
 	defer func() {
 		if err != nil {
 			os.Remove(path)
-			c.db.ExecContext(context.WithoutCancel(ctx), `DELETE FROM volumes WHERE id=?`, id)
-			c.db.ExecContext(context.WithoutCancel(ctx), `DELETE FROM tags WHERE resource_id=?`, id)
+			if _, derr := c.deleteRow(context.WithoutCancel(ctx), "volumes", id, ""); derr != nil {
+				err = errors.Join(err, derr)
+			}
 		}
 	}()
 	if err := c.store.Restore(ctx, s.ID, path); err != nil {
@@ -142,7 +159,9 @@ func (c *Cloud) makePooled(ctx context.Context, s *plugin.Snapshot) (err error) 
 	if err != nil {
 		return fmt.Errorf("pool: %w", err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("pool: %w", err)
+	} else if n == 0 {
 		return errors.New("pool: the snapshot or its pool went away")
 	}
 	c.log.Debug("pool volume ready", "volume", id, "snapshot", s.ID)
@@ -153,33 +172,28 @@ func (c *Cloud) makePooled(ctx context.Context, s *plugin.Snapshot) (err error) 
 // snapshot) and forgets its target.
 func (c *Cloud) DrainPool(ctx context.Context, snap string) (int, error) {
 	q, args := `SELECT id FROM volumes WHERE state='pooled'`, []any{}
+	forget, fargs := `DELETE FROM pool_targets`, []any{}
 	if snap != "" {
 		q += ` AND snapshot_id=?`
 		args = append(args, snap)
-		c.db.ExecContext(ctx, `DELETE FROM pool_targets WHERE snapshot_id=?`, snap)
-	} else {
-		c.db.ExecContext(ctx, `DELETE FROM pool_targets`)
+		forget += ` WHERE snapshot_id=?`
+		fargs = append(fargs, snap)
 	}
-	rows, err := c.db.QueryContext(ctx, q, args...)
+	if _, err := c.db.ExecContext(ctx, forget, fargs...); err != nil {
+		return 0, fmt.Errorf("drain pool: %w", err)
+	}
+	vols, err := c.ids(ctx, q, args...)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("drain pool: %w", err)
 	}
-	var vols []string
-	for rows.Next() {
-		var id string
-		rows.Scan(&id)
-		vols = append(vols, id)
-	}
-	rows.Close()
 	n := 0
 	for _, id := range vols {
-		res, err := c.db.ExecContext(ctx, `DELETE FROM volumes WHERE id=? AND state='pooled'`, id)
+		taken, err := c.deleteRow(ctx, "volumes", id, "state='pooled'")
 		if err != nil {
-			return n, err
+			return n, fmt.Errorf("drain pool: %w", err)
 		}
-		if k, _ := res.RowsAffected(); k == 1 { // not taken meanwhile
+		if taken { // not taken by a bake meanwhile
 			os.Remove(c.VolumePath(id))
-			c.db.ExecContext(ctx, `DELETE FROM tags WHERE resource_id=?`, id)
 			n++
 		}
 	}
@@ -190,20 +204,25 @@ func (c *Cloud) DrainPool(ctx context.Context, snap string) (int, error) {
 func (c *Cloud) PoolStatus(ctx context.Context) ([]PoolStatus, error) {
 	rows, err := c.db.QueryContext(ctx, `SELECT t.snapshot_id, t.size, (SELECT count(*) FROM volumes v WHERE v.state='pooled' AND v.snapshot_id=t.snapshot_id) FROM pool_targets t`)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("pool status: %w", err)
 	}
 	var out []PoolStatus
 	for rows.Next() {
 		var p PoolStatus
 		if err := rows.Scan(&p.SnapshotID, &p.Target, &p.Ready); err != nil {
 			rows.Close()
-			return nil, err
+			return nil, fmt.Errorf("pool status: %w", err)
 		}
 		out = append(out, p)
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pool status: %w", err)
+	}
 	for i := range out {
-		out[i].Images, _ = c.snapshotUsers(ctx, out[i].SnapshotID)
+		if out[i].Images, err = c.snapshotUsers(ctx, out[i].SnapshotID); err != nil {
+			return nil, fmt.Errorf("pool status: %w", err)
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].SnapshotID < out[j].SnapshotID })
 	return out, nil

@@ -1,7 +1,8 @@
-// Package tagging holds the tagging_ebs finalizer: unmount, snapshot the
-// volume, register the snapshot as an image with lineage tags. If anything
-// after the snapshot fails, the snapshot is deleted again, so a failed bake
-// leaves no half-registered image behind.
+// Package tagging holds the tagging_ebs finalizer: snapshot the unmounted
+// volume, then register the snapshot as a volume-backed image with lineage
+// tags. They are two steps of a bake, each undone by the bake (the
+// snapshot deleted, the image deregistered) when a later step fails, so a
+// failed bake leaves no half-registered image behind.
 package tagging
 
 import (
@@ -33,35 +34,39 @@ func init() {
 	})
 }
 
+// Cloud is what the finalizer uses of a cloud: it makes and removes a
+// snapshot, and registers and deregisters an image.
+type Cloud interface {
+	plugin.SnapshotStore
+	plugin.ImageStore
+}
+
 // EBS is the finalizer.
 type EBS struct {
 	s     *Settings
-	cloud plugin.Cloud
+	cloud Cloud
 	log   *slog.Logger
 }
 
 // StoreType is "ebs": images are backed by a volume snapshot.
 func (e *EBS) StoreType() string { return "ebs" }
 
-// Finalize unmounts, snapshots and registers.
-func (e *EBS) Finalize(ctx context.Context, r plugin.FinalizeRequest) (*plugin.Image, error) {
-	if err := r.Unmount(ctx); err != nil {
-		return nil, err
-	}
-	snap, err := e.cloud.CreateSnapshot(ctx, plugin.SnapshotRequest{VolumeID: r.Volume.ID, Description: "aminator: " + r.Image.Name, Tags: r.SnapshotTags})
+// Snapshot snapshots the volume.
+func (e *EBS) Snapshot(ctx context.Context, r plugin.SnapshotVolume) (*plugin.Snapshot, error) {
+	snap, err := e.cloud.CreateSnapshot(ctx, plugin.SnapshotRequest{VolumeID: r.Volume.ID, Description: "aminator: " + r.ImageName, Tags: r.Tags})
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: %w", r.Volume.ID, err)
 	}
 	e.log.Info("snapshot created", "snapshot", snap.ID)
-	r.OnFailure("delete snapshot "+snap.ID, func(ctx context.Context) error { return e.cloud.DeleteSnapshot(ctx, snap.ID) })
+	return snap, nil
+}
+
+// Register registers the snapshot as a volume-backed image: the base's
+// block device mappings with the snapshot as root.
+func (e *EBS) Register(ctx context.Context, r plugin.RegisterSnapshot) (*plugin.Image, error) {
 	req := r.Image
-	req.RootDeviceName, req.BlockDevices = Mappings(r.Base, snap.ID, (r.SizeBytes+(1<<30-1))>>30, r.VolumeType, e.s.RootDevice, e.s.EphemeralDevices)
-	im, err := e.cloud.RegisterImage(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	r.OnFailure("deregister image "+im.ID, func(ctx context.Context) error { return e.cloud.DeregisterImage(ctx, im.ID) })
-	return im, nil
+	req.RootDeviceName, req.BlockDevices = Mappings(r.Base, r.Snapshot.ID, (r.SizeBytes+(1<<30-1))>>30, r.VolumeType, e.s.RootDevice, e.s.EphemeralDevices)
+	return e.cloud.RegisterImage(ctx, req)
 }
 
 // Mappings are the new image's block device mappings: the base's, with its

@@ -1,16 +1,15 @@
-// Package apt is the provisioner for Debian-family images: it installs a
-// local .deb (dpkg -i, then apt-get -f install for its dependencies), a
-// package from the image's repositories (apt-get update with retries, then
-// apt-get install NAME[=VERSION]), or a .deb downloaded from a URL, and
-// reads back the installed package's name, version and release.
+// Package apt is the provisioner for Debian-family images: a pkgmgr
+// backend for dpkg and apt-get. It installs a local .deb (dpkg -i, then
+// apt-get -f install for its dependencies), a package from the image's
+// repositories (apt-get update, then apt-get install NAME[=VERSION], the
+// version resolved with apt-cache first), or a .deb downloaded from a URL,
+// and reads the installed package back from dpkg-query.
 package apt
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -19,8 +18,8 @@ import (
 	"github.com/aminator-go/aminator/internal/logging"
 	"github.com/aminator-go/aminator/internal/naming"
 	"github.com/aminator-go/aminator/internal/pkgfile"
+	"github.com/aminator-go/aminator/internal/pkgmgr"
 	"github.com/aminator-go/aminator/internal/plugin"
-	"github.com/aminator-go/aminator/internal/provisioner/pkgref"
 )
 
 // Settings are the plugin's settings (plugins: provisioner.apt:).
@@ -38,235 +37,146 @@ type Settings struct {
 	Clean bool `yaml:"clean"`
 }
 
+// Defaults are the built-in settings.
+func Defaults() *Settings {
+	return &Settings{UpdateRetries: 3, DownloadRetries: 3, DownloadTimeout: 300, Clean: true}
+}
+
 func init() {
 	plugin.Register(plugin.Registration{
 		Kind: plugin.KindProvisioner, Name: "apt",
 		Description: "dpkg/apt-get: local .deb, repository package (name[=version]) or http(s) URL",
-		NewConfig: func() any {
-			return &Settings{UpdateRetries: 3, DownloadRetries: 3, DownloadTimeout: 300, Clean: true}
-		},
+		NewConfig:   func() any { return Defaults() },
 		New: func(cfg any, d plugin.Deps) (any, error) {
-			return &Apt{s: cfg.(*Settings), log: d.Logger, tmpDir: filepath.Join(d.StateDir, "tmp")}, nil
+			s := cfg.(*Settings)
+			return pkgmgr.New(&Backend{InstallOptions: s.InstallOptions}, pkgmgr.Options{
+				Retries: s.UpdateRetries, DownloadRetries: s.DownloadRetries, DownloadTimeout: time.Duration(s.DownloadTimeout) * time.Second,
+				Clean: s.Clean, TmpDir: filepath.Join(d.StateDir, "tmp"), Log: d.Logger,
+			}), nil
 		},
 	})
 }
 
-// Apt is the plugin.
-type Apt struct {
-	s      *Settings
-	log    *slog.Logger
-	tmpDir string
+// Backend drives dpkg and apt-get.
+type Backend struct {
+	// InstallOptions are added to apt-get install and apt-get -f install.
+	InstallOptions []string
 }
+
+var (
+	_ pkgmgr.Backend  = (*Backend)(nil)
+	_ pkgmgr.Resolver = (*Backend)(nil)
+	_ pkgmgr.Fixer    = (*Backend)(nil)
+)
 
 var (
 	nameRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
 	versionRE = regexp.MustCompile(`^[0-9][A-Za-z0-9.+~:-]*$`)
 )
 
-// Parse says what kind of package the user named, and checks it.
-func (a *Apt) Parse(raw string) (plugin.PackageRef, error) {
-	return pkgref.Parse(raw, ".deb", func(r *plugin.PackageRef) error {
-		name, ver, hasVer := strings.Cut(raw, "=")
-		if !nameRE.MatchString(name) {
-			return fmt.Errorf("package name %q is not a valid Debian package name (lower-case letters, digits, + - .; at least two characters)", name)
-		}
-		if hasVer && !versionRE.MatchString(ver) {
-			return fmt.Errorf("package version %q is not a valid Debian version", ver)
-		}
-		r.Name, r.Version = name, ver
-		return nil
-	})
+// Format is Deb.
+func (b *Backend) Format() pkgmgr.Format { return pkgmgr.Deb }
+
+// ParseName checks NAME or NAME=VERSION.
+func (b *Backend) ParseName(raw string) (string, string, error) {
+	name, ver, hasVer := strings.Cut(raw, "=")
+	if !nameRE.MatchString(name) {
+		return "", "", fmt.Errorf("package name %q is not a valid Debian package name (lower-case letters, digits, + - .; at least two characters)", name)
+	}
+	if hasVer && !versionRE.MatchString(ver) {
+		return "", "", fmt.Errorf("package version %q is not a valid Debian version", ver)
+	}
+	return name, ver, nil
 }
 
-// Provision installs the package inside c.
-func (a *Apt) Provision(ctx context.Context, c plugin.Chroot, ref plugin.PackageRef) (*plugin.PackageInfo, error) {
-	var name string
-	var installTime time.Duration
-	timed := func(fn func() error) error {
-		start := time.Now()
-		err := fn()
-		installTime += time.Since(start)
-		return err
-	}
-	switch ref.Kind {
-	case "repo":
-		if !ref.Resolved {
-			if err := a.update(ctx, c); err != nil {
-				return nil, err
-			}
-		}
-		spec := ref.Name
-		if ref.Version != "" {
-			spec += "=" + ref.Version
-		}
-		if err := timed(func() error { return a.aptGet(ctx, c, "install", spec) }); err != nil {
-			return nil, fmt.Errorf("install %s: %w", spec, err)
-		}
-		name = ref.Name
-	case "url", "file":
-		file := ref.Path // a URL's file is downloaded by Inspect; the caller removes it
-		if ref.Kind == "url" && file == "" {
-			var err error
-			if file, err = a.download(ctx, ref.URL); err != nil {
-				return nil, err
-			}
-			defer os.Remove(file)
-		}
-		var dpkgErr error
-		var err error
-		if name, dpkgErr, err = a.installFile(ctx, c, file, timed); err != nil {
-			return nil, err
-		}
-		if dpkgErr != nil {
-			// apt-get -f install may "fix" a package dpkg could not
-			// unpack by leaving it uninstalled: then dpkg's own words
-			// are why the bake failed.
-			if _, qerr := Query(ctx, c, name); qerr != nil {
-				a.log.Debug("dpkg -i failed and apt-get -f install did not install the package", "err", qerr)
-				return nil, fmt.Errorf("install %s: dpkg -i: %w", name, dpkgErr)
-			}
-		}
-	default:
-		return nil, fmt.Errorf("unknown package kind %q", ref.Kind)
-	}
-	info, err := Query(ctx, c, name)
-	if err != nil {
-		return nil, err
-	}
-	info.InstallTime = installTime
-	if a.s.Clean {
-		if err := c.Run(ctx, plugin.Run{Argv: []string{"apt-get", "clean"}}); err != nil {
-			a.log.Warn("apt-get clean failed", "err", err)
-		}
-	}
-	return info, nil
-}
-
-func (a *Apt) download(ctx context.Context, u string) (string, error) {
-	return (&pkgref.Downloader{Dir: a.tmpDir, Ext: ".deb", Retries: a.s.DownloadRetries,
-		Timeout: time.Duration(a.s.DownloadTimeout) * time.Second, Log: a.log}).Fetch(ctx, u)
-}
-
-// Inspect reads the package a local or downloaded .deb holds, or takes a
-// repository package's version as given; a repository package without a
-// version needs Resolve.
-func (a *Apt) Inspect(ctx context.Context, ref plugin.PackageRef) (plugin.PackageRef, *plugin.PackageInfo, error) {
-	switch ref.Kind {
-	case "repo":
-		if ref.Version == "" {
-			return ref, nil, nil
-		}
-		ver, rel := naming.SplitVersion(ref.Version)
-		return ref, &plugin.PackageInfo{Name: ref.Name, FullVersion: ref.Version, Version: ver, Release: rel}, nil
-	case "url":
-		if ref.Path == "" {
-			file, err := a.download(ctx, ref.URL)
-			if err != nil {
-				return ref, nil, err
-			}
-			ref.Path = file
-		}
-	case "file":
-	default:
-		return ref, nil, fmt.Errorf("unknown package kind %q", ref.Kind)
-	}
-	info, err := pkgfile.Deb(ref.Path)
-	return ref, info, err
-}
-
-// Resolve runs apt-get update in the image and asks apt-cache which
-// version of a repository package apt-get install would take (the
-// candidate, or the version given), pinning ref to it.
-func (a *Apt) Resolve(ctx context.Context, c plugin.Chroot, ref plugin.PackageRef) (plugin.PackageRef, *plugin.PackageInfo, error) {
-	if ref.Kind != "repo" {
-		return ref, nil, nil
-	}
-	if err := a.update(ctx, c); err != nil {
-		return ref, nil, err
-	}
-	ref.Resolved = true
-	spec := ref.Name
-	if ref.Version != "" {
-		spec += "=" + ref.Version
-	}
-	out, err := c.Output(ctx, plugin.Run{Argv: []string{"apt-cache", "show", "--no-all-versions", spec}})
-	if err != nil {
-		return ref, nil, fmt.Errorf("package %s is not in the image's repositories: %w", spec, err)
-	}
-	f := pkgfile.ControlFields(out)
-	if f["package"] != ref.Name || !versionRE.MatchString(f["version"]) {
-		return ref, nil, fmt.Errorf("apt-cache show %s: unexpected package %q version %q", spec, f["package"], f["version"])
-	}
-	ref.Version = f["version"]
-	ver, rel := naming.SplitVersion(ref.Version)
-	return ref, &plugin.PackageInfo{Name: ref.Name, FullVersion: ref.Version, Version: ver, Release: rel, Arch: f["architecture"]}, nil
-}
-
-func (a *Apt) aptGet(ctx context.Context, c plugin.Chroot, args ...string) error {
+func (b *Backend) aptGet(ctx context.Context, c plugin.Chroot, args ...string) error {
 	argv := []string{"apt-get", "-y", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", "-o", "Acquire::Retries=3"}
-	argv = append(argv, a.s.InstallOptions...)
+	argv = append(argv, b.InstallOptions...)
 	argv = append(argv, args...)
 	return c.Run(ctx, plugin.Run{Argv: argv})
 }
 
-func (a *Apt) update(ctx context.Context, c plugin.Chroot) error {
-	var err error
-	for i := 1; i <= max(1, a.s.UpdateRetries); i++ {
-		if err = c.Run(ctx, plugin.Run{Argv: []string{"apt-get", "-q", "update"}}); err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		a.log.Warn("apt-get update failed; retrying", "err", firstLine(err), "attempt", i)
-		sleep(ctx, time.Duration(i)*2*time.Second)
+// Refresh runs apt-get update.
+func (b *Backend) Refresh(ctx context.Context, c plugin.Chroot) error {
+	if err := c.Run(ctx, plugin.Run{Argv: []string{"apt-get", "-q", "update"}}); err != nil {
+		return fmt.Errorf("apt-get update: %w", err)
 	}
-	return fmt.Errorf("apt-get update: %w", err)
+	return nil
 }
 
-// installFile stages a .deb in the image's /tmp, installs it, and returns
-// its package name and, when dpkg -i failed but apt-get -f install
-// succeeded, dpkg's error.
-func (a *Apt) installFile(ctx context.Context, c plugin.Chroot, file string, timed func(func() error) error) (string, error, error) {
-	inImage, done, err := pkgref.Stage(c, file, "package.deb")
-	if err != nil {
-		return "", nil, err
+func spec(name, version string) string {
+	if version == "" {
+		return name
 	}
-	defer done()
-	out, err := c.Output(ctx, plugin.Run{Argv: []string{"dpkg-deb", "--field", inImage, "Package"}})
+	return name + "=" + version
+}
+
+// InstallRepo runs apt-get install NAME[=VERSION].
+func (b *Backend) InstallRepo(ctx context.Context, c plugin.Chroot, name, version string) error {
+	if err := b.aptGet(ctx, c, "install", spec(name, version)); err != nil {
+		return fmt.Errorf("install %s: %w", spec(name, version), err)
+	}
+	return nil
+}
+
+// Candidate asks apt-cache which version apt-get install would take. A
+// package (or version) apt-cache does not know wraps pkgmgr.ErrNoCandidate,
+// so that apt-get install says why in its own words ("E: Unable to locate
+// package"), and may yet install a virtual package's one provider.
+func (b *Backend) Candidate(ctx context.Context, c plugin.Chroot, name, version string) (*plugin.PackageInfo, error) {
+	s := spec(name, version)
+	out, err := c.Output(ctx, plugin.Run{Argv: []string{"apt-cache", "show", "--no-all-versions", s}})
+	var ce *logging.CommandError
+	if errors.As(err, &ce) && strings.Contains(ce.Tail, "No packages found") {
+		return nil, fmt.Errorf("apt-cache show %s: %w", s, pkgmgr.ErrNoCandidate)
+	}
 	if err != nil {
-		return "", nil, fmt.Errorf("%s is not a readable .deb: %w", file, err)
+		return nil, fmt.Errorf("package %s is not in the image's repositories: %w", s, err)
+	}
+	f := pkgfile.ControlFields(out)
+	if f["package"] == "" { // apt-cache show NAME=VERSION of a version it lacks: nothing, exit 0
+		return nil, fmt.Errorf("apt-cache show %s: %w", s, pkgmgr.ErrNoCandidate)
+	}
+	if f["package"] != name || !versionRE.MatchString(f["version"]) {
+		return nil, fmt.Errorf("apt-cache show %s: unexpected package %q version %q", s, f["package"], f["version"])
+	}
+	ver, rel := naming.SplitVersion(f["version"])
+	return &plugin.PackageInfo{Name: name, FullVersion: f["version"], Version: ver, Release: rel, Arch: f["architecture"]}, nil
+}
+
+// FileName reads the Package field of a .deb with dpkg-deb.
+func (b *Backend) FileName(ctx context.Context, c plugin.Chroot, path string) (string, error) {
+	out, err := c.Output(ctx, plugin.Run{Argv: []string{"dpkg-deb", "--field", path, "Package"}})
+	if err != nil {
+		return "", err
 	}
 	name := strings.TrimSpace(string(out))
 	if !nameRE.MatchString(name) {
-		return "", nil, fmt.Errorf("%s names an invalid package %q", file, name)
+		return "", fmt.Errorf("it names an invalid package %q", name)
 	}
-	dpkgErr := timed(func() error { return c.Run(ctx, plugin.Run{Argv: []string{"dpkg", "-i", inImage}}) })
-	if dpkgErr == nil {
-		return name, nil, nil
+	return name, nil
+}
+
+// InstallFile runs dpkg -i, which does not fetch dependencies: Fix does.
+func (b *Backend) InstallFile(ctx context.Context, c plugin.Chroot, path string) error {
+	if err := c.Run(ctx, plugin.Run{Argv: []string{"dpkg", "-i", path}}); err != nil {
+		return fmt.Errorf("dpkg -i: %w", err)
 	}
-	if ctx.Err() != nil {
-		return "", nil, dpkgErr
+	return nil
+}
+
+// Fix runs apt-get -f install, which installs what a failed dpkg -i left
+// missing (or removes the package it cannot fix).
+func (b *Backend) Fix(ctx context.Context, c plugin.Chroot) error {
+	if err := b.aptGet(ctx, c, "-f", "install"); err != nil {
+		return fmt.Errorf("dpkg -i failed and apt-get -f install could not fix it: %w", err)
 	}
-	var ce *logging.CommandError
-	if errors.As(dpkgErr, &ce) {
-		if cause, _ := ce.Cause(); strings.Contains(cause, "No space left on device") {
-			return "", nil, fmt.Errorf("install %s: dpkg -i: %w", name, dpkgErr) // nothing apt-get can fix
-		}
-	}
-	a.log.Info("dpkg -i failed; fixing dependencies with apt-get -f install", "package", name)
-	if uerr := a.update(ctx, c); uerr != nil {
-		return "", nil, errors.Join(fmt.Errorf("dpkg -i: %w", dpkgErr), uerr)
-	}
-	if ferr := timed(func() error { return a.aptGet(ctx, c, "-f", "install") }); ferr != nil {
-		return "", nil, fmt.Errorf("install %s: dpkg -i failed and apt-get -f install could not fix it: %w", name, ferr)
-	}
-	return name, dpkgErr, nil
+	return nil
 }
 
 // Query reads name, version and architecture of an installed package and
 // fails unless it is fully installed (apt-get -f may remove instead of fix).
-func Query(ctx context.Context, c plugin.Chroot, name string) (*plugin.PackageInfo, error) {
+func (b *Backend) Query(ctx context.Context, c plugin.Chroot, name string) (*plugin.PackageInfo, error) {
 	out, err := c.Output(ctx, plugin.Run{Argv: []string{"dpkg-query", "-W", "-f", "${Package}\t${Version}\t${Architecture}\t${db:Status-Abbrev}\n", name}})
 	if err != nil {
 		return nil, fmt.Errorf("package %s is not installed: %w", name, err)
@@ -283,7 +193,7 @@ func Query(ctx context.Context, c plugin.Chroot, name string) (*plugin.PackageIn
 }
 
 // Manifest lists the installed packages (dpkg-query inside the chroot).
-func (a *Apt) Manifest(ctx context.Context, c plugin.Chroot) ([]plugin.Package, error) {
+func (b *Backend) Manifest(ctx context.Context, c plugin.Chroot) ([]plugin.Package, error) {
 	out, err := c.Output(ctx, plugin.Run{Argv: []string{"dpkg-query", "-W", "-f", "${db:Status-Abbrev}\t${Package}\t${Version}\t${Architecture}\n"}})
 	if err != nil {
 		return nil, fmt.Errorf("package manifest: %w", err)
@@ -305,14 +215,7 @@ func ParseManifest(out []byte) []plugin.Package {
 	return pkgs
 }
 
-func sleep(ctx context.Context, d time.Duration) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(d):
-	}
-}
-
-func firstLine(err error) string {
-	s, _, _ := strings.Cut(err.Error(), "\n")
-	return s
+// Clean runs apt-get clean, so downloaded .debs stay out of the image.
+func (b *Backend) Clean(ctx context.Context, c plugin.Chroot) error {
+	return c.Run(ctx, plugin.Run{Argv: []string{"apt-get", "clean"}})
 }

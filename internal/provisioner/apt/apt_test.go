@@ -1,46 +1,39 @@
 package apt
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
 
-func TestParse(t *testing.T) {
-	a := &Apt{}
-	dir := t.TempDir()
-	deb := filepath.Join(dir, "x_1_all.deb")
-	os.WriteFile(deb, []byte("x"), 0o644)
+func TestParseName(t *testing.T) {
+	b := &Backend{}
 	for _, tc := range []struct {
-		in, kind, name, ver, err string
+		in, name, ver, err string
 	}{
-		{in: "nginx", kind: "repo", name: "nginx"},
-		{in: "libc6=2.36-9", kind: "repo", name: "libc6", ver: "2.36-9"},
-		{in: "g++", kind: "repo", name: "g++"},
-		{in: deb, kind: "file"},
-		{in: "file://" + deb, kind: "file"},
-		{in: "https://example.invalid/x.deb", kind: "url"},
+		{in: "nginx", name: "nginx"},
+		{in: "libc6=2.36-9", name: "libc6", ver: "2.36-9"},
+		{in: "g++", name: "g++"},
 		{in: "-oDpkg::Pre-Invoke=x", err: "not a valid Debian package name"},
 		{in: "Nginx", err: "not a valid"},
+		{in: "x", err: "at least two characters"},
 		{in: "nginx=; rm -rf /", err: "not a valid Debian version"},
-		{in: "./missing.deb", err: "no such file"},
-		{in: dir, err: "not a regular file"},
-		{in: "http://", err: "not a valid URL"},
-		{in: "", err: "no package"},
 	} {
-		r, err := a.Parse(tc.in)
+		name, ver, err := b.ParseName(tc.in)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
-				t.Errorf("Parse(%q): err %v, want %q", tc.in, err, tc.err)
+				t.Errorf("ParseName(%q): err %v, want %q", tc.in, err, tc.err)
 			}
 			continue
 		}
-		if err != nil || r.Kind != tc.kind || r.Name != tc.name || r.Version != tc.ver {
-			t.Errorf("Parse(%q) = %+v, %v", tc.in, r, err)
+		if err != nil || name != tc.name || ver != tc.ver {
+			t.Errorf("ParseName(%q) = %q, %q, %v", tc.in, name, ver, err)
 		}
-		if tc.kind == "file" && r.Path != deb {
-			t.Errorf("Parse(%q).Path = %q", tc.in, r.Path)
-		}
+	}
+}
+
+func TestParseManifest(t *testing.T) {
+	m := ParseManifest([]byte("ii \tbash\t5.2-1\tamd64\nrc \told\t1\tall\n\nbad line\n"))
+	if len(m) != 1 || m[0].Name != "bash" || m[0].Version != "5.2-1" || m[0].Arch != "amd64" {
+		t.Errorf("manifest %+v", m)
 	}
 }

@@ -1,31 +1,28 @@
-// Package yum is the provisioner for the RedHat family: it installs a local
-// .rpm (yum/dnf install of the file, which resolves its dependencies from
-// the image's repositories), a repository package (NAME or NAME-VERSION,
-// after cleaning cached metadata, with retries), or an .rpm from a URL, and
-// reads name, version and release back from rpm. dnf is used when the image
-// has it, else yum.
+// Package yum is the provisioner for the RedHat family: a pkgmgr backend
+// for rpm and dnf (or yum, when the image has no dnf). It installs a local
+// .rpm (dnf install of the file, which resolves its dependencies from the
+// image's repositories), a repository package (NAME or NAME-VERSION, after
+// refreshing the metadata), or an .rpm from a URL, and reads name, version
+// and release back from rpm.
 package yum
 
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
 
-	"github.com/aminator-go/aminator/internal/pkgfile"
+	"github.com/aminator-go/aminator/internal/pkgmgr"
 	"github.com/aminator-go/aminator/internal/plugin"
-	"github.com/aminator-go/aminator/internal/provisioner/pkgref"
 )
 
 // Settings are the plugin's settings (plugins: provisioner.yum:).
 type Settings struct {
 	// Command is dnf, yum, or auto (dnf when the image has it).
 	Command string `yaml:"command"`
-	// Retries for metadata and installs from repositories.
+	// Retries for refreshing metadata and for downloads.
 	Retries int `yaml:"retries"`
 	// InstallOptions are extra options (for example --setopt=... or --releasever=9).
 	InstallOptions []string `yaml:"install_options"`
@@ -36,46 +33,59 @@ type Settings struct {
 	DownloadTimeout int  `yaml:"download_timeout"`
 }
 
+// Defaults are the built-in settings.
+func Defaults() *Settings {
+	return &Settings{Command: "auto", Retries: 3, NoGPGCheck: true, Clean: true, DownloadTimeout: 300}
+}
+
 func init() {
 	plugin.Register(plugin.Registration{
 		Kind: plugin.KindProvisioner, Name: "yum",
 		Description: "yum/dnf: local .rpm, repository package (name[-version]) or http(s) URL",
-		NewConfig: func() any {
-			return &Settings{Command: "auto", Retries: 3, NoGPGCheck: true, Clean: true, DownloadTimeout: 300}
-		},
+		NewConfig:   func() any { return Defaults() },
 		New: func(cfg any, d plugin.Deps) (any, error) {
 			s := cfg.(*Settings)
 			if s.Command != "auto" && s.Command != "yum" && s.Command != "dnf" {
 				return nil, fmt.Errorf("provisioner.yum command %q: auto, yum or dnf", s.Command)
 			}
-			return &Yum{s: s, log: d.Logger, tmpDir: filepath.Join(d.StateDir, "tmp")}, nil
+			return pkgmgr.New(&Backend{Command: s.Command, InstallOptions: s.InstallOptions, NoGPGCheck: s.NoGPGCheck}, pkgmgr.Options{
+				Retries: s.Retries, DownloadRetries: s.Retries, DownloadTimeout: time.Duration(s.DownloadTimeout) * time.Second,
+				Clean: s.Clean, TmpDir: filepath.Join(d.StateDir, "tmp"), Log: d.Logger,
+			}), nil
 		},
 	})
 }
 
-// Yum is the plugin.
-type Yum struct {
-	s      *Settings
-	log    *slog.Logger
-	tmpDir string
+// Backend drives rpm and dnf or yum.
+type Backend struct {
+	// Command is dnf, yum or auto.
+	Command string
+	// InstallOptions are added to every dnf or yum command.
+	InstallOptions []string
+	// NoGPGCheck installs package files without checking signatures.
+	NoGPGCheck bool
 }
+
+var _ pkgmgr.Backend = (*Backend)(nil)
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+~-]*$`)
 
-// Parse says what kind of package the user named, and checks it.
-func (y *Yum) Parse(raw string) (plugin.PackageRef, error) {
-	return pkgref.Parse(raw, ".rpm", func(r *plugin.PackageRef) error {
-		if !nameRE.MatchString(raw) {
-			return fmt.Errorf("package %q is not a valid RPM package name (letters, digits and ._+~-, not starting with -)", raw)
-		}
-		r.Name = raw
-		return nil
-	})
+// Format is RPM.
+func (b *Backend) Format() pkgmgr.Format { return pkgmgr.RPM }
+
+// ParseName checks NAME or NAME-VERSION; which one it is only the
+// repositories tell, so the version is left "".
+func (b *Backend) ParseName(raw string) (string, string, error) {
+	if !nameRE.MatchString(raw) {
+		return "", "", fmt.Errorf("package %q is not a valid RPM package name (letters, digits and ._+~-, not starting with -)", raw)
+	}
+	return raw, "", nil
 }
 
-func (y *Yum) command(c plugin.Chroot) string {
-	if y.s.Command != "auto" {
-		return y.s.Command
+// command is dnf or yum: the setting, or dnf when the image has it.
+func (b *Backend) command(c plugin.Chroot) string {
+	if b.Command != "auto" && b.Command != "" {
+		return b.Command
 	}
 	for _, p := range []string{"usr/bin/dnf", "bin/dnf"} {
 		if _, err := c.Root().Stat(p); err == nil {
@@ -85,125 +95,55 @@ func (y *Yum) command(c plugin.Chroot) string {
 	return "yum"
 }
 
-func (y *Yum) run(ctx context.Context, c plugin.Chroot, args ...string) error {
-	argv := append([]string{y.command(c), "-y"}, y.s.InstallOptions...)
+func (b *Backend) run(ctx context.Context, c plugin.Chroot, args ...string) error {
+	argv := append([]string{b.command(c), "-y"}, b.InstallOptions...)
 	return c.Run(ctx, plugin.Run{Argv: append(argv, args...)})
 }
 
-func (y *Yum) retry(ctx context.Context, what string, fn func() error) error {
-	var err error
-	for i := 1; i <= max(1, y.s.Retries); i++ {
-		if err = fn(); err == nil || ctx.Err() != nil {
-			return err
-		}
-		first, _, _ := strings.Cut(err.Error(), "\n")
-		y.log.Warn(what+" failed; retrying", "err", first, "attempt", i)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Duration(i) * 2 * time.Second):
+// Refresh drops the cached metadata and downloads it again.
+func (b *Backend) Refresh(ctx context.Context, c plugin.Chroot) error {
+	for _, args := range [][]string{{"clean", "metadata"}, {"makecache"}} {
+		if err := b.run(ctx, c, args...); err != nil {
+			return fmt.Errorf("%s %s: %w", b.command(c), strings.Join(args, " "), err)
 		}
 	}
-	return err
+	return nil
 }
 
-// Provision installs the package and reads its metadata.
-func (y *Yum) Provision(ctx context.Context, c plugin.Chroot, ref plugin.PackageRef) (*plugin.PackageInfo, error) {
-	var name string
-	start := time.Now()
-	switch ref.Kind {
-	case "repo":
-		if err := y.run(ctx, c, "clean", "metadata"); err != nil {
-			y.log.Warn("clean metadata failed", "err", err)
-		}
-		if err := y.retry(ctx, "install", func() error { return y.run(ctx, c, "install", ref.Name) }); err != nil {
-			return nil, fmt.Errorf("install %s: %w", ref.Name, err)
-		}
-		// rpm -q takes NAME or NAME-VERSION[-RELEASE] as yum does.
-		name = ref.Name
-	case "file", "url":
-		file := ref.Path // a URL's when Inspect downloaded it; the caller removes it
-		if file == "" {
-			f, err := y.download(ctx, ref.URL)
-			if err != nil {
-				return nil, err
-			}
-			defer os.Remove(f)
-			file = f
-		}
-		inImage, done, err := pkgref.Stage(c, file, "package.rpm")
-		if err != nil {
-			return nil, err
-		}
-		defer done()
-		// The exact package in the file (name-version-release.arch), so the
-		// query below cannot pick another architecture or version.
-		out, err := c.Output(ctx, plugin.Run{Argv: []string{"rpm", "-q", "--qf", "%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}\n", "-p", inImage}})
-		if err != nil {
-			return nil, fmt.Errorf("%s is not a readable .rpm: %w", file, err)
-		}
-		name = strings.TrimSpace(string(out))
-		args := []string{"install", inImage}
-		if y.s.NoGPGCheck {
-			args = append([]string{"--nogpgcheck"}, args...)
-		}
-		start = time.Now()
-		if err := y.run(ctx, c, args...); err != nil {
-			return nil, fmt.Errorf("install %s: %w", file, err)
-		}
-	default:
-		return nil, fmt.Errorf("unknown package kind %q", ref.Kind)
+// InstallRepo installs NAME or NAME-VERSION (version is always "").
+func (b *Backend) InstallRepo(ctx context.Context, c plugin.Chroot, name, version string) error {
+	if version != "" {
+		name += "-" + version
 	}
-	took := time.Since(start)
-	info, err := Query(ctx, c, name)
+	if err := b.run(ctx, c, "install", name); err != nil {
+		return fmt.Errorf("install %s: %w", name, err)
+	}
+	return nil
+}
+
+// FileName reads the exact package a file holds (NAME-VERSION-RELEASE.ARCH),
+// so that Query cannot pick another architecture or version.
+func (b *Backend) FileName(ctx context.Context, c plugin.Chroot, path string) (string, error) {
+	out, err := c.Output(ctx, plugin.Run{Argv: []string{"rpm", "-q", "--qf", "%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}\n", "-p", path}})
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	info.InstallTime = took
-	if y.s.Clean {
-		if err := y.run(ctx, c, "clean", "all"); err != nil {
-			y.log.Warn("clean all failed", "err", err)
-		}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// InstallFile installs a package file with dnf or yum, which fetch its
+// dependencies from the repositories.
+func (b *Backend) InstallFile(ctx context.Context, c plugin.Chroot, path string) error {
+	args := []string{"install", path}
+	if b.NoGPGCheck {
+		args = append([]string{"--nogpgcheck"}, args...)
 	}
-	return info, nil
+	return b.run(ctx, c, args...)
 }
 
-func (y *Yum) download(ctx context.Context, u string) (string, error) {
-	return (&pkgref.Downloader{Dir: y.tmpDir, Ext: ".rpm", Retries: y.s.Retries,
-		Timeout: time.Duration(y.s.DownloadTimeout) * time.Second, Log: y.log}).Fetch(ctx, u)
-}
-
-// Inspect reads the package a local or downloaded .rpm holds. A
-// repository package (NAME or NAME-VERSION, which yum tells apart only
-// against its repositories) is known once installed.
-func (y *Yum) Inspect(ctx context.Context, ref plugin.PackageRef) (plugin.PackageRef, *plugin.PackageInfo, error) {
-	switch ref.Kind {
-	case "repo":
-		return ref, nil, nil
-	case "url":
-		if ref.Path == "" {
-			f, err := y.download(ctx, ref.URL)
-			if err != nil {
-				return ref, nil, err
-			}
-			ref.Path = f
-		}
-	case "file":
-	default:
-		return ref, nil, fmt.Errorf("unknown package kind %q", ref.Kind)
-	}
-	info, err := pkgfile.RPM(ref.Path)
-	return ref, info, err
-}
-
-// Resolve cannot tell a repository package's version before installing
-// it; the bake checks the image name after the install instead.
-func (y *Yum) Resolve(ctx context.Context, c plugin.Chroot, ref plugin.PackageRef) (plugin.PackageRef, *plugin.PackageInfo, error) {
-	return ref, nil, nil
-}
-
-// Query reads name, version, release and architecture of an installed package.
-func Query(ctx context.Context, c plugin.Chroot, name string) (*plugin.PackageInfo, error) {
+// Query reads name, version, release and architecture of an installed
+// package; rpm -q takes NAME, NAME-VERSION[-RELEASE] and the full NEVRA.
+func (b *Backend) Query(ctx context.Context, c plugin.Chroot, name string) (*plugin.PackageInfo, error) {
 	out, err := c.Output(ctx, plugin.Run{Argv: []string{"rpm", "-q", "--qf", "%{NAME}\t%{EPOCHNUM}\t%{VERSION}\t%{RELEASE}\t%{ARCH}\n", name}})
 	if err != nil {
 		return nil, fmt.Errorf("package %s is not installed: %w", name, err)
@@ -224,7 +164,7 @@ func Query(ctx context.Context, c plugin.Chroot, name string) (*plugin.PackageIn
 }
 
 // Manifest lists the installed packages (rpm -qa).
-func (y *Yum) Manifest(ctx context.Context, c plugin.Chroot) ([]plugin.Package, error) {
+func (b *Backend) Manifest(ctx context.Context, c plugin.Chroot) ([]plugin.Package, error) {
 	out, err := c.Output(ctx, plugin.Run{Argv: []string{"rpm", "-qa", "--qf", "%{NAME}\t%{VERSION}-%{RELEASE}\t%{ARCH}\n"}})
 	if err != nil {
 		return nil, fmt.Errorf("package manifest: %w", err)
@@ -236,4 +176,9 @@ func (y *Yum) Manifest(ctx context.Context, c plugin.Chroot) ([]plugin.Package, 
 		}
 	}
 	return pkgs, nil
+}
+
+// Clean removes cached packages and metadata (clean all).
+func (b *Backend) Clean(ctx context.Context, c plugin.Chroot) error {
+	return b.run(ctx, c, "clean", "all")
 }

@@ -2,22 +2,28 @@ package foundation
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 
+	"github.com/aminator-go/aminator/internal/bake"
 	"github.com/aminator-go/aminator/internal/logging"
-	"github.com/aminator-go/aminator/internal/mount"
 	"github.com/aminator-go/aminator/internal/partition"
 )
 
-// GPT partition types.
-const (
-	linuxFS = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
-	espType = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
-)
+// bootPartition makes the uefi layout's EFI system partition.
+type bootPartition struct{ b *builder }
+
+// uefi says the layout boots by firmware, from an EFI system partition.
+func (b *builder) uefi(*bake.State) bool { return b.o.Layout == "uefi" }
+
+func (bootPartition) Name() string { return "boot partition" }
+
+func (st bootPartition) Run(ctx context.Context, s *bake.State) error {
+	b := st.b
+	return b.host.MakeESP(ctx, s.Device, b.tree, b.kernel, b.uuid, b.espID, filepath.Join(b.work, "esp"))
+}
 
 // makeESP makes the EFI system partition (partition 1): FAT32 with
 // systemd-boot as the default loader, the kernel and initrd, and one boot
@@ -58,33 +64,4 @@ func makeESP(ctx context.Context, dev, tree, kernel, rootUUID, espID, work strin
 		}
 	}
 	return nil
-}
-
-func makeFS(ctx context.Context, fstype, uuid, tree, target, mnt string, log *slog.Logger) error {
-	switch fstype {
-	case "ext4":
-		// -d populates the filesystem from the tree: no mount, no copy.
-		return logging.Host(ctx, log, "mkfs.ext4", "-q", "-F", "-L", "root", "-U", uuid, "-d", tree, target)
-	case "xfs":
-		if err := logging.Host(ctx, log, "mkfs.xfs", "-q", "-f", "-L", "root", "-m", "uuid="+uuid, target); err != nil {
-			return err
-		}
-		if err := os.MkdirAll(mnt, 0o700); err != nil {
-			return err
-		}
-		if err := mount.Mount(target, mnt, "xfs", 0, "nouuid"); err != nil {
-			return err
-		}
-		defer mount.Unmount(context.WithoutCancel(ctx), mnt, nil)
-		return logging.Host(ctx, log, "cp", "-a", "--sparse=always", tree+"/.", mnt+"/")
-	}
-	return fmt.Errorf("filesystem %q", fstype)
-}
-
-func newUUID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

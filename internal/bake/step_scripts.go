@@ -12,6 +12,23 @@ import (
 	"github.com/aminator-go/aminator/internal/plugin"
 )
 
+// scripts runs the image's own scripts, every executable /var/local/*.sh,
+// with the AMINATOR_* environment.
+type scripts struct{}
+
+func (scripts) Name() string { return "scripts" }
+
+func (scripts) Run(ctx context.Context, s *State) error {
+	host, _ := s.Env.Cloud.Host(ctx)
+	s.ScriptEnv = map[string]string{
+		"AMINATOR_PACKAGE": s.Package.Name, "AMINATOR_ENVIRONMENT": s.Env.Name, "AMINATOR_BASE_AMI_ID": s.Base.ID,
+		"AMINATOR_BASE_AMI_NAME": s.Base.Name, "AMINATOR_REGION": host.Region, "AMINATOR_AMI_NAME": s.Name,
+		"AMINATOR_AMI_SUFFIX": s.Req.Suffix, "AMINATOR_CREATOR": s.Req.Creator, "AMINATOR_VM_TYPE": s.Req.VMType,
+		"AMINATOR_STORE_TYPE": s.Env.Finalizer.StoreType(),
+	}
+	return runScripts(ctx, s.Chroot, s.ScriptEnv, s.Log)
+}
+
 // runScripts runs every executable /var/local/*.sh in the image, sorted,
 // with the AMINATOR_* environment; the first failure fails the bake.
 func runScripts(ctx context.Context, c plugin.Chroot, env map[string]string, log *slog.Logger) error {

@@ -1,0 +1,100 @@
+package foundation
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+)
+
+// Options describe a foundation image.
+type Options struct {
+	// Name is the family; the image is named {Name}-{Suffix}. Default debian-{release}.
+	Name    string
+	Suffix  string
+	Release string
+	// Mirror is the Debian mirror; default: the one the host's apt uses.
+	Mirror  string
+	SizeGiB int
+	Layout  string // whole or gpt
+	FS      string // ext4 or xfs
+	Kernel  bool
+	Include []string
+	Arch    string // x86_64 or arm64
+	Creator string
+	Tags    map[string]string
+	// ScratchDir is where the tree is built; default /dev/shm when it has room.
+	ScratchDir string
+	BakeID     string
+}
+
+var (
+	releaseRE = regexp.MustCompile(`^[a-z][a-z0-9-]{1,31}$`)
+	pkgRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
+	familyRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9().\-/_]{0,100}$`)
+)
+
+// debArch maps an image architecture to Debian's.
+var debArch = map[string]string{"x86_64": "amd64", "arm64": "arm64", "i386": "i386"}
+
+var kernelPkg = map[string]string{"amd64": "linux-image-amd64", "arm64": "linux-image-arm64", "i386": "linux-image-686"}
+
+func (o *Options) validate() error {
+	if o.Release == "" {
+		o.Release = "bookworm"
+	}
+	if !releaseRE.MatchString(o.Release) {
+		return fmt.Errorf("release %q: a Debian codename such as bookworm or trixie", o.Release)
+	}
+	if o.Name == "" {
+		o.Name = "debian-" + o.Release
+	}
+	if !familyRE.MatchString(o.Name) {
+		return fmt.Errorf("name %q: letters, digits and ().-/_ only", o.Name)
+	}
+	if o.Arch == "" {
+		o.Arch = "x86_64"
+	}
+	if _, ok := debArch[o.Arch]; !ok {
+		return fmt.Errorf("arch %q: x86_64, arm64 or i386", o.Arch)
+	}
+	if o.SizeGiB == 0 {
+		o.SizeGiB = 2
+	}
+	if o.SizeGiB < 1 || o.SizeGiB > 1024 {
+		return fmt.Errorf("size %d GiB: 1 to 1024", o.SizeGiB)
+	}
+	switch o.Layout {
+	case "":
+		o.Layout = "whole"
+	case "whole", "gpt":
+	case "uefi":
+		if !o.Kernel {
+			return errors.New("layout uefi boots a kernel: it cannot go with --no-kernel")
+		}
+		if o.Arch != "x86_64" {
+			return fmt.Errorf("layout uefi is built for x86_64, not %s", o.Arch)
+		}
+	default:
+		return fmt.Errorf("layout %q: whole, gpt or uefi", o.Layout)
+	}
+	switch o.FS {
+	case "":
+		o.FS = "ext4"
+	case "ext4", "xfs":
+	default:
+		return fmt.Errorf("filesystem %q: ext4 or xfs", o.FS)
+	}
+	for _, p := range o.Include {
+		if !pkgRE.MatchString(p) {
+			return fmt.Errorf("package %q is not a valid Debian package name", p)
+		}
+	}
+	if o.Mirror != "" {
+		u, err := url.Parse(o.Mirror)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "file") {
+			return fmt.Errorf("mirror %q: an http, https or file URL", o.Mirror)
+		}
+	}
+	return nil
+}
