@@ -14,11 +14,6 @@ import (
 	"github.com/aminator-go/aminator/internal/snapstore"
 )
 
-// Tagger adds tags to an image.
-type Tagger interface {
-	CreateTags(ctx context.Context, id string, tags plugin.Tags) error
-}
-
 // boot is the boot test itself (boottest.Run; unit tests replace it).
 var boot = boottest.Run
 
@@ -28,7 +23,7 @@ var boot = boottest.Run
 // ctx was cancelled meanwhile. A boot that fails returns a
 // *boottest.Error naming the image; an error that kept the test from
 // running leaves the image's tags alone.
-func BootTest(ctx context.Context, c Tagger, store snapstore.Store, im *plugin.Image, o boottest.Options, log *slog.Logger) (*boottest.Result, error) {
+func BootTest(ctx context.Context, c plugin.Tagger, store snapstore.Store, im *plugin.Image, o boottest.Options, log *slog.Logger) (*boottest.Result, error) {
 	var res *boottest.Result
 	_, err := pipeline.Step(ctx, log, "boot test", func(ctx context.Context) (err error) {
 		res, err = boot(ctx, store, im, o, log)

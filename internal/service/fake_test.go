@@ -75,6 +75,15 @@ func (f *fakeCloud) CreateTags(_ context.Context, id string, tags plugin.Tags) e
 	return nil
 }
 
+func (f *fakeCloud) DeleteTags(_ context.Context, id string, keys ...string) error {
+	if im, err := f.Image(context.Background(), plugin.ImageQuery{ID: id}); err == nil {
+		for _, k := range keys {
+			delete(im.Tags, k)
+		}
+	}
+	return nil
+}
+
 func (f *fakeCloud) CreateVolume(_ context.Context, r plugin.VolumeRequest) (*plugin.Volume, error) {
 	v := &plugin.Volume{ID: fmt.Sprintf("vol-%017d", len(f.volumes)+1), SnapshotID: r.SnapshotID, SizeBytes: r.SizeBytes, Tags: r.Tags}
 	f.volumes = append(f.volumes, v)
