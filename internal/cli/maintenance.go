@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/aminator-go/aminator/internal/cloud/local"
+	"github.com/aminator-go/aminator/internal/gcreport"
 	"github.com/aminator-go/aminator/internal/progress"
 	"github.com/aminator-go/aminator/internal/push"
 	"github.com/aminator-go/aminator/internal/service"
@@ -36,19 +38,11 @@ detached and deleted, snapshots no image uses deleted. --dry-run only says.`,
 				return usagef("--cloud %q: local or ec2", cloud)
 			}
 			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
-				r, err := c.GC(ctx, dry)
-				if a.output == "json" {
-					a.printJSON(r)
-				} else {
-					verb := "removed"
-					if dry {
-						verb = "would remove"
-					}
-					fmt.Fprintf(a.stdout, "%s %d orphaned volumes %v, %d unfinished snapshots %v, %d unused chunks (%d bytes), %d temporary files, %d stale clones, %d scratch leftovers, %d stale job locks and mount points; %d chunks in use\n",
-						verb, len(r.OrphanedVolumes), r.OrphanedVolumes, len(r.PendingSnapshots), r.PendingSnapshots,
-						r.Store.Chunks, r.Store.Bytes, r.Store.Temporary, r.Store.Clones, len(r.Scratch), len(r.Stale), r.Store.LiveChunks)
+				p, err := c.PlanGC(ctx)
+				if p == nil {
+					return err
 				}
-				return err
+				return errors.Join(err, a.runGC(ctx, p, dry))
 			})
 		},
 	}
@@ -68,15 +62,21 @@ func (a *app) gcEC2(cmd *cobra.Command, dry bool) error {
 	if err != nil {
 		return err
 	}
-	r, err := c.GC(ctx, cfg.LockDir, dry)
+	p, err := c.PlanGC(ctx, cfg.LockDir)
+	if p == nil {
+		return err
+	}
+	return errors.Join(err, a.runGC(ctx, p, dry))
+}
+
+// runGC executes a gc plan, or with dry only reports it, and prints the
+// report (the same way for every cloud).
+func (a *app) runGC(ctx context.Context, p gcreport.Plan, dry bool) error {
+	r, err := gcreport.Run(ctx, p, dry)
 	if a.output == "json" {
 		a.printJSON(r)
 	} else {
-		verb := "removed"
-		if dry {
-			verb = "would remove"
-		}
-		fmt.Fprintf(a.stdout, "%s %d volumes %v and %d snapshots %v; %d belong to running bakes\n", verb, len(r.Volumes), r.Volumes, len(r.Snapshots), r.Snapshots, len(r.Running))
+		r.WriteText(a.stdout)
 	}
 	return err
 }

@@ -62,8 +62,21 @@ type Result struct {
 // local snapshot or image went.
 const TagPushed = "pushed:"
 
+// job is one push in flight.
+type job struct {
+	lc     *local.Cloud
+	ec     *ec2cloud.Cloud
+	im     *plugin.Image
+	o      Options
+	store  *snapstore.Chunks
+	m, pm  *snapstore.Manifest // the snapshot and, when incremental, its pushed parent
+	client *ebs.Client
+	res    *Result
+	gib    int64
+}
+
 // Push sends the local image im to EC2 and registers it there.
-func Push(ctx context.Context, lc *local.Cloud, ec *ec2cloud.Cloud, im *plugin.Image, o Options) (res *Result, err error) {
+func Push(ctx context.Context, lc *local.Cloud, ec *ec2cloud.Cloud, im *plugin.Image, o Options) (*Result, error) {
 	start := time.Now()
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -71,63 +84,106 @@ func Push(ctx context.Context, lc *local.Cloud, ec *ec2cloud.Cloud, im *plugin.I
 	if o.Workers <= 0 {
 		o.Workers = 8
 	}
-	region := ec.Region()
-	res = &Result{Region: region}
+	if o.Name == "" {
+		o.Name = im.Name
+	}
+	j := &job{lc: lc, ec: ec, im: im, o: o, store: lc.Store(), res: &Result{Region: ec.Region()}}
 	root := im.Root()
 	if root == nil || root.SnapshotID == "" {
-		return res, fmt.Errorf("image %s has no root snapshot", im.ID)
+		return j.res, fmt.Errorf("image %s has no root snapshot", im.ID)
 	}
-	store := lc.Store()
-	m, err := store.LoadManifest(root.SnapshotID)
-	if err != nil {
-		return res, err
+	var err error
+	if j.m, err = j.store.LoadManifest(root.SnapshotID); err != nil {
+		return j.res, err
 	}
-	if m.ChunkSize != BlockSize {
-		return res, fmt.Errorf("snapshot %s has %d-byte chunks; pushing needs %d (cloud.local chunk_size)", m.ID, m.ChunkSize, BlockSize)
+	if j.m.ChunkSize != BlockSize {
+		return j.res, fmt.Errorf("snapshot %s has %d-byte chunks; pushing needs %d (cloud.local chunk_size)", j.m.ID, j.m.ChunkSize, BlockSize)
 	}
-	name := o.Name
-	if name == "" {
-		name = im.Name
+	j.gib = (j.m.Size + (1<<30 - 1)) >> 30
+	j.findParent(ctx)
+	j.client = ebs.NewFromConfig(ec.AWSConfig(), o.EBSOptions...)
+	if err := j.start(ctx); err != nil {
+		return j.res, err
 	}
-
-	// Incremental when the parent went to this region before and is still there.
-	var pm *snapstore.Manifest
-	if !o.Full && m.Parent != "" {
-		if ps, err := lc.Snapshot(ctx, m.Parent); err == nil && ps.Tags[TagPushed+region] != "" {
-			remote := ps.Tags[TagPushed+region]
-			if rs, err := ec.Snapshot(ctx, remote); err == nil && rs.State == "completed" {
-				if pm, err = store.LoadManifest(m.Parent); err == nil {
-					res.Parent = remote
-				}
-			}
-		}
-	}
-	client := ebs.NewFromConfig(ec.AWSConfig(), o.EBSOptions...)
-	gib := int64((m.Size + (1<<30 - 1)) >> 30)
-	tags := plugin.Tags{"aminator:local_image": im.ID, "aminator:local_snapshot": m.ID}
-	var ebsTags []ebstypes.Tag
-	for k, v := range tags {
-		ebsTags = append(ebsTags, ebstypes.Tag{Key: aws.String(k), Value: aws.String(v)})
-	}
-	in := &ebs.StartSnapshotInput{VolumeSize: aws.Int64(gib), Description: aws.String("aminator push of " + im.Name), Tags: ebsTags, Timeout: aws.Int32(60)}
-	if res.Parent != "" {
-		in.ParentSnapshotId = aws.String(res.Parent)
-	}
-	started, err := client.StartSnapshot(ctx, in)
-	if err != nil {
-		return res, fmt.Errorf("StartSnapshot: %w", err)
-	}
-	res.SnapshotID = aws.ToString(started.SnapshotId)
-	o.Log.Info("pushing", "image", im.ID, "snapshot", res.SnapshotID, "region", region, "parent", res.Parent)
 	done := false
-	defer func() {
+	defer func() { // a half-sent snapshot is never left behind
 		if !done {
-			ec.DeleteSnapshot(context.WithoutCancel(ctx), res.SnapshotID)
+			ec.DeleteSnapshot(context.WithoutCancel(ctx), j.res.SnapshotID)
 		}
 	}()
+	blocks := j.changedBlocks()
+	if err := j.send(ctx, blocks); err != nil {
+		return j.res, fmt.Errorf("push %s: %w", im.ID, err)
+	}
+	if _, err := j.client.CompleteSnapshot(ctx, &ebs.CompleteSnapshotInput{SnapshotId: aws.String(j.res.SnapshotID), ChangedBlocksCount: aws.Int32(int32(len(blocks)))}); err != nil {
+		return j.res, fmt.Errorf("CompleteSnapshot: %w", err)
+	}
+	if err := waitCompleted(ctx, ec, j.res.SnapshotID); err != nil {
+		return j.res, err
+	}
+	if err := j.register(ctx); err != nil {
+		return j.res, err
+	}
+	done = true
+	// Remember where they went: the next push of a child is incremental.
+	if err := lc.CreateTags(ctx, j.m.ID, plugin.Tags{TagPushed + j.res.Region: j.res.SnapshotID}); err != nil {
+		return j.res, err
+	}
+	if err := lc.CreateTags(ctx, im.ID, plugin.Tags{TagPushed + j.res.Region: j.res.ImageID}); err != nil {
+		return j.res, err
+	}
+	j.res.Duration = time.Since(start)
+	return j.res, nil
+}
 
+// findParent makes the push incremental when the snapshot's parent went to
+// this region before and is still there.
+func (j *job) findParent(ctx context.Context) {
+	if j.o.Full || j.m.Parent == "" {
+		return
+	}
+	ps, err := j.lc.Snapshot(ctx, j.m.Parent)
+	if err != nil || ps.Tags[TagPushed+j.res.Region] == "" {
+		return
+	}
+	remote := ps.Tags[TagPushed+j.res.Region]
+	if rs, err := j.ec.Snapshot(ctx, remote); err == nil && rs.State == "completed" {
+		if j.pm, err = j.store.LoadManifest(j.m.Parent); err == nil {
+			j.res.Parent = remote
+		}
+	}
+}
+
+// ownTags are the tags that tie the EC2 snapshot and image to the local ones.
+func (j *job) ownTags() plugin.Tags {
+	return plugin.Tags{"aminator:local_image": j.im.ID, "aminator:local_snapshot": j.m.ID}
+}
+
+// start starts the EBS snapshot (on the parent's when incremental).
+func (j *job) start(ctx context.Context) error {
+	var ebsTags []ebstypes.Tag
+	for k, v := range j.ownTags() {
+		ebsTags = append(ebsTags, ebstypes.Tag{Key: aws.String(k), Value: aws.String(v)})
+	}
+	in := &ebs.StartSnapshotInput{VolumeSize: aws.Int64(j.gib), Description: aws.String("aminator push of " + j.im.Name), Tags: ebsTags, Timeout: aws.Int32(60)}
+	if j.res.Parent != "" {
+		in.ParentSnapshotId = aws.String(j.res.Parent)
+	}
+	started, err := j.client.StartSnapshot(ctx, in)
+	if err != nil {
+		return fmt.Errorf("StartSnapshot: %w", err)
+	}
+	j.res.SnapshotID = aws.ToString(started.SnapshotId)
+	j.o.Log.Info("pushing", "image", j.im.ID, "snapshot", j.res.SnapshotID, "region", j.res.Region, "parent", j.res.Parent)
+	return nil
+}
+
+// changedBlocks lists the blocks to send: all with data, or, when
+// incremental, those that differ from the parent.
+func (j *job) changedBlocks() []int {
 	var blocks []int
-	for i, h := range m.Chunks {
+	pm := j.pm
+	for i, h := range j.m.Chunks {
 		switch {
 		case pm != nil && i < len(pm.Chunks) && pm.Chunks[i] == h:
 			// unchanged since the parent
@@ -137,44 +193,24 @@ func Push(ctx context.Context, lc *local.Cloud, ec *ec2cloud.Cloud, im *plugin.I
 			blocks = append(blocks, i)
 		}
 	}
+	return blocks
+}
+
+// send puts the blocks on o.Workers workers; the first error stops it.
+func (j *job) send(ctx context.Context, blocks []int) error {
 	var sent atomic.Int64
 	bar := progress.Start(ctx, "pushing blocks", int64(len(blocks))*BlockSize, progress.Bytes)
 	defer bar.Done()
-	errs := make(chan error, o.Workers)
+	errs := make(chan error, j.o.Workers)
 	idx := make(chan int)
 	var wg sync.WaitGroup
-	zero := make([]byte, BlockSize)
-	for w := 0; w < o.Workers; w++ {
+	for w := 0; w < j.o.Workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range idx {
-				data := zero
-				if h := m.Chunks[i]; h != "" {
-					d, err := store.ReadChunk(h)
-					if err != nil {
-						errs <- err
-						return
-					}
-					data = d
-				}
-				var sum []byte
-				if len(data) == BlockSize && m.Chunks[i] != "" {
-					sum, _ = hex.DecodeString(m.Chunks[i]) // the chunk's hash is the block's
-				} else {
-					padded := make([]byte, BlockSize)
-					copy(padded, data)
-					data = padded
-					s := sha256.Sum256(data)
-					sum = s[:]
-				}
-				_, err := client.PutSnapshotBlock(ctx, &ebs.PutSnapshotBlockInput{
-					SnapshotId: aws.String(res.SnapshotID), BlockIndex: aws.Int32(int32(i)), BlockData: bytes.NewReader(data),
-					DataLength: aws.Int32(BlockSize), Checksum: aws.String(base64.StdEncoding.EncodeToString(sum)),
-					ChecksumAlgorithm: ebstypes.ChecksumAlgorithmChecksumAlgorithmSha256,
-				})
-				if err != nil {
-					errs <- fmt.Errorf("PutSnapshotBlock %d: %w", i, err)
+				if err := j.putBlock(ctx, i); err != nil {
+					errs <- err
 					return
 				}
 				sent.Add(BlockSize)
@@ -182,64 +218,88 @@ func Push(ctx context.Context, lc *local.Cloud, ec *ec2cloud.Cloud, im *plugin.I
 			}
 		}()
 	}
-	var sendErr error
+	var err error
 feed:
 	for _, i := range blocks {
 		select {
 		case idx <- i:
-		case sendErr = <-errs:
+		case err = <-errs:
 			break feed
 		case <-ctx.Done():
-			sendErr = ctx.Err()
+			err = ctx.Err()
 			break feed
 		}
 	}
 	close(idx)
 	wg.Wait()
-	if sendErr == nil {
+	if err == nil {
 		select {
-		case sendErr = <-errs:
+		case err = <-errs:
 		default:
 		}
 	}
-	if sendErr != nil {
-		return res, fmt.Errorf("push %s: %w", im.ID, sendErr)
+	j.res.Blocks, j.res.Bytes = len(blocks), sent.Load()
+	return err
+}
+
+var zeroBlock = make([]byte, BlockSize)
+
+// putBlock sends block i with its SHA-256 (the chunk's own hash when the
+// chunk is a whole block).
+func (j *job) putBlock(ctx context.Context, i int) error {
+	data := zeroBlock
+	if h := j.m.Chunks[i]; h != "" {
+		d, err := j.store.ReadChunk(h)
+		if err != nil {
+			return err
+		}
+		data = d
 	}
-	res.Blocks, res.Bytes = len(blocks), sent.Load()
-	if _, err := client.CompleteSnapshot(ctx, &ebs.CompleteSnapshotInput{SnapshotId: aws.String(res.SnapshotID), ChangedBlocksCount: aws.Int32(int32(len(blocks)))}); err != nil {
-		return res, fmt.Errorf("CompleteSnapshot: %w", err)
+	var sum []byte
+	if len(data) == BlockSize && j.m.Chunks[i] != "" {
+		sum, _ = hex.DecodeString(j.m.Chunks[i])
+	} else {
+		padded := make([]byte, BlockSize)
+		copy(padded, data)
+		data = padded
+		s := sha256.Sum256(data)
+		sum = s[:]
 	}
-	if err := waitCompleted(ctx, ec, res.SnapshotID); err != nil {
-		return res, err
+	_, err := j.client.PutSnapshotBlock(ctx, &ebs.PutSnapshotBlockInput{
+		SnapshotId: aws.String(j.res.SnapshotID), BlockIndex: aws.Int32(int32(i)), BlockData: bytes.NewReader(data),
+		DataLength: aws.Int32(BlockSize), Checksum: aws.String(base64.StdEncoding.EncodeToString(sum)),
+		ChecksumAlgorithm: ebstypes.ChecksumAlgorithmChecksumAlgorithmSha256,
+	})
+	if err != nil {
+		return fmt.Errorf("PutSnapshotBlock %d: %w", i, err)
 	}
-	for k, v := range im.Tags {
+	return nil
+}
+
+// register registers the pushed snapshot as an AMI with the local image's
+// tags (but its lineage, which names local ids) and the caller's.
+func (j *job) register(ctx context.Context) error {
+	tags := j.ownTags()
+	for k, v := range j.im.Tags {
 		if _, ours := tags[k]; !ours && k != "lineage" {
 			tags[k] = v
 		}
 	}
-	for k, v := range o.Tags {
+	for k, v := range j.o.Tags {
 		tags[k] = v
 	}
-	ami, err := ec.RegisterImage(ctx, plugin.ImageRequest{
-		Name: name, Description: im.Description, Architecture: im.Architecture, VirtualizationType: "hvm",
+	im := j.im
+	ami, err := j.ec.RegisterImage(ctx, plugin.ImageRequest{
+		Name: j.o.Name, Description: im.Description, Architecture: im.Architecture, VirtualizationType: "hvm",
 		RootDeviceName: im.RootDeviceName, EnaSupport: true,
-		BlockDevices: []plugin.BlockDeviceMapping{{DeviceName: im.RootDeviceName, SnapshotID: res.SnapshotID, VolumeSizeGiB: gib, VolumeType: "gp3", DeleteOnTermination: true}},
+		BlockDevices: []plugin.BlockDeviceMapping{{DeviceName: im.RootDeviceName, SnapshotID: j.res.SnapshotID, VolumeSizeGiB: j.gib, VolumeType: "gp3", DeleteOnTermination: true}},
 		Tags:         tags,
 	})
 	if err != nil {
-		return res, err
+		return err
 	}
-	done = true
-	res.ImageID = ami.ID
-	// Remember where they went: the next push of a child is incremental.
-	if err := lc.CreateTags(ctx, m.ID, plugin.Tags{TagPushed + region: res.SnapshotID}); err != nil {
-		return res, err
-	}
-	if err := lc.CreateTags(ctx, im.ID, plugin.Tags{TagPushed + region: ami.ID}); err != nil {
-		return res, err
-	}
-	res.Duration = time.Since(start)
-	return res, nil
+	j.res.ImageID = ami.ID
+	return nil
 }
 
 func waitCompleted(ctx context.Context, ec *ec2cloud.Cloud, id string) error {

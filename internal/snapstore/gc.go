@@ -2,47 +2,99 @@ package snapstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/aminator-go/aminator/internal/flock"
+	"github.com/aminator-go/aminator/internal/gcreport"
 )
 
-// GCStats says what gc removed.
-type GCStats struct {
-	Chunks     int   `json:"chunks"`
-	Bytes      int64 `json:"bytes"`
-	Temporary  int   `json:"temporary"`
-	Clones     int   `json:"clones"`
-	LiveChunks int   `json:"live_chunks"`
+// GCKinds are the kinds of items the store's gc removes.
+var GCKinds = []string{gcreport.Chunk, gcreport.Temporary, gcreport.Clone}
+
+// GCPlan is what the store's gc would remove: chunks no manifest names,
+// leftover temporary files, and clones without a manifest.
+type GCPlan struct {
+	c *Chunks
+	// Items are the planned items, chunks first.
+	Items []gcreport.Item
+	// LiveChunks is how many chunks the manifests named when planned.
+	LiveChunks int
 }
 
-// GC removes every chunk no manifest names, leftover temporary files and
-// clones without a manifest (with dryRun it only counts them). It waits
-// for running snapshots to finish.
-func (c *Chunks) GC(ctx context.Context, dryRun bool) (GCStats, error) {
-	remove := os.Remove
-	if dryRun {
-		remove = func(string) error { return nil }
-	}
-	var st GCStats
+// PlanGC lists what gc would remove, once the snapshots named in deleting
+// are deleted (their chunks unused then, their clones gone with them). It
+// waits for running snapshots to finish (their chunks are named by no
+// manifest yet) and holds off new ones while it looks.
+func (c *Chunks) PlanGC(ctx context.Context, deleting ...string) (*GCPlan, error) {
 	l, err := flock.Exclusive(ctx, c.gcLock())
 	if err != nil {
-		return st, err
+		return nil, fmt.Errorf("plan gc: %w", err)
 	}
 	defer l.Unlock()
-	live := map[string]bool{}
-	ids, err := c.Snapshots()
+	live, ids, err := c.liveChunks(deleting...)
 	if err != nil {
-		return st, err
+		return nil, err
 	}
-	for _, id := range ids {
+	p := &GCPlan{c: c, LiveChunks: len(live)}
+	err = filepath.WalkDir(filepath.Join(c.dir, "chunks"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || live[d.Name()] {
+			return err
+		}
+		it := gcreport.Item{Kind: gcreport.Chunk, ID: d.Name(), Reason: "no snapshot uses it"}
+		if info, err := d.Info(); err == nil {
+			it.Bytes = info.Size()
+		}
+		p.Items = append(p.Items, it)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("plan gc: %w", err)
+	}
+	tmps, _ := os.ReadDir(filepath.Join(c.dir, "tmp"))
+	for _, t := range tmps {
+		p.Items = append(p.Items, gcreport.Item{Kind: gcreport.Temporary, ID: t.Name(), Reason: "left by an interrupted write"})
+	}
+	have := map[string]bool{}
+	for _, id := range append(ids, deleting...) { // Delete removes the latter's clones
+		have[id] = true
+	}
+	clones, _ := os.ReadDir(filepath.Join(c.dir, "cache"))
+	for _, cl := range clones {
+		if !have[strings.TrimSuffix(cl.Name(), ".img")] {
+			p.Items = append(p.Items, gcreport.Item{Kind: gcreport.Clone, ID: cl.Name(), Reason: "no snapshot of its name"})
+		}
+	}
+	return p, nil
+}
+
+// liveChunks reads every manifest but those of the snapshots named in
+// except: the chunks they name, and the snapshots. A manifest that cannot
+// be read stops gc.
+func (c *Chunks) liveChunks(except ...string) (map[string]bool, []string, error) {
+	all, err := c.Snapshots()
+	if err != nil {
+		return nil, nil, fmt.Errorf("gc: %w", err)
+	}
+	skip := map[string]bool{}
+	for _, id := range except {
+		skip[id] = true
+	}
+	live := map[string]bool{}
+	var ids []string
+	for _, id := range all {
+		if skip[id] {
+			continue
+		}
+		ids = append(ids, id)
 		m, err := c.LoadManifest(id)
 		if err != nil {
-			return st, fmt.Errorf("gc: %w (fix or remove it before collecting)", err)
+			return nil, nil, fmt.Errorf("gc: %w (fix or remove it before collecting)", err)
 		}
 		for _, h := range m.Chunks {
 			if h != "" {
@@ -50,99 +102,78 @@ func (c *Chunks) GC(ctx context.Context, dryRun bool) (GCStats, error) {
 			}
 		}
 	}
-	st.LiveChunks = len(live)
-	err = filepath.WalkDir(filepath.Join(c.dir, "chunks"), func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		if live[d.Name()] {
-			return nil
-		}
-		if info, err := d.Info(); err == nil {
-			st.Bytes += info.Size()
-		}
-		st.Chunks++
-		return remove(p)
-	})
+	return live, ids, nil
+}
+
+// Planned reports the plan as a dry run.
+func (p *GCPlan) Planned() *gcreport.Report {
+	r := gcreport.New("local", true, GCKinds...)
+	r.Removed = append(r.Removed, p.Items...)
+	r.LiveChunks = p.LiveChunks
+	return r
+}
+
+// Execute removes the planned items. Under the gc lock again (no snapshot
+// is being stored), it reads the manifests again and skips a chunk a
+// snapshot stored since names, or a clone whose snapshot now exists; an
+// item already gone is skipped too.
+func (p *GCPlan) Execute(ctx context.Context) (*gcreport.Report, error) {
+	c := p.c
+	r := gcreport.New("local", false, GCKinds...)
+	l, err := flock.Exclusive(ctx, c.gcLock())
 	if err != nil {
-		return st, fmt.Errorf("gc: %w", err)
+		return r, fmt.Errorf("gc: %w", err)
 	}
-	tmps, _ := os.ReadDir(filepath.Join(c.dir, "tmp"))
-	for _, t := range tmps {
-		if dryRun || os.RemoveAll(filepath.Join(c.dir, "tmp", t.Name())) == nil {
-			st.Temporary++
-		}
+	defer l.Unlock()
+	live, ids, err := c.liveChunks()
+	if err != nil {
+		return r, err
 	}
+	r.LiveChunks = len(live)
 	have := map[string]bool{}
 	for _, id := range ids {
 		have[id] = true
 	}
-	clones, _ := os.ReadDir(filepath.Join(c.dir, "cache"))
-	for _, cl := range clones {
-		if !have[strings.TrimSuffix(cl.Name(), ".img")] && remove(filepath.Join(c.dir, "cache", cl.Name())) == nil {
-			st.Clones++
+	var errs []error
+	for _, it := range p.Items {
+		if err := ctx.Err(); err != nil {
+			return r, errors.Join(append(errs, err)...)
 		}
-	}
-	return st, nil
-}
-
-// FsckReport lists what is wrong in a store.
-type FsckReport struct {
-	Chunks int `json:"chunks_checked"`
-	// Bad maps a corrupt or missing chunk to why.
-	Bad map[string]string `json:"bad_chunks"`
-	// Broken maps a snapshot to the bad chunks it needs.
-	Broken map[string][]string `json:"broken_snapshots"`
-}
-
-// Fsck verifies every chunk against its hash and every manifest against
-// the chunks, and names the snapshots a bad chunk breaks.
-func (c *Chunks) Fsck(ctx context.Context) (*FsckReport, error) {
-	unlock, err := c.readerLock(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	r := &FsckReport{Bad: map[string]string{}, Broken: map[string][]string{}}
-	err = filepath.WalkDir(filepath.Join(c.dir, "chunks"), func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		r.Chunks++
-		if _, err := c.readChunk(d.Name()); err != nil {
-			r.Bad[d.Name()] = err.Error()
-		}
-		return nil
-	})
-	if err != nil {
-		return r, err
-	}
-	ids, err := c.Snapshots()
-	if err != nil {
-		return r, err
-	}
-	for _, id := range ids {
-		m, err := c.LoadManifest(id)
-		if err != nil {
-			r.Broken[id] = []string{err.Error()}
-			continue
-		}
-		seen := map[string]bool{}
-		for _, h := range m.Chunks {
-			if h == "" || seen[h] {
+		var path string
+		switch it.Kind {
+		case gcreport.Chunk:
+			if live[it.ID] {
+				r.Skip(it, "a snapshot stored since uses it")
 				continue
 			}
-			seen[h] = true
-			if _, bad := r.Bad[h]; bad {
-				r.Broken[id] = append(r.Broken[id], h)
-			} else if _, err := os.Stat(c.chunkPath(h)); err != nil {
-				r.Bad[h] = "missing"
-				r.Broken[id] = append(r.Broken[id], h)
+			path = c.chunkPath(it.ID)
+		case gcreport.Temporary:
+			path = filepath.Join(c.dir, "tmp", it.ID)
+		case gcreport.Clone:
+			if have[strings.TrimSuffix(it.ID, ".img")] {
+				r.Skip(it, "its snapshot was stored since")
+				continue
 			}
+			path = filepath.Join(c.dir, "cache", it.ID)
 		}
+		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+			r.Skip(it, "gone")
+			continue
+		}
+		remove := os.Remove
+		if it.Kind == gcreport.Temporary {
+			remove = os.RemoveAll
+		}
+		if err := remove(path); err != nil {
+			if it.Kind != gcreport.Chunk {
+				r.Skip(it, err.Error()) // a leftover, not an error
+				continue
+			}
+			errs = append(errs, fmt.Errorf("gc: %w", err))
+			continue
+		}
+		c.log.Debug("gc removed", slog.String("kind", it.Kind), slog.String("id", it.ID), slog.String("reason", it.Reason))
+		r.Remove(it)
 	}
-	return r, nil
+	return r, errors.Join(errs...)
 }

@@ -1,44 +1,22 @@
 package snapstore
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
 
 	"github.com/aminator-go/aminator/internal/progress"
 	"github.com/aminator-go/aminator/internal/sparse"
 )
-
-// Chunk formats: the first byte of a chunk file.
-const (
-	formatRaw  = 0 // the data follows
-	formatZstd = 1 // zstd-compressed data follows
-	// formatRawAligned: the data starts at rawOffset, block-aligned, so on
-	// a reflink filesystem it can share blocks with a volume (a clone of
-	// the volume's range, not a copy). Reflink stores write raw chunks so.
-	formatRawAligned = 2
-	rawOffset        = 4096
-)
-
-// putWorkers is how many chunks a Put handles at once: more than the
-// cores, since a worker mostly waits for its chunk file to be synced.
-func putWorkers() int { return max(8, runtime.GOMAXPROCS(0)) }
-
-// commitWorkers sync chunk files at once, so they share log forces.
-const commitWorkers = 32
 
 // putJob is one Put's state, shared by its workers.
 type putJob struct {
@@ -90,7 +68,7 @@ func (c *Chunks) Put(ctx context.Context, id, parent, src string) (st Stats, err
 		bufs: sync.Pool{New: func() any { return make([]byte, c.chunkSize) }}}
 	local := c.reflink && sameFS(f, c.dir)
 	j.clone.Store(local)
-	todo, reused, err := c.plan(f, j.m, local)
+	todo, reused, err := c.toRead(f, j.m, local)
 	if err != nil {
 		return st, fmt.Errorf("store snapshot %s: %w", id, err)
 	}
@@ -128,60 +106,11 @@ func (c *Chunks) Put(ctx context.Context, id, parent, src string) (st Stats, err
 	return Stats{Size: size, Data: j.data.Load(), Added: j.added.Load()}, nil
 }
 
-// openSource opens the file to store. On a reflink store, a file on
-// another filesystem (an imported image) is first copied into the store's
-// filesystem (staged: its data written once, in long extents) and that
-// copy is stored instead: its raw chunks are clones of it, and it becomes
-// the snapshot's clone, so the first volume made from it is a clone too.
-// If the copy fails, the file itself is stored (then with no clone).
-func (c *Chunks) openSource(ctx context.Context, id, src string) (f *os.File, staged string, err error) {
-	if f, err = os.Open(src); err != nil || !c.reflink || sameFS(f, c.dir) {
-		return f, "", err
-	}
-	tmp, err := os.CreateTemp(filepath.Join(c.dir, "cache"), "."+id+".img.tmp-*")
-	if err == nil {
-		var st os.FileInfo
-		if st, err = f.Stat(); err == nil {
-			_, err = sparse.Copy(ctx, tmp, f, st.Size())
-		}
-		if cerr := tmp.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil {
-			var copied *os.File
-			if copied, err = os.Open(tmp.Name()); err == nil {
-				f.Close()
-				return copied, tmp.Name(), nil
-			}
-		}
-		os.Remove(tmp.Name())
-	}
-	c.log.Debug("stored from its own filesystem: no clone of the snapshot for fast volumes", "err", err)
-	return f, "", nil
-}
-
-// keepClone keeps the volume f, on the store's filesystem, as the
-// snapshot's clone, from which new volumes are cloned: the staged copy of
-// a file from elsewhere (synced, then named), or a clone of the volume.
-func (c *Chunks) keepClone(f *os.File, staged, id string) {
-	var err error
-	if staged != "" {
-		if err = unix.Fdatasync(int(f.Fd())); err == nil {
-			err = os.Rename(staged, c.cachePath(id))
-		}
-	} else {
-		err = Clone(f.Name(), c.cachePath(id))
-	}
-	if err != nil {
-		c.log.Debug("no clone of the snapshot for fast volumes", "err", err)
-	}
-}
-
-// plan says which chunks of f to read: those with data, minus those whose
+// toRead says which chunks of f to read: those with data, minus those whose
 // extents are still shared with the parent's clone (when f is on the
 // store's reflink filesystem: local), which it takes from the parent's
 // manifest into m. It returns how many it took so.
-func (c *Chunks) plan(f *os.File, m *Manifest, local bool) ([]bool, int, error) {
+func (c *Chunks) toRead(f *os.File, m *Manifest, local bool) ([]bool, int, error) {
 	n := len(m.Chunks)
 	todo := make([]bool, n)
 	exts, err := sparse.DataExtents(f, m.Size)
@@ -338,11 +267,6 @@ func (j *putJob) removePending() {
 	j.pending = nil
 }
 
-func writeAll(f *os.File, b []byte, off int64) (int64, error) {
-	n, err := f.WriteAt(b, off)
-	return off + int64(n), err
-}
-
 // writeAligned writes a formatRawAligned chunk: a header block, then the
 // data, cloned from the source's range when the source is on the store's
 // filesystem and the range is whole blocks (no data is copied), else
@@ -364,130 +288,6 @@ func (j *putJob) writeAligned(tmp *os.File, data []byte, off int64) (int64, erro
 		}
 	}
 	return writeAll(tmp, data, rawOffset)
-}
-
-// sameFS reports whether f is on the filesystem of dir.
-func sameFS(f *os.File, dir string) bool {
-	var a, b unix.Stat_t
-	return unix.Fstat(int(f.Fd()), &a) == nil && unix.Stat(dir, &b) == nil && a.Dev == b.Dev
-}
-
-func countTrue(b []bool) int {
-	n := 0
-	for _, x := range b {
-		if x {
-			n++
-		}
-	}
-	return n
-}
-
-func (c *Chunks) writeManifest(m *Manifest) error {
-	b, err := json.Marshal(m)
-	if err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Join(c.dir, "tmp"), "manifest-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), c.manifestPath(m.ID)); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Join(c.dir, "snapshots"))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
-// chunkBytes is how many bytes the marked chunks of a size-byte volume hold.
-func chunkBytes(todo []bool, size int64, chunk int) int64 {
-	var n int64
-	for i, t := range todo {
-		if t {
-			n += min(int64(chunk), size-int64(i)*int64(chunk))
-		}
-	}
-	return n
-}
-
-// parallel runs fn for every index marked in todo on workers goroutines
-// and returns the first error; after an error or cancellation no new
-// index starts.
-func parallel(ctx context.Context, todo []bool, workers int, fn func(i int) error) error {
-	var (
-		mu       sync.Mutex
-		firstErr error
-		wg       sync.WaitGroup
-	)
-	idx := make(chan int)
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range idx {
-				if err := fn(i); err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	for i, t := range todo {
-		mu.Lock()
-		stop := firstErr != nil
-		mu.Unlock()
-		if stop || ctx.Err() != nil {
-			break
-		}
-		if t {
-			idx <- i
-		}
-	}
-	close(idx)
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
-	}
-	return ctx.Err()
-}
-
-// compressible tries a 16 KiB sample first, so incompressible chunks
-// (packages, random data) cost a sixteenth of a full attempt.
-func compressible(enc *zstd.Encoder, data []byte) bool {
-	const sample = 16 << 10
-	if len(data) <= 2*sample {
-		return true
-	}
-	mid := len(data)/2 - sample/2
-	z := enc.EncodeAll(data[mid:mid+sample], nil)
-	return len(z) < sample*9/10
-}
-
-func allZero(b []byte) bool {
-	// Compare in words: a clean chunk is mostly zero, so this is hot.
-	for len(b) >= 8 {
-		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
-			return false
-		}
-		b = b[8:]
-	}
-	return bytes.Count(b, []byte{0}) == len(b)
 }
 
 // syncDirs fsyncs the chunk directories that got new names, and their

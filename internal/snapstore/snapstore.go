@@ -1,6 +1,13 @@
 // Package snapstore keeps the data of the local cloud's snapshots behind
 // the Store interface; Chunks is the content-addressed, deduplicating
 // implementation.
+//
+// The files follow its concerns: chunks.go (the store, its layout and
+// locks), format.go (the chunk file format), manifest.go (snapshots'
+// manifests), put.go and restore.go (storing and reading a snapshot),
+// cache.go and reflink.go (the reflink clones that make volumes and
+// snapshots fast), sched.go (the workers), gc.go (maintenance: a plan,
+// then its execution) and check.go (fsck).
 package snapstore
 
 import "context"

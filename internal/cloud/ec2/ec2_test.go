@@ -19,6 +19,7 @@ import (
 	ec2cloud "github.com/aminator-go/aminator/internal/cloud/ec2"
 	"github.com/aminator-go/aminator/internal/cloud/ec2/ec2test"
 	"github.com/aminator-go/aminator/internal/flock"
+	"github.com/aminator-go/aminator/internal/gcreport"
 	"github.com/aminator-go/aminator/internal/plugin"
 )
 
@@ -314,15 +315,32 @@ func TestGC(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Unlock()
-	r, err := c.GC(ctx, lockDir, true)
-	if err != nil || len(r.Volumes) != 1 || r.Volumes[0] != dead.ID || len(r.Running) != 1 {
-		t.Fatalf("dry run %+v %v", r, err)
-	}
-	if r, err = c.GC(ctx, lockDir, false); err != nil {
+	gone := mk("bake-gone")
+	p, err := c.PlanGC(ctx, lockDir)
+	if err != nil {
 		t.Fatal(err)
 	}
+	r, err := gcreport.Run(ctx, p, true)
+	if vs := r.IDs(gcreport.Volume); err != nil || len(vs) != 2 || len(r.Running) != 1 || r.Running[0].ID != live.ID {
+		t.Fatalf("dry run %+v %v", r, err)
+	}
+	// Between plan and execution, a bake takes the gone bake's volume.
+	if err := c.CreateTags(ctx, gone.ID, plugin.Tags{"bake": "bake-live"}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err = p.Execute(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if vs := r.IDs(gcreport.Volume); len(vs) != 1 || vs[0] != dead.ID || len(r.Skipped) != 1 || r.Skipped[0].ID != gone.ID {
+		t.Errorf("removed %v, skipped %+v", vs, r.Skipped)
+	}
 	out, _ := e.Client.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []types.Filter{{Name: aws.String("tag:purpose"), Values: []string{"amination"}}}})
-	if len(out.Volumes) != 1 || aws.ToString(out.Volumes[0].VolumeId) != live.ID {
+	if len(out.Volumes) != 2 {
 		t.Errorf("after gc: %+v", out.Volumes)
+	}
+	for _, v := range out.Volumes {
+		if id := aws.ToString(v.VolumeId); id != live.ID && id != gone.ID {
+			t.Errorf("after gc: %s is left", id)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aminator-go/aminator/internal/flock"
+	"github.com/aminator-go/aminator/internal/gcreport"
 	"github.com/aminator-go/aminator/internal/ids"
 	"github.com/aminator-go/aminator/internal/plugin"
 )
@@ -122,18 +123,18 @@ func TestGCScratchOfDeadProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := c.GC(context.Background(), false)
+	r, err := gc(t, c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fileExists(dead) || !strings.Contains(strings.Join(r.Scratch, " "), dead) || strings.Contains(strings.Join(r.Scratch, " "), live) {
-		t.Errorf("a dead process's scratch file is left, or a live one's listed: %v", r.Scratch)
+	if fileExists(dead) || !strings.Contains(strings.Join(r.IDs(gcreport.Scratch), " "), dead) || strings.Contains(strings.Join(r.IDs(gcreport.Scratch), " "), live) {
+		t.Errorf("a dead process's scratch file is left, or a live one's listed: %v", r.IDs(gcreport.Scratch))
 	}
 	if _, err := os.Stat(live); err != nil {
 		t.Errorf("a live process's file was removed: %v", err)
 	}
 	lock.Unlock()
-	if c.GC(context.Background(), false); fileExists(live) {
+	if gc(t, c); fileExists(live) {
 		t.Error("the file stays once its process is gone")
 	}
 }
@@ -165,15 +166,15 @@ func TestGCStaleJobFiles(t *testing.T) {
 	os.MkdirAll(empty, 0o755)
 	os.MkdirAll(full, 0o755)
 	os.WriteFile(filepath.Join(full, "f"), nil, 0o644)
-	r, err := c.GC(context.Background(), false)
+	r, err := gc(t, c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fileExists(dead) || fileExists(empty) || len(r.Stale) != 2 {
-		t.Errorf("stale files left: %v", r.Stale)
+	if fileExists(dead) || fileExists(empty) || len(r.IDs(gcreport.Stale)) != 2 {
+		t.Errorf("stale files left: %v", r.IDs(gcreport.Stale))
 	}
 	if !fileExists(live) || !fileExists(fresh) || !fileExists(full) {
-		t.Errorf("removed a live lock, a fresh one or a mount point in use: %v", r.Stale)
+		t.Errorf("removed a live lock, a fresh one or a mount point in use: %v", r.IDs(gcreport.Stale))
 	}
 }
 
@@ -191,8 +192,8 @@ func TestGCReportsAFailedDelete(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r, err := c.GC(ctx, false)
-	if err == nil || !strings.Contains(err.Error(), "refused by the test") || len(r.PendingSnapshots) != 0 {
+	r, err := gc(t, c)
+	if err == nil || !strings.Contains(err.Error(), "refused by the test") || len(r.IDs(gcreport.PendingSnapshot)) != 0 {
 		t.Errorf("gc: %+v %v, want the refusal reported and nothing listed as removed", r, err)
 	}
 	if s, err := c.Snapshot(ctx, id); err != nil || s.State != "pending" {
