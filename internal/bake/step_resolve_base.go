@@ -3,8 +3,7 @@ package bake
 import (
 	"context"
 
-	"github.com/aminator-go/aminator/internal/channels"
-	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/imageref"
 )
 
 // resolveBase finds the base image: by id, by name, or the newest of a
@@ -14,11 +13,7 @@ type resolveBase struct{}
 func (resolveBase) Name() string { return "resolve base" }
 
 func (resolveBase) Run(ctx context.Context, s *State) (err error) {
-	if s.Req.BaseLabel != "" {
-		s.Base, err = channels.Resolve(ctx, s.Env.Cloud, s.Req.BaseName, s.Req.BaseLabel)
-		return err
-	}
-	s.Base, err = s.Env.Cloud.Image(ctx, plugin.ImageQuery{ID: s.Req.BaseID, Name: s.Req.BaseName})
+	s.Base, err = imageref.Resolve(ctx, s.Env.Cloud, imageref.Ref{ID: s.Req.BaseID, Name: s.Req.BaseName, Label: s.Req.BaseLabel})
 	return err
 }
 

@@ -6,9 +6,11 @@
 // from what is running or done (the key includes the resolved base image,
 // so a new base release does trigger a new bake — Rosco's known weakness),
 // concurrent identical requests collapse into one bake, and a bake can be
-// cancelled. Workers run each bake as a child `aminate bake` process, so a
-// bake gets the CLI's namespaces and cleanup, and a crash of one bake
-// cannot take the worker down.
+// cancelled. Workers check each request again and run its bake in a child
+// aminate process, handing it the request typed (a Job, as JSON on its
+// standard input); the child bakes through the same service functions as
+// `aminate bake`, so a bake gets the CLI's namespaces and cleanup, and a
+// crash of one bake cannot take the worker down.
 package bakery
 
 import (
@@ -29,6 +31,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/aminator-go/aminator/internal/imageref"
 	"github.com/aminator-go/aminator/internal/naming"
 )
 
@@ -50,6 +53,17 @@ type Request struct {
 	// CI metadata (build host, job, build number, commit, URL), recorded
 	// as tags on the image; not part of the identity of the request.
 	CI map[string]string `json:"ci,omitempty"`
+}
+
+// BaseRef is the base image the request names.
+func (r *Request) BaseRef() imageref.Ref {
+	switch {
+	case r.BaseID != "":
+		return imageref.Ref{ID: r.BaseID}
+	case r.BaseLabel != "":
+		return imageref.Ref{Name: r.BaseName, Label: r.BaseLabel}
+	}
+	return imageref.Parse(r.BaseName)
 }
 
 // States of a bake.

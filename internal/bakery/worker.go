@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"sort"
 	"sync"
 	"syscall"
 	"time"
@@ -34,7 +33,10 @@ type Worker struct {
 	Name        string
 	Runner      Runner
 	Concurrency int
-	Log         *slog.Logger
+	// PackageDir is the one directory a request's package file may come
+	// from ("": none), as the API's: requests are checked again here.
+	PackageDir string
+	Log        *slog.Logger
 	// AckWait is how long a bake may go without a heartbeat before its
 	// message goes to another worker (the heartbeat runs every AckWait/3).
 	AckWait time.Duration
@@ -88,25 +90,7 @@ func (w *Worker) Run(ctx context.Context) error {
 func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	id := string(msg.Data())
 	log := w.Log.With("bake", id, "worker", w.Name)
-	var skip bool
-	rec, err := w.Store.Update(ctx, id, func(r *Record) error {
-		skip = false
-		switch {
-		case r.Done():
-			skip = true
-		case r.Cancel:
-			r.State, r.Finished = Canceled, time.Now().UTC()
-			skip = true
-		case r.Attempts >= MaxAttempts:
-			r.State, r.Finished = Failed, time.Now().UTC()
-			r.Error = fmt.Sprintf("gave up after %d attempts (workers died or stopped during the bake)", r.Attempts)
-			skip = true
-		default: // queued, or running on a worker that died (redelivered)
-			r.State, r.Worker, r.Started, r.Error = Running, w.Name, time.Now().UTC(), ""
-			r.Attempts++
-		}
-		return nil
-	})
+	rec, skip, err := w.claim(ctx, id)
 	if err != nil {
 		log.Error("claim bake", "err", err)
 		msg.Nak()
@@ -119,55 +103,16 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	log.Info("baking", "package", rec.Request.Package, "region", rec.Request.Region)
 	bctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	claimed := rec.Attempts
-	canceled, lost := false, false
-	var mu sync.Mutex
-	go func() { // heartbeats, and the cancel flag
-		tick := time.NewTicker(500 * time.Millisecond)
-		defer tick.Stop()
-		last := time.Now()
-		for {
-			select {
-			case <-bctx.Done():
-				return
-			case <-tick.C:
-			}
-			if time.Since(last) > w.AckWait/3 {
-				msg.InProgress()
-				last = time.Now()
-			}
-			r, _, err := w.Store.Get(bctx, id)
-			if err != nil {
-				continue
-			}
-			if r.Cancel {
-				mu.Lock()
-				canceled = true
-				mu.Unlock()
-				cancel()
-				return
-			}
-			if r.Worker != w.Name || r.Attempts != claimed {
-				// Our heartbeats were late and another worker took the bake.
-				log.Warn("another worker took over this bake; stopping", "now", r.Worker)
-				mu.Lock()
-				lost = true
-				mu.Unlock()
-				cancel()
-				return
-			}
-		}
-	}()
+	watch := &watch{w: w, msg: msg, id: id, claimed: rec.Attempts, cancel: cancel, log: log}
+	go watch.run(bctx)
 	var logBuf bytes.Buffer
 	imageID, imageName, runErr := w.Runner.Run(bctx, rec, &logBuf)
 	cancel()
-	mu.Lock()
-	wasCanceled, wasLost := canceled, lost
-	mu.Unlock()
-	if wasLost {
+	canceled, lost := watch.outcome()
+	if lost {
 		return // the other worker records and acknowledges it
 	}
-	if runErr != nil && ctx.Err() != nil && !wasCanceled {
+	if runErr != nil && ctx.Err() != nil && !canceled {
 		// The worker itself is stopping mid-bake: hand it back.
 		msg.Nak()
 		return
@@ -177,7 +122,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		switch {
 		case runErr == nil:
 			r.State, r.ImageID, r.Image = Completed, imageID, imageName
-		case wasCanceled:
+		case canceled:
 			r.State, r.Error = Canceled, "cancelled on request"
 		default:
 			r.State, r.Error = Failed, runErr.Error()
@@ -196,62 +141,127 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 }
 
-// ExecRunner runs a bake as a child `aminate bake` process.
+// claim marks a bake running on this worker, or says to skip it: it has
+// ended, was cancelled, was tried too often, or its request does not pass
+// the checks the API made (a worker does not trust the queue: a request
+// must not make it read or bake a file of its host).
+func (w *Worker) claim(ctx context.Context, id string) (rec *Record, skip bool, err error) {
+	rec, err = w.Store.Update(ctx, id, func(r *Record) error {
+		skip = false
+		switch {
+		case r.Done():
+			skip = true
+		case r.Cancel:
+			r.State, r.Finished = Canceled, time.Now().UTC()
+			skip = true
+		case r.Attempts >= MaxAttempts:
+			r.State, r.Finished = Failed, time.Now().UTC()
+			r.Error = fmt.Sprintf("gave up after %d attempts (workers died or stopped during the bake)", r.Attempts)
+			skip = true
+		default: // queued, or running on a worker that died (redelivered)
+			if verr := r.Request.Validate(w.PackageDir); verr != nil {
+				r.State, r.Finished = Failed, time.Now().UTC()
+				r.Error = "refused by the worker: " + verr.Error()
+				skip = true
+				return nil
+			}
+			r.State, r.Worker, r.Started, r.Error = Running, w.Name, time.Now().UTC(), ""
+			r.Attempts++
+		}
+		return nil
+	})
+	return rec, skip, err
+}
+
+// watch sends a running bake's heartbeats and stops it when it is
+// cancelled or another worker has taken it over.
+type watch struct {
+	w       *Worker
+	msg     jetstream.Msg
+	id      string
+	claimed int
+	cancel  context.CancelFunc
+	log     *slog.Logger
+
+	mu             sync.Mutex
+	canceled, lost bool
+}
+
+func (h *watch) run(ctx context.Context) {
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if time.Since(last) > h.w.AckWait/3 {
+			h.msg.InProgress()
+			last = time.Now()
+		}
+		r, _, err := h.w.Store.Get(ctx, h.id)
+		if err != nil {
+			continue
+		}
+		if r.Cancel {
+			h.stop(&h.canceled)
+			return
+		}
+		if r.Worker != h.w.Name || r.Attempts != h.claimed {
+			// Our heartbeats were late and another worker took the bake.
+			h.log.Warn("another worker took over this bake; stopping", "now", r.Worker)
+			h.stop(&h.lost)
+			return
+		}
+	}
+}
+
+func (h *watch) stop(why *bool) {
+	h.mu.Lock()
+	*why = true
+	h.mu.Unlock()
+	h.cancel()
+}
+
+// outcome says whether the bake was cancelled on request or lost to
+// another worker.
+func (h *watch) outcome() (canceled, lost bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.canceled, h.lost
+}
+
+// JobCommand is the hidden aminate subcommand that runs one bakery bake:
+// it reads a Job as JSON on its standard input.
+const JobCommand = "bakery-bake"
+
+// ExecRunner runs a bake as a child `aminate bakery-bake` process, which
+// reads the bake's Job on its standard input and bakes through the same
+// service functions as `aminate bake`, printing the result as JSON.
 type ExecRunner struct {
 	// Binary is the aminate executable.
 	Binary string
-	// Args go before the bake's own (for example --state-dir, --config).
+	// Args go after the subcommand (for example --state-dir, --config).
 	Args []string
 	// Env is the child's environment (nil: this process's).
 	Env []string
 }
 
-// Argv is the command line for a record.
-func (e *ExecRunner) Argv(r *Record) []string {
-	q := r.Request
-	argv := append([]string{e.Binary, "bake", "--output", "json", "-r", q.Region}, e.Args...)
-	if q.Environment != "" {
-		argv = append(argv, "-e", q.Environment)
-	}
-	switch {
-	case r.BaseID != "":
-		argv = append(argv, "-B", r.BaseID) // resolved at submission: the key's base
-	case q.BaseID != "":
-		argv = append(argv, "-B", q.BaseID)
-	default:
-		argv = append(argv, "-b", q.BaseName)
-		if q.BaseLabel != "" {
-			argv = append(argv, "--label", q.BaseLabel)
-		}
-	}
-	if q.Name != "" {
-		argv = append(argv, "-n", q.Name)
-	}
-	if q.VMType != "" {
-		argv = append(argv, "--vm-type", q.VMType)
-	}
-	tags := map[string]string{"bakery_id": r.ID}
-	for k, v := range q.Tags {
-		tags[k] = v
-	}
-	for k, v := range q.CI {
-		tags["ci_"+k] = v
-	}
-	keys := make([]string, 0, len(tags))
-	for k := range tags {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		argv = append(argv, "--tag", k+"="+tags[k])
-	}
-	return append(argv, "--", q.Package)
+// Argv is the child's command line.
+func (e *ExecRunner) Argv() []string {
+	return append([]string{e.Binary, JobCommand}, e.Args...)
 }
 
 // Run runs the bake; cancelling ctx sends the child SIGTERM, and the bake
 // cleans up as on Ctrl-C.
 func (e *ExecRunner) Run(ctx context.Context, r *Record, log io.Writer) (string, string, error) {
-	argv := e.Argv(r)
+	job, err := json.Marshal(JobOf(r))
+	if err != nil {
+		return "", "", fmt.Errorf("bake %s: %w", r.ID, err)
+	}
+	argv := e.Argv()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	// If the worker dies, the bake is told to stop (and cleans up) rather
@@ -263,10 +273,9 @@ func (e *ExecRunner) Run(ctx context.Context, r *Record, log io.Writer) (string,
 	}
 	var out bytes.Buffer
 	why := &lastError{w: log}
-	cmd.Stdout, cmd.Stderr = &out, why
-	fmt.Fprintf(log, "bakery: %q\n", argv)
-	err := cmd.Run()
-	if err != nil {
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(job), &out, why
+	fmt.Fprintf(log, "bakery: %q < %s\n", argv, job)
+	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
 			return "", "", fmt.Errorf("cancelled: %w", ctx.Err())
 		}

@@ -57,7 +57,7 @@ func SplitRef(ref string) (family, label string) {
 }
 
 // Resolve finds the newest image of family carrying label.
-func Resolve(ctx context.Context, c plugin.Cloud, family, label string) (*plugin.Image, error) {
+func Resolve(ctx context.Context, c plugin.ImageFinder, family, label string) (*plugin.Image, error) {
 	if !isLabel(label) {
 		return nil, fmt.Errorf("label %q: use one of %s", label, strings.Join(Labels, ", "))
 	}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -17,96 +16,37 @@ import (
 
 	"github.com/aminator-go/aminator/internal/bake"
 	"github.com/aminator-go/aminator/internal/boottest"
-	"github.com/aminator-go/aminator/internal/cloud/local"
 	"github.com/aminator-go/aminator/internal/config"
 	"github.com/aminator-go/aminator/internal/console"
-	"github.com/aminator-go/aminator/internal/flock"
 	"github.com/aminator-go/aminator/internal/foundation"
-	"github.com/aminator-go/aminator/internal/logging"
-	"github.com/aminator-go/aminator/internal/mntns"
-	"github.com/aminator-go/aminator/internal/naming"
-	"github.com/aminator-go/aminator/internal/pipeline"
 	"github.com/aminator-go/aminator/internal/plugin"
-	"github.com/aminator-go/aminator/internal/progress"
+	"github.com/aminator-go/aminator/internal/service"
 )
 
-// job is what a worker command does once it runs as root in its own
-// namespaces with a log file.
-type job func(ctx context.Context, log *slog.Logger, logPath, id string) error
+// job runs fn as a service job of kind (see service.RunJob) with this
+// command's console: live unless an interactive shell takes the terminal.
+// stdin is the re-run child's standard input (nil: this process's).
+func (a *app) job(cfg *config.Config, kind string, stdin io.Reader, fn func(ctx context.Context, j *service.Job) error) error {
+	return service.RunJob(cfg, service.JobOptions{
+		Kind: kind, Preserve: kind == "bake" && cfg.Context.PreserveOnError, Stdin: stdin, Log: a.logger(cfg.Context.Debug),
+		Console: func() (service.Console, error) {
+			con, err := a.liveConsole(cfg.Context.Debug, !cfg.Context.Interactive)
+			if err != nil {
+				return nil, err
+			}
+			a.con = con
+			a.stdout = afterConsole{a.stdout, con}
+			return con, nil
+		},
+	}, fn)
+}
 
-// worker runs fn as root in private mount and PID namespaces (unless
-// preserve: mounts kept for debugging must outlive the process), with
-// Ctrl-C/SIGTERM cancelling ctx and a DEBUG log file named after id.
-func (a *app) worker(cfg *config.Config, preserve bool, kind string, fn job) error {
-	if os.Geteuid() != 0 {
-		return errors.New(kind + " needs root: it attaches loop devices, mounts filesystems and chroots")
-	}
-	if !mntns.InChild() && cfg.Environments[cfg.Context.Environment][plugin.KindCloud] == "local" {
-		// Outside the namespaces: mount (or set up) the store filesystem where the host sees it.
-		if err := a.prepareStore(cfg); err != nil {
-			return err
-		}
-	}
-	if !mntns.InChild() && !preserve {
-		refills, err := newRefillList(cfg.StateDir)
-		if err != nil {
-			return err
-		}
-		os.Setenv(refillEnv, refills.Path())
-		code, err := mntns.Reexec()
-		startRefills(cfg, refills)
-		if err != nil {
-			return err
-		}
-		if code != 0 {
-			return exitError{code}
-		}
-		return nil
-	}
-	if mntns.InChild() {
-		if err := mntns.SetupChild(); err != nil {
-			return err
-		}
-	}
-	ctx, stop := signalContext()
-	defer stop()
-	id := bake.NewBakeID(time.Now())
-	if kind != "bake" {
-		id = kind + strings.TrimPrefix(id, "bake")
-	}
-	// Held while the job runs: gc takes resources tagged with this id for
-	// leftovers only when nobody holds it.
-	jobLock, err := flock.TryExclusive(filepath.Join(cfg.LockDir, id+".lock"))
-	if err != nil {
-		return err
-	}
-	defer func() {
-		os.Remove(jobLock.Path())
-		jobLock.Unlock()
-	}()
-	f, fh, err := logging.BakeFile(cfg.LogDir, id)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	// An interactive shell takes the terminal: nothing is redrawn under it.
-	con, err := a.liveConsole(cfg.Context.Debug, !cfg.Context.Interactive)
-	if err != nil {
-		return err
-	}
-	// Closed before the error is printed: nothing is left drawn under it.
-	defer con.Close()
-	a.con = con
-	a.stdout = afterConsole{a.stdout, con}
-	log := slog.New(slog.NewMultiHandler(con.Handler(), fh))
-	ctx = progress.With(ctx, progress.Multi(con.Progress(), progress.Log(log, 10*time.Second)))
-	log.Info(kind+" started", "id", id, "log", f.Name(), "environment", cfg.Context.Environment)
-	log.Debug("configuration", "sources", cfg.Sources, "context", fmt.Sprintf("%+v", cfg.Context))
-	err = fn(ctx, log, f.Name(), id)
-	if err != nil && ctx.Err() != nil {
-		log.Warn(kind+" cancelled; cleaned up", "id", id)
-	}
-	return err
+// bakeRun is what a bake does besides baking.
+type bakeRun struct {
+	test, dry bool
+	manifest  string
+	// stdin is the re-run child's standard input (nil: this process's).
+	stdin io.Reader
 }
 
 func (a *app) runBake(cmd *cobra.Command, args []string) error {
@@ -114,50 +54,41 @@ func (a *app) runBake(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	test, _ := cmd.Flags().GetBool("test")
-	dry, _ := cmd.Flags().GetBool("dry-run")
-	manifest, _ := cmd.Flags().GetString("manifest")
-	if dry && (test || cfg.Context.Interactive) {
+	var r bakeRun
+	r.test, _ = cmd.Flags().GetBool("test")
+	r.dry, _ = cmd.Flags().GetBool("dry-run")
+	r.manifest, _ = cmd.Flags().GetString("manifest")
+	if r.dry && (r.test || cfg.Context.Interactive) {
 		return usagef("--dry-run makes no image to test or open a shell in")
 	}
-	return a.worker(cfg, cfg.Context.PreserveOnError, "bake", func(ctx context.Context, log *slog.Logger, logPath, id string) error {
-		env, err := bake.NewEnvironment(cfg, log)
+	return a.bake(cfg, args[0], r)
+}
+
+// bake bakes pkg as the configuration says, prints the image (or, dry,
+// what would be made) and says what was made.
+func (a *app) bake(cfg *config.Config, pkg string, r bakeRun) error {
+	return a.job(cfg, "bake", r.stdin, func(ctx context.Context, j *service.Job) error {
+		env, err := j.OpenEnvironment(ctx)
 		if err != nil {
 			return err
 		}
 		defer env.Close()
-		setPoolHook(env.Cloud)
-		log.Info("package", "package", args[0])
-		req := bake.RequestFromConfig(cfg.Context, args[0])
-		req.BakeID, req.DryRun = id, dry
-		res, err := bake.Run(ctx, env, req, log)
+		req := bake.RequestFromConfig(cfg.Context, pkg)
+		req.DryRun = r.dry
+		res, err := j.Bake(ctx, env, req)
 		if err != nil {
-			for _, h := range res.Preserved {
-				log.Warn("preserved for debugging; remove with", "command", h)
-			}
-			log.Debug("bake failed", "err", err)
-			return fmt.Errorf("bake %s failed: %w\n  log: %s", id, err, logPath)
+			return err
 		}
-		if dry {
-			if a.output == "json" {
-				return a.printJSON(res)
-			}
-			fmt.Fprintf(a.stdout, "would bake %s (%s) onto %s (%s): a %d-byte volume", res.Plan.Package.Raw, res.Plan.Package.Kind, res.Base.ID, res.Base.Name, res.Plan.VolumeBytes)
-			if res.Plan.Name != "" {
-				fmt.Fprintf(a.stdout, ", image %s (the name is free)", res.Plan.Name)
-			} else {
-				fmt.Fprint(a.stdout, "; the image name depends on the version the image's repositories offer: the bake checks it as soon as it knows it (apt: before installing; yum: right after)")
-			}
-			fmt.Fprintln(a.stdout)
-			return nil
+		if r.dry {
+			return a.printPlan(res)
 		}
-		var testErr error
-		if test {
-			_, testErr = a.bootTest(ctx, env, cfg, res.Image, boottest.Options{}, logPath, log)
+		im, testErr := res.Image, error(nil)
+		if r.test {
+			im, testErr = j.TestImage(ctx, env, res.Image)
 		}
-		a.done(ctx, env, log, "bake", res.Image, res.Duration, test)
-		if manifest != "" {
-			if err := writeJSON(manifest, res); err != nil {
+		a.done(j.Log, "bake", im, res.Duration)
+		if r.manifest != "" {
+			if err := writeJSON(r.manifest, res); err != nil {
 				return errors.Join(testErr, err)
 			}
 		}
@@ -170,6 +101,21 @@ func (a *app) runBake(cmd *cobra.Command, args []string) error {
 		}
 		return testErr
 	})
+}
+
+// printPlan says what a dry run found.
+func (a *app) printPlan(res *bake.Result) error {
+	if a.output == "json" {
+		return a.printJSON(res)
+	}
+	fmt.Fprintf(a.stdout, "would bake %s (%s) onto %s (%s): a %d-byte volume", res.Plan.Package.Raw, res.Plan.Package.Kind, res.Base.ID, res.Base.Name, res.Plan.VolumeBytes)
+	if res.Plan.Name != "" {
+		fmt.Fprintf(a.stdout, ", image %s (the name is free)", res.Plan.Name)
+	} else {
+		fmt.Fprint(a.stdout, "; the image name depends on the version the image's repositories offer: the bake checks it as soon as it knows it (apt: before installing; yum: right after)")
+	}
+	fmt.Fprintln(a.stdout)
+	return nil
 }
 
 // afterConsole is standard output that first ends the live console: on a
@@ -186,14 +132,8 @@ func (o afterConsole) Write(p []byte) (int, error) {
 }
 
 // done says what was made: on a terminal a short table of the image's id,
-// name and tags under a `==>` line, elsewhere key=value lines. After a
-// boot test the image is read again for its boot_test tags.
-func (a *app) done(ctx context.Context, env *bake.Environment, log *slog.Logger, kind string, im *plugin.Image, took time.Duration, tested bool) {
-	if tested {
-		if again, err := env.Cloud.Image(ctx, plugin.ImageQuery{ID: im.ID}); err == nil {
-			im = again
-		}
-	}
+// name and tags under a `==>` line, elsewhere key=value lines.
+func (a *app) done(log *slog.Logger, kind string, im *plugin.Image, took time.Duration) {
 	if !a.con.Pretty() {
 		log.Info(kind+" done", "image", im.ID, "name", im.Name, "took", took.Round(time.Millisecond))
 		for _, k := range sortedKeys(im.Tags) {
@@ -225,41 +165,6 @@ func (a *app) done(ctx context.Context, env *bake.Environment, log *slog.Logger,
 	a.con.Table(kind+" done in "+console.Duration(took), rows)
 }
 
-// bootTest boots an image of the local cloud and records the outcome in
-// its boot_test tag.
-func (a *app) bootTest(ctx context.Context, env *bake.Environment, cfg *config.Config, im *plugin.Image, o boottest.Options, logPath string, log *slog.Logger) (*boottest.Result, error) {
-	lc, ok := env.Cloud.(*local.Cloud)
-	if !ok {
-		return nil, fmt.Errorf("the boot test needs the local cloud, not environment %q", env.Name)
-	}
-	o.ConsoleLog = strings.TrimSuffix(logPath, ".log") + ".console.log"
-	o.WorkDir = filepath.Join(cfg.StateDir, "tmp")
-	o.CacheDir = filepath.Join(cfg.StateDir, "cache")
-	o.Accel = cfg.Context.Accel
-	o.Watchdog = time.Duration(cfg.Context.KVMWatchdog) * time.Second
-	var res *boottest.Result
-	_, err := pipeline.Step(ctx, log, "boot test", func(ctx context.Context) (err error) {
-		res, err = boottest.Run(ctx, lc.Store(), im, o, log)
-		return err
-	})
-	var be *boottest.Error
-	if err != nil && !errors.As(err, &be) {
-		return res, fmt.Errorf("boot test of %s: %w", im.ID, err)
-	}
-	state := "passed"
-	if be != nil {
-		state = "failed"
-	}
-	if terr := env.Cloud.CreateTags(context.WithoutCancel(ctx), im.ID, plugin.Tags{"boot_test": state, "boot_test_time": naming.CreationTime(time.Now())}); terr != nil {
-		return res, errors.Join(err, terr)
-	}
-	if be != nil {
-		return res, fmt.Errorf("image %s: %w", im.ID, err)
-	}
-	log.Info("boot test passed", "image", im.ID, "accel", res.Accel, "took", res.Duration.Round(time.Millisecond), "console", res.ConsoleLog)
-	return res, nil
-}
-
 func (a *app) testCommand() *cobra.Command {
 	var o boottest.Options
 	cmd := &cobra.Command{
@@ -271,17 +176,17 @@ func (a *app) testCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.worker(cfg, false, "test", func(ctx context.Context, log *slog.Logger, logPath, id string) error {
-				env, err := bake.NewEnvironment(cfg, log)
+			return a.job(cfg, "test", nil, func(ctx context.Context, j *service.Job) error {
+				env, err := j.OpenEnvironment(ctx)
 				if err != nil {
 					return err
 				}
 				defer env.Close()
-				im, err := findImage(ctx, env.Cloud, args[0])
+				im, err := service.Find(ctx, env.Cloud, args[0])
 				if err != nil {
 					return err
 				}
-				res, err := a.bootTest(ctx, env, cfg, im, o, logPath, log)
+				res, err := j.BootTest(ctx, env, im, o)
 				if a.output == "json" && res != nil {
 					a.printJSON(res)
 				} else if err == nil {
@@ -324,28 +229,27 @@ manifest; bake a meta package onto it to make a base image.`,
 			for k, v := range cfg.Context.Tags {
 				o.Tags[k] = v
 			}
-			return a.worker(cfg, false, "foundation", func(ctx context.Context, log *slog.Logger, logPath, id string) error {
-				env, err := bake.NewEnvironment(cfg, log)
+			return a.job(cfg, "foundation", nil, func(ctx context.Context, j *service.Job) error {
+				env, err := j.OpenEnvironment(ctx)
 				if err != nil {
 					return err
 				}
 				defer env.Close()
-				o.BakeID = id
-				res, err := foundation.Build(ctx, env, o, log)
+				res, err := j.Foundation(ctx, env, o)
 				if !a.con.Pretty() { // on a terminal the stage lines said it
 					for _, t := range res.Timings {
-						log.Info("timing", "stage", t.Stage, "took", t.Duration.Round(time.Millisecond))
+						j.Log.Info("timing", "stage", t.Stage, "took", t.Duration.Round(time.Millisecond))
 					}
 				}
 				if err != nil {
-					return fmt.Errorf("foundation %s failed: %w\n  log: %s", id, err, logPath)
+					return err
 				}
-				log.Debug("foundation", "kernel", res.Kernel, "packages", res.Packages)
-				var testErr error
+				j.Log.Debug("foundation", "kernel", res.Kernel, "packages", res.Packages)
+				im, testErr := res.Image, error(nil)
 				if test {
-					_, testErr = a.bootTest(ctx, env, cfg, res.Image, boottest.Options{}, logPath, log)
+					im, testErr = j.TestImage(ctx, env, res.Image)
 				}
-				a.done(ctx, env, log, "foundation", res.Image, res.Duration, test)
+				a.done(j.Log, "foundation", im, res.Duration)
 				if a.output == "json" {
 					a.printJSON(res)
 				} else {

@@ -1,21 +1,20 @@
 // Package cli is the aminate command line: the bake (`aminate [flags]
 // PACKAGE`, with the original tool's flags) and subcommands for the local
 // cloud's images, snapshots and volumes, the environments and the merged
-// configuration. Exit codes: 0 success, 1 bake failure, 2 usage error.
+// configuration. A command parses its flags, calls package service and
+// prints what it returns; the hidden `bakery-bake` is the child a bakery
+// worker runs for one bake. Exit codes: 0 success, 1 bake failure, 2
+// usage error.
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"os/signal"
 	"runtime"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -24,6 +23,7 @@ import (
 	"github.com/aminator-go/aminator/internal/config"
 	"github.com/aminator-go/aminator/internal/console"
 	"github.com/aminator-go/aminator/internal/logging"
+	"github.com/aminator-go/aminator/internal/service"
 
 	// The built-in plugins register themselves.
 	_ "github.com/aminator-go/aminator/internal/blockdev"
@@ -47,11 +47,6 @@ func (u usageError) Error() string { return u.err.Error() }
 func (u usageError) Unwrap() error { return u.err }
 
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
-
-// exitError carries a specific exit code (from the re-run child).
-type exitError struct{ code int }
-
-func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 
 // app holds what every command shares.
 type app struct {
@@ -78,9 +73,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	var ee exitError
-	if errors.As(err, &ee) {
-		return ee.code
+	var ee service.ExitError
+	if errors.As(err, &ee) { // the re-run child said why
+		return ee.Code
 	}
 	fmt.Fprintln(stderr, "aminate: error:", err)
 	var ue usageError
@@ -130,7 +125,7 @@ PACKAGE is a repository package (name or name=version), a local .deb
 	a.bakeFlags(bakeCmd.Flags())
 	root.AddCommand(bakeCmd, a.imagesCommand(), a.snapshotsCommand(), a.volumesCommand(),
 		a.environmentsCommand(), a.configCommand(), a.versionCommand(), a.foundationCommand(), a.testCommand(),
-		a.gcCommand(), a.fsckCommand(), a.initCommand(), a.poolCommand(), a.pushCommand(), a.serveCommand())
+		a.gcCommand(), a.fsckCommand(), a.initCommand(), a.poolCommand(), a.pushCommand(), a.serveCommand(), a.bakeryBakeCommand())
 	return root
 }
 
@@ -203,6 +198,13 @@ func markConfig(f *pflag.FlagSet) {
 
 // loadConfig merges the configuration with the flags given on cmd.
 func (a *app) loadConfig(cmd *cobra.Command) (*config.Config, error) {
+	return a.loadConfigWith(cmd, nil, nil)
+}
+
+// loadConfigWith merges the configuration with the flags given on cmd and
+// settings (by context key) as if they were flags too, and adds tags to
+// the context's tags after --tag's.
+func (a *app) loadConfigWith(cmd *cobra.Command, settings, tags map[string]string) (*config.Config, error) {
 	if a.output != "text" && a.output != "json" {
 		return nil, usagef("--output %q: use text or json", a.output)
 	}
@@ -216,6 +218,9 @@ func (a *app) loadConfig(cmd *cobra.Command) (*config.Config, error) {
 			flags[strings.ReplaceAll(f.Name, "-", "_")] = v
 		}
 	})
+	for k, v := range settings {
+		flags[k] = v
+	}
 	if noKVM, _ := cmd.Flags().GetBool("no-kvm"); noKVM {
 		if v, ok := flags["accel"]; ok && v != "tcg" {
 			return nil, usagef("--no-kvm is --accel tcg; it contradicts --accel %s", v)
@@ -232,6 +237,12 @@ func (a *app) loadConfig(cmd *cobra.Command) (*config.Config, error) {
 		if !ok || k == "" {
 			return nil, usagef("--tag %q: use KEY=VALUE", t)
 		}
+		if cfg.Context.Tags == nil {
+			cfg.Context.Tags = map[string]string{}
+		}
+		cfg.Context.Tags[k] = v
+	}
+	for k, v := range tags {
 		if cfg.Context.Tags == nil {
 			cfg.Context.Tags = map[string]string{}
 		}
@@ -263,11 +274,6 @@ func (a *app) liveConsole(debug, live bool) (*console.Console, error) {
 		return nil, usagef("--log-format: %v", err)
 	}
 	return c, nil
-}
-
-// signalContext is cancelled by SIGINT, SIGTERM or SIGHUP.
-func signalContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 }
 
 func (a *app) printJSON(v any) error {

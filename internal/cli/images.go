@@ -2,45 +2,115 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/aminator-go/aminator/internal/channels"
 	"github.com/aminator-go/aminator/internal/cloud/local"
-	"github.com/aminator-go/aminator/internal/logging"
-	"github.com/aminator-go/aminator/internal/pkgmgr"
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/service"
 )
 
-// lineageEntry is one image of a lineage.
-type lineageEntry struct {
-	ID      string `json:"id"`
-	Name    string `json:"name,omitempty"`
-	Role    string `json:"role,omitempty"`
-	Channel string `json:"channel,omitempty"`
-	Gone    bool   `json:"deregistered,omitempty"`
+func (a *app) imagesCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "images", Short: "List, show, import, promote, diff, export and remove images"}
+	cmd.AddCommand(a.imagesListCommand(), a.imagesShowCommand(), a.imagesRmCommand(), a.imagesImportCommand(),
+		a.promoteCommand(), a.diffCommand(), a.exportCommand())
+	return cmd
 }
 
-func lineage(ctx context.Context, c plugin.Cloud, im *plugin.Image) []lineageEntry {
-	var out []lineageEntry
-	for _, id := range channels.Lineage(im) {
-		a, err := c.Image(ctx, plugin.ImageQuery{ID: id})
-		if err != nil {
-			out = append(out, lineageEntry{ID: id, Gone: true})
-			continue
+// parseTags reads repeated --tag KEY=VALUE flags.
+func parseTags(tags []string) (plugin.Tags, error) {
+	out := plugin.Tags{}
+	for _, t := range tags {
+		k, v, ok := strings.Cut(t, "=")
+		if !ok || k == "" {
+			return nil, usagef("--tag %q: use KEY=VALUE", t)
 		}
-		out = append(out, lineageEntry{ID: a.ID, Name: a.Name, Role: a.Tags[channels.TagRole], Channel: a.Tags[channels.TagChannel]})
+		out[k] = v
 	}
-	return append(out, lineageEntry{ID: im.ID, Name: im.Name, Role: im.Tags[channels.TagRole], Channel: im.Tags[channels.TagChannel]})
+	return out, nil
 }
 
-func (a *app) printLineage(chain []lineageEntry) {
+func (a *app) imagesListCommand() *cobra.Command {
+	var family, label, role string
+	var tags []string
+	list := &cobra.Command{
+		Use: "list", Short: "List images, newest first (--family, --label, --role, --tag filter)", Args: a.args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			given, err := parseTags(tags)
+			if err != nil {
+				return err
+			}
+			filter := service.ImageFilter(family, label, role, given)
+			return a.withCloud(cmd, func(ctx context.Context, c plugin.Cloud) error {
+				ims, err := c.FindImages(ctx, filter)
+				if err != nil {
+					return err
+				}
+				return printList(a, ims, "ID\tNAME\tARCH\tAPPVERSION\tROLE\tCHANNEL\tCREATED", func(im *plugin.Image) []string {
+					return []string{im.ID, im.Name, im.Architecture, im.Tags["appversion"], im.Tags[channels.TagRole], im.Tags[channels.TagChannel], age(im.CreatedAt)}
+				})
+			})
+		},
+	}
+	list.Flags().StringVar(&family, "family", "", "only this family")
+	list.Flags().StringVar(&label, "label", "", "only images carrying this channel label")
+	list.Flags().StringVar(&role, "role", "", "only foundation, base or app images")
+	list.Flags().StringArrayVar(&tags, "tag", nil, "only images with this tag KEY=VALUE (repeatable)")
+	return list
+}
+
+func (a *app) imagesShowCommand() *cobra.Command {
+	var showLineage bool
+	show := &cobra.Command{
+		Use: "show IMAGE", Short: "Show an image (by id, name or FAMILY:LABEL) with its tags", Args: a.args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withCloud(cmd, func(ctx context.Context, c plugin.Cloud) error {
+				im, err := service.Find(ctx, c, args[0])
+				if err != nil {
+					return err
+				}
+				if showLineage {
+					chain := service.Lineage(ctx, c, im)
+					if a.output == "json" {
+						return a.printJSON(chain)
+					}
+					a.printLineage(chain)
+					return nil
+				}
+				if a.output == "json" {
+					return a.printJSON(im)
+				}
+				a.printImage(im)
+				return nil
+			})
+		},
+	}
+	show.Flags().BoolVar(&showLineage, "lineage", false, "print the image's ancestor chain (foundation -> base -> app)")
+	return show
+}
+
+func (a *app) printImage(im *plugin.Image) {
+	fmt.Fprintf(a.stdout, "id:              %s\nname:            %s\ndescription:     %s\narchitecture:    %s\nvirtualization:  %s\nroot device:     %s\nstate:           %s\ncreated:         %s\n",
+		im.ID, im.Name, im.Description, im.Architecture, im.VirtualizationType, im.RootDeviceName, im.State, age(im.CreatedAt))
+	fmt.Fprintln(a.stdout, "block devices:")
+	for _, b := range im.BlockDevices {
+		if b.SnapshotID != "" {
+			fmt.Fprintf(a.stdout, "  %s  %s  %d GiB  %s\n", b.DeviceName, b.SnapshotID, b.VolumeSizeGiB, b.VolumeType)
+		} else {
+			fmt.Fprintf(a.stdout, "  %s  %s\n", b.DeviceName, b.VirtualName)
+		}
+	}
+	fmt.Fprintln(a.stdout, "tags:")
+	for _, k := range sortedKeys(im.Tags) {
+		fmt.Fprintf(a.stdout, "  %s = %s\n", k, im.Tags[k])
+	}
+}
+
+func (a *app) printLineage(chain []service.LineageEntry) {
 	var rows [][]string
 	for i, e := range chain {
 		name := e.Name
@@ -54,6 +124,81 @@ func (a *app) printLineage(chain []lineageEntry) {
 		rows = append(rows, []string{arrow, e.ID, name, e.Role, e.Channel})
 	}
 	a.table("\tID\tNAME\tROLE\tCHANNEL", rows)
+}
+
+func (a *app) imagesRmCommand() *cobra.Command {
+	var keepSnaps bool
+	rm := &cobra.Command{
+		Use: "rm IMAGE...", Short: "Deregister images and delete their snapshots", Args: a.args(cobra.MinimumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withCloud(cmd, func(ctx context.Context, c plugin.Cloud) error {
+				var errs []error
+				for _, ref := range args {
+					r, err := service.RemoveImage(ctx, c, ref, keepSnaps)
+					if r.Image != "" {
+						fmt.Fprintln(a.stdout, "deregistered", r.Image)
+					}
+					for _, s := range r.Snapshots {
+						fmt.Fprintln(a.stdout, "deleted", s)
+					}
+					if err != nil {
+						errs = append(errs, err)
+					}
+				}
+				return errors.Join(errs...)
+			})
+		},
+	}
+	rm.Flags().BoolVar(&keepSnaps, "keep-snapshots", false, "keep the image's snapshots")
+	return rm
+}
+
+func (a *app) imagesImportCommand() *cobra.Command {
+	var imp local.ImportOptions
+	var tags []string
+	var role string
+	imp.Architecture, imp.VirtualizationType = "x86_64", "hvm"
+	cmd := &cobra.Command{
+		Use:   "import NAME FILE.img",
+		Short: "Register a raw disk image (whole-device filesystem or partitioned) as an image",
+		Args:  a.args(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			imp.Name = args[0]
+			if imp.Name == "" || len(imp.Name) > 128 || strings.ContainsAny(imp.Name, " \t\n") {
+				return usagef("image name %q: 1 to 128 characters, no spaces", imp.Name)
+			}
+			switch role {
+			case channels.RoleFoundation, channels.RoleBase, channels.RoleApp:
+			default:
+				return usagef("--role %q: foundation, base or app", role)
+			}
+			given, err := parseTags(tags)
+			if err != nil {
+				return err
+			}
+			imp.Tags = plugin.Tags{channels.TagRole: role, channels.TagFamily: imp.Name}
+			for k, v := range given {
+				imp.Tags[k] = v
+			}
+			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
+				im, err := c.Import(ctx, args[1], imp)
+				if err != nil {
+					return err
+				}
+				if a.output == "json" {
+					return a.printJSON(im)
+				}
+				fmt.Fprintln(a.stdout, im.ID)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&imp.Architecture, "arch", "x86_64", "architecture of the image")
+	cmd.Flags().StringVar(&imp.VirtualizationType, "vm-type", "hvm", "virtualization type")
+	cmd.Flags().StringVar(&imp.Description, "description", "", "description")
+	cmd.Flags().StringArrayVar(&tags, "tag", nil, "tag KEY=VALUE (repeatable)")
+	cmd.Flags().StringVar(&role, "role", channels.RoleFoundation, "role: foundation (a pristine OS; bakes on it make base images), base or app")
+	return cmd
 }
 
 func (a *app) promoteCommand() *cobra.Command {
@@ -71,7 +216,7 @@ func (a *app) promoteCommand() *cobra.Command {
 				return err
 			}
 			return a.withCloud(cmd, func(ctx context.Context, c plugin.Cloud) error {
-				im, err := findImage(ctx, c, args[0])
+				im, err := service.Find(ctx, c, args[0])
 				if err != nil {
 					return err
 				}
@@ -93,55 +238,6 @@ func (a *app) promoteCommand() *cobra.Command {
 	return cmd
 }
 
-// pkgChange is one line of a manifest diff.
-type pkgChange struct {
-	Name string `json:"name"`
-	Arch string `json:"arch"`
-	From string `json:"from,omitempty"`
-	To   string `json:"to,omitempty"`
-}
-
-type manifestDiff struct {
-	Added      []pkgChange `json:"added"`
-	Removed    []pkgChange `json:"removed"`
-	Upgraded   []pkgChange `json:"upgraded"`
-	Downgraded []pkgChange `json:"downgraded"`
-}
-
-// diffManifests compares two manifests, ordering versions with compare
-// (the package format's order: dpkg's or rpm's).
-func diffManifests(a, b []plugin.Package, compare func(a, b string) int) manifestDiff {
-	key := func(p plugin.Package) string { return p.Name + ":" + p.Arch }
-	am, bm := map[string]plugin.Package{}, map[string]plugin.Package{}
-	for _, p := range a {
-		am[key(p)] = p
-	}
-	for _, p := range b {
-		bm[key(p)] = p
-	}
-	d := manifestDiff{Added: []pkgChange{}, Removed: []pkgChange{}, Upgraded: []pkgChange{}, Downgraded: []pkgChange{}}
-	for k, p := range bm {
-		q, ok := am[k]
-		switch {
-		case !ok:
-			d.Added = append(d.Added, pkgChange{Name: p.Name, Arch: p.Arch, To: p.Version})
-		case compare(q.Version, p.Version) < 0:
-			d.Upgraded = append(d.Upgraded, pkgChange{Name: p.Name, Arch: p.Arch, From: q.Version, To: p.Version})
-		case compare(q.Version, p.Version) > 0:
-			d.Downgraded = append(d.Downgraded, pkgChange{Name: p.Name, Arch: p.Arch, From: q.Version, To: p.Version})
-		}
-	}
-	for k, q := range am {
-		if _, ok := bm[k]; !ok {
-			d.Removed = append(d.Removed, pkgChange{Name: q.Name, Arch: q.Arch, From: q.Version})
-		}
-	}
-	for _, l := range [][]pkgChange{d.Added, d.Removed, d.Upgraded, d.Downgraded} {
-		sort.Slice(l, func(i, j int) bool { return l[i].Name < l[j].Name })
-	}
-	return d
-}
-
 func (a *app) diffCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "diff IMAGE_A IMAGE_B",
@@ -149,22 +245,10 @@ func (a *app) diffCommand() *cobra.Command {
 		Args:  a.args(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
-				var ms [2][]plugin.Package
-				for i, ref := range args {
-					im, err := findImage(ctx, c, ref)
-					if err != nil {
-						return err
-					}
-					if ms[i], err = c.Manifest(ctx, im.ID); err != nil {
-						return err
-					}
-					if len(ms[i]) == 0 {
-						return fmt.Errorf("image %s has no package manifest", im.ID)
-					}
+				d, err := service.Diff(ctx, c, args[0], args[1])
+				if err != nil {
+					return err
 				}
-				// The manifests say which package manager listed them.
-				format := pkgmgr.FormatOf(append(append([]plugin.Package(nil), ms[0]...), ms[1]...))
-				d := diffManifests(ms[0], ms[1], format.Compare)
 				if a.output == "json" {
 					return a.printJSON(d)
 				}
@@ -187,8 +271,6 @@ func (a *app) diffCommand() *cobra.Command {
 	}
 }
 
-var exportFormats = map[string]string{"raw": "raw", "img": "raw", "qcow2": "qcow2", "vmdk": "vmdk", "vhdx": "vhdx"}
-
 func (a *app) exportCommand() *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
@@ -197,62 +279,26 @@ func (a *app) exportCommand() *cobra.Command {
 		Args:  a.args(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out := args[1]
-			if format == "" {
-				format = exportFormats[strings.TrimPrefix(filepath.Ext(out), ".")]
-				if format == "" {
-					format = "raw"
-				}
-			}
-			if _, ok := exportFormats[format]; !ok || format == "img" {
-				return usagef("--format %q: raw, qcow2, vmdk or vhdx", format)
+			f, ok := service.ExportFormat(format, out)
+			if !ok {
+				return usagef("--format %q: raw, qcow2, vmdk or vhdx", f)
 			}
 			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
-				im, err := findImage(ctx, c, args[0])
+				im, err := service.Find(ctx, c, args[0])
 				if err != nil {
 					return err
 				}
-				if err := exportImage(ctx, c, im, format, out, a); err != nil {
+				if err := service.Export(ctx, c.Store(), im, f, out, a.logger(false)); err != nil {
 					return err
 				}
 				if a.output == "json" {
-					return a.printJSON(map[string]string{"image": im.ID, "format": format, "file": out})
+					return a.printJSON(map[string]string{"image": im.ID, "format": f, "file": out})
 				}
-				fmt.Fprintf(a.stdout, "%s written to %s (%s)\n", im.ID, out, format)
+				fmt.Fprintf(a.stdout, "%s written to %s (%s)\n", im.ID, out, f)
 				return nil
 			})
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "", "raw, qcow2, vmdk or vhdx (default: from FILE's extension, else raw)")
 	return cmd
-}
-
-func exportImage(ctx context.Context, c *local.Cloud, im *plugin.Image, format, out string, a *app) error {
-	root := im.Root()
-	if root == nil || root.SnapshotID == "" {
-		return fmt.Errorf("image %s has no root snapshot", im.ID)
-	}
-	abs, err := filepath.Abs(out)
-	if err != nil {
-		return err
-	}
-	if format == "raw" {
-		return c.Store().Restore(ctx, root.SnapshotID, abs)
-	}
-	if _, err := exec.LookPath("qemu-img"); err != nil {
-		return fmt.Errorf("export to %s needs qemu-img (Debian: apt-get install qemu-utils): %w", format, err)
-	}
-	tmpRaw := abs + ".raw.tmp"
-	tmpOut := abs + ".tmp"
-	defer os.Remove(tmpRaw)
-	defer os.Remove(tmpOut)
-	if err := c.Store().Restore(ctx, root.SnapshotID, tmpRaw); err != nil {
-		return err
-	}
-	if err := logging.Host(ctx, a.logger(false), "qemu-img", "convert", "-f", "raw", "-O", format, tmpRaw, tmpOut); err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
-	if err := os.Rename(tmpOut, abs); err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
-	return nil
 }

@@ -6,22 +6,16 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	ec2cloud "github.com/aminator-go/aminator/internal/cloud/ec2"
 	"github.com/aminator-go/aminator/internal/cloud/local"
-	"github.com/aminator-go/aminator/internal/config"
-	"github.com/aminator-go/aminator/internal/flock"
 	"github.com/aminator-go/aminator/internal/gcreport"
-	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/progress"
 	"github.com/aminator-go/aminator/internal/push"
+	"github.com/aminator-go/aminator/internal/service"
 )
 
 func (a *app) gcCommand() *cobra.Command {
@@ -62,14 +56,9 @@ func (a *app) gcEC2(cmd *cobra.Command, dry bool) error {
 	if err != nil {
 		return err
 	}
-	pc, err := cfg.PluginConfig(plugin.KindCloud, "ec2")
-	if err != nil {
-		return err
-	}
-	ctx, stop := signalContext()
+	ctx, stop := service.SignalContext()
 	defer stop()
-	log := a.logger(cfg.Context.Debug)
-	c, err := ec2cloud.New(ctx, pc.(*ec2cloud.Settings), cfg.Context.Region, log)
+	c, err := service.OpenEC2(ctx, cfg, a.logger(cfg.Context.Debug))
 	if err != nil {
 		return err
 	}
@@ -164,7 +153,7 @@ aminate command mounts it again (after a reboot, or --unmount).`,
 			if os.Geteuid() != 0 {
 				return fmt.Errorf("init needs root")
 			}
-			ctx, stop := signalContext()
+			ctx, stop := service.SignalContext()
 			defer stop()
 			if unmount {
 				return local.UnmountDataFS(ctx, cfg.StateDir)
@@ -234,15 +223,13 @@ func (a *app) poolCommand() *cobra.Command {
 			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
 				s := snap
 				if len(args) == 1 {
-					im, err := findImage(ctx, c, args[0])
+					im, err := service.Find(ctx, c, args[0])
 					if err != nil {
 						return err
 					}
-					r := im.Root()
-					if r == nil || r.SnapshotID == "" {
-						return fmt.Errorf("image %s has no root snapshot", im.ID)
+					if s, err = service.RootSnapshot(im); err != nil {
+						return err
 					}
-					s = r.SnapshotID
 				}
 				made, err := c.FillPool(ctx, s, target)
 				if err != nil {
@@ -265,11 +252,13 @@ func (a *app) poolCommand() *cobra.Command {
 			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
 				s := ""
 				if len(args) == 1 {
-					im, err := findImage(ctx, c, args[0])
+					im, err := service.Find(ctx, c, args[0])
 					if err != nil {
 						return err
 					}
-					s = im.Root().SnapshotID
+					if s, err = service.RootSnapshot(im); err != nil {
+						return err
+					}
 				}
 				n, err := c.DrainPool(ctx, s)
 				if err != nil {
@@ -282,75 +271,6 @@ func (a *app) poolCommand() *cobra.Command {
 	}
 	cmd.AddCommand(status, fill, drain)
 	return cmd
-}
-
-// refillEnv names the file where a bake in its namespaces lists the pools
-// it took from; the parent, outside them, starts the refills (a process
-// started inside would die with the bake's PID namespace).
-const refillEnv = "_AMINATOR_REFILL"
-
-// newRefillList makes the refill list in the state directory's tmp/ and
-// holds a flock on it while the parent lives: gc removes the file of a
-// parent that died (even by SIGKILL) and leaves a live one's alone.
-func newRefillList(stateDir string) (*flock.Lock, error) {
-	dir := filepath.Join(stateDir, "tmp")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("refill list: %w", err)
-	}
-	f, err := os.CreateTemp(dir, "refill-*")
-	if err != nil {
-		return nil, fmt.Errorf("refill list: %w", err)
-	}
-	f.Close()
-	return flock.TryExclusive(f.Name())
-}
-
-func requestRefill(snap string) {
-	p := os.Getenv(refillEnv)
-	if p == "" {
-		return
-	}
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return
-	}
-	fmt.Fprintln(f, snap)
-	f.Close()
-}
-
-// startRefills starts a detached `aminate pool fill` for each snapshot
-// listed, and removes the list.
-func startRefills(cfg *config.Config, list *flock.Lock) {
-	b, err := os.ReadFile(list.Path())
-	os.Remove(list.Path())
-	list.Unlock()
-	if err != nil {
-		return
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return
-	}
-	seen := map[string]bool{}
-	for _, snap := range strings.Fields(string(b)) {
-		if seen[snap] {
-			continue
-		}
-		seen[snap] = true
-		cmd := exec.Command(self, "pool", "fill", "--snapshot", snap, "--state-dir", cfg.StateDir)
-		cmd.Env = os.Environ()
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-		if cmd.Start() == nil {
-			cmd.Process.Release()
-		}
-	}
-}
-
-// setPoolHook makes a local cloud ask for refills after taking from a pool.
-func setPoolHook(c plugin.Cloud) {
-	if lc, ok := c.(*local.Cloud); ok {
-		lc.OnPoolTake = requestRefill
-	}
 }
 
 func (a *app) pushCommand() *cobra.Command {
@@ -371,16 +291,7 @@ from the AWS configuration (or -r).`,
 			if err != nil {
 				return err
 			}
-			o.Tags = plugin.Tags{}
-			for _, t := range tags {
-				k, v, ok := strings.Cut(t, "=")
-				if !ok || k == "" {
-					return usagef("--tag %q: use KEY=VALUE", t)
-				}
-				o.Tags[k] = v
-			}
-			pc, err := cfg.PluginConfig(plugin.KindCloud, "ec2")
-			if err != nil {
+			if o.Tags, err = parseTags(tags); err != nil {
 				return err
 			}
 			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
@@ -393,15 +304,7 @@ from the AWS configuration (or -r).`,
 				log := slog.New(con.Handler())
 				ctx = progress.With(ctx, progress.Multi(con.Progress(), progress.Log(log, 10*time.Second)))
 				o.Log = log
-				ec, err := ec2cloud.New(ctx, pc.(*ec2cloud.Settings), cfg.Context.Region, log)
-				if err != nil {
-					return err
-				}
-				im, err := findImage(ctx, c, args[0])
-				if err != nil {
-					return err
-				}
-				res, err := push.Push(ctx, c, ec, im, o)
+				im, res, err := service.Push(ctx, cfg, c, args[0], o)
 				if err != nil {
 					return err
 				}

@@ -10,6 +10,7 @@ package mntns
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -96,8 +97,9 @@ func unescape(s string) string {
 }
 
 // Reexec runs this program again with the same arguments in a new mount
-// namespace, forwards SIGINT/SIGTERM/SIGHUP to it, and returns its exit code.
-func Reexec() (int, error) {
+// namespace, with stdin as its standard input (nil: this process's),
+// forwards SIGINT/SIGTERM/SIGHUP to it, and returns its exit code.
+func Reexec(stdin io.Reader) (int, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return 1, fmt.Errorf("re-run in a mount namespace: %w", err)
@@ -105,7 +107,10 @@ func Reexec() (int, error) {
 	cmd := exec.Command(self, os.Args[1:]...)
 	cmd.Args[0] = os.Args[0]
 	cmd.Env = append(os.Environ(), envKey+"=1")
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	if stdin == nil {
+		stdin = os.Stdin
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, os.Stdout, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Unshareflags: syscall.CLONE_NEWNS, Pdeathsig: syscall.SIGTERM}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)

@@ -1,0 +1,52 @@
+package bakery
+
+import (
+	"maps"
+)
+
+// Job is what a worker hands the child process that runs a bake: the
+// request, typed, as JSON on the child's standard input (see ExecRunner),
+// instead of a command line to parse.
+type Job struct {
+	// ID is the bakery's id of the bake; the image is tagged bakery_id=ID.
+	ID string `json:"id"`
+	// BaseID is the base the request resolved to when it was submitted
+	// (the one its key names); "" bakes on what the request names.
+	BaseID  string  `json:"base_id,omitempty"`
+	Request Request `json:"request"`
+}
+
+// JobOf is the job that runs a record's bake.
+func JobOf(r *Record) Job { return Job{ID: r.ID, BaseID: r.BaseID, Request: r.Request} }
+
+// Settings are what the job sets of the bake's configuration: context
+// settings by key, layered over the configuration files as the command
+// line's flags are, and the image's tags (the request's, its CI metadata
+// as ci_* and bakery_id), added to the configured ones.
+func (j Job) Settings() (settings map[string]string, tags map[string]string) {
+	q := j.Request
+	settings = map[string]string{"region": q.Region}
+	set := func(key, value string) {
+		if value != "" {
+			settings[key] = value
+		}
+	}
+	set("environment", q.Environment)
+	switch {
+	case j.BaseID != "":
+		settings["base_ami_id"] = j.BaseID // resolved at submission: the key's base
+	case q.BaseID != "":
+		settings["base_ami_id"] = q.BaseID
+	default:
+		settings["base_ami_name"] = q.BaseName
+		set("label", q.BaseLabel)
+	}
+	set("name", q.Name)
+	set("vm_type", q.VMType)
+	tags = map[string]string{"bakery_id": j.ID}
+	maps.Copy(tags, q.Tags)
+	for k, v := range q.CI {
+		tags["ci_"+k] = v
+	}
+	return settings, tags
+}

@@ -1,0 +1,48 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/aminator-go/aminator/internal/boottest"
+	"github.com/aminator-go/aminator/internal/naming"
+	"github.com/aminator-go/aminator/internal/pipeline"
+	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/snapstore"
+)
+
+// boot is the boot test itself (boottest.Run; unit tests replace it).
+var boot = boottest.Run
+
+// BootTest boots im from store under qemu (the stored image is not
+// modified) as a "boot test" stage, and records the outcome on the image
+// in the tags boot_test (passed or failed) and boot_test_time, even when
+// ctx was cancelled meanwhile. A boot that fails returns a
+// *boottest.Error naming the image; an error that kept the test from
+// running leaves the image's tags alone.
+func BootTest(ctx context.Context, c plugin.Tagger, store snapstore.Store, im *plugin.Image, o boottest.Options, log *slog.Logger) (*boottest.Result, error) {
+	var res *boottest.Result
+	_, err := pipeline.Step(ctx, log, "boot test", func(ctx context.Context) (err error) {
+		res, err = boot(ctx, store, im, o, log)
+		return err
+	})
+	var be *boottest.Error
+	if err != nil && !errors.As(err, &be) {
+		return res, fmt.Errorf("boot test of %s: %w", im.ID, err)
+	}
+	state := "passed"
+	if be != nil {
+		state = "failed"
+	}
+	if terr := c.CreateTags(context.WithoutCancel(ctx), im.ID, plugin.Tags{"boot_test": state, "boot_test_time": naming.CreationTime(time.Now())}); terr != nil {
+		return res, errors.Join(err, terr)
+	}
+	if be != nil {
+		return res, fmt.Errorf("image %s: %w", im.ID, err)
+	}
+	log.Info("boot test passed", "image", im.ID, "accel", res.Accel, "took", res.Duration.Round(time.Millisecond), "console", res.ConsoleLog)
+	return res, nil
+}

@@ -1,0 +1,219 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/aminator-go/aminator/internal/channels"
+	"github.com/aminator-go/aminator/internal/cloud/local"
+	"github.com/aminator-go/aminator/internal/config"
+	"github.com/aminator-go/aminator/internal/imageref"
+	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/push"
+)
+
+// Find finds the image a user named by id, name or FAMILY:LABEL.
+func Find(ctx context.Context, c imageref.Finder, ref string) (*plugin.Image, error) {
+	return imageref.Resolve(ctx, c, imageref.Parse(ref))
+}
+
+// ImageFilter is the tags `images list` selects by: a family, a channel
+// label and a role (each "" for any) and any other tags.
+func ImageFilter(family, label, role string, tags plugin.Tags) plugin.Tags {
+	filter := plugin.Tags{}
+	for k, v := range map[string]string{channels.TagFamily: family, channels.TagChannel: label, channels.TagRole: role} {
+		if v != "" {
+			filter[k] = v
+		}
+	}
+	for k, v := range tags {
+		filter[k] = v
+	}
+	return filter
+}
+
+// RootSnapshot is the snapshot of an image's root device.
+func RootSnapshot(im *plugin.Image) (string, error) {
+	r := im.Root()
+	if r == nil || r.SnapshotID == "" {
+		return "", fmt.Errorf("image %s has no root snapshot", im.ID)
+	}
+	return r.SnapshotID, nil
+}
+
+// Remover is what removing an image needs of a cloud.
+type Remover interface {
+	imageref.Finder
+	DeregisterImage(ctx context.Context, id string) error
+	DeleteSnapshot(ctx context.Context, id string) error
+}
+
+// Removal is what removing one image did.
+type Removal struct {
+	// Image is the id deregistered ("" when nothing was).
+	Image string
+	// Snapshots are the snapshots deleted, in the image's device order.
+	Snapshots []string
+}
+
+// RemoveImage deregisters the image ref names and then, unless
+// keepSnapshots, deletes the snapshots of its block devices. A snapshot
+// that cannot be deleted does not stop the others; the error joins every
+// failure, and the Removal says what was done all the same.
+func RemoveImage(ctx context.Context, c Remover, ref string, keepSnapshots bool) (Removal, error) {
+	var r Removal
+	im, err := Find(ctx, c, ref)
+	if err != nil {
+		return r, err
+	}
+	if err := c.DeregisterImage(ctx, im.ID); err != nil {
+		return r, err
+	}
+	r.Image = im.ID
+	if keepSnapshots {
+		return r, nil
+	}
+	var errs []error
+	for _, b := range im.BlockDevices {
+		if b.SnapshotID == "" {
+			continue
+		}
+		if err := c.DeleteSnapshot(ctx, b.SnapshotID); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		r.Snapshots = append(r.Snapshots, b.SnapshotID)
+	}
+	return r, errors.Join(errs...)
+}
+
+// LineageEntry is one image of a lineage.
+type LineageEntry struct {
+	ID      string `json:"id"`
+	Name    string `json:"name,omitempty"`
+	Role    string `json:"role,omitempty"`
+	Channel string `json:"channel,omitempty"`
+	Gone    bool   `json:"deregistered,omitempty"`
+}
+
+// ImageGetter finds one image by id or exact name.
+type ImageGetter interface {
+	Image(ctx context.Context, q plugin.ImageQuery) (*plugin.Image, error)
+}
+
+// Lineage is the chain of images im was baked from, oldest first (the
+// foundation, its bases), ending with im itself. An ancestor that no
+// longer exists is marked Gone.
+func Lineage(ctx context.Context, c ImageGetter, im *plugin.Image) []LineageEntry {
+	var out []LineageEntry
+	for _, id := range channels.Lineage(im) {
+		a, err := c.Image(ctx, plugin.ImageQuery{ID: id})
+		if err != nil {
+			out = append(out, LineageEntry{ID: id, Gone: true})
+			continue
+		}
+		out = append(out, entry(a))
+	}
+	return append(out, entry(im))
+}
+
+func entry(im *plugin.Image) LineageEntry {
+	return LineageEntry{ID: im.ID, Name: im.Name, Role: im.Tags[channels.TagRole], Channel: im.Tags[channels.TagChannel]}
+}
+
+// VolumeMaker is what making an external pool's volume needs of a cloud.
+type VolumeMaker interface {
+	imageref.Finder
+	CreateVolume(ctx context.Context, r plugin.VolumeRequest) (*plugin.Volume, error)
+}
+
+// CreateExternalVolume makes a volume from the root snapshot of the image
+// ref names (sizeGiB 0: the snapshot's size), for bakes with -V: an
+// external pool's volume, tagged purpose=external.
+func CreateExternalVolume(ctx context.Context, c VolumeMaker, ref string, sizeGiB int) (*plugin.Volume, error) {
+	im, err := Find(ctx, c, ref)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := RootSnapshot(im)
+	if err != nil {
+		return nil, err
+	}
+	return c.CreateVolume(ctx, plugin.VolumeRequest{SnapshotID: snap, SizeBytes: int64(sizeGiB) << 30, Tags: plugin.Tags{"purpose": "external", "ami": im.ID}})
+}
+
+// VolumeRemover is what removing volumes needs of a cloud.
+type VolumeRemover interface {
+	Volumes(ctx context.Context) ([]*plugin.Volume, error)
+	DeleteVolume(ctx context.Context, id string) error
+}
+
+// RemoveVolumes deletes the volumes named and, with orphaned, every
+// volume whose bake is gone. It goes on past a failure; it returns the
+// volumes deleted and every failure joined.
+func RemoveVolumes(ctx context.Context, c VolumeRemover, ids []string, orphaned bool) ([]string, error) {
+	if orphaned {
+		vs, err := c.Volumes(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range vs {
+			if v.Orphaned {
+				ids = append(ids[:len(ids):len(ids)], v.ID)
+			}
+		}
+	}
+	var done []string
+	var errs []error
+	for _, id := range ids {
+		if err := c.DeleteVolume(ctx, id); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		done = append(done, id)
+	}
+	return done, errors.Join(errs...)
+}
+
+// ResolveIn finds the image ref names in region and environment (""
+// the configured one): how the bakery checks a request's base before it
+// queues the bake.
+func ResolveIn(ctx context.Context, cfg *config.Config, region, environment string, ref imageref.Ref) (*plugin.Image, error) {
+	c := *cfg
+	c.Context.Region = region
+	if environment != "" {
+		if _, ok := cfg.Environments[environment]; !ok {
+			return nil, fmt.Errorf("no environment %q", environment)
+		}
+		c.Context.Environment = environment
+	}
+	name, err := CloudName(&c)
+	if err != nil {
+		return nil, err
+	}
+	// The store was readied when the bakery started.
+	cl, err := newCloud(&c, name, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, err
+	}
+	defer Close(cl)
+	return imageref.Resolve(ctx, cl, ref)
+}
+
+// Push sends the image of the local cloud lc that ref names to EC2, in
+// the configured region, and registers it there (see push.Push). It
+// returns the local image and what the push made.
+func Push(ctx context.Context, cfg *config.Config, lc *local.Cloud, ref string, o push.Options) (*plugin.Image, *push.Result, error) {
+	ec, err := OpenEC2(ctx, cfg, o.Log)
+	if err != nil {
+		return nil, nil, err
+	}
+	im, err := Find(ctx, lc, ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	res, err := push.Push(ctx, lc, ec, im, o)
+	return im, res, err
+}
