@@ -110,6 +110,8 @@ type Chroot struct {
 	root    *os.Root
 	log     *slog.Logger
 	baseEnv map[string]string
+	// scriptNetwork gives every command the bake's network.
+	scriptNetwork bool
 	// releasePart detaches the partition's loop device, if one was made.
 	releasePart func() error
 	mu          sync.Mutex
@@ -132,7 +134,7 @@ func Enter(ctx context.Context, o Options) (c *Chroot, err error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	c = &Chroot{path: filepath.Clean(o.MountPoint), log: o.Log, baseEnv: o.BaseEnv}
+	c = &Chroot{path: filepath.Clean(o.MountPoint), log: o.Log, baseEnv: o.BaseEnv, scriptNetwork: o.ScriptNetwork}
 	defer func() {
 		if err != nil {
 			if cerr := c.Close(context.WithoutCancel(ctx)); cerr != nil {

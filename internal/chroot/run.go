@@ -16,6 +16,7 @@ import (
 
 	"github.com/aminator-go/aminator/internal/logging"
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/sandbox"
 )
 
 // env builds the command environment: the base plus extras, sorted.
@@ -71,10 +72,14 @@ func (c *Chroot) command(r plugin.Run) (*exec.Cmd, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Its own UTS and IPC namespaces: a script that sets the hostname or
-	// makes SysV IPC objects changes nothing on the host.
-	cmd := &exec.Cmd{Path: p, Args: r.Argv, Env: env, Dir: "/",
-		SysProcAttr: &syscall.SysProcAttr{Chroot: c.path, Cloneflags: syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC}}
+	// Package code runs in the sandbox (issue 10): pivot_root into the
+	// image, its own PID, network, UTS and IPC namespaces, reduced
+	// capabilities and a seccomp filter; network only when asked.
+	net := r.Network || c.scriptNetwork
+	cmd, err := sandbox.Command(sandbox.Spec{Root: c.path, Path: p, Argv: r.Argv, Env: env, Dir: "/", Network: net})
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", r.Argv[0], err)
+	}
 	return cmd, nil
 }
 

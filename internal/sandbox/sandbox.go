@@ -65,7 +65,7 @@ func Command(s Spec) (*exec.Cmd, error) {
 	}
 	return &exec.Cmd{
 		Path:        "/proc/self/exe",
-		Args:        append([]string{"aminator-sandbox"}, s.Argv...),
+		Args:        append([]string(nil), s.Argv...), // what logs and errors name
 		Env:         []string{envKey + "=" + string(b)},
 		SysProcAttr: &syscall.SysProcAttr{Cloneflags: flags},
 	}, nil
