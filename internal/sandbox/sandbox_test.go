@@ -41,7 +41,7 @@ func TestProgramJumpsStayInside(t *testing.T) {
 }
 
 // hostRoot makes a small root from the host's /usr (read-only) on a tmpfs.
-func hostRoot(t *testing.T) string {
+func hostRoot(t testing.TB) string {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
