@@ -3,7 +3,9 @@
 // pseudo-filesystems, the host's resolv.conf, file replacements that are
 // undone afterwards, commands run by exec with argv and a clean
 // environment, and a teardown that ends leftover processes and unmounts in
-// reverse.
+// reverse. Commands never run in this chroot directly: each one runs in
+// package sandbox, which pivots into the image and replaces the proc and
+// sys mounted here with its own namespaces' (issue 10).
 //
 // Every file operation inside the image goes through an os.Root, so a
 // symlink in the image can never make aminator write to the host, and
