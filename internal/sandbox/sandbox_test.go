@@ -79,7 +79,10 @@ grep -E '^(CapBnd|CapEff|NoNewPrivs|Seccomp):' /proc/self/status
 echo init=$(cat /proc/1/comm)
 cat /proc/kcore | wc -c | sed 's/^/kcore=/'
 echo x > /proc/sys/kernel/printk_ratelimit 2>/dev/null || echo sysctl=denied
-cat /sys/class/net/*/ifindex | wc -l | sed 's/^/ifaces=/'`
+cat /sys/class/net/*/ifindex | wc -l | sed 's/^/ifaces=/'
+unshare --user --map-root-user true 2>/dev/null || echo userns=denied
+mount -t tmpfs none /tmp 2>/dev/null || echo mount=denied
+mknod /tmp/sda b 8 0 2>/dev/null || echo mknod=denied`
 	cmd, err := Command(Spec{Root: root, Path: "/bin/sh", Argv: []string{"sh", "-c", script}, Env: []string{"PATH=/usr/bin:/bin", "ONLY=this"}})
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +94,8 @@ cat /sys/class/net/*/ifindex | wc -l | sed 's/^/ifaces=/'`
 	}
 	got := out.String()
 	for _, want := range []string{"pid=1\n", "localhost\n", "ONLY=this PATH=/usr/bin:/bin PWD=/ \n", fmt.Sprintf("CapBnd:\t%016x", keepMask()),
-		"NoNewPrivs:\t1", "Seccomp:\t2", "init=sh\n", "kcore=0\n", "sysctl=denied", "ifaces=1\n"} {
+		"NoNewPrivs:\t1", "Seccomp:\t2", "init=sh\n", "kcore=0\n", "sysctl=denied", "ifaces=1\n",
+		"userns=denied", "mount=denied", "mknod=denied"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("no %q in:\n%s", want, got)
 		}
