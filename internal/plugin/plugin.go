@@ -269,9 +269,11 @@ type Run struct {
 	Env  map[string]string // added to the distro's clean environment
 	// Interactive attaches the caller's terminal.
 	Interactive bool
-	// Network runs the command with the bake's network; without it the
-	// command's sandbox has only a loopback of its own. Only for commands
-	// that download and run no package code (apt-get update, --download-only).
+	// Network lets the command download from the image's package sources
+	// through the bake's egress proxy (nothing else: never the host's
+	// loopback or the metadata address); without it the command's sandbox
+	// has only a loopback of its own. Only for commands that download and
+	// run no package code (apt-get update, --download-only).
 	Network bool
 }
 

@@ -5,8 +5,10 @@
 //
 //   - a new mount namespace, pivot_root into the image and the old root
 //     detached, so no path, fd or /proc entry leads back to the host's tree;
-//   - a new PID namespace whose PID 1 is the command itself, with a procfs
-//     of that namespace only (no host or bake process is visible);
+//   - a new PID namespace whose PID 1 is the command itself (for a
+//     download, aminate stays PID 1 to forward the sandbox's proxy port to
+//     the bake's egress proxy: proxy.go), with a procfs of that namespace
+//     only (no host or bake process is visible);
 //   - new network (only loopback, unless asked), UTS and IPC namespaces;
 //   - a bounding set without sys_admin, sys_chroot, mknod, sys_ptrace, ...,
 //     no_new_privs and a seccomp filter (caps.go, seccomp.go);
@@ -24,6 +26,8 @@ import (
 	"os/exec"
 	"runtime"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // envKey carries the Spec to the re-executed child; it is the child's only
@@ -44,6 +48,12 @@ type Spec struct {
 	// Network keeps the bake's network namespace: only for phases that
 	// download and run no package code, or for --script-network.
 	Network bool `json:"network"`
+	// ProxyDir, for a download without the bake's network, is a host
+	// directory holding the bake's egress proxy socket (ProxySocket); the
+	// sandbox then has only its loopback, where 127.0.0.1:ProxyPort leads
+	// to that proxy and nowhere else.
+	ProxyDir  string `json:"proxy_dir"`
+	ProxyPort int    `json:"proxy_port"`
 	// Hostname is the sandbox's hostname ("localhost" if empty), so the
 	// host's own name does not leak into the image either.
 	Hostname string `json:"hostname"`
@@ -63,6 +73,9 @@ func Command(s Spec) (*exec.Cmd, error) {
 	if !s.Network {
 		flags |= syscall.CLONE_NEWNET
 	}
+	if s.Network && s.ProxyDir != "" {
+		return nil, errors.New("sandbox: a proxy is for a sandbox without the network")
+	}
 	return &exec.Cmd{
 		Path:        "/proc/self/exe",
 		Args:        append([]string(nil), s.Argv...), // what logs and errors name
@@ -76,13 +89,17 @@ func Command(s Spec) (*exec.Cmd, error) {
 // in main: it never returns in the child.
 func Main() {
 	raw, ok := os.LookupEnv(envKey)
+	run := child
 	if !ok {
-		return
+		if raw, ok = os.LookupEnv(stage2Key); !ok {
+			return
+		}
+		run = stage2
 	}
 	// Capabilities, no_new_privs and seccomp are per thread: all of them
 	// and the final execve happen on this one thread.
 	runtime.LockOSThread()
-	err := child(raw)
+	err := run(raw)
 	fmt.Fprintf(os.Stderr, "aminator sandbox: %v\n", err)
 	os.Exit(127)
 }
@@ -97,6 +114,14 @@ func child(raw string) error {
 	if os.Getpid() != 1 {
 		return errors.New("not PID 1 of a new PID namespace")
 	}
+	dirfd := -1
+	if s.ProxyDir != "" {
+		fd, err := unix.Open(s.ProxyDir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open the proxy directory: %w", err)
+		}
+		dirfd = fd
+	}
 	if err := enterRoot(s.Root); err != nil {
 		return err
 	}
@@ -106,6 +131,15 @@ func child(raw string) error {
 	if err := setupNet(s); err != nil {
 		return err
 	}
+	if dirfd >= 0 {
+		return runForwarder(s, dirfd)
+	}
+	return dropAndExec(s)
+}
+
+// dropAndExec enters the working directory, drops privileges and execs
+// the command.
+func dropAndExec(s Spec) error {
 	dir := s.Dir
 	if dir == "" {
 		dir = "/"

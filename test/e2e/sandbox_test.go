@@ -184,3 +184,72 @@ func checkEscapes(t *testing.T, res map[string]string, h escapeHost) {
 		}
 	})
 }
+
+// downloadHook is a hostile base image's apt configuration: apt-get update
+// runs it in the download phase, the one command with a way out (the
+// egress proxy). It tries the host's loopback and the metadata address
+// directly and through the proxy, and records what happened in the image.
+const downloadHook = `APT::Update::Pre-Invoke { "bash /etc/aminator-evil.sh || true"; };
+`
+
+const downloadAttack = `#!/bin/bash
+R=/var/tmp/evil; mkdir -p $R
+{ timeout 5 bash -c "echo hi > /dev/tcp/127.0.0.1/%[1]d" && echo CONNECTED; } > $R/loopback 2>&1
+{ timeout 5 bash -c ": > /dev/tcp/169.254.169.254/80" && echo CONNECTED; } > $R/metadata 2>&1
+for target in 169.254.169.254 127.0.0.1:%[1]d; do
+  exec 3<>/dev/tcp/127.0.0.1/3128 || continue
+  printf 'GET http://%%s/ HTTP/1.0\r\n\r\n' $target >&3
+  timeout 5 head -1 <&3 >> $R/proxy
+  exec 3>&-
+done
+{ printf 'CONNECT 169.254.169.254:80 HTTP/1.0\r\n\r\n' >&4; timeout 5 head -1 <&4; } 4<>/dev/tcp/127.0.0.1/3128 >> $R/proxy 2>&1
+`
+
+// A hostile base image whose apt runs code during apt-get update: the
+// download phase reaches the image's package sources only, through the
+// egress proxy, never the host's loopback or the metadata address.
+func TestSandboxDownloadPhase(t *testing.T) {
+	testutil.CheckNoLeaks(t, workDir)
+	b := base(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var accepted atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			c.Close()
+		}
+	}()
+	evil := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{
+		Name: "aminator-evil-base", Version: "1.0-1",
+		Files: map[string]string{
+			"/etc/apt/apt.conf.d/99aminator-evil": downloadHook,
+			"/etc/aminator-evil.sh":               fmt.Sprintf(downloadAttack, ln.Addr().(*net.TCPAddr).Port),
+		},
+	})
+	evilBase := mustOK(t, aminate(t, "-B", b, "-s", "evilbase", evil))
+	id := mustOK(t, aminate(t, "-B", evilBase, "-s", "onevil", "hello"))
+	res := map[string]string{}
+	inspect(t, id, 0, func(root string) {
+		for _, k := range []string{"loopback", "metadata", "proxy"} {
+			res[k] = readFile(t, filepath.Join(root, "var/tmp/evil", k))
+		}
+	})
+	t.Logf("download phase: %v", res)
+	if accepted.Load() != 0 || strings.Contains(res["loopback"], "CONNECTED") {
+		t.Errorf("the download phase reached the host's loopback: %q", res["loopback"])
+	}
+	if strings.Contains(res["metadata"], "CONNECTED") || !strings.Contains(res["metadata"], "unreachable") {
+		t.Errorf("the download phase routes to 169.254.169.254: %q", res["metadata"])
+	}
+	if n := strings.Count(res["proxy"], " 403 "); n != 3 {
+		t.Errorf("the egress proxy let a request to the metadata address or loopback through (%d of 3 refused):\n%s", n, res["proxy"])
+	}
+}
