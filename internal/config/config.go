@@ -30,30 +30,28 @@ var defaultEnvironments []byte
 // Context holds the per-bake settings; every bake flag can be defaulted here
 // under `context:`. The yaml key is the flag's long name with underscores.
 type Context struct {
-	Environment        string `yaml:"environment"`
-	BaseAMIID          string `yaml:"base_ami_id"`
-	BaseAMIName        string `yaml:"base_ami_name"`
-	Label              string `yaml:"label"`
-	Name               string `yaml:"name"`
-	Suffix             string `yaml:"suffix"`
-	Creator            string `yaml:"creator"`
-	Region             string `yaml:"region"`
-	VMType             string `yaml:"vm_type"`
-	Arch               string `yaml:"arch"`
-	EnhancedNetworking bool   `yaml:"enhanced_networking"`
-	ENANetworking      bool   `yaml:"ena_networking"`
-	RootVolumeSize     int    `yaml:"root_volume_size"`
-	ProvisionerEBSType string `yaml:"provisioner_ebs_type"`
-	RegisterEBSType    string `yaml:"register_ebs_type"`
-	VolumeID           string `yaml:"volume_id"`
-	BlockDevice        string `yaml:"block_device"`
-	Partition          int    `yaml:"partition"`
-	Interactive        bool   `yaml:"interactive"`
-	PreserveOnError    bool   `yaml:"preserve_on_error"`
-	// ScriptNetwork lets package scripts use the network (issue 10).
-	ScriptNetwork bool              `yaml:"script_network"`
-	Debug         bool              `yaml:"debug"`
-	Tags          map[string]string `yaml:"tags"`
+	Environment        string            `yaml:"environment"`
+	BaseAMIID          string            `yaml:"base_ami_id"`
+	BaseAMIName        string            `yaml:"base_ami_name"`
+	Label              string            `yaml:"label"`
+	Name               string            `yaml:"name"`
+	Suffix             string            `yaml:"suffix"`
+	Creator            string            `yaml:"creator"`
+	Region             string            `yaml:"region"`
+	VMType             string            `yaml:"vm_type"`
+	Arch               string            `yaml:"arch"`
+	EnhancedNetworking bool              `yaml:"enhanced_networking"`
+	ENANetworking      bool              `yaml:"ena_networking"`
+	RootVolumeSize     int               `yaml:"root_volume_size"`
+	ProvisionerEBSType string            `yaml:"provisioner_ebs_type"`
+	RegisterEBSType    string            `yaml:"register_ebs_type"`
+	VolumeID           string            `yaml:"volume_id"`
+	BlockDevice        string            `yaml:"block_device"`
+	Partition          int               `yaml:"partition"`
+	Interactive        bool              `yaml:"interactive"`
+	PreserveOnError    bool              `yaml:"preserve_on_error"`
+	Debug              bool              `yaml:"debug"`
+	Tags               map[string]string `yaml:"tags"`
 	// Boot tests: the accelerator (auto, kvm or tcg) and how many seconds a
 	// boot under KVM may print nothing from its kernel before KVM is taken
 	// for broken (0: the default).
@@ -75,6 +73,8 @@ type Context struct {
 	// LogFormat is the console's: auto (for a person on a terminal, text
 	// elsewhere), text (key=value) or json.
 	LogFormat string `yaml:"log_format"`
+	// ScriptNetwork lets package scripts use the network (issue 10).
+	ScriptNetwork bool `yaml:"script_network"`
 }
 
 // Config is the merged configuration.
