@@ -34,10 +34,13 @@ type Request struct {
 	RegisterType    string
 	Interactive     bool
 	PreserveOnError bool
-	Tags            map[string]string
-	BootMode        string
-	TPMSupport      bool
-	IMDSv2Required  bool
+	// ScriptNetwork gives package scripts the bake's network (issue 10);
+	// the image is tagged script_network=true.
+	ScriptNetwork  bool
+	Tags           map[string]string
+	BootMode       string
+	TPMSupport     bool
+	IMDSv2Required bool
 	// Distribution: copies, sharing, deprecation after registering.
 	Distribution plugin.Distribution
 	// VolumeID and BlockDevice: an external pool's volume, a given device.
@@ -54,7 +57,7 @@ func RequestFromConfig(c config.Context, pkg string) Request {
 		Package: pkg, BaseID: c.BaseAMIID, BaseName: c.BaseAMIName, BaseLabel: c.Label, Name: c.Name, Suffix: c.Suffix,
 		Creator: c.Creator, VMType: c.VMType, Arch: c.Arch, ENA: c.ENANetworking, SriovNet: c.EnhancedNetworking,
 		RootVolumeGiB: c.RootVolumeSize, Partition: c.Partition, VolumeType: c.ProvisionerEBSType,
-		RegisterType: c.RegisterEBSType, Interactive: c.Interactive, PreserveOnError: c.PreserveOnError, Tags: c.Tags,
+		RegisterType: c.RegisterEBSType, Interactive: c.Interactive, PreserveOnError: c.PreserveOnError, ScriptNetwork: c.ScriptNetwork, Tags: c.Tags,
 		BootMode: c.BootMode, TPMSupport: c.TPMSupport, IMDSv2Required: c.IMDSv2Required,
 		VolumeID: c.VolumeID, BlockDevice: c.BlockDevice,
 		Distribution: plugin.Distribution{CopyTo: c.CopyTo, ShareWith: c.ShareWith, OrgARNs: c.ShareOrgs, OUARNs: c.ShareOUs,

@@ -17,7 +17,11 @@ func (mount) Name() string { return "mount" }
 func (mount) Run(ctx context.Context, s *State) (err error) {
 	s.MountPoint = filepath.Join(s.Env.StateDir, "mnt", s.Volume.ID)
 	// The chroot is kept even on an error, so it can be preserved.
-	s.Chroot, err = s.Env.Distro.Enter(ctx, plugin.MountOptions{Device: s.Device, Partition: s.Req.Partition, MountPoint: s.MountPoint})
+	if s.Req.ScriptNetwork {
+		s.Log.Warn("--script-network: package scripts run with the bake host's network (its loopback, its metadata service); the image is tagged script_network=true")
+	}
+	s.Chroot, err = s.Env.Distro.Enter(ctx, plugin.MountOptions{Device: s.Device, Partition: s.Req.Partition, MountPoint: s.MountPoint,
+		ScriptNetwork: s.Req.ScriptNetwork})
 	if err != nil {
 		return err
 	}

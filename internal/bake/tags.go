@@ -89,6 +89,9 @@ func ownTags(req Request, base *plugin.Image, f naming.Fields) plugin.Tags {
 	if req.Partition > 0 {
 		tags["root_partition"] = strconv.Itoa(req.Partition)
 	}
+	if req.ScriptNetwork { // package scripts ran with the network (issue 10): say so on the image
+		tags["script_network"] = "true"
+	}
 	if b := base.Tags["boot"]; b != "" { // how the disk boots (uefi) passes down the lineage
 		tags["boot"] = b
 	}

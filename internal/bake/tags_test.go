@@ -92,3 +92,15 @@ func TestOwnTagsAreReserved(t *testing.T) {
 		t.Errorf("a bake's image carries %d tags of its own; the tests and README say 15", n)
 	}
 }
+
+// A bake whose package scripts had the network says so on its image.
+func TestScriptNetworkTag(t *testing.T) {
+	base := &plugin.Image{ID: "ami-n", Name: "imported", Tags: plugin.Tags{"appversion": "imported-1"}}
+	f := naming.Fields{Name: "app", Version: "1"}
+	if v, ok := ownTags(Request{}, base, f)["script_network"]; ok {
+		t.Errorf("script_network=%q without --script-network", v)
+	}
+	if v := ownTags(Request{ScriptNetwork: true}, base, f)["script_network"]; v != "true" {
+		t.Errorf("script_network=%q with --script-network", v)
+	}
+}

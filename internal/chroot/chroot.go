@@ -3,7 +3,9 @@
 // pseudo-filesystems, the host's resolv.conf, file replacements that are
 // undone afterwards, commands run by exec with argv and a clean
 // environment, and a teardown that ends leftover processes and unmounts in
-// reverse.
+// reverse. Commands never run in this chroot directly: each one runs in
+// package sandbox, which pivots into the image and replaces the proc and
+// sys mounted here with its own namespaces' (issue 10).
 //
 // Every file operation inside the image goes through an os.Root, so a
 // symlink in the image can never make aminator write to the host, and
@@ -110,6 +112,8 @@ type Chroot struct {
 	root    *os.Root
 	log     *slog.Logger
 	baseEnv map[string]string
+	// scriptNetwork gives every command the bake's network.
+	scriptNetwork bool
 	// releasePart detaches the partition's loop device, if one was made.
 	releasePart func() error
 	mu          sync.Mutex
@@ -132,7 +136,7 @@ func Enter(ctx context.Context, o Options) (c *Chroot, err error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	c = &Chroot{path: filepath.Clean(o.MountPoint), log: o.Log, baseEnv: o.BaseEnv}
+	c = &Chroot{path: filepath.Clean(o.MountPoint), log: o.Log, baseEnv: o.BaseEnv, scriptNetwork: o.ScriptNetwork}
 	defer func() {
 		if err != nil {
 			if cerr := c.Close(context.WithoutCancel(ctx)); cerr != nil {

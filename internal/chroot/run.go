@@ -9,13 +9,16 @@ import (
 	"os/exec"
 	"os/signal"
 	"path"
+	"strconv"
 	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/aminator-go/aminator/internal/egress"
 	"github.com/aminator-go/aminator/internal/logging"
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/sandbox"
 )
 
 // env builds the command environment: the base plus extras, sorted.
@@ -62,28 +65,53 @@ func (c *Chroot) lookPath(argv0 string, env []string) (string, error) {
 	return "", fmt.Errorf("%s: not found in the image's PATH (%s)", argv0, p)
 }
 
-func (c *Chroot) command(r plugin.Run) (*exec.Cmd, error) {
+// proxyPort is where a download sandbox's own loopback leads to the
+// egress proxy (each sandbox has its own network namespace: no clash).
+const proxyPort = 3128
+
+// command makes the sandboxed command for r; done stops what it started
+// (the egress proxy of a download) once the command has ended.
+func (c *Chroot) command(r plugin.Run) (cmd *exec.Cmd, done func(), err error) {
 	if len(r.Argv) == 0 {
-		return nil, errors.New("run: empty command")
+		return nil, nil, errors.New("run: empty command")
 	}
 	env := c.env(r.Env, r.Interactive)
 	p, err := c.lookPath(r.Argv[0], env)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	// Its own UTS and IPC namespaces: a script that sets the hostname or
-	// makes SysV IPC objects changes nothing on the host.
-	cmd := &exec.Cmd{Path: p, Args: r.Argv, Env: env, Dir: "/",
-		SysProcAttr: &syscall.SysProcAttr{Chroot: c.path, Cloneflags: syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC}}
-	return cmd, nil
+	// Package code runs in the sandbox (issue 10): pivot_root into the
+	// image, its own PID, network, UTS and IPC namespaces, reduced
+	// capabilities and a seccomp filter. A download reaches the image's
+	// package sources through the egress proxy and nothing else;
+	// --script-network shares the bake's network with every command.
+	spec := sandbox.Spec{Root: c.path, Path: p, Argv: r.Argv, Env: env, Dir: "/", Network: c.scriptNetwork}
+	done = func() {}
+	if r.Network && !c.scriptNetwork {
+		px, err := egress.Start(os.TempDir(), egress.SourceHosts(c.root), c.log)
+		if err != nil {
+			return nil, nil, err
+		}
+		done = func() { px.Close() }
+		spec.ProxyDir, spec.ProxyPort = px.Dir, proxyPort
+		u := "http://127.0.0.1:" + strconv.Itoa(proxyPort)
+		spec.Env = append(spec.Env, "http_proxy="+u, "https_proxy="+u)
+	}
+	cmd, err = sandbox.Command(spec)
+	if err != nil {
+		done()
+		return nil, nil, fmt.Errorf("run %s: %w", r.Argv[0], err)
+	}
+	return cmd, done, nil
 }
 
 // Run runs a command inside the chroot.
 func (c *Chroot) Run(ctx context.Context, r plugin.Run) error {
-	cmd, err := c.command(r)
+	cmd, done, err := c.command(r)
 	if err != nil {
 		return err
 	}
+	defer done()
 	if r.Interactive {
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 		// On a terminal the shell gets the foreground, so Ctrl-C in it
@@ -110,10 +138,11 @@ func (c *Chroot) Run(ctx context.Context, r plugin.Run) error {
 
 // Output runs a command inside the chroot and returns its standard output.
 func (c *Chroot) Output(ctx context.Context, r plugin.Run) ([]byte, error) {
-	cmd, err := c.command(r)
+	cmd, done, err := c.command(r)
 	if err != nil {
 		return nil, err
 	}
+	defer done()
 	var out bytes.Buffer
 	if err := logging.Run(ctx, c.log, cmd, &out); err != nil {
 		return nil, err

@@ -165,6 +165,7 @@ func (a *app) bakeFlags(f *pflag.FlagSet) {
 	f.StringSlice("share-with-ous", nil, "give these organisational unit ARNs launch permission")
 	f.String("deprecate-at", "", "deprecate the image (and its copies) at this time (RFC 3339)")
 	f.Bool("preserve-on-error", false, "keep the volume and mounts when the bake fails, for debugging")
+	f.Bool("script-network", false, "let package scripts use the network (they run without it by default); tags the image script_network=true")
 	markConfig(f)
 	f.StringArrayVar(&a.tags, "tag", nil, "extra tag KEY=VALUE on the image and snapshot (repeatable; not one aminator sets; the cloud's limits apply)")
 	f.StringToStringVar(&a.kmsKeys, "copy-kms-key", nil, "REGION=KEY: encrypt the copy in REGION with this KMS key (repeatable)")

@@ -73,6 +73,8 @@ type Context struct {
 	// LogFormat is the console's: auto (for a person on a terminal, text
 	// elsewhere), text (key=value) or json.
 	LogFormat string `yaml:"log_format"`
+	// ScriptNetwork lets package scripts use the network (issue 10).
+	ScriptNetwork bool `yaml:"script_network"`
 }
 
 // Config is the merged configuration.

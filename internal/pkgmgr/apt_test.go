@@ -45,10 +45,11 @@ func TestAptRepoResolvedThenInstalled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.Name != "hello" || info.FullVersion != "2.10-3" || info.Arch != "amd64" || info.InstallTime != 7*time.Second {
+	if info.Name != "hello" || info.FullVersion != "2.10-3" || info.Arch != "amd64" || info.InstallTime != 14*time.Second /* download, then install */ {
 		t.Errorf("info %+v", info)
 	}
 	wantCommands(t, c, "apt-get -q update", "apt-cache show --no-all-versions hello",
+		aptInstall+"--no-install-recommends install hello=2.10-3 --download-only",
 		aptInstall+"--no-install-recommends install hello=2.10-3", dpkgQuery+"hello", "apt-get clean")
 }
 
@@ -90,7 +91,7 @@ func TestAptUpdateRetried(t *testing.T) {
 	if _, err := d.Provision(ctx, c, ref); err != nil {
 		t.Fatal(err)
 	}
-	wantCommands(t, c, "apt-get -q update", "apt-get -q update", "apt-get -q update", " install hello=1", "dpkg-query")
+	wantCommands(t, c, "apt-get -q update", "apt-get -q update", "apt-get -q update", " install hello=1 --download-only", " install hello=1", "dpkg-query")
 	if n := strings.Count(log.String(), "failed; retrying"); n != 2 {
 		t.Errorf("%d retry warnings:\n%s", n, log)
 	}
@@ -143,11 +144,11 @@ func TestAptFileWithDependencies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.Name != "aminator-deps" || info.InstallTime != 5*time.Second {
+	if info.Name != "aminator-deps" || info.InstallTime != 8*time.Second /* dpkg -i, download, install */ {
 		t.Errorf("info %+v", info)
 	}
-	wantCommands(t, c, "dpkg-deb --field /tmp/aminator-", "dpkg -i /tmp/aminator-", "apt-get -q update", aptInstall+"-f install",
-		dpkgQuery+"aminator-deps", dpkgQuery+"aminator-deps", "apt-get clean")
+	wantCommands(t, c, "dpkg-deb --field /tmp/aminator-", "dpkg -i /tmp/aminator-", "apt-get -q update", aptInstall+"-f install --download-only",
+		aptInstall+"-f install", dpkgQuery+"aminator-deps", dpkgQuery+"aminator-deps", "apt-get clean")
 	if argv := c.Calls()[1].Argv; !strings.HasSuffix(argv[2], "/package.deb") {
 		t.Errorf("staged as %q", argv[2])
 	}
@@ -167,7 +168,7 @@ func TestAptFixThatRemovesSurfacesDpkg(t *testing.T) {
 	if err == nil || !strings.HasPrefix(firstLine(err), "install aminator-truncated: dpkg -i: dpkg-deb (subprocess): cannot copy archive member") {
 		t.Errorf("error %v", err)
 	}
-	wantCommands(t, c, "dpkg-deb", "dpkg -i", "apt-get -q update", "-f install", "dpkg-query")
+	wantCommands(t, c, "dpkg-deb", "dpkg -i", "apt-get -q update", "-f install --download-only", "-f install", "dpkg-query")
 	noStaging(t, c)
 }
 

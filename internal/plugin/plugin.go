@@ -253,6 +253,9 @@ type MountOptions struct {
 	Device     string
 	Partition  int // 0: whole device
 	MountPoint string
+	// ScriptNetwork gives every command in the chroot, package scripts
+	// included, the bake's network (--script-network).
+	ScriptNetwork bool
 }
 
 // Distro mounts a root filesystem and prepares a chroot for provisioning.
@@ -266,6 +269,12 @@ type Run struct {
 	Env  map[string]string // added to the distro's clean environment
 	// Interactive attaches the caller's terminal.
 	Interactive bool
+	// Network lets the command download from the image's package sources
+	// through the bake's egress proxy (nothing else: never the host's
+	// loopback or the metadata address); without it the command's sandbox
+	// has only a loopback of its own. Only for commands that download and
+	// run no package code (apt-get update, --download-only).
+	Network bool
 }
 
 // Chroot is a mounted, prepared image root.

@@ -129,7 +129,7 @@ func TestBakeLocalDeb(t *testing.T) {
 
 // A postinst that tries every way to start a service: policy-rc.d stops
 // invoke-rc.d, the short-circuited service and start-stop-daemon do
-// nothing, and a daemon it forks by hand is ended before unmounting.
+// nothing, and a daemon it forks by hand dies with its command's sandbox.
 func TestServicesNotStarted(t *testing.T) {
 	testutil.CheckNoLeaks(t, workDir)
 	b := base(t)
@@ -167,9 +167,9 @@ sleep 602 >/dev/null 2>&1 &`,
 		t.Error("a package script made a device node in the host's /dev")
 	}
 	id := mustOK(t, r)
-	if !strings.Contains(r.stderr, "ending a process left running in the chroot") {
-		t.Errorf("the forked daemon was not reported:\n%s", r.stderr)
-	}
+	// Each command runs as PID 1 of its own PID namespace (issue 10): a
+	// daemon a postinst forks dies with dpkg, before the bake unmounts, so
+	// there is nothing left to end (pgrep below checks that it is gone).
 	inspect(t, id, 0, func(root string) {
 		if _, err := os.Stat(filepath.Join(root, "var/lib/aminator-svc.postinst-ran")); err != nil {
 			t.Errorf("postinst did not run: %v", err)

@@ -89,16 +89,28 @@ func (b *Backend) ParseName(raw string) (string, string, error) {
 	return name, ver, nil
 }
 
-func (b *Backend) aptGet(ctx context.Context, c plugin.Chroot, args ...string) error {
+func (b *Backend) aptGet(ctx context.Context, c plugin.Chroot, network bool, args ...string) error {
 	argv := []string{"apt-get", "-y", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", "-o", "Acquire::Retries=3"}
 	argv = append(argv, b.InstallOptions...)
 	argv = append(argv, args...)
-	return c.Run(ctx, plugin.Run{Argv: argv})
+	return c.Run(ctx, plugin.Run{Argv: argv, Network: network})
+}
+
+// fetchThenInstall runs apt-get ARGS twice (issue 10): first with
+// --download-only and the network, which runs no package code, then
+// offline, where dpkg unpacks from the cache and runs the maintainer
+// scripts in a sandbox with only its own loopback.
+func (b *Backend) fetchThenInstall(ctx context.Context, c plugin.Chroot, args ...string) error {
+	if err := b.aptGet(ctx, c, true, append(args, "--download-only")...); err != nil {
+		return err
+	}
+	return b.aptGet(ctx, c, false, args...)
 }
 
 // Refresh runs apt-get update.
 func (b *Backend) Refresh(ctx context.Context, c plugin.Chroot) error {
-	if err := c.Run(ctx, plugin.Run{Argv: []string{"apt-get", "-q", "update"}}); err != nil {
+	// Downloads only: apt-get update runs no package scripts.
+	if err := c.Run(ctx, plugin.Run{Argv: []string{"apt-get", "-q", "update"}, Network: true}); err != nil {
 		return fmt.Errorf("apt-get update: %w", err)
 	}
 	return nil
@@ -113,7 +125,7 @@ func spec(name, version string) string {
 
 // InstallRepo runs apt-get install NAME[=VERSION].
 func (b *Backend) InstallRepo(ctx context.Context, c plugin.Chroot, name, version string) error {
-	if err := b.aptGet(ctx, c, "install", spec(name, version)); err != nil {
+	if err := b.fetchThenInstall(ctx, c, "install", spec(name, version)); err != nil {
 		return fmt.Errorf("install %s: %w", spec(name, version), err)
 	}
 	return nil
@@ -168,7 +180,7 @@ func (b *Backend) InstallFile(ctx context.Context, c plugin.Chroot, path string)
 // Fix runs apt-get -f install, which installs what a failed dpkg -i left
 // missing (or removes the package it cannot fix).
 func (b *Backend) Fix(ctx context.Context, c plugin.Chroot) error {
-	if err := b.aptGet(ctx, c, "-f", "install"); err != nil {
+	if err := b.fetchThenInstall(ctx, c, "-f", "install"); err != nil {
 		return fmt.Errorf("dpkg -i failed and apt-get -f install could not fix it: %w", err)
 	}
 	return nil

@@ -95,15 +95,26 @@ func (b *Backend) command(c plugin.Chroot) string {
 	return "yum"
 }
 
-func (b *Backend) run(ctx context.Context, c plugin.Chroot, args ...string) error {
+func (b *Backend) run(ctx context.Context, c plugin.Chroot, network bool, args ...string) error {
 	argv := append([]string{b.command(c), "-y"}, b.InstallOptions...)
-	return c.Run(ctx, plugin.Run{Argv: append(argv, args...)})
+	return c.Run(ctx, plugin.Run{Argv: append(argv, args...), Network: network})
+}
+
+// fetchThenInstall runs dnf/yum install ARGS twice (issue 10): first
+// --downloadonly with the network, which runs no package code, then from
+// the cache only (-C) in a sandbox without network, where the scriptlets run.
+func (b *Backend) fetchThenInstall(ctx context.Context, c plugin.Chroot, args ...string) error {
+	if err := b.run(ctx, c, true, append(args, "--downloadonly")...); err != nil {
+		return err
+	}
+	return b.run(ctx, c, false, append(args, "-C")...)
 }
 
 // Refresh drops the cached metadata and downloads it again.
 func (b *Backend) Refresh(ctx context.Context, c plugin.Chroot) error {
 	for _, args := range [][]string{{"clean", "metadata"}, {"makecache"}} {
-		if err := b.run(ctx, c, args...); err != nil {
+		// Metadata downloads only: no package code runs.
+		if err := b.run(ctx, c, true, args...); err != nil {
 			return fmt.Errorf("%s %s: %w", b.command(c), strings.Join(args, " "), err)
 		}
 	}
@@ -115,7 +126,7 @@ func (b *Backend) InstallRepo(ctx context.Context, c plugin.Chroot, name, versio
 	if version != "" {
 		name += "-" + version
 	}
-	if err := b.run(ctx, c, "install", name); err != nil {
+	if err := b.fetchThenInstall(ctx, c, "install", name); err != nil {
 		return fmt.Errorf("install %s: %w", name, err)
 	}
 	return nil
@@ -138,7 +149,7 @@ func (b *Backend) InstallFile(ctx context.Context, c plugin.Chroot, path string)
 	if b.NoGPGCheck {
 		args = append([]string{"--nogpgcheck"}, args...)
 	}
-	return b.run(ctx, c, args...)
+	return b.fetchThenInstall(ctx, c, args...)
 }
 
 // Query reads name, version, release and architecture of an installed
@@ -180,5 +191,5 @@ func (b *Backend) Manifest(ctx context.Context, c plugin.Chroot) ([]plugin.Packa
 
 // Clean removes cached packages and metadata (clean all).
 func (b *Backend) Clean(ctx context.Context, c plugin.Chroot) error {
-	return b.run(ctx, c, "clean", "all")
+	return b.run(ctx, c, false, "clean", "all")
 }
