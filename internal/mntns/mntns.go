@@ -15,11 +15,12 @@ import (
 	"os/exec"
 	"os/signal"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/aminator-go/aminator/internal/mount"
 )
 
 const envKey = "_AMINATOR_MNTNS"
@@ -39,8 +40,8 @@ func SetupChild() error {
 	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return fmt.Errorf("mount /proc for the bake's PID namespace: %w", err)
 	}
-	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
-		for _, m := range othersMounts(string(b)) {
+	if points, err := mount.Under("/"); err == nil {
+		for _, m := range othersMounts(points) {
 			unix.Unmount(m, unix.MNT_DETACH) // best effort: it only frees the copy
 		}
 	}
@@ -51,16 +52,11 @@ func SetupChild() error {
 // and STATE/tmp/boottest-*/mnt.
 var bakeMount = regexp.MustCompile(`/mnt/vol-[0-9a-f]+$|/boottest-[^/]+/mnt$`)
 
-// othersMounts lists, from mountinfo, the top-most mount points of bakes
-// and boot tests (their submounts go with them).
-func othersMounts(mountinfo string) []string {
+// othersMounts picks, from a list of mount points, the top-most ones of
+// bakes and boot tests (their submounts go with them).
+func othersMounts(points []string) []string {
 	var tops []string
-	for _, line := range strings.Split(mountinfo, "\n") {
-		f := strings.Fields(line)
-		if len(f) < 5 {
-			continue
-		}
-		mp := unescape(f[4])
+	for _, mp := range points {
 		if !bakeMount.MatchString(mp) {
 			continue
 		}
@@ -75,25 +71,6 @@ func othersMounts(mountinfo string) []string {
 		}
 	}
 	return tops
-}
-
-// unescape undoes mountinfo's octal escapes (\040 for a space).
-func unescape(s string) string {
-	if !strings.Contains(s, "\\") {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // Reexec runs this program again with the same arguments in a new mount
