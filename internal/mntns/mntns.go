@@ -40,7 +40,7 @@ func SetupChild() error {
 	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return fmt.Errorf("mount /proc for the bake's PID namespace: %w", err)
 	}
-	if points, err := mount.Under("/"); err == nil {
+	if points, err := mount.Points(); err == nil {
 		for _, m := range othersMounts(points) {
 			unix.Unmount(m, unix.MNT_DETACH) // best effort: it only frees the copy
 		}

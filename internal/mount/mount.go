@@ -152,26 +152,34 @@ func otherPIDs() []int {
 
 // Under lists the mount points at or below dir, deepest first.
 func Under(dir string) ([]string, error) {
+	all, err := Points()
+	dir = filepath.Clean(dir)
+	var out []string
+	for _, mp := range all {
+		if mp == dir || dir == "/" || strings.HasPrefix(mp, dir+"/") {
+			out = append(out, mp)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out, err
+}
+
+// Points lists this mount namespace's mount points, in mountinfo's order
+// (a parent before what is mounted on it).
+func Points() ([]string, error) {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	dir = filepath.Clean(dir)
 	var out []string
 	s := bufio.NewScanner(f)
 	s.Buffer(make([]byte, 64<<10), 1<<20)
 	for s.Scan() {
-		fields := strings.Fields(s.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		mp := unescape(fields[4])
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append(out, mp)
+		if fields := strings.Fields(s.Text()); len(fields) >= 5 {
+			out = append(out, unescape(fields[4]))
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
 	return out, s.Err()
 }
 
