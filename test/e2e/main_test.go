@@ -22,6 +22,7 @@ import (
 	"github.com/aminator-go/aminator/internal/mount"
 	"github.com/aminator-go/aminator/internal/partition"
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/sandbox"
 	"github.com/aminator-go/aminator/internal/testutil"
 )
 
@@ -34,6 +35,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// Bakes run in process here (TestEC2Bake) re-execute this binary as
+	// their sandbox's PID 1, as aminate's main does.
+	sandbox.Main()
 	if os.Geteuid() != 0 {
 		fmt.Println("e2e: skipped, needs root")
 		os.Exit(0)
