@@ -10,12 +10,15 @@ import (
 )
 
 // Image finds an image by id or exact name.
-func (c *Cloud) Image(_ context.Context, q plugin.ImageQuery) (*plugin.Image, error) {
+func (c *Cloud) Image(ctx context.Context, q plugin.ImageQuery) (*plugin.Image, error) {
 	key := q.ID
 	if key == "" {
 		key = q.Name
 	}
-	if err := c.call("Image", key); err != nil {
+	if key == "" {
+		return nil, fmt.Errorf("image: give an id or a name")
+	}
+	if err := c.call(ctx, "Image", key); err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
@@ -29,8 +32,8 @@ func (c *Cloud) Image(_ context.Context, q plugin.ImageQuery) (*plugin.Image, er
 }
 
 // Snapshot describes a snapshot.
-func (c *Cloud) Snapshot(_ context.Context, id string) (*plugin.Snapshot, error) {
-	if err := c.call("Snapshot", id); err != nil {
+func (c *Cloud) Snapshot(ctx context.Context, id string) (*plugin.Snapshot, error) {
+	if err := c.call(ctx, "Snapshot", id); err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
@@ -45,8 +48,8 @@ func (c *Cloud) Snapshot(_ context.Context, id string) (*plugin.Snapshot, error)
 }
 
 // Volume describes a volume.
-func (c *Cloud) Volume(_ context.Context, id string) (*plugin.Volume, error) {
-	if err := c.call("Volume", id); err != nil {
+func (c *Cloud) Volume(ctx context.Context, id string) (*plugin.Volume, error) {
+	if err := c.call(ctx, "Volume", id); err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
@@ -61,8 +64,8 @@ func (c *Cloud) Volume(_ context.Context, id string) (*plugin.Volume, error) {
 }
 
 // CreateVolume makes a volume from a snapshot, or an empty one.
-func (c *Cloud) CreateVolume(_ context.Context, r plugin.VolumeRequest) (*plugin.Volume, error) {
-	if err := c.call("CreateVolume", r.SnapshotID); err != nil {
+func (c *Cloud) CreateVolume(ctx context.Context, r plugin.VolumeRequest) (*plugin.Volume, error) {
+	if err := c.call(ctx, "CreateVolume", r.SnapshotID); err != nil {
 		return nil, err
 	}
 	return c.createVolume(r)
@@ -90,8 +93,8 @@ func (c *Cloud) createVolume(r plugin.VolumeRequest) (*plugin.Volume, error) {
 
 // AttachVolume attaches a volume to this host; its local path is
 // /dev/fake/ID.
-func (c *Cloud) AttachVolume(_ context.Context, id, device string) (plugin.Attachment, error) {
-	if err := c.call("AttachVolume", id); err != nil {
+func (c *Cloud) AttachVolume(ctx context.Context, id, device string) (plugin.Attachment, error) {
+	if err := c.call(ctx, "AttachVolume", id); err != nil {
 		return plugin.Attachment{}, err
 	}
 	return c.attach(id, device)
@@ -115,8 +118,8 @@ func (c *Cloud) attach(id, device string) (plugin.Attachment, error) {
 }
 
 // DetachVolume detaches a volume; a detached one is left as it is.
-func (c *Cloud) DetachVolume(_ context.Context, id string) error {
-	if err := c.call("DetachVolume", id); err != nil {
+func (c *Cloud) DetachVolume(ctx context.Context, id string) error {
+	if err := c.call(ctx, "DetachVolume", id); err != nil {
 		return err
 	}
 	return c.detach(id)
@@ -127,15 +130,15 @@ func (c *Cloud) detach(id string) error {
 	defer c.mu.Unlock()
 	v, ok := c.volumes[id]
 	if !ok {
-		return notFound("volume", id)
+		return nil // the contract: nothing to undo
 	}
 	v.State, v.Device, v.AttachedTo = "available", "", ""
 	return nil
 }
 
 // DeleteVolume deletes a detached volume.
-func (c *Cloud) DeleteVolume(_ context.Context, id string) error {
-	if err := c.call("DeleteVolume", id); err != nil {
+func (c *Cloud) DeleteVolume(ctx context.Context, id string) error {
+	if err := c.call(ctx, "DeleteVolume", id); err != nil {
 		return err
 	}
 	return c.deleteVolume(id)
@@ -156,8 +159,8 @@ func (c *Cloud) deleteVolume(id string) error {
 }
 
 // CreateSnapshot snapshots a volume.
-func (c *Cloud) CreateSnapshot(_ context.Context, r plugin.SnapshotRequest) (*plugin.Snapshot, error) {
-	if err := c.call("CreateSnapshot", r.VolumeID); err != nil {
+func (c *Cloud) CreateSnapshot(ctx context.Context, r plugin.SnapshotRequest) (*plugin.Snapshot, error) {
+	if err := c.call(ctx, "CreateSnapshot", r.VolumeID); err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
@@ -174,8 +177,8 @@ func (c *Cloud) CreateSnapshot(_ context.Context, r plugin.SnapshotRequest) (*pl
 }
 
 // DeleteSnapshot deletes a snapshot no image uses.
-func (c *Cloud) DeleteSnapshot(_ context.Context, id string) error {
-	if err := c.call("DeleteSnapshot", id); err != nil {
+func (c *Cloud) DeleteSnapshot(ctx context.Context, id string) error {
+	if err := c.call(ctx, "DeleteSnapshot", id); err != nil {
 		return err
 	}
 	c.mu.Lock()
@@ -195,8 +198,8 @@ func (c *Cloud) DeleteSnapshot(_ context.Context, id string) error {
 }
 
 // RegisterImage registers an image; a taken name wraps ErrExists.
-func (c *Cloud) RegisterImage(_ context.Context, r plugin.ImageRequest) (*plugin.Image, error) {
-	if err := c.call("RegisterImage", r.Name); err != nil {
+func (c *Cloud) RegisterImage(ctx context.Context, r plugin.ImageRequest) (*plugin.Image, error) {
+	if err := c.call(ctx, "RegisterImage", r.Name); err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
@@ -220,8 +223,8 @@ func (c *Cloud) RegisterImage(_ context.Context, r plugin.ImageRequest) (*plugin
 }
 
 // DeregisterImage deregisters an image; its snapshots stay.
-func (c *Cloud) DeregisterImage(_ context.Context, id string) error {
-	if err := c.call("DeregisterImage", id); err != nil {
+func (c *Cloud) DeregisterImage(ctx context.Context, id string) error {
+	if err := c.call(ctx, "DeregisterImage", id); err != nil {
 		return err
 	}
 	c.mu.Lock()
@@ -234,8 +237,8 @@ func (c *Cloud) DeregisterImage(_ context.Context, id string) error {
 }
 
 // FindImages lists the images carrying all the given tags, newest first.
-func (c *Cloud) FindImages(_ context.Context, tags plugin.Tags) ([]*plugin.Image, error) {
-	if err := c.call("FindImages", ""); err != nil {
+func (c *Cloud) FindImages(ctx context.Context, tags plugin.Tags) ([]*plugin.Image, error) {
+	if err := c.call(ctx, "FindImages", ""); err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
@@ -256,8 +259,8 @@ func (c *Cloud) FindImages(_ context.Context, tags plugin.Tags) ([]*plugin.Image
 }
 
 // CreateTags adds or replaces tags on an image, snapshot or volume.
-func (c *Cloud) CreateTags(_ context.Context, id string, tags plugin.Tags) error {
-	if err := c.call("CreateTags", id); err != nil {
+func (c *Cloud) CreateTags(ctx context.Context, id string, tags plugin.Tags) error {
+	if err := c.call(ctx, "CreateTags", id); err != nil {
 		return err
 	}
 	c.mu.Lock()
@@ -273,15 +276,15 @@ func (c *Cloud) CreateTags(_ context.Context, id string, tags plugin.Tags) error
 }
 
 // DeleteTags removes tags by key.
-func (c *Cloud) DeleteTags(_ context.Context, id string, keys ...string) error {
-	if err := c.call("DeleteTags", id); err != nil {
+func (c *Cloud) DeleteTags(ctx context.Context, id string, keys ...string) error {
+	if err := c.call(ctx, "DeleteTags", id); err != nil {
 		return err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t, err := c.tagsOf(id)
 	if err != nil {
-		return err
+		return nil // the contract: nothing carries the keys
 	}
 	for _, k := range keys {
 		delete(t, k)

@@ -46,7 +46,10 @@ func New() *Cloud {
 }
 
 // call passes a call through the hook.
-func (c *Cloud) call(method, arg string) error {
+func (c *Cloud) call(ctx context.Context, method, arg string) error {
+	if err := ctx.Err(); err != nil { // as every real cloud: a cancelled call changes nothing
+		return fmt.Errorf("%s %s: %w", method, arg, err)
+	}
 	if c.Hook == nil {
 		return nil
 	}
@@ -136,8 +139,8 @@ func copyImage(im *plugin.Image) *plugin.Image {
 }
 
 // Host says where the bake runs.
-func (c *Cloud) Host(context.Context) (plugin.Host, error) {
-	if err := c.call("Host", ""); err != nil {
+func (c *Cloud) Host(ctx context.Context) (plugin.Host, error) {
+	if err := c.call(ctx, "Host", ""); err != nil {
 		return plugin.Host{}, err
 	}
 	return c.HostInfo, nil
@@ -145,8 +148,8 @@ func (c *Cloud) Host(context.Context) (plugin.Host, error) {
 
 // Distribute copies an image to other regions (only recorded: the copies
 // are not kept) and returns the image and its copies.
-func (c *Cloud) Distribute(_ context.Context, im *plugin.Image, d plugin.Distribution) ([]plugin.RegionImage, error) {
-	if err := c.call("Distribute", im.ID); err != nil {
+func (c *Cloud) Distribute(ctx context.Context, im *plugin.Image, d plugin.Distribution) ([]plugin.RegionImage, error) {
+	if err := c.call(ctx, "Distribute", im.ID); err != nil {
 		return nil, err
 	}
 	c.mu.Lock()

@@ -16,7 +16,7 @@ type Volumes struct{ c *Cloud }
 func (c *Cloud) VolumePlugin() *Volumes { return &Volumes{c} }
 
 // Create makes a volume from the base's root snapshot, or an empty one.
-func (v *Volumes) Create(_ context.Context, base *plugin.Image, size int64, tags plugin.Tags) (*plugin.Volume, error) {
+func (v *Volumes) Create(ctx context.Context, base *plugin.Image, size int64, tags plugin.Tags) (*plugin.Volume, error) {
 	r := plugin.VolumeRequest{SizeBytes: size, Tags: tags}
 	arg := ""
 	if base != nil {
@@ -25,15 +25,15 @@ func (v *Volumes) Create(_ context.Context, base *plugin.Image, size int64, tags
 		}
 		arg = base.ID
 	}
-	if err := v.c.call("Volumes.Create", arg); err != nil {
+	if err := v.c.call(ctx, "Volumes.Create", arg); err != nil {
 		return nil, err
 	}
 	return v.c.createVolume(r)
 }
 
 // Attach attaches the volume and returns /dev/fake/ID.
-func (v *Volumes) Attach(_ context.Context, vol *plugin.Volume, device string) (string, error) {
-	if err := v.c.call("Volumes.Attach", vol.ID); err != nil {
+func (v *Volumes) Attach(ctx context.Context, vol *plugin.Volume, device string) (string, error) {
+	if err := v.c.call(ctx, "Volumes.Attach", vol.ID); err != nil {
 		return "", err
 	}
 	a, err := v.c.attach(vol.ID, device)
@@ -42,7 +42,7 @@ func (v *Volumes) Attach(_ context.Context, vol *plugin.Volume, device string) (
 
 // Adopt takes an existing volume; one attached already is used where it is.
 func (v *Volumes) Adopt(ctx context.Context, id string) (*plugin.Volume, string, error) {
-	if err := v.c.call("Volumes.Adopt", id); err != nil {
+	if err := v.c.call(ctx, "Volumes.Adopt", id); err != nil {
 		return nil, "", err
 	}
 	v.c.mu.Lock()
@@ -60,26 +60,26 @@ func (v *Volumes) Adopt(ctx context.Context, id string) (*plugin.Volume, string,
 }
 
 // Grow does nothing but pass the hook.
-func (v *Volumes) Grow(_ context.Context, device string, _ int) error {
-	return v.c.call("Volumes.Grow", strings.TrimPrefix(device, "/dev/fake/"))
+func (v *Volumes) Grow(ctx context.Context, device string, _ int) error {
+	return v.c.call(ctx, "Volumes.Grow", strings.TrimPrefix(device, "/dev/fake/"))
 }
 
 // GrowMounted does nothing but pass the hook.
-func (v *Volumes) GrowMounted(_ context.Context, mountPoint string) error {
-	return v.c.call("Volumes.GrowMounted", "")
+func (v *Volumes) GrowMounted(ctx context.Context, mountPoint string) error {
+	return v.c.call(ctx, "Volumes.GrowMounted", "")
 }
 
 // Detach detaches the volume.
-func (v *Volumes) Detach(_ context.Context, vol *plugin.Volume) error {
-	if err := v.c.call("Volumes.Detach", vol.ID); err != nil {
+func (v *Volumes) Detach(ctx context.Context, vol *plugin.Volume) error {
+	if err := v.c.call(ctx, "Volumes.Detach", vol.ID); err != nil {
 		return err
 	}
 	return v.c.detach(vol.ID)
 }
 
 // Delete deletes the volume, which must be detached.
-func (v *Volumes) Delete(_ context.Context, vol *plugin.Volume) error {
-	if err := v.c.call("Volumes.Delete", vol.ID); err != nil {
+func (v *Volumes) Delete(ctx context.Context, vol *plugin.Volume) error {
+	if err := v.c.call(ctx, "Volumes.Delete", vol.ID); err != nil {
 		return err
 	}
 	return v.c.deleteVolume(vol.ID)
