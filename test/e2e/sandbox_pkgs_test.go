@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/aminator-go/aminator/internal/testutil"
@@ -57,22 +56,7 @@ deb-systemd-helper enable aminator-svcuser.service`,
 func TestSandboxScriptNetwork(t *testing.T) {
 	testutil.CheckNoLeaks(t, workDir)
 	b := base(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var accepted atomic.Int32
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			c.Close()
-		}
-	}()
+	ln, accepted := hostListener(t)
 	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{
 		Name: "aminator-netscript", Version: "1.0-1",
 		Postinst: fmt.Sprintf("bash -c 'echo hi > /dev/tcp/127.0.0.1/%d'", ln.Addr().(*net.TCPAddr).Port),

@@ -69,22 +69,7 @@ func TestSandboxEscapes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sleeper.Process.Kill()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var accepted atomic.Int32
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			c.Close()
-		}
-	}()
+	ln, accepted := hostListener(t)
 	hostFiles := []string{"/tmp/aminator-escape-" + token, "/tmp/aminator-escape-chroot-" + token}
 	for _, f := range hostFiles {
 		defer os.Remove(f)
@@ -110,7 +95,7 @@ func TestSandboxEscapes(t *testing.T) {
 		t.Logf("%s: %s", k, strings.ReplaceAll(strings.TrimSpace(res[k]), "\n", " | "))
 	}
 	checkEscapes(t, res, escapeHost{files: hostFiles, token: token, hostName: hostName, ratelimit: ratelimit,
-		sleeper: sleeper, accepted: &accepted, policy: hostPolicy})
+		sleeper: sleeper, accepted: accepted, policy: hostPolicy})
 }
 
 type escapeHost struct {
@@ -211,22 +196,7 @@ done
 func TestSandboxDownloadPhase(t *testing.T) {
 	testutil.CheckNoLeaks(t, workDir)
 	b := base(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var accepted atomic.Int32
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			c.Close()
-		}
-	}()
+	ln, accepted := hostListener(t)
 	evil := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{
 		Name: "aminator-evil-base", Version: "1.0-1",
 		Files: map[string]string{
@@ -252,4 +222,27 @@ func TestSandboxDownloadPhase(t *testing.T) {
 	if n := strings.Count(res["proxy"], " 403 "); n != 3 {
 		t.Errorf("the egress proxy let a request to the metadata address or loopback through (%d of 3 refused):\n%s", n, res["proxy"])
 	}
+}
+
+// hostListener listens on the host's loopback for the test's life and
+// counts the connections it accepts: what package code must not reach.
+func hostListener(t *testing.T) (net.Listener, *atomic.Int32) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	accepted := new(atomic.Int32)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			c.Close()
+		}
+	}()
+	return ln, accepted
 }
