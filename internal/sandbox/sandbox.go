@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -62,6 +63,11 @@ type Spec struct {
 // Command returns the command that runs s in a sandbox: this program
 // re-executed in new namespaces. The caller sets its stdio and starts it.
 func Command(s Spec) (*exec.Cmd, error) {
+	if !served.Load() {
+		// The child re-executes this binary: without Main at the top of its
+		// main, the whole program would run again inside the sandbox.
+		return nil, errors.New("sandbox: this program does not call sandbox.Main first in main, so it cannot be the sandbox's PID 1")
+	}
 	if s.Root == "" || s.Path == "" || len(s.Argv) == 0 {
 		return nil, errors.New("sandbox: root, path and argv are required")
 	}
@@ -84,10 +90,14 @@ func Command(s Spec) (*exec.Cmd, error) {
 	}, nil
 }
 
+// served records that Main ran in this process (see Command).
+var served atomic.Bool
+
 // Main turns this process into the sandboxed command if it was started by
 // Command, and does nothing otherwise. It must run before anything else
 // in main: it never returns in the child.
 func Main() {
+	served.Store(true)
 	raw, ok := os.LookupEnv(envKey)
 	run := child
 	if !ok {

@@ -109,3 +109,13 @@ func keepMask() uint64 {
 	}
 	return m
 }
+
+// A program that does not call Main first cannot start a sandbox: its
+// child would run the whole program again inside.
+func TestCommandNeedsMain(t *testing.T) {
+	served.Store(false)
+	defer served.Store(true)
+	if _, err := Command(Spec{Root: "/", Path: "/bin/true", Argv: []string{"true"}}); err == nil || !strings.Contains(err.Error(), "sandbox.Main") {
+		t.Errorf("Command without Main: %v", err)
+	}
+}
