@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -67,40 +66,7 @@ func aminatePTY(t *testing.T, shared bool, args ...string) (screen []string, res
 		t.Fatalf("run aminate: %v", err)
 	}
 	res.stdout, res.stderr = out.String(), raw.String()
-	return render(raw.String()), res
-}
-
-var (
-	redraw = regexp.MustCompile(`^\x1b\[(\d+)A\x1b\[J`)
-	ansi   = regexp.MustCompile(`\x1b\[[0-9;]*[A-Za-z]`)
-)
-
-// render replays what a terminal does with the output: lines, and bars
-// redrawn in place (cursor up N lines, erase to the end).
-func render(raw string) []string {
-	raw = strings.ReplaceAll(raw, "\r", "")
-	var lines []string
-	var cur strings.Builder
-	for i := 0; i < len(raw); {
-		if m := redraw.FindStringSubmatch(raw[i:]); m != nil {
-			n, _ := strconv.Atoi(m[1])
-			lines = lines[:max(0, len(lines)-n)]
-			cur.Reset()
-			i += len(m[0])
-			continue
-		}
-		if raw[i] == '\n' {
-			lines = append(lines, ansi.ReplaceAllString(cur.String(), ""))
-			cur.Reset()
-		} else {
-			cur.WriteByte(raw[i])
-		}
-		i++
-	}
-	if cur.Len() > 0 {
-		lines = append(lines, ansi.ReplaceAllString(cur.String(), ""))
-	}
-	return lines
+	return testutil.TerminalLines(raw.String()), res
 }
 
 // On a terminal a bake shows timed stage lines, sentences and a final
