@@ -4,21 +4,33 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"html/template"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
-// API is the bakery's HTTP interface:
+// API is the bakery's HTTP interface. Every call but the dashboard's
+// page needs "Authorization: Bearer TOKEN" (see CreateToken); a team's
+// token sees, cancels and reads the logs of its own team's bakes only,
+// an admin's token all of them.
 //
 //	POST /api/v1/bakes               bake (202; 200 with "cached" when an identical bake exists)
-//	GET  /api/v1/bakes               recent bakes, newest first (?limit=N)
+//	GET  /api/v1/bakes               a page of bakes, newest first (?limit=N&after=CURSOR[&team=T for admins])
 //	GET  /api/v1/bakes/{id}          one bake
 //	GET  /api/v1/bakes/{id}/logs     its log, once it has ended
 //	POST /api/v1/bakes/{id}/cancel   cancel it
-//	GET  /                           the dashboard
+//	GET  /api/v1/whoami              the token's team
+//	GET  /api/v1/audit               the audit log (admins; ?limit=N)
+//	GET  /                           the dashboard (asks for a token)
+//
+// Before any of that: the Host header must name one of Hosts (403; a page
+// on another site cannot reach the API by rebinding its name to this
+// address), and a request body must be application/json (415; an HTML
+// form cannot send it) of at most Limits.MaxBody bytes (413).
 type API struct {
 	Store *Store
 	// Resolve finds the base image a request names (in its region) and
@@ -29,6 +41,17 @@ type API struct {
 	// PackageDir is the one directory local package files may come from
 	// ("": none; requests name repository packages or URLs).
 	PackageDir string
+	// DefaultTimeout and MaxTimeout bound a bake (0: DefaultTimeout, MaxTimeout).
+	DefaultTimeout, MaxTimeout time.Duration
+	// Hosts are the host names (or addresses) the Host header may carry,
+	// without ports; none: every request is refused.
+	Hosts []string
+	// Limits (nil: DefaultLimits).
+	Limits *Limits
+}
+
+func (a *API) policy() Policy {
+	return Policy{PackageDir: a.PackageDir, DefaultTimeout: a.DefaultTimeout, MaxTimeout: a.MaxTimeout}
 }
 
 // Handler serves the API and the dashboard.
@@ -36,14 +59,20 @@ func (a *API) Handler() http.Handler {
 	if a.Log == nil {
 		a.Log = slog.New(slog.DiscardHandler)
 	}
+	if a.Limits == nil {
+		a.Limits = DefaultLimits()
+	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /api/v1/bakes", a.submit)
-	mux.HandleFunc("GET /api/v1/bakes", a.list)
-	mux.HandleFunc("GET /api/v1/bakes/{id}", a.get)
-	mux.HandleFunc("GET /api/v1/bakes/{id}/logs", a.logs)
-	mux.HandleFunc("POST /api/v1/bakes/{id}/cancel", a.cancel)
+	mux.HandleFunc("POST /api/v1/bakes", a.authed(a.submit))
+	mux.HandleFunc("GET /api/v1/bakes", a.authed(a.list))
+	mux.HandleFunc("GET /api/v1/bakes/{id}", a.authed(a.get))
+	mux.HandleFunc("GET /api/v1/bakes/{id}/logs", a.authed(a.logs))
+	mux.HandleFunc("POST /api/v1/bakes/{id}/cancel", a.authed(a.cancel))
+	mux.HandleFunc("GET /api/v1/whoami", a.authed(a.whoami))
+	mux.HandleFunc("GET /api/v1/audit", a.authed(a.auditLog))
 	mux.HandleFunc("GET /{$}", a.dashboard)
-	return mux
+	mux.HandleFunc("GET /dashboard.js", a.dashboardScript)
+	return a.guard(mux)
 }
 
 type apiError struct {
@@ -58,19 +87,42 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	enc.Encode(v)
 }
 
+// Refusals and their status codes.
+type (
+	badRequest   struct{ error }
+	errForbidden struct{ error }
+	errNoWorkers struct{ error }
+)
+
 func (a *API) fail(w http.ResponseWriter, err error) {
 	code := http.StatusInternalServerError
-	if errors.Is(err, ErrNotFound) {
+	var (
+		be badRequest
+		fe errForbidden
+		le errLimit
+		ne errNoWorkers
+		me *http.MaxBytesError
+	)
+	switch {
+	case errors.Is(err, ErrNotFound):
 		code = http.StatusNotFound
-	}
-	var be badRequest
-	if errors.As(err, &be) {
+	case errors.Is(err, ErrUnauthorized):
+		code = http.StatusUnauthorized
+		w.Header().Set("WWW-Authenticate", `Bearer realm="aminator bakery"`)
+	case errors.As(err, &me):
+		code = http.StatusRequestEntityTooLarge
+	case errors.As(err, &be):
 		code = http.StatusBadRequest
+	case errors.As(err, &fe):
+		code = http.StatusForbidden
+	case errors.As(err, &le):
+		code = http.StatusTooManyRequests
+		w.Header().Set("Retry-After", "60")
+	case errors.As(err, &ne):
+		code = http.StatusServiceUnavailable
 	}
 	writeJSON(w, code, apiError{Error: err.Error()})
 }
-
-type badRequest struct{ error }
 
 // SubmitResponse is the answer to a bake request.
 type SubmitResponse struct {
@@ -79,15 +131,20 @@ type SubmitResponse struct {
 }
 
 func (a *API) submit(w http.ResponseWriter, r *http.Request) {
+	who := identity(r)
 	var req Request
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		a.fail(w, badRequest{err})
+		var me *http.MaxBytesError
+		if !errors.As(err, &me) {
+			err = badRequest{err}
+		}
+		a.fail(w, err)
 		return
 	}
-	if err := req.Validate(a.PackageDir); err != nil {
-		a.fail(w, badRequest{err})
+	if err := a.admit(r.Context(), who, &req); err != nil {
+		a.fail(w, err)
 		return
 	}
 	base, err := a.Resolve(r.Context(), req)
@@ -95,12 +152,13 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, badRequest{err})
 		return
 	}
-	rec, cached, err := a.Store.Submit(r.Context(), req, base, a.NewID())
+	rec, cached, err := a.Store.SubmitAs(r.Context(), who, req, base, a.NewID())
 	if err != nil {
 		a.fail(w, err)
 		return
 	}
-	a.Log.Info("bake requested", "bake", rec.ID, "cached", cached, "package", req.Package, "region", req.Region)
+	a.Store.Audit(r.Context(), AuditEntry{Actor: who.Actor(), Team: who.Team, Action: "submit", Target: rec.ID,
+		Detail: fmt.Sprintf("package=%s region=%s cached=%v rebake=%v", req.Package, req.Region, cached, req.Rebake)})
 	code := http.StatusAccepted
 	if cached {
 		code = http.StatusOK
@@ -108,24 +166,72 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, code, SubmitResponse{Bake: rec, Cached: cached})
 }
 
-func (a *API) list(w http.ResponseWriter, r *http.Request) {
-	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
-	if limit <= 0 {
-		limit = 100
+// admit checks a request and the team's limits before it is queued.
+func (a *API) admit(ctx context.Context, who Identity, req *Request) error {
+	if err := a.Limits.allow(who.Team, req.Rebake); err != nil {
+		return err
 	}
-	recs, err := a.Store.List(r.Context(), limit)
+	if err := a.policy().Check(req); err != nil {
+		return badRequest{err}
+	}
+	if a.Limits.RequireLiveWorkers {
+		n, err := a.Store.LiveWorkers(ctx, req.Region)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return errNoWorkers{fmt.Errorf("no live worker takes bakes for region %s; the request was not queued", req.Region)}
+		}
+	}
+	return a.Limits.checkQueued(ctx, a.Store, who.Team)
+}
+
+func (a *API) list(w http.ResponseWriter, r *http.Request) {
+	who := identity(r)
+	q := r.URL.Query()
+	limit, _ := strconv.Atoi(q.Get("limit"))
+	if limit <= 0 {
+		limit = a.Limits.DefaultPageSize
+	}
+	limit = min(limit, a.Limits.MaxPageSize)
+	all, err := a.Store.All(r.Context())
 	if err != nil {
 		a.fail(w, err)
 		return
 	}
-	if recs == nil {
-		recs = []*Record{}
+	team := q.Get("team")
+	var mine []*Record
+	for _, rec := range all {
+		if who.Sees(rec) && (team == "" || rec.Team == team) {
+			mine = append(mine, rec)
+		}
 	}
-	writeJSON(w, http.StatusOK, recs)
+	page, err := Paginate(mine, q.Get("after"), max(1, limit))
+	if err != nil {
+		a.fail(w, badRequest{err})
+		return
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+// record reads a bake the identity may see; another team's is not found.
+func (a *API) record(r *http.Request) (*Record, error) {
+	id := r.PathValue("id")
+	rec, _, err := a.Store.Get(r.Context(), id)
+	if errors.Is(err, jetstream.ErrInvalidKey) {
+		err = fmt.Errorf("no bake %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !identity(r).Sees(rec) {
+		return nil, fmt.Errorf("no bake %s: %w", id, ErrNotFound)
+	}
+	return rec, nil
 }
 
 func (a *API) get(w http.ResponseWriter, r *http.Request) {
-	rec, _, err := a.Store.Get(r.Context(), r.PathValue("id"))
+	rec, err := a.record(r)
 	if err != nil {
 		a.fail(w, err)
 		return
@@ -134,7 +240,12 @@ func (a *API) get(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) logs(w http.ResponseWriter, r *http.Request) {
-	b, err := a.Store.Log(r.Context(), r.PathValue("id"))
+	rec, err := a.record(r)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	b, err := a.Store.Log(r.Context(), rec.ID)
 	if err != nil {
 		a.fail(w, err)
 		return
@@ -144,51 +255,40 @@ func (a *API) logs(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) cancel(w http.ResponseWriter, r *http.Request) {
-	rec, err := a.Store.Cancel(r.Context(), r.PathValue("id"))
-	if err != nil {
-		if !errors.Is(err, ErrNotFound) {
+	who := identity(r)
+	rec, err := a.record(r)
+	if err == nil {
+		rec, err = a.Store.Cancel(r.Context(), rec.ID)
+		if err != nil && !errors.Is(err, ErrNotFound) {
 			err = badRequest{err}
 		}
+	}
+	if err != nil {
 		a.fail(w, err)
 		return
 	}
+	a.Store.Audit(r.Context(), AuditEntry{Actor: who.Actor(), Team: rec.Team, Action: "cancel", Target: rec.ID})
 	writeJSON(w, http.StatusOK, rec)
 }
 
-var dashboardTmpl = template.Must(template.New("d").Funcs(template.FuncMap{
-	"took": func(r *Record) string {
-		if r.Started.IsZero() {
-			return ""
-		}
-		end := r.Finished
-		if end.IsZero() {
-			end = time.Now()
-		}
-		return end.Sub(r.Started).Round(time.Second).String()
-	},
-}).Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="5"><title>aminator bakery</title>
-<style>
-body{font:14px system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.35em .6em;border-bottom:1px solid #ddd}
-th{background:#f4f4f4}.queued{color:#777}.running{color:#0a58ca}.completed{color:#198754}.failed{color:#dc3545}.canceled{color:#b8860b}
-code{font-size:13px}
-</style></head><body>
-<h1>aminator bakery</h1>
-<p>{{len .}} recent bakes · refreshes every 5 s · <a href="/api/v1/bakes">JSON</a></p>
-<table><tr><th>bake</th><th>state</th><th>package</th><th>base</th><th>region</th><th>image</th><th>worker</th><th>took</th><th>requested</th></tr>
-{{range .}}<tr><td><code>{{.ID}}</code></td><td class="{{.State}}">{{.State}}{{if .Error}} — {{.Error}}{{end}}</td>
-<td>{{.Request.Package}}</td><td>{{if .BaseID}}{{.BaseID}}{{else}}{{.Request.BaseName}}{{end}}</td><td>{{.Request.Region}}</td>
-<td>{{if .ImageID}}<code>{{.ImageID}}</code> {{.Image}}{{end}}</td><td>{{.Worker}}</td><td>{{took .}}</td>
-<td>{{.Created.Format "2006-01-02 15:04:05"}} <a href="/api/v1/bakes/{{.ID}}/logs">log</a></td></tr>
-{{end}}</table></body></html>`))
+func (a *API) whoami(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, identity(r))
+}
 
-func (a *API) dashboard(w http.ResponseWriter, r *http.Request) {
-	recs, err := a.Store.List(r.Context(), 200)
+func (a *API) auditLog(w http.ResponseWriter, r *http.Request) {
+	if !identity(r).Admin {
+		a.fail(w, errForbidden{errors.New("the audit log is for admin tokens")})
+		return
+	}
+	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	entries, err := a.Store.AuditLog(r.Context(), limit)
 	if err != nil {
 		a.fail(w, err)
 		return
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	dashboardTmpl.Execute(w, recs)
+	writeJSON(w, http.StatusOK, entries)
 }
+

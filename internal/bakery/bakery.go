@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -53,6 +54,9 @@ type Request struct {
 	// CI metadata (build host, job, build number, commit, URL), recorded
 	// as tags on the image; not part of the identity of the request.
 	CI map[string]string `json:"ci,omitempty"`
+	// TimeoutSeconds stops the bake (with its cleanup) after this long
+	// (0: the bakery's default); at most the bakery's maximum.
+	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
 }
 
 // BaseRef is the base image the request names.
@@ -77,8 +81,12 @@ const (
 
 // Record is a bake as the bakery knows it.
 type Record struct {
-	ID       string    `json:"id"`
-	Key      string    `json:"key"`
+	ID  string `json:"id"`
+	Key string `json:"key"`
+	// Team owns the bake (the team of the token that asked for it);
+	// TokenID is that token's id.
+	Team     string    `json:"team,omitempty"`
+	TokenID  string    `json:"token_id,omitempty"`
 	Request  Request   `json:"request"`
 	BaseID   string    `json:"resolved_base_id,omitempty"`
 	State    string    `json:"state"`
@@ -139,6 +147,9 @@ func (r *Request) Validate(packageDir string) error {
 		if strings.HasPrefix(s, "-") {
 			return fmt.Errorf("%q must not start with '-'", s)
 		}
+	}
+	if err := r.checkSizes(); err != nil {
+		return err
 	}
 	for k, v := range r.Tags {
 		if !tagKeyRE.MatchString(k) || strings.ContainsRune(v, '\n') {
@@ -215,35 +226,68 @@ const (
 	recordBucket = "aminator-bakes"
 	keyBucket    = "aminator-bake-keys"
 	logBucket    = "aminator-bake-logs"
+	tokenBucket  = "aminator-bakery-tokens"
+	workerBucket = "aminator-bakery-workers"
 )
 
-// Store is the shared state: the queue, the records, the logs.
+// Store is the shared state: the queue, the records, the logs, the API
+// tokens, the live workers and the audit log.
 type Store struct {
 	JS      jetstream.JetStream
 	records jetstream.KeyValue
 	keys    jetstream.KeyValue
 	logs    jetstream.ObjectStore
+	tokens  jetstream.KeyValue
+	workers jetstream.KeyValue
+	audit   jetstream.Stream
+	// Logger gets the audit entries too (nil: slog's default).
+	Logger *slog.Logger
 }
 
-// Open connects the store, creating the stream and buckets if needed.
+// Open connects the store with the default retention (DefaultRetention).
 func Open(ctx context.Context, nc *nats.Conn) (*Store, error) {
+	return OpenWith(ctx, nc, DefaultRetention())
+}
+
+// OpenWith connects the store, creating (or updating the limits of) the
+// streams, buckets and object store: each has a size cap and, but for the
+// tokens, a maximum age.
+func OpenWith(ctx context.Context, nc *nats.Conn, ret Retention) (*Store, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, err
 	}
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: StreamName, Subjects: []string{subjectStem + ">"},
-		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage}); err != nil {
+		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage, Discard: jetstream.DiscardNew,
+		MaxAge: ret.Queue, MaxBytes: ret.QueueBytes}); err != nil {
 		return nil, fmt.Errorf("bake queue: %w", err)
 	}
 	s := &Store{JS: js}
-	if s.records, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: recordBucket, History: 1}); err != nil {
-		return nil, fmt.Errorf("bake records: %w", err)
+	kv := func(bucket string, ttl time.Duration, maxBytes int64) (jetstream.KeyValue, error) {
+		b, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, History: 1, TTL: ttl, MaxBytes: maxBytes})
+		if err != nil {
+			return nil, fmt.Errorf("bucket %s: %w", bucket, err)
+		}
+		return b, nil
 	}
-	if s.keys, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: keyBucket, History: 1}); err != nil {
-		return nil, fmt.Errorf("bake keys: %w", err)
+	if s.records, err = kv(recordBucket, ret.Records, ret.RecordBytes); err != nil {
+		return nil, err
 	}
-	if s.logs, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: logBucket}); err != nil {
+	if s.keys, err = kv(keyBucket, ret.Records, ret.RecordBytes); err != nil {
+		return nil, err
+	}
+	if s.tokens, err = kv(tokenBucket, 0, ret.TokenBytes); err != nil {
+		return nil, err
+	}
+	if s.workers, err = kv(workerBucket, workerTTL, ret.TokenBytes); err != nil {
+		return nil, err
+	}
+	if s.logs, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: logBucket, TTL: ret.Logs, MaxBytes: ret.LogBytes}); err != nil {
 		return nil, fmt.Errorf("bake logs: %w", err)
+	}
+	if s.audit, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: AuditStream, Subjects: []string{auditStem + ">"},
+		Storage: jetstream.FileStorage, Discard: jetstream.DiscardOld, MaxAge: ret.Audit, MaxBytes: ret.AuditBytes}); err != nil {
+		return nil, fmt.Errorf("audit log: %w", err)
 	}
 	return s, nil
 }
@@ -297,9 +341,16 @@ func isConflict(err error) bool {
 // says which. The record exists before its key points to it, and the
 // client going away does not interrupt the submission half-way.
 func (s *Store) Submit(ctx context.Context, req Request, baseID, id string) (rec *Record, cached bool, err error) {
+	return s.SubmitAs(ctx, Identity{}, req, baseID, id)
+}
+
+// SubmitAs is Submit for a team: its bakes are its own, and identical
+// requests of two teams are two bakes (one team's cache must not tell it
+// what another bakes).
+func (s *Store) SubmitAs(ctx context.Context, who Identity, req Request, baseID, id string) (rec *Record, cached bool, err error) {
 	ctx = context.WithoutCancel(ctx)
-	key := Key(req, baseID)
-	rec = &Record{ID: id, Key: key, Request: req, BaseID: baseID, State: Queued, Created: time.Now().UTC()}
+	key := teamKey(who.Team, Key(req, baseID))
+	rec = &Record{ID: id, Key: key, Team: who.Team, TokenID: who.TokenID, Request: req, BaseID: baseID, State: Queued, Created: time.Now().UTC()}
 	created := false
 	defer func() {
 		if created && (err != nil || cached) {
@@ -351,10 +402,13 @@ func (s *Store) Submit(ctx context.Context, req Request, baseID, id string) (rec
 	return nil, false, errors.New("too many concurrent identical requests")
 }
 
-// List returns the newest records first, at most limit.
-func (s *Store) List(ctx context.Context, limit int) ([]*Record, error) {
+// All returns every record, newest first.
+func (s *Store) All(ctx context.Context) ([]*Record, error) {
 	keys, err := s.records.ListKeys(ctx)
 	if err != nil {
+		if errors.Is(err, jetstream.ErrNoKeysFound) {
+			return nil, nil
+		}
 		return nil, err
 	}
 	var out []*Record
@@ -363,11 +417,15 @@ func (s *Store) List(ctx context.Context, limit int) ([]*Record, error) {
 			out = append(out, r)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
-	if limit > 0 && len(out) > limit {
-		out = out[:limit]
-	}
+	sort.Slice(out, func(i, j int) bool { return newer(out[i], out[j]) })
 	return out, nil
+}
+
+func newer(a, b *Record) bool {
+	if !a.Created.Equal(b.Created) {
+		return a.Created.After(b.Created)
+	}
+	return a.ID > b.ID
 }
 
 // Cancel asks the worker running a bake to stop it (or marks a queued one

@@ -40,6 +40,24 @@ type Worker struct {
 	// AckWait is how long a bake may go without a heartbeat before its
 	// message goes to another worker (the heartbeat runs every AckWait/3).
 	AckWait time.Duration
+	// DefaultTimeout and MaxTimeout bound a bake (0: DefaultTimeout,
+	// MaxTimeout); at its timeout a bake is stopped and cleans up.
+	DefaultTimeout, MaxTimeout time.Duration
+	// MaxDeliveries: a message delivered more often is dropped and its
+	// bake failed (0: DefaultMaxDeliveries).
+	MaxDeliveries int
+	// QueueTTL: a bake queued longer is failed, not started (0: DefaultQueueTTL).
+	QueueTTL time.Duration
+}
+
+// Defaults of a worker.
+const (
+	DefaultMaxDeliveries = 10
+	DefaultQueueTTL      = 24 * time.Hour
+)
+
+func (w *Worker) policy() Policy {
+	return Policy{PackageDir: w.PackageDir, DefaultTimeout: w.DefaultTimeout, MaxTimeout: w.MaxTimeout}
 }
 
 // Run works until ctx ends.
@@ -54,6 +72,17 @@ func (w *Worker) Run(ctx context.Context) error {
 	if w.AckWait == 0 {
 		w.AckWait = time.Minute
 	}
+	if w.MaxDeliveries == 0 {
+		w.MaxDeliveries = DefaultMaxDeliveries
+	}
+	if w.QueueTTL == 0 {
+		w.QueueTTL = DefaultQueueTTL
+	}
+	if err := w.Store.Alive(ctx, w.Region, w.Name); err != nil {
+		return fmt.Errorf("worker %s: register: %w", w.Region, err)
+	}
+	defer w.Store.Gone(context.WithoutCancel(ctx), w.Region, w.Name)
+	go w.heartbeat(ctx)
 	cons, err := w.Store.JS.CreateOrUpdateConsumer(ctx, StreamName, jetstream.ConsumerConfig{
 		Durable: "workers-" + w.Region, FilterSubject: subjectStem + w.Region,
 		// Deliveries are not limited here (a worker stopping hands its bake
@@ -87,13 +116,40 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
+// heartbeat keeps the worker in the region's live workers (the API
+// refuses requests for a region with none).
+func (w *Worker) heartbeat(ctx context.Context) {
+	tick := time.NewTicker(workerTTL / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if err := w.Store.Alive(ctx, w.Region, w.Name); err != nil && ctx.Err() == nil {
+				w.Log.Warn("worker heartbeat", "err", err)
+			}
+		}
+	}
+}
+
 func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	id := string(msg.Data())
 	log := w.Log.With("bake", id, "worker", w.Name)
+	if meta, err := msg.Metadata(); err == nil && meta.NumDelivered > uint64(w.MaxDeliveries) {
+		w.poison(ctx, msg, id, meta.NumDelivered, log)
+		return
+	}
 	rec, skip, err := w.claim(ctx, id)
 	if err != nil {
+		if errors.Is(err, ErrNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
+			// Nothing will ever make it runnable: drop it, not again and again.
+			log.Warn("dropping a queued bake that has no record", "err", err)
+			msg.Term()
+			return
+		}
 		log.Error("claim bake", "err", err)
-		msg.Nak()
+		msg.NakWithDelay(5 * time.Second)
 		return
 	}
 	if skip {
@@ -101,12 +157,14 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	log.Info("baking", "package", rec.Request.Package, "region", rec.Request.Region)
-	bctx, cancel := context.WithCancel(ctx)
+	timeout := w.policy().Timeout(&rec.Request)
+	bctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	watch := &watch{w: w, msg: msg, id: id, claimed: rec.Attempts, cancel: cancel, log: log}
 	go watch.run(bctx)
 	var logBuf bytes.Buffer
 	imageID, imageName, runErr := w.Runner.Run(bctx, rec, &logBuf)
+	timedOut := errors.Is(bctx.Err(), context.DeadlineExceeded)
 	cancel()
 	canceled, lost := watch.outcome()
 	if lost {
@@ -124,6 +182,8 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 			r.State, r.ImageID, r.Image = Completed, imageID, imageName
 		case canceled:
 			r.State, r.Error = Canceled, "cancelled on request"
+		case timedOut:
+			r.State, r.Error = Failed, fmt.Sprintf("timed out after %s: the bake was stopped and cleaned up", timeout)
 		default:
 			r.State, r.Error = Failed, runErr.Error()
 		}
@@ -158,8 +218,12 @@ func (w *Worker) claim(ctx context.Context, id string) (rec *Record, skip bool, 
 			r.State, r.Finished = Failed, time.Now().UTC()
 			r.Error = fmt.Sprintf("gave up after %d attempts (workers died or stopped during the bake)", r.Attempts)
 			skip = true
+		case r.State == Queued && time.Since(r.Created) > w.QueueTTL:
+			r.State, r.Finished = Failed, time.Now().UTC()
+			r.Error = fmt.Sprintf("expired: queued for more than %s without a worker taking it", w.QueueTTL)
+			skip = true
 		default: // queued, or running on a worker that died (redelivered)
-			if verr := r.Request.Validate(w.PackageDir); verr != nil {
+			if verr := w.policy().Check(&r.Request); verr != nil {
 				r.State, r.Finished = Failed, time.Now().UTC()
 				r.Error = "refused by the worker: " + verr.Error()
 				skip = true
@@ -171,6 +235,22 @@ func (w *Worker) claim(ctx context.Context, id string) (rec *Record, skip bool, 
 		return nil
 	})
 	return rec, skip, err
+}
+
+// poison drops a message delivered too often and fails its bake.
+func (w *Worker) poison(ctx context.Context, msg jetstream.Msg, id string, n uint64, log *slog.Logger) {
+	log.Error("dropping a bake delivered too often", "deliveries", n)
+	_, err := w.Store.Update(context.WithoutCancel(ctx), id, func(r *Record) error {
+		if !r.Done() {
+			r.State, r.Finished = Failed, time.Now().UTC()
+			r.Error = fmt.Sprintf("gave up after %d deliveries of its queue message", n)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		log.Warn("record the dropped bake", "err", err)
+	}
+	msg.Term()
 }
 
 // watch sends a running bake's heartbeats and stops it when it is

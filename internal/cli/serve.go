@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,9 +17,8 @@ import (
 	"sync"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/aminator-go/aminator/internal/bakery"
 	"github.com/aminator-go/aminator/internal/config"
@@ -28,11 +28,18 @@ import (
 
 // serveOptions are serve's flags.
 type serveOptions struct {
-	listen, natsURL, natsListen string
-	embedded, noAPI             bool
-	regions                     []string
-	workers                     int
-	packageDir                  string
+	listen, natsListen         string
+	nats                       bakery.ClientOptions
+	embedded, noAPI            bool
+	natsTLSCert, natsTLSKey    string
+	regions                    []string
+	workers                    int
+	packageDir                 string
+	tlsCert, tlsKey, clientCA  string
+	apiHosts                   []string
+	defaultTimeout, maxTimeout time.Duration
+	retention                  bakery.Retention
+	limits                     *bakery.Limits
 }
 
 func (a *app) serveCommand() *cobra.Command {
@@ -48,15 +55,18 @@ servers and workers in several regions share them. Identical requests are
 answered from what is running or done (the resolved base image is part of
 the identity), and concurrent identical requests collapse into one bake.
 
+Every API call needs a token (aminate bakery token create); the embedded
+NATS server takes only the key it generates into STATE/nats/aminator.nk.
+
   aminate serve --embedded-nats                 # one host: NATS inside, API on 127.0.0.1:8420, a worker for --region
-  aminate serve --nats nats://q:4222 --no-api --worker-region us-west-2   # a worker in another region`,
+  aminate serve --nats tls://q:4222 --nats-creds w.creds --nats-ca ca.pem --no-api --worker-region us-west-2   # a worker elsewhere`,
 		Args: a.args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := a.loadConfig(cmd)
 			if err != nil {
 				return err
 			}
-			if o.embedded == (o.natsURL != "") {
+			if o.embedded == (o.nats.URL != "") {
 				return usagef("give --nats URL or --embedded-nats")
 			}
 			if !cmd.Flags().Changed("worker-region") {
@@ -71,13 +81,29 @@ the identity), and concurrent identical requests collapse into one bake.
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.listen, "listen", "127.0.0.1:8420", "address of the API and dashboard")
-	f.StringVar(&o.natsURL, "nats", "", "NATS server URL (with JetStream)")
-	f.BoolVar(&o.embedded, "embedded-nats", false, "run a NATS server with JetStream inside, keeping its data in the state directory")
+	natsFlags(f, &o.nats)
+	f.BoolVar(&o.embedded, "embedded-nats", false, "run a NATS server with JetStream inside, keeping its data and client key in the state directory")
 	f.StringVar(&o.natsListen, "embedded-nats-listen", "127.0.0.1:-1", "where the embedded NATS server listens (host:port; -1 picks a port)")
+	f.StringVar(&o.natsTLSCert, "embedded-nats-tls-cert", "", "the embedded NATS server speaks only TLS, with this certificate")
+	f.StringVar(&o.natsTLSKey, "embedded-nats-tls-key", "", "and this key")
 	f.BoolVar(&o.noAPI, "no-api", false, "run only workers")
 	f.StringSliceVar(&o.regions, "worker-region", nil, "run workers for these regions (default: --region); none with --worker-region=''")
 	f.IntVar(&o.workers, "workers", 2, "bakes at once per region")
 	f.StringVar(&o.packageDir, "package-dir", "", "accept local package files from this directory, in the API and the workers (default: only repository names and http(s) URLs)")
+	f.StringVar(&o.tlsCert, "tls-cert", "", "serve the API over TLS with this certificate")
+	f.StringVar(&o.tlsKey, "tls-key", "", "and this key")
+	f.StringVar(&o.clientCA, "tls-client-ca", "", "require API clients to show a certificate this CA signed (mutual TLS)")
+	f.StringSliceVar(&o.apiHosts, "api-host", nil, "a name clients reach the API by (the Host header must be one of these or the listener's address)")
+	f.DurationVar(&o.defaultTimeout, "bake-timeout", bakery.DefaultTimeout, "stop a bake (and clean up) after this long unless its request says otherwise")
+	f.DurationVar(&o.maxTimeout, "max-bake-timeout", bakery.MaxTimeout, "the longest timeout a request may ask for")
+	o.retention = bakery.DefaultRetention()
+	f.DurationVar(&o.retention.Records, "retention", o.retention.Records, "keep bake records and logs this long")
+	f.DurationVar(&o.retention.Audit, "audit-retention", o.retention.Audit, "keep the audit log this long")
+	f.Int64Var(&o.retention.LogBytes, "log-store-bytes", o.retention.LogBytes, "at most this many bytes of bake logs")
+	o.limits = bakery.DefaultLimits()
+	f.Float64Var(&o.limits.Rate, "team-rate", o.limits.Rate, "bake requests per minute per team")
+	f.Float64Var(&o.limits.Rebakes, "team-rebake-rate", o.limits.Rebakes, "rebake requests per minute per team")
+	f.IntVar(&o.limits.MaxQueued, "team-max-queued", o.limits.MaxQueued, "bakes a team may have queued or running")
 	return cmd
 }
 
@@ -87,23 +113,26 @@ func (a *app) serve(cfg *config.Config, o serveOptions) error {
 	defer stop()
 	log := a.logger(cfg.Context.Debug)
 	if o.embedded {
-		ns, url, err := startNATS(filepath.Join(cfg.StateDir, "nats"), o.natsListen)
+		e := bakery.EmbeddedNATS{Dir: filepath.Join(cfg.StateDir, "nats"), Listen: o.natsListen, TLSCert: o.natsTLSCert, TLSKey: o.natsTLSKey}
+		ns, client, err := e.Start()
 		if err != nil {
 			return err
 		}
 		defer ns.Shutdown()
-		o.natsURL = url
-		log.Info("embedded NATS", "url", url)
+		o.nats = client
+		log.Info("embedded NATS", "url", client.URL, "creds", client.Creds)
 	}
-	nc, err := nats.Connect(o.natsURL, nats.Name("aminator"), nats.MaxReconnects(-1))
-	if err != nil {
-		return fmt.Errorf("connect to NATS %s: %w", o.natsURL, err)
-	}
-	defer nc.Drain()
-	store, err := bakery.Open(ctx, nc)
+	o.retention.Logs = o.retention.Records
+	nc, err := o.nats.Connect("aminator")
 	if err != nil {
 		return err
 	}
+	defer nc.Drain()
+	store, err := bakery.OpenWith(ctx, nc, o.retention)
+	if err != nil {
+		return err
+	}
+	store.Logger = log
 	runner, err := a.bakeRunner(cfg)
 	if err != nil {
 		return err
@@ -111,7 +140,8 @@ func (a *app) serve(cfg *config.Config, o serveOptions) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, len(o.regions)+1)
 	for _, r := range o.regions {
-		w := &bakery.Worker{Store: store, Region: r, Runner: runner, Concurrency: o.workers, Log: log, PackageDir: o.packageDir}
+		w := &bakery.Worker{Store: store, Region: r, Runner: runner, Concurrency: o.workers, Log: log, PackageDir: o.packageDir,
+			DefaultTimeout: o.defaultTimeout, MaxTimeout: o.maxTimeout}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -156,7 +186,12 @@ func (a *app) bakeRunner(cfg *config.Config) (*bakery.ExecRunner, error) {
 // startAPI serves the API and dashboard; a failure to serve goes to errs.
 // It returns what shuts the server down.
 func startAPI(ctx context.Context, cfg *config.Config, store *bakery.Store, o serveOptions, log *slog.Logger, errs chan<- error) (func(), error) {
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return nil, err
+	}
 	api := &bakery.API{Store: store, Log: log, PackageDir: o.packageDir, NewID: func() string { return strings.TrimPrefix(ids.New("x"), "x-") },
+		DefaultTimeout: o.defaultTimeout, MaxTimeout: o.maxTimeout, Limits: o.limits, Hosts: apiHosts(ln.Addr(), o.apiHosts),
 		Resolve: func(ctx context.Context, r bakery.Request) (string, error) {
 			im, err := service.ResolveIn(ctx, cfg, r.Region, r.Environment, r.BaseRef())
 			if err != nil {
@@ -164,12 +199,16 @@ func startAPI(ctx context.Context, cfg *config.Config, store *bakery.Store, o se
 			}
 			return im.ID, nil
 		}}
-	srv := &http.Server{Addr: o.listen, Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	ln, err := net.Listen("tcp", o.listen)
-	if err != nil {
-		return nil, err
+	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
+	scheme := "http"
+	if o.tlsCert != "" || o.tlsKey != "" || o.clientCA != "" {
+		if srv.TLSConfig, err = bakery.ServerTLS(o.tlsCert, o.tlsKey, o.clientCA); err != nil {
+			ln.Close()
+			return nil, usageError{err}
+		}
+		ln, scheme = tls.NewListener(ln, srv.TLSConfig), "https"
 	}
-	log.Info("bakery API and dashboard", "url", "http://"+ln.Addr().String()+"/")
+	log.Info("bakery API and dashboard", "url", scheme+"://"+ln.Addr().String()+"/", "hosts", api.Hosts)
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs <- err
@@ -178,28 +217,38 @@ func startAPI(ctx context.Context, cfg *config.Config, store *bakery.Store, o se
 	return func() { srv.Shutdown(context.WithoutCancel(ctx)) }, nil
 }
 
-// startNATS starts an embedded NATS server with JetStream.
-func startNATS(dir, listen string) (*natsserver.Server, string, error) {
-	host, port, err := net.SplitHostPort(listen)
-	if err != nil {
-		return nil, "", fmt.Errorf("--embedded-nats-listen %q: %w", listen, err)
+// apiHosts are the names the API's Host header may carry: the given ones,
+// the listener's address, localhost on a loopback listener, and every
+// address of this host on a listener on all of them.
+func apiHosts(addr net.Addr, names []string) []string {
+	hosts := append([]string(nil), names...)
+	ta, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return hosts
 	}
-	p := -1
-	if port != "-1" {
-		if _, err := fmt.Sscan(port, &p); err != nil {
-			return nil, "", fmt.Errorf("--embedded-nats-listen %q: bad port", listen)
+	hosts = append(hosts, ta.IP.String())
+	switch {
+	case ta.IP.IsLoopback():
+		hosts = append(hosts, "localhost")
+	case ta.IP.IsUnspecified():
+		addrs, _ := net.InterfaceAddrs()
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok {
+				hosts = append(hosts, ipn.IP.String())
+			}
 		}
+		hosts = append(hosts, "localhost")
 	}
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: host, Port: p, JetStream: true, StoreDir: dir, NoSigs: true})
-	if err != nil {
-		return nil, "", fmt.Errorf("embedded NATS: %w", err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		ns.Shutdown()
-		return nil, "", errors.New("embedded NATS did not start")
-	}
-	return ns, ns.ClientURL(), nil
+	return hosts
+}
+
+// natsFlags are how a command reaches NATS.
+func natsFlags(f *pflag.FlagSet, o *bakery.ClientOptions) {
+	f.StringVar(&o.URL, "nats", "", "NATS server URL (with JetStream); no credentials in it")
+	f.StringVar(&o.Creds, "nats-creds", "", "NATS credentials: a .creds file or an nkey seed file, mode 0600")
+	f.StringVar(&o.CA, "nats-ca", "", "CA certificate that signed the NATS server's")
+	f.StringVar(&o.Cert, "nats-cert", "", "client certificate for NATS (mutual TLS)")
+	f.StringVar(&o.Key, "nats-key", "", "its key")
 }
 
 // bakeryBakeCommand is the child a bakery worker runs for one bake: it
