@@ -291,4 +291,3 @@ func (a *API) auditLog(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, entries)
 }
-
