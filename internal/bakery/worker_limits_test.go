@@ -1,0 +1,146 @@
+package bakery
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// startWorker runs a worker until the test ends.
+func startWorker(t *testing.T, w *Worker) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// inject writes a record and queues it straight in NATS, as anyone
+// holding the NATS credentials could, bypassing the API.
+func inject(t *testing.T, s *Store, rec Record) {
+	t.Helper()
+	ctx := context.Background()
+	rec.State, rec.Created = Queued, time.Now().UTC()
+	b, _ := json.Marshal(rec)
+	if _, err := s.records.Put(ctx, rec.ID, b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.JS.Publish(ctx, subjectStem+rec.Request.Region, []byte(rec.ID)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Records written straight to NATS are checked as the API checks
+// requests; each refusal says why in the record, and none runs.
+func TestWorkerRefusesInjectedRecords(t *testing.T) {
+	s := openStore(t)
+	r := &runner{}
+	dir := t.TempDir()
+	startWorker(t, &Worker{Store: s, Region: "local", Runner: r, PackageDir: dir, MaxTimeout: time.Hour})
+	tags := map[string]string{}
+	for i := range MaxTags + 1 {
+		tags[fmt.Sprint("t", i)] = "v"
+	}
+	for id, c := range map[string]struct {
+		req Request
+		why string
+	}{
+		"outside":  {Request{Package: "/etc/shadow"}, "must be a clean absolute path under"},
+		"dotdot":   {Request{Package: filepath.Join(dir, "../../etc/shadow")}, "must be a clean absolute path under"},
+		"channel":  {Request{Package: "app", Tags: map[string]string{"channel": "release"}}, `tag "channel" is set by aminator`},
+		"manytags": {Request{Package: "app", Tags: tags}, "at most 50"},
+		"longname": {Request{Package: "app", Name: strings.Repeat("n", 2000)}, "at most 1024 bytes"},
+		"timeout":  {Request{Package: "app", TimeoutSeconds: 7200}, "over this bakery's maximum of 3600"},
+		"option":   {Request{Package: "--force-yes"}, "must not start with '-'"},
+	} {
+		c.req.BaseID, c.req.Region = "ami-00000000000000001", "local"
+		inject(t, s, Record{ID: id, Request: c.req})
+		if rec := wait(t, s, id); rec.State != Failed || !strings.Contains(rec.Error, "refused by the worker: ") || !strings.Contains(rec.Error, c.why) {
+			t.Errorf("%s ended %s: %q", id, rec.State, rec.Error)
+		}
+	}
+	if len(r.ran) != 0 {
+		t.Errorf("ran %v", r.ran)
+	}
+}
+
+// hang is a bake that never ends by itself: it waits for its context,
+// as a hung package script's bake waits for SIGTERM.
+type hang struct{ stopped atomic.Bool }
+
+func (h *hang) Run(ctx context.Context, _ *Record, _ io.Writer) (string, string, error) {
+	<-ctx.Done()
+	h.stopped.Store(true)
+	return "", "", fmt.Errorf("cancelled: %w", ctx.Err())
+}
+
+// A hung bake is stopped at its timeout (its heartbeats do not keep it
+// alive) and failed with the reason.
+func TestWorkerTimesOutAHungBake(t *testing.T) {
+	s := openStore(t)
+	h := &hang{}
+	startWorker(t, &Worker{Store: s, Region: "local", Runner: h, AckWait: 3 * time.Second})
+	req := app("app")
+	req.TimeoutSeconds = 2
+	rec, _, err := s.Submit(context.Background(), req, "ami-00000000000000001", "hung")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := wait(t, s, rec.ID)
+	if got.State != Failed || !strings.Contains(got.Error, "timed out after 2s") || !h.stopped.Load() {
+		t.Errorf("the hung bake ended %s: %q (stopped %v)", got.State, got.Error, h.stopped.Load())
+	}
+	if d := got.Finished.Sub(got.Started); d < 2*time.Second {
+		t.Errorf("it ended after %s", d)
+	}
+}
+
+// A queued message whose record does not exist is dropped at once, not
+// redelivered in a loop; a message delivered too often is dropped and
+// its bake failed.
+func TestWorkerDropsPoisonMessages(t *testing.T) {
+	s := openStore(t)
+	ctx := context.Background()
+	for _, id := range []string{"gone", "not a key!"} {
+		if _, err := s.JS.Publish(ctx, subjectStem+"local", []byte(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A worker stops mid-bake: it hands the bake back (a delivery).
+	h := &hang{}
+	rec, _, _ := s.Submit(ctx, app("app"), "ami-00000000000000001", "poison")
+	wctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { (&Worker{Store: s, Region: "local", Runner: h}).Run(wctx); close(done) }()
+	for deadline := time.Now().Add(10 * time.Second); !h.stopped.Load() && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if r, _, _ := s.Get(ctx, rec.ID); r.State == Running {
+			stop()
+		}
+	}
+	stop()
+	<-done
+	r := &runner{}
+	startWorker(t, &Worker{Store: s, Region: "local", Runner: r, MaxDeliveries: 1})
+	if got := wait(t, s, rec.ID); got.State != Failed || !strings.Contains(got.Error, "gave up after 2 deliveries") {
+		t.Errorf("the poison bake ended %s: %q", got.State, got.Error)
+	}
+	time.Sleep(2 * time.Second)
+	info, err := s.JS.Consumer(ctx, StreamName, "workers-local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci, _ := info.Info(ctx)
+	// Three messages: the two orphans once each, the poison one twice.
+	if ci.Delivered.Consumer != 4 || ci.NumAckPending != 0 || ci.NumPending != 0 {
+		t.Errorf("deliveries %d, pending acks %d, pending %d", ci.Delivered.Consumer, ci.NumAckPending, ci.NumPending)
+	}
+	if len(r.ran) != 0 {
+		t.Errorf("ran %v", r.ran)
+	}
+}
