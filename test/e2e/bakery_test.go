@@ -18,8 +18,8 @@ import (
 )
 
 type bakeryClient struct {
-	t   *testing.T
-	url string
+	t          *testing.T
+	url, token string
 }
 
 func (c bakeryClient) do(method, path string, body any) (int, []byte) {
@@ -30,6 +30,12 @@ func (c bakeryClient) do(method, path string, body any) (int, []byte) {
 		rd = bytes.NewReader(b)
 	}
 	req, _ := http.NewRequest(method, c.url+path, rd)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		c.t.Fatal(err)
@@ -70,9 +76,11 @@ func (c bakeryClient) wait(id string, states ...string) *bakery.Record {
 }
 
 // The bakery: aminate serve with an embedded NATS JetStream, an API,
-// workers for two regions; identical requests are served from the cache
-// and collapse when concurrent; a bake can be cancelled; the dashboard
-// and logs show what happened.
+// workers for two regions; a team's token from aminate bakery token
+// create; identical requests are served from the cache and collapse when
+// concurrent; a bake can be cancelled, a hung one times out, both leaving
+// nothing; another team sees none of it; the list, logs and audit log
+// show what happened.
 func TestBakery(t *testing.T) {
 	testutil.CheckNoLeaks(t, workDir)
 	b := base(t)
@@ -106,13 +114,17 @@ func TestBakery(t *testing.T) {
 	for {
 		if resp, err := http.Get(c.url + "/api/v1/bakes"); err == nil {
 			resp.Body.Close()
-			break
+			if resp.StatusCode == http.StatusUnauthorized {
+				break
+			}
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the API did not come up:\n%s", logs.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	c.token = mustOK(t, aminate(t, "bakery", "token", "create", "--team", "app"))
+	other := bakeryClient{t: t, url: c.url, token: mustOK(t, aminate(t, "bakery", "token", "create", "--team", "other"))}
 	deb := testutil.BuildDeb(t, dir, testutil.Deb{Name: "aminator-bakery", Version: "1.0", Files: map[string]string{"/opt/bakery": "b\n"}})
 
 	code, first := c.submit(bakery.Request{Package: deb, BaseID: b, Region: "local", CI: map[string]string{"job": "app-build", "build": "42"}})
@@ -162,9 +174,11 @@ func TestBakery(t *testing.T) {
 		t.Errorf("west bake %+v", west)
 	}
 
-	// Cancel a running bake.
+	// Cancel a running bake; another one hangs until its timeout.
 	slow := testutil.BuildDeb(t, dir, testutil.Deb{Name: "aminator-bakery-slow", Version: "1.0", Postinst: "sleep 304"})
+	hung := testutil.BuildDeb(t, dir, testutil.Deb{Name: "aminator-bakery-hung", Version: "1.0", Postinst: "sleep 305"})
 	_, s := c.submit(bakery.Request{Package: slow, BaseID: b, Region: "local"})
+	_, h := c.submit(bakery.Request{Package: hung, BaseID: b, Region: "local", TimeoutSeconds: 15})
 	c.wait(s.Bake.ID, bakery.Running)
 	time.Sleep(2 * time.Second) // into the install
 	if code, body := c.do("POST", "/api/v1/bakes/"+s.Bake.ID+"/cancel", nil); code != http.StatusOK {
@@ -173,11 +187,14 @@ func TestBakery(t *testing.T) {
 	if r := c.wait(s.Bake.ID, bakery.Canceled, bakery.Failed, bakery.Completed); r.State != bakery.Canceled {
 		t.Errorf("cancelled bake ended %s: %s", r.State, r.Error)
 	}
-	if out, _ := exec.Command("pgrep", "-f", "sleep 304").Output(); len(out) > 0 {
-		t.Errorf("the cancelled bake's postinst still runs")
+	if r := c.wait(h.Bake.ID, bakery.Canceled, bakery.Failed, bakery.Completed); r.State != bakery.Failed || !strings.Contains(r.Error, "timed out after 15s") {
+		t.Errorf("the hung bake ended %s: %s", r.State, r.Error)
+	}
+	if out, _ := exec.Command("pgrep", "-f", "sleep 30[45]").Output(); len(out) > 0 {
+		t.Errorf("the cancelled or hung bake's postinst still runs")
 	}
 	if rows, files := volumeCount(t); rows != 0 || files != 0 {
-		t.Errorf("the cancelled bake left volumes: %d rows, %d files", rows, files)
+		t.Errorf("the cancelled and hung bakes left volumes: %d rows, %d files", rows, files)
 	}
 
 	// A failing bake says why.
@@ -191,8 +208,27 @@ func TestBakery(t *testing.T) {
 	if code, body := c.do("GET", "/api/v1/bakes/"+first.Bake.ID+"/logs", nil); code != http.StatusOK || !strings.Contains(string(body), "bake started") {
 		t.Errorf("logs: %d %.300s", code, body)
 	}
-	if code, body := c.do("GET", "/", nil); code != http.StatusOK || !strings.Contains(string(body), first.Bake.ID) || !strings.Contains(string(body), "canceled") {
+	if code, body := c.do("GET", "/api/v1/bakes?limit=100", nil); code != http.StatusOK || !strings.Contains(string(body), first.Bake.ID) || !strings.Contains(string(body), "canceled") {
+		t.Errorf("list: %d %.300s", code, body)
+	}
+	if code, body := c.do("GET", "/", nil); code != http.StatusOK || !strings.Contains(string(body), "API token") {
 		t.Errorf("dashboard: %d %.300s", code, body)
+	}
+	// Another team, or no token: nothing of it.
+	if code, _ := other.do("GET", "/api/v1/bakes/"+first.Bake.ID+"/logs", nil); code != http.StatusNotFound {
+		t.Errorf("another team reads the log: %d", code)
+	}
+	if code, body := other.do("GET", "/api/v1/bakes", nil); code != http.StatusOK || strings.Contains(string(body), first.Bake.ID) {
+		t.Errorf("another team lists: %d %.300s", code, body)
+	}
+	if code, _ := (bakeryClient{t: t, url: c.url}).do("GET", "/api/v1/bakes/"+first.Bake.ID, nil); code != http.StatusUnauthorized {
+		t.Errorf("no token: %d", code)
+	}
+	audit := mustOK(t, aminate(t, "bakery", "audit"))
+	for _, want := range []string{"token.create", "submit", "cancel", s.Bake.ID} {
+		if !strings.Contains(audit, want) {
+			t.Errorf("the audit log lacks %s:\n%s", want, audit)
+		}
 	}
 	for _, bad := range []any{
 		map[string]any{"package": deb, "region": "local"},
