@@ -43,9 +43,10 @@ func TestWorkerRefusesInjectedRecords(t *testing.T) {
 	r := &runner{}
 	dir := t.TempDir()
 	startWorker(t, &Worker{Store: s, Region: "local", Runner: r, PackageDir: dir, MaxTimeout: time.Hour})
-	tags := map[string]string{}
+	tags, ci := map[string]string{}, map[string]string{}
 	for i := range MaxTags + 1 {
 		tags[fmt.Sprint("t", i)] = "v"
+		ci[fmt.Sprint("c", i)] = "v"
 	}
 	for id, c := range map[string]struct {
 		req Request
@@ -55,6 +56,7 @@ func TestWorkerRefusesInjectedRecords(t *testing.T) {
 		"dotdot":   {Request{Package: filepath.Join(dir, "../../etc/shadow")}, "must be a clean absolute path under"},
 		"channel":  {Request{Package: "app", Tags: map[string]string{"channel": "release"}}, `tag "channel" is set by aminator`},
 		"manytags": {Request{Package: "app", Tags: tags}, "at most 50"},
+		"manyci":   {Request{Package: "app", CI: ci}, "at most 20"},
 		"longname": {Request{Package: "app", Name: strings.Repeat("n", 2000)}, "at most 1024 bytes"},
 		"timeout":  {Request{Package: "app", TimeoutSeconds: 7200}, "over this bakery's maximum of 3600"},
 		"option":   {Request{Package: "--force-yes"}, "must not start with '-'"},
@@ -139,6 +141,25 @@ func TestWorkerDropsPoisonMessages(t *testing.T) {
 	// Three messages: the two orphans once each, the poison one twice.
 	if ci.Delivered.Consumer != 4 || ci.NumAckPending != 0 || ci.NumPending != 0 {
 		t.Errorf("deliveries %d, pending acks %d, pending %d", ci.Delivered.Consumer, ci.NumAckPending, ci.NumPending)
+	}
+	if len(r.ran) != 0 {
+		t.Errorf("ran %v", r.ran)
+	}
+}
+
+// A bake that waited in the queue longer than the worker's QueueTTL (its
+// region had no worker) is failed with the reason, not started late.
+func TestWorkerExpiresStaleBakes(t *testing.T) {
+	s := openStore(t)
+	rec, _, err := s.Submit(context.Background(), app("app"), "ami-00000000000000001", "stale")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	r := &runner{}
+	startWorker(t, &Worker{Store: s, Region: "local", Runner: r, QueueTTL: 10 * time.Millisecond})
+	if got := wait(t, s, rec.ID); got.State != Failed || !strings.Contains(got.Error, "expired: queued for more than 10ms") {
+		t.Errorf("the stale bake ended %s: %q", got.State, got.Error)
 	}
 	if len(r.ran) != 0 {
 		t.Errorf("ran %v", r.ran)

@@ -224,8 +224,19 @@ func TestBakery(t *testing.T) {
 	if code, _ := (bakeryClient{t: t, url: c.url}).do("GET", "/api/v1/bakes/"+first.Bake.ID, nil); code != http.StatusUnauthorized {
 		t.Errorf("no token: %d", code)
 	}
+	// A revoked token is refused from then on.
+	tokens := mustOK(t, aminate(t, "bakery", "token", "list", "--output", "json"))
+	var list []bakery.Token
+	json.Unmarshal([]byte(tokens), &list)
+	if len(list) != 2 || list[1].Team != "other" || strings.Contains(tokens, other.token) {
+		t.Fatalf("tokens: %s", tokens)
+	}
+	mustOK(t, aminate(t, "bakery", "token", "revoke", list[1].ID))
+	if code, _ := other.do("GET", "/api/v1/bakes", nil); code != http.StatusUnauthorized {
+		t.Errorf("a revoked token: %d", code)
+	}
 	audit := mustOK(t, aminate(t, "bakery", "audit"))
-	for _, want := range []string{"token.create", "submit", "cancel", s.Bake.ID} {
+	for _, want := range []string{"token.create", "token.revoke", "submit", "cancel", s.Bake.ID} {
 		if !strings.Contains(audit, want) {
 			t.Errorf("the audit log lacks %s:\n%s", want, audit)
 		}
