@@ -174,3 +174,38 @@ func TestEveryStreamIsBounded(t *testing.T) {
 		t.Errorf("streams %v", names)
 	}
 }
+
+// The administration commands attach to the store as serve made it:
+// they neither create it nor change its limits.
+func TestAttachKeepsTheLimits(t *testing.T) {
+	ns, client, err := EmbeddedNATS{Dir: t.TempDir(), Listen: "127.0.0.1:-1"}.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+	nc, err := client.Connect("t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ctx := context.Background()
+	if _, err := Attach(ctx, nc); err == nil || !strings.Contains(err.Error(), "aminate serve makes it") {
+		t.Errorf("attach to an empty NATS: %v", err)
+	}
+	ret := DefaultRetention()
+	ret.Records = 90 * 24 * time.Hour
+	if _, err := OpenWith(ctx, nc, ret); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Attach(ctx, nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.CreateToken(ctx, "team-a", false, "test"); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := s.JS.Stream(ctx, "KV_"+recordBucket)
+	if info, _ := st.Info(ctx); info.Config.MaxAge != ret.Records {
+		t.Errorf("records kept %s, want %s", info.Config.MaxAge, ret.Records)
+	}
+}

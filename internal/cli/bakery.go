@@ -43,7 +43,7 @@ func (a *app) openBakery(cmd *cobra.Command, o *bakery.ClientOptions) (*bakery.S
 	if err != nil {
 		return nil, nil, err
 	}
-	store, err := bakery.Open(cmd.Context(), nc)
+	store, err := bakery.Attach(cmd.Context(), nc)
 	if err != nil {
 		nc.Close()
 		return nil, nil, err
