@@ -11,6 +11,14 @@
 // standard input); the child bakes through the same service functions as
 // `aminate bake`, so a bake gets the CLI's namespaces and cleanup, and a
 // crash of one bake cannot take the worker down.
+//
+// It is safe to run for many teams: every API call needs a team's token
+// (auth.go; only their hashes are stored), a team sees its own bakes only,
+// the API refuses foreign Host headers and bodies that are not JSON
+// (guard.go), requests and teams have limits (limits.go), the embedded NATS
+// takes only the key it generated (natsconn.go), workers check every
+// request again and stop a bake at its timeout, and who did what goes to an
+// audit stream (audit.go).
 package bakery
 
 import (

@@ -11,8 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/time/rate"
 )
 
@@ -221,68 +219,4 @@ func Paginate(recs []*Record, cursor string, limit int) (Page, error) {
 		p.Bakes = []*Record{}
 	}
 	return p, nil
-}
-
-// Live workers: each worker writes its name under its region every
-// workerTTL/3; the bucket forgets one that stops.
-const workerTTL = 30 * time.Second
-
-func workerKey(region, name string) string {
-	clean := strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
-			return r
-		}
-		return '_'
-	}, name)
-	return region + "." + clean
-}
-
-// Alive records a worker of a region as alive.
-func (s *Store) Alive(ctx context.Context, region, name string) error {
-	_, err := s.workers.Put(ctx, workerKey(region, name), []byte(name))
-	return err
-}
-
-// Gone forgets a worker that stops.
-func (s *Store) Gone(ctx context.Context, region, name string) {
-	s.workers.Delete(ctx, workerKey(region, name))
-}
-
-// LiveWorkers says how many workers of a region are alive.
-func (s *Store) LiveWorkers(ctx context.Context, region string) (int, error) {
-	keys, err := s.workers.ListKeysFiltered(ctx, region+".*")
-	if err != nil {
-		if errors.Is(err, jetstream.ErrNoKeysFound) {
-			return 0, nil
-		}
-		return 0, err
-	}
-	n := 0
-	for range keys.Keys() {
-		n++
-	}
-	return n, nil
-}
-
-// Attach connects to a bakery's store as it is, creating nothing and
-// changing no limits (for the administration commands, which must not
-// undo the retention aminate serve was given).
-func Attach(ctx context.Context, nc *nats.Conn) (*Store, error) {
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, err
-	}
-	s := &Store{JS: js}
-	for bucket, kv := range map[string]*jetstream.KeyValue{recordBucket: &s.records, keyBucket: &s.keys, tokenBucket: &s.tokens, workerBucket: &s.workers} {
-		if *kv, err = js.KeyValue(ctx, bucket); err != nil {
-			return nil, fmt.Errorf("no bakery on this NATS (aminate serve makes it): bucket %s: %w", bucket, err)
-		}
-	}
-	if s.logs, err = js.ObjectStore(ctx, logBucket); err != nil {
-		return nil, fmt.Errorf("no bakery on this NATS: bake logs: %w", err)
-	}
-	if s.audit, err = js.Stream(ctx, AuditStream); err != nil {
-		return nil, fmt.Errorf("no bakery on this NATS: audit log: %w", err)
-	}
-	return s, nil
 }
