@@ -6,12 +6,16 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/aminator-go/aminator/internal/bakery"
 	"github.com/aminator-go/aminator/internal/testutil"
@@ -122,6 +126,16 @@ func TestBakery(t *testing.T) {
 			t.Fatalf("the API did not come up:\n%s", logs.String())
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	// NATS takes only the key serve generated (0600 in the state directory).
+	if url, err := os.ReadFile(filepath.Join(shared.state, "nats", bakery.EmbeddedURL)); err != nil {
+		t.Error(err)
+	} else if nc, err := nats.Connect(strings.TrimSpace(string(url))); err == nil {
+		nc.Close()
+		t.Error("a NATS client without credentials connected")
+	}
+	if st, err := os.Stat(filepath.Join(shared.state, "nats", bakery.EmbeddedCreds)); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("the NATS key: %v %v", st, err)
 	}
 	c.token = mustOK(t, aminate(t, "bakery", "token", "create", "--team", "app"))
 	other := bakeryClient{t: t, url: c.url, token: mustOK(t, aminate(t, "bakery", "token", "create", "--team", "other"))}
