@@ -38,6 +38,11 @@ import (
 // Request is what a team asks for.
 type Request struct {
 	Package string `json:"package"`
+	// PackageSHA256 (hex) is what a package file's or URL's bytes must
+	// hash to. For a file under --package-dir the API sets it to the
+	// file's digest at submission (see PinPackage), so the bake uses
+	// exactly the bytes the request's key was made of.
+	PackageSHA256 string `json:"package_sha256,omitempty"`
 	// Base: an id, a name, or a family with a channel label.
 	BaseID    string `json:"base_id,omitempty"`
 	BaseName  string `json:"base_name,omitempty"`
