@@ -159,7 +159,7 @@ func (w *Worker) claim(ctx context.Context, id string) (rec *Record, skip bool, 
 			r.Error = fmt.Sprintf("gave up after %d attempts (workers died or stopped during the bake)", r.Attempts)
 			skip = true
 		default: // queued, or running on a worker that died (redelivered)
-			if verr := r.Request.Validate(w.PackageDir); verr != nil {
+			if verr := r.Request.ValidateQueued(w.PackageDir); verr != nil {
 				r.State, r.Finished = Failed, time.Now().UTC()
 				r.Error = "refused by the worker: " + verr.Error()
 				skip = true
