@@ -11,10 +11,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -73,4 +76,21 @@ func certificate(t testing.TB, ip net.IP) tls.Certificate {
 		t.Fatal(err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// ConfigFile writes an aminator.yml (for --config) whose download settings
+// allow the host localhost and trust this server's certificate, and
+// returns its path.
+func (s *Server) ConfigFile(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "aminator.yml")
+	if err := os.WriteFile(conf, []byte("download:\n  allow: [localhost]\n  ca_file: "+ca+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return conf
 }
