@@ -6,8 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/aminator-go/aminator/internal/fetch"
@@ -145,5 +147,26 @@ func TestAllowList(t *testing.T) {
 	f, _ := fetch.New(fetch.Policy{})
 	if _, err := f.Get(context.Background(), "https://x.invalid/", t.TempDir(), "x", "abc"); err == nil || !strings.Contains(err.Error(), "64 hexadecimal") {
 		t.Errorf("bad sha256: %v", err)
+	}
+}
+
+// A proxy named in the environment is not used: it would connect to
+// whatever address it is asked for, past the address check.
+func TestNoProxyFromEnvironment(t *testing.T) {
+	var proxied atomic.Int32
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		proxied.Add(1)
+		http.Error(w, "proxy", http.StatusBadGateway)
+	}))
+	defer proxy.Close()
+	t.Setenv("HTTPS_PROXY", proxy.URL)
+	t.Setenv("HTTP_PROXY", proxy.URL)
+	// .invalid never resolves: through a proxy the request would reach it
+	// (the proxy resolves), directly it fails at the name. The proxy's
+	// address is allowed, or the check would refuse the proxy itself.
+	f, _ := fetch.New(fetch.Policy{Allow: []string{"127.0.0.1"}})
+	_, err := f.Get(context.Background(), "https://aminator-test.invalid/x.deb", t.TempDir(), "dl-*", "")
+	if err == nil || proxied.Load() != 0 {
+		t.Errorf("Get: %v, %d requests through the proxy", err, proxied.Load())
 	}
 }
