@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/aminator-go/aminator/internal/fetch"
@@ -78,11 +79,13 @@ func (d *Driver) fetch(ctx context.Context, u, sum string) (string, error) {
 
 // copyChecked copies the package file at src into a new file in TmpDir,
 // hashing the bytes as they are copied; unless they hash to sum, the
-// copy is removed and the package refused.
+// copy is removed and the package refused. What src names may have
+// changed since it was checked: only a regular file is read (a FIFO put
+// there is not waited on), and no more of it than the download cap.
 func (d *Driver) copyChecked(src, sum string) (file string, err error) {
-	in, err := os.Open(src)
+	in, err := openRegular(src)
 	if err != nil {
-		return "", fmt.Errorf("package file: %w", err)
+		return "", err
 	}
 	defer in.Close()
 	if err := os.MkdirAll(d.o.TmpDir, 0o700); err != nil {
@@ -101,11 +104,34 @@ func (d *Driver) copyChecked(src, sum string) (file string, err error) {
 		}
 	}()
 	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(out, h), in); err != nil {
+	limit := d.o.Fetcher.MaxBytes()
+	n, err := io.Copy(io.MultiWriter(out, h), io.LimitReader(in, limit+1))
+	if err != nil {
 		return "", fmt.Errorf("package file %s: %w", src, err)
+	}
+	if n > limit {
+		return "", fmt.Errorf("package file %s is larger than the %d-byte cap (download.max_bytes)", src, limit)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != strings.ToLower(sum) {
 		return "", fmt.Errorf("package file %s has sha256 %s, not the %s asked for (it changed?)", src, got, strings.ToLower(sum))
 	}
 	return out.Name(), nil
+}
+
+// openRegular opens path for reading if it is a regular file, without
+// blocking on a FIFO.
+func openRegular(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("package file: %w", err)
+	}
+	st, err := f.Stat()
+	if err == nil && !st.Mode().IsRegular() {
+		err = fmt.Errorf("package file %s is not a regular file", path)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/aminator-go/aminator/internal/chroot/chroottest"
@@ -144,4 +145,39 @@ func TestChecksum(t *testing.T) {
 	if b, _ := os.ReadFile(file); string(b) != "package" {
 		t.Errorf("the original file changed: %q", b)
 	}
+}
+
+// A package file is read as it is when the bake copies it: one replaced
+// by a FIFO after it was named is refused without waiting on it, and one
+// larger than the download cap is refused; nothing is left.
+func TestCheckedCopyRefusesWhatChanged(t *testing.T) {
+	c := chroottest.New(t)
+	var tmp string
+	small, _ := fetch.New(fetch.Policy{MaxBytes: 3})
+	d, _ := newDriver(t, &apt.Backend{}, c, func(o *pkgmgr.Options) { tmp, o.Fetcher = o.TmpDir, small })
+	big := packageFile(t, "big_1_all.deb")
+	fifo := packageFile(t, "fifo_1_all.deb")
+	for _, tc := range []struct{ file, err string }{
+		{file: big, err: "larger than the 3-byte cap"},
+		{file: fifo, err: "not a regular file"},
+	} {
+		ref, err := d.Parse(tc.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.file == fifo {
+			os.Remove(fifo)
+			if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ref.SHA256 = sha("package")
+		if _, err := d.Provision(context.Background(), c, ref); err == nil || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%s: %v, want %q", tc.file, err, tc.err)
+		}
+		if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+			t.Errorf("left %v", ents)
+		}
+	}
+	noStaging(t, c)
 }
