@@ -36,7 +36,11 @@ func NewEnvironment(cfg *config.Config, log *slog.Logger) (*Environment, error) 
 	if !ok {
 		return nil, fmt.Errorf("no environment %q", name)
 	}
-	deps := plugin.Deps{Logger: log, StateDir: cfg.StateDir, LockDir: cfg.LockDir, Region: cfg.Context.Region}
+	dl, err := cfg.Download.Fetcher()
+	if err != nil {
+		return nil, err
+	}
+	deps := plugin.Deps{Logger: log, StateDir: cfg.StateDir, LockDir: cfg.LockDir, Region: cfg.Context.Region, Download: dl}
 	env := &Environment{Name: name, StateDir: cfg.StateDir}
 	for _, kind := range plugin.Kinds {
 		pname := spec[kind]

@@ -7,6 +7,7 @@ import (
 
 	"github.com/aminator-go/aminator/internal/channels"
 	"github.com/aminator-go/aminator/internal/config"
+	"github.com/aminator-go/aminator/internal/fetch"
 	"github.com/aminator-go/aminator/internal/ids"
 	"github.com/aminator-go/aminator/internal/naming"
 	"github.com/aminator-go/aminator/internal/pipeline"
@@ -15,9 +16,12 @@ import (
 
 // Request is what to bake.
 type Request struct {
-	Package  string
-	BaseID   string
-	BaseName string
+	Package string
+	// PackageSHA256 (hex) is what a package file's or URL's bytes must
+	// hash to; they are checked before they are used.
+	PackageSHA256 string
+	BaseID        string
+	BaseName      string
 	// BaseLabel picks the newest image of family BaseName with this
 	// channel label (also written BaseName "family:label").
 	BaseLabel       string
@@ -140,6 +144,13 @@ func checkRequest(env *Environment, req *Request) (plugin.PackageRef, error) {
 	if err != nil {
 		return ref, &UsageError{err}
 	}
+	if err := fetch.CheckSum(req.PackageSHA256); err != nil {
+		return usage("--package-sha256: %v", err)
+	}
+	if req.PackageSHA256 != "" && ref.Kind == "repo" {
+		return usage("--package-sha256 checks a package file or URL, not the repository package %q", req.Package)
+	}
+	ref.SHA256 = req.PackageSHA256
 	if _, ok := env.Cloud.(plugin.Distributor); !req.Distribution.Empty() && !ok {
 		return usage("environment %q cannot copy, share or deprecate images (--copy-to, --share-with, --deprecate-at)", env.Name)
 	}

@@ -147,6 +147,10 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
+	if err := req.PinPackage(a.PackageDir); err != nil {
+		a.fail(w, badRequest{err})
+		return
+	}
 	base, err := a.Resolve(r.Context(), req)
 	if err != nil {
 		a.fail(w, badRequest{err})

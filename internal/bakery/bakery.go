@@ -30,7 +30,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -40,6 +39,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/aminator-go/aminator/internal/confine"
 	"github.com/aminator-go/aminator/internal/imageref"
 	"github.com/aminator-go/aminator/internal/naming"
 )
@@ -47,6 +47,11 @@ import (
 // Request is what a team asks for.
 type Request struct {
 	Package string `json:"package"`
+	// PackageSHA256 (hex) is what a package file's or URL's bytes must
+	// hash to. For a file under --package-dir the API sets it to the
+	// file's digest at submission (see PinPackage), so the bake uses
+	// exactly the bytes the request's key was made of.
+	PackageSHA256 string `json:"package_sha256,omitempty"`
 	// Base: an id, a name, or a family with a channel label.
 	BaseID    string `json:"base_id,omitempty"`
 	BaseName  string `json:"base_name,omitempty"`
@@ -142,6 +147,9 @@ func (r *Request) Validate(packageDir string) error {
 			return err
 		}
 	}
+	if err := r.checkPackageSum(); err != nil {
+		return err
+	}
 	if (r.BaseID == "") == (r.BaseName == "") {
 		return errors.New("give exactly one of base_id and base_name")
 	}
@@ -190,34 +198,22 @@ func checkLocal(p, dir string) error {
 	if !filepath.IsAbs(clean) || clean != p || !strings.HasPrefix(clean, filepath.Clean(dir)+"/") {
 		return fmt.Errorf("package file %q must be a clean absolute path under %s", p, dir)
 	}
-	st, err := os.Lstat(clean)
+	f, err := confine.Open(dir, clean) // no symlink on the way, nothing but a regular file
 	if err != nil {
 		return fmt.Errorf("package file: %w", err)
 	}
-	if !st.Mode().IsRegular() {
-		return fmt.Errorf("package file %s is not a regular file", clean)
-	}
-	return nil
+	return f.Close()
 }
 
 // Key identifies what a request would produce: everything that changes
-// the image, the resolved base and the package file's content included.
+// the image, the resolved base and the package's digest included (a
+// file's, pinned by PinPackage at submission; a URL's, when given).
 func Key(r Request, baseID string) string {
 	id := struct {
 		Package, PackageDigest, BaseID, Region, Environment, Name, VMType string
 		Tags                                                              []string
-	}{Package: r.Package, BaseID: baseID, Region: r.Region, Environment: r.Environment, Name: r.Name, VMType: r.VMType}
-	if p := strings.TrimPrefix(r.Package, "file://"); isLocal(r.Package) {
-		// A local file (Validate checked it is a regular file): its content counts.
-		if st, err := os.Lstat(p); err == nil && st.Mode().IsRegular() {
-			if f, err := os.Open(p); err == nil {
-				h := sha256.New()
-				io.Copy(h, f)
-				f.Close()
-				id.PackageDigest = hex.EncodeToString(h.Sum(nil))
-			}
-		}
-	}
+	}{Package: r.Package, PackageDigest: strings.ToLower(r.PackageSHA256), BaseID: baseID, Region: r.Region,
+		Environment: r.Environment, Name: r.Name, VMType: r.VMType}
 	for k, v := range r.Tags {
 		id.Tags = append(id.Tags, k+"="+v)
 	}

@@ -223,7 +223,7 @@ func (w *Worker) claim(ctx context.Context, id string) (rec *Record, skip bool, 
 			r.Error = fmt.Sprintf("expired: queued for more than %s without a worker taking it", w.QueueTTL)
 			skip = true
 		default: // queued, or running on a worker that died (redelivered)
-			if verr := w.policy().Check(&r.Request); verr != nil {
+			if verr := w.check(&r.Request); verr != nil {
 				r.State, r.Finished = Failed, time.Now().UTC()
 				r.Error = "refused by the worker: " + verr.Error()
 				skip = true
@@ -406,4 +406,13 @@ func (l *lastError) message() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.msg
+}
+
+// check is the worker's own check of a queued request: the API's policy
+// again, and a package file must carry the digest the API pinned.
+func (w *Worker) check(r *Request) error {
+	if err := w.policy().Check(r); err != nil {
+		return err
+	}
+	return r.ValidateQueued(w.PackageDir)
 }

@@ -45,6 +45,8 @@ func (a *app) job(cfg *config.Config, kind string, stdin io.Reader, fn func(ctx 
 type bakeRun struct {
 	test, dry bool
 	manifest  string
+	// sha256 is what the package's bytes must hash to ("": unchecked).
+	sha256 string
 	// stdin is the re-run child's standard input (nil: this process's).
 	stdin io.Reader
 }
@@ -58,6 +60,7 @@ func (a *app) runBake(cmd *cobra.Command, args []string) error {
 	r.test, _ = cmd.Flags().GetBool("test")
 	r.dry, _ = cmd.Flags().GetBool("dry-run")
 	r.manifest, _ = cmd.Flags().GetString("manifest")
+	r.sha256, _ = cmd.Flags().GetString("package-sha256")
 	if r.dry && (r.test || cfg.Context.Interactive) {
 		return usagef("--dry-run makes no image to test or open a shell in")
 	}
@@ -75,6 +78,7 @@ func (a *app) bake(cfg *config.Config, pkg string, r bakeRun) error {
 		defer env.Close()
 		req := bake.RequestFromConfig(cfg.Context, pkg)
 		req.DryRun = r.dry
+		req.PackageSHA256 = r.sha256
 		res, err := j.Bake(ctx, env, req)
 		if err != nil {
 			return err

@@ -167,6 +167,7 @@ func (a *app) bakeFlags(f *pflag.FlagSet) {
 	f.Bool("preserve-on-error", false, "keep the volume and mounts when the bake fails, for debugging")
 	f.Bool("script-network", false, "let package scripts use the network (they run without it by default); tags the image script_network=true")
 	markConfig(f)
+	f.String("package-sha256", "", "the SHA-256 (hex) the package file's or URL's bytes must have; checked before they are used")
 	f.StringArrayVar(&a.tags, "tag", nil, "extra tag KEY=VALUE on the image and snapshot (repeatable; not one aminator sets; the cloud's limits apply)")
 	f.StringToStringVar(&a.kmsKeys, "copy-kms-key", nil, "REGION=KEY: encrypt the copy in REGION with this KMS key (repeatable)")
 	f.Bool("test", false, "boot-test the new image under qemu; a failed test exits 1 and tags the image boot_test=failed")

@@ -282,7 +282,7 @@ func (a *app) bakeryBakeCommand() *cobra.Command {
 				return err
 			}
 			// The child re-run in namespaces reads the same job.
-			return a.bake(cfg, job.Request.Package, bakeRun{stdin: bytes.NewReader(raw)})
+			return a.bake(cfg, job.Request.Package, bakeRun{stdin: bytes.NewReader(raw), sha256: job.Request.PackageSHA256})
 		},
 	}
 }

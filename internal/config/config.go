@@ -92,6 +92,8 @@ type Config struct {
 	StoreFS string `yaml:"store_fs"`
 	// Plugins holds each plugin's settings under "kind.name".
 	Plugins map[string]map[string]any `yaml:"plugins"`
+	// Download is how a package URL is downloaded (issue 12).
+	Download Download `yaml:"download"`
 
 	// Environments maps an environment name to its plugin per kind.
 	Environments map[string]map[plugin.Kind]string `yaml:"-"`

@@ -130,7 +130,7 @@ func TestErrors(t *testing.T) {
 		flags     map[string]string
 		want      []string
 	}{
-		{name: "unknown top key", sys: "contxt: {}\n", want: []string{"aminator.yml:1", `unknown key "contxt"`, "allowed: context, lock_dir, log_dir, plugins, state_dir, store_fs"}},
+		{name: "unknown top key", sys: "contxt: {}\n", want: []string{"aminator.yml:1", `unknown key "contxt"`, "allowed: context, download, lock_dir, log_dir, plugins, state_dir, store_fs"}},
 		{name: "unknown context key", sys: "context:\n  creater: x\n", want: []string{"aminator.yml:2", "context.creater", "allowed:", "creator"}},
 		{name: "bad type", sys: "context:\n  root_volume_size: big\n", want: []string{"aminator.yml:2", "root_volume_size", "whole number"}},
 		{name: "bad vm type", sys: "context:\n  vm_type: xen\n", want: []string{"aminator.yml", "context.vm_type", "allowed: hvm, paravirtual"}},
@@ -143,6 +143,8 @@ func TestErrors(t *testing.T) {
 		{name: "unknown environment", flags: map[string]string{"environment": "nope"}, want: []string{`no environment "nope"`, "local_apt_linux"}},
 		{name: "bad store fs", env: []string{"AMINATOR_STORE_FS=ext4"}, want: []string{"AMINATOR_STORE_FS", "store_fs", "allowed: auto, none, xfs, btrfs"}},
 		{name: "relative state dir", sys: "state_dir: var/lib\n", want: []string{"state_dir", "absolute"}},
+		{name: "bad download allow", sys: "download:\n  allow: ['10.0.0.0/8', 'not a host!']\n", want: []string{"download.allow", `"not a host!" is not a CIDR`}},
+		{name: "missing download CA", sys: "download:\n  ca_file: /nonexistent.pem\n", want: []string{"download.ca_file", "no such file"}},
 		{name: "bad tag key", sys: "context:\n  tags: {'aws:x': y}\n", want: []string{"context.tags.aws:x"}},
 		// The keys every distro family shares are inlined in each family's settings.
 		{name: "inlined keys listed", sys: "plugins:\n  distro.debian:\n    short_circut: true\n", want: []string{"aminator.yml:3", "allowed: copy_files, mount_binfmt_misc, policy_file, policy_file_content, root_mount_options, short_circuit,"}},

@@ -271,6 +271,9 @@ func oneOf(v string, allowed ...string) bool {
 }
 
 func (c *Config) validate() error {
+	if err := c.checkDownload(); err != nil {
+		return err
+	}
 	x := &c.Context
 	if !oneOf(x.VMType, "hvm", "paravirtual") {
 		return c.bad("context.vm_type", "%q is not allowed (allowed: hvm, paravirtual)", x.VMType)

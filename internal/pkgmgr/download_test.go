@@ -2,14 +2,18 @@ package pkgmgr_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/aminator-go/aminator/internal/chroot/chroottest"
+	"github.com/aminator-go/aminator/internal/fetch"
+	"github.com/aminator-go/aminator/internal/fetch/fetchtest"
 	"github.com/aminator-go/aminator/internal/pkgmgr"
 	"github.com/aminator-go/aminator/internal/provisioner/apt"
 )
@@ -18,7 +22,7 @@ import (
 // as a file, and the download removed.
 func TestURLDownload(t *testing.T) {
 	var hits, missing atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := fetchtest.NewServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/missing.deb" {
 			missing.Add(1)
 			http.NotFound(w, r)
@@ -30,12 +34,11 @@ func TestURLDownload(t *testing.T) {
 		}
 		w.Write([]byte("a .deb"))
 	}))
-	defer srv.Close()
 	c := chroottest.New(t).
 		On("dpkg-deb --field", chroottest.OK("aminator-url\n")).
 		On("dpkg-query", installed("aminator-url", "3.0-2"))
 	var tmp string
-	d, _ := newDriver(t, &apt.Backend{}, c, func(o *pkgmgr.Options) { tmp = o.TmpDir })
+	d, _ := newDriver(t, &apt.Backend{}, c, func(o *pkgmgr.Options) { tmp, o.Fetcher = o.TmpDir, fetcher(t, srv) })
 	ref, err := d.Parse(srv.URL + "/aminator-url_3.0-2_all.deb")
 	if err != nil || ref.Kind != "url" {
 		t.Fatalf("Parse: %+v %v", ref, err)
@@ -81,4 +84,100 @@ func TestParseRefs(t *testing.T) {
 			t.Errorf("Parse(%q) = %+v, %v", tc.in, r, err)
 		}
 	}
+}
+
+// fetcher downloads from srv (localhost, by its certificate) and nothing
+// else special.
+func fetcher(t *testing.T, srv *fetchtest.Server) *fetch.Fetcher {
+	f, err := fetch.New(fetch.Policy{Allow: []string{"localhost"}, RootCAs: srv.Pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func sha(b string) string {
+	s := sha256.Sum256([]byte(b))
+	return hex.EncodeToString(s[:])
+}
+
+// A package's sha256, when given, is checked before anything is
+// installed: a URL's as it downloads (once: another attempt cannot fix
+// it), a file's as it is copied into the bake's own file, which is what
+// is installed; a mismatch leaves no file.
+func TestChecksum(t *testing.T) {
+	var hits atomic.Int32
+	srv := fetchtest.NewServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Write([]byte("a .deb"))
+	}))
+	c := chroottest.New(t).
+		On("dpkg-deb --field", chroottest.OK("aminator-sum\n")).
+		On("dpkg-query", installed("aminator-sum", "1.0"))
+	var tmp string
+	d, _ := newDriver(t, &apt.Backend{}, c, func(o *pkgmgr.Options) { tmp, o.Fetcher = o.TmpDir, fetcher(t, srv) })
+	file := packageFile(t, "aminator-sum_1.0_all.deb")
+	for _, tc := range []struct{ pkg, sum, err string }{
+		{pkg: srv.URL + "/aminator-sum_1.0_all.deb", sum: sha("a .deb")},
+		{pkg: srv.URL + "/aminator-sum_1.0_all.deb", sum: sha("other"), err: "has sha256 " + sha("a .deb") + ", not the " + sha("other")},
+		{pkg: file, sum: sha("package")},
+		{pkg: file, sum: sha("other"), err: "has sha256 " + sha("package") + ", not the " + sha("other") + " asked for (it changed?)"},
+		{pkg: file, sum: "abc", err: "package sha256 \"abc\" is not 64 hexadecimal digits"},
+	} {
+		hits.Store(0)
+		ref, err := d.Parse(tc.pkg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref.SHA256 = tc.sum
+		_, err = d.Provision(context.Background(), c, ref)
+		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("%s with sha256 %s: %v, want %q", tc.pkg, tc.sum, err, tc.err)
+		}
+		if ref.Kind == "url" && hits.Load() != 1 {
+			t.Errorf("%s: %d requests", tc.pkg, hits.Load())
+		}
+		if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+			t.Errorf("%s: left %v", tc.pkg, ents)
+		}
+		noStaging(t, c)
+	}
+	if b, _ := os.ReadFile(file); string(b) != "package" {
+		t.Errorf("the original file changed: %q", b)
+	}
+}
+
+// A package file is read as it is when the bake copies it: one replaced
+// by a FIFO after it was named is refused without waiting on it, and one
+// larger than the download cap is refused; nothing is left.
+func TestCheckedCopyRefusesWhatChanged(t *testing.T) {
+	c := chroottest.New(t)
+	var tmp string
+	small, _ := fetch.New(fetch.Policy{MaxBytes: 3})
+	d, _ := newDriver(t, &apt.Backend{}, c, func(o *pkgmgr.Options) { tmp, o.Fetcher = o.TmpDir, small })
+	big := packageFile(t, "big_1_all.deb")
+	fifo := packageFile(t, "fifo_1_all.deb")
+	for _, tc := range []struct{ file, err string }{
+		{file: big, err: "larger than the 3-byte cap"},
+		{file: fifo, err: "not a regular file"},
+	} {
+		ref, err := d.Parse(tc.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.file == fifo {
+			os.Remove(fifo)
+			if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ref.SHA256 = sha("package")
+		if _, err := d.Provision(context.Background(), c, ref); err == nil || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%s: %v, want %q", tc.file, err, tc.err)
+		}
+		if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+			t.Errorf("left %v", ents)
+		}
+	}
+	noStaging(t, c)
 }

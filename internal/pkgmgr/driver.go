@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/aminator-go/aminator/internal/fetch"
 	"github.com/aminator-go/aminator/internal/naming"
 	"github.com/aminator-go/aminator/internal/plugin"
 )
@@ -23,8 +24,10 @@ type Options struct {
 	// Clean removes downloaded packages and cached metadata after an
 	// install.
 	Clean bool
-	// TmpDir receives downloaded package files.
+	// TmpDir receives downloaded package files (and checked copies).
 	TmpDir string
+	// Fetcher downloads a package URL (nil: under fetch's default rules).
+	Fetcher *fetch.Fetcher
 	// Backoff is the wait after a first failed attempt (0: DefaultBackoff).
 	Backoff time.Duration
 	// Now is the clock install times are measured with (nil: time.Now).
@@ -61,6 +64,9 @@ func New(b Backend, o Options) *Driver {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+	if o.Fetcher == nil {
+		o.Fetcher, _ = fetch.New(fetch.Policy{}) // the defaults are valid
+	}
 	return &Driver{b: b, format: b.Format(), o: o}
 }
 
@@ -73,7 +79,8 @@ func (d *Driver) Parse(raw string) (plugin.PackageRef, error) {
 }
 
 // Inspect reads the package a local or downloaded file holds (downloading
-// a URL's now; the caller removes the file), or takes a repository
+// a URL's now, copying a file whose SHA256 is given as it checks it; the
+// caller removes a Private file), or takes a repository
 // package's version as given; a repository package without a version
 // needs Resolve.
 func (d *Driver) Inspect(ctx context.Context, ref plugin.PackageRef) (plugin.PackageRef, *plugin.PackageInfo, error) {
@@ -84,15 +91,11 @@ func (d *Driver) Inspect(ctx context.Context, ref plugin.PackageRef) (plugin.Pac
 		}
 		ver, rel := naming.SplitVersion(ref.Version)
 		return ref, &plugin.PackageInfo{Name: ref.Name, FullVersion: ref.Version, Version: ver, Release: rel}, nil
-	case kindURL:
-		if ref.Path == "" {
-			file, err := d.download(ctx, ref.URL)
-			if err != nil {
-				return ref, nil, err
-			}
-			ref.Path = file
+	case kindURL, kindFile:
+		var err error
+		if ref, err = d.localize(ctx, ref); err != nil {
+			return ref, nil, err
 		}
-	case kindFile:
 	default:
 		return ref, nil, fmt.Errorf("unknown package kind %q", ref.Kind)
 	}

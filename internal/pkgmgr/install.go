@@ -73,15 +73,16 @@ func (d *Driver) installRepo(ctx context.Context, c plugin.Chroot, ref plugin.Pa
 // installFile stages a local or downloaded package file in the image's
 // /tmp and installs it; a Fixer backend gets to complete a failed install.
 func (d *Driver) installFile(ctx context.Context, c plugin.Chroot, ref plugin.PackageRef, sw *stopwatch) (string, error) {
-	file := ref.Path // a URL's, when Inspect downloaded it; the caller removes it
-	if file == "" {
-		f, err := d.download(ctx, ref.URL)
-		if err != nil {
+	if !ref.Private { // Inspect did not download or check it: do it now
+		var err error
+		if ref, err = d.localize(ctx, ref); err != nil {
 			return "", err
 		}
-		defer os.Remove(f)
-		file = f
+		if ref.Private {
+			defer os.Remove(ref.Path)
+		}
 	}
+	file := ref.Path
 	inImage, done, err := stage(c, file, "package"+d.format.Ext())
 	if err != nil {
 		return "", err

@@ -12,7 +12,8 @@ import (
 // failure waits n times as long.
 const DefaultBackoff = 2 * time.Second
 
-// permanent marks an error that another attempt cannot fix (an HTTP 4xx).
+// permanent marks an error that another attempt cannot fix (an HTTP 4xx,
+// a refused address, a wrong checksum).
 type permanent struct{ error }
 
 func (p permanent) Unwrap() error { return p.error }

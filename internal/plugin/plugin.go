@@ -14,6 +14,8 @@ import (
 	"log/slog"
 	"os"
 	"time"
+
+	"github.com/aminator-go/aminator/internal/fetch"
 )
 
 // Kind is one of the six plugin kinds.
@@ -316,6 +318,12 @@ type PackageRef struct {
 	// Resolved says an Inspector's Resolve refreshed the package
 	// manager's metadata and pinned Version.
 	Resolved bool
+	// SHA256 (hex) is what a file's or URL's bytes must hash to before
+	// they are used ("": not checked).
+	SHA256 string
+	// Private says Path is the bake's own file (downloaded, or copied
+	// while its SHA256 was checked), which its caller removes.
+	Private bool
 }
 
 // PackageInfo is what a provisioner learned about the installed package.
@@ -391,4 +399,7 @@ type Deps struct {
 	LockDir string
 	// Region is the region asked for.
 	Region string
+	// Download fetches a package URL under the configured rules (nil:
+	// the default rules).
+	Download *fetch.Fetcher
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aminator-go/aminator/internal/fetch/fetchtest"
 	"github.com/aminator-go/aminator/internal/mount"
 	"github.com/aminator-go/aminator/internal/testutil"
 )
@@ -210,15 +210,15 @@ func TestDependenciesRepoAndURL(t *testing.T) {
 		t.Errorf("appversion %q", v)
 	}
 
-	// From a URL.
-	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
-	defer srv.Close()
+	// From a URL (https, from a server on the loopback the configuration allows).
+	srv := fetchtest.NewServer(t, http.FileServer(http.Dir(dir)))
+	conf := srv.ConfigFile(t)
 	plain := testutil.BuildDeb(t, dir, testutil.Deb{Name: "aminator-url", Version: "3.0-2", Files: map[string]string{"/opt/url": "u\n"}})
-	id = mustOK(t, aminate(t, "-B", b, "-s", "url", srv.URL+"/"+filepath.Base(plain)))
+	id = mustOK(t, aminate(t, "--config", conf, "-B", b, "-s", "url", srv.URL+"/"+filepath.Base(plain)))
 	if n := showImage(t, id).Name; n != "aminator-url-3.0-2-x86_64-url-ebs" {
 		t.Errorf("name %q", n)
 	}
-	r := aminate(t, "-B", b, "-s", "url404", srv.URL+"/missing.deb")
+	r := aminate(t, "--config", conf, "-B", b, "-s", "url404", srv.URL+"/missing.deb")
 	if r.code != 1 || !strings.Contains(r.stderr, "404") {
 		t.Errorf("missing URL: exit %d\n%s", r.code, r.stderr)
 	}

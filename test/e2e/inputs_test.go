@@ -4,13 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aminator-go/aminator/internal/fetch/fetchtest"
 	"github.com/aminator-go/aminator/internal/testutil"
 )
 
@@ -90,8 +90,8 @@ func TestNameTakenBeforeWork(t *testing.T) {
 	deb := testutil.BuildDeb(t, dir, testutil.Deb{Name: "aminator-taken", Version: "2.0-1"})
 	mustOK(t, aminate(t, "-B", b, "-s", "taken", deb))
 	mustOK(t, aminate(t, "-B", b, "-s", "taken", "hello=2.10-3"))
-	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
-	defer srv.Close()
+	srv := fetchtest.NewServer(t, http.FileServer(http.Dir(dir)))
+	conf := srv.ConfigFile(t)
 	images := imageCount(t)
 	const debName = `"aminator-taken-2.0-1-x86_64-taken-ebs"`
 	for _, tc := range []struct {
@@ -105,7 +105,7 @@ func TestNameTakenBeforeWork(t *testing.T) {
 		{[]string{"--dry-run", "hello=2.10-3"}, `"hello-2.10-3-x86_64-taken-ebs"`},
 		{[]string{"hello=2.10-3"}, `"hello-2.10-3-x86_64-taken-ebs"`},
 	} {
-		args := append([]string{"-B", b, "-s", "taken"}, tc.args...)
+		args := append([]string{"--config", conf, "-B", b, "-s", "taken"}, tc.args...)
 		r := aminate(t, args...)
 		if r.code != 2 || !strings.Contains(r.stderr, "an image named "+tc.want) || !strings.Contains(r.stderr, "pick another name with -n or -s") {
 			t.Errorf("aminate %v: exit %d, want 2 naming %s\n%s", args, r.code, tc.want, r.stderr)

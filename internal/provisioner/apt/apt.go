@@ -51,7 +51,7 @@ func init() {
 			s := cfg.(*Settings)
 			return pkgmgr.New(&Backend{InstallOptions: s.InstallOptions}, pkgmgr.Options{
 				Retries: s.UpdateRetries, DownloadRetries: s.DownloadRetries, DownloadTimeout: time.Duration(s.DownloadTimeout) * time.Second,
-				Clean: s.Clean, TmpDir: filepath.Join(d.StateDir, "tmp"), Log: d.Logger,
+				Clean: s.Clean, TmpDir: filepath.Join(d.StateDir, "tmp"), Log: d.Logger, Fetcher: d.Download,
 			}), nil
 		},
 	})

@@ -50,7 +50,7 @@ func init() {
 			}
 			return pkgmgr.New(&Backend{Command: s.Command, InstallOptions: s.InstallOptions, NoGPGCheck: s.NoGPGCheck}, pkgmgr.Options{
 				Retries: s.Retries, DownloadRetries: s.Retries, DownloadTimeout: time.Duration(s.DownloadTimeout) * time.Second,
-				Clean: s.Clean, TmpDir: filepath.Join(d.StateDir, "tmp"), Log: d.Logger,
+				Clean: s.Clean, TmpDir: filepath.Join(d.StateDir, "tmp"), Log: d.Logger, Fetcher: d.Download,
 			}), nil
 		},
 	})
