@@ -70,10 +70,15 @@ async function start() {
   document.body.classList.toggle("admin", !!state.me.admin);
   await loadRegions();
   await loadBakes();
-  const m = location.hash.match(/^#bake=([\w-]+)$/);
-  if (m) openBake(m[1]);
+  openFromHash();
   state.timers.push(setInterval(tick, 2000));
 }
+// A link to #bake=ID opens that bake (the id is no secret; the token is never in the URL).
+function openFromHash() {
+  const m = location.hash.match(/^#bake=([\w-]+)$/);
+  if (m && m[1] !== state.selected) openBake(m[1]);
+}
+window.addEventListener("hashchange", () => { if (state.me && token()) openFromHash(); });
 function stopTimers() { state.timers.forEach(clearInterval); state.timers = []; }
 let ticks = 0;
 function tick() {
@@ -139,14 +144,15 @@ function row(b) {
     el("td", { class: "team-col", text: b.team || "" }),
     el("td", {}, el("span", { class: "state " + b.state, text: b.state })),
     el("td", { class: "mono", text: shortPkg(b.request.package), title: b.request.package }),
-    el("td", { text: b.request.region }),
+    el("td", { class: "wide", text: b.request.region }),
     progress(b),
-    el("td", { text: ago(b.created), title: b.created }));
+    el("td", { class: "wide", text: ago(b.created), title: b.created }));
   tr.dataset.id = b.id;
   tr.addEventListener("click", () => openBake(b.id));
   return tr;
 }
-const shortPkg = p => p.length > 48 ? "…" + p.slice(-47) : p;
+// shortPkg names a package by its file (a path or URL's last part).
+const shortPkg = p => p.split("/").pop() || p;
 $("filters").addEventListener("input", () => { state.cursors = [""]; state.page = 0; loadBakes(); });
 $("filters").addEventListener("submit", e => e.preventDefault());
 $("next").addEventListener("click", () => { if (!state.next) return; state.cursors[state.page + 1] = state.next; state.page++; loadBakes(); });
