@@ -184,6 +184,10 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		msg.Nak()
 		return
 	}
+	// The whole log first: a reader that sees the bake ended has all of it.
+	if err := w.Store.PutLog(context.WithoutCancel(ctx), id, bytes.NewReader(logBytes)); err != nil {
+		log.Warn("store log", "err", err)
+	}
 	final, err := w.Store.Update(context.WithoutCancel(ctx), id, func(r *Record) error {
 		r.Finished, r.Stages = time.Now().UTC(), stages
 		switch {
@@ -200,9 +204,6 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	})
 	if err != nil {
 		log.Error("record result", "err", err)
-	}
-	if err := w.Store.PutLog(context.WithoutCancel(ctx), id, bytes.NewReader(logBytes)); err != nil {
-		log.Warn("store log", "err", err)
 	}
 	msg.Ack()
 	if final != nil {
