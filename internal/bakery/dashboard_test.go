@@ -269,3 +269,30 @@ func TestStageLines(t *testing.T) {
 		}
 	}
 }
+
+// The dashboard's page and files carry a CSP that allows only its own
+// script and style sheet, and nothing in them needs more: no inline
+// script, event handler or style attribute, no cookie or localStorage
+// (the token lives in the tab's sessionStorage), no other origin.
+func TestDashboardKeepsToItsCSP(t *testing.T) {
+	h := newAPI(t, nil)
+	for _, path := range []string{"/", "/dashboard/app.js", "/dashboard/app.css"} {
+		code, body, hdr := h.callFull("", "GET", path, nil)
+		csp := hdr.Get("Content-Security-Policy")
+		if code != http.StatusOK || !strings.Contains(csp, "script-src 'self'") || !strings.Contains(csp, "style-src 'self'") ||
+			strings.Contains(csp, "unsafe") || hdr.Get("X-Frame-Options") != "DENY" {
+			t.Errorf("%s: %d, CSP %q", path, code, csp)
+		}
+		for _, bad := range []string{"<script>", " onclick=", " onload=", " style=", "document.cookie", "localStorage", "http://", "https://", "eval("} {
+			if strings.Contains(body, bad) {
+				t.Errorf("%s contains %q", path, bad)
+			}
+		}
+	}
+	if code, _ := h.call("", "GET", "/dashboard/index.html", nil); code != http.StatusNotFound {
+		t.Errorf("a file the dashboard does not serve: %d", code)
+	}
+	if code, _ := h.call("", "GET", "/dashboard/../openapi.json", nil); code == http.StatusOK {
+		t.Error("a path out of the dashboard's files was served")
+	}
+}

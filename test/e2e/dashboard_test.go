@@ -24,7 +24,8 @@ import (
 // DevTools protocol by chromedp): a bad token is refused; a team's token
 // signs in, submits a bake from the page, watches it run stage by stage
 // and complete, and reads its log; another team's bake is neither listed
-// nor shown; the token is in no cookie and no URL; the page runs without
+// nor shown; an admin sees it and filters by team; the token is in no
+// cookie and no URL; the page runs without
 // an exception or a Content-Security-Policy violation.
 // AMINATOR_DASHBOARD_SCREENSHOT=FILE keeps a screenshot of the page.
 func TestDashboardInBrowser(t *testing.T) {
@@ -51,7 +52,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	// A bad token, then a well-formed but unknown one: refused.
 	for _, bad := range []string{"not-a-token", "amt_0123456789abcdef_" + strings.Repeat("A", 43)} {
 		page.login(bad)
-		page.waitText("login-error", "refused")
+		page.waitText("login-error", "refused") // the page clears it when a token is given
 		if page.eval(`sessionStorage.getItem("aminator-token")`) != nil {
 			t.Errorf("a refused token (%s) stays in sessionStorage", bad)
 		}
@@ -107,6 +108,15 @@ func TestDashboardInBrowser(t *testing.T) {
 	page.do(chromedp.Click(chromedp.CSS(`.tabs button[data-tab=regions]`)))
 	page.waitText("regions", "live workers")
 	page.screenshot("regions")
+
+	// An admin sees every team's bakes, and filters by team.
+	admin := mustOK(t, c.aminate(t, "bakery", "token", "create", "--team", "ops", "--admin"))
+	page.do(chromedp.Click(chromedp.ID("logout")))
+	page.login(admin)
+	page.waitText("team", "admin")
+	page.do(chromedp.Click(chromedp.CSS(`.tabs button[data-tab=bakes]`)), chromedp.WaitVisible(chromedp.ID("f-team")),
+		chromedp.SendKeys(chromedp.ID("f-team"), "other"))
+	page.waitJS(fmt.Sprintf(`!!document.querySelector('#rows tr[data-id="%s"] .state.canceled') && !document.querySelector('#rows tr[data-id="%s"]')`, o.Bake.ID, id))
 
 	if v := page.eval(`document.cookie + location.href`); strings.Contains(fmt.Sprint(v), app) || strings.Contains(fmt.Sprint(v), "amt_") {
 		t.Errorf("the token is in a cookie or the URL: %v", v)
@@ -248,6 +258,9 @@ func (p *dashPage) watch(id string) (sawRunning bool) {
 			" " + document.querySelectorAll("#d-stages li.current").length`))
 		switch st {
 		case id + " running 1":
+			if !sawRunning {
+				p.screenshot("running")
+			}
 			sawRunning = true
 		case id + " completed 0":
 			return sawRunning

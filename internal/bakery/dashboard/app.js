@@ -93,6 +93,7 @@ $("login-form").addEventListener("submit", e => {
   const t = $("token").value.trim();
   $("token").value = "";
   if (!t) return;
+  $("login-error").textContent = "";
   sessionStorage.setItem(KEY, t);
   start();
 });
