@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/aminator-go/aminator/internal/plugin"
 )
 
 // API is the bakery's HTTP interface. Every call but the dashboard's
@@ -19,13 +21,16 @@ import (
 // an admin's token all of them.
 //
 //	POST /api/v1/bakes               bake (202; 200 with "cached" when an identical bake exists)
-//	GET  /api/v1/bakes               a page of bakes, newest first (?limit=N&after=CURSOR[&team=T for admins])
-//	GET  /api/v1/bakes/{id}          one bake
-//	GET  /api/v1/bakes/{id}/logs     its log, once it has ended
+//	GET  /api/v1/bakes               a page of bakes, newest first (?limit=N&after=CURSOR&state=&region=&package=[&team=T for admins])
+//	GET  /api/v1/bakes/{id}          one bake, with its stages so far
+//	GET  /api/v1/bakes/{id}/logs     its log, so far while it runs (?offset=N)
 //	POST /api/v1/bakes/{id}/cancel   cancel it
+//	GET  /api/v1/regions             each region's live workers and queue
+//	GET  /api/v1/images?region=R     the region's families: channels, images, lineage
 //	GET  /api/v1/whoami              the token's team
 //	GET  /api/v1/audit               the audit log (admins; ?limit=N)
-//	GET  /                           the dashboard (asks for a token)
+//	GET  /api/v1/openapi.json        the OpenAPI document of all this (no token)
+//	GET  /                           the dashboard (asks for a token; routes.go lists its files)
 //
 // Before any of that: the Host header must name one of Hosts (403; a page
 // on another site cannot reach the API by rebinding its name to this
@@ -48,31 +53,13 @@ type API struct {
 	Hosts []string
 	// Limits (nil: DefaultLimits).
 	Limits *Limits
+	// Images lists a region's foundation, base and app images for the
+	// dashboard's families and lineage (nil: GET /api/v1/images fails).
+	Images func(ctx context.Context, region string) ([]*plugin.Image, error)
 }
 
 func (a *API) policy() Policy {
 	return Policy{PackageDir: a.PackageDir, DefaultTimeout: a.DefaultTimeout, MaxTimeout: a.MaxTimeout}
-}
-
-// Handler serves the API and the dashboard.
-func (a *API) Handler() http.Handler {
-	if a.Log == nil {
-		a.Log = slog.New(slog.DiscardHandler)
-	}
-	if a.Limits == nil {
-		a.Limits = DefaultLimits()
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /api/v1/bakes", a.authed(a.submit))
-	mux.HandleFunc("GET /api/v1/bakes", a.authed(a.list))
-	mux.HandleFunc("GET /api/v1/bakes/{id}", a.authed(a.get))
-	mux.HandleFunc("GET /api/v1/bakes/{id}/logs", a.authed(a.logs))
-	mux.HandleFunc("POST /api/v1/bakes/{id}/cancel", a.authed(a.cancel))
-	mux.HandleFunc("GET /api/v1/whoami", a.authed(a.whoami))
-	mux.HandleFunc("GET /api/v1/audit", a.authed(a.auditLog))
-	mux.HandleFunc("GET /{$}", a.dashboard)
-	mux.HandleFunc("GET /dashboard.js", a.dashboardScript)
-	return a.guard(mux)
 }
 
 type apiError struct {
@@ -198,15 +185,19 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 		limit = a.Limits.DefaultPageSize
 	}
 	limit = min(limit, a.Limits.MaxPageSize)
+	f, err := filterOf(q)
+	if err != nil {
+		a.fail(w, badRequest{err})
+		return
+	}
 	all, err := a.Store.All(r.Context())
 	if err != nil {
 		a.fail(w, err)
 		return
 	}
-	team := q.Get("team")
 	var mine []*Record
 	for _, rec := range all {
-		if who.Sees(rec) && (team == "" || rec.Team == team) {
+		if who.Sees(rec) && f.matches(rec) {
 			mine = append(mine, rec)
 		}
 	}
@@ -243,11 +234,22 @@ func (a *API) get(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, rec)
 }
 
+// logs serves a bake's log: what has been stored so far while it runs
+// (every LogFlush), all of it once it has ended; ?offset=N skips the
+// first N bytes, so a page tailing it fetches only what is new.
+// X-Log-Size is the log's size, X-Bake-State the bake's state.
 func (a *API) logs(w http.ResponseWriter, r *http.Request) {
 	rec, err := a.record(r)
 	if err != nil {
 		a.fail(w, err)
 		return
+	}
+	offset := 0
+	if o := r.URL.Query().Get("offset"); o != "" {
+		if offset, err = strconv.Atoi(o); err != nil || offset < 0 {
+			a.fail(w, badRequest{fmt.Errorf("offset %q: a number of bytes", o)})
+			return
+		}
 	}
 	b, err := a.Store.Log(r.Context(), rec.ID)
 	if err != nil {
@@ -255,7 +257,9 @@ func (a *API) logs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Write(b)
+	w.Header().Set("X-Log-Size", strconv.Itoa(len(b)))
+	w.Header().Set("X-Bake-State", rec.State)
+	w.Write(b[min(offset, len(b)):])
 }
 
 func (a *API) cancel(w http.ResponseWriter, r *http.Request) {

@@ -98,17 +98,19 @@ type Record struct {
 	Key string `json:"key"`
 	// Team owns the bake (the team of the token that asked for it);
 	// TokenID is that token's id.
-	Team     string    `json:"team,omitempty"`
-	TokenID  string    `json:"token_id,omitempty"`
-	Request  Request   `json:"request"`
-	BaseID   string    `json:"resolved_base_id,omitempty"`
-	State    string    `json:"state"`
-	ImageID  string    `json:"image_id,omitempty"`
-	Image    string    `json:"image_name,omitempty"`
-	Error    string    `json:"error,omitempty"`
-	Worker   string    `json:"worker,omitempty"`
-	Cancel   bool      `json:"cancel_requested,omitempty"`
-	Attempts int       `json:"attempts"`
+	Team     string  `json:"team,omitempty"`
+	TokenID  string  `json:"token_id,omitempty"`
+	Request  Request `json:"request"`
+	BaseID   string  `json:"resolved_base_id,omitempty"`
+	State    string  `json:"state"`
+	ImageID  string  `json:"image_id,omitempty"`
+	Image    string  `json:"image_name,omitempty"`
+	Error    string  `json:"error,omitempty"`
+	Worker   string  `json:"worker,omitempty"`
+	Cancel   bool    `json:"cancel_requested,omitempty"`
+	Attempts int     `json:"attempts"`
+	// Stages are the bake's stages so far, as its log announced them.
+	Stages   []Stage   `json:"stages,omitempty"`
 	Created  time.Time `json:"created"`
 	Started  time.Time `json:"started,omitempty"`
 	Finished time.Time `json:"finished,omitempty"`

@@ -48,6 +48,9 @@ type Worker struct {
 	MaxDeliveries int
 	// QueueTTL: a bake queued longer is failed, not started (0: DefaultQueueTTL).
 	QueueTTL time.Duration
+	// LogFlush is how often a running bake's log and stages are stored
+	// for the API to show (0: DefaultLogFlush).
+	LogFlush time.Duration
 }
 
 // Defaults of a worker.
@@ -162,10 +165,16 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	defer cancel()
 	watch := &watch{w: w, msg: msg, id: id, claimed: rec.Attempts, cancel: cancel, log: log}
 	go watch.run(bctx)
-	var logBuf bytes.Buffer
-	imageID, imageName, runErr := w.Runner.Run(bctx, rec, &logBuf)
+	live := &liveLog{}
+	fctx, stopFlush := context.WithCancel(bctx)
+	flushed := make(chan struct{})
+	go func() { defer close(flushed); w.flushLive(fctx, id, rec.Attempts, live) }()
+	imageID, imageName, runErr := w.Runner.Run(bctx, rec, live)
 	timedOut := errors.Is(bctx.Err(), context.DeadlineExceeded)
+	stopFlush()
+	<-flushed
 	cancel()
+	logBytes, stages, _ := live.snapshot()
 	canceled, lost := watch.outcome()
 	if lost {
 		return // the other worker records and acknowledges it
@@ -175,8 +184,12 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		msg.Nak()
 		return
 	}
+	// The whole log first: a reader that sees the bake ended has all of it.
+	if err := w.Store.PutLog(context.WithoutCancel(ctx), id, bytes.NewReader(logBytes)); err != nil {
+		log.Warn("store log", "err", err)
+	}
 	final, err := w.Store.Update(context.WithoutCancel(ctx), id, func(r *Record) error {
-		r.Finished = time.Now().UTC()
+		r.Finished, r.Stages = time.Now().UTC(), stages
 		switch {
 		case runErr == nil:
 			r.State, r.ImageID, r.Image = Completed, imageID, imageName
@@ -191,9 +204,6 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	})
 	if err != nil {
 		log.Error("record result", "err", err)
-	}
-	if err := w.Store.PutLog(context.WithoutCancel(ctx), id, &logBuf); err != nil {
-		log.Warn("store log", "err", err)
 	}
 	msg.Ack()
 	if final != nil {

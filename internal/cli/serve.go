@@ -21,8 +21,10 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/aminator-go/aminator/internal/bakery"
+	"github.com/aminator-go/aminator/internal/channels"
 	"github.com/aminator-go/aminator/internal/config"
 	"github.com/aminator-go/aminator/internal/ids"
+	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/service"
 )
 
@@ -198,6 +200,10 @@ func startAPI(ctx context.Context, cfg *config.Config, store *bakery.Store, o se
 				return "", err
 			}
 			return im.ID, nil
+		},
+		Images: func(ctx context.Context, region string) ([]*plugin.Image, error) {
+			return service.FindIn(ctx, cfg, region, plugin.Tags{channels.TagRole: channels.RoleFoundation},
+				plugin.Tags{channels.TagRole: channels.RoleBase}, plugin.Tags{channels.TagRole: channels.RoleApp})
 		}}
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
 	scheme := "http"

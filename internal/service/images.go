@@ -181,25 +181,54 @@ func RemoveVolumes(ctx context.Context, c VolumeRemover, ids []string, orphaned 
 // the configured one): how the bakery checks a request's base before it
 // queues the bake.
 func ResolveIn(ctx context.Context, cfg *config.Config, region, environment string, ref imageref.Ref) (*plugin.Image, error) {
+	var im *plugin.Image
+	err := withCloudIn(cfg, region, environment, func(cl plugin.Cloud) (err error) {
+		im, err = imageref.Resolve(ctx, cl, ref)
+		return err
+	})
+	return im, err
+}
+
+// FindIn lists the images of region (in the configured environment)
+// carrying each of the tag sets, newest first: the bakery's dashboard
+// reads a region's foundations, bases and apps with it.
+func FindIn(ctx context.Context, cfg *config.Config, region string, sets ...plugin.Tags) ([]*plugin.Image, error) {
+	var out []*plugin.Image
+	err := withCloudIn(cfg, region, "", func(cl plugin.Cloud) error {
+		for _, tags := range sets {
+			ims, err := cl.FindImages(ctx, tags)
+			if err != nil {
+				return err
+			}
+			out = append(out, ims...)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// withCloudIn opens the cloud of region and environment ("" the
+// configured one) for fn, and closes it.
+func withCloudIn(cfg *config.Config, region, environment string, fn func(plugin.Cloud) error) error {
 	c := *cfg
 	c.Context.Region = region
 	if environment != "" {
 		if _, ok := cfg.Environments[environment]; !ok {
-			return nil, fmt.Errorf("no environment %q", environment)
+			return fmt.Errorf("no environment %q", environment)
 		}
 		c.Context.Environment = environment
 	}
 	name, err := CloudName(&c)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// The store was readied when the bakery started.
 	cl, err := newCloud(&c, name, slog.New(slog.DiscardHandler))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer Close(cl)
-	return imageref.Resolve(ctx, cl, ref)
+	return fn(cl)
 }
 
 // Push sends the image of the local cloud lc that ref names to EC2, in

@@ -1,0 +1,125 @@
+package bakery
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// RegionStatus is a region's queue and workers as the dashboard shows
+// them: live workers from their bucket, the queue's depth from its
+// stream. Worker names (host/pid) are shown to admin tokens only.
+type RegionStatus struct {
+	Region string `json:"region"`
+	// Workers is how many workers of the region are alive.
+	Workers     int      `json:"workers"`
+	WorkerNames []string `json:"worker_names,omitempty"`
+	// Queued is how many bakes wait for a worker; Running how many are
+	// baking (every team's: a team judges its wait by them).
+	Queued  int `json:"queued"`
+	Running int `json:"running"`
+}
+
+// Workers lists the live workers by region.
+func (s *Store) Workers(ctx context.Context) (map[string][]string, error) {
+	keys, err := s.workers.ListKeys(ctx)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return map[string][]string{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]string{}
+	for k := range keys.Keys() {
+		region, _, _ := strings.Cut(k, ".")
+		name := k
+		if e, err := s.workers.Get(ctx, k); err == nil {
+			name = string(e.Value())
+		}
+		out[region] = append(out[region], name)
+	}
+	return out, nil
+}
+
+// QueueDepths counts the queue's messages by region: the bakes queued
+// and those running (a message stays until its bake ends).
+func (s *Store) QueueDepths(ctx context.Context) (map[string]int, error) {
+	st, err := s.JS.Stream(ctx, StreamName)
+	if err != nil {
+		return nil, err
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(subjectStem+">"))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	for subj, n := range info.State.Subjects {
+		out[strings.TrimPrefix(subj, subjectStem)] = int(n)
+	}
+	return out, nil
+}
+
+// Regions is every region with live workers, queued messages or bakes
+// running, sorted.
+func (s *Store) Regions(ctx context.Context, admin bool) ([]RegionStatus, error) {
+	workers, err := s.Workers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	depth, err := s.QueueDepths(ctx)
+	if err != nil {
+		return nil, err
+	}
+	all, err := s.All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	by := map[string]*RegionStatus{}
+	get := func(r string) *RegionStatus {
+		if by[r] == nil {
+			by[r] = &RegionStatus{Region: r}
+		}
+		return by[r]
+	}
+	for r, names := range workers {
+		rs := get(r)
+		rs.Workers = len(names)
+		if admin {
+			rs.WorkerNames = names
+			sort.Strings(rs.WorkerNames)
+		}
+	}
+	for _, rec := range all {
+		if rec.State == Running {
+			get(rec.Request.Region).Running++
+		}
+	}
+	for r, n := range depth {
+		rs := get(r)
+		rs.Queued = max(0, n-rs.Running)
+	}
+	out := make([]RegionStatus, 0, len(by))
+	for _, rs := range by {
+		out = append(out, *rs)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Region < out[j].Region })
+	return out, nil
+}
+
+// RegionsResponse is GET /api/v1/regions.
+type RegionsResponse struct {
+	Regions []RegionStatus `json:"regions"`
+}
+
+func (a *API) regions(w http.ResponseWriter, r *http.Request) {
+	rs, err := a.Store.Regions(r.Context(), identity(r).Admin)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, RegionsResponse{Regions: rs})
+}
