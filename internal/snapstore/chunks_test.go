@@ -169,7 +169,7 @@ func TestCorruptChunk(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "r")); err == nil {
 		t.Error("a failed restore left its output")
 	}
-	r, err := c.Fsck(ctx)
+	r, err := c.Fsck(ctx, FsckOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,7 +313,7 @@ func TestImportOntoReflinkStore(t *testing.T) {
 	if got, _ := os.ReadFile(vol); !bytes.Equal(got, img) {
 		t.Fatal("the volume differs from the image")
 	}
-	r, err := c.Fsck(ctx)
+	r, err := c.Fsck(ctx, FsckOptions{})
 	if err != nil || len(r.Bad) > 0 {
 		t.Fatalf("fsck: %v %v", err, r)
 	}
@@ -324,7 +324,7 @@ func TestImportOntoReflinkStore(t *testing.T) {
 	}
 	b[rawOffset+100] ^= 1
 	os.WriteFile(p, b, 0o600)
-	if r, _ := c.Fsck(ctx); len(r.Bad) != 1 {
+	if r, _ := c.Fsck(ctx, FsckOptions{}); len(r.Bad) != 1 {
 		t.Errorf("fsck after damaging an aligned chunk: %v", r.Bad)
 	}
 }

@@ -205,14 +205,21 @@ func (j *putJob) chunk(i int) error {
 // named.
 type pendingChunk struct{ tmp, path string }
 
-// write stores a chunk unless it is there, a clone of the source's range
+// write stores a chunk unless a good one is there, a clone of the source's range
 // when it can be, in a temporary file it starts writing back and leaves
 // for commit; it returns the bytes written (0 when the chunk was there).
 func (j *putJob) write(h string, data []byte, off int64) (int64, error) {
 	c := j.c
 	p := c.chunkPath(h)
 	if _, err := os.Stat(p); err == nil {
-		return 0, nil // deduplicated
+		// Deduplicated, if the chunk there is good: a bad one is
+		// quarantined and stored again, so storing the data heals it.
+		if _, err := c.readChunk(h); err == nil {
+			return 0, nil
+		}
+		if _, err := c.quarantine(h); err != nil {
+			return 0, err
+		}
 	}
 	var z []byte
 	if c.compress && compressible(c.enc, data) {
