@@ -18,27 +18,23 @@ import (
 // another manifest of the same id is never taken for the snapshot.
 const cloneRecord = "user.aminator.manifest"
 
-// openSource opens the file to store. On a reflink store it stores a
-// private copy in the store's filesystem (staged: cache/.ID.img.tmp-*),
-// which becomes the snapshot's clone: a clone of a volume on the store's
-// filesystem, or, for a file on another filesystem (an imported image),
-// a copy (its data written once, in long extents). The manifest, the
-// chunks cloned from it and the clone are then made from the same bytes
-// however the volume changes meanwhile. If the copy fails, the file
-// itself is stored (then with no clone).
+// openSource opens the file to store. On a reflink store, a file on
+// another filesystem (an imported image) is first copied into the store's
+// filesystem (staged: its data written once, in long extents) and that
+// copy is stored instead: its raw chunks are clones of it, and it becomes
+// the snapshot's clone, so the first volume made from it is a clone too.
+// If the copy fails, the file itself is stored (then with no clone). A
+// file on the store's filesystem (a volume) is stored as it is: its data
+// is in the page cache, where a clone's would be read from disk again.
 func (c *Chunks) openSource(ctx context.Context, id, src string) (f *os.File, staged string, err error) {
-	if f, err = os.Open(src); err != nil || !c.reflink {
+	if f, err = os.Open(src); err != nil || !c.reflink || sameFS(f, c.dir) {
 		return f, "", err
 	}
 	tmp, err := os.CreateTemp(filepath.Join(c.dir, "cache"), "."+id+".img.tmp-*")
 	if err == nil {
-		if sameFS(f, c.dir) {
-			err = unix.IoctlFileClone(int(tmp.Fd()), int(f.Fd()))
-		} else {
-			var st os.FileInfo
-			if st, err = f.Stat(); err == nil {
-				_, err = sparse.Copy(ctx, tmp, f, st.Size())
-			}
+		var st os.FileInfo
+		if st, err = f.Stat(); err == nil {
+			_, err = sparse.Copy(ctx, tmp, f, st.Size())
 		}
 		if cerr := tmp.Close(); err == nil {
 			err = cerr
@@ -52,19 +48,22 @@ func (c *Chunks) openSource(ctx context.Context, id, src string) (f *os.File, st
 		}
 		os.Remove(tmp.Name())
 	}
-	c.log.Debug("stored from the file itself: no clone of the snapshot for fast volumes", "err", err)
+	c.log.Debug("stored from its own filesystem: no clone of the snapshot for fast volumes", "err", err)
 	return f, "", nil
 }
 
-// keepClone makes the staged copy f the snapshot's clone: synced, its
-// record set to the manifest's hash sum, then named.
+// keepClone keeps the file f, on the store's filesystem, as the snapshot's
+// clone, recorded as holding the manifest whose hash is sum: the staged
+// copy of a file from elsewhere (synced, recorded, then named), or a clone
+// of the volume (recordClone).
 func (c *Chunks) keepClone(f *os.File, staged, id, sum string) {
-	err := f.Sync()
-	if err == nil {
-		err = unix.Fsetxattr(int(f.Fd()), cloneRecord, []byte(sum), 0)
-	}
-	if err == nil {
-		err = os.Rename(staged, c.cachePath(id))
+	var err error
+	if staged == "" {
+		err = c.recordClone(f.Name(), id, sum)
+	} else if err = f.Sync(); err == nil {
+		if err = unix.Fsetxattr(int(f.Fd()), cloneRecord, []byte(sum), 0); err == nil {
+			err = os.Rename(staged, c.cachePath(id))
+		}
 	}
 	if err != nil {
 		c.log.Debug("no clone of the snapshot for fast volumes", "err", err)

@@ -179,11 +179,11 @@ func TestCorruptChunk(t *testing.T) {
 }
 
 // xfsDir mounts a small xfs with reflinks for the test and returns it.
-func xfsDir(t *testing.T) string { return reflinkDir(t, "xfs") }
+func xfsDir(t testing.TB) string { return reflinkDir(t, "xfs") }
 
 // reflinkDir mounts a small filesystem with reflinks (xfs or btrfs) for
 // the test and returns it; it skips the test without the mkfs.
-func reflinkDir(t *testing.T, fstype string) string {
+func reflinkDir(t testing.TB, fstype string) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to make a filesystem")

@@ -39,7 +39,7 @@ type putJob struct {
 // Put stores the file at src as snapshot id. With a parent made by this
 // store from the same lineage of volumes, chunks whose blocks are provably
 // the parent's clone's at the same offsets are taken from the parent
-// unread.
+// unread. src must not be written while Put runs (a volume is detached).
 func (c *Chunks) Put(ctx context.Context, id, parent, src string) (st Stats, err error) {
 	unlock, err := c.readerLock(ctx)
 	if err != nil {
@@ -68,8 +68,9 @@ func (c *Chunks) Put(ctx context.Context, id, parent, src string) (st Stats, err
 	j := &putJob{c: c, src: f, size: size,
 		m:    &Manifest{Version: 1, ID: id, Parent: parent, Size: size, ChunkSize: c.chunkSize, Created: time.Now().UTC(), Chunks: make([]string, n)},
 		bufs: sync.Pool{New: func() any { return make([]byte, c.chunkSize) }}}
-	j.clone.Store(staged != "")
-	todo, reused, err := c.toRead(f, j.m, staged != "")
+	local := c.reflink && sameFS(f, c.dir)
+	j.clone.Store(local)
+	todo, reused, err := c.toRead(f, j.m, local)
 	if err != nil {
 		return st, fmt.Errorf("store snapshot %s: %w", id, err)
 	}
@@ -98,7 +99,7 @@ func (c *Chunks) Put(ctx context.Context, id, parent, src string) (st Stats, err
 	if err != nil {
 		return st, fmt.Errorf("store snapshot %s: %w", id, err)
 	}
-	if staged != "" {
+	if local {
 		c.keepClone(f, staged, id, hashOf(b))
 	}
 	tClone := time.Since(t0)
