@@ -131,16 +131,18 @@ func TestReflinkStore(t *testing.T) {
 	if out := mustOK(t, run("fsck")); !strings.HasSuffix(out, "ok") {
 		t.Errorf("fsck:\n%s", out)
 	}
-	damagedClone(t, dir, run, b)
-	// Refill finished, then the pool drained so gc and unmount find it idle.
+	// Refill finished, then the pool drained so gc and unmount find it idle
+	// (and new volumes are made from the store, not taken from the pool).
 	time.Sleep(2 * time.Second)
 	mustOK(t, run("pool", "drain"))
+	damagedClone(t, dir, run, b)
 	mustOK(t, run("gc"))
 }
 
 // damagedClone changes bytes in the clone of image b's root snapshot:
 // fsck fails naming it (and drops it), a new volume of b has b's bytes
-// (made from the chunks), and fsck passes again.
+// (made from the chunks, and a clone made again). Then it damages a chunk
+// of b, which fsck --repair rebuilds from that clone.
 func damagedClone(t *testing.T, dir string, run func(...string) result, b string) {
 	t.Helper()
 	var im plugin.Image
@@ -163,7 +165,28 @@ func damagedClone(t *testing.T, dir string, run func(...string) result, b string
 		t.Errorf("a volume of the image differs from it: %v %s", err, out)
 	}
 	mustOK(t, run("volumes", "rm", v))
-	if out := mustOK(t, run("fsck")); !strings.HasSuffix(out, "ok") {
-		t.Errorf("fsck after the clone was made again:\n%s", out)
+
+	// A damaged chunk of b: fsck --repair quarantines it and rebuilds it
+	// from the (verified) clone.
+	var m struct{ Chunks []string }
+	store := filepath.Join(dir, "data", "store")
+	mb, _ := os.ReadFile(filepath.Join(store, "snapshots", snap+".json"))
+	json.Unmarshal(mb, &m)
+	var h string
+	for _, h = range m.Chunks[len(m.Chunks)/8:] {
+		if h != "" {
+			break
+		}
+	}
+	chunk := filepath.Join(store, "chunks", h[:2], h)
+	data, _ := os.ReadFile(chunk)
+	data[len(data)-1] ^= 0x55
+	os.WriteFile(chunk, data, 0o600)
+	out := mustOK(t, run("fsck", "--repair")) // "ok": the new clone passes too
+	if !strings.Contains(out, "repaired chunk "+h) || !strings.Contains(out, "3 clones checked") || !strings.HasSuffix(out, "ok") {
+		t.Errorf("fsck --repair of a chunk a clone holds:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(store, "quarantine", h)); err != nil {
+		t.Errorf("the bad chunk is not in quarantine: %v", err)
 	}
 }
