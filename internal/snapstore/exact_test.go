@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -116,3 +117,43 @@ func restoreFromChunks(t *testing.T, c *Chunks, id string, want []byte) {
 		t.Errorf("snapshot %s restored from its chunks differs from the volume", id)
 	}
 }
+
+// sameBlocks on made-up maps (chunks of 8 bytes): a chunk is the parent's
+// only where every byte is a hole in both or at the same physical address
+// in extents whose addresses mean something and equally written.
+func TestSameBlocks(t *testing.T) {
+	ext := func(l, p, n uint64, flags uint32) extent { return extent{logical: l, physical: p, length: n, flags: flags} }
+	parent := []extent{ext(0, 100, 32, 0), ext(48, 300, 8, 0), ext(56, 400, 8, fiemapExtentUnwritten)}
+	cases := []struct {
+		name string
+		vol  []extent
+		want []bool
+	}{
+		{"the same map", parent, []bool{true, true, true, true, true, true, true, true}},
+		{"one extent split in two", []extent{ext(0, 100, 12, 0), ext(12, 112, 20, fiemapExtentShared), ext(48, 300, 8, 0), ext(56, 400, 8, fiemapExtentUnwritten)},
+			[]bool{true, true, true, true, true, true, true, true}},
+		{"other blocks (shared elsewhere)", []extent{ext(0, 100, 8, 0), ext(8, 900, 8, fiemapExtentShared), ext(16, 116, 16, 0), ext(48, 300, 8, 0), ext(56, 400, 8, fiemapExtentUnwritten)},
+			[]bool{true, false, true, true, true, true, true, true}},
+		{"the same blocks at another offset", []extent{ext(0, 108, 8, 0), ext(8, 108, 24, 0), ext(48, 300, 8, 0), ext(56, 400, 8, fiemapExtentUnwritten)},
+			[]bool{false, true, true, true, true, true, true, true}},
+		{"data where the parent has a hole", append(append([]extent{}, parent[0]), ext(36, 500, 4, 0), parent[1], parent[2]),
+			[]bool{true, true, true, true, false, true, true, true}},
+		{"a hole where the parent has data", []extent{ext(0, 100, 28, 0), ext(48, 300, 8, 0), ext(56, 400, 8, fiemapExtentUnwritten)},
+			[]bool{true, true, true, false, true, true, true, true}},
+		{"unsure addresses (delalloc, encoded)", []extent{ext(0, 100, 8, 0x4), ext(8, 108, 24, 0x8), ext(48, 300, 8, 0), ext(56, 400, 8, fiemapExtentUnwritten)},
+			[]bool{false, false, false, false, true, true, true, true}},
+		{"written where the parent's is unwritten", []extent{ext(0, 100, 32, 0), ext(48, 300, 8, 0), ext(56, 400, 8, 0)},
+			[]bool{true, true, true, true, true, true, true, false}},
+	}
+	for _, tc := range cases {
+		if got := sameBlocks(tc.vol, parent, 64, 64, 8); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	// A parent shorter than the volume: its last chunk (7 bytes) is not the
+	// volume's (8), and the chunks beyond it are not its.
+	if got := sameBlocks(parent, parent, 64, 55, 8); !slices.Equal(got, []bool{true, true, true, true, true, true, false, false}) {
+		t.Errorf("shorter parent: %v", got)
+	}
+}
+
