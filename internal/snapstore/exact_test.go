@@ -122,7 +122,9 @@ func restoreFromChunks(t *testing.T, c *Chunks, id string, want []byte) {
 // only where every byte is a hole in both or at the same physical address
 // in extents whose addresses mean something and equally written.
 func TestSameBlocks(t *testing.T) {
-	ext := func(l, p, n uint64, flags uint32) extent { return extent{logical: l, physical: p, length: n, flags: flags} }
+	ext := func(l, p, n uint64, flags uint32) extent {
+		return extent{logical: l, physical: p, length: n, flags: flags}
+	}
 	parent := []extent{ext(0, 100, 32, 0), ext(48, 300, 8, 0), ext(56, 400, 8, fiemapExtentUnwritten)}
 	cases := []struct {
 		name string
@@ -156,4 +158,3 @@ func TestSameBlocks(t *testing.T) {
 		t.Errorf("shorter parent: %v", got)
 	}
 }
-
