@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"sort"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/aminator-go/aminator/internal/sparse"
 )
 
@@ -33,7 +35,8 @@ type FsckReport struct {
 	Bad map[string]string `json:"bad_chunks"`
 	// Broken maps a snapshot to the bad chunks it needs.
 	Broken map[string][]string `json:"broken_snapshots"`
-	// Clones is how many clones were verified against their manifests.
+	// Clones is how many clones were verified against their manifests
+	// (a good one without a record of its manifest gets one).
 	Clones int `json:"clones_checked"`
 	// BadClones maps a snapshot whose clone differs from its manifest to
 	// how; such a clone is dropped (volumes are then made from the chunks).
@@ -120,19 +123,33 @@ func (c *Chunks) checkManifest(r *FsckReport, id string, m *Manifest) {
 	}
 }
 
-// checkClone verifies snapshot id's clone, if it has one recorded as of
-// this manifest, chunk by chunk against the manifest, and drops it if it
-// differs. It reports whether the clone is good.
+// checkClone verifies snapshot id's clone, if it has one, chunk by chunk
+// against the manifest, and drops it if it differs. A good clone without
+// a record of this manifest (made before clones had one) gets it, so it
+// is used again. It reports whether the clone is good.
 func (c *Chunks) checkClone(ctx context.Context, id string, m *Manifest, sum string, r *FsckReport) (bool, error) {
 	f := c.verifiedClone(id, sum)
-	if f == nil {
-		return false, nil // none, or not of this manifest: never used
+	recorded := f != nil
+	if !recorded {
+		var err error
+		if f, err = os.Open(c.cachePath(id)); err != nil {
+			return false, nil // none
+		}
 	}
 	defer f.Close()
 	r.Clones++
 	why, err := c.cloneDiffers(ctx, f, m)
-	if err != nil || why == "" {
-		return err == nil, err
+	if err != nil {
+		return false, err
+	}
+	if why == "" {
+		if !recorded {
+			if err := unix.Fsetxattr(int(f.Fd()), cloneRecord, []byte(sum), 0); err != nil {
+				return false, fmt.Errorf("record the clone of snapshot %s: %w", id, err)
+			}
+			c.log.Info("clone verified and recorded", "snapshot", id)
+		}
+		return true, nil
 	}
 	r.BadClones[id] = why
 	if err := os.Remove(c.cachePath(id)); err != nil {

@@ -24,8 +24,16 @@ func TestBadCloneDroppedNeverUsed(t *testing.T) {
 	src := filepath.Join(mnt, "src")
 	img := volume(t, src, 32, seq(0, 20), nil)
 	put(t, c, "snap-1", "", src)
+	// A clone without a record (as from before records) is recorded once
+	// fsck has verified it.
+	unix.Removexattr(c.cachePath("snap-1"), cloneRecord)
 	if r := fsck(t, c, FsckOptions{}); r.Clones != 1 || len(r.BadClones) != 0 {
 		t.Fatalf("fsck of a good clone: %+v", r)
+	}
+	if f := c.verifiedClone("snap-1", manifestSum(t, c, "snap-1")); f == nil {
+		t.Error("fsck did not record the good clone")
+	} else {
+		f.Close()
 	}
 	writeChunk(t, c.cachePath("snap-1"), 7, randomChunk()) // flip the clone's bytes
 	r := fsck(t, c, FsckOptions{})
