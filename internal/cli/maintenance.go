@@ -82,35 +82,35 @@ func (a *app) runGC(ctx context.Context, p gcreport.Plan, dry bool) error {
 }
 
 func (a *app) fsckCommand() *cobra.Command {
-	return &cobra.Command{
+	var repair bool
+	cmd := &cobra.Command{
 		Use:   "fsck",
-		Short: "Verify every stored chunk against its hash and name the snapshots and images a bad one breaks",
-		Args:  a.args(cobra.NoArgs),
+		Short: "Verify every stored chunk and clone and name the snapshots and images a bad one breaks",
+		Long: `Verify every chunk of the snapshot store against its hash and every
+snapshot's clone (reflink stores) against its manifest, and name the
+snapshots and images a bad or missing chunk breaks. A clone that differs
+from its manifest is dropped (new volumes are then made from the chunks).
+It exits non-zero if anything was wrong.
+
+With --repair, bad chunks are moved to data/store/quarantine/ (never
+deleted) and rebuilt from any verified clone or volume that holds the same
+data where a snapshot names the chunk; the images still broken are named,
+and it exits non-zero if there are any. Storing the same data again (a bake
+or an import) also stores a quarantined or missing chunk again.`,
+		Args: a.args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
-				r, err := c.Fsck(ctx)
+				r, err := c.Fsck(ctx, repair)
 				if err != nil {
 					return err
 				}
 				if a.output == "json" {
 					a.printJSON(r)
 				} else {
-					fmt.Fprintf(a.stdout, "%d chunks checked\n", r.Chunks)
-					for h, why := range r.Bad {
-						fmt.Fprintf(a.stdout, "bad chunk %s: %s\n", h, why)
-					}
-					for s, hs := range r.Broken {
-						fmt.Fprintf(a.stdout, "broken snapshot %s: %d bad chunks\n", s, len(hs))
-					}
-					for _, s := range r.MissingData {
-						fmt.Fprintf(a.stdout, "snapshot %s has no data in the store\n", s)
-					}
-					for im, ss := range r.BrokenImages {
-						fmt.Fprintf(a.stdout, "broken image %s (snapshots %s)\n", im, strings.Join(ss, ", "))
-					}
+					a.printFsck(r)
 				}
 				if !r.OK() {
-					return fmt.Errorf("the store is damaged: %d bad chunks, %d broken snapshots, %d broken images", len(r.Bad), len(r.Broken)+len(r.MissingData), len(r.BrokenImages))
+					return fmt.Errorf("the store is damaged: %d bad chunks, %d broken snapshots, %d broken images, %d bad clones", len(r.Bad), len(r.Broken)+len(r.MissingData), len(r.BrokenImages), len(r.BadClones))
 				}
 				if a.output != "json" {
 					fmt.Fprintln(a.stdout, "ok")
@@ -118,6 +118,34 @@ func (a *app) fsckCommand() *cobra.Command {
 				return nil
 			})
 		},
+	}
+	cmd.Flags().BoolVar(&repair, "repair", false, "quarantine bad chunks and rebuild them from clones and volumes holding the same data")
+	return cmd
+}
+
+// printFsck prints an fsck report as text.
+func (a *app) printFsck(r *local.FsckReport) {
+	fmt.Fprintf(a.stdout, "%d chunks checked, %d clones checked\n", r.Chunks, r.Clones)
+	for h, why := range r.Bad {
+		fmt.Fprintf(a.stdout, "bad chunk %s: %s\n", h, why)
+	}
+	for s, why := range r.BadClones {
+		fmt.Fprintf(a.stdout, "bad clone of snapshot %s (dropped): %s\n", s, why)
+	}
+	for _, h := range r.Quarantined {
+		fmt.Fprintf(a.stdout, "quarantined chunk %s\n", h)
+	}
+	for h, from := range r.Repaired {
+		fmt.Fprintf(a.stdout, "repaired chunk %s from %s\n", h, from)
+	}
+	for s, hs := range r.Broken {
+		fmt.Fprintf(a.stdout, "broken snapshot %s: %d bad chunks\n", s, len(hs))
+	}
+	for _, s := range r.MissingData {
+		fmt.Fprintf(a.stdout, "snapshot %s has no data in the store\n", s)
+	}
+	for im, ss := range r.BrokenImages {
+		fmt.Fprintf(a.stdout, "broken image %s (snapshots %s)\n", im, strings.Join(ss, ", "))
 	}
 }
 

@@ -29,17 +29,26 @@ const DefaultChunkSize = 512 << 10
 //
 // On a filesystem with reflinks (xfs, btrfs) it also keeps, per snapshot,
 // a clone of the volume it was made from (for a file on another
-// filesystem, such as an imported image, one assembled from its chunks):
-// new volumes are clones of it (instant), and a volume's next snapshot
-// reads only the extents that are no longer shared with it — the bytes
-// that changed — and stores those that do not compress as clones of the
+// filesystem, such as an imported image, a copy of it): new volumes are
+// clones of it (instant), and a volume's next snapshot reads only the
+// chunks whose blocks are no longer the clone's — the bytes that changed —
+// and stores those that do not compress as clones of the
 // volume's blocks, so a bake's data is written to disk once.
 //
 //	chunks/ab/abcdef...   1 byte format (0 raw, 1 zstd) + data, or (2, reflink
 //	                      stores) a 4 KiB header block + data: block-aligned,
 //	                      a clone of the volume's blocks, not a copy
 //	snapshots/ID.json     manifests
-//	cache/ID.img          reflink clones (reflink filesystems only)
+//	cache/ID.img          reflink clones (reflink filesystems only), each with
+//	                      an xattr naming the manifest it holds (its hash)
+//	quarantine/HASH       bad chunks fsck --repair or a Put moved aside
+//
+// A clone is trusted only while its record matches its manifest: Restore
+// clones it, and a volume's next snapshot takes from the parent's manifest
+// the chunks whose blocks are provably the clone's at the same offsets
+// (the same physical addresses), reading the rest. Fsck verifies every
+// clone's bytes and drops one that differs; a chunk that is bad when a Put
+// would reuse it is quarantined and stored again.
 type Chunks struct {
 	dir       string
 	chunkSize int

@@ -1,6 +1,8 @@
 package snapstore
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -24,15 +26,27 @@ type Manifest struct {
 
 // LoadManifest reads a snapshot's manifest.
 func (c *Chunks) LoadManifest(id string) (*Manifest, error) {
+	m, _, err := c.loadManifest(id)
+	return m, err
+}
+
+// loadManifest reads a snapshot's manifest and the SHA-256 of its bytes
+// (what its clone's record names).
+func (c *Chunks) loadManifest(id string) (*Manifest, string, error) {
 	b, err := os.ReadFile(c.manifestPath(id))
 	if err != nil {
-		return nil, fmt.Errorf("snapshot %s: %w", id, err)
+		return nil, "", fmt.Errorf("snapshot %s: %w", id, err)
 	}
 	var m Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("snapshot %s: bad manifest: %w", id, err)
+		return nil, "", fmt.Errorf("snapshot %s: bad manifest: %w", id, err)
 	}
-	return &m, nil
+	return &m, hashOf(b), nil
+}
+
+func hashOf(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // Size is the logical size of snapshot id.
@@ -44,11 +58,8 @@ func (c *Chunks) Size(id string) (int64, error) {
 	return m.Size, nil
 }
 
-func (c *Chunks) writeManifest(m *Manifest) error {
-	b, err := json.Marshal(m)
-	if err != nil {
-		return err
-	}
+// writeManifest writes the manifest's bytes b (durably) as snapshot id's.
+func (c *Chunks) writeManifest(id string, b []byte) error {
 	tmp, err := os.CreateTemp(filepath.Join(c.dir, "tmp"), "manifest-*")
 	if err != nil {
 		return err
@@ -63,7 +74,7 @@ func (c *Chunks) writeManifest(m *Manifest) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Rename(tmp.Name(), c.manifestPath(m.ID)); err != nil {
+	if err := os.Rename(tmp.Name(), c.manifestPath(id)); err != nil {
 		return err
 	}
 	d, err := os.Open(filepath.Join(c.dir, "snapshots"))

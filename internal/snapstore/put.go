@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -36,8 +37,9 @@ type putJob struct {
 }
 
 // Put stores the file at src as snapshot id. With a parent made by this
-// store from the same lineage of volumes, chunks whose extents are still
-// shared with the parent's clone are taken from the parent unread.
+// store from the same lineage of volumes, chunks whose blocks are provably
+// the parent's clone's at the same offsets are taken from the parent
+// unread. src must not be written while Put runs (a volume is detached).
 func (c *Chunks) Put(ctx context.Context, id, parent, src string) (st Stats, err error) {
 	unlock, err := c.readerLock(ctx)
 	if err != nil {
@@ -93,11 +95,15 @@ func (c *Chunks) Put(ctx context.Context, id, parent, src string) (st Stats, err
 		}
 	}
 	tSync := time.Since(t0)
+	b, err := json.Marshal(j.m)
+	if err != nil {
+		return st, fmt.Errorf("store snapshot %s: %w", id, err)
+	}
 	if local {
-		c.keepClone(f, staged, id)
+		c.keepClone(f, staged, id, hashOf(b))
 	}
 	tClone := time.Since(t0)
-	if err := c.writeManifest(j.m); err != nil {
+	if err := c.writeManifest(id, b); err != nil {
 		os.Remove(c.cachePath(id))
 		return st, fmt.Errorf("store snapshot %s: %w", id, err)
 	}
@@ -106,10 +112,9 @@ func (c *Chunks) Put(ctx context.Context, id, parent, src string) (st Stats, err
 	return Stats{Size: size, Data: j.data.Load(), Added: j.added.Load()}, nil
 }
 
-// toRead says which chunks of f to read: those with data, minus those whose
-// extents are still shared with the parent's clone (when f is on the
-// store's reflink filesystem: local), which it takes from the parent's
-// manifest into m. It returns how many it took so.
+// toRead says which chunks of f to read: those with data, minus those
+// that are provably the parent's (sameAsParent), which it takes from the
+// parent's manifest into m. It returns how many it took so.
 func (c *Chunks) toRead(f *os.File, m *Manifest, local bool) ([]bool, int, error) {
 	n := len(m.Chunks)
 	todo := make([]bool, n)
@@ -125,26 +130,51 @@ func (c *Chunks) toRead(f *os.File, m *Manifest, local bool) ([]bool, int, error
 	if m.Parent == "" || !local {
 		return todo, 0, nil
 	}
-	pm, _ := c.LoadManifest(m.Parent)
-	if pm == nil || pm.ChunkSize != c.chunkSize {
-		return todo, 0, nil
-	}
-	shared, err := sharedChunks(f, m.Size, c.chunkSize)
-	if err != nil {
-		c.log.Debug("no extent sharing information; reading every allocated chunk", "err", err)
-		return todo, 0, nil
-	}
+	pm, same := c.sameAsParent(f, m)
 	reused := 0
 	for i := range todo {
-		if shared[i] && i < len(pm.Chunks) {
-			m.Chunks[i] = pm.Chunks[i]
-			if todo[i] {
-				reused++
-			}
-			todo[i] = false
+		if !same[i] || i >= len(pm.Chunks) {
+			continue
 		}
+		if h := pm.Chunks[i]; h != "" {
+			if _, err := os.Stat(c.chunkPath(h)); err != nil {
+				continue // missing or quarantined: read, and store it again
+			}
+		}
+		m.Chunks[i] = pm.Chunks[i]
+		if todo[i] {
+			reused++
+		}
+		todo[i] = false
 	}
 	return todo, reused, nil
+}
+
+// sameAsParent reports, per chunk of f (on the store's filesystem), whether
+// its blocks are provably those of the parent's verified clone at the same
+// offsets (sameBlocks), so the same bytes as the parent's chunk there. It
+// returns the parent's manifest; where it cannot tell, the answer is no.
+func (c *Chunks) sameAsParent(f *os.File, m *Manifest) (*Manifest, []bool) {
+	none := make([]bool, len(m.Chunks))
+	pm, sum, err := c.loadManifest(m.Parent)
+	if err != nil || pm.ChunkSize != c.chunkSize {
+		return pm, none
+	}
+	pf := c.verifiedClone(m.Parent, sum)
+	if pf == nil {
+		c.log.Debug("no verified clone of the parent; reading every allocated chunk", "parent", m.Parent)
+		return pm, none
+	}
+	defer pf.Close()
+	a, err := fileExtents(f, m.Size)
+	if err == nil {
+		var b []extent
+		if b, err = fileExtents(pf, pm.Size); err == nil {
+			return pm, sameBlocks(a, b, m.Size, pm.Size, c.chunkSize)
+		}
+	}
+	c.log.Debug("no extent information; reading every allocated chunk", "err", err)
+	return pm, none
 }
 
 // chunk reads, hashes and stores chunk i of the source.
@@ -176,14 +206,21 @@ func (j *putJob) chunk(i int) error {
 // named.
 type pendingChunk struct{ tmp, path string }
 
-// write stores a chunk unless it is there, a clone of the source's range
+// write stores a chunk unless a good one is there, a clone of the source's range
 // when it can be, in a temporary file it starts writing back and leaves
 // for commit; it returns the bytes written (0 when the chunk was there).
 func (j *putJob) write(h string, data []byte, off int64) (int64, error) {
 	c := j.c
 	p := c.chunkPath(h)
 	if _, err := os.Stat(p); err == nil {
-		return 0, nil // deduplicated
+		// Deduplicated, if the chunk there is good: a bad one is
+		// quarantined and stored again, so storing the data heals it.
+		if _, err := c.readChunk(h); err == nil {
+			return 0, nil
+		}
+		if _, err := c.quarantine(h); err != nil {
+			return 0, err
+		}
 	}
 	var z []byte
 	if c.compress && compressible(c.enc, data) {

@@ -36,6 +36,12 @@ func Clone(src, dst string) error {
 		return err
 	}
 	defer in.Close()
+	return cloneFile(in, dst)
+}
+
+// cloneFile makes dst a reflink copy of the open file in, replacing dst
+// atomically.
+func cloneFile(in *os.File, dst string) error {
 	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".clone-*")
 	if err != nil {
 		return err
@@ -43,7 +49,7 @@ func Clone(src, dst string) error {
 	if err := unix.IoctlFileClone(int(tmp.Fd()), int(in.Fd())); err != nil {
 		tmp.Close()
 		os.Remove(tmp.Name())
-		return fmt.Errorf("clone %s: %w", src, err)
+		return fmt.Errorf("clone %s: %w", in.Name(), err)
 	}
 	if err := tmp.Close(); err != nil {
 		os.Remove(tmp.Name())
@@ -62,7 +68,13 @@ const (
 	fiemapFlagSync     = 0x1
 	fiemapExtentLast   = 0x1
 	fiemapExtentShared = 0x2000
-	fiemapBatch        = 256
+	// fiemapExtentUnwritten: allocated, reads as zeros.
+	fiemapExtentUnwritten = 0x800
+	// fiemapUnsure are the flags under which an extent's physical
+	// address says nothing about its bytes: unknown, delayed allocation,
+	// encoded (compressed), encrypted, not block-aligned, inline, tail.
+	fiemapUnsure = 0x2 | 0x4 | 0x8 | 0x80 | 0x100 | 0x200 | 0x400
+	fiemapBatch  = 256
 )
 
 type fiemapHeader struct {
@@ -77,13 +89,17 @@ type fiemapExtent struct {
 	_resv                     [3]uint32
 }
 
-// sharedChunks reports, per chunk of f, whether every byte of it lies in
-// extents shared with another file (so unchanged since f was cloned).
-// Chunks with holes are not shared.
-func sharedChunks(f *os.File, size int64, chunk int) ([]bool, error) {
-	n := int((size + int64(chunk) - 1) / int64(chunk))
-	// covered[i] counts the bytes of chunk i in shared extents.
-	covered := make([]int64, n)
+// extent is one mapped range of a file: its bytes [logical,
+// logical+length) lie at physical on the device.
+type extent struct {
+	logical, physical, length uint64
+	flags                     uint32
+}
+
+// fileExtents maps f's first size bytes (after writing back its dirty
+// data), in order; holes are not listed.
+func fileExtents(f *os.File, size int64) ([]extent, error) {
+	var out []extent
 	buf := make([]byte, int(unsafe.Sizeof(fiemapHeader{}))+fiemapBatch*int(unsafe.Sizeof(fiemapExtent{})))
 	start := uint64(0)
 	for start < uint64(size) {
@@ -99,14 +115,7 @@ func sharedChunks(f *os.File, size int64, chunk int) ([]bool, error) {
 		exts := unsafe.Slice((*fiemapExtent)(unsafe.Pointer(&buf[unsafe.Sizeof(fiemapHeader{})])), h.MappedExtents)
 		last := false
 		for _, e := range exts {
-			if e.Flags&fiemapExtentShared != 0 {
-				lo, hi := int64(e.Logical), int64(e.Logical+e.Length)
-				hi = min(hi, size)
-				for i := lo / int64(chunk); i < int64(n) && i*int64(chunk) < hi; i++ {
-					cs, ce := i*int64(chunk), min((i+1)*int64(chunk), size)
-					covered[i] += min(ce, hi) - max(cs, lo)
-				}
-			}
+			out = append(out, extent{e.Logical, e.Physical, e.Length, e.Flags})
 			start = e.Logical + e.Length
 			last = last || e.Flags&fiemapExtentLast != 0
 		}
@@ -114,10 +123,72 @@ func sharedChunks(f *os.File, size int64, chunk int) ([]bool, error) {
 			break
 		}
 	}
+	return out, nil
+}
+
+// sameBlocks reports, per chunk of a file a (size bytes), whether its
+// bytes are provably those of file b (bSize bytes) at the same offsets:
+// every byte of the chunk is a hole in both, or lies at the same physical
+// address in both, in extents whose addresses mean something (none of
+// fiemapUnsure) and equally written. A filesystem never writes a shared
+// block in place, so the same address holds the same bytes. Sharing with
+// other files proves nothing; a chunk that b does not hold whole (b is
+// shorter) is not the same.
+func sameBlocks(a, b []extent, size, bSize int64, chunk int) []bool {
+	n := int((size + int64(chunk) - 1) / int64(chunk))
 	out := make([]bool, n)
 	for i := range out {
-		ce := min(int64(i+1)*int64(chunk), size)
-		out[i] = covered[i] == ce-int64(i)*int64(chunk)
+		ce := int64(i+1) * int64(chunk)
+		out[i] = min(ce, size) == min(ce, bSize)
 	}
-	return out, nil
+	differ := func(lo, hi uint64) {
+		for i := lo / uint64(chunk); i < uint64(n) && i*uint64(chunk) < hi; i++ {
+			out[i] = false
+		}
+	}
+	walkPairs(a, b, uint64(size), func(lo, hi uint64, ea, eb *extent) {
+		if !sameMapping(lo, ea, eb) {
+			differ(lo, hi)
+		}
+	})
+	return out
+}
+
+// sameMapping reports whether the byte at lo is the same in two files
+// that map it by ea and eb (nil for a hole).
+func sameMapping(lo uint64, ea, eb *extent) bool {
+	switch {
+	case ea == nil || eb == nil:
+		return ea == nil && eb == nil
+	case (ea.flags|eb.flags)&fiemapUnsure != 0:
+		return false
+	case ea.flags&fiemapExtentUnwritten != eb.flags&fiemapExtentUnwritten:
+		return false
+	}
+	return ea.physical+(lo-ea.logical) == eb.physical+(lo-eb.logical)
+}
+
+// walkPairs splits [0, end) into pieces over which a and b each keep one
+// extent (or hole, nil) and calls fn for each.
+func walkPairs(a, b []extent, end uint64, fn func(lo, hi uint64, ea, eb *extent)) {
+	at := func(es []extent, k *int, x uint64) (*extent, uint64) {
+		for *k < len(es) && es[*k].logical+es[*k].length <= x {
+			*k++
+		}
+		if *k == len(es) {
+			return nil, end
+		}
+		if e := &es[*k]; e.logical <= x {
+			return e, e.logical + e.length
+		}
+		return nil, es[*k].logical // a hole up to the next extent
+	}
+	var ka, kb int
+	for x := uint64(0); x < end; {
+		ea, na := at(a, &ka, x)
+		eb, nb := at(b, &kb, x)
+		hi := min(na, nb, end)
+		fn(x, hi, ea, eb)
+		x = hi
+	}
 }

@@ -11,16 +11,21 @@ import (
 )
 
 // Restore writes snapshot id to the new file dst: a reflink clone of the
-// snapshot's volume when the store has one, else the chunks, each verified
-// against its hash, with zero chunks left as holes.
+// snapshot's clone when the store has one whose record matches the
+// manifest, else the chunks, each verified against its hash, with zero
+// chunks left as holes (and then a new clone is kept for next time).
 func (c *Chunks) Restore(ctx context.Context, id, dst string) error {
-	m, err := c.LoadManifest(id)
+	m, sum, err := c.loadManifest(id)
 	if err != nil {
 		return err
 	}
 	if c.reflink {
-		if err := Clone(c.cachePath(id), dst); err == nil {
-			return nil
+		if f := c.verifiedClone(id, sum); f != nil {
+			err := cloneFile(f, dst)
+			f.Close()
+			if err == nil {
+				return nil
+			}
 		}
 	}
 	unlock, err := c.readerLock(ctx)
@@ -66,8 +71,10 @@ func (c *Chunks) Restore(ctx context.Context, id, dst string) error {
 		return err
 	}
 	ok = true
-	if c.reflink {
-		Clone(dst, c.cachePath(id)) // next time: a clone
+	if c.reflink { // next time: a clone
+		if err := c.recordClone(dst, id, sum); err != nil {
+			c.log.Debug("no clone of the snapshot for fast volumes", "err", err)
+		}
 	}
 	return nil
 }

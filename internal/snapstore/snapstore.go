@@ -7,7 +7,8 @@
 // manifests), put.go and restore.go (storing and reading a snapshot),
 // cache.go and reflink.go (the reflink clones that make volumes and
 // snapshots fast), sched.go (the workers), gc.go (maintenance: a plan,
-// then its execution) and check.go (fsck).
+// then its execution), check.go (fsck: chunks, manifests, clones) and
+// repair.go (fsck --repair: quarantine, rebuild).
 package snapstore
 
 import "context"

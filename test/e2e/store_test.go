@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -92,7 +93,19 @@ func TestPoolGCAndFsck(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "corrupt chunk") {
 		t.Errorf("bake from a corrupt base: exit %d\n%s", r.code, r.stderr)
 	}
-	mustOK(t, run("images", "rm", b))
+	// fsck --repair: the bad chunk goes to quarantine; with no clone or
+	// volume holding it, the base stays broken. Importing the same image
+	// again stores the chunk again and heals it.
+	r = run("fsck", "--repair")
+	quarantined := filepath.Join(dir, "data", "store", "quarantine", filepath.Base(bad))
+	if _, err := os.Stat(quarantined); r.code != 1 || !strings.Contains(r.stdout, "broken image "+b) || err != nil {
+		t.Errorf("fsck --repair: exit %d, quarantined: %v\n%s\n%s", r.code, err, r.stdout, r.stderr)
+	}
+	again := mustOK(t, run("images", "import", "--role", "base", "pbase2", testutil.DebianBase(t)))
+	if out := mustOK(t, run("fsck")); !strings.HasSuffix(out, "ok") {
+		t.Errorf("fsck after storing the same data again:\n%s", out)
+	}
+	mustOK(t, run("images", "rm", b, again))
 	mustOK(t, run("gc"))
 }
 
@@ -101,7 +114,7 @@ func TestPoolGCAndFsck(t *testing.T) {
 // gc and fsck work on it, and unmounting it leaves nothing.
 func TestReflinkStore(t *testing.T) {
 	testutil.CheckNoLeaks(t, workDir)
-	_, run := ownState(t, "xfs-state-")
+	dir, run := ownState(t, "xfs-state-")
 	if out := mustOK(t, run("init", "--store-fs", "xfs", "--store-size", "8")); !strings.Contains(out, "reflink clones: true") {
 		t.Fatalf("init: %s", out)
 	}
@@ -118,8 +131,62 @@ func TestReflinkStore(t *testing.T) {
 	if out := mustOK(t, run("fsck")); !strings.HasSuffix(out, "ok") {
 		t.Errorf("fsck:\n%s", out)
 	}
-	// Refill finished, then the pool drained so gc and unmount find it idle.
+	// Refill finished, then the pool drained so gc and unmount find it idle
+	// (and new volumes are made from the store, not taken from the pool).
 	time.Sleep(2 * time.Second)
 	mustOK(t, run("pool", "drain"))
+	damagedClone(t, dir, run, b)
 	mustOK(t, run("gc"))
+}
+
+// damagedClone changes bytes in the clone of image b's root snapshot:
+// fsck fails naming it (and drops it), a new volume of b has b's bytes
+// (made from the chunks, and a clone made again). Then it damages a chunk
+// of b, which fsck --repair rebuilds from that clone.
+func damagedClone(t *testing.T, dir string, run func(...string) result, b string) {
+	t.Helper()
+	var im plugin.Image
+	if err := json.Unmarshal([]byte(mustOK(t, run("images", "show", b, "--output", "json"))), &im); err != nil {
+		t.Fatal(err)
+	}
+	snap := im.Root().SnapshotID
+	f, err := os.OpenFile(filepath.Join(dir, "data", "store", "cache", snap+".img"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte("damaged"), 3<<20+77)
+	f.Close()
+	r := run("fsck")
+	if r.code != 1 || !strings.Contains(r.stdout, "bad clone of snapshot "+snap) {
+		t.Errorf("fsck of a damaged clone: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	v := mustOK(t, run("volumes", "create", b))
+	if out, err := exec.Command("cmp", filepath.Join(dir, "data", "volumes", v+".img"), testutil.DebianBase(t)).CombinedOutput(); err != nil {
+		t.Errorf("a volume of the image differs from it: %v %s", err, out)
+	}
+	mustOK(t, run("volumes", "rm", v))
+
+	// A damaged chunk of b: fsck --repair quarantines it and rebuilds it
+	// from the (verified) clone.
+	var m struct{ Chunks []string }
+	store := filepath.Join(dir, "data", "store")
+	mb, _ := os.ReadFile(filepath.Join(store, "snapshots", snap+".json"))
+	json.Unmarshal(mb, &m)
+	var h string
+	for _, h = range m.Chunks[len(m.Chunks)/8:] {
+		if h != "" {
+			break
+		}
+	}
+	chunk := filepath.Join(store, "chunks", h[:2], h)
+	data, _ := os.ReadFile(chunk)
+	data[len(data)-1] ^= 0x55
+	os.WriteFile(chunk, data, 0o600)
+	out := mustOK(t, run("fsck", "--repair")) // "ok": the new clone passes too
+	if !strings.Contains(out, "repaired chunk "+h) || !strings.Contains(out, "3 clones checked") || !strings.HasSuffix(out, "ok") {
+		t.Errorf("fsck --repair of a chunk a clone holds:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(store, "quarantine", h)); err != nil {
+		t.Errorf("the bad chunk is not in quarantine: %v", err)
+	}
 }

@@ -16,15 +16,30 @@ type FsckReport struct {
 	BrokenImages map[string][]string `json:"broken_images"`
 }
 
-// OK reports whether nothing is wrong.
+// OK reports whether nothing is wrong (after a repair: nothing is left
+// broken; the bad clones it found were dropped).
 func (r *FsckReport) OK() bool {
-	return len(r.Bad) == 0 && len(r.Broken) == 0 && len(r.MissingData) == 0
+	return len(r.Bad) == 0 && len(r.Broken) == 0 && len(r.MissingData) == 0 && (r.Repair || len(r.BadClones) == 0)
 }
 
-// Fsck verifies every chunk and names the snapshots and images a bad or
-// missing chunk breaks.
-func (c *Cloud) Fsck(ctx context.Context) (*FsckReport, error) {
-	sr, err := c.store.Fsck(ctx)
+// Fsck verifies every chunk and clone and names the snapshots and images
+// a bad or missing chunk breaks. With repair it quarantines bad chunks and
+// rebuilds them from the store's verified clones and the volumes made from
+// their snapshots; the images it names then are those left broken.
+func (c *Cloud) Fsck(ctx context.Context, repair bool) (*FsckReport, error) {
+	o := snapstore.FsckOptions{Repair: repair}
+	if repair {
+		vs, err := c.Volumes(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("fsck: %w", err)
+		}
+		for _, v := range vs {
+			if v.SnapshotID != "" {
+				o.Sources = append(o.Sources, snapstore.Source{Path: c.VolumePath(v.ID), Snapshot: v.SnapshotID})
+			}
+		}
+	}
+	sr, err := c.store.Fsck(ctx, o)
 	if err != nil {
 		return nil, err
 	}
