@@ -6,7 +6,7 @@ set -euo pipefail
 
 need=()
 for pair in mmdebstrap:mmdebstrap mkfs.ext4:e2fsprogs sfdisk:fdisk losetup:mount dpkg-deb:dpkg \
-            mkfs.xfs:xfsprogs pgrep:procps update-ca-certificates:ca-certificates git:git gcc:gcc \
+            mkfs.xfs:xfsprogs mkfs.btrfs:btrfs-progs pgrep:procps update-ca-certificates:ca-certificates git:git gcc:gcc \
             qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils bc:bc \
             rpmbuild:rpm createrepo_c:createrepo-c mkfs.vfat:dosfstools mcopy:mtools \
             chromium:chromium; do   # chromium: the dashboard's browser test (test/e2e, chromedp)
