@@ -189,7 +189,7 @@ func (p *GCPlan) Execute(ctx context.Context) (*gcreport.Report, error) {
 			r.Skip(it, why)
 		default:
 			crashpoint.Hit("gc-remove")
-		c.log.Debug("gc removed", "kind", it.Kind, "id", it.ID, "reason", it.Reason)
+			c.log.Debug("gc removed", "kind", it.Kind, "id", it.ID, "reason", it.Reason)
 			r.Remove(it)
 		}
 	}
