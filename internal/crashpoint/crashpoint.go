@@ -3,7 +3,8 @@
 // the build tag crashpoint and AMINATOR_CRASHPOINT names that point; then
 // it writes "crashpoint NAME" to standard error and SIGKILLs its own
 // process, as a power cut or the OOM killer would end it, with no deferred
-// cleanup run. Production binaries (built without the tag) carry no hook:
+// cleanup run (a job's process, its PID namespace's init, which cannot
+// SIGKILL itself, exits at once with status 137 instead). Production binaries (built without the tag) carry no hook:
 // Hit compiles to nothing.
 //
 // The points, in the order a bake meets them: after-chunks (new chunks

@@ -302,7 +302,7 @@ var jobLocks = []string{"bake-*.lock", "foundation-*.lock", "test-*.lock", "push
 
 // planStale lists what a job killed with SIGKILL leaves outside tmp/: its
 // job lock, the owner locks of volumes and snapshots and the pool locks of
-// snapshots that are gone (each once older than a few seconds, as a job
+// snapshots that are gone (each once older than staleAfter, as a job
 // that has just made its lock file takes it, and free), and the empty
 // mount point of a volume that is gone or in gone (removed by this gc
 // first).
@@ -311,7 +311,7 @@ func (c *Cloud) planStale(ctx context.Context, gone map[string]bool) []gcreport.
 	for _, pat := range append(jobLocks, ownerLocks...) {
 		locks, _ := filepath.Glob(filepath.Join(c.lockDir, pat))
 		for _, l := range locks {
-			if st, err := os.Stat(l); err != nil || time.Since(st.ModTime()) < 10*time.Second || flock.Held(l) {
+			if st, err := os.Stat(l); err != nil || time.Since(st.ModTime()) < staleAfter || flock.Held(l) {
 				continue
 			}
 			why := "the lock of a job that is gone"
@@ -326,6 +326,11 @@ func (c *Cloud) planStale(ctx context.Context, gone map[string]bool) []gcreport.
 	}
 	return append(out, c.planMountPoints(ctx, gone)...)
 }
+
+// staleAfter is how old a free lock file must be to be stale: a process
+// makes its lock file and takes it in one call (flock.TryExclusive), so a
+// file that has been free that long was left by a process that is gone.
+const staleAfter = 2 * time.Second
 
 // ownerLocks are the locks of a volume's or snapshot's owner and of a
 // snapshot's pool filler.
