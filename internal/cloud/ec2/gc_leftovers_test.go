@@ -94,9 +94,10 @@ func TestGCCopiesOfAKilledBake(t *testing.T) {
 }
 
 // The EBS snapshot of a push killed before it registered its image (tagged
-// with the push and this machine) is removed; a running push's, another
-// machine's and one an image uses are left.
-func TestGCSnapshotsOfAKilledPush(t *testing.T) {
+// with the push and this machine) is removed, and so is the snapshot of a
+// bake on this host killed before it registered (bake and host tags); a
+// running push's, another machine's and one an image uses are left.
+func TestGCSnapshotsOfAKilledPushOrBake(t *testing.T) {
 	e := ec2test.Start(t)
 	c := newCloud(t, nil, nil)
 	ctx := context.Background()
@@ -115,6 +116,10 @@ func TestGCSnapshotsOfAKilledPush(t *testing.T) {
 		return s.ID
 	}
 	dead, live, other := pushed("push-dead", host), pushed("push-live", host), pushed("push-x", "another-machine")
+	baked, err := c.CreateSnapshot(ctx, plugin.SnapshotRequest{VolumeID: vol.ID, Tags: plugin.Tags{"bake": "bake-dead", "host": e.InstanceID}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	// Killed after it registered its image: complete, kept. (moto's
 	// RegisterImage ignores the mappings given and maps a snapshot of its
 	// own: that one is tagged as the push's.)
@@ -136,13 +141,13 @@ func TestGCSnapshotsOfAKilledPush(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := p.Planned().IDs(gcreport.Snapshot); !slices.Equal(got, []string{dead}) {
-		t.Fatalf("planned %v, want %s", got, dead)
+	if got := p.Planned().IDs(gcreport.Snapshot); !slices.Equal(got, []string{baked.ID, dead}) {
+		t.Fatalf("planned %v, want %s then %s", got, baked.ID, dead)
 	}
 	if _, err := p.Execute(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for id, want := range map[string]bool{dead: false, live: true, other: true, registered: true} {
+	for id, want := range map[string]bool{dead: false, baked.ID: false, live: true, other: true, registered: true} {
 		if _, err := c.Snapshot(ctx, id); (err == nil) != want {
 			t.Errorf("snapshot %s: %v, want there %v", id, err, want)
 		}
