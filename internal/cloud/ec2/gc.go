@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -65,6 +67,7 @@ func (c *Cloud) PlanGC(ctx context.Context, lockDir string) (*GCPlan, error) {
 	if err := p.planPushes(ctx); err != nil {
 		return nil, err
 	}
+	sort.SliceStable(p.Items, func(i, j int) bool { return kindOrder[p.Items[i].Kind] < kindOrder[p.Items[j].Kind] })
 	return p, errors.Join(errs...)
 }
 
@@ -118,32 +121,58 @@ func (p *GCPlan) planPushes(ctx context.Context) error {
 	}, TagPush)
 }
 
-// planCopies plans, in every other region, the copies that bakes on this
-// host were making when they were killed.
+// planCopies plans, in every other region (looked at in parallel, eight
+// at a time), the copies that bakes on this host were making when they
+// were killed.
 func (p *GCPlan) planCopies(ctx context.Context) []error {
 	regions, err := p.c.ec2.DescribeRegions(ctx, &ec2.DescribeRegionsInput{})
 	if err != nil {
 		return []error{fmt.Errorf("plan gc: copies in other regions: %w", apiErr("DescribeRegions", err))}
 	}
-	var errs []error
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		errs []error
+		sem  = make(chan struct{}, 8)
+	)
 	for _, r := range regions.Regions {
 		region := aws.ToString(r.RegionName)
 		if region == p.c.region {
 			continue
 		}
-		out, err := p.c.regional(region).DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"self"}, Filters: []types.Filter{
-			{Name: aws.String("tag:" + TagCopyHost), Values: []string{p.host}},
-			{Name: aws.String("tag-key"), Values: []string{TagCopying}},
-		}})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("plan gc: copies in %s: %w", region, apiErr("DescribeImages", err)))
-			continue
-		}
-		for _, im := range out.Images {
-			p.add(gcreport.Item{Kind: gcreport.Copy, ID: region + "/" + aws.ToString(im.ImageId)}, tagsOf(im.Tags)[TagCopying])
-		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			ims, err := p.markedCopies(ctx, region)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+			}
+			for _, im := range ims {
+				p.add(gcreport.Item{Kind: gcreport.Copy, ID: region + "/" + aws.ToString(im.ImageId)}, tagsOf(im.Tags)[TagCopying])
+			}
+		}()
 	}
+	wg.Wait()
 	return errs
+}
+
+// kindOrder is the order items are removed in.
+var kindOrder = map[string]int{gcreport.Volume: 0, gcreport.Snapshot: 1, gcreport.Copy: 2}
+
+// markedCopies lists a region's images that carry this host's TagCopyHost
+// and a TagCopying.
+func (p *GCPlan) markedCopies(ctx context.Context, region string) ([]types.Image, error) {
+	out, err := p.c.regional(region).DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"self"}, Filters: []types.Filter{
+		{Name: aws.String("tag:" + TagCopyHost), Values: []string{p.host}},
+		{Name: aws.String("tag-key"), Values: []string{TagCopying}},
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("plan gc: copies in %s: %w", region, apiErr("DescribeImages", err))
+	}
+	return out.Images, nil
 }
 
 // add plans an item, or notes it as a running bake's.
