@@ -107,7 +107,7 @@ func (c *Cloud) planSnapshots(ctx context.Context, p *GCPlan, manifests []string
 		rows[s.ID] = true
 		it := gcreport.Item{ID: s.ID}
 		switch {
-		case s.State == "pending" && !flock.Held(c.ownerLock(s.ID)):
+		case s.State == "pending" && !held(c.ownerLock(s.ID)):
 			it.Kind, it.Reason = gcreport.PendingSnapshot, "its maker died before completing it"
 		case s.State == "completed" && c.unregistered(ctx, s):
 			it.Kind, it.Reason = gcreport.Unregistered, fmt.Sprintf("its bake %s was killed before registering it", s.Tags["bake"])
@@ -144,11 +144,16 @@ func (c *Cloud) jobRunning(job string) bool {
 	if strings.ContainsAny(job, "/\x00") {
 		return false
 	}
-	l := filepath.Join(c.lockDir, job+".lock")
-	if _, err := os.Stat(l); err != nil {
+	return held(filepath.Join(c.lockDir, job+".lock"))
+}
+
+// held reports whether a process holds the lock at path; a lock file that
+// is not there is not made (flock.Held would make one, to be left behind).
+func held(path string) bool {
+	if _, err := os.Stat(path); err != nil {
 		return false
 	}
-	return flock.Held(l)
+	return flock.Held(path)
 }
 
 // Planned reports the plan as a dry run.

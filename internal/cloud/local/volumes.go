@@ -89,7 +89,7 @@ func (c *Cloud) orphaned(v *plugin.Volume) bool {
 		_, err := c.Snapshot(context.Background(), v.SnapshotID)
 		return errors.Is(err, plugin.ErrNotFound) // its snapshot is gone
 	case v.State == "creating" && v.Tags["purpose"] == "pool":
-		return !flock.Held(c.takeLock()) && !flock.Held(c.ownerLock(v.ID))
+		return !held(c.takeLock()) && !held(c.ownerLock(v.ID))
 	}
 	return v.Tags["purpose"] == "amination" && !flock.Held(c.ownerLock(v.ID))
 }
