@@ -26,7 +26,7 @@ type tarHeader struct {
 	name  string
 	mode  int64
 	mtime time.Time
-	size  int64          // the file's real size
+	size  int64           // the file's real size
 	runs  []sparse.Extent // the data runs; nil for a regular member
 }
 
