@@ -88,3 +88,44 @@ func LoadPrivateKey(path string) (*rsa.PrivateKey, error) {
 	}
 	return rk, nil
 }
+
+// LoadIdentity reads the user's certificate and private key, and EC2's
+// certificate when ec2Cert names a file (else the partition's built-in one
+// is used), into o.
+func (o *Options) LoadIdentity(cert, key, ec2Cert string) error {
+	var err error
+	if cert == "" || key == "" {
+		return errors.New("a bundle needs the user's certificate and private key (--cert, --privatekey)")
+	}
+	if o.UserCert, err = LoadCertificate(cert); err != nil {
+		return err
+	}
+	if o.Key, err = LoadPrivateKey(key); err != nil {
+		return err
+	}
+	if ec2Cert != "" {
+		if o.EC2Cert, err = LoadCertificate(ec2Cert); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SafeName turns an image name into a bundle name: characters a bundle
+// name cannot hold become '_', and it is cut to 100 bytes.
+func SafeName(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("().,_+-", c) >= 0) {
+			b[i] = '_'
+		}
+	}
+	if len(b) > 100 {
+		b = b[:100]
+	}
+	out := strings.ReplaceAll(string(b), "..", "__")
+	if out == "" || out[0] == '.' || out[0] == ',' {
+		out = "_" + out[min(1, len(out)):]
+	}
+	return out
+}
