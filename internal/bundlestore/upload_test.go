@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-
 	"github.com/aminator-go/aminator/internal/s3bundle"
 )
 
