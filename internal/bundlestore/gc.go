@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/aminator-go/aminator/internal/gcreport"
 )
 
 // GCGrace is how old a bundle with no manifest written by another host
@@ -48,4 +50,68 @@ func (s *Store) GC(ctx context.Context, used func(location string) bool) ([]*Bun
 		done = append(done, b)
 	}
 	return done, errors.Join(errs...)
+}
+
+// GCPlan is a bucket's gc plan (a gcreport.Plan).
+type GCPlan struct {
+	s     *Store
+	used  func(ctx context.Context) (func(string) bool, error)
+	Items []*Bundle
+}
+
+// Plan plans gc with used, which lists the manifest locations images use
+// (it is asked again before anything is removed).
+func (s *Store) Plan(ctx context.Context, used func(ctx context.Context) (func(string) bool, error)) (*GCPlan, error) {
+	u, err := used(ctx)
+	if err != nil {
+		return nil, err
+	}
+	items, err := s.PlanGC(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	return &GCPlan{s: s, used: used, Items: items}, nil
+}
+
+func (b *Bundle) item() gcreport.Item {
+	reason := "no image uses it"
+	if !b.Manifest {
+		reason = "an upload that did not finish (no manifest)"
+	}
+	return gcreport.Item{Kind: gcreport.Bundle, ID: b.Location, Reason: reason}
+}
+
+// Planned reports the plan as a dry run.
+func (p *GCPlan) Planned() *gcreport.Report {
+	r := gcreport.New("s3", true, gcreport.Bundle)
+	for _, b := range p.Items {
+		r.Remove(b.item())
+	}
+	return r
+}
+
+// Execute removes the planned bundles, each skipped if an image now uses
+// it or an upload on this host now writes it.
+func (p *GCPlan) Execute(ctx context.Context) (*gcreport.Report, error) {
+	r := gcreport.New("s3", false, gcreport.Bundle)
+	used, err := p.used(ctx)
+	if err != nil {
+		return r, err
+	}
+	var errs []error
+	for _, b := range p.Items {
+		switch {
+		case used(b.Location):
+			r.Skip(b.item(), "an image uses it now")
+		case p.s.Uploading(b):
+			r.Skip(b.item(), "an upload on this host writes it now")
+		default:
+			if err := p.s.Delete(ctx, b); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			r.Remove(b.item())
+		}
+	}
+	return r, errors.Join(errs...)
 }

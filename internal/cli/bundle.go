@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/aminator-go/aminator/internal/cloud/local"
+	"github.com/aminator-go/aminator/internal/config"
+	"github.com/aminator-go/aminator/internal/push"
 	"github.com/aminator-go/aminator/internal/s3bundle"
 	"github.com/aminator-go/aminator/internal/service"
 )
@@ -61,4 +64,52 @@ encrypted, integrity-checked export.`,
 	bundleFlags(cmd.Flags(), &files, &o)
 	cmd.Flags().StringVarP(&dir, "destination", "d", ".", "directory to write the parts and the manifest into")
 	return cmd
+}
+
+// pushS3Flags are push's settings for --store-type s3.
+type pushS3Flags struct {
+	files  service.BundleFiles
+	bundle s3bundle.Options
+	bucket string
+	acl    string
+}
+
+func (f *pushS3Flags) flags(fs *pflag.FlagSet) {
+	bundleFlags(fs, &f.files, &f.bundle)
+	fs.StringVar(&f.bucket, "bucket", "", "with --store-type s3: the bucket (BUCKET[/PREFIX]) the bundle goes to")
+	fs.StringVar(&f.acl, "acl", "aws-exec-read", "with --store-type s3: the canned ACL of the bundle's objects")
+}
+
+// pushS3 pushes a local image as an S3-backed image.
+func (a *app) pushS3(cmd *cobra.Command, cfg *config.Config, ref string, o push.Options, f pushS3Flags) error {
+	return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
+		log := a.logger(cfg.Context.Debug)
+		so := push.S3Options{Bucket: f.bucket, Bundle: f.bundle, ACL: f.acl, Workers: o.Workers, Name: o.Name, Tags: o.Tags, Log: log}
+		im, res, err := service.PushS3(ctx, cfg, c, ref, f.files, so)
+		if err != nil {
+			return err
+		}
+		if a.output == "json" {
+			return a.printJSON(res)
+		}
+		log.Info("pushed", "image", im.ID, "ami", res.ImageID, "manifest", res.ManifestLocation, "region", res.Region,
+			"parts", res.Parts, "sent", res.PartsSent, "took", res.Duration.Round(time.Millisecond))
+		fmt.Fprintln(a.stdout, res.ImageID)
+		return nil
+	})
+}
+
+// gcBundles collects the unused S3 bundles of a bucket.
+func (a *app) gcBundles(cmd *cobra.Command, bucket string, dry bool) error {
+	cfg, err := a.loadConfig(cmd)
+	if err != nil {
+		return err
+	}
+	ctx, stop := service.SignalContext()
+	defer stop()
+	p, err := service.PlanBundleGC(ctx, cfg, bucket, a.logger(cfg.Context.Debug))
+	if err != nil {
+		return err
+	}
+	return a.runGC(ctx, p, dry)
 }

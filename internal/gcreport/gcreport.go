@@ -31,6 +31,8 @@ const (
 	// The ec2 cloud's.
 	Volume   = "volume"   // a volume a bake on this host left
 	Snapshot = "snapshot" // a snapshot a bake on this host left, no image uses
+	// An S3 bucket's.
+	Bundle = "bundle" // an S3 bundle no image uses (its manifest location)
 )
 
 // kind is how a kind is shown: in the text, its label, and whether its
@@ -53,6 +55,7 @@ var kinds = []kind{
 	{Stale, "stale job locks and mount points", false, "stale", false},
 	{Volume, "volumes", true, "volumes", false},
 	{Snapshot, "snapshots", true, "snapshots", false},
+	{Bundle, "S3 bundles", true, "bundles", false},
 }
 
 // Item is one thing gc removes.

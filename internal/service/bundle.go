@@ -2,12 +2,17 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 
+	"github.com/aminator-go/aminator/internal/bundlestore"
 	"github.com/aminator-go/aminator/internal/cloud/local"
+	"github.com/aminator-go/aminator/internal/config"
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/push"
 	"github.com/aminator-go/aminator/internal/s3bundle"
 )
 
@@ -69,4 +74,48 @@ func WithRawDisk[T any](ctx context.Context, c *local.Cloud, im *plugin.Image, f
 		return zero, err
 	}
 	return fn(disk)
+}
+
+// PushS3 sends the local image ref to EC2 as an S3-backed image: its disk
+// bundled (files name the identity), uploaded to o.Bucket and registered.
+func PushS3(ctx context.Context, cfg *config.Config, lc *local.Cloud, ref string, files BundleFiles, o push.S3Options) (*plugin.Image, *push.S3Result, error) {
+	if err := o.Bundle.LoadIdentity(files.Cert, files.PrivateKey, files.EC2Cert); err != nil {
+		return nil, nil, err
+	}
+	if o.Bucket == "" {
+		return nil, nil, errors.New("push --store-type s3 needs --bucket")
+	}
+	ec, err := OpenEC2(ctx, cfg, o.Log)
+	if err != nil {
+		return nil, nil, err
+	}
+	im, err := Find(ctx, lc, ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	o.Scratch, o.LockDir = filepath.Join(lc.Dir(), "tmp"), filepath.Join(lc.Dir(), "lock")
+	res, err := WithRawDisk(ctx, lc, im, func(disk string) (*push.S3Result, error) {
+		return push.PushS3(ctx, ec, im, disk, o)
+	})
+	return im, res, err
+}
+
+// PlanBundleGC plans the gc of the S3 bundles in bucket (BUCKET[/PREFIX])
+// that no image of the account in the region uses.
+func PlanBundleGC(ctx context.Context, cfg *config.Config, bucket string, log *slog.Logger) (*bundlestore.GCPlan, error) {
+	ec, err := OpenEC2(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	st, err := bundlestore.New(ec.AWSConfig(), bucket, bundlestore.Options{LockDir: cfg.LockDir, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	return st.Plan(ctx, func(ctx context.Context) (func(string) bool, error) {
+		locs, err := ec.BundleLocations(ctx, bundlestore.TagLocation)
+		if err != nil {
+			return nil, err
+		}
+		return func(l string) bool { return locs[l] }, nil
+	})
 }

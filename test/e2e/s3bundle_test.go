@@ -9,6 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/config"
+
+	"github.com/aminator-go/aminator/internal/bundlestore"
+	"github.com/aminator-go/aminator/internal/cloud/ec2/ec2test"
 	"github.com/aminator-go/aminator/internal/cloud/local"
 	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/s3bundle"
@@ -108,4 +112,17 @@ func TestBundleCommand(t *testing.T) {
 	if ents, _ := os.ReadDir(filepath.Join(c.state, "tmp")); len(ents) != 0 {
 		t.Fatalf("the bundle left %v in the state directory", ents)
 	}
+}
+
+func newTestStore(t *testing.T, e *ec2test.Env, loc string) *bundlestore.Store {
+	t.Helper()
+	cfg, err := config.LoadDefaultConfig(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := bundlestore.New(cfg, loc, bundlestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
