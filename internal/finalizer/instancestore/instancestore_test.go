@@ -1,6 +1,7 @@
 package instancestore
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -74,7 +75,9 @@ func TestSnapshotRegisterRemove(t *testing.T) {
 	set := Defaults()
 	set.PrivateKey, set.Cert = identity(t)
 	set.Account, set.Bucket, set.ScratchDir = "123456789012", "bakery/s3", t.TempDir()
-	f, err := New(set, plugin.Deps{Cloud: cloud, LockDir: t.TempDir()})
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	f, err := New(set, plugin.Deps{Cloud: cloud, LockDir: t.TempDir(), Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,11 +121,34 @@ func TestSnapshotRegisterRemove(t *testing.T) {
 	if err != nil || m.KernelID != "aki-12345678" || m.BlockDevices["ephemeral0"] != "sdb" || m.BlockDevices["ami"] != "sda1" || len(m.Parts) != 2 {
 		t.Fatalf("manifest %+v %v", m, err)
 	}
+	keyNotLeaked(t, set.PrivateKey, logs.String(), rec, set.ScratchDir)
 	if err := f.RemoveSnapshot(ctx, snap.ID); err != nil {
 		t.Fatal(err)
 	}
 	out, _ := admin.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("bakery")})
 	if len(out.Contents) != 0 {
 		t.Fatalf("RemoveSnapshot left %d objects", len(out.Contents))
+	}
+}
+
+// keyNotLeaked checks that no line of the private key's PEM body is in the
+// logs, in any request sent, or in the scratch directory.
+func keyNotLeaked(t *testing.T, keyFile, logs string, rec *ec2test.Recorder, scratch string) {
+	t.Helper()
+	pemText, _ := os.ReadFile(keyFile)
+	if !strings.Contains(logs, "bundle uploaded") {
+		t.Fatalf("the finalizer logged nothing: %s", logs)
+	}
+	var sent strings.Builder
+	for _, r := range rec.Requests {
+		sent.WriteString(r.Form)
+	}
+	for _, line := range strings.Split(string(pemText), "\n")[1:4] {
+		if strings.Contains(logs, line) || strings.Contains(sent.String(), line) {
+			t.Fatal("the private key went into the logs or a request")
+		}
+	}
+	if ents, _ := os.ReadDir(scratch); len(ents) != 0 {
+		t.Fatalf("scratch holds %v", ents)
 	}
 }
