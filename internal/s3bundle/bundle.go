@@ -97,6 +97,8 @@ func (o *Options) check(image string) error {
 		return fmt.Errorf("account %q: want the 12-digit AWS account number", o.Account)
 	case o.Arch != "i386" && o.Arch != "x86_64" && o.Arch != "arm64":
 		return fmt.Errorf("architecture %q: want i386, x86_64 or arm64", o.Arch)
+	case o.Level < 0 || o.Level > 9:
+		return fmt.Errorf("gzip level %d: want 1 to 9", o.Level)
 	case o.UserCert == nil || o.Key == nil:
 		return errors.New("bundle needs the user's certificate and private key")
 	case o.KernelID != "" && !idRE.MatchString(o.KernelID), o.RamdiskID != "" && !idRE.MatchString(o.RamdiskID):

@@ -122,6 +122,7 @@ func TestRefused(t *testing.T) {
 		"name":          {big, func(o *Options) { o.Name = "../x" }, "bundle name"},
 		"wrong key":     {big, func(o *Options) { o.Key = other }, "does not belong"},
 		"kernel":        {big, func(o *Options) { o.KernelID = "<x>" }, "not an image id"},
+		"level":         {big, func(o *Options) { o.Level = 12 }, "gzip level"},
 		"not a file":    {tmp, func(*Options) {}, "neither a file nor a block device"},
 		"missing image": {filepath.Join(tmp, "nope"), func(*Options) {}, "no such file"},
 	} {
@@ -150,5 +151,20 @@ func TestEC2CertificatePerPartition(t *testing.T) {
 	if seen["us-east-1"] != seen["eu-west-1"] || seen["us-east-1"] == seen["us-gov-west-1"] ||
 		seen["us-east-1"] == seen["cn-north-1"] || seen["cn-north-1"] != seen["cn-northwest-1"] {
 		t.Fatalf("certificates by region: %v", seen)
+	}
+}
+
+func TestSafeName(t *testing.T) {
+	for in, want := range map[string]string{
+		"app-1.0-1-x86_64-20261126-s3": "app-1.0-1-x86_64-20261126-s3",
+		"a/b:c d":                      "a_b_c_d",
+		"..hidden":                     "__hidden",
+		".x":                           "_x",
+		"":                             "_",
+		strings.Repeat("y", 120):       strings.Repeat("y", 100),
+	} {
+		if got := SafeName(in); got != want || !safeName(got) {
+			t.Errorf("SafeName(%q) = %q, want %q (valid %v)", in, got, want, safeName(got))
+		}
 	}
 }
