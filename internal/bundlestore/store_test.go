@@ -89,6 +89,7 @@ func TestMoto(t *testing.T) {
 	for name, fn := range map[string]func(*testing.T, *fixture){
 		"UploadRoundTrip": testUploadRoundTrip, "UploadResumeRetryAndDenied": testUploadResumeRetryAndDenied,
 		"MissingBucket": testMissingBucket, "GCRemovesHalfBundles": testGCRemovesHalfBundles,
+		"PublishFailureRemoves": testPublishFailureRemoves,
 	} {
 		t.Run(name, func(t *testing.T) { fn(t, newFixture(t, strings.ToLower(name))) })
 	}

@@ -158,3 +158,29 @@ func testGCRemovesHalfBundles(t *testing.T, f *fixture) {
 		t.Fatalf("gc removed the used bundle's objects: %d left", n)
 	}
 }
+
+// Publish bundles and uploads from a scratch directory it removes; an
+// upload that fails half way removes the parts it had put.
+func testPublishFailureRemoves(t *testing.T, f *fixture) {
+	ctx := context.Background()
+	s := f.store(t, f.bucket, Options{Workers: 1})
+	scratch := t.TempDir()
+	f.tr.inject = failPut("app.img.part.3", http.StatusForbidden, "AccessDenied", 1)
+	if _, err := s.Publish(ctx, f.disk, scratch, f.o); err == nil || !strings.Contains(err.Error(), "access denied") {
+		t.Fatalf("error %v", err)
+	}
+	if keys := f.keys(t); len(keys) != 0 {
+		t.Fatalf("a failed upload left %v", keys)
+	}
+	f.tr.inject = nil
+	pub, err := s.Publish(ctx, f.disk, scratch, f.o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.keys(t)) != pub.Parts+1 || pub.PartsSent != pub.Parts {
+		t.Fatalf("publish %+v, bucket %v", pub, f.keys(t))
+	}
+	if ents, _ := os.ReadDir(scratch); len(ents) != 0 {
+		t.Fatalf("scratch left %v", ents)
+	}
+}
