@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -34,6 +35,7 @@ type awsProxy struct {
 	puts   []string // paths of S3 PUTs answered
 	deny   string   // bucket whose PUTs get 403
 	slow   string   // bucket whose part PUTs take a second
+	fail   string   // EC2 action answered with an error
 	server *httptest.Server
 }
 
@@ -44,15 +46,22 @@ func newAWSProxy(t *testing.T, target string) *awsProxy {
 	}
 	p := &awsProxy{}
 	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.ErrorLog = log.New(io.Discard, "", 0) // the killed push's requests end half way
 	p.server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		p.mu.Lock()
-		deny, slow := p.deny, p.slow
-		if f, err := url.ParseQuery(string(body)); err == nil && f.Get("Action") != "" {
+		deny, slow, fail := p.deny, p.slow, p.fail
+		f, _ := url.ParseQuery(string(body))
+		if f.Get("Action") != "" {
 			p.forms = append(p.forms, f)
 		}
 		p.mu.Unlock()
+		if fail != "" && f.Get("Action") == fail {
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>InvalidParameterValue</Code><Message>injected</Message></Error></Errors><RequestID>r</RequestID></Response>`)
+			return
+		}
 		if r.Method == http.MethodPut && deny != "" && strings.HasPrefix(r.URL.Path, "/"+deny+"/") {
 			w.WriteHeader(http.StatusForbidden)
 			io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`)
@@ -187,6 +196,20 @@ func TestPushS3(t *testing.T) {
 	if n := len(proxy.actions("RegisterImage")); n != 1 {
 		t.Fatalf("a failed push registered an image (%d RegisterImage)", n)
 	}
+	proxy.mu.Lock()
+	proxy.fail = "RegisterImage"
+	proxy.mu.Unlock()
+	if r := push("images/apps", "-n", "unregistered"); r.code == 0 || !strings.Contains(r.stderr, "injected") {
+		t.Fatalf("a failed registration: exit %d: %s", r.code, r.stderr)
+	}
+	for _, k := range bucketKeys(t, admin, "images") {
+		if strings.Contains(k, "unregistered") {
+			t.Fatalf("a failed registration left %s", k)
+		}
+	}
+	proxy.mu.Lock()
+	proxy.fail = ""
+	proxy.mu.Unlock()
 	killMidUpload(t, e, proxy, admin, push)
 }
 
@@ -218,7 +241,7 @@ func killMidUpload(t *testing.T, e *ec2test.Env, proxy *awsProxy, admin *s3.Clie
 			t.Fatalf("the killed push wrote its manifest")
 		}
 	}
-	if n := len(proxy.actions("RegisterImage")); n != 1 {
+	if n := len(proxy.actions("RegisterImage")); n != 2 {
 		t.Fatalf("the killed push registered an image")
 	}
 	out := mustOK(t, aminateEnv(t, e.Vars, "gc", "--bucket", "killed", "--output", "json"))
