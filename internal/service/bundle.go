@@ -11,6 +11,7 @@ import (
 	"github.com/aminator-go/aminator/internal/bundlestore"
 	"github.com/aminator-go/aminator/internal/cloud/local"
 	"github.com/aminator-go/aminator/internal/config"
+	"github.com/aminator-go/aminator/internal/flock"
 	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/push"
 	"github.com/aminator-go/aminator/internal/s3bundle"
@@ -68,6 +69,14 @@ func WithRawDisk[T any](ctx context.Context, c *local.Cloud, im *plugin.Image, f
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return zero, err
 	}
+	// Held while the disk and the parts are in tmp/: the local gc counts it
+	// as a running job and leaves tmp/ alone.
+	lockPath := filepath.Join(c.LockDir(), fmt.Sprintf("bundle-job-%d.lock", os.Getpid()))
+	lock, err := flock.Exclusive(ctx, lockPath)
+	if err != nil {
+		return zero, err
+	}
+	defer func() { os.Remove(lockPath); lock.Unlock() }()
 	disk := filepath.Join(tmp, fmt.Sprintf("bundle-%s-%d.img", im.ID, os.Getpid()))
 	defer os.Remove(disk)
 	if err := c.Store().Restore(ctx, snap, disk); err != nil {
@@ -93,7 +102,7 @@ func PushS3(ctx context.Context, cfg *config.Config, lc *local.Cloud, ref string
 	if err != nil {
 		return nil, nil, err
 	}
-	o.Scratch, o.LockDir = filepath.Join(lc.Dir(), "tmp"), filepath.Join(lc.Dir(), "lock")
+	o.Scratch, o.LockDir = filepath.Join(lc.Dir(), "tmp"), lc.LockDir()
 	res, err := WithRawDisk(ctx, lc, im, func(disk string) (*push.S3Result, error) {
 		return push.PushS3(ctx, ec, im, disk, o)
 	})

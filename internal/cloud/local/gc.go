@@ -193,8 +193,9 @@ func (c *Cloud) removePending(ctx context.Context, id string) (skipped string, e
 }
 
 // jobLocks are the locks a job (bake, foundation, boot test) holds for its
-// lifetime (the CLI takes LOCKDIR/<job id>.lock).
-var jobLocks = []string{"bake-*.lock", "foundation-*.lock", "test-*.lock"}
+// lifetime (the CLI takes LOCKDIR/<job id>.lock), and an S3 bundle of a
+// local image (its disk and parts are in tmp/) while it is made and sent.
+var jobLocks = []string{"bake-*.lock", "foundation-*.lock", "test-*.lock", "bundle-*.lock"}
 
 // planStale lists what a job killed with SIGKILL leaves outside tmp/: its
 // job lock, once older than a few seconds (a job that has just created its
