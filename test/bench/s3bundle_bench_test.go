@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	kflate "github.com/klauspost/compress/flate"
+
 	"github.com/aminator-go/aminator/internal/s3bundle"
 	"github.com/aminator-go/aminator/internal/testutil"
 )
@@ -124,3 +126,38 @@ func BenchmarkS3Bundle(b *testing.B) {
 }
 
 func runtimeCPUs() int { return runtime.NumCPU() }
+
+type byteCounter struct{ n int64 }
+
+func (c *byteCounter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
+
+// BenchmarkGzipLevels compresses 150 MiB of this machine's /usr/lib on one
+// core with GNU gzip -9 (the AMI tools') and with klauspost/compress's
+// flate (what pgzip runs on every core) at levels 6 to 9: why the
+// bundler's default is 6.
+func BenchmarkGzipLevels(b *testing.B) {
+	sample := filepath.Join(b.TempDir(), "sample")
+	sh(b, "sh", "-c", `(tar -c /usr/lib 2>/dev/null || true) | head -c 150M > "$1"`, "sh", sample)
+	data, err := os.ReadFile(sample)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		start := time.Now()
+		out, err := exec.Command("sh", "-c", `gzip -9 < "$1" | wc -c`, "sh", sample).Output()
+		if err != nil {
+			b.Fatal(err)
+		}
+		base := time.Since(start)
+		b.Logf("gzip -9: %v, %s bytes; load %s", base.Round(time.Millisecond), strings.TrimSpace(string(out)), loadAvg())
+		for _, level := range []int{6, 7, 8, 9} {
+			c := &byteCounter{}
+			w, _ := kflate.NewWriter(c, level)
+			start := time.Now()
+			w.Write(data)
+			w.Close()
+			d := time.Since(start)
+			b.Logf("klauspost flate %d: %v, %d bytes, %.2fx gzip -9's speed on one core; load %s", level, d.Round(time.Millisecond), c.n, base.Seconds()/d.Seconds(), loadAvg())
+		}
+	}
+}
