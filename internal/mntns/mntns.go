@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -33,15 +34,21 @@ func InChild() bool { return os.Getenv(envKey) == "1" }
 // chroot code finds leftover processes there.
 //
 // It also lets go of other bakes' mounts that the new namespace copied (a
-// volume kept by --preserve-on-error, a boot test's scratch disk): held
-// here, they would keep those bakes' loop devices attached after their
-// owners unmount them, for as long as this bake runs.
-func SetupChild() error {
+// volume kept by --preserve-on-error, a boot test's scratch disk) and of
+// the store filesystems of state directories other than stateDir: held
+// here, they would keep those loop devices attached after their owners
+// unmount them (aminate init --unmount), for as long as this bake runs.
+func SetupChild(stateDir string) error {
 	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return fmt.Errorf("mount /proc for the bake's PID namespace: %w", err)
 	}
 	if points, err := mount.Points(); err == nil {
-		for _, m := range othersMounts(points) {
+		own, _ := os.Stat(filepath.Join(stateDir, "data"))
+		otherStore := func(mp string) bool {
+			st, err := os.Stat(mp)
+			return isStoreMount(mp) && err == nil && (own == nil || !os.SameFile(st, own))
+		}
+		for _, m := range othersMounts(points, otherStore) {
 			unix.Unmount(m, unix.MNT_DETACH) // best effort: it only frees the copy
 		}
 	}
@@ -52,12 +59,23 @@ func SetupChild() error {
 // and STATE/tmp/boottest-*/mnt.
 var bakeMount = regexp.MustCompile(`/mnt/vol-[0-9a-f]+$|/boottest-[^/]+/mnt$`)
 
+// isStoreMount reports whether a mount point is a state directory's store
+// filesystem (STATE/data, with STATE/data.yml beside it).
+func isStoreMount(mp string) bool {
+	if filepath.Base(mp) != "data" {
+		return false
+	}
+	_, err := os.Stat(filepath.Join(filepath.Dir(mp), "data.yml"))
+	return err == nil
+}
+
 // othersMounts picks, from a list of mount points, the top-most ones of
-// bakes and boot tests (their submounts go with them).
-func othersMounts(points []string) []string {
+// bakes and boot tests, and those otherStore says are other state
+// directories' store filesystems (their submounts go with them).
+func othersMounts(points []string, otherStore func(string) bool) []string {
 	var tops []string
 	for _, mp := range points {
-		if !bakeMount.MatchString(mp) {
+		if !bakeMount.MatchString(mp) && !otherStore(mp) {
 			continue
 		}
 		nested := false

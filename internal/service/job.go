@@ -87,7 +87,7 @@ func RunJob(cfg *config.Config, o JobOptions, fn func(ctx context.Context, j *Jo
 		if !o.Preserve {
 			return reexec(cfg, o.Stdin)
 		}
-	} else if err := mntns.SetupChild(); err != nil {
+	} else if err := mntns.SetupChild(cfg.StateDir); err != nil {
 		return err
 	}
 	ctx, stop := SignalContext()

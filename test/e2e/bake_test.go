@@ -259,11 +259,18 @@ func countLines(t *testing.T, args ...string) int {
 	return len(strings.Split(out, "\n")) - 1 // minus the header
 }
 
-// Ctrl-C in the middle of an install cancels the bake and cleans up.
+// Ctrl-C in the middle of an install cancels the bake and cleans up; while
+// it runs, its namespace does not pin another state's store filesystem.
 func TestCancelMidInstall(t *testing.T) {
 	testutil.CheckNoLeaks(t, workDir)
 	b := base(t)
 	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-slow", Version: "1.0", Postinst: "echo AMINATOR-TEST-SLEEPING; sleep 300"})
+	// Another state directory's store filesystem, mounted before the bake.
+	other, runOther := ownState(t, "other-state-")
+	mustOK(t, runOther("init"))
+	if storeLoops(other) != 1 {
+		t.Fatalf("the other state's store is not mounted on a loop device: %v", testutil.Leaks(other))
+	}
 	cmd := exec.Command(binary, "-B", b, "-s", "slow", deb)
 	cmd.Env = env()
 	stderr, err := cmd.StderrPipe()
@@ -309,6 +316,15 @@ func TestCancelMidInstall(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// The running bake's namespace does not hold the other state's store:
+	// unmounted there, its loop device goes now, not when the bake ends.
+	mustOK(t, runOther("init", "--unmount"))
+	for deadline := time.Now().Add(20 * time.Second); storeLoops(other) > 0; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("the other state's store stays on a loop device while a bake runs: %v", testutil.Leaks(other))
+			break
+		}
+	}
 	start := time.Now()
 	cmd.Process.Signal(syscall.SIGINT)
 	err = cmd.Wait()
@@ -329,6 +345,17 @@ func TestCancelMidInstall(t *testing.T) {
 	if out, _ := exec.Command("pgrep", "-f", "sleep 300").Output(); len(strings.TrimSpace(string(out))) > 0 {
 		t.Errorf("the postinst still runs: %s", out)
 	}
+}
+
+// storeLoops counts the loop devices of the store filesystem files under dir.
+func storeLoops(dir string) int {
+	n := 0
+	for _, l := range testutil.Leaks(dir) {
+		if strings.HasPrefix(l, "loop ") && (strings.HasSuffix(l, "data.xfs") || strings.HasSuffix(l, "data.btrfs")) {
+			n++
+		}
+	}
+	return n
 }
 
 // Two bakes from one base at the same time both succeed.
