@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,18 +19,39 @@ import (
 // the boot test's forwards reach the guest at the address DHCP gives.
 const platformNetwork = "[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\n"
 
+// netCheckUnit runs before multi-user.target (so before the boot test's
+// marker) once the network is up, and says on the console whether the
+// guest reached the host's loopback (slirp's 10.0.2.2) or the outside:
+// the boot test's network is restricted, so neither may answer.
+const netCheckUnit = `[Unit]
+Description=aminator test: the boot test's network reaches neither the host nor the outside
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=oneshot
+ExecStart=/bin/bash -c 'for t in 10.0.2.2/%d 1.1.1.1/80; do timeout 5 bash -c "echo hi > /dev/tcp/$$t" && echo "AMINATOR-NET-REACHED $$t" > /dev/ttyS0; done; echo AMINATOR-NET-CHECKED > /dev/ttyS0'
+
+[Install]
+WantedBy=multi-user.target
+`
+
 // The seed's base platform: a meta package depending on a JDK, Tomcat,
 // Apache and Python, installed from Debian's mirror onto the foundation
 // with every maintainer script in the sandbox, then booted with Apache
 // (port 80) and Tomcat (port 8080) answering HTTP through the boot test's
-// forwards.
+// forwards, while the guest itself reaches nothing (netCheckUnit).
 func basePlatform(t *testing.T, c *cloud) {
 	f := c.bootableFoundation(t)
+	ln, accepted := hostListener(t)
 	meta := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{
 		Name: "aminator-platform", Version: "1.0",
-		Depends:  "default-jre-headless, tomcat10, apache2, python3",
-		Files:    map[string]string{"/etc/systemd/network/80-dhcp.network": platformNetwork},
-		Postinst: "systemctl enable systemd-networkd.service",
+		Depends: "default-jre-headless, tomcat10, apache2, python3",
+		Files: map[string]string{
+			"/etc/systemd/network/80-dhcp.network":          platformNetwork,
+			"/lib/systemd/system/aminator-netcheck.service": fmt.Sprintf(netCheckUnit, ln.Addr().(*net.TCPAddr).Port),
+		},
+		Postinst: "systemctl enable systemd-networkd.service aminator-netcheck.service",
 	})
 	start := time.Now()
 	id := mustOK(t, c.aminate(t, "-B", f, "-n", "aminator-platform", "-s", "p1", "--root-volume-size", "3", meta))
@@ -63,10 +86,25 @@ func basePlatform(t *testing.T, c *cloud) {
 		}
 		t.Logf("guest port %d answered %d, %s after qemu started (%s)", h.Port, h.Status, h.After.Round(time.Second), res.Accel)
 	}
+	console := readFile(t, res.ConsoleLog)
+	if !strings.Contains(console, "AMINATOR-NET-CHECKED") || strings.Contains(console, "AMINATOR-NET-REACHED") || accepted.Load() != 0 {
+		t.Errorf("the guest's network check: %d connections to the host's loopback; console:\n%s", accepted.Load(), grepLines(console, "AMINATOR-NET"))
+	}
 	if v := c.showImage(t, id).Tags["boot_test"]; v != "passed" {
 		t.Errorf("boot_test tag %q", v)
 	}
 	if r := c.aminate(t, "test", "--expect-http", "0", id); r.code != 2 || !strings.Contains(r.stderr, "expect_http") {
 		t.Errorf("--expect-http 0: exit %d\n%s", r.code, r.stderr)
 	}
+}
+
+// grepLines is the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
