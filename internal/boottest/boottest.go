@@ -52,6 +52,9 @@ type Options struct {
 	Watchdog time.Duration
 	// CacheDir keeps the KVM probe's verdict.
 	CacheDir string
+	// ExpectHTTP are guest ports that must answer HTTP (below 500) within
+	// Timeout, besides the marker (see http.go).
+	ExpectHTTP []int
 }
 
 // Result is a finished boot test.
@@ -64,6 +67,8 @@ type Result struct {
 	Duration   time.Duration `json:"duration_ns"`
 	// Tail is the console's last lines.
 	Tail string `json:"tail,omitempty"`
+	// HTTP is how each port of Options.ExpectHTTP answered.
+	HTTP []HTTPCheck `json:"http,omitempty"`
 }
 
 // Error is a failed boot.
@@ -96,6 +101,9 @@ func Run(ctx context.Context, store snapstore.Store, im *plugin.Image, o Options
 	qemu, ok := map[string]string{"x86_64": "qemu-system-x86_64", "arm64": "qemu-system-aarch64"}[im.Architecture]
 	if !ok {
 		return res, fmt.Errorf("boot test: no emulator for architecture %q", im.Architecture)
+	}
+	if err := CheckPorts(o.ExpectHTTP); err != nil {
+		return res, err
 	}
 	if _, err := exec.LookPath(qemu); err != nil {
 		return res, fmt.Errorf("boot test needs %s (Debian: apt-get install qemu-system-x86): %w", qemu, err)
@@ -132,15 +140,19 @@ func Run(ctx context.Context, store snapstore.Store, im *plugin.Image, o Options
 	if part > 0 {
 		rootDev += strconv.Itoa(part)
 	}
-	args, err := qemuArgs(im, disk, kernel, initrd, rootDev, o.MemoryMiB)
+	fw, err := forwards(o.ExpectHTTP)
 	if err != nil {
 		return res, err
 	}
-	out, err := bootWithFallback(ctx, qemu, kernel, args, nonce, o, res, log)
+	args, err := qemuArgs(im, disk, kernel, initrd, rootDev, o.MemoryMiB, fw)
 	if err != nil {
 		return res, err
 	}
-	res.Passed, res.Reason, res.Tail = out.passed, out.reason, out.tail
+	out, err := bootWithFallback(ctx, vm{qemu: qemu, args: args, nonce: nonce, fw: fw}, kernel, o, res, log)
+	if err != nil {
+		return res, err
+	}
+	res.Passed, res.Reason, res.Tail, res.HTTP = out.passed, out.reason, out.tail, out.http
 	if !res.Passed {
 		return res, &Error{res}
 	}
@@ -149,12 +161,12 @@ func Run(ctx context.Context, store snapstore.Store, im *plugin.Image, o Options
 
 // bootWithFallback picks the accelerator and boots; under auto, a KVM that
 // stays silent is recorded as broken and the boot runs again under TCG.
-func bootWithFallback(ctx context.Context, qemu, kernel string, args []string, nonce string, o Options, res *Result, log *slog.Logger) (outcome, error) {
+func bootWithFallback(ctx context.Context, m vm, kernel string, o Options, res *Result, log *slog.Logger) (outcome, error) {
 	mode, err := ParseAccel(o.Accel)
 	if err != nil {
 		return outcome{}, err
 	}
-	accel, why := chooseAccel(ctx, mode, qemu, kernel, o.CacheDir, log)
+	accel, why := chooseAccel(ctx, mode, m.qemu, kernel, o.CacheDir, log)
 	if ctx.Err() != nil {
 		return outcome{}, context.Cause(ctx)
 	}
@@ -163,22 +175,23 @@ func bootWithFallback(ctx context.Context, qemu, kernel string, args []string, n
 	}
 	res.Accel = accel
 	log.Info("booting", "kernel", res.Kernel, "accel", accel, "console", o.ConsoleLog)
-	out, err := boot(ctx, qemu, withAccel(args, accel), nonce, accel == AccelKVM, o, log)
+	out, err := boot(ctx, m.withAccel(accel), accel == AccelKVM, o, log)
 	if err == nil && out.accelFailed && mode == AccelAuto {
 		log.Warn("KVM failed: " + out.reason + "; booting again under TCG")
-		recordBroken(qemu, o.CacheDir, out.reason, log)
+		recordBroken(m.qemu, o.CacheDir, out.reason, log)
 		res.Accel = AccelTCG
-		out, err = boot(ctx, qemu, withAccel(args, AccelTCG), nonce, false, o, log)
+		out, err = boot(ctx, m.withAccel(AccelTCG), false, o, log)
 	}
 	return out, err
 }
 
 // qemuArgs is the VM without its accelerator: a UEFI image boots through
 // the firmware and its own boot loader, others by direct kernel boot.
-func qemuArgs(im *plugin.Image, disk, kernel, initrd, rootDev string, memMiB int) ([]string, error) {
+func qemuArgs(im *plugin.Image, disk, kernel, initrd, rootDev string, memMiB int, fw []forward) ([]string, error) {
 	args := []string{"-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio", "-no-reboot",
-		"-m", strconv.Itoa(memMiB), "-smp", "2", "-nic", "none",
-		"-drive", "file=" + disk + ",format=raw,if=virtio,cache=unsafe"}
+		"-m", strconv.Itoa(memMiB), "-smp", "2"}
+	args = append(args, netArgs(fw)...)
+	args = append(args, "-drive", "file="+disk+",format=raw,if=virtio,cache=unsafe")
 	if im.Tags["boot"] == "uefi" {
 		if _, err := os.Stat(ovmf); err != nil {
 			return nil, fmt.Errorf("boot test of a UEFI image needs UEFI firmware (%s; Debian: apt-get install ovmf): %w", ovmf, err)
@@ -189,12 +202,23 @@ func qemuArgs(im *plugin.Image, disk, kernel, initrd, rootDev string, memMiB int
 		"-append", "root="+rootDev+" rw console=ttyS0 panic=-1 systemd.show_status=1"), nil
 }
 
-func withAccel(args []string, accel string) []string {
-	args = append([]string(nil), args...)
+// vm is one VM to boot: its emulator, arguments, the marker's nonce and
+// the HTTP forwards.
+type vm struct {
+	qemu  string
+	args  []string
+	nonce string
+	fw    []forward
+}
+
+func (m vm) withAccel(accel string) vm {
+	m.args = append([]string(nil), m.args...)
 	if accel == AccelKVM {
-		return append(args, "-accel", "kvm", "-cpu", "host")
+		m.args = append(m.args, "-accel", "kvm", "-cpu", "host")
+	} else {
+		m.args = append(m.args, "-accel", "tcg")
 	}
-	return append(args, "-accel", "tcg")
+	return m
 }
 
 // failure is a reason the image cannot boot (not a tool error).
@@ -278,6 +302,7 @@ type outcome struct {
 	tail   string
 	// accelFailed: under KVM the kernel printed nothing before the watchdog.
 	accelFailed bool
+	http        []HTTPCheck
 }
 
 // console reads the VM's serial console: it saves every line, keeps the last
@@ -304,10 +329,10 @@ func (c *console) read(r io.Reader, save io.Writer, want string) {
 	}
 }
 
-// boot runs one VM until the marker, its exit, the timeout or ctx. With
-// watch (under KVM), a kernel that prints nothing within o.Watchdog is an
-// accelerator failure.
-func boot(ctx context.Context, qemu string, args []string, nonce string, watch bool, o Options, log *slog.Logger) (outcome, error) {
+// boot runs one VM until the marker and every expected HTTP answer, its
+// exit, the timeout or ctx. With watch (under KVM), a kernel that prints
+// nothing within o.Watchdog is an accelerator failure.
+func boot(ctx context.Context, m vm, watch bool, o Options, log *slog.Logger) (outcome, error) {
 	if err := os.MkdirAll(filepath.Dir(o.ConsoleLog), 0o755); err != nil {
 		return outcome{}, err
 	}
@@ -316,34 +341,67 @@ func boot(ctx context.Context, qemu string, args []string, nonce string, watch b
 		return outcome{}, err
 	}
 	defer save.Close()
-	cmd := exec.Command(qemu, args...)
+	p, err := startVM(m, save, log)
+	if err != nil {
+		return outcome{}, err
+	}
+	webCtx, stopWeb := context.WithCancel(ctx)
+	defer stopWeb()
+	web := watchHTTP(webCtx, m.fw, time.Now())
+	defer progress.Wait(ctx, "waiting for the boot", o.Timeout)()
+	out, err := p.wait(ctx, web, watch, o)
+	out.http = web.results()
+	for _, c := range out.http {
+		if c.Status > 0 {
+			log.Info("guest port answered HTTP", "port", c.Port, "status", c.Status, "after", c.After.Round(time.Second))
+		}
+	}
+	return out, err
+}
+
+// running is a started VM and its console.
+type running struct {
+	cmd    *exec.Cmd
+	c      *console
+	exited chan error
+}
+
+// startVM starts qemu with its console read into save.
+func startVM(m vm, save io.Writer, log *slog.Logger) (*running, error) {
+	cmd := exec.Command(m.qemu, m.args...)
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return outcome{}, err
+		return nil, err
 	}
 	cmd.Stderr = cmd.Stdout
 	log.Debug("exec", "argv", strings.Join(cmd.Args, " "))
 	if err := cmd.Start(); err != nil {
-		return outcome{}, fmt.Errorf("start %s: %w", qemu, err)
+		return nil, fmt.Errorf("start %s: %w", m.qemu, err)
 	}
-	c := &console{tail: logging.Tail{N: 20}, kernel: make(chan struct{}), mark: make(chan struct{})}
-	go c.read(out, save, marker+"-"+nonce)
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stop := func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
+	p := &running{cmd: cmd, exited: make(chan error, 1),
+		c: &console{tail: logging.Tail{N: 20}, kernel: make(chan struct{}), mark: make(chan struct{})}}
+	go p.c.read(out, save, marker+"-"+m.nonce)
+	go func() { p.exited <- cmd.Wait() }()
+	return p, nil
+}
+
+// stop ends the VM: SIGTERM, then SIGKILL after 5 s.
+func (p *running) stop() {
+	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(5 * time.Second):
+		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.exited
 	}
+}
+
+// wait waits for the marker and web's answers (see boot).
+func (p *running) wait(ctx context.Context, web *httpWatch, watch bool, o Options) (outcome, error) {
 	timer := time.NewTimer(o.Timeout)
 	defer timer.Stop()
-	defer progress.Wait(ctx, "waiting for the boot", o.Timeout)()
 	var watchdog <-chan time.Time
 	if watch {
 		if o.Watchdog <= 0 {
@@ -353,34 +411,63 @@ func boot(ctx context.Context, qemu string, args []string, nonce string, watch b
 		defer wd.Stop()
 		watchdog = wd.C
 	}
-	kernelUp := c.kernel
+	kernelUp, mark, answered := p.c.kernel, p.c.mark, web.done
+	up := func() bool { return mark == nil && answered == nil }
 	for {
 		select {
 		case <-kernelUp:
 			kernelUp, watchdog = nil, nil // the kernel runs: KVM works
-			continue
 		case <-watchdog:
-			stop()
-			return outcome{accelFailed: true, tail: c.tail.String(),
+			p.stop()
+			return outcome{accelFailed: true, tail: p.c.tail.String(),
 				reason: fmt.Sprintf("under KVM the guest's kernel printed nothing within %s", o.Watchdog)}, nil
-		case <-c.mark:
-			stop()
-			return outcome{passed: true, tail: c.tail.String()}, nil
-		case err := <-exited:
-			select {
-			case <-c.mark:
-				return outcome{passed: true, tail: c.tail.String()}, nil
-			default:
-			}
-			return outcome{tail: c.tail.String(), reason: fmt.Sprintf("the VM stopped before reaching multi-user.target (%v)", err)}, nil
+		case <-mark:
+			mark = nil
+		case <-answered:
+			answered = nil
+		case err := <-p.exited:
+			return p.exitedEarly(err, web), nil
 		case <-timer.C:
-			stop()
-			return outcome{tail: c.tail.String(), reason: fmt.Sprintf("no marker on the console within %s", o.Timeout)}, nil
+			p.stop()
+			return p.timedOut(mark == nil, web, o), nil
 		case <-ctx.Done():
-			stop()
-			return outcome{tail: c.tail.String()}, context.Cause(ctx)
+			p.stop()
+			return outcome{tail: p.c.tail.String()}, context.Cause(ctx)
+		}
+		if up() {
+			p.stop()
+			return outcome{passed: true, tail: p.c.tail.String()}, nil
 		}
 	}
+}
+
+// exitedEarly is the outcome of a VM that exited by itself (with -no-reboot,
+// a guest that powers off or panics).
+func (p *running) exitedEarly(err error, web *httpWatch) outcome {
+	out := outcome{tail: p.c.tail.String()}
+	select {
+	case <-p.c.mark:
+	default:
+		out.reason = fmt.Sprintf("the VM stopped before reaching multi-user.target (%v)", err)
+		return out
+	}
+	if web.answered() {
+		out.passed = true
+		return out
+	}
+	out.reason = fmt.Sprintf("the system reached multi-user.target, but the VM stopped (%v) before HTTP answered from %s", err, web.missing())
+	return out
+}
+
+// timedOut is the outcome of a VM that did not come up within o.Timeout.
+func (p *running) timedOut(marked bool, web *httpWatch, o Options) outcome {
+	out := outcome{tail: p.c.tail.String()}
+	if !marked {
+		out.reason = fmt.Sprintf("no marker on the console within %s", o.Timeout)
+	} else {
+		out.reason = fmt.Sprintf("the system reached multi-user.target, but no HTTP answer below 500 within %s from %s", o.Timeout, web.missing())
+	}
+	return out
 }
 
 func randHex() string {

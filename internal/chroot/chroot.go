@@ -89,8 +89,14 @@ func populateDev(dir *os.File) error {
 	return nil
 }
 
-// BinfmtMount is binfmt_misc, for running foreign-architecture binaries.
-var BinfmtMount = MountSpec{Source: "binfmt_misc", Target: "proc/sys/fs/binfmt_misc", FSType: "binfmt_misc"}
+// BinfmtMount is binfmt_misc, to see the foreign-architecture handlers
+// (the kernel uses them whether or not it is mounted). It is read-only:
+// binfmt_misc is not namespaced for the bake (one instance per user
+// namespace, and the bake runs in the host's), so a handler registered
+// through it would run on the host for every matching file the host
+// executes. Package code never sees it at all: the sandbox replaces /proc.
+var BinfmtMount = MountSpec{Source: "binfmt_misc", Target: "proc/sys/fs/binfmt_misc", FSType: "binfmt_misc",
+	Flags: unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC}
 
 // Options describe how to set up a chroot.
 type Options struct {

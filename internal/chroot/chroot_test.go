@@ -3,11 +3,13 @@ package chroot_test
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/aminator-go/aminator/internal/chroot"
@@ -152,5 +154,33 @@ func TestReplaceAndRestore(t *testing.T) {
 	}
 	if sum("/usr/sbin/policy-rc.d") != hostPolicy || sum("/etc/resolv.conf") != hostResolv {
 		t.Error("a host file changed")
+	}
+}
+
+// binfmt_misc has one instance for the host here: with mount_binfmt_misc
+// it is mounted read-only, so nothing can register a handler through it.
+// An invalid registration tells the two apart without risk: a writable
+// register refuses it with EINVAL, a read-only mount with EROFS.
+func TestBinfmtMountReadOnly(t *testing.T) {
+	dev, mnt := tinyImage(t, func(string) {})
+	reg, _ := plugin.Lookup(plugin.KindDistro, "debian")
+	s := debian.Defaults()
+	s.MountBinfmtMisc = true
+	inst, err := reg.New(s, plugin.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := inst.(plugin.Distro).Enter(context.Background(), plugin.MountOptions{Device: dev, MountPoint: mnt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	register := filepath.Join(mnt, "proc/sys/fs/binfmt_misc/register")
+	if _, err := os.Stat(register); err != nil {
+		t.Fatalf("binfmt_misc is not mounted: %v", err)
+	}
+	err = os.WriteFile(register, []byte(":aminator-invalid:\n"), 0)
+	if !errors.Is(err, syscall.EROFS) {
+		t.Errorf("writing binfmt_misc's register: %v, want EROFS", err)
 	}
 }

@@ -174,7 +174,13 @@ func (a *app) testCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "test IMAGE",
 		Short: "Boot an image under qemu and check it reaches multi-user.target (the stored image is not modified)",
-		Args:  a.args(cobra.ExactArgs(1)),
+		Long: `Boot an image under qemu and check it reaches multi-user.target (the
+stored image is not modified). With --expect-http PORT (repeatable), each
+guest port is forwarded to a free port on the host's loopback through
+qemu's restricted user network (the guest reaches neither the host nor the
+outside) and must also answer an HTTP GET of / with a status below 500
+within --timeout; the image must configure its network by DHCP.`,
+		Args: a.args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := a.loadConfig(cmd)
 			if err != nil {
@@ -202,7 +208,7 @@ func (a *app) testCommand() *cobra.Command {
 	}
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", 5*time.Minute, "how long to wait for the system to come up")
 	cmd.Flags().IntVar(&o.MemoryMiB, "memory", 1024, "VM memory in MiB")
-	accelFlags(cmd.Flags())
+	bootTestFlags(cmd.Flags())
 	return cmd
 }
 
@@ -278,7 +284,7 @@ manifest; bake a meta package onto it to make a base image.`,
 	f.StringSliceVar(&o.Include, "include", nil, "more packages to install (comma-separated)")
 	f.StringVar(&o.ScratchDir, "scratch-dir", "", "where to build the tree (default /dev/shm when it has room)")
 	f.BoolVar(&test, "test", false, "boot-test the image after registering it")
-	accelFlags(f)
+	bootTestFlags(f)
 	f.StringArrayVar(&a.tags, "tag", nil, "extra tag KEY=VALUE (repeatable; not one aminator sets; the cloud's limits apply)")
 	return cmd
 }

@@ -172,16 +172,18 @@ func (a *app) bakeFlags(f *pflag.FlagSet) {
 	f.StringArrayVar(&a.tags, "tag", nil, "extra tag KEY=VALUE on the image and snapshot (repeatable; not one aminator sets; the cloud's limits apply)")
 	f.StringToStringVar(&a.kmsKeys, "copy-kms-key", nil, "REGION=KEY: encrypt the copy in REGION with this KMS key (repeatable)")
 	f.Bool("test", false, "boot-test the new image under qemu; a failed test exits 1 and tags the image boot_test=failed")
-	accelFlags(f)
+	bootTestFlags(f)
 	f.Bool("dry-run", false, "resolve the base, check the flags, tags, package and (when known without a volume) the name, and stop before making anything")
 	f.String("manifest", "", "write the result (image, package, base, timings, copies) as JSON to this file")
 }
 
-// accelFlags adds the boot test's accelerator flags to f.
-func accelFlags(f *pflag.FlagSet) {
+// bootTestFlags adds the boot test's accelerator and HTTP flags to f.
+func bootTestFlags(f *pflag.FlagSet) {
 	f.String("accel", "", "boot test accelerator: auto (KVM once a probe guest ran here, else TCG), kvm or tcg")
 	f.Lookup("accel").Annotations = map[string][]string{configFlag: {"true"}}
 	f.Bool("no-kvm", false, "the same as --accel tcg")
+	f.IntSlice("expect-http", nil, "boot test: forward this guest port to the host's loopback and wait, within the timeout, until it answers HTTP with a status below 500 (repeatable; the image must configure its network by DHCP)")
+	f.Lookup("expect-http").Annotations = map[string][]string{configFlag: {"true"}}
 }
 
 // configFlag marks flags that set a configuration key of the same name.

@@ -57,6 +57,9 @@ type Context struct {
 	// for broken (0: the default).
 	Accel       string `yaml:"accel"`
 	KVMWatchdog int    `yaml:"kvm_watchdog"`
+	// ExpectHTTP lists guest ports a boot test forwards to the host's
+	// loopback and waits on until each answers HTTP with a status below 500.
+	ExpectHTTP []int `yaml:"expect_http"`
 	// Registration attributes.
 	BootMode       string `yaml:"boot_mode"`
 	TPMSupport     bool   `yaml:"tpm_support"`
@@ -349,11 +352,9 @@ func setContext(merged map[string]any, key, val, source string, origin map[strin
 	case reflect.String:
 		v = val
 	case reflect.Slice:
-		var items []any
-		for _, x := range strings.Split(val, ",") {
-			if x = strings.TrimSpace(x); x != "" {
-				items = append(items, x)
-			}
+		items, err := sliceItems(f.Type.Elem().Kind(), val)
+		if err != nil {
+			return errorf("%s: %s wants whole numbers, not %q", source, key, val)
 		}
 		v = items
 	default:
@@ -367,6 +368,27 @@ func setContext(merged map[string]any, key, val, source string, origin map[strin
 	ctx[key] = v
 	origin["context."+key] = source
 	return nil
+}
+
+// sliceItems splits a comma-separated value into a list's items, as whole
+// numbers for a list of them.
+func sliceItems(elem reflect.Kind, val string) ([]any, error) {
+	var items []any
+	for _, x := range strings.Split(val, ",") {
+		if x = strings.TrimSpace(x); x == "" {
+			continue
+		}
+		if elem != reflect.Int {
+			items = append(items, x)
+			continue
+		}
+		n, err := strconv.Atoi(x)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, n)
+	}
+	return items, nil
 }
 
 var topEnv = map[string]string{"AMINATOR_STATE_DIR": "state_dir", "AMINATOR_LOG_DIR": "log_dir", "AMINATOR_LOCK_DIR": "lock_dir", "AMINATOR_STORE_FS": "store_fs"}

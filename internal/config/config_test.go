@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -202,5 +203,30 @@ func TestBaseExclusive(t *testing.T) {
 	both := setup(t, nil, map[string]string{"aminator.yml": "context:\n  base_ami_id: ami-0123456789abcdef0\n  base_ami_name: n\n"})
 	if _, err := load(t, both, nil, nil); !errors.As(err, &ce) || !strings.Contains(err.Error(), "mutually exclusive") {
 		t.Errorf("both in one file: %v", err)
+	}
+}
+
+// expect_http is a list of ports from a file, AMINATOR_EXPECT_HTTP or the
+// repeated flag (joined with commas); anything not a port is refused.
+func TestExpectHTTP(t *testing.T) {
+	d := setup(t, map[string]string{"aminator.yml": "context:\n  expect_http: [80]\n"}, nil)
+	for _, c := range []struct {
+		env   []string
+		flags map[string]string
+		want  []int
+	}{
+		{nil, nil, []int{80}},
+		{[]string{"AMINATOR_EXPECT_HTTP=80,8080"}, nil, []int{80, 8080}},
+		{nil, map[string]string{"expect_http": "443"}, []int{443}},
+	} {
+		cfg, err := load(t, d, c.env, c.flags)
+		if err != nil || !slices.Equal(cfg.Context.ExpectHTTP, c.want) {
+			t.Errorf("%v %v: %v %v, want %v", c.env, c.flags, cfg, err, c.want)
+		}
+	}
+	for _, bad := range []string{"http", "0", "70000"} {
+		if _, err := load(t, d, nil, map[string]string{"expect_http": bad}); err == nil || !strings.Contains(err.Error(), "expect_http") {
+			t.Errorf("expect_http %q: %v", bad, err)
+		}
 	}
 }

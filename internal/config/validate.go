@@ -287,6 +287,11 @@ func (c *Config) validate() error {
 	if x.KVMWatchdog < 0 {
 		return c.bad("context.kvm_watchdog", "%d: seconds, 0 or more", x.KVMWatchdog)
 	}
+	for _, p := range x.ExpectHTTP {
+		if p < 1 || p > 65535 {
+			return c.bad("context.expect_http", "%d is not a TCP port (1-65535)", p)
+		}
+	}
 	if x.Label != "" && !oneOf(x.Label, "candidate", "release", "previous") {
 		return c.bad("context.label", "%q is not allowed (allowed: candidate, release, previous)", x.Label)
 	}

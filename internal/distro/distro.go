@@ -26,7 +26,8 @@ type Settings struct {
 	// CopyFiles are host files copied into the image for the bake
 	// (resolv.conf), the image's own restored afterwards.
 	CopyFiles []string `yaml:"copy_files"`
-	// MountBinfmtMisc mounts binfmt_misc, for foreign-architecture binaries.
+	// MountBinfmtMisc mounts binfmt_misc read-only in the bake's view of
+	// the image (see chroot.BinfmtMount); package code never sees it.
 	MountBinfmtMisc bool `yaml:"mount_binfmt_misc"`
 	// RootMountOptions are extra mount options for the root filesystem.
 	RootMountOptions string `yaml:"root_mount_options"`

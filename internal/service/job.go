@@ -179,6 +179,9 @@ func (j *Job) BootTest(ctx context.Context, env *bake.Environment, im *plugin.Im
 	o.CacheDir = filepath.Join(cfg.StateDir, "cache")
 	o.Accel = cfg.Context.Accel
 	o.Watchdog = time.Duration(cfg.Context.KVMWatchdog) * time.Second
+	if o.ExpectHTTP == nil {
+		o.ExpectHTTP = cfg.Context.ExpectHTTP
+	}
 	return BootTest(ctx, lc, lc.Store(), im, o, j.Log)
 }
 

@@ -22,14 +22,20 @@ func (c *cloud) bootableFoundation(t *testing.T) string {
 	return c.foundation
 }
 
-// TestBootableFoundation builds one foundation and runs, in turn on it, the
-// seed's pipeline and the boot test's accelerator checks; the whole runs in
-// parallel with the other foundation tests.
+// TestBootableFoundation builds one foundation and runs on it, side by
+// side, the seed's base platform (a long install and a slow boot) and, in
+// turn, the seed's pipeline and the boot test's accelerator checks; the
+// whole runs in parallel with the other foundation tests.
 func TestBootableFoundation(t *testing.T) {
 	c := isolated(t)
-	t.Run("Pipeline", func(t *testing.T) { foundationBaseAppPipeline(t, c) })
-	t.Run("SilentKVMProbe", func(t *testing.T) { bootTestSilentKVMProbe(t, c) })
-	t.Run("KVMWatchdog", func(t *testing.T) { bootTestKVMWatchdog(t, c) })
+	c.bootableFoundation(t)
+	t.Run("Platform", func(t *testing.T) { t.Parallel(); basePlatform(t, c) })
+	t.Run("Boot", func(t *testing.T) {
+		t.Parallel()
+		t.Run("Pipeline", func(t *testing.T) { foundationBaseAppPipeline(t, c) })
+		t.Run("SilentKVMProbe", func(t *testing.T) { bootTestSilentKVMProbe(t, c) })
+		t.Run("KVMWatchdog", func(t *testing.T) { bootTestKVMWatchdog(t, c) })
+	})
 }
 
 // The seed's whole pipeline: foundation -> base (a meta package) ->
