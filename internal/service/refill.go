@@ -67,7 +67,14 @@ func startRefills(cfg *config.Config, list *flock.Lock) {
 			continue
 		}
 		seen[snap] = true
-		cmd := exec.Command(self, "pool", "fill", "--snapshot", snap, "--state-dir", cfg.StateDir)
+		args := []string{"pool", "fill", "--snapshot", snap, "--state-dir", cfg.StateDir}
+		if e := cfg.Context.Environment; e != "" { // the EC2 pool is the environment's
+			args = append(args, "-e", e)
+		}
+		if r := cfg.Context.Region; r != "" {
+			args = append(args, "-r", r)
+		}
+		cmd := exec.Command(self, args...)
 		cmd.Env = os.Environ()
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 		if cmd.Start() == nil {

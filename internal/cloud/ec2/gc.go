@@ -22,7 +22,7 @@ var gcKinds = []string{gcreport.Volume, gcreport.Snapshot}
 // snapshots bakes on this host left behind — their bake is no longer
 // running here (its flock in the lock directory is free) — volumes to be
 // detached (naming this instance) and deleted, snapshots no image uses to
-// be deleted.
+// be deleted; and pool volumes nobody will take (pool_gc.go).
 type GCPlan struct {
 	c       *Cloud
 	lockDir string
@@ -31,6 +31,7 @@ type GCPlan struct {
 	Items []gcreport.Item
 	// Running are the resources of bakes still running here, left alone.
 	Running []gcreport.Item
+	pool    map[string]bool // the Items that are pool volumes (pool_gc.go)
 }
 
 // PlanGC lists what gc would remove, and why; nothing is removed.
@@ -39,7 +40,7 @@ func (c *Cloud) PlanGC(ctx context.Context, lockDir string) (*GCPlan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("plan gc: %w", err)
 	}
-	p := &GCPlan{c: c, lockDir: lockDir, host: h.InstanceID}
+	p := &GCPlan{c: c, lockDir: lockDir, host: h.InstanceID, pool: map[string]bool{}}
 	vols, err := c.ec2.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []types.Filter{
 		{Name: aws.String("tag:purpose"), Values: []string{"amination"}},
 		{Name: aws.String("tag:host"), Values: []string{h.InstanceID}},
@@ -57,7 +58,7 @@ func (c *Cloud) PlanGC(ctx context.Context, lockDir string) (*GCPlan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("plan gc: %w", apiErr("DescribeSnapshots", err))
 	}
-	var errs []error
+	errs := []error{p.planPool(ctx)}
 	for _, s := range snaps.Snapshots {
 		id := aws.ToString(s.SnapshotId)
 		used, err := c.imageUses(ctx, id)
@@ -117,9 +118,12 @@ func (p *GCPlan) Execute(ctx context.Context) (*gcreport.Report, error) {
 	for _, it := range p.Items {
 		var why string
 		var err error
-		if it.Kind == gcreport.Volume {
+		switch {
+		case p.pool[it.ID]:
+			why, err = p.removePoolVolume(ctx, it.ID)
+		case it.Kind == gcreport.Volume:
 			why, err = p.removeVolume(ctx, it.ID)
-		} else {
+		default:
 			why, err = p.removeSnapshot(ctx, it.ID)
 		}
 		switch {
