@@ -206,7 +206,12 @@ func (c *Cloud) makePooled(ctx context.Context, f PoolFill, base string) (err er
 	if err != nil {
 		return err
 	}
-	v, err := c.createVolume(ctx, plugin.VolumeRequest{SnapshotID: f.Snapshot,
+	// The snapshot's size, as a bake asks (one not grown with --root-volume-size).
+	s, err := c.Snapshot(ctx, f.Snapshot)
+	if err != nil {
+		return fmt.Errorf("pool: %w", err)
+	}
+	v, err := c.createVolume(ctx, plugin.VolumeRequest{SnapshotID: f.Snapshot, SizeBytes: s.SizeBytes,
 		Tags: plugin.Tags{"purpose": "pool", "base": base, "host": h.InstanceID}})
 	if err != nil {
 		return fmt.Errorf("pool: %w", err)
