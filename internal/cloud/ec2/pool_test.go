@@ -4,7 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
-		"strings"
+	"strings"
 	"testing"
 	"time"
 
