@@ -67,18 +67,24 @@ func startRefills(cfg *config.Config, list *flock.Lock) {
 			continue
 		}
 		seen[snap] = true
-		args := []string{"pool", "fill", "--snapshot", snap, "--state-dir", cfg.StateDir}
-		if e := cfg.Context.Environment; e != "" { // the EC2 pool is the environment's
-			args = append(args, "-e", e)
-		}
-		if r := cfg.Context.Region; r != "" {
-			args = append(args, "-r", r)
-		}
-		cmd := exec.Command(self, args...)
+		cmd := exec.Command(self, refillArgs(cfg, snap)...)
 		cmd.Env = os.Environ()
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 		if cmd.Start() == nil {
 			cmd.Process.Release()
 		}
 	}
+}
+
+// refillArgs are the arguments of the refill of a snapshot's pool: in the
+// job's environment and region, since an EC2 pool is the environment's.
+func refillArgs(cfg *config.Config, snap string) []string {
+	args := []string{"pool", "fill", "--snapshot", snap, "--state-dir", cfg.StateDir}
+	if e := cfg.Context.Environment; e != "" {
+		args = append(args, "-e", e)
+	}
+	if r := cfg.Context.Region; r != "" {
+		args = append(args, "-r", r)
+	}
+	return args
 }
