@@ -320,3 +320,35 @@ func ioCopy(b *strings.Builder, resp *http.Response) (int64, error) {
 	defer resp.Body.Close()
 	return io.Copy(b, resp.Body)
 }
+
+// Two bakes on this host at once with one pool volume: one takes it, the
+// other makes its own; no volume is given to both.
+func TestPoolTakeRace(t *testing.T) {
+	e := ec2test.Start(t)
+	rec := &ec2test.Recorder{}
+	c := poolCloud(t, nil, rec, t.TempDir())
+	ctx := context.Background()
+	base, _ := c.Image(ctx, plugin.ImageQuery{ID: e.BaseID})
+	snap := base.Root().SnapshotID
+	if _, err := c.FillPool(ctx, ec2cloud.PoolFill{Snapshot: snap, Base: e.BaseID, Target: 1}); err != nil {
+		t.Fatal(err)
+	}
+	req := bakeRequest(t, c, snap)
+	creates := rec.Count("CreateVolume")
+	got := make(chan string, 2)
+	for range 2 {
+		go func() {
+			v, err := c.CreateVolume(ctx, req)
+			if err != nil {
+				t.Error(err)
+				got <- ""
+				return
+			}
+			got <- v.ID
+		}()
+	}
+	a, b := <-got, <-got
+	if a == b || rec.Count("CreateVolume") != creates+1 {
+		t.Errorf("volumes %s and %s, %d made", a, b, rec.Count("CreateVolume")-creates)
+	}
+}
