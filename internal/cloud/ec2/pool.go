@@ -145,12 +145,15 @@ func (c *Cloud) takePooled(ctx context.Context, r plugin.VolumeRequest) (*plugin
 	return nil, nil
 }
 
-// fits reports whether a pool volume is what the request would make.
+// fits reports whether a pool volume is what the request would make
+// (after volume settings change, drain and fill the pool again: the
+// older volumes are never taken).
 func (c *Cloud) fits(v types.Volume, h plugin.Host, r plugin.VolumeRequest) bool {
 	gib := int32((r.SizeBytes + (1<<30 - 1)) >> 30)
 	return usable(v, h) && aws.ToString(v.AvailabilityZone) == h.AvailabilityZone &&
 		(gib == 0 || aws.ToInt32(v.Size) == gib) && string(v.VolumeType) == c.volumeType(r.Type) &&
-		aws.ToBool(v.Encrypted) == (c.s.Encrypted || c.s.KMSKeyID != "")
+		aws.ToBool(v.Encrypted) == (c.s.Encrypted || c.s.KMSKeyID != "") &&
+		(c.s.IOPS == 0 || aws.ToInt32(v.Iops) == c.s.IOPS) && (c.s.Throughput == 0 || aws.ToInt32(v.Throughput) == c.s.Throughput)
 }
 
 // FillPool sets the pool target of a snapshot (unless f.Target < 0) and
