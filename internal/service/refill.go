@@ -77,7 +77,8 @@ func startRefills(cfg *config.Config, list *flock.Lock) {
 }
 
 // refillArgs are the arguments of the refill of a snapshot's pool: in the
-// job's environment and region, since an EC2 pool is the environment's.
+// job's environment and region (an EC2 pool is the environment's), with
+// its --config file.
 func refillArgs(cfg *config.Config, snap string) []string {
 	args := []string{"pool", "fill", "--snapshot", snap, "--state-dir", cfg.StateDir}
 	if e := cfg.Context.Environment; e != "" {
@@ -85,6 +86,9 @@ func refillArgs(cfg *config.Config, snap string) []string {
 	}
 	if r := cfg.Context.Region; r != "" {
 		args = append(args, "-r", r)
+	}
+	if cfg.ExtraFile != "" { // its plugin settings (pool_attach, volume_type) hold for the refill too
+		args = append(args, "--config", cfg.ExtraFile)
 	}
 	return args
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -206,5 +207,64 @@ func TestEC2PoolCommands(t *testing.T) {
 	// Bad input.
 	if r := aminateEnv(t, vars, "pool", "fill", "ami-00000000000000000"); r.code == 0 || !strings.Contains(r.stderr, "ami-00000000000000000") {
 		t.Errorf("fill of a missing image: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// The whole path through the binary: a bake takes the pool's volume (moto
+// gives it no local device, so the bake then fails, after a 1 s wait, and
+// deletes it), and the parent, outside the job's namespaces, refills the
+// pool in the background with the job's environment and --config.
+func TestEC2PoolRefillAfterBake(t *testing.T) {
+	testutil.CheckNoLeaks(t, workDir)
+	e := ec2test.Start(t)
+	state, _ := os.MkdirTemp(workDir, "ec2-refill-state-")
+	conf := filepath.Join(state, "extra.yml")
+	os.WriteFile(conf, []byte("plugins:\n  blockdevice.linux:\n    locate_timeout: 1s\n  cloud.ec2:\n    poll_interval: 50ms\n"), 0o644)
+	vars := append(append([]string{}, e.Vars...), "AMINATOR_STATE_DIR="+state, "AMINATOR_ENVIRONMENT=ec2_apt_linux")
+	ctx := context.Background()
+	pooled := func() []string {
+		out, err := e.Client.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []types.Filter{{Name: aws.String("tag:purpose"), Values: []string{"pool"}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, v := range out.Volumes {
+			ids = append(ids, aws.ToString(v.VolumeId))
+		}
+		return ids
+	}
+	mustOK(t, aminateEnv(t, vars, "--config", conf, "pool", "fill", e.BaseID, "--size", "1"))
+	first := pooled()
+	if len(first) != 1 {
+		t.Fatalf("pool: %v", first)
+	}
+	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-refill", Version: "1.0"})
+	r := aminateEnv(t, vars, "--config", conf, "--debug", "-B", e.BaseID, "-s", "refill", deb)
+	if r.code == 0 || !strings.Contains(r.stderr, "no local device appeared") {
+		t.Fatalf("bake: exit %d\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "volume taken from the pool") || !strings.Contains(r.stderr, first[0]) {
+		t.Errorf("the bake did not take %s:\n%s", first[0], r.stderr)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		now := pooled()
+		if len(now) == 1 && now[0] != first[0] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pool was not refilled: %v", now)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The refill ends once the pool is full; drain it when it has.
+	for time.Now().Before(deadline) {
+		if exec.Command("pgrep", "-f", "--", "pool fill --snapshot .* --state-dir "+state).Run() != nil { // none left
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if out := mustOK(t, aminateEnv(t, vars, "--config", conf, "pool", "drain")); !strings.Contains(out, "deleted 1 ready volumes") {
+		t.Errorf("drain: %s", out)
 	}
 }
