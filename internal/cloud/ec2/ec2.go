@@ -5,7 +5,8 @@
 // AWS_EC2_METADATA_SERVICE_ENDPOINT included), the host's identity from
 // instance metadata with IMDSv2. Every call goes through the SDK's
 // standard retryer (backoff on throttling) and is logged at DEBUG with its
-// request id; every wait has a timeout.
+// request id; every wait has a timeout. A host may keep a pool of ready
+// volumes of its bases (pool.go), which bakes take instead of making one.
 package ec2
 
 import (
