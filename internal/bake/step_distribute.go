@@ -13,7 +13,9 @@ type distribute struct{}
 func (distribute) Name() string { return "distribute" }
 
 func (distribute) Run(ctx context.Context, s *State) (err error) {
-	s.Copies, err = s.Env.Cloud.(plugin.Distributor).Distribute(ctx, s.Image, s.Req.Distribution)
+	d := s.Req.Distribution
+	d.Job = s.Req.BakeID
+	s.Copies, err = s.Env.Cloud.(plugin.Distributor).Distribute(ctx, s.Image, d)
 	return err
 }
 

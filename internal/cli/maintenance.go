@@ -26,8 +26,14 @@ func (a *app) gcCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "gc",
 		Short: "Remove what no bake or image needs: volumes of dead bakes, unfinished snapshots, unused chunks",
-		Long: `Remove what no bake or image needs. On the local cloud: volumes of bakes
-that are gone, snapshots their maker never finished, chunks no snapshot uses.
+		Long: `Remove what no bake or image needs; nothing of a job still running (its job
+lock held) is touched. gc plans first, then removes each planned item after
+checking it again; --dry-run prints the plan. On the local cloud: volumes
+of bakes that are gone (and pool volumes a killed bake was taking),
+snapshots their maker never finished, snapshots a killed bake never
+registered, manifests whose snapshot row is gone, chunks no snapshot uses,
+and the scratch files, locks and mount points of killed jobs. A manifest
+gc cannot read is reported, and every chunk kept until it is fixed.
 With --cloud ec2: the volumes and snapshots that bakes on this instance left
 (tagged by aminator, their bake no longer running here); volumes are
 detached and deleted, snapshots no image uses deleted. --dry-run only says.`,

@@ -69,6 +69,20 @@ func Exclusive(ctx context.Context, path string) (*Lock, error) {
 	}
 }
 
+// Shared waits for a shared hold of the lock: any number of processes
+// hold it at once, and Held reports it held while one does.
+func Shared(path string) (*Lock, error) {
+	f, err := open(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return &Lock{f: f, path: path}, nil
+}
+
 // Held reports whether some process holds the lock at path.
 func Held(path string) bool {
 	l, err := TryExclusive(path)

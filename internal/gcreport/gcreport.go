@@ -21,16 +21,19 @@ import (
 // the JSON (see kinds).
 const (
 	// The local cloud's.
-	OrphanedVolume  = "orphaned_volume"  // a volume whose bake is gone
-	PendingSnapshot = "pending_snapshot" // a snapshot whose maker died
-	Chunk           = "chunk"            // a chunk no manifest names
-	Temporary       = "temporary"        // a leftover of an interrupted store write
-	Clone           = "clone"            // a reflink clone without a manifest
-	Scratch         = "scratch"          // scratch a killed job left
-	Stale           = "stale"            // a killed job's lock or empty mount point
+	OrphanedVolume  = "orphaned_volume"       // a volume whose bake is gone
+	PendingSnapshot = "pending_snapshot"      // a snapshot whose maker died
+	Unregistered    = "unregistered_snapshot" // a completed snapshot its killed bake never registered
+	Manifest        = "manifest"              // a stored snapshot without a registry row
+	Chunk           = "chunk"                 // a chunk no manifest names
+	Temporary       = "temporary"             // a leftover of an interrupted store write
+	Clone           = "clone"                 // a reflink clone without a manifest
+	Scratch         = "scratch"               // scratch a killed job left
+	Stale           = "stale"                 // a killed job's lock or empty mount point
 	// The ec2 cloud's.
 	Volume   = "volume"   // a volume a bake on this host left
-	Snapshot = "snapshot" // a snapshot a bake on this host left, no image uses
+	Snapshot = "snapshot" // a snapshot a bake on this host (or a push from it) left, no image uses
+	Copy     = "copy"     // an image copy in another region a killed bake left (REGION/AMI)
 )
 
 // kind is how a kind is shown: in the text, its label, and whether its
@@ -46,6 +49,8 @@ type kind struct {
 var kinds = []kind{
 	{OrphanedVolume, "orphaned volumes", true, "orphaned_volumes", false},
 	{PendingSnapshot, "unfinished snapshots", true, "pending_snapshots", false},
+	{Unregistered, "unregistered snapshots", true, "unregistered_snapshots", false},
+	{Manifest, "manifests without a snapshot", true, "manifests", false},
 	{Chunk, "unused chunks", false, "chunks", true},
 	{Temporary, "temporary files", false, "temporary", true},
 	{Clone, "stale clones", false, "clones", true},
@@ -53,6 +58,7 @@ var kinds = []kind{
 	{Stale, "stale job locks and mount points", false, "stale", false},
 	{Volume, "volumes", true, "volumes", false},
 	{Snapshot, "snapshots", true, "snapshots", false},
+	{Copy, "copies in other regions", true, "copies", false},
 }
 
 // Item is one thing gc removes.

@@ -100,6 +100,9 @@ type Distribution struct {
 	OrgARNs, OUARNs []string
 	// DeprecateAt, if set, deprecates the image (and its copies) then.
 	DeprecateAt time.Time
+	// Job is the bake distributing (its id): each copy carries it while it
+	// is being made, so gc finds the copies of a bake killed meanwhile.
+	Job string
 }
 
 // Empty reports whether there is nothing to do.

@@ -15,6 +15,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +27,9 @@ import (
 
 	ec2cloud "github.com/aminator-go/aminator/internal/cloud/ec2"
 	"github.com/aminator-go/aminator/internal/cloud/local"
+	"github.com/aminator-go/aminator/internal/crashpoint"
+	"github.com/aminator-go/aminator/internal/flock"
+	"github.com/aminator-go/aminator/internal/ids"
 	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/progress"
 	"github.com/aminator-go/aminator/internal/snapstore"
@@ -45,6 +50,10 @@ type Options struct {
 	Log  *slog.Logger
 	// EBSOptions adjust the EBS client (tests).
 	EBSOptions []func(*ebs.Options)
+	// LockDir holds the push's lock (push-ID.lock) while it runs: gc
+	// (ec2.GCPlan) leaves the snapshot of a running push alone. "" takes
+	// no lock.
+	LockDir string
 }
 
 // Result is a pushed image.
@@ -73,6 +82,7 @@ type job struct {
 	client *ebs.Client
 	res    *Result
 	gib    int64
+	id     string // the push's, in its snapshot's TagPush
 }
 
 // Push sends the local image im to EC2 and registers it there.
@@ -87,7 +97,17 @@ func Push(ctx context.Context, lc *local.Cloud, ec *ec2cloud.Cloud, im *plugin.I
 	if o.Name == "" {
 		o.Name = im.Name
 	}
-	j := &job{lc: lc, ec: ec, im: im, o: o, store: lc.Store(), res: &Result{Region: ec.Region()}}
+	j := &job{lc: lc, ec: ec, im: im, o: o, store: lc.Store(), res: &Result{Region: ec.Region()}, id: ids.New("push")}
+	if o.LockDir != "" {
+		lock, err := flock.TryExclusive(filepath.Join(o.LockDir, j.id+".lock"))
+		if err != nil {
+			return j.res, fmt.Errorf("push %s: %w", im.ID, err)
+		}
+		defer func() {
+			os.Remove(lock.Path())
+			lock.Unlock()
+		}()
+	}
 	root := im.Root()
 	if root == nil || root.SnapshotID == "" {
 		return j.res, fmt.Errorf("image %s has no root snapshot", im.ID)
@@ -115,12 +135,14 @@ func Push(ctx context.Context, lc *local.Cloud, ec *ec2cloud.Cloud, im *plugin.I
 	if err := j.send(ctx, blocks); err != nil {
 		return j.res, fmt.Errorf("push %s: %w", im.ID, err)
 	}
+	crashpoint.Hit("push-blocks")
 	if _, err := j.client.CompleteSnapshot(ctx, &ebs.CompleteSnapshotInput{SnapshotId: aws.String(j.res.SnapshotID), ChangedBlocksCount: aws.Int32(int32(len(blocks)))}); err != nil {
 		return j.res, fmt.Errorf("CompleteSnapshot: %w", err)
 	}
 	if err := waitCompleted(ctx, ec, j.res.SnapshotID); err != nil {
 		return j.res, err
 	}
+	crashpoint.Hit("push-snapshot")
 	if err := j.register(ctx); err != nil {
 		return j.res, err
 	}
@@ -159,10 +181,15 @@ func (j *job) ownTags() plugin.Tags {
 	return plugin.Tags{"aminator:local_image": j.im.ID, "aminator:local_snapshot": j.m.ID}
 }
 
-// start starts the EBS snapshot (on the parent's when incremental).
+// start starts the EBS snapshot (on the parent's when incremental), tagged
+// with the push's id and this machine's name, by which gc finds the
+// snapshot of a push killed before it registered its image.
 func (j *job) start(ctx context.Context) error {
 	var ebsTags []ebstypes.Tag
-	for k, v := range j.ownTags() {
+	tags := j.ownTags()
+	host, _ := os.Hostname()
+	tags[ec2cloud.TagPush], tags[ec2cloud.TagPushHost] = j.id, host
+	for k, v := range tags {
 		ebsTags = append(ebsTags, ebstypes.Tag{Key: aws.String(k), Value: aws.String(v)})
 	}
 	in := &ebs.StartSnapshotInput{VolumeSize: aws.Int64(j.gib), Description: aws.String("aminator push of " + j.im.Name), Tags: ebsTags, Timeout: aws.Int32(60)}

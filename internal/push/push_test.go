@@ -71,9 +71,18 @@ func TestPushFullThenIncremental(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := push.Push(ctx, lc, ec, base, push.Options{})
+	lockDir := t.TempDir()
+	res, err := push.Push(ctx, lc, ec, base, push.Options{LockDir: lockDir})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Its snapshot names the push and this machine, for gc; its lock is gone.
+	host, _ := os.Hostname()
+	if s, err := ec.Snapshot(ctx, res.SnapshotID); err != nil || !strings.HasPrefix(s.Tags[ec2cloud.TagPush], "push-") || s.Tags[ec2cloud.TagPushHost] != host {
+		t.Errorf("pushed snapshot %+v %v", s, err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(lockDir, "*")); len(left) != 0 {
+		t.Errorf("the push left %v", left)
 	}
 	if res.Blocks != 3 || res.Parent != "" || res.ImageID == "" {
 		t.Errorf("full push %+v", res)

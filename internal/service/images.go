@@ -243,6 +243,7 @@ func Push(ctx context.Context, cfg *config.Config, lc *local.Cloud, ref string, 
 	if err != nil {
 		return nil, nil, err
 	}
+	o.LockDir = cfg.LockDir
 	res, err := push.Push(ctx, lc, ec, im, o)
 	return im, res, err
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/aminator-go/aminator/internal/crashpoint"
 	"github.com/aminator-go/aminator/internal/flock"
 	"github.com/aminator-go/aminator/internal/gcreport"
 )
@@ -25,36 +26,34 @@ type GCPlan struct {
 	Items []gcreport.Item
 	// LiveChunks is how many chunks the manifests named when planned.
 	LiveChunks int
+	// Unreadable are the manifests that could not be read, and why. While
+	// there is one, no chunk is collected (it may name any of them); the
+	// rest of gc goes on.
+	Unreadable []gcreport.Item
 }
 
 // PlanGC lists what gc would remove, once the snapshots named in deleting
 // are deleted (their chunks unused then, their clones gone with them). It
 // waits for running snapshots to finish (their chunks are named by no
-// manifest yet) and holds off new ones while it looks.
+// manifest yet) and holds off new ones while it looks. A manifest it
+// cannot read is reported in the plan, not an error: chunks are then
+// kept, temporary files and clones still collected.
 func (c *Chunks) PlanGC(ctx context.Context, deleting ...string) (*GCPlan, error) {
 	l, err := flock.Exclusive(ctx, c.gcLock())
 	if err != nil {
 		return nil, fmt.Errorf("plan gc: %w", err)
 	}
 	defer l.Unlock()
-	live, ids, err := c.liveChunks(deleting...)
+	live, ids, bad, err := c.liveChunks(deleting...)
 	if err != nil {
 		return nil, err
 	}
-	p := &GCPlan{c: c, LiveChunks: len(live)}
-	err = filepath.WalkDir(filepath.Join(c.dir, "chunks"), func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || live[d.Name()] {
-			return err
+	crashpoint.Hit("gc-plan")
+	p := &GCPlan{c: c, LiveChunks: len(live), Unreadable: bad}
+	if len(bad) == 0 {
+		if p.Items, err = c.unusedChunks(live); err != nil {
+			return nil, fmt.Errorf("plan gc: %w", err)
 		}
-		it := gcreport.Item{Kind: gcreport.Chunk, ID: d.Name(), Reason: "no snapshot uses it"}
-		if info, err := d.Info(); err == nil {
-			it.Bytes = info.Size()
-		}
-		p.Items = append(p.Items, it)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("plan gc: %w", err)
 	}
 	tmps, _ := os.ReadDir(filepath.Join(c.dir, "tmp"))
 	for _, t := range tmps {
@@ -73,13 +72,30 @@ func (c *Chunks) PlanGC(ctx context.Context, deleting ...string) (*GCPlan, error
 	return p, nil
 }
 
+// unusedChunks lists the chunks not in live.
+func (c *Chunks) unusedChunks(live map[string]bool) ([]gcreport.Item, error) {
+	var out []gcreport.Item
+	err := filepath.WalkDir(filepath.Join(c.dir, "chunks"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || live[d.Name()] {
+			return err
+		}
+		it := gcreport.Item{Kind: gcreport.Chunk, ID: d.Name(), Reason: "no snapshot uses it"}
+		if info, err := d.Info(); err == nil {
+			it.Bytes = info.Size()
+		}
+		out = append(out, it)
+		return nil
+	})
+	return out, err
+}
+
 // liveChunks reads every manifest but those of the snapshots named in
-// except: the chunks they name, and the snapshots. A manifest that cannot
-// be read stops gc.
-func (c *Chunks) liveChunks(except ...string) (map[string]bool, []string, error) {
+// except: the chunks they name, the snapshots, and the manifests it could
+// not read (with why).
+func (c *Chunks) liveChunks(except ...string) (map[string]bool, []string, []gcreport.Item, error) {
 	all, err := c.Snapshots()
 	if err != nil {
-		return nil, nil, fmt.Errorf("gc: %w", err)
+		return nil, nil, nil, fmt.Errorf("gc: %w", err)
 	}
 	skip := map[string]bool{}
 	for _, id := range except {
@@ -87,6 +103,7 @@ func (c *Chunks) liveChunks(except ...string) (map[string]bool, []string, error)
 	}
 	live := map[string]bool{}
 	var ids []string
+	var bad []gcreport.Item
 	for _, id := range all {
 		if skip[id] {
 			continue
@@ -94,7 +111,9 @@ func (c *Chunks) liveChunks(except ...string) (map[string]bool, []string, error)
 		ids = append(ids, id)
 		m, err := c.LoadManifest(id)
 		if err != nil {
-			return nil, nil, fmt.Errorf("gc: %w (fix or remove it before collecting)", err)
+			bad = append(bad, gcreport.Item{Kind: gcreport.Manifest, ID: id,
+				Reason: fmt.Sprintf("unreadable, so no chunk is collected until it is fixed or removed: %v", err)})
+			continue
 		}
 		for _, h := range m.Chunks {
 			if h != "" {
@@ -102,13 +121,14 @@ func (c *Chunks) liveChunks(except ...string) (map[string]bool, []string, error)
 			}
 		}
 	}
-	return live, ids, nil
+	return live, ids, bad, nil
 }
 
 // Planned reports the plan as a dry run.
 func (p *GCPlan) Planned() *gcreport.Report {
 	r := gcreport.New("local", true, GCKinds...)
 	r.Removed = append(r.Removed, p.Items...)
+	r.Skipped = append(r.Skipped, p.Unreadable...)
 	r.LiveChunks = p.LiveChunks
 	return r
 }
@@ -125,11 +145,12 @@ func (p *GCPlan) Execute(ctx context.Context) (*gcreport.Report, error) {
 		return r, fmt.Errorf("gc: %w", err)
 	}
 	defer l.Unlock()
-	live, ids, err := c.liveChunks()
+	live, ids, bad, err := c.liveChunks()
 	if err != nil {
 		return r, err
 	}
 	r.LiveChunks = len(live)
+	r.Skipped = append(r.Skipped, bad...)
 	have := map[string]bool{}
 	for _, id := range ids {
 		have[id] = true
@@ -142,6 +163,10 @@ func (p *GCPlan) Execute(ctx context.Context) (*gcreport.Report, error) {
 		var path string
 		switch it.Kind {
 		case gcreport.Chunk:
+			if len(bad) > 0 {
+				r.Skip(it, "a manifest is unreadable")
+				continue
+			}
 			if live[it.ID] {
 				r.Skip(it, "a snapshot stored since uses it")
 				continue
@@ -172,6 +197,7 @@ func (p *GCPlan) Execute(ctx context.Context) (*gcreport.Report, error) {
 			errs = append(errs, fmt.Errorf("gc: %w", err))
 			continue
 		}
+		crashpoint.Hit("gc-remove")
 		c.log.Debug("gc removed", slog.String("kind", it.Kind), slog.String("id", it.ID), slog.String("reason", it.Reason))
 		r.Remove(it)
 	}

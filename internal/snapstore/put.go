@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/aminator-go/aminator/internal/crashpoint"
 	"github.com/aminator-go/aminator/internal/progress"
 	"github.com/aminator-go/aminator/internal/sparse"
 )
@@ -89,6 +90,7 @@ func (c *Chunks) Put(ctx context.Context, id, parent, src string) (st Stats, err
 	if err := j.commit(ctx); err != nil {
 		return st, fmt.Errorf("store snapshot %s: sync: %w", id, err)
 	}
+	crashpoint.Hit("after-chunks")
 	if c.beforeManifest != nil {
 		if err := c.beforeManifest(); err != nil {
 			return st, err
@@ -107,6 +109,7 @@ func (c *Chunks) Put(ctx context.Context, id, parent, src string) (st Stats, err
 		os.Remove(c.cachePath(id))
 		return st, fmt.Errorf("store snapshot %s: %w", id, err)
 	}
+	crashpoint.Hit("after-manifest")
 	c.log.Debug("snapshot stored", "snapshot", id, "parent", parent, "chunks", n, "read", countTrue(todo), "reused_shared", reused, "added", j.added.Load(),
 		"cloned_chunks", j.clone.Load(), "staged_at", tStage, "chunks_at", tChunks, "synced_at", tSync, "cached_at", tClone, "took", time.Since(t0))
 	return Stats{Size: size, Data: j.data.Load(), Added: j.added.Load()}, nil

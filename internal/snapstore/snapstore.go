@@ -9,6 +9,40 @@
 // snapshots fast), sched.go (the workers), gc.go (maintenance: a plan,
 // then its execution), check.go (fsck: chunks, manifests, clones) and
 // repair.go (fsck --repair: quarantine, rebuild).
+//
+// # Durability
+//
+// A snapshot is stored, and then registered, in this order; each step is
+// on disk before the next begins, so a crash (or power loss) at any point
+// leaves either the old state or unreferenced leftovers that gc removes,
+// never a manifest naming a chunk that is not there, nor a registered
+// snapshot without its manifest:
+//
+//  1. Chunks: each new chunk is written to a temporary file in tmp/
+//     (write-back started at once, sync_file_range), then fdatasync'd,
+//     then renamed to chunks/XX/HASH (putJob.commit).
+//  2. Chunk directories: every chunks/XX that got a new name, and chunks/
+//     itself, is fsync'd (putJob.syncDirs): the names are durable.
+//  3. Clone (reflink stores): the volume is cloned to a temporary name in
+//     cache/, fsync'd, its record (the manifest's hash, an xattr) set, then
+//     renamed to cache/ID.img (cache.go); a clone whose record does not
+//     match its manifest is never used.
+//  4. Manifest: written to a temporary file in tmp/, fsync'd, renamed to
+//     snapshots/ID.json, and snapshots/ is fsync'd (writeManifest).
+//  5. Row: only then does the local cloud mark the snapshot's row
+//     completed in its registry (local.Cloud.snapshotFile), and register an
+//     image on it later. The registry is SQLite in WAL mode with
+//     synchronous=FULL: a commit is in the synced log before it returns,
+//     so an image id that was printed, or a bake the bakery recorded as
+//     done, survives power loss.
+//
+// Crash points between the steps leave: temporary files (gc: temporary),
+// chunks no manifest names (gc: chunk), a manifest whose row is pending
+// or gone (gc: pending_snapshot, manifest). Deleting goes the other way:
+// the row first, then the manifest and clone, then (gc) the chunks. A
+// clone is a cache: a missing one, or one whose record does not match, is
+// made again from the chunks. crashpoint.Hit names each point for the crash
+// tests (test/e2e/crash_test.go).
 package snapstore
 
 import "context"

@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -88,45 +86,12 @@ func (c bakeryClient) wait(id string, states ...string) *bakery.Record {
 func TestBakery(t *testing.T) {
 	testutil.CheckNoLeaks(t, workDir)
 	b := base(t)
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := l.Addr().String()
-	l.Close()
+	addr := freeAddr(t)
 	dir := t.TempDir()
-	srv := exec.Command(binary, "serve", "--embedded-nats", "--listen", addr, "--worker-region", "local,west", "--workers", "2", "--package-dir", dir)
-	srv.Env = env()
-	var logs bytes.Buffer
-	srv.Stdout, srv.Stderr = &logs, &logs
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		srv.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- srv.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			srv.Process.Kill()
-			t.Error("serve did not stop on SIGTERM")
-		}
-		if t.Failed() {
-			t.Logf("serve output:\n%s", logs.String())
-		}
-	}()
+	stop := serve(t, "--embedded-nats", "--listen", addr, "--worker-region", "local,west", "--workers", "2", "--package-dir", dir)
+	defer stop()
 	c := bakeryClient{t: t, url: "http://" + addr}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if resp, err := http.Get(c.url + "/api/v1/bakes"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusUnauthorized {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the API did not come up:\n%s", logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitAPI(t, c)
 	// NATS takes only the key serve generated (0600 in the state directory).
 	if url, err := os.ReadFile(filepath.Join(shared.state, "nats", bakery.EmbeddedURL)); err != nil {
 		t.Error(err)

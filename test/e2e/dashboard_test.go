@@ -1,16 +1,13 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -128,45 +125,10 @@ func TestDashboardInBrowser(t *testing.T) {
 // taking one bake at a time, until the test ends; it returns the API's URL.
 func startBakery(t *testing.T, c *cloud, packageDir string) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	srv := exec.Command(binary, "serve", "--embedded-nats", "--listen", addr, "--worker-region", "local", "--workers", "1", "--package-dir", packageDir)
-	srv.Env = c.env()
-	var logs bytes.Buffer
-	srv.Stdout, srv.Stderr = &logs, &logs
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		srv.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- srv.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			srv.Process.Kill()
-			t.Error("serve did not stop on SIGTERM")
-		}
-		if t.Failed() {
-			t.Logf("serve output:\n%s", logs.String())
-		}
-	})
-	url := "http://" + addr
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if resp, err := http.Get(url + "/api/v1/whoami"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusUnauthorized {
-				return url
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the API did not come up:\n%s", logs.String())
-		}
-	}
+	addr := freeAddr(t)
+	t.Cleanup(c.serve(t, "--embedded-nats", "--listen", addr, "--worker-region", "local", "--workers", "1", "--package-dir", packageDir))
+	waitAPI(t, bakeryClient{t: t, url: "http://" + addr})
+	return "http://" + addr
 }
 
 // browser starts a headless chromium with a new profile, with the flags

@@ -1,18 +1,13 @@
 package e2e
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -162,51 +157,4 @@ func (c bakeryClient) submitWhenLive(req bakery.Request) bakery.SubmitResponse {
 		}
 		return r
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// serve starts aminate serve with args on the shared cloud; the function
-// it returns stops it.
-func serve(t *testing.T, args ...string) func() {
-	t.Helper()
-	srv := exec.Command(binary, append([]string{"serve"}, args...)...)
-	srv.Env = env()
-	var logs bytes.Buffer
-	srv.Stdout, srv.Stderr = &logs, &logs
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	return func() {
-		srv.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- srv.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			srv.Process.Kill()
-			t.Error("serve did not stop on SIGTERM")
-		}
-		if t.Failed() {
-			t.Logf("serve %v:\n%s", args, logs.String())
-		}
-	}
-}
-
-func waitAPI(t *testing.T, c bakeryClient) {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if resp, err := http.Get(c.url + "/api/v1/bakes"); err == nil {
-			resp.Body.Close()
-			return
-		}
-	}
-	t.Fatal(fmt.Errorf("the API at %s did not come up", c.url))
 }

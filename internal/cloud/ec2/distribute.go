@@ -15,6 +15,16 @@ import (
 	"github.com/aminator-go/aminator/internal/progress"
 )
 
+// The tags a copy carries while its bake (d.Job) makes it: gc (PlanGC)
+// removes the copies still carrying them once their bake no longer runs
+// on the host they name. They are set as the copy is made (CopyImage's
+// TagSpecifications) and again at once (moto ignores those), and removed
+// when the whole distribution succeeded.
+const (
+	TagCopying  = "aminator:copying"   // the bake's id
+	TagCopyHost = "aminator:copy_host" // the instance it runs on
+)
+
 // Distribute shares and deprecates the image as asked, and copies it to
 // other regions in parallel (tags copied, each copy encrypted with its
 // region's KMS key when given, then shared and deprecated like the
@@ -56,7 +66,26 @@ func (c *Cloud) Distribute(ctx context.Context, im *plugin.Image, d plugin.Distr
 		return out[:1], errors.Join(errs...)
 	}
 	sort.Slice(out[1:], func(i, j int) bool { return out[1+i].Region < out[1+j].Region })
+	for _, ri := range out[1:] { // done: the copies are no longer a bake's leftovers
+		if _, err := c.regional(ri.Region).DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: []string{ri.ImageID},
+			Tags: []types.Tag{{Key: aws.String(TagCopying)}, {Key: aws.String(TagCopyHost)}}}); err != nil {
+			return out, fmt.Errorf("copy to %s: %w", ri.Region, apiErr("DeleteTags", err))
+		}
+	}
 	return out, nil
+}
+
+// copyTags are the tags a copy carries while it is made; none when the
+// distribution names no job.
+func (c *Cloud) copyTags(ctx context.Context, d plugin.Distribution) (plugin.Tags, error) {
+	if d.Job == "" {
+		return nil, nil
+	}
+	h, err := c.Host(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return plugin.Tags{TagCopying: d.Job, TagCopyHost: h.InstanceID}, nil
 }
 
 // removeCopy deregisters a copy and deletes its snapshots.
@@ -92,8 +121,16 @@ func (c *Cloud) regional(region string) *ec2.Client {
 
 func (c *Cloud) copyTo(ctx context.Context, im *plugin.Image, region string, d plugin.Distribution) (string, error) {
 	client := c.regional(region)
+	mark, err := c.copyTags(ctx, d)
+	if err != nil {
+		return "", err
+	}
 	in := &ec2.CopyImageInput{SourceImageId: aws.String(im.ID), SourceRegion: aws.String(c.region), Name: aws.String(im.Name),
 		Description: aws.String(im.Description), CopyImageTags: aws.Bool(true)}
+	if mark != nil {
+		in.TagSpecifications = []types.TagSpecification{{ResourceType: types.ResourceTypeImage, Tags: toTags(mark)},
+			{ResourceType: types.ResourceTypeSnapshot, Tags: toTags(mark)}}
+	}
 	if key := d.KMSKeys[region]; key != "" {
 		in.Encrypted, in.KmsKeyId = aws.Bool(true), aws.String(key)
 	}
@@ -102,6 +139,11 @@ func (c *Cloud) copyTo(ctx context.Context, im *plugin.Image, region string, d p
 		return "", apiErr("CopyImage", err)
 	}
 	id := aws.ToString(out.ImageId)
+	if mark != nil {
+		if _, err := client.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{id}, Tags: toTags(mark)}); err != nil {
+			return id, apiErr("CreateTags", err)
+		}
+	}
 	c.log.Info("copying image", "region", region, "id", id)
 	w := ec2.NewImageAvailableWaiter(client, func(o *ec2.ImageAvailableWaiterOptions) { o.MinDelay = c.minDelay() })
 	waited := progress.Wait(ctx, "copying to "+region, c.waitOpts())

@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -16,88 +20,215 @@ import (
 )
 
 // gcKinds are the kinds of items the ec2 cloud's gc removes.
-var gcKinds = []string{gcreport.Volume, gcreport.Snapshot}
+var gcKinds = []string{gcreport.Volume, gcreport.Snapshot, gcreport.Copy}
+
+// The tags of a pushed EBS snapshot (internal/push): the push's id (its
+// lock in the lock directory is held while it runs) and the machine it
+// runs on (its host name: a push needs no EC2 instance).
+const (
+	TagPush     = "aminator:push"
+	TagPushHost = "aminator:push_host"
+)
 
 // GCPlan is what the ec2 cloud's gc would remove: the volumes and
 // snapshots bakes on this host left behind — their bake is no longer
 // running here (its flock in the lock directory is free) — volumes to be
 // detached (naming this instance) and deleted, snapshots no image uses to
-// be deleted; and pool volumes nobody will take (pool_gc.go).
+// be deleted; pool volumes nobody will take (pool_gc.go); the copies in
+// other regions of a bake killed while copying (TagCopying), deregistered
+// with their snapshots; and the EBS snapshots of pushes from this machine
+// killed before they registered their image.
 type GCPlan struct {
-	c       *Cloud
-	lockDir string
-	host    string
-	// Items are the volumes, then the snapshots, to remove.
+	c        *Cloud
+	lockDir  string
+	host     string // this instance; "" when this is none
+	pushHost string // this machine's name
+	// Items are the volumes, then the snapshots, then the copies, to remove.
 	Items []gcreport.Item
 	// Running are the resources of bakes still running here, left alone.
 	Running []gcreport.Item
 	pool    map[string]bool // the Items that are pool volumes (pool_gc.go)
 }
 
-// PlanGC lists what gc would remove, and why; nothing is removed.
+// PlanGC lists what gc would remove, and why; nothing is removed. Off an
+// EC2 instance (no instance metadata) it plans only the pushes' leftovers,
+// and returns the plan with the reason.
 func (c *Cloud) PlanGC(ctx context.Context, lockDir string) (*GCPlan, error) {
-	h, err := c.Host(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("plan gc: %w", err)
+	p := &GCPlan{c: c, lockDir: lockDir, pool: map[string]bool{}}
+	p.pushHost, _ = os.Hostname()
+	var errs []error
+	if h, err := c.Host(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("plan gc: only pushes' leftovers are collected: %w", err))
+	} else {
+		p.host = h.InstanceID
+		if err := p.planBakes(ctx); err != nil {
+			return nil, err
+		}
+		errs = append(errs, p.planPool(ctx))
+		errs = append(errs, p.planCopies(ctx)...)
 	}
-	p := &GCPlan{c: c, lockDir: lockDir, host: h.InstanceID, pool: map[string]bool{}}
+	if err := p.planPushes(ctx); err != nil {
+		return nil, err
+	}
+	sort.SliceStable(p.Items, func(i, j int) bool { return kindOrder[p.Items[i].Kind] < kindOrder[p.Items[j].Kind] })
+	return p, errors.Join(errs...)
+}
+
+// planBakes plans the volumes and snapshots bakes on this host left.
+func (p *GCPlan) planBakes(ctx context.Context) error {
+	c := p.c
 	vols, err := c.ec2.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []types.Filter{
 		{Name: aws.String("tag:purpose"), Values: []string{"amination"}},
-		{Name: aws.String("tag:host"), Values: []string{h.InstanceID}},
+		{Name: aws.String("tag:host"), Values: []string{p.host}},
 	}})
 	if err != nil {
-		return nil, fmt.Errorf("plan gc: %w", apiErr("DescribeVolumes", err))
+		return fmt.Errorf("plan gc: %w", apiErr("DescribeVolumes", err))
 	}
 	for _, v := range vols.Volumes {
 		p.add(gcreport.Item{Kind: gcreport.Volume, ID: aws.ToString(v.VolumeId)}, tagsOf(v.Tags)["bake"])
 	}
-	snaps, err := c.ec2.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{OwnerIds: []string{"self"}, Filters: []types.Filter{
-		{Name: aws.String("tag:host"), Values: []string{h.InstanceID}},
+	return p.planSnapshots(ctx, []types.Filter{
+		{Name: aws.String("tag:host"), Values: []string{p.host}},
 		{Name: aws.String("tag-key"), Values: []string{"bake"}},
-	}})
+	}, "bake")
+}
+
+// planSnapshots plans the snapshots the filters find that no image uses;
+// job is the tag that names the bake or push that made each.
+func (p *GCPlan) planSnapshots(ctx context.Context, filters []types.Filter, job string) error {
+	snaps, err := p.c.ec2.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{OwnerIds: []string{"self"}, Filters: filters})
 	if err != nil {
-		return nil, fmt.Errorf("plan gc: %w", apiErr("DescribeSnapshots", err))
+		return fmt.Errorf("plan gc: %w", apiErr("DescribeSnapshots", err))
 	}
-	errs := []error{p.planPool(ctx)}
+	used, err := p.c.usedSnapshots(ctx)
+	if err != nil {
+		return fmt.Errorf("plan gc: %w", err)
+	}
 	for _, s := range snaps.Snapshots {
-		id := aws.ToString(s.SnapshotId)
-		used, err := c.imageUses(ctx, id)
-		if err != nil {
-			errs = append(errs, err)
+		if id := aws.ToString(s.SnapshotId); !used[id] {
+			p.add(gcreport.Item{Kind: gcreport.Snapshot, ID: id}, tagsOf(s.Tags)[job])
+		}
+	}
+	return nil
+}
+
+// planPushes plans the EBS snapshots of pushes from this machine that no
+// image uses (the push was killed before it registered one).
+func (p *GCPlan) planPushes(ctx context.Context) error {
+	if p.pushHost == "" {
+		return nil
+	}
+	return p.planSnapshots(ctx, []types.Filter{
+		{Name: aws.String("tag:" + TagPushHost), Values: []string{p.pushHost}},
+		{Name: aws.String("tag-key"), Values: []string{TagPush}},
+	}, TagPush)
+}
+
+// planCopies plans, in every other region (looked at in parallel, eight
+// at a time), the copies that bakes on this host were making when they
+// were killed.
+func (p *GCPlan) planCopies(ctx context.Context) []error {
+	regions, err := p.c.ec2.DescribeRegions(ctx, &ec2.DescribeRegionsInput{})
+	if err != nil {
+		return []error{fmt.Errorf("plan gc: copies in other regions: %w", apiErr("DescribeRegions", err))}
+	}
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		errs []error
+		sem  = make(chan struct{}, 8)
+	)
+	for _, r := range regions.Regions {
+		region := aws.ToString(r.RegionName)
+		if region == p.c.region {
 			continue
 		}
-		if !used {
-			p.add(gcreport.Item{Kind: gcreport.Snapshot, ID: id}, tagsOf(s.Tags)["bake"])
-		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			ims, err := p.markedCopies(ctx, region)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+			}
+			for _, im := range ims {
+				p.add(gcreport.Item{Kind: gcreport.Copy, ID: region + "/" + aws.ToString(im.ImageId)}, tagsOf(im.Tags)[TagCopying])
+			}
+		}()
 	}
-	return p, errors.Join(errs...)
+	wg.Wait()
+	return errs
+}
+
+// kindOrder is the order items are removed in.
+var kindOrder = map[string]int{gcreport.Volume: 0, gcreport.Snapshot: 1, gcreport.Copy: 2}
+
+// markedCopies lists a region's images that carry this host's TagCopyHost
+// and a TagCopying.
+func (p *GCPlan) markedCopies(ctx context.Context, region string) ([]types.Image, error) {
+	out, err := p.c.regional(region).DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"self"}, Filters: []types.Filter{
+		{Name: aws.String("tag:" + TagCopyHost), Values: []string{p.host}},
+		{Name: aws.String("tag-key"), Values: []string{TagCopying}},
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("plan gc: copies in %s: %w", region, apiErr("DescribeImages", err))
+	}
+	return out.Images, nil
 }
 
 // add plans an item, or notes it as a running bake's.
 func (p *GCPlan) add(it gcreport.Item, bake string) {
 	if p.running(bake) {
-		it.Reason = "its bake " + bake + " runs on this host"
+		it.Reason = "its job " + bake + " runs on this host"
 		p.Running = append(p.Running, it)
 		return
 	}
-	it.Reason = fmt.Sprintf("its bake %q no longer runs on this host", bake)
+	it.Reason = fmt.Sprintf("its job %q no longer runs on this host", bake)
 	p.Items = append(p.Items, it)
 }
 
-// running reports whether a bake holds its lock on this host.
-func (p *GCPlan) running(bake string) bool {
-	return bake != "" && flock.Held(filepath.Join(p.lockDir, bake+".lock"))
+// running reports whether a bake (or push) holds its lock on this host;
+// a lock file that is not there is not made.
+func (p *GCPlan) running(job string) bool {
+	if job == "" || strings.ContainsAny(job, "/\\") {
+		return false
+	}
+	l := filepath.Join(p.lockDir, job+".lock")
+	if _, err := os.Stat(l); err != nil {
+		return false
+	}
+	return flock.Held(l)
 }
 
 // imageUses reports whether an image of this account uses the snapshot.
 func (c *Cloud) imageUses(ctx context.Context, snap string) (bool, error) {
-	used, err := c.ec2.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"self"}, Filters: []types.Filter{
-		{Name: aws.String("block-device-mapping.snapshot-id"), Values: []string{snap}},
-	}})
-	if err != nil {
-		return false, apiErr("DescribeImages", err)
+	used, err := c.usedSnapshots(ctx)
+	return used[snap], err
+}
+
+// usedSnapshots lists the snapshots this account's images use. It reads
+// every image (one paged call) rather than filtering by
+// block-device-mapping.snapshot-id per snapshot, which moto does not
+// implement and which costs a call per snapshot.
+func (c *Cloud) usedSnapshots(ctx context.Context) (map[string]bool, error) {
+	used := map[string]bool{}
+	pages := ec2.NewDescribeImagesPaginator(c.ec2, &ec2.DescribeImagesInput{Owners: []string{"self"}, MaxResults: aws.Int32(1000)})
+	for pages.HasMorePages() {
+		out, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, apiErr("DescribeImages", err)
+		}
+		for _, im := range out.Images {
+			for _, b := range im.BlockDeviceMappings {
+				if b.Ebs != nil && b.Ebs.SnapshotId != nil {
+					used[*b.Ebs.SnapshotId] = true
+				}
+			}
+		}
 	}
-	return len(used.Images) > 0, nil
+	return used, nil
 }
 
 // Planned reports the plan as a dry run.
@@ -123,6 +254,8 @@ func (p *GCPlan) Execute(ctx context.Context) (*gcreport.Report, error) {
 			why, err = p.removePoolVolume(ctx, it.ID)
 		case it.Kind == gcreport.Volume:
 			why, err = p.removeVolume(ctx, it.ID)
+		case it.Kind == gcreport.Copy:
+			why, err = p.removeCopy(ctx, it.ID)
 		default:
 			why, err = p.removeSnapshot(ctx, it.ID)
 		}
@@ -141,6 +274,15 @@ func (p *GCPlan) Execute(ctx context.Context) (*gcreport.Report, error) {
 
 // recheck says why a resource with these tags is no longer to be removed.
 func (p *GCPlan) recheck(tags plugin.Tags) string {
+	if push := tags[TagPush]; push != "" {
+		switch {
+		case tags[TagPushHost] != p.pushHost:
+			return "no longer this machine's push"
+		case p.running(push):
+			return "its push " + push + " runs on this machine"
+		}
+		return ""
+	}
 	switch {
 	case tags["host"] != p.host:
 		return "no longer this host's"
@@ -196,4 +338,31 @@ func (p *GCPlan) removeSnapshot(ctx context.Context, id string) (skipped string,
 		return "", err
 	}
 	return "", nil
+}
+
+// removeCopy deregisters a copy (REGION/AMI) and deletes its snapshots if
+// it still carries its bake's TagCopying, for this host, and that bake
+// does not run.
+func (p *GCPlan) removeCopy(ctx context.Context, item string) (skipped string, err error) {
+	region, id, _ := strings.Cut(item, "/")
+	out, err := p.c.regional(region).DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{id}})
+	if err != nil {
+		if errors.Is(apiErr("DescribeImages", err), plugin.ErrNotFound) {
+			return "gone", nil
+		}
+		return "", apiErr("DescribeImages", err)
+	}
+	if len(out.Images) == 0 {
+		return "gone", nil
+	}
+	tags := tagsOf(out.Images[0].Tags)
+	switch {
+	case tags[TagCopying] == "":
+		return "its bake finished copying it", nil
+	case tags[TagCopyHost] != p.host:
+		return "no longer this host's", nil
+	case p.running(tags[TagCopying]):
+		return "its bake " + tags[TagCopying] + " runs on this host", nil
+	}
+	return "", p.c.removeCopy(ctx, plugin.RegionImage{Region: region, ImageID: id})
 }

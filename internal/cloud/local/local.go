@@ -116,7 +116,7 @@ func Open(o Options) (*Cloud, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := openDB(filepath.Join(o.StateDir, "aminator.db"))
+	db, err := openDB(filepath.Join(o.StateDir, "aminator.db"), syncFull)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/aminator-go/aminator/internal/crashpoint"
 	"github.com/aminator-go/aminator/internal/flock"
 	"github.com/aminator-go/aminator/internal/ids"
 	"github.com/aminator-go/aminator/internal/plugin"
@@ -38,10 +39,21 @@ func (c *Cloud) poolLock(snap string) string {
 	return filepath.Join(c.lockDir, "pool-"+snap+".lock")
 }
 
+// takeLock is held (shared) by every bake from the moment it claims a
+// pooled volume (state creating) until it holds the volume's owner lock:
+// gc takes a pool volume left creating for a killed bake's only when
+// neither is held.
+func (c *Cloud) takeLock() string { return filepath.Join(c.lockDir, "pool-take.lock") }
+
 // takePooled claims a ready volume of the snapshot and size, or returns nil.
 func (c *Cloud) takePooled(ctx context.Context, snap string, size int64, tags plugin.Tags) (*plugin.Volume, error) {
+	taking, err := flock.Shared(c.takeLock())
+	if err != nil {
+		return nil, fmt.Errorf("take a pooled volume: %w", err)
+	}
+	defer taking.Unlock()
 	var id string
-	err := c.db.QueryRowContext(ctx, `UPDATE volumes SET state='creating' WHERE id = (
+	err = c.db.QueryRowContext(ctx, `UPDATE volumes SET state='creating' WHERE id = (
 		SELECT id FROM volumes WHERE state='pooled' AND snapshot_id=? AND size_bytes=? ORDER BY created_at LIMIT 1) RETURNING id`, snap, size).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
@@ -56,6 +68,7 @@ func (c *Cloud) takePooled(ctx context.Context, snap string, size int64, tags pl
 	c.mu.Lock()
 	c.owners[id] = lock
 	c.mu.Unlock()
+	taking.Unlock()
 	err = c.inTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM tags WHERE resource_id=?`, id); err != nil {
 			return err
@@ -152,6 +165,7 @@ func (c *Cloud) makePooled(ctx context.Context, s *plugin.Snapshot) (err error) 
 	if err := c.store.Restore(ctx, s.ID, path); err != nil {
 		return fmt.Errorf("pool volume %s: %w", id, err)
 	}
+	crashpoint.Hit("pool-refill")
 	// Ready only if the pool still wants it: the snapshot may have been
 	// deleted or the pool drained while the volume was made.
 	res, err := c.db.ExecContext(ctx, `UPDATE volumes SET state='pooled' WHERE id=? AND EXISTS (SELECT 1 FROM pool_targets WHERE snapshot_id=?)

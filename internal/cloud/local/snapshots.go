@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/aminator-go/aminator/internal/crashpoint"
 	"github.com/aminator-go/aminator/internal/flock"
 	"github.com/aminator-go/aminator/internal/ids"
 	"github.com/aminator-go/aminator/internal/plugin"
@@ -116,6 +117,7 @@ func (c *Cloud) snapshotFile(ctx context.Context, path, volID, parent, desc stri
 	if _, err := c.db.ExecContext(ctx, `UPDATE snapshots SET state='completed', size_bytes=? WHERE id=?`, st.Size, id); err != nil {
 		return nil, fmt.Errorf("create snapshot %s: %w", id, err)
 	}
+	crashpoint.Hit("after-row")
 	c.log.Debug("snapshot created", "snapshot", id, "bytes", st.Size, "data", st.Data, "added", st.Added)
 	return c.Snapshot(ctx, id)
 }

@@ -71,8 +71,10 @@ func (c *Cloud) Volumes(ctx context.Context) ([]*plugin.Volume, error) {
 	return out, nil
 }
 
-// orphaned: a bake's volume whose owning process is gone, or a pool
-// volume whose filler died half-way.
+// orphaned: a bake's volume whose owning process is gone, a pool volume
+// whose filler died half-way, or one a bake died taking (creating, still
+// the pool's tags: see takeLock; the take lock is checked first, as the
+// bake takes the owner lock before it lets go of it).
 func (c *Cloud) orphaned(v *plugin.Volume) bool {
 	c.mu.Lock()
 	_, mine := c.owners[v.ID]
@@ -86,6 +88,8 @@ func (c *Cloud) orphaned(v *plugin.Volume) bool {
 	case v.State == "pooled":
 		_, err := c.Snapshot(context.Background(), v.SnapshotID)
 		return errors.Is(err, plugin.ErrNotFound) // its snapshot is gone
+	case v.State == "creating" && v.Tags["purpose"] == "pool":
+		return !held(c.takeLock()) && !held(c.ownerLock(v.ID))
 	}
 	return v.Tags["purpose"] == "amination" && !flock.Held(c.ownerLock(v.ID))
 }
