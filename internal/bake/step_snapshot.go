@@ -17,11 +17,16 @@ func (Snapshot) Name() string { return "snapshot" }
 
 // Run snapshots the volume and registers the snapshot's deletion on failure.
 func (Snapshot) Run(ctx context.Context, s *State) error {
-	snap, err := s.Env.Finalizer.Snapshot(ctx, plugin.SnapshotVolume{Volume: s.Volume, ImageName: s.NewImage.Name, Tags: s.SnapshotTags})
+	snap, err := s.Env.Finalizer.Snapshot(ctx, plugin.SnapshotVolume{Volume: s.Volume, ImageName: s.NewImage.Name,
+		Image: s.NewImage, Device: s.Device, Tags: s.SnapshotTags})
 	if err != nil {
 		return err
 	}
 	s.Snapshot = snap
-	s.Pipeline.Rollback("delete snapshot "+snap.ID, func(ctx context.Context) error { return s.Env.Cloud.DeleteSnapshot(ctx, snap.ID) })
+	remove := s.Env.Cloud.DeleteSnapshot
+	if r, ok := s.Env.Finalizer.(plugin.SnapshotRemover); ok {
+		remove = r.RemoveSnapshot // an S3 bundle
+	}
+	s.Pipeline.Rollback("delete snapshot "+snap.ID, func(ctx context.Context) error { return remove(ctx, snap.ID) })
 	return nil
 }

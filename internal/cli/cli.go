@@ -31,6 +31,7 @@ import (
 	_ "github.com/aminator-go/aminator/internal/cloud/local"
 	_ "github.com/aminator-go/aminator/internal/distro/debian"
 	_ "github.com/aminator-go/aminator/internal/distro/redhat"
+	_ "github.com/aminator-go/aminator/internal/finalizer/instancestore"
 	_ "github.com/aminator-go/aminator/internal/finalizer/tagging"
 	_ "github.com/aminator-go/aminator/internal/provisioner/apt"
 	_ "github.com/aminator-go/aminator/internal/provisioner/yum"
@@ -125,7 +126,7 @@ PACKAGE is a repository package (name or name=version), a local .deb
 	a.bakeFlags(bakeCmd.Flags())
 	root.AddCommand(bakeCmd, a.imagesCommand(), a.snapshotsCommand(), a.volumesCommand(),
 		a.environmentsCommand(), a.configCommand(), a.versionCommand(), a.foundationCommand(), a.testCommand(),
-		a.gcCommand(), a.fsckCommand(), a.initCommand(), a.poolCommand(), a.pushCommand(), a.serveCommand(), a.bakeryCommand(), a.bakeryBakeCommand())
+		a.gcCommand(), a.fsckCommand(), a.initCommand(), a.poolCommand(), a.pushCommand(), a.serveCommand(), a.bakeryCommand(), a.bakeryBakeCommand(), a.bundleCommand())
 	return root
 }
 

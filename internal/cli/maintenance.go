@@ -22,7 +22,7 @@ import (
 
 func (a *app) gcCommand() *cobra.Command {
 	var dry bool
-	var cloud string
+	var cloud, bucket string
 	cmd := &cobra.Command{
 		Use:   "gc",
 		Short: "Remove what no bake or image needs: volumes of dead bakes, unfinished snapshots, unused chunks",
@@ -36,9 +36,14 @@ and the scratch files, locks and mount points of killed jobs. A manifest
 gc cannot read is reported, and every chunk kept until it is fixed.
 With --cloud ec2: the volumes and snapshots that bakes on this instance left
 (tagged by aminator, their bake no longer running here); volumes are
-detached and deleted, snapshots no image uses deleted. --dry-run only says.`,
+detached and deleted, snapshots no image uses deleted. With --bucket: the
+S3 bundles aminator uploaded there that no image of the account uses
+(uploads that died half way, images deregistered). --dry-run only says.`,
 		Args: a.args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if bucket != "" {
+				return a.gcBundles(cmd, bucket, dry)
+			}
 			if cloud == "ec2" {
 				return a.gcEC2(cmd, dry)
 			}
@@ -56,6 +61,7 @@ detached and deleted, snapshots no image uses deleted. --dry-run only says.`,
 	}
 	cmd.Flags().BoolVar(&dry, "dry-run", false, "only say what would be removed")
 	cmd.Flags().StringVar(&cloud, "cloud", "local", "local or ec2")
+	cmd.Flags().StringVar(&bucket, "bucket", "", "collect the S3 bundles in this bucket (BUCKET[/PREFIX]) instead")
 	return cmd
 }
 
@@ -330,6 +336,8 @@ pool_attach: true keeps them attached to this instance too).`}
 func (a *app) pushCommand() *cobra.Command {
 	var o push.Options
 	var tags []string
+	var storeType string
+	var s3 pushS3Flags
 	cmd := &cobra.Command{
 		Use:   "push IMAGE",
 		Short: "Send a local image to EC2 through the EBS direct APIs and register it there (from any machine)",
@@ -338,7 +346,12 @@ machine with AWS credentials: no EC2 instance and no attached volume are
 needed. Each 512 KiB chunk of the store is one EBS block; when the image's
 parent snapshot was pushed to the region before, only the chunks that
 differ are sent, as an incremental snapshot. Region and credentials come
-from the AWS configuration (or -r).`,
+from the AWS configuration (or -r).
+
+With --store-type s3 the image becomes an S3-backed (instance-store) AMI
+instead: its disk is bundled as the EC2 AMI tools do (--cert,
+--privatekey, --account), uploaded to --bucket and registered from the
+manifest.`,
 		Args: a.args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := a.loadConfig(cmd)
@@ -347,6 +360,13 @@ from the AWS configuration (or -r).`,
 			}
 			if o.Tags, err = parseTags(tags); err != nil {
 				return err
+			}
+			switch storeType {
+			case "s3":
+				return a.pushS3(cmd, cfg, args[0], o, s3)
+			case "ebs":
+			default:
+				return usagef("--store-type %q: ebs or s3", storeType)
 			}
 			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
 				con, err := a.liveConsole(cfg.Context.Debug, true)
@@ -375,6 +395,8 @@ from the AWS configuration (or -r).`,
 	cmd.Flags().StringVarP(&o.Name, "name", "n", "", "AMI name (default: the local image's)")
 	cmd.Flags().StringArrayVar(&tags, "tag", nil, "extra tag KEY=VALUE (repeatable)")
 	cmd.Flags().BoolVar(&o.Full, "full", false, "send every block, even when the parent was pushed before")
-	cmd.Flags().IntVar(&o.Workers, "workers", 8, "blocks in flight")
+	cmd.Flags().IntVar(&o.Workers, "workers", 8, "blocks (or S3 parts) in flight")
+	cmd.Flags().StringVar(&storeType, "store-type", "ebs", "ebs (a snapshot through the EBS direct APIs) or s3 (an instance-store image from a bundle in --bucket)")
+	s3.flags(cmd.Flags())
 	return cmd
 }

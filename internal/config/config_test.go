@@ -14,6 +14,7 @@ import (
 	_ "github.com/aminator-go/aminator/internal/cloud/local"
 	"github.com/aminator-go/aminator/internal/distro/debian"
 	_ "github.com/aminator-go/aminator/internal/distro/redhat"
+	_ "github.com/aminator-go/aminator/internal/finalizer/instancestore"
 	_ "github.com/aminator-go/aminator/internal/finalizer/tagging"
 	"github.com/aminator-go/aminator/internal/provisioner/apt"
 	_ "github.com/aminator-go/aminator/internal/provisioner/yum"

@@ -34,6 +34,8 @@ const (
 	Volume   = "volume"   // a volume a bake on this host left
 	Snapshot = "snapshot" // a snapshot a bake on this host (or a push from it) left, no image uses
 	Copy     = "copy"     // an image copy in another region a killed bake left (REGION/AMI)
+	// An S3 bucket's.
+	Bundle = "bundle" // an S3 bundle no image uses (its manifest location)
 )
 
 // kind is how a kind is shown: in the text, its label, and whether its
@@ -59,6 +61,7 @@ var kinds = []kind{
 	{Volume, "volumes", true, "volumes", false},
 	{Snapshot, "snapshots", true, "snapshots", false},
 	{Copy, "copies in other regions", true, "copies", false},
+	{Bundle, "S3 bundles", true, "bundles", false},
 }
 
 // Item is one thing gc removes.

@@ -202,7 +202,10 @@ type ImageRequest struct {
 	IMDSv2Required     bool
 	KernelID           string
 	RamdiskID          string
-	Tags               Tags
+	// ImageLocation is the S3 manifest of an instance-store image,
+	// BUCKET/[PREFIX/]NAME.manifest.xml ("" for a volume-backed one).
+	ImageLocation string
+	Tags          Tags
 	// Packages is the image's package manifest, kept where the cloud can.
 	Packages []Package
 }
@@ -357,6 +360,11 @@ type SnapshotVolume struct {
 	Volume *Volume
 	// ImageName is the image the snapshot becomes; it describes the snapshot.
 	ImageName string
+	// Image is the image the snapshot becomes (an S3 bundle's manifest
+	// names its architecture, kernel and ramdisk).
+	Image ImageRequest
+	// Device is the volume's block device on this host.
+	Device string
 	// Tags go on the snapshot: the image's and the bake's own (its id, so
 	// that gc finds the snapshot of a bake killed before it registered).
 	Tags Tags
@@ -388,6 +396,12 @@ type Finalizer interface {
 	Snapshot(ctx context.Context, r SnapshotVolume) (*Snapshot, error)
 	// Register registers the snapshot as an image; a taken name wraps ErrExists.
 	Register(ctx context.Context, r RegisterSnapshot) (*Image, error)
+}
+
+// SnapshotRemover is a finalizer whose snapshots the cloud does not hold
+// (an S3 bundle): the bake removes a failed bake's snapshot through it.
+type SnapshotRemover interface {
+	RemoveSnapshot(ctx context.Context, id string) error
 }
 
 // Deps are what a plugin factory may use: the plugins made before it in an

@@ -6,6 +6,7 @@ import (
 	_ "github.com/aminator-go/aminator/internal/blockdev"
 	_ "github.com/aminator-go/aminator/internal/distro/debian"
 	_ "github.com/aminator-go/aminator/internal/distro/redhat"
+	_ "github.com/aminator-go/aminator/internal/finalizer/instancestore"
 	_ "github.com/aminator-go/aminator/internal/finalizer/tagging"
 	_ "github.com/aminator-go/aminator/internal/provisioner/apt"
 	_ "github.com/aminator-go/aminator/internal/provisioner/yum"

@@ -115,6 +115,9 @@ func RegisterInput(r plugin.ImageRequest) *ec2.RegisterImageInput {
 	if r.VirtualizationType == "" {
 		in.VirtualizationType = aws.String("hvm")
 	}
+	if r.ImageLocation != "" {
+		in.ImageLocation = aws.String(r.ImageLocation) // an instance-store image, from its S3 manifest
+	}
 	if aws.ToString(in.VirtualizationType) == "paravirtual" {
 		if r.KernelID != "" {
 			in.KernelId = aws.String(r.KernelID)

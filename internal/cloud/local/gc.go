@@ -301,9 +301,10 @@ func (c *Cloud) removeUnregistered(ctx context.Context, id string) (skipped stri
 	return "", nil
 }
 
-// jobLocks are the locks a job (bake, foundation, boot test) holds for its
-// lifetime (the CLI takes LOCKDIR/<job id>.lock).
-var jobLocks = []string{"bake-*.lock", "foundation-*.lock", "test-*.lock", "push-*.lock"}
+// jobLocks are the locks a job (bake, foundation, boot test, push) holds for its
+// lifetime (the CLI takes LOCKDIR/<job id>.lock), and an S3 bundle of a
+// local image (its disk and parts are in tmp/) while it is made and sent.
+var jobLocks = []string{"bake-*.lock", "foundation-*.lock", "test-*.lock", "push-*.lock", "bundle-*.lock"}
 
 // planStale lists what a job killed with SIGKILL leaves outside tmp/: its
 // job lock, the owner locks of volumes and snapshots and the pool locks of

@@ -138,6 +138,9 @@ func (c *Cloud) Close() error {
 // Dir is the state directory.
 func (c *Cloud) Dir() string { return c.dir }
 
+// LockDir is the directory of the cloud's flocks.
+func (c *Cloud) LockDir() string { return c.lockDir }
+
 // VolumePath is the file behind a volume.
 func (c *Cloud) VolumePath(id string) string {
 	return filepath.Join(c.dir, "data", "volumes", id+".img")

@@ -139,6 +139,25 @@ func TestGCScratchOfDeadProcesses(t *testing.T) {
 	}
 }
 
+// A bundle of a local image in progress (its flock, lock/bundle-*.lock)
+// keeps gc out of tmp/, where its disk and parts are.
+func TestGCLeavesARunningBundle(t *testing.T) {
+	c := open(t)
+	parts := filepath.Join(c.dir, "tmp", "bundle-123")
+	os.MkdirAll(parts, 0o700)
+	lock, err := flock.TryExclusive(filepath.Join(c.lockDir, "bundle-job-1.lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gc(t, c); !fileExists(parts) {
+		t.Fatal("gc removed a running bundle's scratch")
+	}
+	lock.Unlock()
+	if gc(t, c); fileExists(parts) {
+		t.Error("gc left a dead bundle's scratch")
+	}
+}
+
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
