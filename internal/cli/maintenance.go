@@ -11,7 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	ec2cloud "github.com/aminator-go/aminator/internal/cloud/ec2"
 	"github.com/aminator-go/aminator/internal/cloud/local"
+	"github.com/aminator-go/aminator/internal/config"
 	"github.com/aminator-go/aminator/internal/gcreport"
 	"github.com/aminator-go/aminator/internal/progress"
 	"github.com/aminator-go/aminator/internal/push"
@@ -229,10 +231,18 @@ aminate command mounts it again (after a reboot, or --unmount).`,
 }
 
 func (a *app) poolCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "pool", Short: "Keep ready volumes of base images, so bakes skip making one"}
+	cmd := &cobra.Command{Use: "pool", Short: "Keep ready volumes of base images, so bakes skip making one",
+		Long: `Keep ready volumes of base images, so bakes skip making one. On the local
+cloud: volume files of the base's snapshot. With an EC2 environment (-e
+ec2_apt_linux): EBS volumes of the base's root snapshot in this instance's
+availability zone, tagged purpose=pool, base and host (cloud.ec2
+pool_attach: true keeps them attached to this instance too).`}
 	status := &cobra.Command{
 		Use: "status", Short: "Show the pooled base snapshots", Args: a.args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if ok, err := a.onEC2(cmd, func(ctx context.Context, _ *config.Config, c *ec2cloud.Cloud) error { return a.poolStatusEC2(ctx, c) }); ok {
+				return err
+			}
 			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
 				ps, err := c.PoolStatus(ctx)
 				if err != nil {
@@ -259,6 +269,11 @@ func (a *app) poolCommand() *cobra.Command {
 				if len(args) == 1 {
 					target = 2
 				}
+			}
+			if ok, err := a.onEC2(cmd, func(ctx context.Context, cfg *config.Config, c *ec2cloud.Cloud) error {
+				return a.poolFillEC2(ctx, cfg, c, strings.Join(args, ""), snap, target)
+			}); ok {
+				return err
 			}
 			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
 				s := snap
@@ -289,6 +304,11 @@ func (a *app) poolCommand() *cobra.Command {
 	drain := &cobra.Command{
 		Use: "drain [IMAGE]", Short: "Delete ready volumes (of IMAGE, or all) and stop keeping them", Args: a.args(cobra.RangeArgs(0, 1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if ok, err := a.onEC2(cmd, func(ctx context.Context, _ *config.Config, c *ec2cloud.Cloud) error {
+				return a.poolDrainEC2(ctx, c, strings.Join(args, ""))
+			}); ok {
+				return err
+			}
 			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
 				s := ""
 				if len(args) == 1 {

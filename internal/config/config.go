@@ -104,6 +104,9 @@ type Config struct {
 	DefaultEnvironment string `yaml:"-"`
 	// Sources lists the files that were read, in order.
 	Sources []string `yaml:"-"`
+	// ExtraFile is the --config file (absolute), "" if none: a background
+	// pool refill reads it too.
+	ExtraFile string `yaml:"-"`
 
 	origin map[string]string
 }
@@ -245,6 +248,9 @@ func Load(o Options) (*Config, error) {
 		return nil, err
 	}
 	cfg := &Config{origin: origin, Sources: sources}
+	if o.Extra != "" {
+		cfg.ExtraFile, _ = filepath.Abs(o.Extra)
+	}
 	if err := remarshal(merged, cfg); err != nil {
 		return nil, errorf("config: %v", err)
 	}

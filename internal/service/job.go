@@ -13,6 +13,7 @@ import (
 
 	"github.com/aminator-go/aminator/internal/bake"
 	"github.com/aminator-go/aminator/internal/boottest"
+	ec2cloud "github.com/aminator-go/aminator/internal/cloud/ec2"
 	"github.com/aminator-go/aminator/internal/cloud/local"
 	"github.com/aminator-go/aminator/internal/config"
 	"github.com/aminator-go/aminator/internal/flock"
@@ -152,15 +153,18 @@ func runHere(ctx context.Context, cfg *config.Config, o JobOptions, fn func(ctx 
 	return err
 }
 
-// OpenEnvironment builds the job's environment; a local cloud in it asks
+// OpenEnvironment builds the job's environment; a local or EC2 cloud in it asks
 // for its pools to be refilled after the job takes from them.
 func (j *Job) OpenEnvironment(ctx context.Context) (*bake.Environment, error) {
 	env, err := OpenEnvironment(ctx, j.Config, j.Log)
 	if err != nil {
 		return nil, err
 	}
-	if lc, ok := env.Cloud.(*local.Cloud); ok {
-		lc.OnPoolTake = requestRefill
+	switch c := env.Cloud.(type) {
+	case *local.Cloud:
+		c.OnPoolTake = requestRefill
+	case *ec2cloud.Cloud:
+		c.OnPoolTake = requestRefill
 	}
 	return env, nil
 }

@@ -67,11 +67,28 @@ func startRefills(cfg *config.Config, list *flock.Lock) {
 			continue
 		}
 		seen[snap] = true
-		cmd := exec.Command(self, "pool", "fill", "--snapshot", snap, "--state-dir", cfg.StateDir)
+		cmd := exec.Command(self, refillArgs(cfg, snap)...)
 		cmd.Env = os.Environ()
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 		if cmd.Start() == nil {
 			cmd.Process.Release()
 		}
 	}
+}
+
+// refillArgs are the arguments of the refill of a snapshot's pool: in the
+// job's environment and region (an EC2 pool is the environment's), with
+// its --config file.
+func refillArgs(cfg *config.Config, snap string) []string {
+	args := []string{"pool", "fill", "--snapshot", snap, "--state-dir", cfg.StateDir}
+	if e := cfg.Context.Environment; e != "" {
+		args = append(args, "-e", e)
+	}
+	if r := cfg.Context.Region; r != "" {
+		args = append(args, "-r", r)
+	}
+	if cfg.ExtraFile != "" { // its plugin settings (pool_attach, volume_type) hold for the refill too
+		args = append(args, "--config", cfg.ExtraFile)
+	}
+	return args
 }

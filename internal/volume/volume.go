@@ -62,7 +62,12 @@ func (l *Linux) Create(ctx context.Context, base *plugin.Image, size int64, tags
 }
 
 // Attach attaches v at device ("" picks one) and returns its local device.
+// A volume attached to this host already (a pool's kept attached) is used
+// where it is, when no other device is asked for.
 func (l *Linux) Attach(ctx context.Context, v *plugin.Volume, device string) (string, error) {
+	if dev, ok, err := l.attachedHere(ctx, v, device); ok || err != nil {
+		return dev, err
+	}
 	slot, err := l.bd.Allocate(ctx, device)
 	if err != nil {
 		return "", fmt.Errorf("allocate device for %s: %w", v.ID, err)
@@ -88,6 +93,29 @@ func (l *Linux) Attach(ctx context.Context, v *plugin.Volume, device string) (st
 		return "", fmt.Errorf("find local device of %s: %w", v.ID, err)
 	}
 	return dev, nil
+}
+
+// attachedHere finds the local device of a volume already attached to
+// this host (ok false: it is not). One attached at another device than
+// the one asked for is detached, to be attached again.
+func (l *Linux) attachedHere(ctx context.Context, v *plugin.Volume, device string) (string, bool, error) {
+	if v.Device == "" || v.AttachedTo == "" {
+		return "", false, nil
+	}
+	if h, err := l.cloud.Host(ctx); err != nil || h.InstanceID != v.AttachedTo {
+		return "", false, err
+	}
+	if device != "" && device != v.Device {
+		return "", false, l.cloud.DetachVolume(ctx, v.ID)
+	}
+	dev, err := l.bd.Locate(ctx, plugin.Attachment{VolumeID: v.ID, Device: v.Device})
+	if err != nil {
+		if derr := l.cloud.DetachVolume(context.WithoutCancel(ctx), v.ID); derr != nil {
+			err = errors.Join(err, derr)
+		}
+		return "", true, fmt.Errorf("find local device of %s: %w", v.ID, err)
+	}
+	return dev, true, nil
 }
 
 // Adopt takes an existing volume (-V). One attached to this host already

@@ -5,7 +5,8 @@
 // AWS_EC2_METADATA_SERVICE_ENDPOINT included), the host's identity from
 // instance metadata with IMDSv2. Every call goes through the SDK's
 // standard retryer (backoff on throttling) and is logged at DEBUG with its
-// request id; every wait has a timeout.
+// request id; every wait has a timeout. A host may keep a pool of ready
+// volumes of its bases (pool.go), which bakes take instead of making one.
 package ec2
 
 import (
@@ -50,6 +51,9 @@ type Settings struct {
 	// DuplicateNames: "error" (default) or "number", the original's
 	// retry with -1, -2, ... appended.
 	DuplicateNames string `yaml:"duplicate_names"`
+	// PoolAttach keeps pool volumes attached to this instance, so a bake
+	// that takes one skips the attach and the wait for its device too.
+	PoolAttach bool `yaml:"pool_attach"`
 }
 
 // Defaults are the built-in settings.
@@ -63,7 +67,11 @@ func init() {
 		Description: "Amazon EC2: EBS volumes, snapshots and AMIs (run on an EC2 instance)",
 		NewConfig:   func() any { return Defaults() },
 		New: func(cfg any, d plugin.Deps) (any, error) {
-			return New(context.Background(), cfg.(*Settings), d.Region, d.Logger)
+			c, err := New(context.Background(), cfg.(*Settings), d.Region, d.Logger)
+			if err == nil {
+				c.UseDirs(d.StateDir, d.LockDir)
+			}
+			return c, err
 		},
 	})
 }
@@ -79,7 +87,17 @@ type Cloud struct {
 
 	hostMu sync.Mutex
 	host   *plugin.Host // nil until instance metadata answered
+
+	// stateDir keeps this host's pool targets, lockDir its pool locks.
+	stateDir, lockDir string
+	// OnPoolTake is called after a bake takes a pool volume of a
+	// snapshot, to refill the pool in the background.
+	OnPoolTake func(snapshotID string)
 }
+
+// UseDirs sets the state and lock directories (the pool's targets and
+// locks); without them the cloud keeps no pool.
+func (c *Cloud) UseDirs(stateDir, lockDir string) { c.stateDir, c.lockDir = stateDir, lockDir }
 
 var regionRE = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]+$`)
 

@@ -34,9 +34,10 @@ const (
 // snapshots bakes on this host left behind — their bake is no longer
 // running here (its flock in the lock directory is free) — volumes to be
 // detached (naming this instance) and deleted, snapshots no image uses to
-// be deleted; the copies in other regions of a bake killed while copying
-// (TagCopying), deregistered with their snapshots; and the EBS snapshots
-// of pushes from this machine killed before they registered their image.
+// be deleted; pool volumes nobody will take (pool_gc.go); the copies in
+// other regions of a bake killed while copying (TagCopying), deregistered
+// with their snapshots; and the EBS snapshots of pushes from this machine
+// killed before they registered their image.
 type GCPlan struct {
 	c        *Cloud
 	lockDir  string
@@ -46,13 +47,14 @@ type GCPlan struct {
 	Items []gcreport.Item
 	// Running are the resources of bakes still running here, left alone.
 	Running []gcreport.Item
+	pool    map[string]bool // the Items that are pool volumes (pool_gc.go)
 }
 
 // PlanGC lists what gc would remove, and why; nothing is removed. Off an
 // EC2 instance (no instance metadata) it plans only the pushes' leftovers,
 // and returns the plan with the reason.
 func (c *Cloud) PlanGC(ctx context.Context, lockDir string) (*GCPlan, error) {
-	p := &GCPlan{c: c, lockDir: lockDir}
+	p := &GCPlan{c: c, lockDir: lockDir, pool: map[string]bool{}}
 	p.pushHost, _ = os.Hostname()
 	var errs []error
 	if h, err := c.Host(ctx); err != nil {
@@ -62,6 +64,7 @@ func (c *Cloud) PlanGC(ctx context.Context, lockDir string) (*GCPlan, error) {
 		if err := p.planBakes(ctx); err != nil {
 			return nil, err
 		}
+		errs = append(errs, p.planPool(ctx))
 		errs = append(errs, p.planCopies(ctx)...)
 	}
 	if err := p.planPushes(ctx); err != nil {
@@ -246,10 +249,12 @@ func (p *GCPlan) Execute(ctx context.Context) (*gcreport.Report, error) {
 	for _, it := range p.Items {
 		var why string
 		var err error
-		switch it.Kind {
-		case gcreport.Volume:
+		switch {
+		case p.pool[it.ID]:
+			why, err = p.removePoolVolume(ctx, it.ID)
+		case it.Kind == gcreport.Volume:
 			why, err = p.removeVolume(ctx, it.ID)
-		case gcreport.Copy:
+		case it.Kind == gcreport.Copy:
 			why, err = p.removeCopy(ctx, it.ID)
 		default:
 			why, err = p.removeSnapshot(ctx, it.ID)

@@ -23,8 +23,19 @@ func fromVolume(v types.Volume) *plugin.Volume {
 	return out
 }
 
-// CreateVolume makes the work volume in this host's availability zone.
+// CreateVolume makes the work volume in this host's availability zone,
+// or takes one of this host's pool of the snapshot (see pool.go).
 func (c *Cloud) CreateVolume(ctx context.Context, r plugin.VolumeRequest) (*plugin.Volume, error) {
+	if r.SnapshotID != "" {
+		if v, err := c.takePooled(ctx, r); v != nil || err != nil {
+			return v, err
+		}
+	}
+	return c.createVolume(ctx, r)
+}
+
+// createVolume makes a volume and waits until it is available.
+func (c *Cloud) createVolume(ctx context.Context, r plugin.VolumeRequest) (*plugin.Volume, error) {
 	h, err := c.Host(ctx)
 	if err != nil {
 		return nil, err
