@@ -187,9 +187,8 @@ func TestCrashRecovery(t *testing.T) {
 // snapshot but before it registered the AMI: `gc --cloud ec2` removes the
 // snapshot (tagged with the push and this machine), local gc its lock, and
 // the local store stays whole. Nothing else of the push is left.
-func TestCrashDuringPush(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
-	e := ec2test.Start(t)
+func ec2CrashDuringPush(t *testing.T) {
+	e := startEC2(t)
 	raw := filepath.Join(t.TempDir(), "tiny.img")
 	data := make([]byte, 4<<20)
 	for i := range data {

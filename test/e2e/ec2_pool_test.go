@@ -84,9 +84,8 @@ func (x *ec2Env) calls(from int) (int, string) {
 // the bake (with pool_attach neither is AttachVolume), the pool is asked to
 // refill and a refill makes it up; a bake without a pool makes its own.
 // The calls of each bake are logged (BENCHMARKS.md).
-func TestEC2PoolBake(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
-	e := ec2test.Start(t)
+func ec2PoolBake(t *testing.T) {
+	e := startEC2(t)
 	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-pool", Version: "1.0", Files: map[string]string{"/opt/pool": "pool\n"}})
 	ctx := context.Background()
 	for i, mode := range []string{"no pool", "pool", "pool_attach"} {
@@ -155,9 +154,8 @@ func TestEC2PoolBake(t *testing.T) {
 // The pool commands on the EC2 environment, through the binary: fill,
 // status, the refill the job's parent starts (pool fill --snapshot), gc
 // of a gone host's pool volume, drain.
-func TestEC2PoolCommands(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
-	e := ec2test.Start(t)
+func ec2PoolCommands(t *testing.T) {
+	e := startEC2(t)
 	state, _ := os.MkdirTemp(workDir, "ec2-pool-state-")
 	vars := append(append([]string{}, e.Vars...), "AMINATOR_STATE_DIR="+state, "AMINATOR_ENVIRONMENT=ec2_apt_linux")
 	ctx := context.Background()
@@ -214,9 +212,8 @@ func TestEC2PoolCommands(t *testing.T) {
 // gives it no local device, so the bake then fails, after a 1 s wait, and
 // deletes it), and the parent, outside the job's namespaces, refills the
 // pool in the background with the job's environment and --config.
-func TestEC2PoolRefillAfterBake(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
-	e := ec2test.Start(t)
+func ec2PoolRefillAfterBake(t *testing.T) {
+	e := startEC2(t)
 	state, _ := os.MkdirTemp(workDir, "ec2-refill-state-")
 	conf := filepath.Join(state, "extra.yml")
 	os.WriteFile(conf, []byte("plugins:\n  blockdevice.linux:\n    locate_timeout: 1s\n  cloud.ec2:\n    poll_interval: 50ms\n"), 0o644)

@@ -103,9 +103,8 @@ func newPlugin[T any](t *testing.T, kind plugin.Kind, name string, cfg any, deps
 
 // The full bake against EC2's API (moto) and instance metadata (IMDSv2
 // mock), in process: every plugin is the real one but for Locate.
-func TestEC2Bake(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
-	e := ec2test.Start(t)
+func ec2Bake(t *testing.T) {
+	e := startEC2(t)
 	dir, err := os.MkdirTemp(workDir, "ec2-")
 	if err != nil {
 		t.Fatal(err)
@@ -257,9 +256,8 @@ func inspectFile(t *testing.T, file string, fn func(root string)) {
 // A bake killed with SIGKILL after its volume is attached leaves the
 // volume in EC2; gc --cloud ec2 finds it (its bake's lock is free) and
 // removes it. Bad input fails clearly.
-func TestEC2KilledBakeAndGC(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
-	e := ec2test.Start(t)
+func ec2KilledBakeAndGC(t *testing.T) {
+	e := startEC2(t)
 	state, _ := os.MkdirTemp(workDir, "ec2-state-")
 	vars := append(append([]string{}, e.Vars...), "AMINATOR_STATE_DIR="+state, "AMINATOR_ENVIRONMENT=ec2_apt_linux")
 	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-killed", Version: "1.0"})
@@ -327,9 +325,8 @@ func TestEC2KilledBakeAndGC(t *testing.T) {
 
 // Bake on the local cloud, push to EC2 through the EBS direct APIs: the
 // base goes whole, the baked child only as the blocks the bake changed.
-func TestPushLocalBakeToEC2(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
-	e := ec2test.Start(t)
+func ec2PushLocalBake(t *testing.T) {
+	e := startEC2(t)
 	b := base(t)
 	var full, incr struct {
 		ImageID string `json:"image_id"`

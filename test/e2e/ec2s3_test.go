@@ -27,13 +27,12 @@ import (
 )
 
 // A bake in the ec2_apt_linux_s3 environment against moto, in process
-// (every plugin real but Locate, as in TestEC2Bake): the provisioned
+// (every plugin real but Locate, as in TestEC2/Bake): the provisioned
 // volume is bundled into the bucket and registered from its manifest; the
 // bundle restores to the volume's bytes. A bake whose registration fails
 // removes its bundle.
-func TestEC2BakeS3(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
-	e := ec2test.Start(t)
+func ec2BakeS3(t *testing.T) {
+	e := startEC2(t)
 	failRegister := false
 	rec := &ec2test.Recorder{Inject: func(action string, n int) *http.Response {
 		if action == "RegisterImage" && failRegister {

@@ -35,7 +35,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	// Bakes run in process here (TestEC2Bake) re-execute this binary as
+	// Bakes run in process here (TestEC2/Bake) re-execute this binary as
 	// their sandbox's PID 1, as aminate's main does.
 	sandbox.Main()
 	if os.Geteuid() != 0 {

@@ -23,7 +23,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/aminator-go/aminator/internal/cloud/ec2/ec2test"
-	"github.com/aminator-go/aminator/internal/testutil"
 )
 
 // awsProxy stands between aminate and moto: it records the requests (EC2
@@ -140,9 +139,8 @@ func bucketKeys(t *testing.T, c *s3.Client, bucket string) []string {
 // from the bucket is the image's disk, and RegisterImage was sent the
 // manifest location. A missing bucket and a 403 fail clearly and register
 // nothing; an upload killed half way leaves parts that gc removes.
-func TestPushS3(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
-	e := ec2test.Start(t)
+func ec2PushS3(t *testing.T) {
+	e := startEC2(t)
 	proxy := newAWSProxy(t, e.MotoURL)
 	admin := s3Admin(e)
 	for _, b := range []string{"images", "denied", "killed"} {

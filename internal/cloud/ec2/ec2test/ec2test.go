@@ -121,6 +121,11 @@ func metadataMock(t testing.TB) string {
 // the test, so code under test finds them with no flag of its own.
 func Start(t testing.TB) *Env {
 	t.Helper()
+	return start0(t, false)
+}
+
+func start0(t testing.TB, processWide bool) *Env {
+	t.Helper()
 	if err := exec.Command("python3", "-c", "import moto.server").Run(); err != nil {
 		t.Skip("moto is not installed (python3 -m moto.server)")
 	}
@@ -181,13 +186,36 @@ func Start(t testing.TB) *Env {
 	}
 	for _, v := range e.Vars {
 		k, val, _ := strings.Cut(v, "=")
-		if tt, ok := t.(*testing.T); ok {
+		if tt, ok := t.(*testing.T); ok && !processWide {
 			tt.Setenv(k, val)
 		} else {
-			os.Setenv(k, val)
+			setenv(t, k, val)
 		}
 	}
 	return e
+}
+
+// StartProcessWide is Start for a test that runs inside a parallel group
+// whose EC2 subtests run one after another (t.Setenv refuses parallel
+// tests): it sets the variables for the whole process and restores them
+// when the test ends. No other test of the process may read them
+// meanwhile: tests that run aminate give it e.Vars instead.
+func StartProcessWide(t *testing.T) *Env {
+	t.Helper()
+	return start0(t, true)
+}
+
+// setenv sets an environment variable until t ends.
+func setenv(t testing.TB, k, v string) {
+	old, had := os.LookupEnv(k)
+	os.Setenv(k, v)
+	t.Cleanup(func() {
+		if had {
+			os.Setenv(k, old)
+		} else {
+			os.Unsetenv(k)
+		}
+	})
 }
 
 // Recorder is an HTTP transport that records requests (body included),
