@@ -51,6 +51,8 @@ type Worker struct {
 	// LogFlush is how often a running bake's log and stages are stored
 	// for the API to show (0: DefaultLogFlush).
 	LogFlush time.Duration
+
+	running sync.Map // ids of the bakes this worker runs
 }
 
 // Defaults of a worker.
@@ -143,6 +145,12 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		w.poison(ctx, msg, id, meta.NumDelivered, log)
 		return
 	}
+	if _, dup := w.running.LoadOrStore(id, true); dup {
+		// Redelivered while we still run it (our heartbeats did not reach
+		// NATS): the running bake acknowledges the message when it ends.
+		return
+	}
+	defer w.running.Delete(id)
 	rec, skip, err := w.claim(ctx, id)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
@@ -185,10 +193,26 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	// The whole log first: a reader that sees the bake ended has all of it.
-	if err := w.Store.PutLog(context.WithoutCancel(ctx), id, bytes.NewReader(logBytes)); err != nil {
+	if err := w.retry(ctx, msg, func() error { return w.Store.PutLog(context.WithoutCancel(ctx), id, bytes.NewReader(logBytes)) }); err != nil {
 		log.Warn("store log", "err", err)
 	}
-	final, err := w.Store.Update(context.WithoutCancel(ctx), id, func(r *Record) error {
+	var final *Record
+	err = w.retry(ctx, msg, func() (err error) {
+		final, err = w.Store.Update(context.WithoutCancel(ctx), id, w.result(runErr, canceled, timedOut, timeout, imageID, imageName, stages))
+		return err
+	})
+	if err != nil {
+		log.Error("record result", "err", err)
+	}
+	msg.Ack()
+	if final != nil {
+		log.Info("bake ended", "state", final.State, "image", final.ImageID, "err", final.Error)
+	}
+}
+
+// result is how a bake's outcome changes its record.
+func (w *Worker) result(runErr error, canceled, timedOut bool, timeout time.Duration, imageID, imageName string, stages []Stage) func(*Record) error {
+	return func(r *Record) error {
 		r.Finished, r.Stages = time.Now().UTC(), stages
 		switch {
 		case runErr == nil:
@@ -201,13 +225,26 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 			r.State, r.Error = Failed, runErr.Error()
 		}
 		return nil
-	})
-	if err != nil {
-		log.Error("record result", "err", err)
 	}
-	msg.Ack()
-	if final != nil {
-		log.Info("bake ended", "state", final.State, "image", final.ImageID, "err", final.Error)
+}
+
+// RecordFor is how long a worker tries to record a finished bake while
+// NATS is out of its reach (cut off from the cluster's majority), keeping
+// the bake's message in progress so that no other worker bakes it again.
+const RecordFor = 10 * time.Minute
+
+// retry runs fn until it succeeds, RecordFor has passed, or (a few tries
+// after) the worker stops.
+func (w *Worker) retry(ctx context.Context, msg jetstream.Msg, fn func() error) error {
+	deadline := time.Now().Add(RecordFor)
+	for try := 1; ; try++ {
+		err := fn()
+		if err == nil || errors.Is(err, ErrNotFound) || time.Now().After(deadline) || (ctx.Err() != nil && try >= 3) {
+			return err
+		}
+		w.Log.Warn("NATS out of reach; trying again", "err", err)
+		msg.InProgress()
+		time.Sleep(time.Second)
 	}
 }
 
