@@ -76,7 +76,13 @@ func TestEmbeddedCluster(t *testing.T) {
 	ret := DefaultRetention()
 	ret.Replicas = 3
 	var s *Store
-	for s, err = OpenWith(ctx, nc, ret); err != nil; s, err = OpenWith(ctx, nc, ret) {
+	for {
+		tctx, tcancel := context.WithTimeout(ctx, 5*time.Second)
+		s, err = OpenWith(tctx, nc, ret)
+		tcancel()
+		if err == nil {
+			break
+		}
 		if ctx.Err() != nil {
 			t.Fatalf("the cluster's streams: %v", err)
 		}

@@ -200,7 +200,9 @@ func openStore(ctx context.Context, nc *nats.Conn, o serveOptions, log *slog.Log
 	}
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
-		store, err := bakery.OpenWith(ctx, nc, ret)
+		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		store, err := bakery.OpenWith(tctx, nc, ret)
+		cancel()
 		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
 			if err != nil {
 				return nil, fmt.Errorf("open the bakery's streams (%d replicas): %w", ret.Replicas, err)
