@@ -34,7 +34,7 @@ BAKE_SECONDS=${BAKE_SECONDS:-10}
 ID=$(( $$ % 250 + 1 ))
 NET=198.18.$ID
 BR=amcbr$ID
-WORK=$(mktemp -d /var/tmp/aminator-cluster-XXXXXX)
+WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/aminator-cluster-XXXXXX")
 declare -A PID REGION=([1]=east [2]=east [3]=west)
 log() { echo "cluster-demo: $*" >&2; }
 
