@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -52,7 +53,23 @@ type Worker struct {
 	// for the API to show (0: DefaultLogFlush).
 	LogFlush time.Duration
 
-	running sync.Map // ids of the bakes this worker runs
+	// Node names the host in the worker's presence (default: host name).
+	Node string
+	// Pools says which base images this worker holds ready volumes of
+	// (nil: none); it is advertised in the worker's presence.
+	Pools func(context.Context) (map[string]int, error)
+	// PoolGrace: a worker without the base of a bake in its pool hands
+	// the bake back for this long while a live worker of the region that
+	// holds it has a free slot (0: take every bake at once).
+	PoolGrace time.Duration
+	// RegionLimit caps the bakes running at once in the region, over all
+	// its workers as they advertise them (0: no cap beyond Concurrency).
+	RegionLimit int
+
+	running  sync.Map // ids of the bakes this worker runs
+	deferred sync.Map // id -> when this worker first handed it back
+	busy     atomic.Int64
+	pooled   atomic.Pointer[map[string]int]
 }
 
 // Defaults of a worker.
@@ -83,7 +100,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	if w.QueueTTL == 0 {
 		w.QueueTTL = DefaultQueueTTL
 	}
-	if err := w.Store.Alive(ctx, w.Region, w.Name); err != nil {
+	if w.Node == "" {
+		w.Node, _ = os.Hostname()
+	}
+	if err := w.announce(ctx); err != nil {
 		return fmt.Errorf("worker %s: register: %w", w.Region, err)
 	}
 	defer w.Store.Gone(context.WithoutCancel(ctx), w.Region, w.Name)
@@ -103,6 +123,10 @@ func (w *Worker) Run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
+				if w.regionFull(ctx) {
+					sleep(ctx, time.Second)
+					continue
+				}
 				batch, err := cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
 				if err != nil {
 					if ctx.Err() == nil {
@@ -131,7 +155,7 @@ func (w *Worker) heartbeat(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			if err := w.Store.Alive(ctx, w.Region, w.Name); err != nil && ctx.Err() == nil {
+			if err := w.announce(ctx); err != nil && ctx.Err() == nil {
 				w.Log.Warn("worker heartbeat", "err", err)
 			}
 		}
@@ -151,6 +175,9 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	defer w.running.Delete(id)
+	if w.yield(ctx, msg, id) {
+		return
+	}
 	rec, skip, err := w.claim(ctx, id)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
@@ -168,6 +195,9 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	log.Info("baking", "package", rec.Request.Package, "region", rec.Request.Region)
+	w.busy.Add(1)
+	w.announce(ctx)
+	defer func() { w.busy.Add(-1); w.announce(context.WithoutCancel(ctx)) }()
 	timeout := w.policy().Timeout(&rec.Request)
 	bctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

@@ -37,7 +37,8 @@ type serveOptions struct {
 	natsTLSCert, natsTLSKey    string
 	cluster                    bakery.Cluster
 	replicas                   int
-	ackWait                    time.Duration
+	ackWait, poolGrace         time.Duration
+	regionLimit                int
 	regions                    []string
 	workers                    int
 	packageDir                 string
@@ -158,7 +159,9 @@ func (a *app) serve(cfg *config.Config, o serveOptions) error {
 	errs := make(chan error, len(o.regions)+1)
 	for _, r := range o.regions {
 		w := &bakery.Worker{Store: store, Region: r, Runner: runner, Concurrency: o.workers, Log: log, PackageDir: o.packageDir,
-			DefaultTimeout: o.defaultTimeout, MaxTimeout: o.maxTimeout, AckWait: o.ackWait}
+			DefaultTimeout: o.defaultTimeout, MaxTimeout: o.maxTimeout, AckWait: o.ackWait,
+			PoolGrace: o.poolGrace, RegionLimit: o.regionLimit,
+			Pools: func(ctx context.Context) (map[string]int, error) { return service.PooledIn(ctx, cfg, r) }}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -229,6 +232,8 @@ func clusterFlags(f *pflag.FlagSet, o *serveOptions) {
 	f.StringVar(&c.TLSKey, "embedded-nats-cluster-tls-key", "", "and this key")
 	f.StringVar(&c.CA, "embedded-nats-cluster-ca", "", "and verify each other's certificate against this CA")
 	f.IntVar(&o.replicas, "nats-replicas", 0, "copies of the bakery's streams and buckets in a JetStream cluster (0: 3, or the cluster's size if smaller)")
+	f.DurationVar(&o.poolGrace, "pool-grace", 3*time.Second, "a worker without a bake's base in its pool leaves the bake this long to a worker of the region that has it (0: never)")
+	f.IntVar(&o.regionLimit, "region-max-running", 0, "bakes running at once in a region over all its workers, as they advertise them (0: no cap but --workers per worker)")
 	f.DurationVar(&o.ackWait, "ack-wait", time.Minute, "a bake whose worker sends no heartbeat this long (it died, or lost the network) goes to another worker")
 }
 
