@@ -91,3 +91,33 @@ func TestWorkerRegionLimit(t *testing.T) {
 		t.Errorf("bake %s", rec.State)
 	}
 }
+
+// Draining a worker (stopping it: SIGTERM to aminate serve) stops its
+// running bake, which cleans up, and hands it back at once: another worker
+// of the region bakes it to completion, as its second attempt.
+func TestDrainedWorkersBakeIsTakenOver(t *testing.T) {
+	s := openStore(t)
+	ctx := context.Background()
+	rec, _, err := s.Submit(ctx, app("app"), "ami-00000000000000001", "drained")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &hang{}
+	wctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { (&Worker{Store: s, Region: "local", Name: "old", Runner: h}).Run(wctx); close(done) }()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if r, _, _ := s.Get(ctx, rec.ID); r.State == Running {
+			break
+		}
+	}
+	stop()
+	<-done
+	if !h.stopped.Load() {
+		t.Fatal("the drained worker's bake was not stopped")
+	}
+	runWorker(t, &Worker{Store: s, Region: "local", Name: "new", Runner: &runner{}})
+	if got := wait(t, s, rec.ID); got.State != Completed || got.Worker != "new" || got.Attempts != 2 {
+		t.Errorf("the drained bake: %s on %s, attempt %d", got.State, got.Worker, got.Attempts)
+	}
+}
