@@ -129,3 +129,34 @@ func TestEmbeddedCluster(t *testing.T) {
 		t.Errorf("record %+v %v", r, err)
 	}
 }
+
+// Cluster settings that cannot work are refused before anything starts:
+// routes without a cluster name, a member without a name, a CA without a
+// certificate, a shared seed others can read or that is a .creds file.
+func TestEmbeddedClusterRefusesBadSettings(t *testing.T) {
+	dir := t.TempDir()
+	seed := filepath.Join(dir, "seed.nk")
+	writeSeed(t, seed)
+	loose := filepath.Join(dir, "loose.nk")
+	writeSeed(t, loose)
+	os.Chmod(loose, 0o644)
+	creds := filepath.Join(dir, "user.creds")
+	os.WriteFile(creds, []byte("-----BEGIN NATS USER JWT-----\nx\n------END NATS USER JWT------\n"), 0o600)
+	r := freePort(t)
+	for name, e := range map[string]EmbeddedNATS{
+		"routes without a name": {Seed: seed, Cluster: Cluster{Listen: r, Routes: []string{r}}},
+		"no server name":        {Seed: seed, Cluster: Cluster{Name: "c", Listen: r}},
+		"a CA alone":            {Seed: seed, Cluster: Cluster{Name: "c", ServerName: "a", Listen: r, CA: "ca.pem"}},
+		"a bad route":           {Seed: seed, Cluster: Cluster{Name: "c", ServerName: "a", Listen: r, Routes: []string{"nohost"}}},
+		"a loose seed":          {Seed: loose},
+		"a .creds file":         {Seed: creds},
+	} {
+		e.Dir, e.Listen = filepath.Join(dir, "nats-"+name), "127.0.0.1:-1"
+		if ns, _, err := e.Start(); err == nil {
+			ns.Shutdown()
+			t.Errorf("%s: started", name)
+		} else {
+			t.Logf("%s: %v", name, err)
+		}
+	}
+}
