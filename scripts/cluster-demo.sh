@@ -9,7 +9,8 @@
 # worker) with its own state directory, the same base copied into each.
 # A stream of bakes of small local .deb packages goes to all three APIs;
 # node 1 is killed (SIGKILL) while it bakes and started again later; node 3
-# is cut off the network for a while. It ends by printing
+# is cut off the network for a while, and the last third of the bakes,
+# all for its region, go to the other nodes' APIs meanwhile. It ends by printing
 #   N submitted, N completed, 0 lost
 # and fails unless every bake completed exactly once (one image per bake,
 # across the nodes' clouds). Everything it makes goes on exit (trap).
@@ -98,9 +99,11 @@ start() {
 	PID[$i]=$!
 }
 
-api() { # api NODE METHOD PATH [BODY]
-	curl -sS --max-time 20 -X "$2" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
-		${4:+--data "$4"} "http://$NET.$1:8420$3"
+api() { # api NODE METHOD PATH [BODY | -f]
+	local body=() fail=()
+	case "${4:-}" in -f) fail=(-f) ;; "") ;; *) body=(--data "$4") ;; esac
+	curl -sS "${fail[@]}" --connect-timeout 3 --max-time 20 -X "$2" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+		"${body[@]}" "http://$NET.$1:8420$3"
 }
 
 wait_api() {
@@ -125,14 +128,15 @@ packages() {
 	done
 }
 
-# submit sends bake n to node (n mod 3)+1, or the next node whose API
-# answers, trying again while the cluster elects a leader (an identical
-# request is the same bake, never a second).
+# submit sends bake n (of region $2, default east; every third bake west)
+# to one of the nodes $3 (default: all), or the next whose API answers,
+# trying again while the cluster elects a leader (an identical request is
+# the same bake, never a second).
 submit() {
-	local n=$1 region=east out="" i k
+	local n=$1 region=${2:-east} nodes=(${3:-1 2 3}) out="" i k
 	(( n % 3 == 0 )) && region=west
 	for k in $(seq 0 44); do
-		i=$(( (n + k) % 3 + 1 ))
+		i=${nodes[$(( (n + k) % ${#nodes[@]} ))]}
 		out=$(api "$i" POST /api/v1/bakes "{\"package\":\"$WORK/pkgs/cluster-demo-$n.deb\",\"base_name\":\"tiny-base\",\"region\":\"$region\"}" 2>/dev/null || true)
 		id=$(jq -r '.bake.id // empty' <<<"$out" 2>/dev/null || true)
 		[ -n "$id" ] && { echo "$id" >>"$WORK/ids"; return 0; }
@@ -141,7 +145,12 @@ submit() {
 	log "bake $n not accepted: $out"; return 1
 }
 
-records() { api 2 GET "/api/v1/bakes?limit=500" || api 3 GET "/api/v1/bakes?limit=500"; }
+# records lists the bakes from the first API that answers well.
+records() {
+	local i
+	for i in 2 1 3; do api "$i" GET "/api/v1/bakes?limit=500" -f 2>/dev/null && return 0; done
+	return 1
+}
 
 # running_on prints the id of a bake running on node i's worker.
 running_on() {
@@ -160,29 +169,33 @@ main() {
 	for i in 1 2 3; do wait_api "$i"; done
 	TOKEN=$(in_ns 2 "$AMINATE" --state-dir "$WORK/n2" --log-dir "$WORK/log2" bakery token create --team demo)
 	log "cluster up: $NET.1-3, regions east (n1, n2) and west (n3)"
-	local half=$(( (BAKES + 1) / 2 )) n victim=""
-	for n in $(seq "$half"); do submit "$n"; done
+	local third=$(( (BAKES + 2) / 3 )) n victim=""
+	for n in $(seq "$third"); do submit "$n"; done
 	for _ in $(seq 300); do victim=$(running_on 1 || true); [ -n "$victim" ] && break; sleep 0.5; done
 	[ -n "$victim" ] || { log "node 1 never baked"; return 1; }
 	sleep 2
 	log "SIGKILL node 1 (pid ${PID[1]}) while it bakes $victim"
 	kill -KILL "${PID[1]}"; wait "${PID[1]}" 2>/dev/null || true
-	for n in $(seq $(( half + 1 )) "$BAKES"); do submit "$n"; done
+	for n in $(seq $(( third + 1 )) $(( 2 * third < BAKES ? 2 * third : BAKES ))); do submit "$n" east "2 3"; done
 	for _ in $(seq 300); do
 		[ "$(records | jq -r --arg id "$victim" '.bakes[] | select(.id==$id) | .state')" = completed ] && break; sleep 2
 	done
 	log "bake $victim: $(records | jq -c --arg id "$victim" '.bakes[] | select(.id==$id) | {state, worker, attempts}')"
 	start 1
 	wait_api 1
-	log "node 1 is back; cutting node 3 off the network for ${CUT_SECONDS}s"
+	log "node 1 is back; cutting node 3 (region west) off the network for ${CUT_SECONDS}s"
 	ip link set "amc$ID-v3" down
+	# the other APIs take west's bakes meanwhile; node 3 bakes them when it is back
+	for n in $(seq $(( 2 * third + 1 )) "$BAKES"); do submit "$n" west "1 2"; done
 	sleep "$CUT_SECONDS"
 	ip link set "amc$ID-v3" up
 	log "node 3 is back"
-	local left
+	# until every bake submitted has ended (as a record of the list says)
+	local ended submitted
+	submitted=$(sort -u "$WORK/ids" | wc -l)
 	for _ in $(seq 600); do
-		left=$(records | jq '[.bakes[] | select(.state=="queued" or .state=="running")] | length' || echo 1)
-		[ "$left" = 0 ] && break; sleep 2
+		ended=$(records | jq --rawfile ids "$WORK/ids" '[.bakes[] | select((.id as $i | $ids | split("\n") | index($i)) and (.state=="completed" or .state=="failed" or .state=="canceled"))] | length' 2>/dev/null || echo 0)
+		[ "$ended" = "$submitted" ] && break; sleep 2
 	done
 	verdict
 }
