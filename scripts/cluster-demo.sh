@@ -183,13 +183,18 @@ main() {
 	log "bake $victim: $(records | jq -c --arg id "$victim" '.bakes[] | select(.id==$id) | {state, worker, attempts}')"
 	start 1
 	wait_api 1
+	sleep 5 # the members settle their leaders
 	log "node 1 is back; cutting node 3 (region west) off the network for ${CUT_SECONDS}s"
 	ip link set "amc$ID-v3" down
-	# the other APIs take west's bakes meanwhile; node 3 bakes them when it is back
-	for n in $(seq $(( 2 * third + 1 )) "$BAKES"); do submit "$n" west "1 2"; done
+	# The other APIs take west's bakes meanwhile (while west's workers'
+	# presence lasts, else they answer 503 and the client tries again);
+	# node 3 bakes them when it is back.
+	( for n in $(seq $(( 2 * third + 1 )) "$BAKES"); do submit "$n" west "1 2"; done ) &
+	local subs=$!
 	sleep "$CUT_SECONDS"
 	ip link set "amc$ID-v3" up
 	log "node 3 is back"
+	wait "$subs" || return 1
 	# until every bake submitted has ended (as a record of the list says)
 	local ended submitted
 	submitted=$(sort -u "$WORK/ids" | wc -l)
