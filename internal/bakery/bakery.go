@@ -265,12 +265,12 @@ func OpenWith(ctx context.Context, nc *nats.Conn, ret Retention) (*Store, error)
 	}
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: StreamName, Subjects: []string{subjectStem + ">"},
 		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage, Discard: jetstream.DiscardNew,
-		MaxAge: ret.Queue, MaxBytes: ret.QueueBytes}); err != nil {
+		MaxAge: ret.Queue, MaxBytes: ret.QueueBytes, Replicas: ret.Replicas}); err != nil {
 		return nil, fmt.Errorf("bake queue: %w", err)
 	}
 	s := &Store{JS: js}
 	kv := func(bucket string, ttl time.Duration, maxBytes int64) (jetstream.KeyValue, error) {
-		b, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, History: 1, TTL: ttl, MaxBytes: maxBytes})
+		b, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, History: 1, TTL: ttl, MaxBytes: maxBytes, Replicas: ret.Replicas})
 		if err != nil {
 			return nil, fmt.Errorf("bucket %s: %w", bucket, err)
 		}
@@ -288,11 +288,11 @@ func OpenWith(ctx context.Context, nc *nats.Conn, ret Retention) (*Store, error)
 	if s.workers, err = kv(workerBucket, workerTTL, ret.TokenBytes); err != nil {
 		return nil, err
 	}
-	if s.logs, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: logBucket, TTL: ret.Logs, MaxBytes: ret.LogBytes}); err != nil {
+	if s.logs, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: logBucket, TTL: ret.Logs, MaxBytes: ret.LogBytes, Replicas: ret.Replicas}); err != nil {
 		return nil, fmt.Errorf("bake logs: %w", err)
 	}
 	if s.audit, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: AuditStream, Subjects: []string{auditStem + ">"},
-		Storage: jetstream.FileStorage, Discard: jetstream.DiscardOld, MaxAge: ret.Audit, MaxBytes: ret.AuditBytes}); err != nil {
+		Storage: jetstream.FileStorage, Discard: jetstream.DiscardOld, MaxAge: ret.Audit, MaxBytes: ret.AuditBytes, Replicas: ret.Replicas}); err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
 	return s, nil

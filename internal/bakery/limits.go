@@ -20,6 +20,9 @@ type Retention struct {
 	// Records and their identity keys, the logs, queued messages, the audit log.
 	Records, Logs, Queue, Audit                               time.Duration
 	RecordBytes, LogBytes, QueueBytes, AuditBytes, TokenBytes int64
+	// Replicas is how many copies a JetStream cluster keeps of each
+	// stream, bucket and object store (0: 1; see DefaultReplicas).
+	Replicas int
 }
 
 // DefaultRetention keeps records and logs 30 days, queued messages 7

@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -87,10 +85,14 @@ func credsOption(file string) (nats.Option, error) {
 // EmbeddedNATS is a NATS server with JetStream that the bakery runs
 // inside. It takes only clients with the key it generates into
 // Dir/aminator.nk (mode 0600) the first time; TLSCert and TLSKey make
-// it speak TLS only.
+// it speak TLS only. Seed, when given, is an nkey seed file the server
+// takes instead (the members of a cluster share one); Cluster makes it a
+// member of a JetStream cluster.
 type EmbeddedNATS struct {
 	Dir, Listen     string
 	TLSCert, TLSKey string
+	Seed            string
+	Cluster         Cluster
 }
 
 // Files the embedded server leaves in its directory for the commands on
@@ -102,24 +104,26 @@ const (
 
 // Start starts the server and says how to connect to it.
 func (e EmbeddedNATS) Start() (*natsserver.Server, ClientOptions, error) {
-	host, port, err := net.SplitHostPort(e.Listen)
+	host, p, err := splitPort(e.Listen)
 	if err != nil {
 		return nil, ClientOptions{}, fmt.Errorf("embedded NATS listen %q: %w", e.Listen, err)
-	}
-	p, err := strconv.Atoi(port)
-	if err != nil {
-		return nil, ClientOptions{}, fmt.Errorf("embedded NATS listen %q: bad port", e.Listen)
 	}
 	if err := os.MkdirAll(e.Dir, 0o700); err != nil {
 		return nil, ClientOptions{}, err
 	}
-	creds := filepath.Join(e.Dir, EmbeddedCreds)
-	pub, err := userKey(creds)
+	creds, err := e.credsFile()
+	if err != nil {
+		return nil, ClientOptions{}, err
+	}
+	pub, seed, err := userKey(creds)
 	if err != nil {
 		return nil, ClientOptions{}, err
 	}
 	opts := &natsserver.Options{Host: host, Port: p, JetStream: true, StoreDir: e.Dir, NoSigs: true,
 		Nkeys: []*natsserver.NkeyUser{{Nkey: pub}}}
+	if err := e.Cluster.apply(opts, seed); err != nil {
+		return nil, ClientOptions{}, err
+	}
 	client := ClientOptions{Creds: creds}
 	if e.TLSCert != "" || e.TLSKey != "" {
 		if opts.TLSConfig, err = natsserver.GenTLSConfig(&natsserver.TLSConfigOpts{CertFile: e.TLSCert, KeyFile: e.TLSKey}); err != nil {
@@ -148,34 +152,64 @@ func (e EmbeddedNATS) Start() (*natsserver.Server, ClientOptions, error) {
 	return ns, client, nil
 }
 
-// userKey returns the public key of the seed in file, making one the
-// first time.
-func userKey(file string) (string, error) {
+// credsFile is the seed the server takes: Dir/aminator.nk, which is made
+// the first time, or a copy of the shared Seed there (so the commands on
+// this host find it as they find a generated one).
+func (e EmbeddedNATS) credsFile() (string, error) {
+	creds := filepath.Join(e.Dir, EmbeddedCreds)
+	if e.Seed == "" {
+		return creds, nil
+	}
+	if _, err := credsOption(e.Seed); err != nil { // mode 0600, a seed
+		return "", err
+	}
+	b, err := os.ReadFile(e.Seed)
+	if err != nil {
+		return "", fmt.Errorf("NATS credentials: %w", err)
+	}
+	if bytes.Contains(b, []byte("BEGIN NATS USER JWT")) {
+		return "", fmt.Errorf("NATS credentials %s: the embedded server takes an nkey seed, not a .creds file", e.Seed)
+	}
+	tmp := creds + ".new"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return "", fmt.Errorf("NATS credentials: %w", err)
+	}
+	if err := os.Rename(tmp, creds); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("NATS credentials: %w", err)
+	}
+	return creds, nil
+}
+
+// userKey returns the public key of the seed in file and the seed,
+// making one the first time.
+func userKey(file string) (string, []byte, error) {
 	seed, err := os.ReadFile(file)
 	if errors.Is(err, os.ErrNotExist) {
 		kp, err := nkeys.CreateUser()
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		if seed, err = kp.Seed(); err != nil {
-			return "", err
+			return "", nil, err
 		}
 		f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
-			return "", fmt.Errorf("NATS credentials: %w", err)
+			return "", nil, fmt.Errorf("NATS credentials: %w", err)
 		}
 		_, werr := f.Write(append(seed, '\n'))
 		if err := errors.Join(werr, f.Close()); err != nil {
-			return "", fmt.Errorf("NATS credentials: %w", err)
+			return "", nil, fmt.Errorf("NATS credentials: %w", err)
 		}
 	} else if err != nil {
-		return "", fmt.Errorf("NATS credentials: %w", err)
+		return "", nil, fmt.Errorf("NATS credentials: %w", err)
 	}
 	kp, err := nkeys.FromSeed(bytes.TrimSpace(seed))
 	if err != nil {
-		return "", fmt.Errorf("NATS credentials %s: %w", file, err)
+		return "", nil, fmt.Errorf("NATS credentials %s: %w", file, err)
 	}
-	return kp.PublicKey()
+	pub, err := kp.PublicKey()
+	return pub, bytes.TrimSpace(seed), err
 }
 
 // EmbeddedClient says how a command on the bakery's host reaches its

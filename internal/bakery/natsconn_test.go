@@ -73,7 +73,7 @@ func TestEmbeddedNATSNeedsCredentials(t *testing.T) {
 		}
 	}
 	other := filepath.Join(t.TempDir(), "other.nk")
-	if _, err := userKey(other); err != nil {
+	if _, _, err := userKey(other); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := (ClientOptions{URL: client.URL, Creds: other}).Connect("t"); err == nil {

@@ -2,6 +2,7 @@ package bakery
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"time"
@@ -23,10 +24,59 @@ func workerKey(region, name string) string {
 	return region + "." + clean
 }
 
+// Presence is what a live worker advertises: where it runs, how busy it
+// is, and the base images it holds ready volumes of (its pool), so that
+// a bake of a base goes first to a worker that holds it.
+type Presence struct {
+	Name   string `json:"name"`
+	Region string `json:"region"`
+	// Node is the host (or NATS member) the worker runs on.
+	Node        string `json:"node,omitempty"`
+	Concurrency int    `json:"concurrency"`
+	Running     int    `json:"running"`
+	// Pools: ready pooled volumes by base image id.
+	Pools map[string]int `json:"pools,omitempty"`
+}
+
 // Alive records a worker of a region as alive.
 func (s *Store) Alive(ctx context.Context, region, name string) error {
-	_, err := s.workers.Put(ctx, workerKey(region, name), []byte(name))
+	return s.Announce(ctx, Presence{Name: name, Region: region})
+}
+
+// Announce records a worker as alive, with what it holds.
+func (s *Store) Announce(ctx context.Context, p Presence) error {
+	b, _ := json.Marshal(p)
+	_, err := s.workers.Put(ctx, workerKey(p.Region, p.Name), b)
 	return err
+}
+
+// Presences lists the live workers of a region ("": of all).
+func (s *Store) Presences(ctx context.Context, region string) ([]Presence, error) {
+	filter := ">"
+	if region != "" {
+		filter = region + ".*"
+	}
+	keys, err := s.workers.ListKeysFiltered(ctx, filter)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []Presence
+	for k := range keys.Keys() {
+		e, err := s.workers.Get(ctx, k)
+		if err != nil {
+			continue
+		}
+		var p Presence
+		if json.Unmarshal(e.Value(), &p) != nil { // a worker of an older release: its name
+			r, _, _ := strings.Cut(k, ".")
+			p = Presence{Name: string(e.Value()), Region: r}
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // Gone forgets a worker that stops.

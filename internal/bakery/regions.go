@@ -2,7 +2,6 @@ package bakery
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"sort"
 	"strings"
@@ -22,25 +21,21 @@ type RegionStatus struct {
 	// baking (every team's: a team judges its wait by them).
 	Queued  int `json:"queued"`
 	Running int `json:"running"`
+	// Nodes are the hosts the region's workers run on (admin tokens only).
+	Nodes []string `json:"nodes,omitempty"`
+	// Pools: ready pooled volumes by base image id, over the region's workers.
+	Pools map[string]int `json:"pools,omitempty"`
 }
 
 // Workers lists the live workers by region.
-func (s *Store) Workers(ctx context.Context) (map[string][]string, error) {
-	keys, err := s.workers.ListKeys(ctx)
-	if errors.Is(err, jetstream.ErrNoKeysFound) {
-		return map[string][]string{}, nil
-	}
+func (s *Store) Workers(ctx context.Context) (map[string][]Presence, error) {
+	ps, err := s.Presences(ctx, "")
 	if err != nil {
 		return nil, err
 	}
-	out := map[string][]string{}
-	for k := range keys.Keys() {
-		region, _, _ := strings.Cut(k, ".")
-		name := k
-		if e, err := s.workers.Get(ctx, k); err == nil {
-			name = string(e.Value())
-		}
-		out[region] = append(out[region], name)
+	out := map[string][]Presence{}
+	for _, p := range ps {
+		out[p.Region] = append(out[p.Region], p)
 	}
 	return out, nil
 }
@@ -85,13 +80,27 @@ func (s *Store) Regions(ctx context.Context, admin bool) ([]RegionStatus, error)
 		}
 		return by[r]
 	}
-	for r, names := range workers {
+	for r, ps := range workers {
 		rs := get(r)
-		rs.Workers = len(names)
-		if admin {
-			rs.WorkerNames = names
-			sort.Strings(rs.WorkerNames)
+		rs.Workers = len(ps)
+		nodes := map[string]bool{}
+		for _, p := range ps {
+			if admin {
+				rs.WorkerNames = append(rs.WorkerNames, p.Name)
+				if p.Node != "" && !nodes[p.Node] {
+					nodes[p.Node] = true
+					rs.Nodes = append(rs.Nodes, p.Node)
+				}
+			}
+			for base, n := range p.Pools {
+				if rs.Pools == nil {
+					rs.Pools = map[string]int{}
+				}
+				rs.Pools[base] += n
+			}
 		}
+		sort.Strings(rs.WorkerNames)
+		sort.Strings(rs.Nodes)
 	}
 	for _, rec := range all {
 		if rec.State == Running {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -51,6 +52,24 @@ type Worker struct {
 	// LogFlush is how often a running bake's log and stages are stored
 	// for the API to show (0: DefaultLogFlush).
 	LogFlush time.Duration
+
+	// Node names the host in the worker's presence (default: host name).
+	Node string
+	// Pools says which base images this worker holds ready volumes of
+	// (nil: none); it is advertised in the worker's presence.
+	Pools func(context.Context) (map[string]int, error)
+	// PoolGrace: a worker without the base of a bake in its pool hands
+	// the bake back for this long while a live worker of the region that
+	// holds it has a free slot (0: take every bake at once).
+	PoolGrace time.Duration
+	// RegionLimit caps the bakes running at once in the region, over all
+	// its workers as they advertise them (0: no cap beyond Concurrency).
+	RegionLimit int
+
+	running  sync.Map // ids of the bakes this worker runs
+	deferred sync.Map // id -> when this worker first handed it back
+	busy     atomic.Int64
+	pooled   atomic.Pointer[map[string]int]
 }
 
 // Defaults of a worker.
@@ -81,7 +100,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	if w.QueueTTL == 0 {
 		w.QueueTTL = DefaultQueueTTL
 	}
-	if err := w.Store.Alive(ctx, w.Region, w.Name); err != nil {
+	if w.Node == "" {
+		w.Node, _ = os.Hostname()
+	}
+	if err := w.announce(ctx); err != nil {
 		return fmt.Errorf("worker %s: register: %w", w.Region, err)
 	}
 	defer w.Store.Gone(context.WithoutCancel(ctx), w.Region, w.Name)
@@ -101,6 +123,10 @@ func (w *Worker) Run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
+				if w.regionFull(ctx) {
+					sleep(ctx, time.Second)
+					continue
+				}
 				batch, err := cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
 				if err != nil {
 					if ctx.Err() == nil {
@@ -129,7 +155,7 @@ func (w *Worker) heartbeat(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			if err := w.Store.Alive(ctx, w.Region, w.Name); err != nil && ctx.Err() == nil {
+			if err := w.announce(ctx); err != nil && ctx.Err() == nil {
 				w.Log.Warn("worker heartbeat", "err", err)
 			}
 		}
@@ -141,6 +167,15 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	log := w.Log.With("bake", id, "worker", w.Name)
 	if meta, err := msg.Metadata(); err == nil && meta.NumDelivered > uint64(w.MaxDeliveries) {
 		w.poison(ctx, msg, id, meta.NumDelivered, log)
+		return
+	}
+	if _, dup := w.running.LoadOrStore(id, true); dup {
+		// Redelivered while we still run it (our heartbeats did not reach
+		// NATS): the running bake acknowledges the message when it ends.
+		return
+	}
+	defer w.running.Delete(id)
+	if w.yield(ctx, msg, id) {
 		return
 	}
 	rec, skip, err := w.claim(ctx, id)
@@ -160,6 +195,9 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	log.Info("baking", "package", rec.Request.Package, "region", rec.Request.Region)
+	w.busy.Add(1)
+	w.announce(ctx)
+	defer func() { w.busy.Add(-1); w.announce(context.WithoutCancel(ctx)) }()
 	timeout := w.policy().Timeout(&rec.Request)
 	bctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -185,10 +223,26 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	// The whole log first: a reader that sees the bake ended has all of it.
-	if err := w.Store.PutLog(context.WithoutCancel(ctx), id, bytes.NewReader(logBytes)); err != nil {
+	if err := w.retry(ctx, msg, func() error { return w.Store.PutLog(context.WithoutCancel(ctx), id, bytes.NewReader(logBytes)) }); err != nil {
 		log.Warn("store log", "err", err)
 	}
-	final, err := w.Store.Update(context.WithoutCancel(ctx), id, func(r *Record) error {
+	var final *Record
+	err = w.retry(ctx, msg, func() (err error) {
+		final, err = w.Store.Update(context.WithoutCancel(ctx), id, w.result(runErr, canceled, timedOut, timeout, imageID, imageName, stages))
+		return err
+	})
+	if err != nil {
+		log.Error("record result", "err", err)
+	}
+	msg.Ack()
+	if final != nil {
+		log.Info("bake ended", "state", final.State, "image", final.ImageID, "err", final.Error)
+	}
+}
+
+// result is how a bake's outcome changes its record.
+func (w *Worker) result(runErr error, canceled, timedOut bool, timeout time.Duration, imageID, imageName string, stages []Stage) func(*Record) error {
+	return func(r *Record) error {
 		r.Finished, r.Stages = time.Now().UTC(), stages
 		switch {
 		case runErr == nil:
@@ -201,13 +255,26 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 			r.State, r.Error = Failed, runErr.Error()
 		}
 		return nil
-	})
-	if err != nil {
-		log.Error("record result", "err", err)
 	}
-	msg.Ack()
-	if final != nil {
-		log.Info("bake ended", "state", final.State, "image", final.ImageID, "err", final.Error)
+}
+
+// RecordFor is how long a worker tries to record a finished bake while
+// NATS is out of its reach (cut off from the cluster's majority), keeping
+// the bake's message in progress so that no other worker bakes it again.
+const RecordFor = 10 * time.Minute
+
+// retry runs fn until it succeeds, RecordFor has passed, or (a few tries
+// after) the worker stops.
+func (w *Worker) retry(ctx context.Context, msg jetstream.Msg, fn func() error) error {
+	deadline := time.Now().Add(RecordFor)
+	for try := 1; ; try++ {
+		err := fn()
+		if err == nil || errors.Is(err, ErrNotFound) || time.Now().After(deadline) || (ctx.Err() != nil && try >= 3) {
+			return err
+		}
+		w.Log.Warn("NATS out of reach; trying again", "err", err)
+		msg.InProgress()
+		time.Sleep(time.Second)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -34,6 +35,10 @@ type serveOptions struct {
 	nats                       bakery.ClientOptions
 	embedded, noAPI            bool
 	natsTLSCert, natsTLSKey    string
+	cluster                    bakery.Cluster
+	replicas                   int
+	ackWait, poolGrace         time.Duration
+	regionLimit                int
 	regions                    []string
 	workers                    int
 	packageDir                 string
@@ -61,7 +66,16 @@ Every API call needs a token (aminate bakery token create); the embedded
 NATS server takes only the key it generates into STATE/nats/aminator.nk.
 
   aminate serve --embedded-nats                 # one host: NATS inside, API on 127.0.0.1:8420, a worker for --region
-  aminate serve --nats tls://q:4222 --nats-creds w.creds --nats-ca ca.pem --no-api --worker-region us-west-2   # a worker elsewhere`,
+  aminate serve --nats tls://q:4222 --nats-creds w.creds --nats-ca ca.pem --no-api --worker-region us-west-2   # a worker elsewhere
+
+A cluster of embedded members: every member gets the same nkey seed
+(--nats-creds, mode 0600: its clients' key, and what the members'
+routes authenticate with), a cluster name, its own server name, and the
+members' route addresses; streams and buckets get three replicas.
+
+  aminate serve --embedded-nats --nats-creds seed.nk --embedded-nats-cluster bakery \
+    --embedded-nats-server-name a --embedded-nats-listen 0.0.0.0:4222 \
+    --embedded-nats-cluster-listen 10.0.0.1:6222 --embedded-nats-routes 10.0.0.1:6222,10.0.0.2:6222,10.0.0.3:6222`,
 		Args: a.args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := a.loadConfig(cmd)
@@ -88,6 +102,7 @@ NATS server takes only the key it generates into STATE/nats/aminator.nk.
 	f.StringVar(&o.natsListen, "embedded-nats-listen", "127.0.0.1:-1", "where the embedded NATS server listens (host:port; -1 picks a port)")
 	f.StringVar(&o.natsTLSCert, "embedded-nats-tls-cert", "", "the embedded NATS server speaks only TLS, with this certificate")
 	f.StringVar(&o.natsTLSKey, "embedded-nats-tls-key", "", "and this key")
+	clusterFlags(f, &o)
 	f.BoolVar(&o.noAPI, "no-api", false, "run only workers")
 	f.StringSliceVar(&o.regions, "worker-region", nil, "run workers for these regions (default: --region); none with --worker-region=''")
 	f.IntVar(&o.workers, "workers", 2, "bakes at once per region")
@@ -115,14 +130,15 @@ func (a *app) serve(cfg *config.Config, o serveOptions) error {
 	defer stop()
 	log := a.logger(cfg.Context.Debug)
 	if o.embedded {
-		e := bakery.EmbeddedNATS{Dir: filepath.Join(cfg.StateDir, "nats"), Listen: o.natsListen, TLSCert: o.natsTLSCert, TLSKey: o.natsTLSKey}
+		e := bakery.EmbeddedNATS{Dir: filepath.Join(cfg.StateDir, "nats"), Listen: o.natsListen, TLSCert: o.natsTLSCert, TLSKey: o.natsTLSKey,
+			Seed: o.nats.Creds, Cluster: o.cluster}
 		ns, client, err := e.Start()
 		if err != nil {
 			return err
 		}
 		defer ns.Shutdown()
 		o.nats = client
-		log.Info("embedded NATS", "url", client.URL, "creds", client.Creds)
+		log.Info("embedded NATS", "url", client.URL, "creds", client.Creds, "cluster", o.cluster.Name, "server", o.cluster.ServerName)
 	}
 	o.retention.Logs = o.retention.Records
 	nc, err := o.nats.Connect("aminator")
@@ -130,7 +146,7 @@ func (a *app) serve(cfg *config.Config, o serveOptions) error {
 		return err
 	}
 	defer nc.Drain()
-	store, err := bakery.OpenWith(ctx, nc, o.retention)
+	store, err := openStore(ctx, nc, o, log)
 	if err != nil {
 		return err
 	}
@@ -143,7 +159,9 @@ func (a *app) serve(cfg *config.Config, o serveOptions) error {
 	errs := make(chan error, len(o.regions)+1)
 	for _, r := range o.regions {
 		w := &bakery.Worker{Store: store, Region: r, Runner: runner, Concurrency: o.workers, Log: log, PackageDir: o.packageDir,
-			DefaultTimeout: o.defaultTimeout, MaxTimeout: o.maxTimeout}
+			DefaultTimeout: o.defaultTimeout, MaxTimeout: o.maxTimeout, AckWait: o.ackWait,
+			PoolGrace: o.poolGrace, RegionLimit: o.regionLimit,
+			Pools: func(ctx context.Context) (map[string]int, error) { return service.PooledIn(ctx, cfg, r) }}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -169,6 +187,54 @@ func (a *app) serve(cfg *config.Config, o serveOptions) error {
 	}
 	wg.Wait()
 	return nil
+}
+
+// openStore opens the bakery's streams and buckets with the replicas
+// asked for (0: DefaultReplicas of the cluster's size), waiting for a
+// cluster that is still electing its leaders.
+func openStore(ctx context.Context, nc *nats.Conn, o serveOptions, log *slog.Logger) (*bakery.Store, error) {
+	ret := o.retention
+	if ret.Replicas = o.replicas; ret.Replicas == 0 {
+		n := bakery.ClusterSize(nc)
+		if o.embedded {
+			n = o.cluster.Size()
+		}
+		ret.Replicas = bakery.DefaultReplicas(n)
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		store, err := bakery.OpenWith(tctx, nc, ret)
+		cancel()
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
+			if err != nil {
+				return nil, fmt.Errorf("open the bakery's streams (%d replicas): %w", ret.Replicas, err)
+			}
+			log.Info("bakery store", "replicas", ret.Replicas)
+			return store, nil
+		}
+		log.Info("waiting for the JetStream cluster", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// clusterFlags are the embedded NATS server's cluster settings.
+func clusterFlags(f *pflag.FlagSet, o *serveOptions) {
+	c := &o.cluster
+	f.StringVar(&c.Name, "embedded-nats-cluster", "", "make the embedded NATS server a member of this JetStream cluster (the members share --nats-creds, an nkey seed)")
+	f.StringVar(&c.ServerName, "embedded-nats-server-name", "", "this member's name, unique in the cluster")
+	f.StringVar(&c.Listen, "embedded-nats-cluster-listen", "", "where this member takes the other members' routes (host:port)")
+	f.StringSliceVar(&c.Routes, "embedded-nats-routes", nil, "the members' route addresses (host:port, this member's may be among them)")
+	f.StringVar(&c.TLSCert, "embedded-nats-cluster-tls-cert", "", "the members speak TLS to each other, with this certificate")
+	f.StringVar(&c.TLSKey, "embedded-nats-cluster-tls-key", "", "and this key")
+	f.StringVar(&c.CA, "embedded-nats-cluster-ca", "", "and verify each other's certificate against this CA")
+	f.IntVar(&o.replicas, "nats-replicas", 0, "copies of the bakery's streams and buckets in a JetStream cluster (0: 3, or the cluster's size if smaller)")
+	f.DurationVar(&o.poolGrace, "pool-grace", 3*time.Second, "a worker without a bake's base in its pool leaves the bake this long to a worker of the region that has it (0: never)")
+	f.IntVar(&o.regionLimit, "region-max-running", 0, "bakes running at once in a region over all its workers, as they advertise them (0: no cap but --workers per worker)")
+	f.DurationVar(&o.ackWait, "ack-wait", time.Minute, "a bake whose worker sends no heartbeat this long (it died, or lost the network) goes to another worker")
 }
 
 // bakeRunner runs each bake in a child of this program, with this

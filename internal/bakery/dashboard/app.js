@@ -271,6 +271,8 @@ async function loadRegions() {
     el("h2", { text: r.region }),
     el("div", { class: "nums" }, num(r.workers, "live workers", "workers"), num(r.queued, "queued"), num(r.running, "baking")),
     r.worker_names ? el("ul", {}, ...r.worker_names.map(n => el("li", { class: "mono", text: n }))) : null,
+    r.nodes ? el("p", { class: "note", text: "nodes: " + r.nodes.join(", ") }) : null,
+    r.pools ? el("ul", { class: "pools" }, ...Object.entries(r.pools).map(([b, n]) => el("li", { class: "mono", text: b + ": " + n + " pooled" }))) : null,
     r.workers ? null : el("p", { class: "error", text: "No live worker: requests for this region are refused." }))));
   if (!rs.length) $("regions").replaceChildren(el("p", { class: "note", text: "No region has a live worker or a queued bake." }));
 }
