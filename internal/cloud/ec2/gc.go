@@ -303,7 +303,13 @@ func (p *GCPlan) removeVolume(ctx context.Context, id string) (skipped string, e
 	if why := p.recheck(v.Tags); why != "" {
 		return why, nil
 	}
-	if v.Device != "" {
+	return p.detachAndDelete(ctx, id, v.Device != "")
+}
+
+// detachAndDelete detaches a volume (if detach) and deletes it; a volume
+// already gone is skipped as "gone".
+func (p *GCPlan) detachAndDelete(ctx context.Context, id string, detach bool) (skipped string, err error) {
+	if detach {
 		if err := p.c.DetachVolume(ctx, id); err != nil {
 			return "", err
 		}

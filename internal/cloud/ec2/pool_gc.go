@@ -98,15 +98,5 @@ func (p *GCPlan) removePoolVolume(ctx context.Context, id string) (skipped strin
 	if v.Tags["purpose"] != "pool" {
 		return "taken by a bake", nil
 	}
-	if v.Device != "" && v.AttachedTo == p.host {
-		if err := p.c.DetachVolume(ctx, id); err != nil {
-			return "", err
-		}
-	}
-	if err := p.c.DeleteVolume(ctx, id); errors.Is(err, plugin.ErrNotFound) {
-		return "gone", nil
-	} else if err != nil {
-		return "", err
-	}
-	return "", nil
+	return p.detachAndDelete(ctx, id, v.Device != "" && v.AttachedTo == p.host)
 }
