@@ -51,8 +51,16 @@ func (h *apiHarness) token(team string, admin bool) string {
 }
 
 // call makes a request with a token ("": none) and a JSON body (a string
-// is sent as it is, as text/plain).
+// is sent as it is, as text/plain); header is name, value pairs ("Host"
+// sets the request's host).
 func (h *apiHarness) call(token, method, path string, body any, header ...string) (int, string) {
+	h.t.Helper()
+	code, b, _ := h.callFull(token, method, path, body, header...)
+	return code, b
+}
+
+// callFull is call with the answer's headers.
+func (h *apiHarness) callFull(token, method, path string, body any, header ...string) (int, string, http.Header) {
 	h.t.Helper()
 	var rd io.Reader
 	ctype := ""
@@ -84,7 +92,7 @@ func (h *apiHarness) call(token, method, path string, body any, header ...string
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return resp.StatusCode, string(b), resp.Header
 }
 
 func (h *apiHarness) submit(token string, req Request) (int, SubmitResponse) {

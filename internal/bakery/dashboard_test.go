@@ -13,35 +13,6 @@ import (
 	"github.com/aminator-go/aminator/internal/plugin"
 )
 
-// callFull is call with the answer's headers.
-func (h *apiHarness) callFull(token, method, path string, body any) (int, string, http.Header) {
-	h.t.Helper()
-	var rd io.Reader
-	ctype := ""
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd, ctype = strings.NewReader(b), "text/plain"
-	default:
-		j, _ := json.Marshal(b)
-		rd, ctype = strings.NewReader(string(j)), "application/json"
-	}
-	req, _ := http.NewRequest(method, h.srv.URL+path, rd)
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), resp.Header
-}
-
 func (h *apiHarness) getJSON(token, path string, v any) int {
 	h.t.Helper()
 	code, body := h.call(token, "GET", path, nil)
