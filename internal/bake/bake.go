@@ -77,6 +77,7 @@ func Run(ctx context.Context, env *Environment, req Request, log *slog.Logger) (
 		scripts{},
 		When(interactive, shell{}),
 		manifest{},
+		cleanImage{},
 		unmount{},
 		describeImage{},
 		Group("snapshot and register", Snapshot{}, Register{}),

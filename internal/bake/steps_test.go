@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -117,7 +118,7 @@ func TestBakeSteps(t *testing.T) {
 		stages = append(stages, tm.Stage)
 	}
 	// The console and the benchmarks know these names.
-	if want := []string{"resolve base", "create volume", "attach volume", "mount", "resolve package", "provision", "scripts", "manifest", "unmount", "snapshot and register"}; !reflect.DeepEqual(stages, want) {
+	if want := []string{"resolve base", "create volume", "attach volume", "mount", "resolve package", "provision", "scripts", "manifest", "clean image", "unmount", "snapshot and register"}; !reflect.DeepEqual(stages, want) {
 		t.Errorf("stages %q, want %q", stages, want)
 	}
 	if res.Image == nil || res.Image.ID != image || res.Image.Name != name || res.Package.FullVersion != "1.0-1" || res.Base.ID != baseID {
@@ -139,6 +140,49 @@ func TestBakeSteps(t *testing.T) {
 	}
 	if len(f.cloud.Volumes()) != 0 || !f.distro.Chroots()[0].Closed() {
 		t.Error("the volume or the chroot is left")
+	}
+}
+
+// What the package left that must not ship is gone from the image by the
+// time it is unmounted: the host keys its sshd made (a first-boot unit
+// makes them per instance), apt's log, a script's temporary file. What the
+// package installed stays.
+func TestBakeCleansImage(t *testing.T) {
+	f := newFakes(t)
+	var mnt string
+	exec := f.distro.Exec
+	f.distro.Exec = func(ctx context.Context, c *fakechroot.Chroot, r plugin.Run) ([]byte, error) {
+		mnt = c.Path()
+		if r.Argv[0] == "install" {
+			for rel, content := range map[string]string{"usr/sbin/sshd": "elf", "etc/ssh/ssh_host_ed25519_key": "key",
+				"var/log/apt/history.log": "Commandline: apt-get install hello", "tmp/setup.tmp": "x"} {
+				if err := c.Root().MkdirAll(filepath.Dir(rel), 0o755); err != nil {
+					return nil, err
+				}
+				if err := c.Root().WriteFile(rel, []byte(content), 0o600); err != nil {
+					return nil, err
+				}
+			}
+		}
+		return exec(ctx, c, r)
+	}
+	f.rec.On("Chroot.Close "+vol, func() {
+		for _, rel := range []string{"etc/ssh/ssh_host_ed25519_key", "var/log/apt/history.log", "tmp/setup.tmp"} {
+			if _, err := os.Lstat(filepath.Join(mnt, rel)); !os.IsNotExist(err) {
+				t.Errorf("/%s is in the image at unmount: %v", rel, err)
+			}
+		}
+		for _, rel := range []string{"usr/sbin/sshd", "var/local/10-setup.sh", "etc/systemd/system/aminator-ssh-host-keys.service"} {
+			if _, err := os.Lstat(filepath.Join(mnt, rel)); err != nil {
+				t.Errorf("/%s is not in the image: %v", rel, err)
+			}
+		}
+	})
+	if _, err := f.bake(context.Background(), t, Request{}); err != nil {
+		t.Fatal(err)
+	}
+	if mnt == "" {
+		t.Fatal("nothing ran in the chroot")
 	}
 }
 

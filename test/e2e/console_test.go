@@ -92,7 +92,7 @@ func TestConsoleBakeOnTerminal(t *testing.T) {
 			t.Errorf("key=value line on the terminal: %q\n%s", l, text)
 		}
 	}
-	for _, stage := range []string{"resolve base", "create volume", "attach volume", "mount", "provision", "scripts", "manifest", "unmount", "snapshot and register"} {
+	for _, stage := range []string{"resolve base", "create volume", "attach volume", "mount", "provision", "scripts", "manifest", "clean image", "unmount", "snapshot and register"} {
 		re := regexp.MustCompile(`(?m)^==> ` + stage + `  [0-9.]+s$`)
 		if n := len(re.FindAllString(text, -1)); n != 1 {
 			t.Errorf("%d timed lines for stage %q, want 1:\n%s", n, stage, text)

@@ -173,12 +173,13 @@ func checkEscapes(t *testing.T, res map[string]string, h escapeHost) {
 // downloadHook is a hostile base image's apt configuration: apt-get update
 // runs it in the download phase, the one command with a way out (the
 // egress proxy). It tries the host's loopback and the metadata address
-// directly and through the proxy, and records what happened in the image.
+// directly and through the proxy, and records what happened in the image
+// (under /var/lib: a bake empties /var/tmp before the snapshot).
 const downloadHook = `APT::Update::Pre-Invoke { "bash /etc/aminator-evil.sh || true"; };
 `
 
 const downloadAttack = `#!/bin/bash
-R=/var/tmp/evil; mkdir -p $R
+R=/var/lib/aminator-evil; mkdir -p $R
 { timeout 5 bash -c "echo hi > /dev/tcp/127.0.0.1/%[1]d" && echo CONNECTED; } > $R/loopback 2>&1
 { timeout 5 bash -c ": > /dev/tcp/169.254.169.254/80" && echo CONNECTED; } > $R/metadata 2>&1
 for target in 169.254.169.254 127.0.0.1:%[1]d; do
@@ -209,7 +210,7 @@ func TestSandboxDownloadPhase(t *testing.T) {
 	res := map[string]string{}
 	inspect(t, id, 0, func(root string) {
 		for _, k := range []string{"loopback", "metadata", "proxy"} {
-			res[k] = readFile(t, filepath.Join(root, "var/tmp/evil", k))
+			res[k] = readFile(t, filepath.Join(root, "var/lib/aminator-evil", k))
 		}
 	})
 	t.Logf("download phase: %v", res)
