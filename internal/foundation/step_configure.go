@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -15,13 +14,15 @@ import (
 
 	"github.com/aminator-go/aminator/internal/bake"
 	"github.com/aminator-go/aminator/internal/debversion"
+	"github.com/aminator-go/aminator/internal/imageclean"
 	"github.com/aminator-go/aminator/internal/logging"
 	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/provisioner/apt"
 )
 
 // configure leaves nothing of the host in the tree, gives it an fstab,
-// and reads its package manifest and newest kernel.
+// cleans it as a bake cleans its image, and reads its package manifest
+// and newest kernel.
 type configure struct{ b *builder }
 
 func (configure) Name() string { return "configure" }
@@ -29,6 +30,9 @@ func (configure) Name() string { return "configure" }
 func (st configure) Run(ctx context.Context, _ *bake.State) (err error) {
 	b := st.b
 	if err := configureTree(b.tree, b.o, b.uuid, b.espID); err != nil {
+		return err
+	}
+	if err := cleanTree(b.tree, b.log); err != nil {
 		return err
 	}
 	if b.pkgs, err = manifest(ctx, b.tree, b.log); err != nil {
@@ -75,26 +79,25 @@ func configureTree(tree string, o Options, uuid, espID string) error {
 			return err
 		}
 	}
-	root.Remove("var/lib/dbus/machine-id")
 	if o.Layout == "uefi" {
 		if err := root.MkdirAll("boot/efi", 0o700); err != nil {
 			return err
 		}
 	}
-	for _, dir := range []string{"var/lib/apt/lists", "var/cache/apt/archives"} {
-		ents, _ := fs.ReadDir(root.FS(), dir)
-		for _, e := range ents {
-			if e.Name() == "partial" || e.Name() == "lock" {
-				continue
-			}
-			if err := root.RemoveAll(dir + "/" + e.Name()); err != nil {
-				return fmt.Errorf("clean /%s: %w", dir, err)
-			}
-		}
+	return nil
+}
+
+// cleanTree removes what the bootstrap left that must not ship, with the
+// table a bake cleans its image with (imageclean): apt's lists and
+// downloads, the package managers' logs, SSH host keys and the rest.
+func cleanTree(tree string, log *slog.Logger) error {
+	root, err := os.OpenRoot(tree)
+	if err != nil {
+		return err
 	}
-	bins, _ := fs.Glob(root.FS(), "var/cache/apt/*.bin")
-	for _, b := range bins {
-		root.Remove(b)
+	defer root.Close()
+	if _, err := imageclean.Clean(root, log); err != nil {
+		return fmt.Errorf("clean the tree: %w", err)
 	}
 	return nil
 }
