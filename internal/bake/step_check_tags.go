@@ -3,6 +3,7 @@ package bake
 import (
 	"context"
 
+	"github.com/aminator-go/aminator/internal/bootdisk"
 	"github.com/aminator-go/aminator/internal/plugin"
 )
 
@@ -17,7 +18,8 @@ func (checkTagLimits) Name() string { return "" }
 func (checkTagLimits) Run(_ context.Context, s *State) error {
 	req := s.Req
 	req.Tags = nil
-	image, snapshot := Tags(TagInput{Request: req, Base: s.Base, Host: &plugin.Host{}})
+	// The boot tag's value is read from the disk later: its longest.
+	image, snapshot := Tags(TagInput{Request: req, Base: s.Base, Host: &plugin.Host{}, Boot: bootdisk.TagBoth})
 	if err := CheckTags(plugin.LimitsOf(s.Env.Cloud), s.Req.Tags, map[string]plugin.Tags{"image": image, "snapshot": snapshot}); err != nil {
 		return &UsageError{err}
 	}

@@ -9,15 +9,19 @@ import (
 )
 
 // describeImage works out the image to register and its snapshot's tags:
-// the name, the description, what it runs on and how it boots, and the
-// tags (Tags).
+// the name, the description, what it runs on and how it boots (bootMode:
+// from the loaders on the unmounted volume), and the tags (Tags).
 type describeImage struct{}
 
 func (describeImage) Name() string { return "" }
 
 func (describeImage) Run(ctx context.Context, s *State) error {
 	base, info := s.Base, s.Package
-	in := TagInput{Request: s.Req, Base: base, Fields: s.fields(info), Now: time.Now()}
+	bootMode, boot, err := bootMode(ctx, s)
+	if err != nil {
+		return err
+	}
+	in := TagInput{Request: s.Req, Base: base, Fields: s.fields(info), Boot: boot, Now: time.Now()}
 	if host, err := s.Env.Cloud.Host(ctx); err == nil {
 		in.Host = &host
 	}
@@ -26,13 +30,6 @@ func (describeImage) Run(ctx context.Context, s *State) error {
 	s.VolumeType = s.Req.RegisterType
 	if s.VolumeType == "" {
 		s.VolumeType = s.BaseRoot.VolumeType
-	}
-	bootMode := s.Req.BootMode
-	if bootMode == "" {
-		bootMode = base.BootMode
-	}
-	if bootMode == "" && base.Tags["boot"] == "uefi" {
-		bootMode = "uefi"
 	}
 	var kernelID, ramdiskID string
 	if s.Req.VMType == "paravirtual" {

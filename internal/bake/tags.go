@@ -34,14 +34,17 @@ type TagInput struct {
 	Fields naming.Fields
 	// Host is the build host; nil when the cloud cannot say.
 	Host *plugin.Host
+	// Boot is the boot loaders found on the image's disk, the boot tag's
+	// value (bootdisk.Loaders.Tag); "" leaves the tag out.
+	Boot string
 	// Now is when the image is registered.
 	Now time.Time
 }
 
 // Tags are the tag rules of a bake. The image gets the user's tags, the
-// lineage it is baked from (base_ami_*, family, role, lineage, boot, the
-// root partition), what it holds (appversion), its creator and its
-// creation time. The snapshot gets the same but the creation time, plus
+// lineage it is baked from (base_ami_*, family, role, lineage, the root
+// partition), what it holds (appversion) and how its disk boots (boot),
+// its creator and its creation time. The snapshot gets the same but the creation time, plus
 // the bake's id and the build host, by which gc finds the snapshot of a
 // bake killed before it registered. Aminator's own tags win over the
 // user's, which may not name them (naming.CheckUserTags).
@@ -52,6 +55,9 @@ func Tags(in TagInput) (image, snapshot plugin.Tags) {
 	}
 	for k, v := range ownTags(in.Request, in.Base, in.Fields) {
 		image[k] = v
+	}
+	if in.Boot != "" {
+		image["boot"] = in.Boot
 	}
 	snapshot = plugin.Tags{}
 	for k, v := range image {
@@ -91,9 +97,6 @@ func ownTags(req Request, base *plugin.Image, f naming.Fields) plugin.Tags {
 	}
 	if req.ScriptNetwork { // package scripts ran with the network (issue 10): say so on the image
 		tags["script_network"] = "true"
-	}
-	if b := base.Tags["boot"]; b != "" { // how the disk boots (uefi) passes down the lineage
-		tags["boot"] = b
 	}
 	return tags
 }

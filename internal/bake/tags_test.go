@@ -44,12 +44,15 @@ func TestTags(t *testing.T) {
 	}{
 		{"an app on a base: the base's base_ami_version, the lineage grows",
 			TagInput{Request: Request{Creator: "me"}, Base: base, Fields: hello}, app, false},
-		{"a base on a foundation starts its own base_ami_version; the boot mode passes down",
-			TagInput{Request: Request{Creator: "me"}, Base: foundation, Fields: hello},
+		{"a base on a foundation starts its own base_ami_version; the boot tag is the disk's, not the base's",
+			TagInput{Request: Request{Creator: "me"}, Base: foundation, Fields: hello, Boot: "uefi"},
 			with(app, "base_ami_id", "ami-f", "base_ami_name", "debian-12-s", "base_ami_version", "hello-2.10-3", "role", "base", "lineage", "ami-f", "boot", "uefi"), false},
 		{"a base without base_ami_version: its appversion",
 			TagInput{Request: Request{Creator: "me"}, Base: noVersion, Fields: hello},
 			with(app, "base_ami_id", "ami-n", "base_ami_name", "imported", "base_ami_version", "imported-1", "lineage", "ami-n"), false},
+		{"the boot loaders found on the disk, whatever the base's tag says",
+			TagInput{Request: Request{Creator: "me"}, Base: foundation, Fields: hello, Boot: "bios+uefi"},
+			with(app, "base_ami_id", "ami-f", "base_ami_name", "debian-12-s", "base_ami_version", "hello-2.10-3", "role", "base", "lineage", "ami-f", "boot", "bios+uefi"), false},
 		{"-n names the family; -b FAMILY:LABEL and the partition are recorded",
 			TagInput{Request: Request{Creator: "me", Name: "web", BaseName: "base", BaseLabel: "release", Partition: 2}, Base: base, Fields: hello},
 			with(app, "family", "web", "base_ami_label", "base:release", "root_partition", "2"), false},
@@ -80,7 +83,7 @@ func TestTags(t *testing.T) {
 func TestOwnTagsAreReserved(t *testing.T) {
 	base := &plugin.Image{ID: "ami-1", Name: "b", Tags: plugin.Tags{"boot": "uefi", channels.TagRole: channels.RoleBase}}
 	req := Request{BaseName: "fam", BaseLabel: "release", Partition: 2, Creator: "c", BakeID: "bake-1"}
-	image, snapshot := Tags(TagInput{Request: req, Base: base, Fields: naming.Fields{Name: "p"}, Host: &plugin.Host{InstanceID: "i-1"}})
+	image, snapshot := Tags(TagInput{Request: req, Base: base, Fields: naming.Fields{Name: "p"}, Host: &plugin.Host{InstanceID: "i-1"}, Boot: "bios+uefi"})
 	all := maps.Clone(image)
 	maps.Copy(all, snapshot)
 	for _, k := range sortedKeys(all) {

@@ -84,7 +84,8 @@ func (f *pushS3Flags) flags(fs *pflag.FlagSet) {
 func (a *app) pushS3(cmd *cobra.Command, cfg *config.Config, ref string, o push.Options, f pushS3Flags) error {
 	return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
 		log := a.logger(cfg.Context.Debug)
-		so := push.S3Options{Bucket: f.bucket, Bundle: f.bundle, ACL: f.acl, Workers: o.Workers, Name: o.Name, Tags: o.Tags, Log: log}
+		so := push.S3Options{Bucket: f.bucket, Bundle: f.bundle, ACL: f.acl, Workers: o.Workers, Name: o.Name, Tags: o.Tags, Log: log,
+			AllowNoLoader: o.AllowNoLoader}
 		im, res, err := service.PushS3(ctx, cfg, c, ref, f.files, so)
 		if err != nil {
 			return err

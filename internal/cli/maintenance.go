@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/aminator-go/aminator/internal/bootdisk"
 	ec2cloud "github.com/aminator-go/aminator/internal/cloud/ec2"
 	"github.com/aminator-go/aminator/internal/cloud/local"
 	"github.com/aminator-go/aminator/internal/config"
@@ -333,6 +334,15 @@ pool_attach: true keeps them attached to this instance too).`}
 	return cmd
 }
 
+// refusedPush makes a push refused for its disk's boot loaders a usage
+// error (exit 2: a refused input, nothing made).
+func refusedPush(err error) error {
+	if errors.Is(err, bootdisk.ErrCannotBoot) {
+		return usageError{err}
+	}
+	return err
+}
+
 func (a *app) pushCommand() *cobra.Command {
 	var o push.Options
 	var tags []string
@@ -351,9 +361,17 @@ from the AWS configuration (or -r).
 With --store-type s3 the image becomes an S3-backed (instance-store) AMI
 instead: its disk is bundled as the EC2 AMI tools do (--cert,
 --privatekey, --account), uploaded to --bucket and registered from the
-manifest.`,
+manifest.
+
+The image's disk is read for its boot loaders first, and it is registered
+with the boot mode they allow (uefi-preferred with both, uefi, or
+legacy-bios; the local image's own boot mode when the disk boots it). A
+disk EC2's firmware could not boot is refused (exit 2) and nothing is
+made; --allow-no-loader registers a disk with no loader at all, with no
+boot mode.`,
 		Args: a.args(cobra.ExactArgs(1)),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
+			defer func() { err = refusedPush(err) }()
 			cfg, err := a.loadConfig(cmd)
 			if err != nil {
 				return err
@@ -396,6 +414,7 @@ manifest.`,
 	cmd.Flags().StringArrayVar(&tags, "tag", nil, "extra tag KEY=VALUE (repeatable)")
 	cmd.Flags().BoolVar(&o.Full, "full", false, "send every block, even when the parent was pushed before")
 	cmd.Flags().IntVar(&o.Workers, "workers", 8, "blocks (or S3 parts) in flight")
+	cmd.Flags().BoolVar(&o.AllowNoLoader, "allow-no-loader", false, "register a disk with no boot loader (not to be booted), with no boot mode, instead of refusing it")
 	cmd.Flags().StringVar(&storeType, "store-type", "ebs", "ebs (a snapshot through the EBS direct APIs) or s3 (an instance-store image from a bundle in --bucket)")
 	s3.flags(cmd.Flags())
 	return cmd

@@ -47,7 +47,7 @@ var ToolTags = []ToolTag{
 	{Key: "channel", Flag: "aminate images promote IMAGE --label LABEL", Later: true},
 	{Key: "creation_time", From: "the time the image is registered"},
 	{Key: "root_partition", Flag: "--partition", From: "the base image's root_partition"},
-	{Key: "boot", From: "the base image's boot tag, or a foundation's --layout uefi"},
+	{Key: "boot", From: "the boot loaders found on the image's disk (bios+uefi, uefi, legacy-bios, none), or a foundation's layout"},
 	{Key: "boot_test", Flag: "--test or aminate test IMAGE", Later: true},
 	{Key: "boot_test_time", Flag: "--test or aminate test IMAGE", Later: true},
 	{Key: "pushed:", Flag: "aminate push IMAGE"},

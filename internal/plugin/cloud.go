@@ -44,7 +44,7 @@ import "context"
 //
 // Optional capabilities are named interfaces of their own, found with a
 // type assertion: Distributor, NameChecker, TagLimiter, VolumeAdopter,
-// io.Closer (a cloud holding a database or locks) and
+// FirmwareBooter, io.Closer (a cloud holding a database or locks) and
 // blockdev.AttachedDeviceLister.
 type Cloud interface {
 	HostInfo
@@ -155,4 +155,21 @@ type VolumeAdopter interface {
 	// live process owns is refused. Adopting a volume this process owns
 	// already changes nothing.
 	AdoptVolume(ctx context.Context, id string) (*Volume, error)
+}
+
+// FirmwareBooter is implemented by clouds whose instances start an image
+// through firmware (legacy BIOS or UEFI) and the disk's own boot loader,
+// never through its kernel directly (EC2): a bake there refuses to
+// register a disk that cannot boot in the boot mode it registers (package
+// bootdisk). The local cloud boots a loader-less image's kernel in its
+// boot test, and does not implement it.
+type FirmwareBooter interface {
+	BootsThroughFirmware() bool
+}
+
+// BootsThroughFirmware reports whether c's instances boot the disk's own
+// loader.
+func BootsThroughFirmware(c Cloud) bool {
+	f, ok := c.(FirmwareBooter)
+	return ok && f.BootsThroughFirmware()
 }

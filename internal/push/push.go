@@ -4,6 +4,10 @@
 // PutSnapshotBlock, its SHA-256 is the checksum EBS wants, and a snapshot
 // whose parent was pushed before is sent as an incremental snapshot of the
 // parent's EC2 snapshot — only the chunks that differ travel.
+//
+// Before anything is sent, the image's disk is read for its boot loaders
+// (package bootdisk): it is registered with the boot mode they allow, and
+// a disk EC2's firmware could not boot is refused with the reason.
 package push
 
 import (
@@ -54,6 +58,9 @@ type Options struct {
 	// (ec2.GCPlan) leaves the snapshot of a running push alone. "" takes
 	// no lock.
 	LockDir string
+	// AllowNoLoader registers a disk with no boot loader (for a use other
+	// than booting it) with no boot mode, instead of refusing it.
+	AllowNoLoader bool
 }
 
 // Result is a pushed image.
@@ -83,6 +90,7 @@ type job struct {
 	res    *Result
 	gib    int64
 	id     string // the push's, in its snapshot's TagPush
+	mode   string // the boot mode to register
 }
 
 // Push sends the local image im to EC2 and registers it there.
@@ -118,6 +126,9 @@ func Push(ctx context.Context, lc *local.Cloud, ec *ec2cloud.Cloud, im *plugin.I
 	}
 	if j.m.ChunkSize != BlockSize {
 		return j.res, fmt.Errorf("snapshot %s has %d-byte chunks; pushing needs %d (cloud.local chunk_size)", j.m.ID, j.m.ChunkSize, BlockSize)
+	}
+	if j.mode, err = j.bootMode(ctx); err != nil { // before any call to EC2
+		return j.res, err
 	}
 	j.gib = (j.m.Size + (1<<30 - 1)) >> 30
 	j.findParent(ctx)
@@ -318,7 +329,7 @@ func (j *job) register(ctx context.Context) error {
 	im := j.im
 	ami, err := j.ec.RegisterImage(ctx, plugin.ImageRequest{
 		Name: j.o.Name, Description: im.Description, Architecture: im.Architecture, VirtualizationType: "hvm",
-		RootDeviceName: im.RootDeviceName, EnaSupport: true,
+		RootDeviceName: im.RootDeviceName, EnaSupport: true, BootMode: j.mode,
 		BlockDevices: []plugin.BlockDeviceMapping{{DeviceName: im.RootDeviceName, SnapshotID: j.res.SnapshotID, VolumeSizeGiB: j.gib, VolumeType: "gp3", DeleteOnTermination: true}},
 		Tags:         tags,
 	})

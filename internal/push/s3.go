@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/aminator-go/aminator/internal/bootdisk"
 	"github.com/aminator-go/aminator/internal/bundlestore"
 	ec2cloud "github.com/aminator-go/aminator/internal/cloud/ec2"
 	"github.com/aminator-go/aminator/internal/plugin"
@@ -26,6 +27,9 @@ type S3Options struct {
 	// Scratch is where the parts are written; LockDir holds the upload's flock.
 	Scratch, LockDir string
 	Log              *slog.Logger
+	// AllowNoLoader registers a disk with no boot loader with no boot
+	// mode, instead of refusing it (as Options.AllowNoLoader).
+	AllowNoLoader bool
 }
 
 // S3Result is an instance-store image pushed.
@@ -56,6 +60,10 @@ func PushS3(ctx context.Context, ec *ec2cloud.Cloud, im *plugin.Image, disk stri
 	if o.Name == "" {
 		o.Name = im.Name + "-s3"
 	}
+	mode, err := s3BootMode(ctx, im, disk, o)
+	if err != nil {
+		return nil, err
+	}
 	st, err := bundlestore.New(ec.AWSConfig(), o.Bucket, bundlestore.Options{ACL: o.ACL, Workers: o.Workers, Log: o.Log, LockDir: o.LockDir})
 	if err != nil {
 		return nil, err
@@ -74,6 +82,7 @@ func PushS3(ctx context.Context, ec *ec2cloud.Cloud, im *plugin.Image, disk stri
 		return nil, err
 	}
 	req := bundlestore.InstanceStoreRequest(s3Request(im, o), pub.ManifestLocation, s3Root, s3Ephemerals)
+	req.BootMode = mode
 	ami, err := ec.RegisterImage(ctx, req)
 	if err != nil {
 		if derr := st.DeleteNamed(context.WithoutCancel(ctx), b.Name); derr != nil {
@@ -83,6 +92,17 @@ func PushS3(ctx context.Context, ec *ec2cloud.Cloud, im *plugin.Image, disk stri
 	}
 	return &S3Result{Region: ec.Region(), ImageID: ami.ID, ManifestLocation: pub.ManifestLocation, Parts: pub.Parts,
 		PartsSent: pub.PartsSent, BundledBytes: pub.Bundled, Duration: time.Since(start)}, nil
+}
+
+// s3BootMode is the boot mode to register an hvm image with, from the
+// loaders on its disk (chooseMode); a paravirtual image's kernel is
+// booted by EC2's PV-GRUB, whatever the disk's loaders.
+func s3BootMode(ctx context.Context, im *plugin.Image, disk string, o S3Options) (string, error) {
+	if im.VirtualizationType == "paravirtual" {
+		return "", nil
+	}
+	l, err := bootdisk.Detect(ctx, disk)
+	return chooseMode(im, l, err, o.AllowNoLoader, o.Log)
 }
 
 // s3Request is the image to register: the local image's description,

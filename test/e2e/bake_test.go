@@ -62,7 +62,7 @@ func TestBakeLocalDeb(t *testing.T) {
 	}
 	want := map[string]string{
 		"creator": "tester", "appversion": "aminator-plain-2.5-3", "base_ami_id": b, "base_ami_name": baseName,
-		"base_ami_version": "bookworm-1", "team": "core",
+		"base_ami_version": "bookworm-1", "team": "core", "boot": "none", // a whole-disk filesystem, booted by its kernel here
 	}
 	for k, v := range want {
 		if im.Tags[k] != v {

@@ -213,7 +213,7 @@ func ec2CrashDuringPush(t *testing.T) {
 		return ids
 	}
 	for _, point := range []string{"push-blocks", "push-snapshot"} {
-		shared.crash(t, point, e.Vars, "push", tiny)
+		shared.crash(t, point, e.Vars, "push", "--allow-no-loader", tiny)
 		if left := pushed(); len(left) != 1 {
 			t.Fatalf("after a crash at %s EC2 has pushed snapshots %v, want the killed push's", point, left)
 		}

@@ -38,7 +38,7 @@ type ec2Env struct {
 	bd    *loopBlockDevice
 }
 
-func newEC2Env(t *testing.T, s *ec2cloud.Settings, dir string) *ec2Env {
+func newEC2Env(t *testing.T, s *ec2cloud.Settings, dir, image string) *ec2Env {
 	t.Helper()
 	rec := &ec2test.Recorder{}
 	log := slog.New(slog.DiscardHandler)
@@ -49,7 +49,7 @@ func newEC2Env(t *testing.T, s *ec2cloud.Settings, dir string) *ec2Env {
 	lockDir := filepath.Join(dir, "lock")
 	cloud.UseDirs(dir, lockDir)
 	bd := &loopBlockDevice{Linux: &blockdev.Linux{Letters: "fghijklmnop", LockDir: lockDir, Attached: cloud, Dev: "/dev", Sys: "/sys"},
-		image: testutil.DebianBase(t), dir: dir, devs: map[string]*loop.Device{}, files: map[string]string{}}
+		image: image, dir: dir, devs: map[string]*loop.Device{}, files: map[string]string{}}
 	deps := plugin.Deps{Cloud: cloud, BlockDevice: bd, Logger: log, StateDir: dir, LockDir: lockDir}
 	env := &bake.Environment{Name: "ec2_apt_linux", Cloud: cloud, StateDir: dir,
 		Volume:      newPlugin[plugin.Volumes](t, plugin.KindVolume, "linux", nil, deps),
@@ -95,7 +95,7 @@ func ec2PoolBake(t *testing.T) {
 		}
 		s := ec2cloud.Defaults()
 		s.PollInterval, s.PoolAttach = 20*time.Millisecond, mode == "pool_attach"
-		x := newEC2Env(t, s, dir)
+		x := newEC2Env(t, s, dir, ec2StandIn(t, e, true))
 		snap := mustImage(t, x.cloud, e.BaseID).Root().SnapshotID
 		if mode != "no pool" {
 			if _, err := x.cloud.FillPool(ctx, ec2cloud.PoolFill{Snapshot: snap, Base: e.BaseID, Target: 1, Devices: x.bd.Linux}); err != nil {

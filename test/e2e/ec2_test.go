@@ -3,9 +3,11 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,10 +26,12 @@ import (
 
 	"github.com/aminator-go/aminator/internal/bake"
 	"github.com/aminator-go/aminator/internal/blockdev"
+	"github.com/aminator-go/aminator/internal/bootdisk"
 	ec2cloud "github.com/aminator-go/aminator/internal/cloud/ec2"
 	"github.com/aminator-go/aminator/internal/cloud/ec2/ec2test"
 	"github.com/aminator-go/aminator/internal/distro/debian"
 	"github.com/aminator-go/aminator/internal/loop"
+	"github.com/aminator-go/aminator/internal/partition"
 	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/sparse"
 	"github.com/aminator-go/aminator/internal/testutil"
@@ -125,7 +129,7 @@ func ec2Bake(t *testing.T) {
 	}
 	lockDir := filepath.Join(dir, "lock")
 	bd := &loopBlockDevice{Linux: &blockdev.Linux{Letters: "fghijklmnop", LockDir: lockDir, Attached: cloud, Dev: "/dev", Sys: "/sys"},
-		image: testutil.DebianBase(t), dir: dir, devs: map[string]*loop.Device{}, files: map[string]string{}}
+		image: ec2StandIn(t, e, true), dir: dir, devs: map[string]*loop.Device{}, files: map[string]string{}}
 	deps := plugin.Deps{Cloud: cloud, BlockDevice: bd, Logger: log, StateDir: dir, LockDir: lockDir}
 	env := &bake.Environment{Name: "ec2_apt_linux", Cloud: cloud, StateDir: dir,
 		Volume:      newPlugin[plugin.Volumes](t, plugin.KindVolume, "linux", nil, deps),
@@ -165,8 +169,11 @@ func ec2Bake(t *testing.T) {
 		t.Errorf("snapshots of the bake: %d", len(snaps.Snapshots))
 	}
 	// The request carried what moto drops.
-	if r, ok := rec.Last("RegisterImage"); !ok || !strings.Contains(r.Form, "BootMode=uefi") || !strings.Contains(r.Form, "ImdsSupport=v2.0") || !strings.Contains(r.Form, "EnaSupport=true") {
+	if r, ok := rec.Last("RegisterImage"); !ok || formValue(r, "BootMode") != "uefi" || !strings.Contains(r.Form, "ImdsSupport=v2.0") || !strings.Contains(r.Form, "EnaSupport=true") {
 		t.Errorf("RegisterImage request: %+v", r)
+	}
+	if im.Tags["boot"] != "bios+uefi" { // the loaders the disk holds
+		t.Errorf("boot tag %q", im.Tags["boot"])
 	}
 	// The package went onto the volume's data.
 	for _, f := range bd.files {
@@ -224,6 +231,37 @@ func ec2Bake(t *testing.T) {
 	if res2.Image == nil || res2.Image.Name != "aminator-ec2-2.0-3-x86_64-ext-ebs" {
 		t.Errorf("bake on the external volume: %+v", res2.Image)
 	}
+	if r, _ := rec.Last("RegisterImage"); formValue(r, "BootMode") != "uefi" { // the base's (moto registers every image uefi), which the disk boots
+		t.Errorf("RegisterImage of the second bake: %s", r.Form)
+	}
+	ec2BakeRefusesNoLoader(t, e, env, bd, rec, deb)
+}
+
+// A bake on EC2 whose disk has no boot loader is refused with the reason,
+// before it registers, and leaves nothing in EC2.
+func ec2BakeRefusesNoLoader(t *testing.T, e *ec2test.Env, env *bake.Environment, bd *loopBlockDevice, rec *ec2test.Recorder, deb string) {
+	t.Helper()
+	ctx := context.Background()
+	bd.image = ec2StandIn(t, e, false)
+	registers := rec.Count("RegisterImage")
+	res, err := bake.Run(ctx, env, bake.Request{Package: deb, BaseID: e.BaseID, Suffix: "noloader", Creator: "ci", VMType: "hvm"}, slog.New(slog.DiscardHandler))
+	if err == nil || !errors.Is(err, bootdisk.ErrNoLoader) || !strings.Contains(err.Error(), "EC2's firmware would find nothing to boot") {
+		t.Fatalf("a bake of a loader-less disk: %v", err)
+	}
+	if n := rec.Count("RegisterImage") - registers; n != 0 {
+		t.Errorf("the refused bake called RegisterImage %d times", n)
+	}
+	vols, _ := e.Client.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []types.Filter{{Name: aws.String("tag:purpose"), Values: []string{"amination"}}}})
+	snaps, _ := e.Client.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{Filters: []types.Filter{{Name: aws.String("tag:bake"), Values: []string{res.BakeID}}}})
+	if len(vols.Volumes) != 0 || len(snaps.Snapshots) != 0 || imagesNamed(ctx, t, e, "aminator-ec2-2.0-3-x86_64-noloader-ebs") != 0 {
+		t.Errorf("the refused bake left %d volumes, %d snapshots or its image", len(vols.Volumes), len(snaps.Snapshots))
+	}
+}
+
+// formValue is a value of a recorded request's form.
+func formValue(r ec2test.Request, key string) string {
+	f, _ := url.ParseQuery(r.Form)
+	return f.Get(key)
 }
 
 func mustImage(t *testing.T, c plugin.Cloud, id string) *plugin.Image {
@@ -238,7 +276,11 @@ func mustImage(t *testing.T, c plugin.Cloud, id string) *plugin.Image {
 func inspectFile(t *testing.T, file string, fn func(root string)) {
 	t.Helper()
 	ctx := context.Background()
-	d, err := loop.Attach(ctx, file, loop.Options{ReadOnly: true})
+	o := loop.Options{ReadOnly: true}
+	if p, err := partition.Find(file, standInRootPartition); err == nil { // a stand-in disk (ec2StandIn)
+		o.Offset, o.SizeLimit = uint64(p.Start), uint64(p.Size)
+	}
+	d, err := loop.Attach(ctx, file, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,13 +375,14 @@ func ec2PushLocalBake(t *testing.T) {
 		Parent  string `json:"parent_snapshot_id"`
 		Blocks  int    `json:"blocks_sent"`
 	}
-	out := mustOK(t, aminateEnv(t, e.Vars, "push", "--output", "json", b))
+	// Neither the imported base (a whole-disk filesystem) nor its child has a boot loader.
+	out := mustOK(t, aminateEnv(t, e.Vars, "push", "--allow-no-loader", "--output", "json", b))
 	if err := json.Unmarshal([]byte(out), &full); err != nil {
 		t.Fatal(err)
 	}
 	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-pushed", Version: "1.0", Files: map[string]string{"/opt/pushed": "p\n"}})
 	app := mustOK(t, aminate(t, "-B", b, "-s", "push", deb))
-	out = mustOK(t, aminateEnv(t, e.Vars, "push", "--output", "json", app))
+	out = mustOK(t, aminateEnv(t, e.Vars, "push", "--allow-no-loader", "--output", "json", app))
 	if err := json.Unmarshal([]byte(out), &incr); err != nil {
 		t.Fatal(err)
 	}

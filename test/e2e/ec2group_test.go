@@ -27,6 +27,7 @@ func TestEC2(t *testing.T) {
 		{"PoolCommands", ec2PoolCommands},
 		{"PoolRefillAfterBake", ec2PoolRefillAfterBake},
 		{"CrashDuringPush", ec2CrashDuringPush},
+		{"PushBootMode", ec2PushBootMode},
 	} {
 		t.Run(tc.name, tc.fn)
 	}

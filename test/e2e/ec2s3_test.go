@@ -58,7 +58,7 @@ func ec2BakeS3(t *testing.T) {
 	}
 	lockDir := filepath.Join(dir, "lock")
 	bd := &loopBlockDevice{Linux: &blockdev.Linux{Letters: "fghijklmnop", LockDir: lockDir, Attached: cloud, Dev: "/dev", Sys: "/sys"},
-		image: testutil.DebianBase(t), dir: dir, devs: map[string]*loop.Device{}, files: map[string]string{}}
+		image: ec2StandIn(t, e, true), dir: dir, devs: map[string]*loop.Device{}, files: map[string]string{}}
 	deps := plugin.Deps{Cloud: cloud, BlockDevice: bd, Logger: log, StateDir: dir, LockDir: lockDir}
 	set := instancestore.Defaults()
 	key, cert := userCert(t)

@@ -148,11 +148,17 @@ func ec2PushS3(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	b := base(t)
+	b := base(t) // a whole-disk filesystem: no boot loader
 	key, cert := userCert(t)
+	// Refused as EC2 could not boot it, before anything is bundled.
+	r := aminateEnv(t, proxy.vars(e), "push", "--store-type", "s3", "--bucket", "images/apps", "--cert", cert, "--privatekey", key,
+		"--account", "123456789012", b)
+	if r.code != 2 || !strings.Contains(r.stderr, "the disk has no boot loader") || len(bucketKeys(t, admin, "images")) != 0 || len(proxy.actions("RegisterImage")) != 0 {
+		t.Fatalf("a loader-less push to S3: exit %d\n%s", r.code, r.stderr)
+	}
 	push := func(bucket string, extra ...string) result {
 		args := append([]string{"push", "--store-type", "s3", "--bucket", bucket, "--cert", cert, "--privatekey", key,
-			"--account", "123456789012", "--output", "json"}, extra...)
+			"--account", "123456789012", "--output", "json", "--allow-no-loader"}, extra...)
 		return aminateEnv(t, proxy.vars(e), append(args, b)...)
 	}
 	var res struct {
@@ -171,7 +177,7 @@ func ec2PushS3(t *testing.T) {
 	}
 	reg := proxy.actions("RegisterImage")
 	if len(reg) != 1 || reg[0].Get("ImageLocation") != res.ManifestLocation || reg[0].Get("Name") != "pushed-s3" ||
-		reg[0].Get("RootDeviceName") != "/dev/sda1" || reg[0].Get("BlockDeviceMapping.1.VirtualName") != "ephemeral0" {
+		reg[0].Get("RootDeviceName") != "/dev/sda1" || reg[0].Get("BlockDeviceMapping.1.VirtualName") != "ephemeral0" || reg[0].Has("BootMode") {
 		t.Fatalf("RegisterImage sent %v", reg)
 	}
 	st := newTestStore(t, e, "images/apps")
@@ -181,7 +187,7 @@ func ec2PushS3(t *testing.T) {
 	}
 	unbundleFile(t, doc, key, st.Opener(), rawDisk(t, stateDir, b))
 
-	r := push("no-such-bucket")
+	r = push("no-such-bucket")
 	if r.code == 0 || !strings.Contains(r.stderr, "does not exist") {
 		t.Fatalf("missing bucket: exit %d: %s", r.code, r.stderr)
 	}
@@ -219,7 +225,7 @@ func killMidUpload(t *testing.T, e *ec2test.Env, proxy *awsProxy, admin *s3.Clie
 	proxy.mu.Unlock()
 	key, cert := userCert(t)
 	cmd := exec.Command(binary, "push", "--store-type", "s3", "--bucket", "killed", "--cert", cert, "--privatekey", key,
-		"--account", "123456789012", "--workers", "1", base(t))
+		"--account", "123456789012", "--workers", "1", "--allow-no-loader", base(t))
 	cmd.Env = shared.env(proxy.vars(e)...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -104,6 +104,10 @@ func (c *Cloud) FindImages(ctx context.Context, tags plugin.Tags) ([]*plugin.Ima
 	return ims, nil
 }
 
+// BootsThroughFirmware says EC2 starts an instance through legacy BIOS or
+// UEFI firmware and the disk's own boot loader (plugin.FirmwareBooter).
+func (c *Cloud) BootsThroughFirmware() bool { return true }
+
 // RegisterInput builds the RegisterImage request (separate, so tests can
 // check exactly what is sent: moto ignores most of it).
 func RegisterInput(r plugin.ImageRequest) *ec2.RegisterImageInput {
