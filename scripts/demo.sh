@@ -2,8 +2,10 @@
 # demo.sh: the seed's whole pipeline on the local cloud, as root:
 #   foundation (a bootable Debian bookworm from an empty volume)
 #   -> base (a meta package baked onto it, promoted to the release channel)
-#   -> app (a package baked against base:release, then boot-tested under qemu)
-# and prints each image id and the app's lineage.
+#   -> app (a package baked against base:release, then launched under qemu
+#      as EC2 would launch it: its firmware boots the disk's GRUB, cloud-init
+#      reads the instance metadata, and ssh logs in with the test's key)
+# and prints each image id, the app's lineage and the ssh command that worked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
@@ -41,8 +43,10 @@ foundation=$($A foundation -n demo-debian-bookworm -s "$suffix")
 echo "== base" >&2
 base=$($A -B "$foundation" -n demo-base -s "$suffix" "$meta")
 $A images promote "$base" --label release >&2
-echo "== app, baked against demo-base:release and boot-tested" >&2
-appimg=$($A -b demo-base:release -s "$suffix" --test "$app")
+echo "== app, baked against demo-base:release" >&2
+appimg=$($A -b demo-base:release -s "$suffix" "$app")
+echo "== app, launched like EC2 and logged into over ssh" >&2
+launched=$($A test "$appimg")
 
 echo
 echo "foundation: $foundation"
@@ -52,3 +56,5 @@ echo
 $A images show --lineage "$appimg"
 echo
 $A images show "$appimg"
+echo
+echo "$launched"

@@ -9,6 +9,7 @@ for pair in mmdebstrap:mmdebstrap mkfs.ext4:e2fsprogs sfdisk:fdisk losetup:mount
             mkfs.xfs:xfsprogs mkfs.btrfs:btrfs-progs pgrep:procps update-ca-certificates:ca-certificates git:git gcc:gcc \
             qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils bc:bc \
             rpmbuild:rpm createrepo_c:createrepo-c mkfs.vfat:dosfstools mcopy:mtools \
+            grub-mkimage:grub-common nsenter:util-linux ssh:openssh-client ssh-keygen:openssh-client \
             chromium:chromium; do   # chromium: the dashboard's browser test (test/e2e, chromedp)
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")

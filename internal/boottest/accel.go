@@ -208,3 +208,9 @@ func probeKVM(ctx context.Context, qemu, kernel string, log *slog.Logger) string
 		return fmt.Sprintf("the probe guest printed nothing from its kernel within %s", probeTimeout)
 	}
 }
+
+// verdictCached says the KVM probe's verdict for qemu is kept in cacheDir.
+func verdictCached(qemu, cacheDir string) bool {
+	_, ok := readVerdict(filepath.Join(cacheDir, "kvm-probe-"+probeKey(qemu)+".json"))
+	return ok
+}

@@ -15,9 +15,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -55,6 +58,11 @@ type Options struct {
 	// ExpectHTTP are guest ports that must answer HTTP (below 500) within
 	// Timeout, besides the marker (see http.go).
 	ExpectHTTP []int
+	// Like is LikeEC2, LikeKernel or "" (LikeEC2 when the disk has a boot
+	// loader). BootMode picks the firmware of a disk that boots both ways
+	// (legacy-bios or uefi; default uefi, as EC2's uefi-preferred on a
+	// Nitro instance). SSHUser is the login (DefaultUser when empty).
+	Like, BootMode, SSHUser string
 }
 
 // Result is a finished boot test.
@@ -69,6 +77,15 @@ type Result struct {
 	Tail string `json:"tail,omitempty"`
 	// HTTP is how each port of Options.ExpectHTTP answered.
 	HTTP []HTTPCheck `json:"http,omitempty"`
+	// Like is how the image was launched; a launch like EC2's also says
+	// its boot mode, the stages it reached, the user and the ssh command
+	// that logged in, and the host keys sshd showed.
+	Like     string   `json:"like"`
+	BootMode string   `json:"boot_mode,omitempty"`
+	Stages   []Stage  `json:"stages,omitempty"`
+	SSHUser  string   `json:"ssh_user,omitempty"`
+	SSH      string   `json:"ssh,omitempty"`
+	HostKeys []string `json:"host_keys,omitempty"`
 }
 
 // Error is a failed boot.
@@ -105,7 +122,9 @@ func Run(ctx context.Context, store snapstore.Store, im *plugin.Image, o Options
 	if err := CheckPorts(o.ExpectHTTP); err != nil {
 		return res, err
 	}
-	if _, err := exec.LookPath(qemu); err != nil {
+	// By path: a launch like EC2's starts it through nsenter, whose PATH is ours.
+	qemu, err := exec.LookPath(qemu)
+	if err != nil {
 		return res, fmt.Errorf("boot test needs %s (Debian: apt-get install qemu-system-x86): %w", qemu, err)
 	}
 	root := im.Root()
@@ -125,6 +144,23 @@ func Run(ctx context.Context, store snapstore.Store, im *plugin.Image, o Options
 		return res, fmt.Errorf("boot test: copy the image: %w", err)
 	}
 	part, _ := strconv.Atoi(im.Tags["root_partition"])
+	like, mode, err := launchOf(disk, im, o)
+	if err != nil {
+		return res, err
+	}
+	if like == LikeEC2 {
+		if o.SSHUser == "" {
+			o.SSHUser = DefaultUser
+		}
+		if err := runEC2(ctx, qemu, disk, work, part, im, mode, o, res, log); err != nil {
+			return res, err
+		}
+		if !res.Passed {
+			return res, &Error{res}
+		}
+		return res, nil
+	}
+	res.Like = LikeKernel
 	nonce := randHex()
 	kernel, initrd, version, err := prepare(ctx, disk, part, work, nonce)
 	if err != nil {
@@ -209,6 +245,15 @@ type vm struct {
 	args  []string
 	nonce string
 	fw    []forward
+	// A launch like EC2's (ec2.go) runs qemu in its namespace (command),
+	// reads each console line for its stages (onLine), is up when ready is
+	// closed (instead of the marker) and says why it failed (diagnose).
+	command  func(ctx context.Context, name string, args ...string) *exec.Cmd
+	onLine   func(string)
+	ready    chan struct{}
+	diagnose func(wait time.Duration) string
+	// dial reaches the HTTP forwards (nil: this namespace).
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 func (m vm) withAccel(accel string) vm {
@@ -229,19 +274,34 @@ func (f failure) Error() string { return string(f) }
 // prepare mounts the scratch disk, copies out the newest kernel and its
 // initrd and installs the marker unit.
 func prepare(ctx context.Context, disk string, part int, work, nonce string) (kernel, initrd, version string, err error) {
+	err = withRoot(ctx, disk, part, work, 0, func(r *os.Root) error {
+		if kernel, initrd, version, err = copyKernel(r, work); err != nil {
+			return err
+		}
+		if _, err := r.Stat("lib/systemd/systemd"); err != nil {
+			return failure("the image has no systemd (/lib/systemd/systemd), which the boot test needs")
+		}
+		return installMarker(r, nonce)
+	})
+	return kernel, initrd, version, err
+}
+
+// withRoot mounts the root filesystem of the scratch disk (partition part,
+// 0: the whole disk) with flags and calls f with it.
+func withRoot(ctx context.Context, disk string, part int, work string, flags uintptr, f func(*os.Root) error) error {
 	d, err := loop.Attach(ctx, disk, loop.Options{})
 	if err != nil {
-		return "", "", "", err
+		return err
 	}
 	defer d.Detach()
 	dev, release, err := partition.Open(ctx, d.Path, part)
 	if err != nil {
-		return "", "", "", err
+		return err
 	}
 	defer release()
 	fstype, err := mount.DetectFS(dev)
 	if err != nil {
-		return "", "", "", err
+		return err
 	}
 	mnt := filepath.Join(work, "mnt")
 	os.MkdirAll(mnt, 0o700)
@@ -249,19 +309,24 @@ func prepare(ctx context.Context, disk string, part int, work, nonce string) (ke
 	if fstype == "xfs" {
 		data = "nouuid"
 	}
-	if err := mount.Mount(dev, mnt, fstype, 0, data); err != nil {
-		return "", "", "", err
+	if err := mount.Mount(dev, mnt, fstype, flags, data); err != nil {
+		return err
 	}
 	defer mount.Unmount(context.WithoutCancel(ctx), mnt, nil)
 	r, err := os.OpenRoot(mnt)
 	if err != nil {
-		return "", "", "", err
+		return err
 	}
 	defer r.Close()
-	ks, _ := filepath.Glob(filepath.Join(mnt, "boot", "vmlinuz-*"))
+	return f(r)
+}
+
+// copyKernel copies the image's newest kernel and its initrd into work.
+func copyKernel(r *os.Root, work string) (kernel, initrd, version string, err error) {
+	ks, _ := fs.Glob(r.FS(), "boot/vmlinuz-*")
 	var vers []string
 	for _, k := range ks {
-		vers = append(vers, strings.TrimPrefix(filepath.Base(k), "vmlinuz-"))
+		vers = append(vers, strings.TrimPrefix(path.Base(k), "vmlinuz-"))
 	}
 	if len(vers) == 0 {
 		return "", "", "", failure("the image has no kernel (/boot/vmlinuz-*); a foundation built with --no-kernel cannot boot")
@@ -278,21 +343,21 @@ func prepare(ctx context.Context, disk string, part int, work, nonce string) (ke
 			return "", "", "", err
 		}
 	}
-	if _, err := r.Stat("lib/systemd/systemd"); err != nil {
-		return "", "", "", failure("the image has no systemd (/lib/systemd/systemd), which the boot test needs")
-	}
+	return kernel, initrd, v, nil
+}
+
+// installMarker adds the unit that prints the marker once
+// multi-user.target is reached.
+func installMarker(r *os.Root, nonce string) error {
 	unit := "[Unit]\nDescription=aminator boot test marker\nAfter=multi-user.target\n\n[Service]\nType=oneshot\n" +
 		"ExecStart=/bin/sh -c 'echo " + marker + "-" + nonce + " > /dev/ttyS0'\n\n[Install]\nWantedBy=multi-user.target\n"
 	if err := r.WriteFile("etc/systemd/system/aminator-boot-test.service", []byte(unit), 0o644); err != nil {
-		return "", "", "", fmt.Errorf("install the marker unit: %w", err)
+		return fmt.Errorf("install the marker unit: %w", err)
 	}
 	if err := r.MkdirAll("etc/systemd/system/multi-user.target.wants", 0o755); err != nil {
-		return "", "", "", err
+		return err
 	}
-	if err := r.Symlink("/etc/systemd/system/aminator-boot-test.service", "etc/systemd/system/multi-user.target.wants/aminator-boot-test.service"); err != nil {
-		return "", "", "", err
-	}
-	return kernel, initrd, v, nil
+	return r.Symlink("/etc/systemd/system/aminator-boot-test.service", "etc/systemd/system/multi-user.target.wants/aminator-boot-test.service")
 }
 
 // outcome is how one boot ended.
@@ -310,6 +375,7 @@ type outcome struct {
 type console struct {
 	tail         logging.Tail
 	kernel, mark chan struct{}
+	onLine       func(string)
 }
 
 func (c *console) read(r io.Reader, save io.Writer, want string) {
@@ -322,8 +388,11 @@ func (c *console) read(r io.Reader, save io.Writer, want string) {
 		if kernelLine.MatchString(line) {
 			kOnce.Do(func() { close(c.kernel) })
 		}
+		if c.onLine != nil {
+			c.onLine(line)
+		}
 		// Anywhere in the line: a getty prompt may be printed on the same line.
-		if strings.Contains(line, want) {
+		if want != "" && strings.Contains(line, want) {
 			mOnce.Do(func() { close(c.mark) })
 		}
 	}
@@ -347,9 +416,9 @@ func boot(ctx context.Context, m vm, watch bool, o Options, log *slog.Logger) (o
 	}
 	webCtx, stopWeb := context.WithCancel(ctx)
 	defer stopWeb()
-	web := watchHTTP(webCtx, m.fw, time.Now())
+	web := watchHTTP(webCtx, m.fw, m.dial, time.Now())
 	defer progress.Wait(ctx, "waiting for the boot", o.Timeout)()
-	out, err := p.wait(ctx, web, watch, o)
+	out, err := p.wait(ctx, m, web, watch, o)
 	out.http = web.results()
 	for _, c := range out.http {
 		if c.Status > 0 {
@@ -369,6 +438,9 @@ type running struct {
 // startVM starts qemu with its console read into save.
 func startVM(m vm, save io.Writer, log *slog.Logger) (*running, error) {
 	cmd := exec.Command(m.qemu, m.args...)
+	if m.command != nil {
+		cmd = m.command(context.Background(), m.qemu, m.args...)
+	}
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
@@ -381,8 +453,12 @@ func startVM(m vm, save io.Writer, log *slog.Logger) (*running, error) {
 		return nil, fmt.Errorf("start %s: %w", m.qemu, err)
 	}
 	p := &running{cmd: cmd, exited: make(chan error, 1),
-		c: &console{tail: logging.Tail{N: 20}, kernel: make(chan struct{}), mark: make(chan struct{})}}
-	go p.c.read(out, save, marker+"-"+m.nonce)
+		c: &console{tail: logging.Tail{N: 20}, kernel: make(chan struct{}), mark: make(chan struct{}), onLine: m.onLine}}
+	want := marker + "-" + m.nonce
+	if m.ready != nil {
+		p.c.mark, want = m.ready, ""
+	}
+	go p.c.read(out, save, want)
 	go func() { p.exited <- cmd.Wait() }()
 	return p, nil
 }
@@ -399,7 +475,7 @@ func (p *running) stop() {
 }
 
 // wait waits for the marker and web's answers (see boot).
-func (p *running) wait(ctx context.Context, web *httpWatch, watch bool, o Options) (outcome, error) {
+func (p *running) wait(ctx context.Context, m vm, web *httpWatch, watch bool, o Options) (outcome, error) {
 	timer := time.NewTimer(o.Timeout)
 	defer timer.Stop()
 	var watchdog <-chan time.Time
@@ -426,10 +502,18 @@ func (p *running) wait(ctx context.Context, web *httpWatch, watch bool, o Option
 		case <-answered:
 			answered = nil
 		case err := <-p.exited:
-			return p.exitedEarly(err, web), nil
+			out := p.exitedEarly(err, web)
+			if m.diagnose != nil && !out.passed {
+				out.reason = fmt.Sprintf("the VM stopped (%v): %s", err, m.diagnose(o.Timeout))
+			}
+			return out, nil
 		case <-timer.C:
 			p.stop()
-			return p.timedOut(mark == nil, web, o), nil
+			out := p.timedOut(mark == nil, web, o)
+			if m.diagnose != nil && mark != nil {
+				out.reason = m.diagnose(o.Timeout)
+			}
+			return out, nil
 		case <-ctx.Done():
 			p.stop()
 			return outcome{tail: p.c.tail.String()}, context.Cause(ctx)

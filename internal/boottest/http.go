@@ -93,13 +93,13 @@ type httpWatch struct {
 
 // watchHTTP starts polling fw (closing done at once when fw is empty)
 // until ctx ends; start is when qemu started.
-func watchHTTP(ctx context.Context, fw []forward, start time.Time) *httpWatch {
+func watchHTTP(ctx context.Context, fw []forward, dial func(ctx context.Context, network, addr string) (net.Conn, error), start time.Time) *httpWatch {
 	w := &httpWatch{done: make(chan struct{}), checks: make([]HTTPCheck, len(fw))}
 	client := &http.Client{
 		Timeout: 5 * time.Second,
 		// No proxy from the environment, and a redirect is an answer, not
 		// an address to follow.
-		Transport:     &http.Transport{Proxy: nil, DisableKeepAlives: true},
+		Transport:     &http.Transport{Proxy: nil, DisableKeepAlives: true, DialContext: dial},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	var wg sync.WaitGroup

@@ -65,7 +65,7 @@ func TestWatchHTTP(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	all := watchHTTP(ctx, []forward{{80, port(ok)}, {8080, port(slow)}, {8443, port(redirect)}}, time.Now())
+	all := watchHTTP(ctx, []forward{{80, port(ok)}, {8080, port(slow)}, {8443, port(redirect)}}, nil, time.Now())
 	select {
 	case <-all.done:
 	case <-time.After(10 * time.Second):
@@ -77,7 +77,7 @@ func TestWatchHTTP(t *testing.T) {
 		}
 	}
 
-	some := watchHTTP(ctx, []forward{{80, port(ok)}, {81, closed}}, time.Now())
+	some := watchHTTP(ctx, []forward{{80, port(ok)}, {81, closed}}, nil, time.Now())
 	time.Sleep(200 * time.Millisecond)
 	select {
 	case <-some.done:

@@ -173,13 +173,24 @@ func (a *app) testCommand() *cobra.Command {
 	var o boottest.Options
 	cmd := &cobra.Command{
 		Use:   "test IMAGE",
-		Short: "Boot an image under qemu and check it reaches multi-user.target (the stored image is not modified)",
-		Long: `Boot an image under qemu and check it reaches multi-user.target (the
-stored image is not modified). With --expect-http PORT (repeatable), each
-guest port is forwarded to a free port on the host's loopback through
-qemu's restricted user network (the guest reaches neither the host nor the
-outside) and must also answer an HTTP GET of / with a status below 500
-within --timeout; the image must configure its network by DHCP.`,
+		Short: "Launch an image under qemu as EC2 would and log in over ssh (the stored image is not modified)",
+		Long: `Launch an image under qemu as EC2 would and log in over ssh (the stored
+image is not modified). A disk with a boot loader is launched like EC2
+(--like ec2): the firmware of its boot mode (SeaBIOS for legacy-bios, OVMF
+for uefi; --test-boot-mode picks one for a disk that boots both ways) boots
+the disk's own loader from an NVMe device, SMBIOS says Amazon EC2, and
+AWS's instance metadata mock answers at 169.254.169.254 with a key pair made
+for the test; the test passes when ssh as the image's default user
+(--ssh-user, default admin) with that key runs a command. A failure names
+the stage that failed (no loader, kernel without root, no network, key not
+installed, no ssh) and quotes the console. The VM, its metadata service and
+ssh share a network namespace of their own: the guest reaches neither the
+host nor the outside. A disk without a loader is booted by its kernel
+directly (--like kernel) and passes when multi-user.target is reached.
+
+With --expect-http PORT (repeatable), each guest port is forwarded and must
+also answer an HTTP GET of / with a status below 500 within --timeout; the
+image must configure its network by DHCP.`,
 		Args: a.args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := a.loadConfig(cmd)
@@ -199,6 +210,8 @@ within --timeout; the image must configure its network by DHCP.`,
 				res, err := j.BootTest(ctx, env, im, o)
 				if a.output == "json" && res != nil {
 					a.printJSON(res)
+				} else if err == nil && res.Like == boottest.LikeEC2 {
+					fmt.Fprintf(a.stdout, "%s boots like EC2 (%s, %s, %s); this logged in: %s\n", im.ID, res.BootMode, res.Accel, res.Duration.Round(time.Second), res.SSH)
 				} else if err == nil {
 					fmt.Fprintf(a.stdout, "%s boots (%s, %s)\n", im.ID, res.Accel, res.Duration.Round(time.Second))
 				}
@@ -206,7 +219,7 @@ within --timeout; the image must configure its network by DHCP.`,
 			})
 		},
 	}
-	cmd.Flags().DurationVar(&o.Timeout, "timeout", 5*time.Minute, "how long to wait for the system to come up")
+	cmd.Flags().DurationVar(&o.Timeout, "timeout", 0, "how long to wait for the system to come up (default 5m, or --boot-timeout)")
 	cmd.Flags().IntVar(&o.MemoryMiB, "memory", 1024, "VM memory in MiB")
 	bootTestFlags(cmd.Flags())
 	return cmd
@@ -278,7 +291,8 @@ manifest; bake a meta package onto it to make a base image.`,
 	f.StringVar(&o.Release, "release", "bookworm", "Debian release (bookworm, trixie, ...)")
 	f.StringVar(&o.Mirror, "mirror", "", "Debian mirror (default: the host's apt configuration)")
 	f.IntVar(&o.SizeGiB, "size", 2, "volume size in GiB")
-	f.StringVar(&o.Layout, "layout", "whole", "whole: filesystem on the whole device (direct kernel boot, as EBS roots); gpt: root on GPT partition 1")
+	f.StringVar(&o.Layout, "layout", "", "hybrid (the cloud profile's default): GRUB for BIOS and UEFI on one GPT disk; uefi: systemd-boot; whole (minimal's default): filesystem on the whole device, no loader; gpt: root on GPT partition 1, no loader")
+	f.StringVar(&o.Profile, "profile", "cloud", "cloud: an image EC2 can launch and a person can log into (cloud kernel, GRUB, cloud-init, ssh, DHCP); minimal: a pristine Debian")
 	f.StringVar(&o.FS, "fs", "ext4", "root filesystem: ext4 or xfs")
 	f.BoolVar(&noKernel, "no-kernel", false, "no kernel, systemd or initramfs (a chroot-only image)")
 	f.StringSliceVar(&o.Include, "include", nil, "more packages to install (comma-separated)")

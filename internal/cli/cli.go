@@ -184,6 +184,13 @@ func bootTestFlags(f *pflag.FlagSet) {
 	f.Bool("no-kvm", false, "the same as --accel tcg")
 	f.IntSlice("expect-http", nil, "boot test: forward this guest port to the host's loopback and wait, within the timeout, until it answers HTTP with a status below 500 (repeatable; the image must configure its network by DHCP)")
 	f.Lookup("expect-http").Annotations = map[string][]string{configFlag: {"true"}}
+	f.String("like", "", "boot test: ec2 launches the disk as EC2 does (its firmware and loader, NVMe, instance metadata) and passes when ssh logs in; kernel boots the image's kernel directly and waits for a marker (default: ec2 when the disk has a boot loader)")
+	f.String("test-boot-mode", "", "boot test of a disk that boots both ways: legacy-bios (SeaBIOS) or uefi (OVMF, the default)")
+	f.String("ssh-user", "", "boot test: the user ssh logs in as (default admin, the cloud profile's)")
+	f.Int("boot-timeout", 0, "boot test: seconds the image has to come up (default 300)")
+	for _, n := range []string{"like", "test-boot-mode", "ssh-user", "boot-timeout"} {
+		f.Lookup(n).Annotations = map[string][]string{configFlag: {"true"}}
+	}
 }
 
 // configFlag marks flags that set a configuration key of the same name.

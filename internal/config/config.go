@@ -60,6 +60,15 @@ type Context struct {
 	// ExpectHTTP lists guest ports a boot test forwards to the host's
 	// loopback and waits on until each answers HTTP with a status below 500.
 	ExpectHTTP []int `yaml:"expect_http"`
+	// Like is how a boot test launches the image: ec2 (firmware, NVMe,
+	// metadata, ssh), kernel (direct kernel boot and a marker) or "" (ec2
+	// when the disk has a boot loader). TestBootMode picks the firmware of
+	// a disk that boots both ways (default uefi); SSHUser is the login
+	// (default admin); BootTimeout bounds the boot in seconds (0: 5 min).
+	Like         string `yaml:"like"`
+	TestBootMode string `yaml:"test_boot_mode"`
+	SSHUser      string `yaml:"ssh_user"`
+	BootTimeout  int    `yaml:"boot_timeout"`
 	// Registration attributes.
 	BootMode       string `yaml:"boot_mode"`
 	TPMSupport     bool   `yaml:"tpm_support"`

@@ -287,6 +287,18 @@ func (c *Config) validate() error {
 	if x.KVMWatchdog < 0 {
 		return c.bad("context.kvm_watchdog", "%d: seconds, 0 or more", x.KVMWatchdog)
 	}
+	if x.Like != "" && !oneOf(x.Like, "ec2", "kernel") {
+		return c.bad("context.like", "%q is not allowed (allowed: ec2, kernel)", x.Like)
+	}
+	if x.TestBootMode != "" && !oneOf(x.TestBootMode, "legacy-bios", "uefi") {
+		return c.bad("context.test_boot_mode", "%q is not allowed (allowed: legacy-bios, uefi)", x.TestBootMode)
+	}
+	if x.SSHUser != "" && !sshUserRE.MatchString(x.SSHUser) {
+		return c.bad("context.ssh_user", "%q is not a user name", x.SSHUser)
+	}
+	if x.BootTimeout < 0 {
+		return c.bad("context.boot_timeout", "%d: seconds, 0 or more", x.BootTimeout)
+	}
 	for _, p := range x.ExpectHTTP {
 		if p < 1 || p > 65535 {
 			return c.bad("context.expect_http", "%d is not a TCP port (1-65535)", p)
@@ -361,3 +373,6 @@ func (c *Config) validate() error {
 	}
 	return nil
 }
+
+// sshUserRE is a user name ssh may be given: no option, no host part.
+var sshUserRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)

@@ -99,6 +99,7 @@ func build(ctx context.Context, env *bake.Environment, o Options, log *slog.Logg
 		bake.AttachVolume{},
 		bake.When(b.partitioned, partitionDisk{b}),
 		bake.When(b.uefi, bootPartition{b}),
+		bake.When(b.hybrid, bootLoaders{b}),
 		makeFilesystem{b},
 		describe{b},
 		bake.Group("snapshot and register", bake.Snapshot{}, bake.Register{}),

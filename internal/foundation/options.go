@@ -16,7 +16,13 @@ type Options struct {
 	// Mirror is the Debian mirror; default: the one the host's apt uses.
 	Mirror  string
 	SizeGiB int
-	Layout  string // whole or gpt
+	// Profile is cloud (the default: an image EC2 and other clouds can
+	// launch and a person can log into) or minimal (a pristine Debian).
+	Profile string
+	// Layout is hybrid (cloud's default: GRUB for BIOS and UEFI on one
+	// GPT disk), uefi (systemd-boot), whole (minimal's default: the
+	// filesystem on the whole device, no loader) or gpt (no loader).
+	Layout  string
 	FS      string // ext4 or xfs
 	Kernel  bool
 	Include []string
@@ -64,19 +70,8 @@ func (o *Options) validate() error {
 	if o.SizeGiB < 1 || o.SizeGiB > 1024 {
 		return fmt.Errorf("size %d GiB: 1 to 1024", o.SizeGiB)
 	}
-	switch o.Layout {
-	case "":
-		o.Layout = "whole"
-	case "whole", "gpt":
-	case "uefi":
-		if !o.Kernel {
-			return errors.New("layout uefi boots a kernel: it cannot go with --no-kernel")
-		}
-		if o.Arch != "x86_64" {
-			return fmt.Errorf("layout uefi is built for x86_64, not %s", o.Arch)
-		}
-	default:
-		return fmt.Errorf("layout %q: whole, gpt or uefi", o.Layout)
+	if err := o.validateLayout(); err != nil {
+		return err
 	}
 	switch o.FS {
 	case "":
@@ -95,6 +90,40 @@ func (o *Options) validate() error {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "file") {
 			return fmt.Errorf("mirror %q: an http, https or file URL", o.Mirror)
 		}
+	}
+	return nil
+}
+
+// validateLayout checks the profile and the layout together: a cloud image
+// must boot by itself, so it has a boot loader and a kernel.
+func (o *Options) validateLayout() error {
+	switch o.Profile {
+	case "":
+		o.Profile = ProfileCloud
+	case ProfileCloud, ProfileMinimal:
+	default:
+		return fmt.Errorf("profile %q: cloud or minimal", o.Profile)
+	}
+	if o.Layout == "" {
+		o.Layout = map[string]string{ProfileCloud: "hybrid", ProfileMinimal: "whole"}[o.Profile]
+	}
+	switch o.Layout {
+	case "whole", "gpt":
+		if o.Profile == ProfileCloud {
+			return fmt.Errorf("layout %s has no boot loader, which the cloud profile needs (EC2's firmware boots the disk's own loader): use --layout hybrid or uefi, or --profile minimal", o.Layout)
+		}
+	case "hybrid", "uefi":
+		if !o.Kernel {
+			return fmt.Errorf("layout %s boots a kernel: it cannot go with --no-kernel", o.Layout)
+		}
+		if o.Arch != "x86_64" {
+			return fmt.Errorf("layout %s is built for x86_64, not %s", o.Layout, o.Arch)
+		}
+	default:
+		return fmt.Errorf("layout %q: hybrid, uefi, whole or gpt", o.Layout)
+	}
+	if o.Profile == ProfileCloud && !o.Kernel {
+		return errors.New("the cloud profile boots a kernel: --no-kernel needs --profile minimal")
 	}
 	return nil
 }

@@ -38,11 +38,8 @@ func runBootstrap(ctx context.Context, o Options, work, tree string, log *slog.L
 	arch := debArch[o.Arch]
 	include := []string{"ca-certificates"}
 	args := []string{"--variant=minbase", "--architectures=" + arch, "--aptopt=Acquire::Retries \"3\""}
+	include = append(include, packages(o)...)
 	if o.Kernel {
-		include = append(include, kernelPkg[arch], "systemd-sysv", "udev", "initramfs-tools")
-		if o.Layout == "uefi" {
-			include = append(include, "systemd-boot-efi")
-		}
 		conf := filepath.Join(work, "conf")
 		files := map[string]string{
 			"etc/initramfs-tools/conf.d/aminator": "MODULES=list\nCOMPRESS=gzip\n",
@@ -58,6 +55,9 @@ func runBootstrap(ctx context.Context, o Options, work, tree string, log *slog.L
 			}
 		}
 		args = append(args, "--setup-hook=sync-in "+conf+" /")
+	}
+	for _, h := range customizeHooks(o) {
+		args = append(args, "--customize-hook="+h)
 	}
 	include = append(include, o.Include...)
 	args = append(args, "--include="+strings.Join(include, ","), o.Release, tree, o.Mirror)

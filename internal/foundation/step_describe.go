@@ -25,15 +25,8 @@ func (st describe) Run(_ context.Context, s *bake.State) error {
 	s.SnapshotTags, s.VolumeType = snapshot, "local"
 	s.NewImage = plugin.ImageRequest{
 		Name:         b.name,
-		Description:  fmt.Sprintf("foundation: Debian %s %s (%s, %s, kernel %s)", o.Release, o.Arch, o.Layout, o.FS, kernel),
+		Description:  fmt.Sprintf("foundation: Debian %s %s (%s, %s, %s, kernel %s)", o.Release, o.Arch, o.Profile, o.Layout, o.FS, kernel),
 		Architecture: o.Arch, VirtualizationType: "hvm", Tags: image, Packages: b.pkgs, BootMode: bootMode(o.Layout),
 	}
 	return nil
-}
-
-func bootMode(layout string) string {
-	if layout == "uefi" {
-		return "uefi"
-	}
-	return ""
 }

@@ -14,7 +14,7 @@ const (
 
 // partitionDisk writes the layout's partition table: gpt puts the root on
 // partition 1, uefi an EFI system partition (1) before the root (2, last,
-// so it can grow).
+// so it can grow), hybrid as grub.go says.
 type partitionDisk struct{ b *builder }
 
 // partitioned says the layout has a partition table.
@@ -33,6 +33,14 @@ func partitionTable(layout string) string {
 		return "label: gpt\nstart=2048, type=" + linuxFS + ", name=root\n"
 	case "uefi":
 		return "label: gpt\nstart=2048, size=256MiB, type=" + espType + ", name=esp\ntype=" + linuxFS + ", name=root\n"
+	case "hybrid":
+		// Debian's cloud disk: BIOS boot (14) and ESP (15) first, the root
+		// (1) last so that it can grow. sfdisk numbers a line by the digits
+		// of the name before its colon.
+		return "label: gpt\n" +
+			"p14 : start=2048, size=3MiB, type=" + biosBootType + ", name=bios\n" +
+			"p15 : start=8192, size=124MiB, type=" + espType + ", name=esp\n" +
+			"p1 : start=262144, type=" + linuxFS + ", name=root\n"
 	}
 	return ""
 }

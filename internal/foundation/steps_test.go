@@ -13,6 +13,7 @@ import (
 
 	"github.com/aminator-go/aminator/internal/bake"
 	"github.com/aminator-go/aminator/internal/fakecloud"
+	"github.com/aminator-go/aminator/internal/partition"
 	"github.com/aminator-go/aminator/internal/plugin"
 
 	_ "github.com/aminator-go/aminator/internal/finalizer/tagging"
@@ -45,7 +46,8 @@ func (h fakeHost) Bootstrap(_ context.Context, o Options, _, tree string) error 
 	if err := h.hook("Host.Bootstrap " + o.Release); err != nil {
 		return err
 	}
-	files := map[string]string{"var/lib/dpkg/status": status, "etc/hostname": "builder\n", "var/lib/apt/lists/x_Packages": "p"}
+	files := map[string]string{"var/lib/dpkg/status": status, "etc/hostname": "builder\n", "var/lib/apt/lists/x_Packages": "p",
+		"usr/lib/grub/i386-pc/normal.mod": "m", "usr/lib/grub/x86_64-efi/normal.mod": "m"}
 	if !h.noKernel {
 		files["boot/vmlinuz-6.1.0-9-amd64"] = "k"
 	}
@@ -67,6 +69,13 @@ func (h fakeHost) Partition(_ context.Context, dev, table string) error {
 
 func (h fakeHost) MakeESP(_ context.Context, dev, _, kernel, _, _, _ string) error {
 	return h.hook("Host.MakeESP " + kernel)
+}
+
+func (h fakeHost) InstallGRUB(_ context.Context, dev, tree, _, _, _ string) error {
+	if _, err := os.Stat(filepath.Join(tree, "boot/grub/grub.cfg")); err != nil {
+		return err
+	}
+	return h.hook("Host.InstallGRUB")
 }
 
 func (h fakeHost) MakeFS(_ context.Context, dev string, part int, fstype, _, tree, _ string) error {
@@ -104,6 +113,9 @@ func (f *fakes) build(t *testing.T, layout string) (*Result, error) {
 	t.Helper()
 	o := Options{Suffix: "s", Release: "bookworm", Mirror: "http://deb.example/debian", Layout: layout, FS: "ext4", Kernel: true,
 		Creator: "me", BakeID: "foundation-1", ScratchDir: f.scratch, Tags: map[string]string{"team": "core"}}
+	if layout == "whole" || layout == "gpt" {
+		o.Profile = ProfileMinimal
+	}
 	return build(context.Background(), f.env, o, slog.New(slog.DiscardHandler), f.host)
 }
 
@@ -167,6 +179,7 @@ func TestFoundationFailureUndoes(t *testing.T) {
 		{"Volumes.Attach", "whole", []string{"Volumes.Delete " + v}},
 		{"Host.Partition", "gpt", release},
 		{"Host.MakeESP", "uefi", release},
+		{"Host.InstallGRUB", "hybrid", release},
 		{"Host.MakeFS", "whole", release},
 		{"CreateSnapshot", "gpt", release},
 		{"RegisterImage", "whole", append([]string{"DeleteSnapshot snap-00000002"}, release...)},
@@ -201,5 +214,64 @@ func TestFoundationWithoutKernelRefused(t *testing.T) {
 	}
 	if slices.Contains(f.rec.Calls(), "Volumes.Create") {
 		t.Error("a volume was made")
+	}
+}
+
+// A hybrid foundation (the cloud profile's default) partitions the disk as
+// Debian's cloud images, writes GRUB's configuration and modules into the
+// tree before the filesystem is made, installs both loaders, and registers
+// an image that both firmware types boot.
+func TestHybridFoundationSteps(t *testing.T) {
+	f := newFakes(t)
+	res, err := f.build(t, "hybrid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := work(f.rec.Calls())
+	if i, j := slices.Index(calls, "Host.InstallGRUB"), slices.Index(calls, "Host.MakeFS ext4"); i < 0 || j < i {
+		t.Errorf("calls %q: GRUB's loaders before the root filesystem", calls)
+	}
+	im := res.Image
+	for k, v := range map[string]string{"layout": "hybrid", "profile": "cloud", "root_partition": "1", "boot": "bios+uefi"} {
+		if im.Tags[k] != v {
+			t.Errorf("tag %s=%q, want %q", k, im.Tags[k], v)
+		}
+	}
+	if im.BootMode != "uefi-preferred" {
+		t.Errorf("boot mode %q", im.BootMode)
+	}
+}
+
+// The hybrid partition table is Debian's: BIOS boot 14 and ESP 15 first,
+// the root 1 last, so that growpart can grow it.
+func TestHybridPartitionTable(t *testing.T) {
+	if _, err := exec.LookPath("sfdisk"); err != nil {
+		t.Skip("no sfdisk")
+	}
+	disk := filepath.Join(t.TempDir(), "d.img")
+	if err := os.WriteFile(disk, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(disk, 2<<30); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", disk)
+	cmd.Stdin = strings.NewReader(partitionTable("hybrid"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sfdisk: %v\n%s", err, out)
+	}
+	parts, err := partition.Read(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[int]partition.Partition{}
+	for _, p := range parts {
+		got[p.Number] = p
+	}
+	if got[14].Type != biosBootType || got[15].Type != espType || got[1].Type != linuxFS {
+		t.Fatalf("partitions %+v", parts)
+	}
+	if got[1].Start+got[1].Size < (2<<30)-(1<<20) || got[14].Start != 1<<20 {
+		t.Errorf("root %+v does not reach the end, or bios boot %+v not at 1 MiB", got[1], got[14])
 	}
 }

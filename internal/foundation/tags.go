@@ -17,20 +17,31 @@ func ownTags(o Options, kernel string, packages, part int) plugin.Tags {
 	tags := plugin.Tags{
 		"creator": o.Creator, "appversion": o.Name + "-" + o.Suffix, channels.TagFamily: o.Name, channels.TagRole: channels.RoleFoundation,
 		"distribution": "debian", "release": o.Release, "layout": o.Layout, "filesystem": o.FS, "kernel": kernel,
-		"packages": strconv.Itoa(packages),
+		"packages": strconv.Itoa(packages), "profile": o.Profile,
 	}
 	if part > 0 {
 		tags["root_partition"] = strconv.Itoa(part)
 	}
-	if o.Layout == "uefi" {
-		tags["boot"] = "uefi"
+	if b := bootTag(o.Layout); b != "" {
+		tags["boot"] = b
 	}
 	return tags
 }
 
 // layoutPartition is the root filesystem's partition in a layout (0: the whole device).
 func layoutPartition(layout string) int {
-	return map[string]int{"gpt": 1, "uefi": 2}[layout]
+	return map[string]int{"gpt": 1, "uefi": 2, "hybrid": rootPart}[layout]
+}
+
+// bootTag says which firmware boots a layout's disk: "bios+uefi", "uefi",
+// or "" (no loader: the boot test boots its kernel directly).
+func bootTag(layout string) string {
+	return map[string]string{"hybrid": "bios+uefi", "uefi": "uefi"}[layout]
+}
+
+// bootMode is the boot mode a layout's image is registered with.
+func bootMode(layout string) string {
+	return map[string]string{"hybrid": "uefi-preferred", "uefi": "uefi"}[layout]
 }
 
 // checkInputs refuses, before any work, a user's tags that aminator sets

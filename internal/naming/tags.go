@@ -61,6 +61,7 @@ var ToolTags = []ToolTag{
 	{Key: "distribution", From: "the foundation's distribution", Scope: ScopeFoundation},
 	{Key: "release", Flag: "foundation --release", Scope: ScopeFoundation},
 	{Key: "layout", Flag: "foundation --layout", Scope: ScopeFoundation},
+	{Key: "profile", Flag: "foundation --profile", Scope: ScopeFoundation},
 	{Key: "filesystem", Flag: "foundation --fs", Scope: ScopeFoundation},
 	{Key: "kernel", Flag: "foundation --no-kernel", From: "the kernel the foundation installed", Scope: ScopeFoundation},
 	{Key: "packages", From: "the number of packages the foundation installed", Scope: ScopeFoundation},

@@ -43,6 +43,11 @@ func BootTest(ctx context.Context, c plugin.Tagger, store snapstore.Store, im *p
 	if be != nil {
 		return res, fmt.Errorf("image %s: %w", im.ID, err)
 	}
+	if res.Like == boottest.LikeEC2 {
+		log.Info("boot test passed: launched like EC2 and logged in over ssh", "image", im.ID, "boot_mode", res.BootMode, "accel", res.Accel,
+			"took", res.Duration.Round(time.Millisecond), "ssh", res.SSH, "console", res.ConsoleLog)
+		return res, nil
+	}
 	log.Info("boot test passed", "image", im.ID, "accel", res.Accel, "took", res.Duration.Round(time.Millisecond), "console", res.ConsoleLog)
 	return res, nil
 }

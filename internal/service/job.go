@@ -186,6 +186,10 @@ func (j *Job) BootTest(ctx context.Context, env *bake.Environment, im *plugin.Im
 	if o.ExpectHTTP == nil {
 		o.ExpectHTTP = cfg.Context.ExpectHTTP
 	}
+	o.Like, o.BootMode, o.SSHUser = cfg.Context.Like, cfg.Context.TestBootMode, cfg.Context.SSHUser
+	if o.Timeout == 0 {
+		o.Timeout = time.Duration(cfg.Context.BootTimeout) * time.Second
+	}
 	return BootTest(ctx, lc, lc.Store(), im, o, j.Log)
 }
 

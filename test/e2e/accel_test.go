@@ -42,11 +42,11 @@ exec /usr/bin/qemu-system-x86_64 "$@"
 // boot runs under TCG, and says why.
 func bootTestSilentKVMProbe(t *testing.T, c *cloud) {
 	f := c.bootableFoundation(t)
-	r := c.aminateEnv(t, []string{standInQemu(t, false)}, "test", f)
+	r := c.aminateEnv(t, []string{standInQemu(t, false)}, "test", "--test-boot-mode", "legacy-bios", f)
 	if r.code != 0 {
 		t.Fatalf("boot test with a silent KVM: exit %d\n%s", r.code, r.stderr)
 	}
-	if !strings.Contains(r.stdout, "(tcg,") || !strings.Contains(r.stderr, "booting under TCG") {
+	if !strings.Contains(r.stdout, "tcg,") || !strings.Contains(r.stderr, "booting under TCG") {
 		t.Errorf("want a TCG boot that says why:\nstdout %s\nstderr %s", r.stdout, r.stderr)
 	}
 	if _, err := os.Stat("/dev/kvm"); err == nil && !strings.Contains(r.stderr, "KVM does not run a guest here") {
@@ -69,7 +69,7 @@ func bootTestKVMWatchdog(t *testing.T, c *cloud) {
 	if r.code != 0 {
 		t.Fatalf("boot test with a KVM that hangs the boot: exit %d\n%s", r.code, r.stderr)
 	}
-	if !strings.Contains(r.stdout, "(tcg,") {
+	if !strings.Contains(r.stdout, "tcg,") {
 		t.Errorf("want the boot under TCG: %s", r.stdout)
 	}
 	kvm := false

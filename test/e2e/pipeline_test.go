@@ -6,10 +6,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/aminator-go/aminator/internal/boottest"
 	"github.com/aminator-go/aminator/internal/testutil"
 )
 
@@ -44,7 +47,8 @@ func TestBootableFoundation(t *testing.T) {
 func foundationBaseAppPipeline(t *testing.T, c *cloud) {
 	f := c.bootableFoundation(t)
 	fi := c.showImage(t, f)
-	for k, v := range map[string]string{"role": "foundation", "family": "debian-bookworm", "release": "bookworm", "distribution": "debian", "layout": "whole", "filesystem": "ext4"} {
+	for k, v := range map[string]string{"role": "foundation", "family": "debian-bookworm", "release": "bookworm", "distribution": "debian",
+		"layout": "hybrid", "profile": "cloud", "boot": "bios+uefi", "root_partition": "1", "filesystem": "ext4"} {
 		if fi.Tags[k] != v {
 			t.Errorf("foundation tag %s = %q, want %q", k, fi.Tags[k], v)
 		}
@@ -52,7 +56,11 @@ func foundationBaseAppPipeline(t *testing.T, c *cloud) {
 	if !strings.HasPrefix(fi.Tags["kernel"], "6.") || fi.Tags["packages"] == "" {
 		t.Errorf("foundation kernel %q packages %q", fi.Tags["kernel"], fi.Tags["packages"])
 	}
-	c.inspect(t, f, 0, func(root string) {
+	if fi.BootMode != "uefi-preferred" {
+		t.Errorf("foundation boot mode %q, want uefi-preferred", fi.BootMode)
+	}
+	c.inspect(t, f, 1, func(root string) {
+		cloudFoundationFiles(t, root)
 		if got := readFile(t, filepath.Join(root, "etc/hostname")); got != "localhost\n" {
 			t.Errorf("hostname %q", got)
 		}
@@ -73,9 +81,10 @@ func foundationBaseAppPipeline(t *testing.T, c *cloud) {
 
 	dir := t.TempDir()
 	meta := testutil.BuildDeb(t, dir, testutil.Deb{Name: "aminator-base-meta", Version: "1.0", Depends: "hello"})
-	b1 := mustOK(t, c.aminate(t, "-B", f, "-n", "aminator-base", "-s", "b1", meta))
+	// The base is boot-tested as it is baked, like EC2 in legacy-bios mode.
+	b1 := mustOK(t, c.aminate(t, "-B", f, "-n", "aminator-base", "-s", "b1", "--test", "--test-boot-mode", "legacy-bios", meta))
 	bi := c.showImage(t, b1)
-	if bi.Tags["role"] != "base" || bi.Tags["family"] != "aminator-base" || bi.Tags["lineage"] != f {
+	if bi.Tags["role"] != "base" || bi.Tags["family"] != "aminator-base" || bi.Tags["lineage"] != f || bi.Tags["boot_test"] != "passed" || bi.Tags["boot"] != "bios+uefi" {
 		t.Errorf("base tags: %v", bi.Tags)
 	}
 
@@ -98,7 +107,8 @@ func foundationBaseAppPipeline(t *testing.T, c *cloud) {
 	}
 
 	app := testutil.BuildDeb(t, dir, testutil.Deb{Name: "aminator-app", Version: "2.0-1", Files: map[string]string{"/opt/app/version": "2.0\n"}})
-	a1 := mustOK(t, c.aminate(t, "-b", "aminator-base", "--label", "release", "-s", "a1", "--test", app))
+	a1 := mustOK(t, c.aminate(t, "-b", "aminator-base", "--label", "release", "-s", "a1", app))
+	twoInstances(t, c, a1)
 	ai := c.showImage(t, a1)
 	for k, v := range map[string]string{"role": "app", "base_ami_id": b1, "base_ami_label": "aminator-base:release", "boot_test": "passed", "lineage": f + "," + b1, "base_ami_version": "aminator-base-meta-1.0-0"} {
 		if ai.Tags[k] != v {
@@ -182,7 +192,7 @@ func foundationBaseAppPipeline(t *testing.T, c *cloud) {
 // from the base's tags, and its boot test fails with a clear message.
 func TestNoKernelGPTXFSFoundation(t *testing.T) {
 	c := isolated(t)
-	r := c.aminate(t, "foundation", "-n", "nokernel", "-s", "x1", "--no-kernel", "--layout", "gpt", "--fs", "xfs", "--size", "1", "--test")
+	r := c.aminate(t, "foundation", "-n", "nokernel", "-s", "x1", "--profile", "minimal", "--no-kernel", "--layout", "gpt", "--fs", "xfs", "--size", "1", "--test")
 	if r.code != 1 || !strings.Contains(r.stderr, "has no kernel") {
 		t.Fatalf("boot test of a kernel-less foundation: exit %d\n%s", r.code, r.stderr)
 	}
@@ -229,5 +239,65 @@ func TestUEFIFoundation(t *testing.T) {
 	}
 	if r := c.aminate(t, "foundation", "-n", "bad", "--layout", "uefi", "--no-kernel"); r.code != 2 || !strings.Contains(r.stderr, "--no-kernel") {
 		t.Errorf("uefi without a kernel: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// cloudFoundationFiles checks what the cloud profile puts in the image and
+// what no image may carry.
+func cloudFoundationFiles(t *testing.T, root string) {
+	t.Helper()
+	for rel, want := range map[string]string{
+		"etc/cloud/cloud.cfg.d/01_aminator.cfg":          "name: admin",
+		"etc/systemd/network/90-aminator-dhcp.network":   "Type=ether",
+		"etc/systemd/timesyncd.conf.d/aminator-ec2.conf": "NTP=169.254.169.123",
+		"boot/grub/grub.cfg":                             "console=ttyS0",
+	} {
+		if got := readFile(t, filepath.Join(root, rel)); !strings.Contains(got, want) {
+			t.Errorf("/%s lacks %q:\n%s", rel, want, got)
+		}
+	}
+	for _, rel := range []string{"usr/bin/cloud-init", "usr/sbin/sshd", "usr/bin/growpart", "boot/grub/i386-pc/normal.mod", "boot/grub/x86_64-efi/linux.mod",
+		"etc/systemd/system/multi-user.target.wants/systemd-networkd.service"} {
+		if _, err := os.Lstat(filepath.Join(root, rel)); err != nil {
+			t.Errorf("the cloud foundation lacks /%s: %v", rel, err)
+		}
+	}
+	if keys, _ := filepath.Glob(filepath.Join(root, "etc/ssh/ssh_host_*")); len(keys) != 0 {
+		t.Errorf("SSH host keys in the image: %v", keys)
+	}
+	if k, _ := filepath.Glob(filepath.Join(root, "boot/vmlinuz-*-cloud-amd64")); len(k) == 0 {
+		t.Error("no cloud kernel in /boot")
+	}
+}
+
+// twoInstances launches an image like EC2 twice, in each boot mode: both
+// log in over ssh as admin with the key from the instance metadata, and
+// each instance has SSH host keys of its own.
+func twoInstances(t *testing.T, c *cloud, id string) {
+	t.Helper()
+	var keys [2][]string
+	for i, mode := range []string{"uefi", "legacy-bios"} {
+		r := c.aminate(t, "test", "--output", "json", "--test-boot-mode", mode, id)
+		var res boottest.Result
+		if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != 0 {
+			t.Fatalf("launch like EC2 in %s mode: exit %d, %v\nstdout:\n%s\nstderr:\n%s", mode, r.code, err, r.stdout, r.stderr)
+		}
+		if !res.Passed || res.Like != "ec2" || res.BootMode != mode || res.SSHUser != "admin" || !strings.HasPrefix(res.SSH, "ssh -i ") || len(res.HostKeys) == 0 {
+			t.Errorf("%s: result %+v", mode, res)
+		}
+		var names []string
+		for _, s := range res.Stages {
+			names = append(names, s.Name)
+		}
+		if got := strings.Join(names, ","); got != "kernel,system,metadata,key,ssh,login" {
+			t.Errorf("%s: stages %s", mode, got)
+		}
+		t.Logf("%s: logged in after %s (%s): %s", mode, res.Duration.Round(time.Second), res.Accel, res.SSH)
+		keys[i] = res.HostKeys
+	}
+	for _, k := range keys[0] {
+		if slices.Contains(keys[1], k) {
+			t.Errorf("two instances of %s share the host key %s", id, k)
+		}
 	}
 }

@@ -56,7 +56,7 @@ func basePlatform(t *testing.T, c *cloud) {
 	start := time.Now()
 	id := mustOK(t, c.aminate(t, "-B", f, "-n", "aminator-platform", "-s", "p1", "--root-volume-size", "3", meta))
 	t.Logf("platform install: %s", time.Since(start).Round(time.Second))
-	c.inspect(t, id, 0, func(root string) {
+	c.inspect(t, id, 1, func(root string) {
 		for _, p := range []string{"aminator-platform", "default-jre-headless", "tomcat10", "apache2", "python3"} {
 			if s := dpkgStatus(t, root, p); s != "install ok installed" {
 				t.Errorf("%s: status %q", p, s)
