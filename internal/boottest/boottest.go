@@ -144,7 +144,7 @@ func Run(ctx context.Context, store snapstore.Store, im *plugin.Image, o Options
 		return res, fmt.Errorf("boot test: copy the image: %w", err)
 	}
 	part, _ := strconv.Atoi(im.Tags["root_partition"])
-	like, mode, err := launchOf(disk, im, o)
+	like, mode, err := launchOf(ctx, disk, im, o)
 	if err != nil {
 		return res, err
 	}

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aminator-go/aminator/internal/bootdisk"
 	"github.com/aminator-go/aminator/internal/imds"
 	"github.com/aminator-go/aminator/internal/netns"
 	"github.com/aminator-go/aminator/internal/plugin"
@@ -323,8 +324,16 @@ func bootEC2(ctx context.Context, m vm, probeKernel func() string, o Options, re
 
 // launchOf is how to launch the image and, like EC2, in which boot mode:
 // the disk's own loaders decide (loaders), and Options may ask for one.
-func launchOf(disk string, im *plugin.Image, o Options) (like, mode string, err error) {
-	bios, uefi := loaders(disk, im)
+func launchOf(ctx context.Context, disk string, im *plugin.Image, o Options) (like, mode string, err error) {
+	bios, uefi, err := loaders(ctx, disk, im)
+	if err != nil {
+		return "", "", err
+	}
+	return chooseLaunch(bios, uefi, o)
+}
+
+// chooseLaunch is launchOf for a disk with the given loaders.
+func chooseLaunch(bios, uefi bool, o Options) (like, mode string, err error) {
 	switch o.Like {
 	case "":
 		if !bios && !uefi {
@@ -349,17 +358,14 @@ func launchOf(disk string, im *plugin.Image, o Options) (like, mode string, err 
 	return "", "", fmt.Errorf("boot test: boot mode %q: legacy-bios or uefi", o.BootMode)
 }
 
-// loaders says which firmware boots the disk, from its boot tag.
-func loaders(_ string, im *plugin.Image) (bios, uefi bool) {
-	switch im.Tags["boot"] {
-	case "bios+uefi":
-		return true, true
-	case "uefi":
-		return false, true
-	case "legacy-bios":
-		return true, false
+// loaders says which firmware boots the disk, read from the disk itself
+// (a tag may be missing, as on an imported image, or wrong).
+func loaders(ctx context.Context, disk string, im *plugin.Image) (bios, uefi bool, err error) {
+	l, err := bootdisk.Detect(ctx, disk)
+	if err != nil {
+		return false, false, fmt.Errorf("boot test: read the disk's boot loaders: %w", err)
 	}
-	return false, false
+	return l.BIOS, l.HasUEFI(im.Architecture), nil
 }
 
 // kernelForProbe copies the image's kernel out of the scratch disk, read

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/aminator-go/aminator/internal/plugin"
 )
 
 // The VM is launched as EC2 launches an instance: the firmware of the boot
@@ -48,7 +46,7 @@ func TestEC2Args(t *testing.T) {
 // The disk's loaders choose the launch: a disk without one is booted by
 // its kernel, one with both by UEFI unless legacy-bios is asked for.
 func TestLaunchOf(t *testing.T) {
-	im := func(boot string) *plugin.Image { return &plugin.Image{Tags: plugin.Tags{"boot": boot}} }
+	loaders := map[string][2]bool{"": {}, "bios+uefi": {true, true}, "uefi": {false, true}, "legacy-bios": {true, false}}
 	for _, c := range []struct {
 		boot, like, mode, wantLike, wantMode string
 	}{
@@ -61,12 +59,13 @@ func TestLaunchOf(t *testing.T) {
 		// Asked for, a launch like EC2's of a loader-less disk fails at the loader.
 		{"", "ec2", "", LikeEC2, "uefi"},
 	} {
-		like, mode, err := launchOf("", im(c.boot), Options{Like: c.like, BootMode: c.mode})
+		l := loaders[c.boot]
+		like, mode, err := chooseLaunch(l[0], l[1], Options{Like: c.like, BootMode: c.mode})
 		if err != nil || like != c.wantLike || mode != c.wantMode {
 			t.Errorf("boot %q like %q mode %q: %s %s %v, want %s %s", c.boot, c.like, c.mode, like, mode, err, c.wantLike, c.wantMode)
 		}
 	}
-	if _, _, err := launchOf("", im(""), Options{Like: "xen"}); err == nil {
+	if _, _, err := chooseLaunch(false, false, Options{Like: "xen"}); err == nil {
 		t.Error("like xen accepted")
 	}
 }
