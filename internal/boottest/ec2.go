@@ -66,8 +66,8 @@ type ec2Launch struct {
 
 // newEC2Launch makes the namespace, the key pair, the metadata service and
 // its recording front on 169.254.169.254:80.
-func newEC2Launch(ctx context.Context, im *plugin.Image, work, mode string, o Options) (l *ec2Launch, err error) {
-	l = &ec2Launch{st: newStages(), mode: mode}
+func newEC2Launch(ctx context.Context, im *plugin.Image, work, mode string, o Options) (_ *ec2Launch, err error) {
+	l := &ec2Launch{st: newStages(), mode: mode}
 	defer func() {
 		if err != nil {
 			l.close()
@@ -80,14 +80,13 @@ func newEC2Launch(ctx context.Context, im *plugin.Image, work, mode string, o Op
 	if err != nil {
 		return nil, fmt.Errorf("boot test: %w", err)
 	}
-	sock := filepath.Join(work, "imds.sock")
+	// An abstract socket: no file to leave behind, no path length to exceed.
+	sock := "@aminator-imds-" + randHexN(8)
 	ul, err := net.Listen("unix", sock)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("boot test: the metadata service's socket: %w", err)
 	}
-	// The service serves its own copy; ours goes, the socket file stays.
-	ul.(*net.UnixListener).SetUnlinkOnClose(false)
-	defer ul.Close()
+	defer ul.Close() // the service serves its own copy
 	cfg := imds.Config{InstanceID: "i-0" + randHexN(8)[:16], InstanceType: instanceType, ImageID: im.ID,
 		AvailabilityZone: "us-east-1a", LocalIPv4: "10.0.2.15", MAC: guestMAC, Architecture: im.Architecture,
 		KeyName: "aminator-boot-test", PublicKey: pub}

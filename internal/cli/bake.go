@@ -211,7 +211,7 @@ image must configure its network by DHCP.`,
 				if a.output == "json" && res != nil {
 					a.printJSON(res)
 				} else if err == nil && res.Like == boottest.LikeEC2 {
-					fmt.Fprintf(a.stdout, "%s boots like EC2 (%s, %s, %s); this logged in: %s\n", im.ID, res.BootMode, res.Accel, res.Duration.Round(time.Second), res.SSH)
+					fmt.Fprintf(a.stdout, "%s boots like EC2 (%s, %s, %s); this logged in, from the VM's own network namespace: %s\n", im.ID, res.BootMode, res.Accel, res.Duration.Round(time.Second), res.SSH)
 				} else if err == nil {
 					fmt.Fprintf(a.stdout, "%s boots (%s, %s)\n", im.ID, res.Accel, res.Duration.Round(time.Second))
 				}
