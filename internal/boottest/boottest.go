@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -184,7 +185,7 @@ func Run(ctx context.Context, store snapstore.Store, im *plugin.Image, o Options
 	if err != nil {
 		return res, err
 	}
-	out, err := bootWithFallback(ctx, vm{qemu: qemu, args: args, nonce: nonce, fw: fw}, kernel, o, res, log)
+	out, err := bootWithFallback(ctx, vm{qemu: qemu, args: args, nonce: nonce, fw: fw}, func() string { return kernel }, o, res, log)
 	if err != nil {
 		return res, err
 	}
@@ -197,12 +198,21 @@ func Run(ctx context.Context, store snapstore.Store, im *plugin.Image, o Options
 
 // bootWithFallback picks the accelerator and boots; under auto, a KVM that
 // stays silent is recorded as broken and the boot runs again under TCG.
-func bootWithFallback(ctx context.Context, m vm, kernel string, o Options, res *Result, log *slog.Logger) (outcome, error) {
+// kernel gives the kernel that probes KVM ("": none, so TCG); it is only
+// called when a probe must run.
+func bootWithFallback(ctx context.Context, m vm, kernel func() string, o Options, res *Result, log *slog.Logger) (outcome, error) {
 	mode, err := ParseAccel(o.Accel)
 	if err != nil {
 		return outcome{}, err
 	}
-	accel, why := chooseAccel(ctx, mode, m.qemu, kernel, o.CacheDir, log)
+	accel, why := AccelTCG, "the image has no kernel to probe KVM with"
+	k := ""
+	if mode == AccelAuto && !verdictCached(m.qemu, o.CacheDir) {
+		k = kernel()
+	}
+	if mode != AccelAuto || k != "" || verdictCached(m.qemu, o.CacheDir) {
+		accel, why = chooseAccel(ctx, mode, m.qemu, k, o.CacheDir, log)
+	}
 	if ctx.Err() != nil {
 		return outcome{}, context.Cause(ctx)
 	}
@@ -210,7 +220,7 @@ func bootWithFallback(ctx context.Context, m vm, kernel string, o Options, res *
 		log.Info("booting under TCG (software emulation, slower): " + why)
 	}
 	res.Accel = accel
-	log.Info("booting", "kernel", res.Kernel, "accel", accel, "console", o.ConsoleLog)
+	log.Info("booting", "like", res.Like, "boot_mode", res.BootMode, "kernel", res.Kernel, "accel", accel, "console", o.ConsoleLog)
 	out, err := boot(ctx, m.withAccel(accel), accel == AccelKVM, o, log)
 	if err == nil && out.accelFailed && mode == AccelAuto {
 		log.Warn("KVM failed: " + out.reason + "; booting again under TCG")
@@ -449,18 +459,36 @@ func startVM(m vm, save io.Writer, log *slog.Logger) (*running, error) {
 	}
 	cmd.Stderr = cmd.Stdout
 	log.Debug("exec", "argv", strings.Join(cmd.Args, " "))
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", m.qemu, err)
-	}
 	p := &running{cmd: cmd, exited: make(chan error, 1),
 		c: &console{tail: logging.Tail{N: 20}, kernel: make(chan struct{}), mark: make(chan struct{}), onLine: m.onLine}}
+	if err := startHeld(cmd, p.exited); err != nil {
+		return nil, fmt.Errorf("start %s: %w", m.qemu, err)
+	}
 	want := marker + "-" + m.nonce
 	if m.ready != nil {
 		p.c.mark, want = m.ready, ""
 	}
 	go p.c.read(out, save, want)
-	go func() { p.exited <- cmd.Wait() }()
 	return p, nil
+}
+
+// startHeld starts cmd from a thread of its own that lives until cmd has
+// exited, when cmd.Wait's error is sent on exited. The kernel sends the
+// parent-death signal when the thread that forked the child ends, not the
+// process: Go ends threads that a goroutine locked and left (the network
+// namespace's throw-away threads), and the VM must not die with one.
+func startHeld(cmd *exec.Cmd, exited chan<- error) error {
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the VM
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		exited <- cmd.Wait()
+	}()
+	return <-started
 }
 
 // stop ends the VM: SIGTERM, then SIGKILL after 5 s.

@@ -227,7 +227,7 @@ func runEC2(ctx context.Context, qemu, disk, work string, part int, im *plugin.I
 	probeKernel := func() string { return kernelForProbe(ctx, disk, part, work, log) }
 	stop := l.probeSSH(ctx, m.ready, log)
 	defer stop()
-	out, err := bootEC2(ctx, m, probeKernel, o, res, log)
+	out, err := bootWithFallback(ctx, m, probeKernel, o, res, log)
 	if err != nil {
 		return err
 	}
@@ -286,39 +286,6 @@ func (l *ec2Launch) probeSSH(ctx context.Context, ready chan struct{}, log *slog
 		}
 	}()
 	return func() { cancel(); <-done }
-}
-
-// bootEC2 picks the accelerator and boots; under auto, a KVM that stays
-// silent is recorded as broken and the launch runs again under TCG.
-func bootEC2(ctx context.Context, m vm, probeKernel func() string, o Options, res *Result, log *slog.Logger) (outcome, error) {
-	mode, err := ParseAccel(o.Accel)
-	if err != nil {
-		return outcome{}, err
-	}
-	kernel := ""
-	if mode == AccelAuto && !verdictCached(m.qemu, o.CacheDir) {
-		kernel = probeKernel()
-	}
-	accel, why := AccelTCG, "no kernel to probe KVM with"
-	if mode != AccelAuto || kernel != "" || verdictCached(m.qemu, o.CacheDir) {
-		accel, why = chooseAccel(ctx, mode, m.qemu, kernel, o.CacheDir, log)
-	}
-	if ctx.Err() != nil {
-		return outcome{}, context.Cause(ctx)
-	}
-	if mode == AccelAuto && accel == AccelTCG {
-		log.Info("booting under TCG (software emulation, slower): " + why)
-	}
-	res.Accel = accel
-	log.Info("launching like EC2", "boot_mode", res.BootMode, "accel", accel, "console", o.ConsoleLog)
-	out, err := boot(ctx, m.withAccel(accel), accel == AccelKVM, o, log)
-	if err == nil && out.accelFailed && mode == AccelAuto {
-		log.Warn("KVM failed: " + out.reason + "; booting again under TCG")
-		recordBroken(m.qemu, o.CacheDir, out.reason, log)
-		res.Accel = AccelTCG
-		out, err = boot(ctx, m.withAccel(AccelTCG), false, o, log)
-	}
-	return out, err
 }
 
 // launchOf is how to launch the image and, like EC2, in which boot mode:

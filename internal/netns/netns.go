@@ -119,7 +119,11 @@ func (n *NS) enter() error {
 
 // onThrowawayThread runs f on a new goroutine locked to its OS thread and
 // never unlocks it: when the goroutine ends, the runtime terminates the
-// thread, whatever namespace f left it in.
+// thread, whatever namespace f left it in. The thread may be one that
+// earlier forked a child of this process: a child started with a
+// parent-death signal (Pdeathsig) then gets it, since the kernel ties that
+// signal to the forking thread. Start such children from a thread of their
+// own that outlives them (as boottest does for qemu).
 func onThrowawayThread(f func() error) error {
 	type result struct {
 		err      error

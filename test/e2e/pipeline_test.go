@@ -38,6 +38,7 @@ func TestBootableFoundation(t *testing.T) {
 		t.Run("Pipeline", func(t *testing.T) { foundationBaseAppPipeline(t, c) })
 		t.Run("SilentKVMProbe", func(t *testing.T) { bootTestSilentKVMProbe(t, c) })
 		t.Run("KVMWatchdog", func(t *testing.T) { bootTestKVMWatchdog(t, c) })
+		t.Run("KernelAndGRUB", func(t *testing.T) { t.Parallel(); kernelAndGRUB(t, c) })
 	})
 }
 
@@ -200,6 +201,12 @@ func TestNoKernelGPTXFSFoundation(t *testing.T) {
 	im := c.showImage(t, id)
 	if im.Tags["boot_test"] != "failed" || im.Tags["root_partition"] != "1" || im.Tags["filesystem"] != "xfs" || im.Tags["kernel"] != "none" {
 		t.Errorf("tags %v", im.Tags)
+	}
+	// Launched like EC2 anyway, the firmware finds nothing to boot, and the
+	// failure says so.
+	r = c.aminate(t, "test", "--like", "ec2", "--test-boot-mode", "legacy-bios", "--timeout", "30s", id)
+	if r.code != 1 || !strings.Contains(r.stderr, "no loader: the BIOS (SeaBIOS) found nothing on the disk that started a kernel") {
+		t.Errorf("a launch like EC2 of a loader-less disk: exit %d\n%s", r.code, r.stderr)
 	}
 	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-onxfs", Version: "1.0", Files: map[string]string{"/opt/x": "x\n"}})
 	app := mustOK(t, c.aminate(t, "-B", id, "-s", "xfs", "--root-volume-size", "2", deb))
