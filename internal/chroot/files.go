@@ -166,6 +166,73 @@ func (c *Chroot) ShortCircuit(rel, target string) error {
 	return nil
 }
 
+// Keep puts the regular file at rel back as it is now when the chroot
+// closes, if the bake changed, replaced or removed it: for a file the image
+// needs exactly as aminator made it (a boot loader's configuration). why,
+// logged when it is put back, says what it is for.
+func (c *Chroot) Keep(rel, why string) error {
+	rel = path.Clean(rel)
+	st, err := c.root.Lstat(rel)
+	if err != nil {
+		return fmt.Errorf("keep /%s: %w", rel, err)
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("keep /%s: not a regular file (%s)", rel, st.Mode().Type())
+	}
+	data, err := c.root.ReadFile(rel)
+	if err != nil {
+		return fmt.Errorf("keep /%s: %w", rel, err)
+	}
+	mode := st.Mode().Perm()
+	c.pushRestore("put back /"+rel, func() error {
+		if c.unchanged(rel, data, mode) {
+			return nil
+		}
+		c.log.Warn("the bake changed a file aminator keeps as it made it; putting it back", "path", "/"+rel, "why", why,
+			"changed_to", firstLine(c.root, rel))
+		if err := c.root.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return c.writeFile(rel, data, mode)
+	})
+	return nil
+}
+
+// unchanged says whether rel is still the regular file data with mode.
+func (c *Chroot) unchanged(rel string, data []byte, mode os.FileMode) bool {
+	st, err := c.root.Lstat(rel)
+	if err != nil || !st.Mode().IsRegular() || st.Mode().Perm() != mode {
+		return false
+	}
+	cur, err := c.root.ReadFile(rel)
+	return err == nil && bytes.Equal(cur, data)
+}
+
+// firstLine is what rel now is, for the log: its first line (which says
+// who wrote a generated file), a symlink's target, or "removed".
+func firstLine(root *os.Root, rel string) string {
+	st, err := root.Lstat(rel)
+	switch {
+	case err != nil:
+		return "removed"
+	case st.Mode()&fs.ModeSymlink != 0:
+		t, _ := root.Readlink(rel)
+		return "a symlink to " + t
+	case !st.Mode().IsRegular():
+		return st.Mode().Type().String()
+	}
+	b, _ := root.ReadFile(rel)
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	return string(line)
+}
+
+// AtClose runs fn when the chroot closes. Close undoes in the reverse
+// order of set-up, so fn runs before what was replaced or kept before the
+// call is put back, after what was after it; what names it in an error.
+func (c *Chroot) AtClose(what string, fn func() error) {
+	c.pushRestore(what, fn)
+}
+
 func (c *Chroot) pushRestore(what string, fn func() error) {
 	c.mu.Lock()
 	c.restores = append(c.restores, restore{what, fn})
