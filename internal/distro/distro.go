@@ -1,9 +1,11 @@
 // Package distro is the distro plugin, written once for every family: it
-// mounts the image's root filesystem, prepares the chroot (package chroot)
-// and keeps services from starting while packages install. A family
-// (package debian, package redhat) is only its defaults: a settings type,
-// the files it short-circuits, its service policy file (Debian's
-// policy-rc.d; RedHat has none) and the environment its commands run in.
+// mounts the image's root filesystem, prepares the chroot (package chroot),
+// keeps services from starting while packages install and, on an image
+// that boots through aminator's static GRUB config, defers the boot-loader
+// commands (bootloader.go). A family (package debian, package redhat) is
+// only its defaults: a settings type, the files it short-circuits, its
+// service policy file (Debian's policy-rc.d; RedHat has none) and the
+// environment its commands run in.
 package distro
 
 import (
@@ -81,6 +83,9 @@ var _ plugin.Distro = (*Distro)(nil)
 
 // New makes the distro plugin of a family's settings and policy.
 func New(s Settings, p Policy, log *slog.Logger) *Distro {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return &Distro{s: s, p: p, log: log}
 }
 
@@ -97,13 +102,22 @@ func (d *Distro) Enter(ctx context.Context, o plugin.MountOptions) (plugin.Chroo
 	if err != nil {
 		return nil, err
 	}
-	if err := d.keepServicesDown(c); err != nil {
+	if err := d.prepare(c); err != nil {
 		if cerr := c.Close(context.WithoutCancel(ctx)); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
 		return nil, err
 	}
 	return c, nil
+}
+
+// prepare keeps services from starting and defers the boot-loader
+// commands (bootloader.go).
+func (d *Distro) prepare(c *chroot.Chroot) error {
+	if err := d.keepServicesDown(c); err != nil {
+		return err
+	}
+	return d.deferBootLoader(c)
 }
 
 // keepServicesDown puts the policy file in place and points the commands
