@@ -56,7 +56,29 @@ func customizeHooks(o Options) []string {
 	if o.Profile != ProfileCloud || !o.Kernel {
 		return nil
 	}
-	return []string{`chroot "$1" systemctl enable --quiet systemd-networkd.service`}
+	hooks := []string{`chroot "$1" systemctl enable --quiet systemd-networkd.service`}
+	if o.Layout == "hybrid" {
+		hooks = append(hooks, `printf '%s\n' '`+strings.Join(grubDebconf(debArch[o.Arch]), `' '`)+`' | chroot "$1" debconf-set-selections`)
+	}
+	return hooks
+}
+
+// grubDebconf are debconf's answers for GRUB's packages, which the hybrid
+// layout does not install (grub.go) but a bake or an instance may. No
+// install device, and that is fine: grub-pc's maintainer scripts then
+// neither ask for one nor fail for the lack of one, and write to no disk
+// (the disk's loaders are aminator's). An EFI grub-install, where one
+// runs, keeps the removable-media loader, which an EC2 instance boots by,
+// in step with the modules it copies to /boot/grub, and leaves the NVRAM
+// alone: a new instance's is empty anyway.
+func grubDebconf(arch string) []string {
+	efi := "grub-efi-" + arch
+	return []string{
+		"grub-pc grub-pc/install_devices multiselect",
+		"grub-pc grub-pc/install_devices_empty boolean true",
+		efi + " grub2/update_nvram boolean false",
+		efi + " grub2/force_efi_extra_removable boolean true",
+	}
 }
 
 // cloudFiles are the cloud profile's configuration, by path in the tree.
