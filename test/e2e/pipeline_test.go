@@ -38,6 +38,7 @@ func TestBootableFoundation(t *testing.T) {
 		t.Run("Pipeline", func(t *testing.T) { foundationBaseAppPipeline(t, c) })
 		t.Run("SilentKVMProbe", func(t *testing.T) { bootTestSilentKVMProbe(t, c) })
 		t.Run("KVMWatchdog", func(t *testing.T) { bootTestKVMWatchdog(t, c) })
+		t.Run("KernelAndGRUB", func(t *testing.T) { t.Parallel(); kernelAndGRUB(t, c) })
 	})
 }
 
