@@ -89,6 +89,11 @@ func cloudFiles() map[string]string {
 		// (ens5, enX0, eth0, ...): EC2's first NIC has no fixed name.
 		"etc/systemd/network/90-aminator-dhcp.network": "# written by aminator: DHCP on every ethernet NIC, whatever it is named\n" +
 			"[Match]\nType=ether\nName=!veth* docker*\n\n[Network]\nDHCP=yes\nIPv6AcceptRA=yes\n\n[DHCPv4]\nUseMTU=yes\n",
+		// Should a bake install grub2-common, the instance's later
+		// update-grub writes Debian's grub.cfg: give it the same consoles.
+		"etc/default/grub.d/50-aminator.cfg": "# written by aminator: the cloud kernel's command line, for update-grub on an instance\n" +
+			"GRUB_TIMEOUT=0\nGRUB_CMDLINE_LINUX=\"" + kernelCmdline[len("ro "):] + "\"\nGRUB_CMDLINE_LINUX_DEFAULT=\"\"\n" +
+			"GRUB_TERMINAL=\"console serial\"\nGRUB_SERIAL_COMMAND=\"serial --speed=115200\"\n",
 		// The Amazon Time Sync Service; Debian's pool stays the fallback.
 		"etc/systemd/timesyncd.conf.d/aminator-ec2.conf": "# written by aminator: the Amazon Time Sync Service\n[Time]\nNTP=169.254.169.123 fd00:ec2::123\n",
 	}

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
 	"time"
+
+	_ "github.com/aminator-go/aminator/internal/imds/hush" // before the mock's init
 )
 
 // The child's descriptors, after stdin, stdout and stderr (see start).
@@ -21,6 +24,7 @@ const (
 // process it does nothing. The child never returns from here, so the rest
 // of the program (its main) never runs in it.
 func init() {
+	log.SetOutput(os.Stderr) // see package hush
 	if os.Getenv(childEnv) != "1" {
 		return
 	}

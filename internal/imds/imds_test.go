@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -364,4 +365,18 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// A program that links the mock and starts with no $HOME (aminate
+// re-executed by the sandbox) prints nothing about a home directory.
+func TestNoHomeWarning(t *testing.T) {
+	if os.Getenv("AMINATOR_HUSH_CHILD") == "1" {
+		os.Exit(0)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestNoHomeWarning$")
+	cmd.Env = []string{"AMINATOR_HUSH_CHILD=1"}
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.Contains(string(out), "home directory") {
+		t.Errorf("%v: %s", err, out)
+	}
 }
