@@ -58,7 +58,7 @@ func TestInputsRefusedBeforeWork(t *testing.T) {
 		{[]string{"-B", b, "--tag", "channel=release", deb}, "use aminate images promote"},
 		{[]string{"-B", b, "--tag", "base_ami_id=ami-1", "--dry-run", deb}, "use -B/--base-ami-id"},
 		{[]string{"--config", conf, "-B", b, deb}, `tag "lineage" is set by aminator`},
-		{append(append([]string{"-B", b}, many...), deb), "200 given, and aminator sets 12 of its own on the image"},
+		{append(append([]string{"-B", b}, many...), deb), "200 given, and aminator sets 13 of its own on the image"},
 		{[]string{"-B", b, "--tag", "big=" + strings.Repeat("x", 10<<10), deb}, "10240 characters; the cloud takes at most 256"},
 		{[]string{"-B", b, "-c", strings.Repeat("c", 300), deb}, "(set with -c/--creator)"},
 		{[]string{"foundation", "--tag", "release=x"}, "use foundation --release instead"},
