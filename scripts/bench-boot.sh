@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 . scripts/setup.sh
 go build -o bin/aminate ./cmd/aminate
 work=$(mktemp -d /var/tmp/aminator-bench.XXXXXX)
-trap 'rm -rf "$work"' EXIT
 export AMINATOR_STATE_DIR=$work/state AMINATOR_LOG_DIR=$work/log
+# The state directory's store is a mounted filesystem: unmount it first.
+trap 'bin/aminate init --unmount >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 id=$(bin/aminate foundation -n bench-boot -s bench 2>"$work/foundation.err")
 launch() { # label, args...
   local label=$1; shift

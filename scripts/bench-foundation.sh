@@ -10,8 +10,9 @@ cd "$(dirname "$0")/.."
 . scripts/setup.sh
 go build -o bin/aminate ./cmd/aminate
 work=$(mktemp -d /var/tmp/aminator-bench.XXXXXX)
-trap 'umount "$work/mnt" 2>/dev/null || true; [ -n "${loopdev:-}" ] && losetup -d "$loopdev" 2>/dev/null; rm -rf "$work"' EXIT
 export AMINATOR_STATE_DIR=$work/state AMINATOR_LOG_DIR=$work/log
+# The state directory's store is a mounted filesystem: unmount it first.
+trap 'bin/aminate init --unmount >/dev/null 2>&1 || true; umount "$work/mnt" 2>/dev/null || true; [ -n "${loopdev:-}" ] && losetup -d "$loopdev" 2>/dev/null; rm -rf "$work"' EXIT
 
 foundation() { # label, args...
   local label=$1; shift

@@ -77,6 +77,7 @@ func TestDiagnose(t *testing.T) {
 		line, stage, want string
 	}{
 		{"", "", "no loader: the BIOS (SeaBIOS) found nothing"},
+		{"Welcome to GRUB!", "", "no loader: the BIOS (SeaBIOS) found nothing"},
 		{"[    0.000000] Linux version 6.1.0-50-cloud-amd64", "", "kernel without root"},
 		{"Welcome to Debian GNU/Linux 12 (bookworm)!", "", "no network"},
 		{"", StageMetadata, "key not installed: the guest read the instance metadata"},

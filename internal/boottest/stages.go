@@ -73,7 +73,8 @@ func (s *stages) console(line string) {
 	case kernelLine.MatchString(line):
 		s.reach(StageKernel)
 	}
-	if strings.Contains(line, "Welcome to ") || strings.Contains(line, "systemd[1]: ") {
+	// systemd's banner after the switch to the root, not GRUB's.
+	if strings.Contains(line, "systemd[1]: ") || (strings.Contains(line, "Welcome to ") && !strings.Contains(line, "GRUB")) {
 		s.reach(StageKernel)
 		s.reach(StageSystem)
 	}
