@@ -10,8 +10,6 @@ package boottest
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -162,7 +160,7 @@ func Run(ctx context.Context, store snapstore.Store, im *plugin.Image, o Options
 		return res, nil
 	}
 	res.Like = LikeKernel
-	nonce := randHex()
+	nonce := randHexN(6)
 	kernel, initrd, version, err := prepare(ctx, disk, part, work, nonce)
 	if err != nil {
 		var fe failure
@@ -580,10 +578,4 @@ func (p *running) timedOut(marked bool, web *httpWatch, o Options) outcome {
 		out.reason = fmt.Sprintf("the system reached multi-user.target, but no HTTP answer below 500 within %s from %s", o.Timeout, web.missing())
 	}
 	return out
-}
-
-func randHex() string {
-	var b [6]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

@@ -55,19 +55,17 @@ const instanceType = "t3.micro"
 
 // ec2Launch is one launch's parts.
 type ec2Launch struct {
-	ns      *netns.NS
-	meta    *imds.Server
-	web     *http.Server
-	st      *stages
-	login   sshLogin
-	mode    string // legacy-bios or uefi
-	console string
+	ns    *netns.NS
+	meta  *imds.Server
+	web   *http.Server
+	st    *stages
+	login sshLogin
 }
 
 // newEC2Launch makes the namespace, the key pair, the metadata service and
 // its recording front on 169.254.169.254:80.
-func newEC2Launch(ctx context.Context, im *plugin.Image, work, mode string, o Options) (_ *ec2Launch, err error) {
-	l := &ec2Launch{st: newStages(), mode: mode}
+func newEC2Launch(ctx context.Context, im *plugin.Image, work string, o Options) (_ *ec2Launch, err error) {
+	l := &ec2Launch{st: newStages()}
 	defer func() {
 		if err != nil {
 			l.close()
@@ -96,10 +94,11 @@ func newEC2Launch(ctx context.Context, im *plugin.Image, work, mode string, o Op
 	if err := l.serveFront(sock); err != nil {
 		return nil, err
 	}
-	port, err := l.freePort()
+	fw, err := forwardsOn([]int{22}, l.ns.Listen)
 	if err != nil {
 		return nil, err
 	}
+	port := fw[0].host
 	l.login = sshLogin{command: l.ns.Command, key: key, known: filepath.Join(work, "known_hosts"), user: o.SSHUser, port: port}
 	return l, nil
 }
@@ -125,16 +124,6 @@ func (l *ec2Launch) serveFront(sock string) error {
 	})}
 	go l.web.Serve(ln)
 	return nil
-}
-
-// freePort picks a free port on the namespace's loopback for ssh.
-func (l *ec2Launch) freePort() (int, error) {
-	ln, err := l.ns.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 func (l *ec2Launch) close() {
@@ -211,12 +200,12 @@ func runEC2(ctx context.Context, qemu, disk, work string, part int, im *plugin.I
 	if err := checkFirmware(mode); err != nil {
 		return err
 	}
-	l, err := newEC2Launch(ctx, im, work, mode, o)
+	l, err := newEC2Launch(ctx, im, work, o)
 	if err != nil {
 		return err
 	}
 	defer l.close()
-	fw, err := l.forwards(o.ExpectHTTP)
+	fw, err := forwardsOn(o.ExpectHTTP, l.ns.Listen)
 	if err != nil {
 		return err
 	}
@@ -237,19 +226,6 @@ func runEC2(ctx context.Context, qemu, disk, work string, part int, im *plugin.I
 		log.Info("logged in over ssh", "user", o.SSHUser, "host_keys", strings.Join(res.HostKeys, ", "))
 	}
 	return nil
-}
-
-// forwards picks free ports in the namespace for the HTTP checks.
-func (l *ec2Launch) forwards(ports []int) ([]forward, error) {
-	var fw []forward
-	for _, p := range ports {
-		host, err := l.freePort()
-		if err != nil {
-			return nil, fmt.Errorf("pick a port for guest port %d: %w", p, err)
-		}
-		fw = append(fw, forward{guest: p, host: host})
-	}
-	return fw, nil
 }
 
 // probeSSH tries the login every few seconds, once the system runs, until

@@ -57,9 +57,14 @@ func CheckPorts(ports []int) error {
 // is free when picked; qemu binds it a moment later (a port taken
 // meanwhile makes qemu fail at once, which the boot reports).
 func forwards(ports []int) ([]forward, error) {
+	return forwardsOn(ports, net.Listen)
+}
+
+// forwardsOn picks, with listen, a free loopback port for each guest port.
+func forwardsOn(ports []int, listen func(network, addr string) (net.Listener, error)) ([]forward, error) {
 	var fw []forward
 	for _, p := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, fmt.Errorf("pick a host port for guest port %d: %w", p, err)
 		}
