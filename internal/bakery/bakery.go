@@ -39,9 +39,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/aminator-go/aminator/internal/confine"
-	"github.com/aminator-go/aminator/internal/imageref"
-	"github.com/aminator-go/aminator/internal/naming"
+	"github.com/aminator-go/aminator/internal/image/imageref"
+	"github.com/aminator-go/aminator/internal/image/naming"
+	"github.com/aminator-go/aminator/internal/sys/confine"
 )
 
 // Request is what a team asks for.

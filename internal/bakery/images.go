@@ -7,7 +7,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/aminator-go/aminator/internal/channels"
+	"github.com/aminator-go/aminator/internal/engine/channels"
 	"github.com/aminator-go/aminator/internal/plugin"
 )
 

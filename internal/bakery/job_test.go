@@ -4,7 +4,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/aminator-go/aminator/internal/imageref"
+	"github.com/aminator-go/aminator/internal/image/imageref"
 )
 
 func TestJobSettings(t *testing.T) {

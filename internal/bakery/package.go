@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/aminator-go/aminator/internal/confine"
 	"github.com/aminator-go/aminator/internal/fetch"
+	"github.com/aminator-go/aminator/internal/sys/confine"
 )
 
 // checkPackageSum checks a request's package_sha256: 64 hex digits, and

@@ -14,13 +14,13 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aminator-go/aminator/internal/bake"
-	"github.com/aminator-go/aminator/internal/boottest"
 	"github.com/aminator-go/aminator/internal/config"
-	"github.com/aminator-go/aminator/internal/console"
-	"github.com/aminator-go/aminator/internal/foundation"
+	"github.com/aminator-go/aminator/internal/engine/bake"
+	"github.com/aminator-go/aminator/internal/engine/boottest"
+	"github.com/aminator-go/aminator/internal/engine/foundation"
 	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/service"
+	"github.com/aminator-go/aminator/internal/ui/console"
 )
 
 // job runs fn as a service job of kind (see service.RunJob) with this

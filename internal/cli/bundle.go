@@ -9,11 +9,11 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/aminator-go/aminator/internal/cloud/local"
 	"github.com/aminator-go/aminator/internal/config"
-	"github.com/aminator-go/aminator/internal/push"
-	"github.com/aminator-go/aminator/internal/s3bundle"
+	"github.com/aminator-go/aminator/internal/engine/push"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/local"
 	"github.com/aminator-go/aminator/internal/service"
+	"github.com/aminator-go/aminator/internal/store/s3bundle"
 )
 
 // bundleFlags are the settings of an S3 bundle, shared by bundle and push --store-type s3.

@@ -19,23 +19,23 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/aminator-go/aminator/internal/bake"
 	"github.com/aminator-go/aminator/internal/config"
-	"github.com/aminator-go/aminator/internal/console"
+	"github.com/aminator-go/aminator/internal/engine/bake"
 	"github.com/aminator-go/aminator/internal/logging"
 	"github.com/aminator-go/aminator/internal/service"
+	"github.com/aminator-go/aminator/internal/ui/console"
 
 	// The built-in plugins register themselves.
-	_ "github.com/aminator-go/aminator/internal/blockdev"
-	_ "github.com/aminator-go/aminator/internal/cloud/ec2"
-	_ "github.com/aminator-go/aminator/internal/cloud/local"
-	_ "github.com/aminator-go/aminator/internal/distro/debian"
-	_ "github.com/aminator-go/aminator/internal/distro/redhat"
-	_ "github.com/aminator-go/aminator/internal/finalizer/instancestore"
-	_ "github.com/aminator-go/aminator/internal/finalizer/tagging"
-	_ "github.com/aminator-go/aminator/internal/provisioner/apt"
-	_ "github.com/aminator-go/aminator/internal/provisioner/yum"
-	_ "github.com/aminator-go/aminator/internal/volume"
+	_ "github.com/aminator-go/aminator/internal/plugin/blockdev"
+	_ "github.com/aminator-go/aminator/internal/plugin/cloud/ec2"
+	_ "github.com/aminator-go/aminator/internal/plugin/cloud/local"
+	_ "github.com/aminator-go/aminator/internal/plugin/distro/debian"
+	_ "github.com/aminator-go/aminator/internal/plugin/distro/redhat"
+	_ "github.com/aminator-go/aminator/internal/plugin/finalizer/instancestore"
+	_ "github.com/aminator-go/aminator/internal/plugin/finalizer/tagging"
+	_ "github.com/aminator-go/aminator/internal/plugin/provisioner/apt"
+	_ "github.com/aminator-go/aminator/internal/plugin/provisioner/yum"
+	_ "github.com/aminator-go/aminator/internal/plugin/volume"
 )
 
 // Version is set at build time with -ldflags "-X .../cli.Version=...".

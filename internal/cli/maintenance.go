@@ -11,14 +11,14 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aminator-go/aminator/internal/bootdisk"
-	ec2cloud "github.com/aminator-go/aminator/internal/cloud/ec2"
-	"github.com/aminator-go/aminator/internal/cloud/local"
 	"github.com/aminator-go/aminator/internal/config"
-	"github.com/aminator-go/aminator/internal/gcreport"
-	"github.com/aminator-go/aminator/internal/progress"
-	"github.com/aminator-go/aminator/internal/push"
+	"github.com/aminator-go/aminator/internal/engine/push"
+	"github.com/aminator-go/aminator/internal/image/bootdisk"
+	ec2cloud "github.com/aminator-go/aminator/internal/plugin/cloud/ec2"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/local"
 	"github.com/aminator-go/aminator/internal/service"
+	"github.com/aminator-go/aminator/internal/ui/gcreport"
+	"github.com/aminator-go/aminator/internal/ui/progress"
 )
 
 func (a *app) gcCommand() *cobra.Command {

@@ -6,8 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	ec2cloud "github.com/aminator-go/aminator/internal/cloud/ec2"
 	"github.com/aminator-go/aminator/internal/config"
+	ec2cloud "github.com/aminator-go/aminator/internal/plugin/cloud/ec2"
 	"github.com/aminator-go/aminator/internal/service"
 )
 

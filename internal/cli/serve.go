@@ -22,10 +22,10 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/aminator-go/aminator/internal/bakery"
-	"github.com/aminator-go/aminator/internal/channels"
 	"github.com/aminator-go/aminator/internal/config"
-	"github.com/aminator-go/aminator/internal/ids"
+	"github.com/aminator-go/aminator/internal/engine/channels"
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/ids"
 	"github.com/aminator-go/aminator/internal/service"
 )
 

@@ -10,16 +10,16 @@ import (
 
 	"github.com/aminator-go/aminator/internal/config"
 
-	_ "github.com/aminator-go/aminator/internal/blockdev"
-	_ "github.com/aminator-go/aminator/internal/cloud/ec2"
-	_ "github.com/aminator-go/aminator/internal/cloud/local"
-	"github.com/aminator-go/aminator/internal/distro/debian"
-	_ "github.com/aminator-go/aminator/internal/distro/redhat"
-	_ "github.com/aminator-go/aminator/internal/finalizer/instancestore"
-	_ "github.com/aminator-go/aminator/internal/finalizer/tagging"
-	"github.com/aminator-go/aminator/internal/provisioner/apt"
-	_ "github.com/aminator-go/aminator/internal/provisioner/yum"
-	_ "github.com/aminator-go/aminator/internal/volume"
+	_ "github.com/aminator-go/aminator/internal/plugin/blockdev"
+	_ "github.com/aminator-go/aminator/internal/plugin/cloud/ec2"
+	_ "github.com/aminator-go/aminator/internal/plugin/cloud/local"
+	"github.com/aminator-go/aminator/internal/plugin/distro/debian"
+	_ "github.com/aminator-go/aminator/internal/plugin/distro/redhat"
+	_ "github.com/aminator-go/aminator/internal/plugin/finalizer/instancestore"
+	_ "github.com/aminator-go/aminator/internal/plugin/finalizer/tagging"
+	"github.com/aminator-go/aminator/internal/plugin/provisioner/apt"
+	_ "github.com/aminator-go/aminator/internal/plugin/provisioner/yum"
+	_ "github.com/aminator-go/aminator/internal/plugin/volume"
 )
 
 type dirs struct{ sys, user string }

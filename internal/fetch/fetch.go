@@ -14,7 +14,7 @@
 //
 // This is the download aminate itself makes of a bake's package URL; the
 // downloads an image's package manager makes inside its sandbox go
-// through the bake's egress proxy (internal/egress) instead.
+// through the bake's egress proxy (internal/sandbox/egress) instead.
 package fetch
 
 import (

@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/aminator-go/aminator/internal/fetch"
-	"github.com/aminator-go/aminator/internal/fetch/fetchtest"
+	"github.com/aminator-go/aminator/internal/testutil/fetchtest"
 )
 
 const secret = "internal scanner: db01 admin password"

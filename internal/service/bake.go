@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/aminator-go/aminator/internal/bake"
-	"github.com/aminator-go/aminator/internal/foundation"
+	"github.com/aminator-go/aminator/internal/engine/bake"
+	"github.com/aminator-go/aminator/internal/engine/foundation"
 )
 
 // Bake bakes req as this job on env. A failed bake's error names the

@@ -7,11 +7,11 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/aminator-go/aminator/internal/boottest"
-	"github.com/aminator-go/aminator/internal/naming"
-	"github.com/aminator-go/aminator/internal/pipeline"
+	"github.com/aminator-go/aminator/internal/engine/boottest"
+	"github.com/aminator-go/aminator/internal/engine/undo"
+	"github.com/aminator-go/aminator/internal/image/naming"
 	"github.com/aminator-go/aminator/internal/plugin"
-	"github.com/aminator-go/aminator/internal/snapstore"
+	"github.com/aminator-go/aminator/internal/store/snapstore"
 )
 
 // boot is the boot test itself (boottest.Run; unit tests replace it).
@@ -25,7 +25,7 @@ var boot = boottest.Run
 // running leaves the image's tags alone.
 func BootTest(ctx context.Context, c plugin.Tagger, store snapstore.Store, im *plugin.Image, o boottest.Options, log *slog.Logger) (*boottest.Result, error) {
 	var res *boottest.Result
-	_, err := pipeline.Step(ctx, log, "boot test", func(ctx context.Context) (err error) {
+	_, err := undo.Step(ctx, log, "boot test", func(ctx context.Context) (err error) {
 		res, err = boot(ctx, store, im, o, log)
 		return err
 	})

@@ -6,9 +6,9 @@ import (
 	"log/slog"
 	"testing"
 
-	"github.com/aminator-go/aminator/internal/boottest"
+	"github.com/aminator-go/aminator/internal/engine/boottest"
 	"github.com/aminator-go/aminator/internal/plugin"
-	"github.com/aminator-go/aminator/internal/snapstore"
+	"github.com/aminator-go/aminator/internal/store/snapstore"
 )
 
 // A boot that passes or fails is recorded on the image; one that could

@@ -8,13 +8,13 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/aminator-go/aminator/internal/bundlestore"
-	"github.com/aminator-go/aminator/internal/cloud/local"
 	"github.com/aminator-go/aminator/internal/config"
-	"github.com/aminator-go/aminator/internal/flock"
+	"github.com/aminator-go/aminator/internal/engine/push"
 	"github.com/aminator-go/aminator/internal/plugin"
-	"github.com/aminator-go/aminator/internal/push"
-	"github.com/aminator-go/aminator/internal/s3bundle"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/local"
+	"github.com/aminator-go/aminator/internal/store/bundlestore"
+	"github.com/aminator-go/aminator/internal/store/s3bundle"
+	"github.com/aminator-go/aminator/internal/sys/flock"
 )
 
 // BundleFiles name the PEM files a bundle is made with.

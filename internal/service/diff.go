@@ -6,10 +6,10 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/aminator-go/aminator/internal/channels"
-	"github.com/aminator-go/aminator/internal/imageref"
-	"github.com/aminator-go/aminator/internal/pkgmgr"
+	"github.com/aminator-go/aminator/internal/engine/channels"
+	"github.com/aminator-go/aminator/internal/image/imageref"
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/plugin/provisioner/pkgmgr"
 )
 
 // distributions maps a distribution tag to its package format.

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aminator-go/aminator/internal/pkgmgr"
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/plugin/provisioner/pkgmgr"
 )
 
 func pkgs(arch string, nv ...string) []plugin.Package {

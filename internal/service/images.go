@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/aminator-go/aminator/internal/channels"
-	"github.com/aminator-go/aminator/internal/cloud/local"
 	"github.com/aminator-go/aminator/internal/config"
-	"github.com/aminator-go/aminator/internal/imageref"
+	"github.com/aminator-go/aminator/internal/engine/channels"
+	"github.com/aminator-go/aminator/internal/engine/push"
+	"github.com/aminator-go/aminator/internal/image/imageref"
 	"github.com/aminator-go/aminator/internal/plugin"
-	"github.com/aminator-go/aminator/internal/push"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/local"
 )
 
 // Find finds the image a user named by id, name or FAMILY:LABEL.

@@ -11,16 +11,16 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aminator-go/aminator/internal/bake"
-	"github.com/aminator-go/aminator/internal/boottest"
-	ec2cloud "github.com/aminator-go/aminator/internal/cloud/ec2"
-	"github.com/aminator-go/aminator/internal/cloud/local"
 	"github.com/aminator-go/aminator/internal/config"
-	"github.com/aminator-go/aminator/internal/flock"
+	"github.com/aminator-go/aminator/internal/engine/bake"
+	"github.com/aminator-go/aminator/internal/engine/boottest"
 	"github.com/aminator-go/aminator/internal/logging"
-	"github.com/aminator-go/aminator/internal/mntns"
 	"github.com/aminator-go/aminator/internal/plugin"
-	"github.com/aminator-go/aminator/internal/progress"
+	ec2cloud "github.com/aminator-go/aminator/internal/plugin/cloud/ec2"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/local"
+	"github.com/aminator-go/aminator/internal/sys/flock"
+	"github.com/aminator-go/aminator/internal/sys/mntns"
+	"github.com/aminator-go/aminator/internal/ui/progress"
 )
 
 // ExitError is the exit code of a job's re-run child, for the caller to

@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"github.com/aminator-go/aminator/internal/config"
-	"github.com/aminator-go/aminator/internal/flock"
-	"github.com/aminator-go/aminator/internal/progress"
+	"github.com/aminator-go/aminator/internal/sys/flock"
+	"github.com/aminator-go/aminator/internal/ui/progress"
 )
 
 // textConsole is a console of key=value lines into a buffer.

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 
-	ec2cloud "github.com/aminator-go/aminator/internal/cloud/ec2"
 	"github.com/aminator-go/aminator/internal/config"
 	"github.com/aminator-go/aminator/internal/plugin"
+	ec2cloud "github.com/aminator-go/aminator/internal/plugin/cloud/ec2"
 )
 
 // FillEC2Pool fills this host's EC2 pool of a snapshot (see

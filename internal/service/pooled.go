@@ -3,9 +3,9 @@ package service
 import (
 	"context"
 
-	"github.com/aminator-go/aminator/internal/cloud/local"
 	"github.com/aminator-go/aminator/internal/config"
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/local"
 )
 
 // PooledIn says, for a region's cloud, how many ready pooled volumes

@@ -9,7 +9,7 @@ import (
 	"syscall"
 
 	"github.com/aminator-go/aminator/internal/config"
-	"github.com/aminator-go/aminator/internal/flock"
+	"github.com/aminator-go/aminator/internal/sys/flock"
 )
 
 // refillEnv names the file where a job in its namespaces lists the pools

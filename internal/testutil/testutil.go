@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aminator-go/aminator/internal/flock"
-	"github.com/aminator-go/aminator/internal/loop"
-	"github.com/aminator-go/aminator/internal/mount"
+	"github.com/aminator-go/aminator/internal/sys/flock"
+	"github.com/aminator-go/aminator/internal/sys/loop"
+	"github.com/aminator-go/aminator/internal/sys/mount"
 )
 
 // RequireRoot skips the test unless it runs as root.

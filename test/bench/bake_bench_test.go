@@ -33,9 +33,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aminator-go/aminator/internal/bake"
-	"github.com/aminator-go/aminator/internal/loop"
-	"github.com/aminator-go/aminator/internal/mount"
+	"github.com/aminator-go/aminator/internal/engine/bake"
+	"github.com/aminator-go/aminator/internal/sys/loop"
+	"github.com/aminator-go/aminator/internal/sys/mount"
 	"github.com/aminator-go/aminator/internal/testutil"
 )
 

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aminator-go/aminator/internal/bake"
+	"github.com/aminator-go/aminator/internal/engine/bake"
 	"github.com/aminator-go/aminator/internal/testutil"
 )
 

@@ -19,7 +19,7 @@ import (
 
 	kflate "github.com/klauspost/compress/flate"
 
-	"github.com/aminator-go/aminator/internal/s3bundle"
+	"github.com/aminator-go/aminator/internal/store/s3bundle"
 	"github.com/aminator-go/aminator/internal/testutil"
 )
 

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aminator-go/aminator/internal/loop"
-	"github.com/aminator-go/aminator/internal/mount"
-	"github.com/aminator-go/aminator/internal/snapstore"
+	"github.com/aminator-go/aminator/internal/store/snapstore"
+	"github.com/aminator-go/aminator/internal/sys/loop"
+	"github.com/aminator-go/aminator/internal/sys/mount"
 	"github.com/aminator-go/aminator/internal/testutil"
 )
 

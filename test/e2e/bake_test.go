@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aminator-go/aminator/internal/fetch/fetchtest"
-	"github.com/aminator-go/aminator/internal/mount"
+	"github.com/aminator-go/aminator/internal/sys/mount"
 	"github.com/aminator-go/aminator/internal/testutil"
+	"github.com/aminator-go/aminator/internal/testutil/fetchtest"
 )
 
 func hashFile(t *testing.T, p string) string {

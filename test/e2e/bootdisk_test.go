@@ -13,9 +13,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
-	"github.com/aminator-go/aminator/internal/bootdisk/bootdisktest"
-	"github.com/aminator-go/aminator/internal/cloud/ec2/ec2test"
 	"github.com/aminator-go/aminator/internal/testutil"
+	"github.com/aminator-go/aminator/internal/testutil/bootdisktest"
+	"github.com/aminator-go/aminator/internal/testutil/ec2test"
 )
 
 // standInRootPartition is where the EC2 stand-in disks keep the Debian

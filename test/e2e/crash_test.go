@@ -18,11 +18,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
-	ec2cloud "github.com/aminator-go/aminator/internal/cloud/ec2"
-	"github.com/aminator-go/aminator/internal/cloud/ec2/ec2test"
-	"github.com/aminator-go/aminator/internal/crashpoint"
 	"github.com/aminator-go/aminator/internal/plugin"
+	ec2cloud "github.com/aminator-go/aminator/internal/plugin/cloud/ec2"
+	"github.com/aminator-go/aminator/internal/sys/crashpoint"
 	"github.com/aminator-go/aminator/internal/testutil"
+	"github.com/aminator-go/aminator/internal/testutil/ec2test"
 )
 
 var (

@@ -10,8 +10,8 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/aminator-go/aminator/internal/mount"
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/sys/mount"
 	"github.com/aminator-go/aminator/internal/testutil"
 )
 

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/aminator-go/aminator/internal/bakery"
-	"github.com/aminator-go/aminator/internal/fetch/fetchtest"
 	"github.com/aminator-go/aminator/internal/testutil"
+	"github.com/aminator-go/aminator/internal/testutil/fetchtest"
 )
 
 const scannerText = "internal scanner: db01 admin password"

@@ -19,14 +19,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
-	"github.com/aminator-go/aminator/internal/bake"
-	"github.com/aminator-go/aminator/internal/blockdev"
-	ec2cloud "github.com/aminator-go/aminator/internal/cloud/ec2"
-	"github.com/aminator-go/aminator/internal/cloud/ec2/ec2test"
-	"github.com/aminator-go/aminator/internal/distro/debian"
-	"github.com/aminator-go/aminator/internal/loop"
+	"github.com/aminator-go/aminator/internal/engine/bake"
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/plugin/blockdev"
+	ec2cloud "github.com/aminator-go/aminator/internal/plugin/cloud/ec2"
+	"github.com/aminator-go/aminator/internal/plugin/distro/debian"
+	"github.com/aminator-go/aminator/internal/sys/loop"
 	"github.com/aminator-go/aminator/internal/testutil"
+	"github.com/aminator-go/aminator/internal/testutil/ec2test"
 )
 
 // ec2Env is an EC2 environment in process against moto, with the loop

@@ -24,21 +24,21 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
-	"github.com/aminator-go/aminator/internal/bake"
-	"github.com/aminator-go/aminator/internal/blockdev"
-	"github.com/aminator-go/aminator/internal/bootdisk"
-	ec2cloud "github.com/aminator-go/aminator/internal/cloud/ec2"
-	"github.com/aminator-go/aminator/internal/cloud/ec2/ec2test"
-	"github.com/aminator-go/aminator/internal/distro/debian"
-	"github.com/aminator-go/aminator/internal/loop"
-	"github.com/aminator-go/aminator/internal/partition"
+	"github.com/aminator-go/aminator/internal/engine/bake"
+	"github.com/aminator-go/aminator/internal/image/bootdisk"
 	"github.com/aminator-go/aminator/internal/plugin"
-	"github.com/aminator-go/aminator/internal/sparse"
+	"github.com/aminator-go/aminator/internal/plugin/blockdev"
+	ec2cloud "github.com/aminator-go/aminator/internal/plugin/cloud/ec2"
+	"github.com/aminator-go/aminator/internal/plugin/distro/debian"
+	"github.com/aminator-go/aminator/internal/sys/loop"
+	"github.com/aminator-go/aminator/internal/sys/partition"
+	"github.com/aminator-go/aminator/internal/sys/sparse"
 	"github.com/aminator-go/aminator/internal/testutil"
+	"github.com/aminator-go/aminator/internal/testutil/ec2test"
 
-	_ "github.com/aminator-go/aminator/internal/finalizer/tagging"
-	_ "github.com/aminator-go/aminator/internal/provisioner/apt"
-	_ "github.com/aminator-go/aminator/internal/volume"
+	_ "github.com/aminator-go/aminator/internal/plugin/finalizer/tagging"
+	_ "github.com/aminator-go/aminator/internal/plugin/provisioner/apt"
+	_ "github.com/aminator-go/aminator/internal/plugin/volume"
 )
 
 // loopBlockDevice is the one stand-in of the EC2 tests: moto reports a

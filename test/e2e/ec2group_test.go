@@ -3,8 +3,8 @@ package e2e
 import (
 	"testing"
 
-	"github.com/aminator-go/aminator/internal/cloud/ec2/ec2test"
 	"github.com/aminator-go/aminator/internal/testutil"
+	"github.com/aminator-go/aminator/internal/testutil/ec2test"
 )
 
 // TestEC2 runs the tests against EC2's API (moto and the metadata mock)

@@ -15,15 +15,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/aminator-go/aminator/internal/bake"
-	"github.com/aminator-go/aminator/internal/blockdev"
-	ec2cloud "github.com/aminator-go/aminator/internal/cloud/ec2"
-	"github.com/aminator-go/aminator/internal/cloud/ec2/ec2test"
-	"github.com/aminator-go/aminator/internal/distro/debian"
-	"github.com/aminator-go/aminator/internal/finalizer/instancestore"
-	"github.com/aminator-go/aminator/internal/loop"
+	"github.com/aminator-go/aminator/internal/engine/bake"
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/plugin/blockdev"
+	ec2cloud "github.com/aminator-go/aminator/internal/plugin/cloud/ec2"
+	"github.com/aminator-go/aminator/internal/plugin/distro/debian"
+	"github.com/aminator-go/aminator/internal/plugin/finalizer/instancestore"
+	"github.com/aminator-go/aminator/internal/sys/loop"
 	"github.com/aminator-go/aminator/internal/testutil"
+	"github.com/aminator-go/aminator/internal/testutil/ec2test"
 )
 
 // A bake in the ec2_apt_linux_s3 environment against moto, in process

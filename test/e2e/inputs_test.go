@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aminator-go/aminator/internal/fetch/fetchtest"
 	"github.com/aminator-go/aminator/internal/testutil"
+	"github.com/aminator-go/aminator/internal/testutil/fetchtest"
 )
 
 // nothingMade fails the test if a refused command made anything: an

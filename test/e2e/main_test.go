@@ -17,12 +17,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aminator-go/aminator/internal/cloud/local"
-	"github.com/aminator-go/aminator/internal/loop"
-	"github.com/aminator-go/aminator/internal/mount"
-	"github.com/aminator-go/aminator/internal/partition"
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/local"
 	"github.com/aminator-go/aminator/internal/sandbox"
+	"github.com/aminator-go/aminator/internal/sys/loop"
+	"github.com/aminator-go/aminator/internal/sys/mount"
+	"github.com/aminator-go/aminator/internal/sys/partition"
 	"github.com/aminator-go/aminator/internal/testutil"
 )
 

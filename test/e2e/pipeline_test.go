@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aminator-go/aminator/internal/boottest"
+	"github.com/aminator-go/aminator/internal/engine/boottest"
 	"github.com/aminator-go/aminator/internal/testutil"
 )
 

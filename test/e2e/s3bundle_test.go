@@ -11,12 +11,12 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/config"
 
-	"github.com/aminator-go/aminator/internal/bundlestore"
-	"github.com/aminator-go/aminator/internal/cloud/ec2/ec2test"
-	"github.com/aminator-go/aminator/internal/cloud/local"
 	"github.com/aminator-go/aminator/internal/plugin"
-	"github.com/aminator-go/aminator/internal/s3bundle"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/local"
+	"github.com/aminator-go/aminator/internal/store/bundlestore"
+	"github.com/aminator-go/aminator/internal/store/s3bundle"
 	"github.com/aminator-go/aminator/internal/testutil"
+	"github.com/aminator-go/aminator/internal/testutil/ec2test"
 )
 
 // userCert makes the user's key and certificate with openssl, as the EC2

@@ -22,7 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/aminator-go/aminator/internal/cloud/ec2/ec2test"
+	"github.com/aminator-go/aminator/internal/testutil/ec2test"
 )
 
 // awsProxy stands between aminate and moto: it records the requests (EC2

@@ -1,0 +1,114 @@
+// Package foundation builds foundation images: a pristine Debian made from
+// an empty volume, the first layer of the seed's pipeline (foundation ->
+// base -> app). mmdebstrap installs the release into a scratch directory
+// (on tmpfs when there is room: about three times faster than disk), the
+// tree is cleaned of anything of the host and given an fstab by UUID, and
+// mkfs.ext4 -d writes it straight into the volume's root filesystem, with
+// no mount and no copy. The volume is then snapshotted and registered like
+// any image: a foundation is a second list of steps that reuses the bake's
+// (create volume, attach, snapshot, register) around its own (bootstrap,
+// configure, partition, make filesystem), one per file (step_*.go).
+//
+// Layouts: "whole" (the default) puts the filesystem on the whole device,
+// as Aminator's EBS volumes and the local boot test (qemu direct kernel
+// boot) want; "gpt" puts it on partition 1 of a GPT disk, with no
+// bootloader; "uefi" makes a disk that firmware boots by itself: a GPT
+// with an EFI system partition (1) carrying systemd-boot, the kernel and
+// its initrd, and the root on partition 2 (last, so it can grow) — for EC2's
+// uefi boot mode and any UEFI VM.
+package foundation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/aminator-go/aminator/internal/engine/bake"
+	"github.com/aminator-go/aminator/internal/engine/undo"
+	"github.com/aminator-go/aminator/internal/image/naming"
+	"github.com/aminator-go/aminator/internal/plugin"
+)
+
+// Result is a built foundation.
+type Result struct {
+	Image    *plugin.Image `json:"image"`
+	Kernel   string        `json:"kernel,omitempty"`
+	Packages int           `json:"packages"`
+	Timings  []undo.Timing `json:"timings"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// builder is what a foundation's own steps share besides the bake.State:
+// the options, the scratch tree and what the bootstrap installed in it.
+type builder struct {
+	o    Options
+	name string
+	host host
+	log  *slog.Logger
+	// work is the scratch directory and tree the root filesystem's tree in it.
+	work, tree string
+	// uuid is the root filesystem's, espID the EFI system partition's.
+	uuid, espID string
+	// kernel is the newest installed ("": none), pkgs the manifest.
+	kernel string
+	pkgs   []plugin.Package
+}
+
+// Build makes and registers a foundation image.
+func Build(ctx context.Context, env *bake.Environment, o Options, log *slog.Logger) (*Result, error) {
+	return build(ctx, env, o, log, machine{log})
+}
+
+func build(ctx context.Context, env *bake.Environment, o Options, log *slog.Logger, h host) (res *Result, err error) {
+	start := time.Now()
+	res = &Result{}
+	if err := o.validate(); err != nil {
+		return res, &bake.UsageError{Err: err}
+	}
+	if o.Suffix == "" {
+		o.Suffix = naming.Suffix(start)
+	}
+	if o.Mirror == "" {
+		o.Mirror = HostMirror()
+	}
+	name := naming.ImageName(o.Name, naming.Fields{Suffix: o.Suffix})
+	if err := checkInputs(ctx, env, o, name); err != nil {
+		return res, err
+	}
+	b := &builder{o: o, name: name, host: h, log: log, uuid: newUUID(), espID: strings.ToUpper(newUUID()[:8])}
+	s := bake.NewState(env, bake.Request{BakeID: o.BakeID}, log)
+	s.Size = int64(o.SizeGiB) << 30
+	completed := false // a panic unwinds with err nil: a failure too
+	defer func() {
+		_, cerr := s.Undo.Finish(ctx, err != nil || !completed, false)
+		res.Timings, res.Duration = s.Undo.Timings(), time.Since(start)
+		res.Image, res.Kernel, res.Packages = s.Image, b.kernel, len(b.pkgs)
+		if cerr != nil {
+			err = errors.Join(err, fmt.Errorf("cleanup: %w", cerr))
+		}
+	}()
+
+	err = s.Run(ctx,
+		scratch{b},
+		bootstrap{b},
+		configure{b},
+		bake.CreateVolume{Tags: b.volumeTags},
+		bake.AttachVolume{},
+		bake.When(b.partitioned, partitionDisk{b}),
+		bake.When(b.uefi, bootPartition{b}),
+		bake.When(b.hybrid, bootLoaders{b}),
+		makeFilesystem{b},
+		describe{b},
+		bake.Group("snapshot and register", bake.Snapshot{}, bake.Register{}),
+	)
+	completed = err == nil
+	return res, err
+}
+
+// volumeTags are the work volume's: what it is for and the bake that owns it.
+func (b *builder) volumeTags(context.Context, *bake.State) plugin.Tags {
+	return plugin.Tags{"purpose": "amination", "bake": b.o.BakeID}
+}

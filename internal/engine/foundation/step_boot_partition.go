@@ -1,0 +1,80 @@
+package foundation
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/aminator-go/aminator/internal/engine/bake"
+	"github.com/aminator-go/aminator/internal/logging"
+	"github.com/aminator-go/aminator/internal/sys/partition"
+)
+
+// bootPartition makes the uefi layout's EFI system partition.
+type bootPartition struct{ b *builder }
+
+// uefi says the layout boots by firmware, from an EFI system partition.
+func (b *builder) uefi(*bake.State) bool { return b.o.Layout == "uefi" }
+
+func (bootPartition) Name() string { return "boot partition" }
+
+// bootLoaders makes the hybrid layout's loaders: GRUB for BIOS and UEFI.
+type bootLoaders struct{ b *builder }
+
+// hybrid says the layout boots by either firmware, with GRUB.
+func (b *builder) hybrid(*bake.State) bool { return b.o.Layout == "hybrid" }
+
+func (bootLoaders) Name() string { return "boot loaders" }
+
+func (st bootLoaders) Run(ctx context.Context, s *bake.State) error {
+	b := st.b
+	return b.host.InstallGRUB(ctx, s.Device, b.tree, b.uuid, b.espID, filepath.Join(b.work, "grub"))
+}
+
+func (st bootPartition) Run(ctx context.Context, s *bake.State) error {
+	b := st.b
+	return b.host.MakeESP(ctx, s.Device, b.tree, b.kernel, b.uuid, b.espID, filepath.Join(b.work, "esp"))
+}
+
+// makeESP makes the EFI system partition (partition 1): FAT32 with
+// systemd-boot as the default loader, the kernel and initrd, and one boot
+// entry for the root filesystem by UUID. mtools writes into it, so no FAT
+// driver is needed on the host (this project's machines have none).
+func makeESP(ctx context.Context, dev, tree, kernel, rootUUID, espID, work string, log *slog.Logger) error {
+	target, release, err := partition.Open(ctx, dev, 1)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if err := logging.Host(ctx, log, "mkfs.vfat", "-F", "32", "-n", "ESP", "-i", espID, target); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(work, 0o700); err != nil {
+		return err
+	}
+	entry := fmt.Sprintf("title Debian (aminator)\nlinux /vmlinuz\ninitrd /initrd.img\noptions root=UUID=%s rw console=tty0 console=ttyS0\n", rootUUID)
+	for name, content := range map[string]string{"loader.conf": "default debian.conf\ntimeout 0\n", "debian.conf": entry} {
+		if err := os.WriteFile(filepath.Join(work, name), []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	if err := logging.Host(ctx, log, "mmd", "-i", target, "::/EFI", "::/EFI/BOOT", "::/EFI/systemd", "::/loader", "::/loader/entries"); err != nil {
+		return fmt.Errorf("boot partition: %w", err)
+	}
+	loader := filepath.Join(tree, "usr/lib/systemd/boot/efi/systemd-bootx64.efi")
+	for _, c := range [][2]string{ // from, to in the ESP
+		{loader, "::/EFI/BOOT/BOOTX64.EFI"},
+		{loader, "::/EFI/systemd/systemd-bootx64.efi"},
+		{filepath.Join(tree, "boot", "vmlinuz-"+kernel), "::/vmlinuz"},
+		{filepath.Join(tree, "boot", "initrd.img-"+kernel), "::/initrd.img"},
+		{filepath.Join(work, "loader.conf"), "::/loader/loader.conf"},
+		{filepath.Join(work, "debian.conf"), "::/loader/entries/debian.conf"},
+	} {
+		if err := logging.Host(ctx, log, "mcopy", "-i", target, c[0], c[1]); err != nil {
+			return fmt.Errorf("boot partition: %w", err)
+		}
+	}
+	return nil
+}

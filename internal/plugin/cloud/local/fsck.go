@@ -1,0 +1,72 @@
+package local
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aminator-go/aminator/internal/store/snapstore"
+)
+
+// FsckReport is the store's check plus what it means for the registry.
+type FsckReport struct {
+	*snapstore.FsckReport
+	// MissingData are completed snapshots the store has no manifest for.
+	MissingData []string `json:"missing_data"`
+	// BrokenImages maps an image to its broken snapshots.
+	BrokenImages map[string][]string `json:"broken_images"`
+}
+
+// OK reports whether nothing is wrong (after a repair: nothing is left
+// broken; the bad clones it found were dropped).
+func (r *FsckReport) OK() bool {
+	return len(r.Bad) == 0 && len(r.Broken) == 0 && len(r.MissingData) == 0 && (r.Repair || len(r.BadClones) == 0)
+}
+
+// Fsck verifies every chunk and clone and names the snapshots and images
+// a bad or missing chunk breaks. With repair it quarantines bad chunks and
+// rebuilds them from the store's verified clones and the volumes made from
+// their snapshots; the images it names then are those left broken.
+func (c *Cloud) Fsck(ctx context.Context, repair bool) (*FsckReport, error) {
+	o := snapstore.FsckOptions{Repair: repair}
+	if repair {
+		vs, err := c.Volumes(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("fsck: %w", err)
+		}
+		for _, v := range vs {
+			if v.SnapshotID != "" {
+				o.Sources = append(o.Sources, snapstore.Source{Path: c.VolumePath(v.ID), Snapshot: v.SnapshotID})
+			}
+		}
+	}
+	sr, err := c.store.Fsck(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	r := &FsckReport{FsckReport: sr, MissingData: []string{}, BrokenImages: map[string][]string{}}
+	ss, err := c.Snapshots(ctx)
+	if err != nil {
+		return r, err
+	}
+	for _, s := range ss {
+		if s.State != "completed" {
+			continue
+		}
+		broken := len(sr.Broken[s.ID]) > 0
+		if _, err := c.store.LoadManifest(s.ID); err != nil {
+			r.MissingData = append(r.MissingData, s.ID)
+			broken = true
+		}
+		if !broken {
+			continue
+		}
+		users, err := c.snapshotUsers(ctx, s.ID)
+		if err != nil {
+			return r, fmt.Errorf("fsck: %w", err)
+		}
+		for _, im := range users {
+			r.BrokenImages[im] = append(r.BrokenImages[im], s.ID)
+		}
+	}
+	return r, nil
+}
