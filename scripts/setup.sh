@@ -32,6 +32,14 @@ go_ok() {
   minor=$(printf '%s' "$v" | sed -E 's/^go1\.([0-9]+).*/\1/')
   [ "${minor:-0}" -ge 21 ] 2>/dev/null
 }
+# host_mirror prints the first Debian mirror the host's apt configuration
+# names (deb822 or one-line): aminator never names a registry itself.
+host_mirror() {
+  local u
+  u=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null | sed -n 's/^URIs:[[:space:]]*//p' | tr ' ' '\n' | sed 's,/$,,' | grep '/debian$' | head -1)
+  [ -n "$u" ] || u=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | awk '$1=="deb"{for(i=2;i<=NF;i++) if ($i ~ /:\/\//) {print $i; break}}' | sed 's,/$,,' | grep '/debian$' | head -1)
+  [ -n "$u" ] && printf '%s\n' "$u"
+}
 find_go() {
   local g
   for g in "$(command -v go 2>/dev/null)" /usr/local/go/bin/go $(ls -d /usr/lib/go-1.*/bin/go 2>/dev/null | sort -V -r); do
@@ -46,8 +54,9 @@ if ! GO=$(find_go); then
   apt-get install -y -q --no-install-recommends golang-go >/dev/null 2>&1 || true
   if ! GO=$(find_go); then
     codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+    mirror=$(host_mirror) || { echo "setup.sh: Go is too old and the host's apt configuration names no Debian mirror (a URI ending in /debian) to take backports from; install Go 1.21 or later and run again" >&2; exit 1; }
     if [ -n "$codename" ]; then
-      echo "deb http://deb.debian.org/debian ${codename}-backports main" >/etc/apt/sources.list.d/aminator-backports.list
+      echo "deb $mirror ${codename}-backports main" >/etc/apt/sources.list.d/aminator-backports.list
       apt-get update -q >/dev/null
       pkg=$(apt-cache search --names-only '^golang-1\.[0-9]+-go$' | awk '{print $1}' | sort -V | tail -1)
       [ -n "$pkg" ] && apt-get install -y -q --no-install-recommends -t "${codename}-backports" "$pkg" >/dev/null

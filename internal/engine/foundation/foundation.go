@@ -72,7 +72,9 @@ func build(ctx context.Context, env *bake.Environment, o Options, log *slog.Logg
 		o.Suffix = naming.Suffix(start)
 	}
 	if o.Mirror == "" {
-		o.Mirror = HostMirror()
+		if o.Mirror, err = HostMirror(); err != nil {
+			return res, &bake.UsageError{Err: err}
+		}
 	}
 	name := naming.ImageName(o.Name, naming.Fields{Suffix: o.Suffix})
 	if err := checkInputs(ctx, env, o, name); err != nil {
