@@ -15,9 +15,9 @@ import (
 	"github.com/aminator-go/aminator/internal/engine/bake"
 	"github.com/aminator-go/aminator/internal/engine/imageclean"
 	"github.com/aminator-go/aminator/internal/image/debversion"
+	"github.com/aminator-go/aminator/internal/image/pkgdb"
 	"github.com/aminator-go/aminator/internal/logging"
 	"github.com/aminator-go/aminator/internal/plugin"
-	"github.com/aminator-go/aminator/internal/plugin/provisioner/apt"
 )
 
 // configure leaves nothing of the host in the tree, gives it an fstab,
@@ -123,12 +123,12 @@ func fstab(uuid string, o Options, opts, pass, espID string) string {
 // manifest reads the installed packages from the tree's dpkg database.
 func manifest(ctx context.Context, tree string, log *slog.Logger) ([]plugin.Package, error) {
 	var out bytes.Buffer
-	cmd := exec.Command("dpkg-query", "--admindir="+filepath.Join(tree, "var/lib/dpkg"), "-W", "-f", "${db:Status-Abbrev}\t${Package}\t${Version}\t${Architecture}\n")
+	cmd := exec.Command("dpkg-query", "--admindir="+filepath.Join(tree, "var/lib/dpkg"), "-W", "-f", pkgdb.DpkgQueryFormat)
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	if err := logging.Run(ctx, log, cmd, &out); err != nil {
 		return nil, fmt.Errorf("package manifest: %w", err)
 	}
-	return apt.ParseManifest(out.Bytes()), nil
+	return pkgdb.ParseDpkgQuery(out.Bytes()), nil
 }
 
 // newestKernel returns the version of the newest /boot/vmlinuz-* in tree.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aminator-go/aminator/internal/image/naming"
+	"github.com/aminator-go/aminator/internal/image/pkgdb"
 	"github.com/aminator-go/aminator/internal/image/pkgfile"
 	"github.com/aminator-go/aminator/internal/logging"
 	"github.com/aminator-go/aminator/internal/plugin"
@@ -206,25 +207,11 @@ func (b *Backend) Query(ctx context.Context, c plugin.Chroot, name string) (*plu
 
 // Manifest lists the installed packages (dpkg-query inside the chroot).
 func (b *Backend) Manifest(ctx context.Context, c plugin.Chroot) ([]plugin.Package, error) {
-	out, err := c.Output(ctx, plugin.Run{Argv: []string{"dpkg-query", "-W", "-f", "${db:Status-Abbrev}\t${Package}\t${Version}\t${Architecture}\n"}})
+	out, err := c.Output(ctx, plugin.Run{Argv: []string{"dpkg-query", "-W", "-f", pkgdb.DpkgQueryFormat}})
 	if err != nil {
 		return nil, fmt.Errorf("package manifest: %w", err)
 	}
-	return ParseManifest(out), nil
-}
-
-// ParseManifest reads dpkg-query lines of status, name, version and
-// architecture, keeping the installed packages.
-func ParseManifest(out []byte) []plugin.Package {
-	var pkgs []plugin.Package
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Split(line, "\t")
-		if len(f) != 4 || strings.TrimSpace(f[0]) != "ii" {
-			continue
-		}
-		pkgs = append(pkgs, plugin.Package{Name: f[1], Version: f[2], Arch: f[3]})
-	}
-	return pkgs
+	return pkgdb.ParseDpkgQuery(out), nil
 }
 
 // Clean runs apt-get clean, so downloaded .debs stay out of the image.

@@ -30,10 +30,3 @@ func TestParseName(t *testing.T) {
 		}
 	}
 }
-
-func TestParseManifest(t *testing.T) {
-	m := ParseManifest([]byte("ii \tbash\t5.2-1\tamd64\nrc \told\t1\tall\n\nbad line\n"))
-	if len(m) != 1 || m[0].Name != "bash" || m[0].Version != "5.2-1" || m[0].Arch != "amd64" {
-		t.Errorf("manifest %+v", m)
-	}
-}
