@@ -92,7 +92,7 @@ func TestOwnTagsAreReserved(t *testing.T) {
 		}
 	}
 	if n := len(image) + len(naming.LaterTags()); n != 15 {
-		t.Errorf("a bake's image carries %d tags of its own; the tests and README say 15", n)
+		t.Errorf("a bake's image carries %d tags of its own; the tests and docs/tags.md say 15", n)
 	}
 }
 

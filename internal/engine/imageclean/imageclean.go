@@ -3,7 +3,7 @@
 // must not ship: SSH host keys, the machine-id, cloud-init's instance
 // state, random seeds, DHCP leases, shell history, temporary files, the
 // package managers' logs and apt's downloads. The list is one table
-// (rules); the README's is checked against it.
+// (rules); docs/security.md's is checked against it.
 //
 // The image's files are untrusted: Clean works only through an *os.Root,
 // so no symlink in the image, however it points, leads it to remove or

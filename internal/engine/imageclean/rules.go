@@ -4,7 +4,7 @@ package imageclean
 // a path relative to the image's root whose components may hold
 // path.Match wildcards ("*" matches dot files too).
 type rule struct {
-	// Group says why, as the bake log and the README say it.
+	// Group says why, as the bake log and docs/security.md say it.
 	Group string
 	// Remove are removed, a directory with everything in it; a symlink is
 	// removed itself, never followed.
@@ -19,7 +19,7 @@ type rule struct {
 }
 
 // rules are everything Clean removes, in the order it removes and reports
-// them: the one list (the README's table is checked against it).
+// them: the one list (docs/security.md's table is checked against it).
 var rules = []rule{
 	{Group: "SSH host keys", Remove: []string{"etc/ssh/ssh_host_*"}},
 	{Group: "machine-id", Empty: []string{"etc/machine-id"}, Remove: []string{"var/lib/dbus/machine-id"}},
