@@ -50,3 +50,7 @@ func (j Job) Settings() (settings map[string]string, tags map[string]string) {
 	}
 	return settings, tags
 }
+
+// JobCommand is the hidden aminate subcommand that runs one bakery bake:
+// it reads a Job as JSON on its standard input.
+const JobCommand = "bakery-bake"

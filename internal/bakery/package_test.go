@@ -1,7 +1,6 @@
 package bakery
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
@@ -79,41 +78,5 @@ func TestPinPackage(t *testing.T) {
 		if err := bad.Validate(""); err == nil || !strings.Contains(err.Error(), "package_sha256") {
 			t.Errorf("%+v: %v", bad, err)
 		}
-	}
-}
-
-// A worker refuses a package file that reached the queue without the
-// digest the API pins (a record written to NATS by someone else), and
-// hands the child a pinned one's digest.
-func TestWorkerWantsPinnedFiles(t *testing.T) {
-	s := openStore(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	dir := t.TempDir()
-	deb := filepath.Join(dir, "app.deb")
-	os.WriteFile(deb, []byte("one"), 0o644)
-	r := &runner{}
-	w := &Worker{Store: s, Region: "local", Runner: r, Concurrency: 1, PackageDir: dir}
-	done := make(chan struct{})
-	go func() { w.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-
-	raw := Request{Package: deb, BaseID: "ami-00000000000000001", Region: "local"}
-	bad, _, err := s.Submit(ctx, raw, "ami-00000000000000001", "unpinned")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rec := wait(t, s, bad.ID); rec.State != Failed || !strings.Contains(rec.Error, "without the digest the API pins") {
-		t.Errorf("unpinned file ended %s: %q", rec.State, rec.Error)
-	}
-	pinned := raw
-	if err := pinned.PinPackage(dir); err != nil {
-		t.Fatal(err)
-	}
-	good, _, err := s.Submit(ctx, pinned, "ami-00000000000000001", "pinned")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rec := wait(t, s, good.ID); rec.State != Completed || JobOf(rec).Request.PackageSHA256 != digest("one") {
-		t.Errorf("pinned file ended %s: %q, job %+v", rec.State, rec.Error, JobOf(rec))
 	}
 }

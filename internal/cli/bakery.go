@@ -10,13 +10,14 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aminator-go/aminator/internal/bakery"
+	"github.com/aminator-go/aminator/internal/bakery/broker"
+	"github.com/aminator-go/aminator/internal/bakery/store"
 )
 
 // bakeryCommand administers a bakery through its NATS: API tokens and
 // the audit log. Whoever holds the NATS credentials is trusted here.
 func (a *app) bakeryCommand() *cobra.Command {
-	var o bakery.ClientOptions
+	var o broker.ClientOptions
 	cmd := &cobra.Command{Use: "bakery", Short: "Administer the bakery: API tokens and the audit log (through its NATS)",
 		Long: `Administer the bakery through its NATS JetStream: with --nats and
 --nats-creds, or by default the embedded server of aminate serve on this
@@ -29,13 +30,13 @@ host (its URL and key in STATE/nats).`}
 }
 
 // openBakery connects to the bakery's store for cmd.
-func (a *app) openBakery(cmd *cobra.Command, o *bakery.ClientOptions) (*bakery.Store, func(), error) {
+func (a *app) openBakery(cmd *cobra.Command, o *broker.ClientOptions) (*store.Store, func(), error) {
 	cfg, err := a.loadConfig(cmd)
 	if err != nil {
 		return nil, nil, err
 	}
 	if o.URL == "" {
-		if *o, err = bakery.EmbeddedClient(filepath.Join(cfg.StateDir, "nats")); err != nil {
+		if *o, err = broker.EmbeddedClient(filepath.Join(cfg.StateDir, "nats")); err != nil {
 			return nil, nil, usageError{err}
 		}
 	}
@@ -43,13 +44,13 @@ func (a *app) openBakery(cmd *cobra.Command, o *bakery.ClientOptions) (*bakery.S
 	if err != nil {
 		return nil, nil, err
 	}
-	store, err := bakery.Attach(cmd.Context(), nc)
+	s, err := store.Attach(cmd.Context(), nc)
 	if err != nil {
 		nc.Close()
 		return nil, nil, err
 	}
-	store.Logger = a.logger(cfg.Context.Debug)
-	return store, func() { nc.Drain() }, nil
+	s.Logger = a.logger(cfg.Context.Debug)
+	return s, func() { nc.Drain() }, nil
 }
 
 // actor names who runs a command, for the audit log.
@@ -62,7 +63,7 @@ func actor() string {
 	return "cli:" + name + "@" + host
 }
 
-func (a *app) tokenCreateCommand(o *bakery.ClientOptions) *cobra.Command {
+func (a *app) tokenCreateCommand(o *broker.ClientOptions) *cobra.Command {
 	var team string
 	var admin bool
 	cmd := &cobra.Command{Use: "create --team NAME [--admin]", Short: "Make an API token for a team and print it (once: only its hash is kept)",
@@ -92,7 +93,7 @@ func (a *app) tokenCreateCommand(o *bakery.ClientOptions) *cobra.Command {
 	return cmd
 }
 
-func (a *app) tokenListCommand(o *bakery.ClientOptions) *cobra.Command {
+func (a *app) tokenListCommand(o *broker.ClientOptions) *cobra.Command {
 	return &cobra.Command{Use: "list", Short: "List API tokens (their ids and teams; the tokens themselves are not kept)",
 		Args: a.args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -117,7 +118,7 @@ func (a *app) tokenListCommand(o *bakery.ClientOptions) *cobra.Command {
 		}}
 }
 
-func (a *app) tokenRevokeCommand(o *bakery.ClientOptions) *cobra.Command {
+func (a *app) tokenRevokeCommand(o *broker.ClientOptions) *cobra.Command {
 	return &cobra.Command{Use: "revoke ID...", Short: "Revoke API tokens: requests with them are refused from now on",
 		Args: a.args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -136,7 +137,7 @@ func (a *app) tokenRevokeCommand(o *bakery.ClientOptions) *cobra.Command {
 		}}
 }
 
-func (a *app) auditCommand(o *bakery.ClientOptions) *cobra.Command {
+func (a *app) auditCommand(o *broker.ClientOptions) *cobra.Command {
 	var limit int
 	cmd := &cobra.Command{Use: "audit", Short: "Print the audit log: who submitted, cancelled, created or revoked what, and when",
 		Args: a.args(cobra.NoArgs),

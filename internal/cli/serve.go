@@ -22,6 +22,10 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/aminator-go/aminator/internal/bakery"
+	bakeryapi "github.com/aminator-go/aminator/internal/bakery/api"
+	"github.com/aminator-go/aminator/internal/bakery/broker"
+	"github.com/aminator-go/aminator/internal/bakery/store"
+	"github.com/aminator-go/aminator/internal/bakery/worker"
 	"github.com/aminator-go/aminator/internal/config"
 	"github.com/aminator-go/aminator/internal/engine/channels"
 	"github.com/aminator-go/aminator/internal/plugin"
@@ -32,10 +36,10 @@ import (
 // serveOptions are serve's flags.
 type serveOptions struct {
 	listen, natsListen         string
-	nats                       bakery.ClientOptions
+	nats                       broker.ClientOptions
 	embedded, noAPI            bool
 	natsTLSCert, natsTLSKey    string
-	cluster                    bakery.Cluster
+	cluster                    broker.Cluster
 	replicas                   int
 	ackWait, poolGrace         time.Duration
 	regionLimit                int
@@ -45,8 +49,8 @@ type serveOptions struct {
 	tlsCert, tlsKey, clientCA  string
 	apiHosts                   []string
 	defaultTimeout, maxTimeout time.Duration
-	retention                  bakery.Retention
-	limits                     *bakery.Limits
+	retention                  store.Retention
+	limits                     *bakeryapi.Limits
 }
 
 func (a *app) serveCommand() *cobra.Command {
@@ -113,11 +117,11 @@ members' route addresses; streams and buckets get three replicas.
 	f.StringSliceVar(&o.apiHosts, "api-host", nil, "a name clients reach the API by (the Host header must be one of these or the listener's address)")
 	f.DurationVar(&o.defaultTimeout, "bake-timeout", bakery.DefaultTimeout, "stop a bake (and clean up) after this long unless its request says otherwise")
 	f.DurationVar(&o.maxTimeout, "max-bake-timeout", bakery.MaxTimeout, "the longest timeout a request may ask for")
-	o.retention = bakery.DefaultRetention()
+	o.retention = store.DefaultRetention()
 	f.DurationVar(&o.retention.Records, "retention", o.retention.Records, "keep bake records and logs this long")
 	f.DurationVar(&o.retention.Audit, "audit-retention", o.retention.Audit, "keep the audit log this long")
 	f.Int64Var(&o.retention.LogBytes, "log-store-bytes", o.retention.LogBytes, "at most this many bytes of bake logs")
-	o.limits = bakery.DefaultLimits()
+	o.limits = bakeryapi.DefaultLimits()
 	f.Float64Var(&o.limits.Rate, "team-rate", o.limits.Rate, "bake requests per minute per team")
 	f.Float64Var(&o.limits.Rebakes, "team-rebake-rate", o.limits.Rebakes, "rebake requests per minute per team")
 	f.IntVar(&o.limits.MaxQueued, "team-max-queued", o.limits.MaxQueued, "bakes a team may have queued or running")
@@ -130,7 +134,7 @@ func (a *app) serve(cfg *config.Config, o serveOptions) error {
 	defer stop()
 	log := a.logger(cfg.Context.Debug)
 	if o.embedded {
-		e := bakery.EmbeddedNATS{Dir: filepath.Join(cfg.StateDir, "nats"), Listen: o.natsListen, TLSCert: o.natsTLSCert, TLSKey: o.natsTLSKey,
+		e := broker.EmbeddedNATS{Dir: filepath.Join(cfg.StateDir, "nats"), Listen: o.natsListen, TLSCert: o.natsTLSCert, TLSKey: o.natsTLSKey,
 			Seed: o.nats.Creds, Cluster: o.cluster}
 		ns, client, err := e.Start()
 		if err != nil {
@@ -146,11 +150,11 @@ func (a *app) serve(cfg *config.Config, o serveOptions) error {
 		return err
 	}
 	defer nc.Drain()
-	store, err := openStore(ctx, nc, o, log)
+	st, err := openStore(ctx, nc, o, log)
 	if err != nil {
 		return err
 	}
-	store.Logger = log
+	st.Logger = log
 	runner, err := a.bakeRunner(cfg)
 	if err != nil {
 		return err
@@ -158,7 +162,7 @@ func (a *app) serve(cfg *config.Config, o serveOptions) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, len(o.regions)+1)
 	for _, r := range o.regions {
-		w := &bakery.Worker{Store: store, Region: r, Runner: runner, Concurrency: o.workers, Log: log, PackageDir: o.packageDir,
+		w := &worker.Worker{Store: st, Region: r, Runner: runner, Concurrency: o.workers, Log: log, PackageDir: o.packageDir,
 			DefaultTimeout: o.defaultTimeout, MaxTimeout: o.maxTimeout, AckWait: o.ackWait,
 			PoolGrace: o.poolGrace, RegionLimit: o.regionLimit,
 			Pools: func(ctx context.Context) (map[string]int, error) { return service.PooledIn(ctx, cfg, r) }}
@@ -172,7 +176,7 @@ func (a *app) serve(cfg *config.Config, o serveOptions) error {
 		log.Info("worker", "region", r, "concurrency", o.workers)
 	}
 	if !o.noAPI {
-		shutdown, err := startAPI(ctx, cfg, store, o, log, errs)
+		shutdown, err := startAPI(ctx, cfg, st, o, log, errs)
 		if err != nil {
 			return err
 		}
@@ -192,26 +196,26 @@ func (a *app) serve(cfg *config.Config, o serveOptions) error {
 // openStore opens the bakery's streams and buckets with the replicas
 // asked for (0: DefaultReplicas of the cluster's size), waiting for a
 // cluster that is still electing its leaders.
-func openStore(ctx context.Context, nc *nats.Conn, o serveOptions, log *slog.Logger) (*bakery.Store, error) {
+func openStore(ctx context.Context, nc *nats.Conn, o serveOptions, log *slog.Logger) (*store.Store, error) {
 	ret := o.retention
 	if ret.Replicas = o.replicas; ret.Replicas == 0 {
-		n := bakery.ClusterSize(nc)
+		n := broker.ClusterSize(nc)
 		if o.embedded {
 			n = o.cluster.Size()
 		}
-		ret.Replicas = bakery.DefaultReplicas(n)
+		ret.Replicas = broker.DefaultReplicas(n)
 	}
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		store, err := bakery.OpenWith(tctx, nc, ret)
+		st, err := store.OpenWith(tctx, nc, ret)
 		cancel()
 		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
 			if err != nil {
 				return nil, fmt.Errorf("open the bakery's streams (%d replicas): %w", ret.Replicas, err)
 			}
 			log.Info("bakery store", "replicas", ret.Replicas)
-			return store, nil
+			return st, nil
 		}
 		log.Info("waiting for the JetStream cluster", "err", err)
 		select {
@@ -239,12 +243,12 @@ func clusterFlags(f *pflag.FlagSet, o *serveOptions) {
 
 // bakeRunner runs each bake in a child of this program, with this
 // command's state directory, log directory and configuration file.
-func (a *app) bakeRunner(cfg *config.Config) (*bakery.ExecRunner, error) {
+func (a *app) bakeRunner(cfg *config.Config) (*worker.ExecRunner, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("bakery: %w", err)
 	}
-	runner := &bakery.ExecRunner{Binary: self, Args: []string{"--state-dir", cfg.StateDir, "--log-dir", cfg.LogDir}}
+	runner := &worker.ExecRunner{Binary: self, Args: []string{"--state-dir", cfg.StateDir, "--log-dir", cfg.LogDir}}
 	if a.configFile != "" {
 		runner.Args = append(runner.Args, "--config", a.configFile)
 	}
@@ -253,12 +257,12 @@ func (a *app) bakeRunner(cfg *config.Config) (*bakery.ExecRunner, error) {
 
 // startAPI serves the API and dashboard; a failure to serve goes to errs.
 // It returns what shuts the server down.
-func startAPI(ctx context.Context, cfg *config.Config, store *bakery.Store, o serveOptions, log *slog.Logger, errs chan<- error) (func(), error) {
+func startAPI(ctx context.Context, cfg *config.Config, st *store.Store, o serveOptions, log *slog.Logger, errs chan<- error) (func(), error) {
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return nil, err
 	}
-	api := &bakery.API{Store: store, Log: log, PackageDir: o.packageDir, NewID: func() string { return strings.TrimPrefix(ids.New("x"), "x-") },
+	api := &bakeryapi.API{Store: st, Log: log, PackageDir: o.packageDir, NewID: func() string { return strings.TrimPrefix(ids.New("x"), "x-") },
 		DefaultTimeout: o.defaultTimeout, MaxTimeout: o.maxTimeout, Limits: o.limits, Hosts: apiHosts(ln.Addr(), o.apiHosts),
 		Resolve: func(ctx context.Context, r bakery.Request) (string, error) {
 			im, err := service.ResolveIn(ctx, cfg, r.Region, r.Environment, r.BaseRef())
@@ -274,7 +278,7 @@ func startAPI(ctx context.Context, cfg *config.Config, store *bakery.Store, o se
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
 	scheme := "http"
 	if o.tlsCert != "" || o.tlsKey != "" || o.clientCA != "" {
-		if srv.TLSConfig, err = bakery.ServerTLS(o.tlsCert, o.tlsKey, o.clientCA); err != nil {
+		if srv.TLSConfig, err = bakeryapi.ServerTLS(o.tlsCert, o.tlsKey, o.clientCA); err != nil {
 			ln.Close()
 			return nil, usageError{err}
 		}
@@ -315,7 +319,7 @@ func apiHosts(addr net.Addr, names []string) []string {
 }
 
 // natsFlags are how a command reaches NATS.
-func natsFlags(f *pflag.FlagSet, o *bakery.ClientOptions) {
+func natsFlags(f *pflag.FlagSet, o *broker.ClientOptions) {
 	f.StringVar(&o.URL, "nats", "", "NATS server URL (with JetStream); no credentials in it")
 	f.StringVar(&o.Creds, "nats-creds", "", "NATS credentials: a .creds file or an nkey seed file, mode 0600")
 	f.StringVar(&o.CA, "nats-ca", "", "CA certificate that signed the NATS server's")

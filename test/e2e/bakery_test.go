@@ -16,6 +16,9 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/aminator-go/aminator/internal/bakery"
+	"github.com/aminator-go/aminator/internal/bakery/api"
+	"github.com/aminator-go/aminator/internal/bakery/broker"
+	"github.com/aminator-go/aminator/internal/bakery/store"
 	"github.com/aminator-go/aminator/internal/testutil"
 )
 
@@ -47,10 +50,10 @@ func (c bakeryClient) do(method, path string, body any) (int, []byte) {
 	return resp.StatusCode, b
 }
 
-func (c bakeryClient) submit(req bakery.Request) (int, bakery.SubmitResponse) {
+func (c bakeryClient) submit(req bakery.Request) (int, api.SubmitResponse) {
 	c.t.Helper()
 	code, b := c.do("POST", "/api/v1/bakes", req)
-	var r bakery.SubmitResponse
+	var r api.SubmitResponse
 	json.Unmarshal(b, &r)
 	if code >= 300 {
 		c.t.Fatalf("submit: %d %s", code, b)
@@ -93,13 +96,13 @@ func TestBakery(t *testing.T) {
 	c := bakeryClient{t: t, url: "http://" + addr}
 	waitAPI(t, c)
 	// NATS takes only the key serve generated (0600 in the state directory).
-	if url, err := os.ReadFile(filepath.Join(shared.state, "nats", bakery.EmbeddedURL)); err != nil {
+	if url, err := os.ReadFile(filepath.Join(shared.state, "nats", broker.EmbeddedURL)); err != nil {
 		t.Error(err)
 	} else if nc, err := nats.Connect(strings.TrimSpace(string(url))); err == nil {
 		nc.Close()
 		t.Error("a NATS client without credentials connected")
 	}
-	if st, err := os.Stat(filepath.Join(shared.state, "nats", bakery.EmbeddedCreds)); err != nil || st.Mode().Perm() != 0o600 {
+	if st, err := os.Stat(filepath.Join(shared.state, "nats", broker.EmbeddedCreds)); err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("the NATS key: %v %v", st, err)
 	}
 	c.token = mustOK(t, aminate(t, "bakery", "token", "create", "--team", "app"))
@@ -205,7 +208,7 @@ func TestBakery(t *testing.T) {
 	}
 	// A revoked token is refused from then on.
 	tokens := mustOK(t, aminate(t, "bakery", "token", "list", "--output", "json"))
-	var list []bakery.Token
+	var list []store.Token
 	json.Unmarshal([]byte(tokens), &list)
 	if len(list) != 2 || list[1].Team != "other" || strings.Contains(tokens, other.token) {
 		t.Fatalf("tokens: %s", tokens)

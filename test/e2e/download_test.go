@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/aminator-go/aminator/internal/bakery"
+	"github.com/aminator-go/aminator/internal/bakery/api"
+	"github.com/aminator-go/aminator/internal/bakery/broker"
 	"github.com/aminator-go/aminator/internal/testutil"
 	"github.com/aminator-go/aminator/internal/testutil/fetchtest"
 )
@@ -107,7 +109,7 @@ func TestBakeryPinsPackageFiles(t *testing.T) {
 	c := bakeryClient{t: t, url: "http://" + addr}
 	waitAPI(t, c)
 	c.token = mustOK(t, aminate(t, "bakery", "token", "create", "--team", "pins"))
-	stopWorker := serve(t, "--nats", "nats://"+natsAddr, "--nats-creds", filepath.Join(stateDir, "nats", bakery.EmbeddedCreds),
+	stopWorker := serve(t, "--nats", "nats://"+natsAddr, "--nats-creds", filepath.Join(stateDir, "nats", broker.EmbeddedCreds),
 		"--no-api", "--worker-region", "local", "--workers", "1", "--package-dir", dir)
 	defer stopWorker()
 
@@ -144,14 +146,14 @@ func TestBakeryPinsPackageFiles(t *testing.T) {
 
 // submitWhenLive submits req once a worker for its region has announced
 // itself (a worker started just before may not have yet: 503).
-func (c bakeryClient) submitWhenLive(req bakery.Request) bakery.SubmitResponse {
+func (c bakeryClient) submitWhenLive(req bakery.Request) api.SubmitResponse {
 	c.t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		code, b := c.do("POST", "/api/v1/bakes", req)
 		if code == http.StatusServiceUnavailable && time.Now().Before(deadline) {
 			continue
 		}
-		var r bakery.SubmitResponse
+		var r api.SubmitResponse
 		if code >= 300 || json.Unmarshal(b, &r) != nil {
 			c.t.Fatalf("submit: %d %s", code, b)
 		}

@@ -1,0 +1,107 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/aminator-go/aminator/internal/bakery"
+)
+
+// ExecRunner runs a bake as a child `aminate bakery-bake` process, which
+// reads the bake's Job on its standard input and bakes through the same
+// service functions as `aminate bake`, printing the result as JSON.
+type ExecRunner struct {
+	// Binary is the aminate executable.
+	Binary string
+	// Args go after the subcommand (for example --state-dir, --config).
+	Args []string
+	// Env is the child's environment (nil: this process's).
+	Env []string
+}
+
+// Argv is the child's command line.
+func (e *ExecRunner) Argv() []string {
+	return append([]string{e.Binary, bakery.JobCommand}, e.Args...)
+}
+
+// Run runs the bake; cancelling ctx sends the child SIGTERM, and the bake
+// cleans up as on Ctrl-C.
+func (e *ExecRunner) Run(ctx context.Context, r *bakery.Record, log io.Writer) (string, string, error) {
+	job, err := json.Marshal(bakery.JobOf(r))
+	if err != nil {
+		return "", "", fmt.Errorf("bake %s: %w", r.ID, err)
+	}
+	argv := e.Argv()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	// If the worker dies, the bake is told to stop (and cleans up) rather
+	// than running on beside the one a redelivery starts.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	cmd.WaitDelay = 5 * time.Minute
+	if e.Env != nil {
+		cmd.Env = e.Env
+	}
+	var out bytes.Buffer
+	why := &lastError{w: log}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(job), &out, why
+	fmt.Fprintf(log, "bakery: %q < %s\n", argv, job)
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return "", "", fmt.Errorf("cancelled: %w", ctx.Err())
+		}
+		if msg := why.message(); msg != "" {
+			return "", "", errors.New(msg)
+		}
+		return "", "", fmt.Errorf("bake failed: %w (see the bake's log)", err)
+	}
+	var res struct {
+		Image struct {
+			ID   string `json:"id"`
+			Name string `json:"name"`
+		} `json:"image"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil || res.Image.ID == "" {
+		return "", "", errors.New("bake printed no image")
+	}
+	return res.Image.ID, res.Image.Name, nil
+}
+
+// lastError passes output through and keeps the child's "aminate: error:"
+// line, the one-line reason a bake failed.
+type lastError struct {
+	w   io.Writer
+	mu  sync.Mutex
+	buf []byte
+	msg string
+}
+
+func (l *lastError) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			break
+		}
+		if line, ok := bytes.CutPrefix(l.buf[:i], []byte("aminate: error: ")); ok {
+			l.msg = string(line)
+		}
+		l.buf = l.buf[i+1:]
+	}
+	l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func (l *lastError) message() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.msg
+}

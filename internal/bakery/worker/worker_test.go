@@ -1,0 +1,77 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/aminator-go/aminator/internal/bakery"
+	"github.com/aminator-go/aminator/internal/bakery/bakerytest"
+)
+
+// A worker checks a request again: one that reached the queue without
+// the API's checks (a package file of the worker's host) is refused, and
+// a good one runs.
+func TestWorkerChecksRequestsAgain(t *testing.T) {
+	s := bakerytest.Store(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &bakerytest.Runner{}
+	w := &Worker{Store: s, Region: "local", Runner: r, Concurrency: 1, PackageDir: t.TempDir()}
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	bad, _, err := s.Submit(ctx, bakery.Request{Package: "/etc/passwd", BaseID: "ami-00000000000000001", Region: "local"}, "ami-00000000000000001", "bad")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec := bakerytest.Wait(t, s, bad.ID); rec.State != bakery.Failed || !strings.Contains(rec.Error, "refused by the worker") {
+		t.Errorf("a bad request ended %s: %q", rec.State, rec.Error)
+	}
+	good, _, err := s.Submit(ctx, bakery.Request{Package: "app", BaseID: "ami-00000000000000001", Region: "local"}, "ami-00000000000000001", "good")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec := bakerytest.Wait(t, s, good.ID); rec.State != bakery.Completed || rec.ImageID == "" {
+		t.Errorf("a good request ended %s: %q", rec.State, rec.Error)
+	}
+	if len(r.Ran()) != 1 || r.Ran()[0] != "good" {
+		t.Errorf("ran %v, want only the good bake", r.Ran())
+	}
+}
+
+// The child gets its job typed on standard input, not as a command line.
+func TestExecRunnerHandsTheJobOnStdin(t *testing.T) {
+	dir := t.TempDir()
+	child := filepath.Join(dir, "aminate")
+	script := "#!/bin/sh\n[ \"$1\" = " + bakery.JobCommand + " ] || exit 9\ncat > " + filepath.Join(dir, "job.json") +
+		"\necho '{\"image\": {\"id\": \"ami-00000000000000007\", \"name\": \"made\"}}'\n"
+	if err := os.WriteFile(child, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rec := &bakery.Record{ID: "b1", BaseID: "ami-00000000000000001", Request: bakery.Request{Package: "-x; rm -rf /", BaseName: "base", Region: "local"}}
+	id, name, err := (&ExecRunner{Binary: child, Args: []string{"--state-dir", dir}}).Run(context.Background(), rec, io.Discard)
+	if err != nil || id != "ami-00000000000000007" || name != "made" {
+		t.Fatalf("%s %s %v", id, name, err)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "job.json"))
+	var job bakery.Job
+	if err := json.Unmarshal(b, &job); err != nil || !reflect.DeepEqual(job, bakery.JobOf(rec)) {
+		t.Errorf("the child read %s (%v)", b, err)
+	}
+}
+
+// A child that fails says why in its "aminate: error:" line.
+func TestExecRunnerReportsTheChildsError(t *testing.T) {
+	child := filepath.Join(t.TempDir(), "aminate")
+	os.WriteFile(child, []byte("#!/bin/sh\necho 'aminate: error: bake x failed: dpkg said no' >&2\nexit 1\n"), 0o755)
+	_, _, err := (&ExecRunner{Binary: child}).Run(context.Background(), &bakery.Record{ID: "b1"}, io.Discard)
+	if err == nil || err.Error() != "bake x failed: dpkg said no" {
+		t.Errorf("%v", err)
+	}
+}
