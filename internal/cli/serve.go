@@ -328,12 +328,12 @@ func natsFlags(f *pflag.FlagSet, o *broker.ClientOptions) {
 }
 
 // bakeryBakeCommand is the child a bakery worker runs for one bake: it
-// reads the bakery.Job on standard input and bakes it as `aminate bake`
+// reads the bakery.QueuedBake on standard input and bakes it as `aminate bake`
 // does, with the job's settings layered over the configuration as flags
 // are, and prints the result as JSON.
 func (a *app) bakeryBakeCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:    bakery.JobCommand,
+		Use:    bakery.ChildCommand,
 		Short:  "Run one bakery bake: its job as JSON on standard input (the bakery's workers run it)",
 		Hidden: true,
 		Args:   a.args(cobra.NoArgs),
@@ -342,7 +342,7 @@ func (a *app) bakeryBakeCommand() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("read the bake's job: %w", err)
 			}
-			var job bakery.Job
+			var job bakery.QueuedBake
 			dec := json.NewDecoder(bytes.NewReader(raw))
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&job); err != nil {

@@ -16,7 +16,7 @@ import (
 )
 
 // ExecRunner runs a bake as a child `aminate bakery-bake` process, which
-// reads the bake's Job on its standard input and bakes through the same
+// reads the bake's QueuedBake on its standard input and bakes through the same
 // service functions as `aminate bake`, printing the result as JSON.
 type ExecRunner struct {
 	// Binary is the aminate executable.
@@ -29,13 +29,13 @@ type ExecRunner struct {
 
 // Argv is the child's command line.
 func (e *ExecRunner) Argv() []string {
-	return append([]string{e.Binary, bakery.JobCommand}, e.Args...)
+	return append([]string{e.Binary, bakery.ChildCommand}, e.Args...)
 }
 
 // Run runs the bake; cancelling ctx sends the child SIGTERM, and the bake
 // cleans up as on Ctrl-C.
 func (e *ExecRunner) Run(ctx context.Context, r *bakery.Record, log io.Writer) (string, string, error) {
-	job, err := json.Marshal(bakery.JobOf(r))
+	job, err := json.Marshal(bakery.QueuedBakeOf(r))
 	if err != nil {
 		return "", "", fmt.Errorf("bake %s: %w", r.ID, err)
 	}

@@ -44,8 +44,8 @@ func TestWorkerWantsPinnedFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec := bakerytest.Wait(t, s, good.ID); rec.State != bakery.Completed || bakery.JobOf(rec).Request.PackageSHA256 != digest("one") {
-		t.Errorf("pinned file ended %s: %q, job %+v", rec.State, rec.Error, bakery.JobOf(rec))
+	if rec := bakerytest.Wait(t, s, good.ID); rec.State != bakery.Completed || bakery.QueuedBakeOf(rec).Request.PackageSHA256 != digest("one") {
+		t.Errorf("pinned file ended %s: %q, job %+v", rec.State, rec.Error, bakery.QueuedBakeOf(rec))
 	}
 }
 

@@ -49,7 +49,7 @@ func TestWorkerChecksRequestsAgain(t *testing.T) {
 func TestExecRunnerHandsTheJobOnStdin(t *testing.T) {
 	dir := t.TempDir()
 	child := filepath.Join(dir, "aminate")
-	script := "#!/bin/sh\n[ \"$1\" = " + bakery.JobCommand + " ] || exit 9\ncat > " + filepath.Join(dir, "job.json") +
+	script := "#!/bin/sh\n[ \"$1\" = " + bakery.ChildCommand + " ] || exit 9\ncat > " + filepath.Join(dir, "job.json") +
 		"\necho '{\"image\": {\"id\": \"ami-00000000000000007\", \"name\": \"made\"}}'\n"
 	if err := os.WriteFile(child, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
@@ -60,8 +60,8 @@ func TestExecRunnerHandsTheJobOnStdin(t *testing.T) {
 		t.Fatalf("%s %s %v", id, name, err)
 	}
 	b, _ := os.ReadFile(filepath.Join(dir, "job.json"))
-	var job bakery.Job
-	if err := json.Unmarshal(b, &job); err != nil || !reflect.DeepEqual(job, bakery.JobOf(rec)) {
+	var job bakery.QueuedBake
+	if err := json.Unmarshal(b, &job); err != nil || !reflect.DeepEqual(job, bakery.QueuedBakeOf(rec)) {
 		t.Errorf("the child read %s (%v)", b, err)
 	}
 }

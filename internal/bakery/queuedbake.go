@@ -4,10 +4,11 @@ import (
 	"maps"
 )
 
-// Job is what a worker hands the child process that runs a bake: the
-// request, typed, as JSON on the child's standard input (see ExecRunner),
+// QueuedBake is a bake taken off the queue, as a worker hands it to the
+// child process that runs it (not to be confused with service's running
+// job, which that child then runs): the request, typed, as JSON on the child's standard input (see ExecRunner),
 // instead of a command line to parse.
-type Job struct {
+type QueuedBake struct {
 	// ID is the bakery's id of the bake; the image is tagged bakery_id=ID.
 	ID string `json:"id"`
 	// BaseID is the base the request resolved to when it was submitted
@@ -16,14 +17,16 @@ type Job struct {
 	Request Request `json:"request"`
 }
 
-// JobOf is the job that runs a record's bake.
-func JobOf(r *Record) Job { return Job{ID: r.ID, BaseID: r.BaseID, Request: r.Request} }
+// QueuedBakeOf is the queued bake of a record.
+func QueuedBakeOf(r *Record) QueuedBake {
+	return QueuedBake{ID: r.ID, BaseID: r.BaseID, Request: r.Request}
+}
 
-// Settings are what the job sets of the bake's configuration: context
+// Settings are what the queued bake sets of the bake's configuration: context
 // settings by key, layered over the configuration files as the command
 // line's flags are, and the image's tags (the request's, its CI metadata
 // as ci_* and bakery_id), added to the configured ones.
-func (j Job) Settings() (settings map[string]string, tags map[string]string) {
+func (j QueuedBake) Settings() (settings map[string]string, tags map[string]string) {
 	q := j.Request
 	settings = map[string]string{"region": q.Region}
 	set := func(key, value string) {
@@ -51,6 +54,6 @@ func (j Job) Settings() (settings map[string]string, tags map[string]string) {
 	return settings, tags
 }
 
-// JobCommand is the hidden aminate subcommand that runs one bakery bake:
-// it reads a Job as JSON on its standard input.
-const JobCommand = "bakery-bake"
+// ChildCommand is the hidden aminate subcommand that runs one bakery bake:
+// it reads a QueuedBake as JSON on its standard input.
+const ChildCommand = "bakery-bake"

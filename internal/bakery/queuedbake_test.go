@@ -7,10 +7,10 @@ import (
 	"github.com/aminator-go/aminator/internal/image/imageref"
 )
 
-func TestJobSettings(t *testing.T) {
+func TestQueuedBakeSettings(t *testing.T) {
 	req := Request{Package: "app", BaseName: "base", BaseLabel: "release", Region: "west", Environment: "ec2_apt_linux",
 		Name: "app-img", Tags: map[string]string{"team": "a"}, CI: map[string]string{"build": "42"}}
-	settings, tags := Job{ID: "b1", Request: req}.Settings()
+	settings, tags := QueuedBake{ID: "b1", Request: req}.Settings()
 	want := map[string]string{"region": "west", "environment": "ec2_apt_linux", "base_ami_name": "base", "label": "release", "name": "app-img"}
 	if !reflect.DeepEqual(settings, want) {
 		t.Errorf("settings %v\nwant %v", settings, want)
@@ -19,7 +19,7 @@ func TestJobSettings(t *testing.T) {
 		t.Errorf("tags %v", tags)
 	}
 	// The base resolved at submission wins: it is the one the key names.
-	settings, _ = Job{ID: "b2", BaseID: "ami-00000000000000001", Request: req}.Settings()
+	settings, _ = QueuedBake{ID: "b2", BaseID: "ami-00000000000000001", Request: req}.Settings()
 	if settings["base_ami_id"] != "ami-00000000000000001" || settings["base_ami_name"] != "" || settings["label"] != "" {
 		t.Errorf("resolved base: %v", settings)
 	}
