@@ -16,7 +16,7 @@ const (
 
 // checkSizes bounds the request's strings and maps.
 func (r *Request) checkSizes() error {
-	for _, s := range []string{r.Package, r.BaseID, r.BaseName, r.BaseLabel, r.Environment, r.Name, r.VMType} {
+	for _, s := range r.stringFields() {
 		if len(s) > maxFieldLen {
 			return fmt.Errorf("%.40q...: fields are at most %d bytes", s, maxFieldLen)
 		}

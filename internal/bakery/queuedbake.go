@@ -28,24 +28,17 @@ func QueuedBakeOf(r *Record) QueuedBake {
 // as ci_* and bakery_id), added to the configured ones.
 func (j QueuedBake) Settings() (settings map[string]string, tags map[string]string) {
 	q := j.Request
-	settings = map[string]string{"region": q.Region}
-	set := func(key, value string) {
-		if value != "" {
-			settings[key] = value
+	settings = map[string]string{}
+	for _, s := range q.Options() {
+		if s.Value != "" {
+			settings[s.Key] = s.Value
 		}
 	}
-	set("environment", q.Environment)
-	switch {
-	case j.BaseID != "":
-		settings["base_ami_id"] = j.BaseID // resolved at submission: the key's base
-	case q.BaseID != "":
-		settings["base_ami_id"] = q.BaseID
-	default:
-		settings["base_ami_name"] = q.BaseName
-		set("label", q.BaseLabel)
+	if j.BaseID != "" { // resolved at submission: the key's base, whatever the request named
+		delete(settings, "base_ami_name")
+		delete(settings, "label")
+		settings["base_ami_id"] = j.BaseID
 	}
-	set("name", q.Name)
-	set("vm_type", q.VMType)
 	tags = map[string]string{"bakery_id": j.ID}
 	maps.Copy(tags, q.Tags)
 	for k, v := range q.CI {

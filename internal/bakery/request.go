@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 
@@ -12,7 +13,20 @@ import (
 	"github.com/aminator-go/aminator/internal/sys/confine"
 )
 
-// Request is what a team asks for.
+// Request is what a team asks for: the JSON the API takes, and what a
+// worker's child bakes.
+//
+// A field with a `setting` tag is a bake option: the child sets the
+// configuration key the tag names (a key of config.Context, whose flag of
+// aminate bake is the key with dashes) to the field's value, as that flag
+// would. The field is the option's one definition: the API decodes it,
+// Options lists it, the child's configuration and the CLI's flag follow
+// from its key. Such a field is a string. Tests hold the rest together:
+// the key is a configuration key (TestOptionsAreConfigKeys) and a bake
+// flag (cli's TestBakeryOptionsAreBakeFlags), every JSON field is in the
+// OpenAPI document (TestOpenAPIRequestIsTheRequest), and every field is
+// part of the request's Key unless TestKeyCoversTheRequest's list says
+// why not.
 type Request struct {
 	Package string `json:"package"`
 	// PackageSHA256 (hex) is what a package file's or URL's bytes must
@@ -21,14 +35,14 @@ type Request struct {
 	// exactly the bytes the request's key was made of.
 	PackageSHA256 string `json:"package_sha256,omitempty"`
 	// Base: an id, a name, or a family with a channel label.
-	BaseID    string `json:"base_id,omitempty"`
-	BaseName  string `json:"base_name,omitempty"`
-	BaseLabel string `json:"base_label,omitempty"`
-	Region    string `json:"region"`
+	BaseID    string `json:"base_id,omitempty" setting:"base_ami_id"`
+	BaseName  string `json:"base_name,omitempty" setting:"base_ami_name"`
+	BaseLabel string `json:"base_label,omitempty" setting:"label"`
+	Region    string `json:"region" setting:"region"`
 	// Environment is the aminator environment to bake with ("" default).
-	Environment string            `json:"environment,omitempty"`
-	Name        string            `json:"name,omitempty"`
-	VMType      string            `json:"vm_type,omitempty"`
+	Environment string            `json:"environment,omitempty" setting:"environment"`
+	Name        string            `json:"name,omitempty" setting:"name"`
+	VMType      string            `json:"vm_type,omitempty" setting:"vm_type"`
 	Tags        map[string]string `json:"tags,omitempty"`
 	// Rebake bakes even if an identical request is running or done.
 	Rebake bool `json:"rebake,omitempty"`
@@ -38,6 +52,48 @@ type Request struct {
 	// TimeoutSeconds stops the bake (with its cleanup) after this long
 	// (0: the bakery's default); at most the bakery's maximum.
 	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
+}
+
+// Option is a bake option a request sets: a configuration key and its
+// value.
+type Option struct{ Key, Value string }
+
+// optionFields are the request's fields with a `setting` tag, in order.
+var optionFields = func() []reflect.StructField {
+	var out []reflect.StructField
+	for _, f := range reflect.VisibleFields(reflect.TypeFor[Request]()) {
+		if f.Tag.Get("setting") == "" {
+			continue
+		}
+		if f.Type.Kind() != reflect.String {
+			panic("bakery.Request." + f.Name + ": a setting is a string")
+		}
+		out = append(out, f)
+	}
+	return out
+}()
+
+// Options are the request's bake options, given or not, in the order of
+// its fields.
+func (r *Request) Options() []Option {
+	v := reflect.ValueOf(r).Elem()
+	out := make([]Option, 0, len(optionFields))
+	for _, f := range optionFields {
+		out = append(out, Option{Key: f.Tag.Get("setting"), Value: v.FieldByIndex(f.Index).String()})
+	}
+	return out
+}
+
+// stringFields are the values of the request's string fields.
+func (r *Request) stringFields() []string {
+	v := reflect.ValueOf(r).Elem()
+	var out []string
+	for _, f := range reflect.VisibleFields(v.Type()) {
+		if f.Type.Kind() == reflect.String {
+			out = append(out, v.FieldByIndex(f.Index).String())
+		}
+	}
+	return out
 }
 
 // BaseRef is the base image the request names.
@@ -95,9 +151,9 @@ func (r *Request) Validate(packageDir string) error {
 	if !regionRE.MatchString(r.Region) {
 		return fmt.Errorf("region %q: lower-case letters, digits and -", r.Region)
 	}
-	for _, s := range []string{r.BaseID, r.BaseName, r.BaseLabel, r.Environment, r.Name, r.VMType} {
-		if strings.HasPrefix(s, "-") {
-			return fmt.Errorf("%q must not start with '-'", s)
+	for _, s := range r.Options() {
+		if strings.HasPrefix(s.Value, "-") {
+			return fmt.Errorf("%q must not start with '-'", s.Value)
 		}
 	}
 	if err := r.checkSizes(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -127,5 +128,24 @@ func TestAPIAnswersMatchOpenAPI(t *testing.T) {
 		if err := openapi3filter.ValidateResponse(ctx, in); err != nil {
 			t.Errorf("%s %s: %d %.200s\ndoes not match the document: %v", c.method, c.path, code, body, err)
 		}
+	}
+}
+
+// The document's Request is bakery.Request: every field of its JSON, and
+// no other (a field added to the request is documented, or this fails).
+func TestOpenAPIRequestIsTheRequest(t *testing.T) {
+	schema := loadOpenAPI(t).Components.Schemas["Request"].Value
+	var inDoc, fields []string
+	for name := range schema.Properties {
+		inDoc = append(inDoc, name)
+	}
+	for _, f := range reflect.VisibleFields(reflect.TypeFor[bakery.Request]()) {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		fields = append(fields, name)
+	}
+	slices.Sort(inDoc)
+	slices.Sort(fields)
+	if !slices.Equal(inDoc, fields) {
+		t.Errorf("bakery.Request's JSON fields %v, the document's %v", fields, inDoc)
 	}
 }
