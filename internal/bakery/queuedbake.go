@@ -5,9 +5,9 @@ import (
 )
 
 // QueuedBake is a bake taken off the queue, as a worker hands it to the
-// child process that runs it (not to be confused with service's running
-// job, which that child then runs): the request, typed, as JSON on the child's standard input (see ExecRunner),
-// instead of a command line to parse.
+// child process that runs it (which runs it as a service.Job): the
+// request, typed, as JSON on the child's standard input (see
+// worker.ExecRunner), instead of a command line to parse.
 type QueuedBake struct {
 	// ID is the bakery's id of the bake; the image is tagged bakery_id=ID.
 	ID string `json:"id"`

@@ -24,8 +24,8 @@ import (
 )
 
 // API is the bakery's HTTP interface. Every call but the dashboard's
-// page needs "Authorization: Bearer TOKEN" (see CreateToken); a team's
-// token sees, cancels and reads the logs of its own team's bakes only,
+// page needs "Authorization: Bearer TOKEN" (see store.Store.CreateToken);
+// a team's token sees, cancels and reads the logs of its own team's bakes only,
 // an admin's token all of them.
 //
 //	POST /api/v1/bakes               bake (202; 200 with "cached" when an identical bake exists)
@@ -38,7 +38,7 @@ import (
 //	GET  /api/v1/whoami              the token's team
 //	GET  /api/v1/audit               the audit log (admins; ?limit=N)
 //	GET  /api/v1/openapi.json        the OpenAPI document of all this (no token)
-//	GET  /                           the dashboard (asks for a token; Routes lists its files)
+//	GET  /                           the dashboard (asks for a token; routes lists its files)
 //
 // Before any of that: the Host header must name one of Hosts (403; a page
 // on another site cannot reach the API by rebinding its name to this
@@ -209,7 +209,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 			mine = append(mine, rec)
 		}
 	}
-	page, err := Paginate(mine, q.Get("after"), max(1, limit))
+	page, err := paginate(mine, q.Get("after"), max(1, limit))
 	if err != nil {
 		a.fail(w, badRequest{err})
 		return
@@ -243,7 +243,7 @@ func (a *API) get(w http.ResponseWriter, r *http.Request) {
 }
 
 // logs serves a bake's log: what has been stored so far while it runs
-// (every LogFlush), all of it once it has ended; ?offset=N skips the
+// (every worker.Worker.LogFlush), all of it once it has ended; ?offset=N skips the
 // first N bytes, so a page tailing it fetches only what is new.
 // X-Log-Size is the log's size, X-Bake-State the bake's state.
 func (a *API) logs(w http.ResponseWriter, r *http.Request) {
@@ -308,8 +308,8 @@ func (a *API) auditLog(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, entries)
 }
 
-// RegionsResponse is GET /api/v1/regions.
-type RegionsResponse struct {
+// regionsResponse is GET /api/v1/regions.
+type regionsResponse struct {
 	Regions []store.RegionStatus `json:"regions"`
 }
 
@@ -319,5 +319,5 @@ func (a *API) regions(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, RegionsResponse{Regions: rs})
+	writeJSON(w, http.StatusOK, regionsResponse{Regions: rs})
 }

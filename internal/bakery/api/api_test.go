@@ -209,7 +209,7 @@ func TestAPITeamScopes(t *testing.T) {
 		t.Errorf("team b's identical request: %d %+v", code, b)
 	}
 	list := func(token string) []string {
-		var p Page
+		var p bakesPage
 		_, body := h.call(token, "GET", "/api/v1/bakes", nil)
 		json.Unmarshal([]byte(body), &p)
 		var ids []string

@@ -78,7 +78,7 @@ func TestListFilters(t *testing.T) {
 		"package=web&limit=1":         ids[1],
 		"package=nothing-of-the-sort": "",
 	} {
-		var p Page
+		var p bakesPage
 		if code := h.getJSON(h.teamA, "/api/v1/bakes?"+q, &p); code != http.StatusOK {
 			t.Fatalf("%s: %d", q, code)
 		}
@@ -90,14 +90,14 @@ func TestListFilters(t *testing.T) {
 			t.Errorf("team-a's ?%s: %v, want %s", q, got, want)
 		}
 	}
-	var p Page
+	var p bakesPage
 	h.getJSON(h.admin, "/api/v1/bakes?team=team-b", &p)
 	if len(p.Bakes) != 1 || p.Bakes[0].Team != "team-b" {
 		t.Errorf("an admin's ?team=team-b: %+v", p.Bakes)
 	}
 	h.getJSON(h.teamA, "/api/v1/bakes?package=web&limit=1", &p)
 	next := p.Next
-	p = Page{}
+	p = bakesPage{}
 	h.getJSON(h.teamA, "/api/v1/bakes?package=web&limit=1&after="+next, &p)
 	if len(p.Bakes) != 1 || p.Bakes[0].ID != ids[0] || p.Next != "" {
 		t.Errorf("the second page: %+v next %q", p.Bakes, p.Next)
@@ -111,7 +111,7 @@ func TestRegions(t *testing.T) {
 	ctx := context.Background()
 	h.submit(h.teamA, bakerytest.App("one"))
 	h.submit(h.teamB, bakerytest.App("two"))
-	var rs RegionsResponse
+	var rs regionsResponse
 	h.getJSON(h.teamA, "/api/v1/regions", &rs)
 	if len(rs.Regions) != 1 || fmt.Sprint(rs.Regions[0]) != fmt.Sprint(store.RegionStatus{Region: "local", Workers: 1, Queued: 2}) {
 		t.Errorf("team-a's regions: %+v", rs.Regions)
@@ -130,12 +130,12 @@ func TestImagesScope(t *testing.T) {
 	_, a := h.submit(h.teamA, bakerytest.App("a"))
 	_, b := h.submit(h.teamB, bakerytest.App("b"))
 	h.api.Images = fakeImages(map[string]string{a.Bake.ID: "app-a", b.Bake.ID: "app-b"})
-	families := func(token string) map[string]FamilyView {
-		var res ImagesResponse
+	families := func(token string) map[string]familyView {
+		var res imagesResponse
 		if code := h.getJSON(token, "/api/v1/images?region=local", &res); code != http.StatusOK {
 			t.Fatalf("images: %d", code)
 		}
-		out := map[string]FamilyView{}
+		out := map[string]familyView{}
 		var order []string
 		for _, f := range res.Families {
 			out[f.Family] = f

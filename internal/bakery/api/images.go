@@ -12,11 +12,11 @@ import (
 	"github.com/aminator-go/aminator/internal/plugin"
 )
 
-// ImagesPerFamily is how many of a family's newest images are shown.
-const ImagesPerFamily = 10
+// imagesPerFamily is how many of a family's newest images are shown.
+const imagesPerFamily = 10
 
-// LineageStep is one ancestor of an image: its foundation, its base.
-type LineageStep struct {
+// lineageStep is one ancestor of an image: its foundation, its base.
+type lineageStep struct {
 	ID     string `json:"id"`
 	Name   string `json:"name,omitempty"`
 	Role   string `json:"role,omitempty"`
@@ -25,30 +25,30 @@ type LineageStep struct {
 	Gone bool `json:"gone,omitempty"`
 }
 
-// ImageView is an image as the dashboard shows it.
-type ImageView struct {
+// imageView is an image as the dashboard shows it.
+type imageView struct {
 	ID       string        `json:"id"`
 	Name     string        `json:"name"`
 	Role     string        `json:"role,omitempty"`
 	Channel  string        `json:"channel,omitempty"`
 	Created  time.Time     `json:"created"`
 	BakeryID string        `json:"bakery_id,omitempty"`
-	Lineage  []LineageStep `json:"lineage"`
+	Lineage  []lineageStep `json:"lineage"`
 }
 
-// FamilyView is a family's channels (label -> image id) and its newest
+// familyView is a family's channels (label -> image id) and its newest
 // images.
-type FamilyView struct {
+type familyView struct {
 	Family   string            `json:"family"`
 	Role     string            `json:"role,omitempty"`
 	Channels map[string]string `json:"channels"`
-	Images   []ImageView       `json:"images"`
+	Images   []imageView       `json:"images"`
 }
 
-// ImagesResponse is GET /api/v1/images.
-type ImagesResponse struct {
+// imagesResponse is GET /api/v1/images.
+type imagesResponse struct {
 	Region   string       `json:"region"`
-	Families []FamilyView `json:"families"`
+	Families []familyView `json:"families"`
 }
 
 func (a *API) images(w http.ResponseWriter, r *http.Request) {
@@ -67,7 +67,7 @@ func (a *API) images(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	seen := a.imageScope(r, ims)
-	writeJSON(w, http.StatusOK, ImagesResponse{Region: region, Families: families(ims, seen)})
+	writeJSON(w, http.StatusOK, imagesResponse{Region: region, Families: families(ims, seen)})
 }
 
 // imageScope says which images an identity may see: foundations and
@@ -98,13 +98,13 @@ func (a *API) imageScope(r *http.Request, ims []*plugin.Image) func(*plugin.Imag
 
 // families groups the images one may see by family, newest first, with
 // each one's lineage named from the same list.
-func families(ims []*plugin.Image, sees func(*plugin.Image) bool) []FamilyView {
+func families(ims []*plugin.Image, sees func(*plugin.Image) bool) []familyView {
 	byID := map[string]*plugin.Image{}
 	for _, im := range ims {
 		byID[im.ID] = im
 	}
 	sort.SliceStable(ims, func(i, j int) bool { return ims[i].CreatedAt.After(ims[j].CreatedAt) })
-	by := map[string]*FamilyView{}
+	by := map[string]*familyView{}
 	var order []string
 	for _, im := range ims {
 		fam := im.Tags[channels.TagFamily]
@@ -113,34 +113,34 @@ func families(ims []*plugin.Image, sees func(*plugin.Image) bool) []FamilyView {
 		}
 		f := by[fam]
 		if f == nil {
-			f = &FamilyView{Family: fam, Role: im.Tags[channels.TagRole], Channels: map[string]string{}, Images: []ImageView{}}
+			f = &familyView{Family: fam, Role: im.Tags[channels.TagRole], Channels: map[string]string{}, Images: []imageView{}}
 			by[fam], order = f, append(order, fam)
 		}
 		if ch := im.Tags[channels.TagChannel]; ch != "" && f.Channels[ch] == "" {
 			f.Channels[ch] = im.ID
 		}
-		if len(f.Images) < ImagesPerFamily {
+		if len(f.Images) < imagesPerFamily {
 			f.Images = append(f.Images, viewOf(im, byID))
 		}
 	}
 	sort.SliceStable(order, func(i, j int) bool { return roleRank(by[order[i]].Role) < roleRank(by[order[j]].Role) })
-	out := make([]FamilyView, 0, len(order))
+	out := make([]familyView, 0, len(order))
 	for _, fam := range order {
 		out = append(out, *by[fam])
 	}
 	return out
 }
 
-func viewOf(im *plugin.Image, byID map[string]*plugin.Image) ImageView {
-	v := ImageView{ID: im.ID, Name: im.Name, Role: im.Tags[channels.TagRole], Channel: im.Tags[channels.TagChannel],
-		Created: im.CreatedAt, BakeryID: im.Tags["bakery_id"], Lineage: []LineageStep{}}
+func viewOf(im *plugin.Image, byID map[string]*plugin.Image) imageView {
+	v := imageView{ID: im.ID, Name: im.Name, Role: im.Tags[channels.TagRole], Channel: im.Tags[channels.TagChannel],
+		Created: im.CreatedAt, BakeryID: im.Tags["bakery_id"], Lineage: []lineageStep{}}
 	for _, id := range channels.Lineage(im) {
 		a, ok := byID[id]
 		if !ok {
-			v.Lineage = append(v.Lineage, LineageStep{ID: id, Gone: true})
+			v.Lineage = append(v.Lineage, lineageStep{ID: id, Gone: true})
 			continue
 		}
-		v.Lineage = append(v.Lineage, LineageStep{ID: id, Name: a.Name, Role: a.Tags[channels.TagRole], Family: a.Tags[channels.TagFamily]})
+		v.Lineage = append(v.Lineage, lineageStep{ID: id, Name: a.Name, Role: a.Tags[channels.TagRole], Family: a.Tags[channels.TagFamily]})
 	}
 	return v
 }

@@ -14,8 +14,8 @@ import (
 	"github.com/aminator-go/aminator/internal/bakery/store"
 )
 
-// MaxBodyBytes is the default cap of a request's body.
-const MaxBodyBytes = 64 << 10
+// maxBodyBytes is the default cap of a request's body.
+const maxBodyBytes = 64 << 10
 
 // Limits bound what one team may ask of the API.
 type Limits struct {
@@ -36,7 +36,7 @@ type Limits struct {
 // (2 at once), 20 bakes queued or running per team.
 func DefaultLimits() *Limits {
 	return &Limits{Rate: 30, Burst: 10, Rebakes: 0.1, RebakeBurst: 2, MaxQueued: 20, RequireLiveWorkers: true,
-		MaxBody: MaxBodyBytes, DefaultPageSize: 50, MaxPageSize: 500}
+		MaxBody: maxBodyBytes, DefaultPageSize: 50, MaxPageSize: 500}
 }
 
 // errLimit is a refusal for a limit (429).
@@ -86,22 +86,22 @@ func (l *Limits) checkQueued(ctx context.Context, s *store.Store, team string) e
 	return nil
 }
 
-// Page is one page of a list, newest first; Next fetches the next.
-type Page struct {
+// bakesPage is one page of a list, newest first; Next fetches the next.
+type bakesPage struct {
 	Bakes []*bakery.Record `json:"bakes"`
 	Next  string           `json:"next,omitempty"`
 }
 
-// Paginate returns the records after the cursor (all when ""), at most
+// paginate returns the records after the cursor (all when ""), at most
 // limit, and the cursor of the next page.
-func Paginate(recs []*bakery.Record, cursor string, limit int) (Page, error) {
+func paginate(recs []*bakery.Record, cursor string, limit int) (bakesPage, error) {
 	start := 0
 	if cursor != "" {
 		b, err := base64.RawURLEncoding.DecodeString(cursor)
 		ts, id, ok := strings.Cut(string(b), "|")
 		t, terr := time.Parse(time.RFC3339Nano, ts)
 		if err != nil || !ok || terr != nil {
-			return Page{}, fmt.Errorf("bad cursor %q", cursor)
+			return bakesPage{}, fmt.Errorf("bad cursor %q", cursor)
 		}
 		mark := &bakery.Record{ID: id, Created: t}
 		for start < len(recs) && !bakery.Newer(mark, recs[start]) {
@@ -109,7 +109,7 @@ func Paginate(recs []*bakery.Record, cursor string, limit int) (Page, error) {
 		}
 	}
 	recs = recs[start:]
-	p := Page{Bakes: recs}
+	p := bakesPage{Bakes: recs}
 	if len(recs) > limit {
 		p.Bakes = recs[:limit]
 		last := p.Bakes[limit-1]

@@ -21,9 +21,9 @@ func TestAPILimits(t *testing.T) {
 	limits.Rate, limits.Burst, limits.Rebakes, limits.RebakeBurst, limits.MaxQueued = 0.001, 6, 0.001, 1, 4
 	h := newAPI(t, limits)
 	big := bakerytest.App("app")
-	big.Name = strings.Repeat("x", MaxBodyBytes)
+	big.Name = strings.Repeat("x", maxBodyBytes)
 	if code, body := h.call(h.teamB, "POST", "/api/v1/bakes", big); code != http.StatusRequestEntityTooLarge {
-		t.Errorf("a %d-byte body: %d %s", MaxBodyBytes, code, body)
+		t.Errorf("a %d-byte body: %d %s", maxBodyBytes, code, body)
 	}
 	tags := bakerytest.App("app")
 	tags.Tags = map[string]string{}
@@ -95,7 +95,7 @@ func TestAPIListPages(t *testing.T) {
 			t.Fatal("too many pages")
 		}
 		code, body := h.call(h.teamA, "GET", path, nil)
-		var p Page
+		var p bakesPage
 		if err := json.Unmarshal([]byte(body), &p); err != nil || code != http.StatusOK || len(p.Bakes) > 2 {
 			t.Fatalf("%d %s", code, body)
 		}

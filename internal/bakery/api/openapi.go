@@ -7,13 +7,10 @@ import (
 
 // openAPIDoc is the API's OpenAPI 3 document, served at
 // /api/v1/openapi.json; TestOpenAPIDescribesEveryRoute holds it and
-// Routes together.
+// routes together.
 //
 //go:embed openapi.json
 var openAPIDoc []byte
-
-// OpenAPI returns the document.
-func OpenAPI() []byte { return openAPIDoc }
 
 func (a *API) openAPI(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")

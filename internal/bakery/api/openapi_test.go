@@ -20,7 +20,7 @@ import (
 
 func loadOpenAPI(t *testing.T) *openapi3.T {
 	t.Helper()
-	doc, err := openapi3.NewLoader().LoadFromData(OpenAPI())
+	doc, err := openapi3.NewLoader().LoadFromData(openAPIDoc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,13 +39,13 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 		for method, op := range item.Operations() {
 			inDoc = append(inDoc, method+" "+path)
 			public := op.Security != nil && len(*op.Security) == 0
-			i := slices.IndexFunc(Routes, func(r Route) bool { return r.Method == method && r.Path == path })
-			if i >= 0 && Routes[i].Public != public {
-				t.Errorf("%s %s: public %v in the document, %v served", method, path, public, Routes[i].Public)
+			i := slices.IndexFunc(routes, func(r route) bool { return r.Method == method && r.Path == path })
+			if i >= 0 && routes[i].Public != public {
+				t.Errorf("%s %s: public %v in the document, %v served", method, path, public, routes[i].Public)
 			}
 		}
 	}
-	for _, r := range Routes {
+	for _, r := range routes {
 		served = append(served, r.Method+" "+r.Path)
 	}
 	slices.Sort(inDoc)
@@ -62,7 +62,7 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 func TestOpenAPIServed(t *testing.T) {
 	h := newAPI(t, nil)
 	code, body := h.call("", "GET", "/api/v1/openapi.json", nil)
-	if code != http.StatusOK || !bytes.Equal([]byte(body), OpenAPI()) {
+	if code != http.StatusOK || !bytes.Equal([]byte(body), openAPIDoc) {
 		t.Errorf("GET /api/v1/openapi.json: %d %.100s", code, body)
 	}
 }

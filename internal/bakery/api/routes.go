@@ -8,17 +8,17 @@ import (
 	"github.com/aminator-go/aminator/internal/bakery"
 )
 
-// Route is one endpoint the API serves: the OpenAPI document
+// route is one endpoint the API serves: the OpenAPI document
 // (openapi.json) describes each, and a test holds the two together.
-type Route struct {
+type route struct {
 	Method, Path string
 	// Public routes need no token (the dashboard's files, the document).
 	Public  bool
 	handler func(*API) http.HandlerFunc
 }
 
-// Routes are the API's endpoints, in the order the document lists them.
-var Routes = []Route{
+// routes are the API's endpoints, in the order the document lists them.
+var routes = []route{
 	{Method: "POST", Path: "/api/v1/bakes", handler: func(a *API) http.HandlerFunc { return a.submit }},
 	{Method: "GET", Path: "/api/v1/bakes", handler: func(a *API) http.HandlerFunc { return a.list }},
 	{Method: "GET", Path: "/api/v1/bakes/{id}", handler: func(a *API) http.HandlerFunc { return a.get }},
@@ -34,7 +34,7 @@ var Routes = []Route{
 }
 
 // pattern is the route's net/http pattern ("/" matches only itself).
-func (r Route) pattern() string {
+func (r route) pattern() string {
 	if r.Path == "/" {
 		return r.Method + " /{$}"
 	}
@@ -50,7 +50,7 @@ func (a *API) Handler() http.Handler {
 		a.Limits = DefaultLimits()
 	}
 	mux := http.NewServeMux()
-	for _, r := range Routes {
+	for _, r := range routes {
 		h := r.handler(a)
 		if !r.Public {
 			h = a.authed(h)

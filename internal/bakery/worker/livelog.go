@@ -97,9 +97,9 @@ func textValue(line, key string) (string, bool) {
 	return v, true
 }
 
-// DefaultLogFlush is how often a running bake's log and stages are
+// defaultLogFlush is how often a running bake's log and stages are
 // stored (when they changed).
-const DefaultLogFlush = time.Second
+const defaultLogFlush = time.Second
 
 // errStale skips an update of a record another worker has taken over.
 var errStale = errors.New("the bake is no longer this worker's")
@@ -110,7 +110,7 @@ var errStale = errors.New("the bake is no longer this worker's")
 func (w *Worker) flushLive(ctx context.Context, id string, claimed int, l *liveLog) {
 	every := w.LogFlush
 	if every <= 0 {
-		every = DefaultLogFlush
+		every = defaultLogFlush
 	}
 	tick := time.NewTicker(every)
 	defer tick.Stop()

@@ -24,8 +24,8 @@ import (
 	"github.com/aminator-go/aminator/internal/bakery/store"
 )
 
-// MaxAttempts is how many times a bake is started before it is given up.
-const MaxAttempts = 3
+// maxAttempts is how many times a bake is started before it is given up.
+const maxAttempts = 3
 
 // Runner performs one bake, writing its log to log.
 type Runner interface {
@@ -51,12 +51,12 @@ type Worker struct {
 	// MaxTimeout); at its timeout a bake is stopped and cleans up.
 	DefaultTimeout, MaxTimeout time.Duration
 	// MaxDeliveries: a message delivered more often is dropped and its
-	// bake failed (0: DefaultMaxDeliveries).
+	// bake failed (0: 10).
 	MaxDeliveries int
-	// QueueTTL: a bake queued longer is failed, not started (0: DefaultQueueTTL).
+	// QueueTTL: a bake queued longer is failed, not started (0: 24h).
 	QueueTTL time.Duration
 	// LogFlush is how often a running bake's log and stages are stored
-	// for the API to show (0: DefaultLogFlush).
+	// for the API to show (0: a second).
 	LogFlush time.Duration
 
 	// Node names the host in the worker's presence (default: host name).
@@ -80,8 +80,8 @@ type Worker struct {
 
 // Defaults of a worker.
 const (
-	DefaultMaxDeliveries = 10
-	DefaultQueueTTL      = 24 * time.Hour
+	defaultMaxDeliveries = 10
+	defaultQueueTTL      = 24 * time.Hour
 )
 
 func (w *Worker) policy() bakery.Policy {
@@ -101,10 +101,10 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.AckWait = time.Minute
 	}
 	if w.MaxDeliveries == 0 {
-		w.MaxDeliveries = DefaultMaxDeliveries
+		w.MaxDeliveries = defaultMaxDeliveries
 	}
 	if w.QueueTTL == 0 {
-		w.QueueTTL = DefaultQueueTTL
+		w.QueueTTL = defaultQueueTTL
 	}
 	if w.Node == "" {
 		w.Node, _ = os.Hostname()
@@ -264,15 +264,15 @@ func (w *Worker) result(runErr error, canceled, timedOut bool, timeout time.Dura
 	}
 }
 
-// RecordFor is how long a worker tries to record a finished bake while
+// recordFor is how long a worker tries to record a finished bake while
 // NATS is out of its reach (cut off from the cluster's majority), keeping
 // the bake's message in progress so that no other worker bakes it again.
-const RecordFor = 10 * time.Minute
+const recordFor = 10 * time.Minute
 
-// retry runs fn until it succeeds, RecordFor has passed, or (a few tries
+// retry runs fn until it succeeds, recordFor has passed, or (a few tries
 // after) the worker stops.
 func (w *Worker) retry(ctx context.Context, msg jetstream.Msg, fn func() error) error {
-	deadline := time.Now().Add(RecordFor)
+	deadline := time.Now().Add(recordFor)
 	for try := 1; ; try++ {
 		err := fn()
 		if err == nil || errors.Is(err, bakery.ErrNotFound) || time.Now().After(deadline) || (ctx.Err() != nil && try >= 3) {
@@ -297,7 +297,7 @@ func (w *Worker) claim(ctx context.Context, id string) (rec *bakery.Record, skip
 		case r.Cancel:
 			r.State, r.Finished = bakery.Canceled, time.Now().UTC()
 			skip = true
-		case r.Attempts >= MaxAttempts:
+		case r.Attempts >= maxAttempts:
 			r.State, r.Finished = bakery.Failed, time.Now().UTC()
 			r.Error = fmt.Sprintf("gave up after %d attempts (workers died or stopped during the bake)", r.Attempts)
 			skip = true
