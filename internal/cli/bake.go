@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -140,7 +142,7 @@ func (o afterConsole) Write(p []byte) (int, error) {
 func (a *app) done(log *slog.Logger, kind string, im *plugin.Image, took time.Duration) {
 	if !a.con.Pretty() {
 		log.Info(kind+" done", "image", im.ID, "name", im.Name, "took", took.Round(time.Millisecond))
-		for _, k := range sortedKeys(im.Tags) {
+		for _, k := range slices.Sorted(maps.Keys(im.Tags)) {
 			log.Info("tag", "key", k, "value", im.Tags[k])
 		}
 		return
@@ -149,7 +151,7 @@ func (a *app) done(log *slog.Logger, kind string, im *plugin.Image, took time.Du
 	rows := []console.Row{{Key: "image", Value: im.ID}, {Key: "name", Value: im.Name}}
 	var tags strings.Builder
 	tw := tabwriter.NewWriter(&tags, 0, 0, 2, ' ', 0)
-	for _, k := range sortedKeys(im.Tags) {
+	for _, k := range slices.Sorted(maps.Keys(im.Tags)) {
 		fmt.Fprintf(tw, "%s\t%s\n", k, im.Tags[k])
 	}
 	tw.Flush()

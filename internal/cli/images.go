@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -105,7 +107,7 @@ func (a *app) printImage(im *plugin.Image) {
 		}
 	}
 	fmt.Fprintln(a.stdout, "tags:")
-	for _, k := range sortedKeys(im.Tags) {
+	for _, k := range slices.Sorted(maps.Keys(im.Tags)) {
 		fmt.Fprintf(a.stdout, "  %s = %s\n", k, im.Tags[k])
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,15 +15,6 @@ import (
 	"github.com/aminator-go/aminator/internal/plugin/cloud/local"
 	"github.com/aminator-go/aminator/internal/service"
 )
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
 
 // withLocal loads the configuration and runs fn on the local cloud,
 // whatever the environment.

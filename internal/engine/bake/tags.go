@@ -2,7 +2,8 @@ package bake
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -107,13 +108,13 @@ func ownTags(req Request, base *plugin.Image, f naming.Fields) plugin.Tags {
 // too, and the count on each resource. An image's count keeps room for
 // the tags promote and test add later.
 func CheckTags(l plugin.TagLimits, user plugin.Tags, own map[string]plugin.Tags) error {
-	for _, k := range sortedKeys(user) {
+	for _, k := range slices.Sorted(maps.Keys(user)) {
 		if err := l.CheckTag(k, user[k]); err != nil {
 			return err
 		}
 	}
-	for _, res := range sortedKeys(own) {
-		for _, k := range sortedKeys(own[res]) {
+	for _, res := range slices.Sorted(maps.Keys(own)) {
+		for _, k := range slices.Sorted(maps.Keys(own[res])) {
 			if err := l.CheckTag(k, own[res][k]); err != nil {
 				if t, ok := naming.Reserved(k, naming.ScopeAll); ok && t.Flag != "" {
 					return fmt.Errorf("%w (set with %s)", err, t.Flag)
@@ -121,7 +122,7 @@ func CheckTags(l plugin.TagLimits, user plugin.Tags, own map[string]plugin.Tags)
 				return err
 			}
 		}
-		keys := sortedKeys(own[res])
+		keys := slices.Sorted(maps.Keys(own[res]))
 		if res == "image" {
 			keys = append(keys, naming.LaterTags()...)
 		}
@@ -131,13 +132,4 @@ func CheckTags(l plugin.TagLimits, user plugin.Tags, own map[string]plugin.Tags)
 		}
 	}
 	return nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -3,6 +3,7 @@ package bake
 import (
 	"maps"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -86,7 +87,7 @@ func TestOwnTagsAreReserved(t *testing.T) {
 	image, snapshot := Tags(TagInput{Request: req, Base: base, Fields: naming.Fields{Name: "p"}, Host: &plugin.Host{InstanceID: "i-1"}, Boot: "bios+uefi"})
 	all := maps.Clone(image)
 	maps.Copy(all, snapshot)
-	for _, k := range sortedKeys(all) {
+	for _, k := range slices.Sorted(maps.Keys(all)) {
 		if _, ok := naming.Reserved(k, naming.ScopeBake); !ok {
 			t.Errorf("the bake sets tag %q, which naming.ToolTags does not list", k)
 		}

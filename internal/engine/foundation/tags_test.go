@@ -3,6 +3,8 @@ package foundation
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -16,7 +18,7 @@ import (
 // refused before any work.
 func TestTags(t *testing.T) {
 	o := Options{Name: "debian-bookworm", Suffix: "s", Release: "bookworm", Layout: "uefi", FS: "ext4", Creator: "me"}
-	keys := sortedKeys(ownTags(o, "6.1", 100, 2))
+	keys := slices.Sorted(maps.Keys(ownTags(o, "6.1", 100, 2)))
 	for _, k := range append(keys, "creation_time") {
 		if _, ok := naming.Reserved(k, naming.ScopeFoundation); !ok {
 			t.Errorf("a foundation sets tag %q, which naming.ToolTags does not list", k)
@@ -45,12 +47,4 @@ func TestTags(t *testing.T) {
 	if err := checkInputs(context.Background(), env, o, "n"); err != nil {
 		t.Errorf("host on a foundation: %v", err)
 	}
-}
-
-func sortedKeys(m map[string]string) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }

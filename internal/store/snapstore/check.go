@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
 
 	"golang.org/x/sys/unix"
 
@@ -207,14 +206,4 @@ func (c *Chunks) hashAt(f *os.File, m *Manifest, i int) (string, error) {
 		return "", nil
 	}
 	return hashOf(buf), nil
-}
-
-// sortedKeys lists a map's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

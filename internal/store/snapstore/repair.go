@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 )
 
@@ -16,7 +18,7 @@ import (
 // where the source's snapshot's manifest names it. It then takes what it
 // rebuilt out of r.Bad and r.Broken, so what is left stays broken.
 func (c *Chunks) repair(ctx context.Context, r *FsckReport, sources []Source) error {
-	for _, h := range sortedKeys(r.Bad) {
+	for _, h := range slices.Sorted(maps.Keys(r.Bad)) {
 		if moved, err := c.quarantine(h); err != nil {
 			return fmt.Errorf("repair: %w", err)
 		} else if moved {
@@ -27,7 +29,7 @@ func (c *Chunks) repair(ctx context.Context, r *FsckReport, sources []Source) er
 	if err != nil {
 		return fmt.Errorf("repair: %w", err)
 	}
-	for _, h := range sortedKeys(r.Bad) {
+	for _, h := range slices.Sorted(maps.Keys(r.Bad)) {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}

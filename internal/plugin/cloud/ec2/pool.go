@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"sort"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -279,7 +281,7 @@ func (c *Cloud) DrainPool(ctx context.Context, snap string) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		snaps = sortedKeys(all)
+		snaps = slices.Sorted(maps.Keys(all))
 	}
 	n := 0
 	for _, s := range snaps {
@@ -363,17 +365,8 @@ func (c *Cloud) PoolStatus(ctx context.Context) ([]PoolStatus, error) {
 		}
 	}
 	out := make([]PoolStatus, 0, len(by))
-	for _, k := range sortedKeys(by) {
+	for _, k := range slices.Sorted(maps.Keys(by)) {
 		out = append(out, *by[k])
 	}
 	return out, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

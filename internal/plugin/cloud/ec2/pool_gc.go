@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -30,7 +32,7 @@ func (p *GCPlan) planPool(ctx context.Context) error {
 			hosts[h] = true
 		}
 	}
-	alive, err := p.c.liveInstances(ctx, sortedKeys(hosts))
+	alive, err := p.c.liveInstances(ctx, slices.Sorted(maps.Keys(hosts)))
 	if err != nil {
 		return fmt.Errorf("plan gc: %w", err)
 	}
