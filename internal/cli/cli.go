@@ -26,16 +26,7 @@ import (
 	"github.com/aminator-go/aminator/internal/ui/console"
 
 	// The built-in plugins register themselves.
-	_ "github.com/aminator-go/aminator/internal/plugin/blockdev"
-	_ "github.com/aminator-go/aminator/internal/plugin/cloud/ec2"
-	_ "github.com/aminator-go/aminator/internal/plugin/cloud/local"
-	_ "github.com/aminator-go/aminator/internal/plugin/distro/debian"
-	_ "github.com/aminator-go/aminator/internal/plugin/distro/redhat"
-	_ "github.com/aminator-go/aminator/internal/plugin/finalizer/instancestore"
-	_ "github.com/aminator-go/aminator/internal/plugin/finalizer/tagging"
-	_ "github.com/aminator-go/aminator/internal/plugin/provisioner/apt"
-	_ "github.com/aminator-go/aminator/internal/plugin/provisioner/yum"
-	_ "github.com/aminator-go/aminator/internal/plugin/volume"
+	_ "github.com/aminator-go/aminator/internal/plugin/builtin"
 )
 
 // Version is set at build time with -ldflags "-X .../cli.Version=...".

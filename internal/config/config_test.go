@@ -10,16 +10,9 @@ import (
 
 	"github.com/aminator-go/aminator/internal/config"
 
-	_ "github.com/aminator-go/aminator/internal/plugin/blockdev"
-	_ "github.com/aminator-go/aminator/internal/plugin/cloud/ec2"
-	_ "github.com/aminator-go/aminator/internal/plugin/cloud/local"
+	_ "github.com/aminator-go/aminator/internal/plugin/builtin"
 	"github.com/aminator-go/aminator/internal/plugin/distro/debian"
-	_ "github.com/aminator-go/aminator/internal/plugin/distro/redhat"
-	_ "github.com/aminator-go/aminator/internal/plugin/finalizer/instancestore"
-	_ "github.com/aminator-go/aminator/internal/plugin/finalizer/tagging"
 	"github.com/aminator-go/aminator/internal/plugin/provisioner/apt"
-	_ "github.com/aminator-go/aminator/internal/plugin/provisioner/yum"
-	_ "github.com/aminator-go/aminator/internal/plugin/volume"
 )
 
 type dirs struct{ sys, user string }

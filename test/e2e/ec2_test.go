@@ -36,9 +36,7 @@ import (
 	"github.com/aminator-go/aminator/internal/testutil"
 	"github.com/aminator-go/aminator/internal/testutil/ec2test"
 
-	_ "github.com/aminator-go/aminator/internal/plugin/finalizer/tagging"
-	_ "github.com/aminator-go/aminator/internal/plugin/provisioner/apt"
-	_ "github.com/aminator-go/aminator/internal/plugin/volume"
+	_ "github.com/aminator-go/aminator/internal/plugin/builtin"
 )
 
 // loopBlockDevice is the one stand-in of the EC2 tests: moto reports a

@@ -16,8 +16,7 @@ import (
 	"github.com/aminator-go/aminator/internal/plugin/cloud/local"
 	"github.com/aminator-go/aminator/internal/testutil"
 
-	_ "github.com/aminator-go/aminator/internal/plugin/finalizer/tagging"
-	_ "github.com/aminator-go/aminator/internal/plugin/provisioner/apt"
+	_ "github.com/aminator-go/aminator/internal/plugin/builtin"
 )
 
 // noVolumes fails the test if a bake makes, adopts or attaches a volume:

@@ -16,7 +16,7 @@ import (
 	"github.com/aminator-go/aminator/internal/plugin/cloud/fakecloud"
 	"github.com/aminator-go/aminator/internal/sys/partition"
 
-	_ "github.com/aminator-go/aminator/internal/plugin/finalizer/tagging"
+	_ "github.com/aminator-go/aminator/internal/plugin/builtin"
 )
 
 // fakeHost bootstraps a tiny tree (two packages, a kernel unless noKernel)

@@ -8,8 +8,8 @@ import (
 
 	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/plugin/blockdev"
+	_ "github.com/aminator-go/aminator/internal/plugin/builtin"
 	ec2cloud "github.com/aminator-go/aminator/internal/plugin/cloud/ec2"
-	_ "github.com/aminator-go/aminator/internal/plugin/volume"
 	"github.com/aminator-go/aminator/internal/testutil/ec2test"
 )
 
