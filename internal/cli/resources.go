@@ -13,6 +13,7 @@ import (
 
 	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/plugin/cloud/local"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/owner"
 	"github.com/aminator-go/aminator/internal/service"
 )
 
@@ -129,7 +130,7 @@ func (a *app) volumesCommand() *cobra.Command {
 					if v.Orphaned {
 						o = "ORPHANED"
 					}
-					return []string{v.ID, v.State, v.SnapshotID, fmt.Sprint(v.SizeBytes), v.Device, v.Tags["bake"], o}
+					return []string{v.ID, v.State, v.SnapshotID, fmt.Sprint(v.SizeBytes), v.Device, v.Tags[owner.Bake], o}
 				})
 			})
 		},

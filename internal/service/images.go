@@ -12,6 +12,7 @@ import (
 	"github.com/aminator-go/aminator/internal/image/imageref"
 	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/plugin/cloud/local"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/owner"
 )
 
 // Find finds the image a user named by id, name or FAMILY:LABEL.
@@ -141,7 +142,7 @@ func CreateExternalVolume(ctx context.Context, c VolumeMaker, ref string, sizeGi
 	if err != nil {
 		return nil, err
 	}
-	return c.CreateVolume(ctx, plugin.VolumeRequest{SnapshotID: snap, SizeBytes: int64(sizeGiB) << 30, Tags: plugin.Tags{"purpose": "external", "ami": im.ID}})
+	return c.CreateVolume(ctx, plugin.VolumeRequest{SnapshotID: snap, SizeBytes: int64(sizeGiB) << 30, Tags: plugin.Tags{owner.Purpose: owner.PurposeExternal, "ami": im.ID}})
 }
 
 // VolumeRemover is what removing volumes needs of a cloud.

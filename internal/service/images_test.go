@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/owner"
 )
 
 func TestRemoveImageCascades(t *testing.T) {
@@ -75,7 +76,7 @@ func TestVolumes(t *testing.T) {
 	ctx := context.Background()
 	f := &fakeCloud{images: []*plugin.Image{image(1, "one", plugin.Tags{}), {ID: "ami-00000000000000002", Name: "bare"}}}
 	v, err := CreateExternalVolume(ctx, f, "one", 3)
-	if err != nil || v.SnapshotID != "snap-00000000000000001" || v.SizeBytes != 3<<30 || v.Tags["purpose"] != "external" || v.Tags["ami"] != "ami-00000000000000001" {
+	if err != nil || v.SnapshotID != "snap-00000000000000001" || v.SizeBytes != 3<<30 || v.Tags[owner.Purpose] != owner.PurposeExternal || v.Tags["ami"] != "ami-00000000000000001" {
 		t.Fatalf("volume %+v %v", v, err)
 	}
 	if _, err := CreateExternalVolume(ctx, f, "bare", 0); err == nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/plugin/blockdev"
 	ec2cloud "github.com/aminator-go/aminator/internal/plugin/cloud/ec2"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/owner"
 	"github.com/aminator-go/aminator/internal/plugin/distro/debian"
 	"github.com/aminator-go/aminator/internal/sys/loop"
 	"github.com/aminator-go/aminator/internal/testutil"
@@ -145,7 +146,7 @@ func ec2PoolBake(t *testing.T) {
 			t.Errorf("%s: drain %d: %v", mode, n, err)
 		}
 	}
-	out, _ := e.Client.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []types.Filter{{Name: aws.String("tag:purpose"), Values: []string{"pool", "amination"}}}})
+	out, _ := e.Client.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []types.Filter{{Name: aws.String("tag:" + owner.Purpose), Values: []string{owner.PurposePool, owner.PurposeWork}}}})
 	for _, v := range out.Volumes {
 		t.Errorf("volume left: %s %s %+v", aws.ToString(v.VolumeId), v.State, v.Tags)
 	}
@@ -160,7 +161,7 @@ func ec2PoolCommands(t *testing.T) {
 	vars := append(append([]string{}, e.Vars...), "AMINATOR_STATE_DIR="+state, "AMINATOR_ENVIRONMENT=ec2_apt_linux")
 	ctx := context.Background()
 	pooled := func() []types.Volume {
-		out, err := e.Client.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []types.Filter{{Name: aws.String("tag:purpose"), Values: []string{"pool"}}}})
+		out, err := e.Client.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []types.Filter{{Name: aws.String("tag:" + owner.Purpose), Values: []string{owner.PurposePool}}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -180,7 +181,7 @@ func ec2PoolCommands(t *testing.T) {
 	}
 	// A bake took one: the parent's refill makes it up.
 	taken := aws.ToString(pooled()[0].VolumeId)
-	e.Client.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{taken}, Tags: []types.Tag{{Key: aws.String("purpose"), Value: aws.String("amination")}}})
+	e.Client.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{taken}, Tags: []types.Tag{{Key: aws.String(owner.Purpose), Value: aws.String(owner.PurposeWork)}}})
 	if out := mustOK(t, aminateEnv(t, vars, "pool", "fill", "--snapshot", snap, "--state-dir", state, "-e", "ec2_apt_linux")); !strings.Contains(out, "made 1 volumes") {
 		t.Errorf("refill: %s", out)
 	}
@@ -188,7 +189,7 @@ func ec2PoolCommands(t *testing.T) {
 	// A pool volume of a host that is gone.
 	e.Client.CreateVolume(ctx, &ec2.CreateVolumeInput{AvailabilityZone: aws.String(e.AZ), SnapshotId: aws.String(snap),
 		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeVolume, Tags: []types.Tag{
-			{Key: aws.String("purpose"), Value: aws.String("pool")}, {Key: aws.String("host"), Value: aws.String("i-0123456789abcdef0")}}}}})
+			{Key: aws.String(owner.Purpose), Value: aws.String(owner.PurposePool)}, {Key: aws.String(owner.Host), Value: aws.String("i-0123456789abcdef0")}}}}})
 	if r := aminateEnv(t, vars, "gc", "--cloud", "ec2", "--dry-run"); r.code != 0 || !strings.Contains(r.stdout, "would remove 1 volumes") {
 		t.Errorf("gc --dry-run: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -220,7 +221,7 @@ func ec2PoolRefillAfterBake(t *testing.T) {
 	vars := append(append([]string{}, e.Vars...), "AMINATOR_STATE_DIR="+state, "AMINATOR_ENVIRONMENT=ec2_apt_linux")
 	ctx := context.Background()
 	pooled := func() []string {
-		out, err := e.Client.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []types.Filter{{Name: aws.String("tag:purpose"), Values: []string{"pool"}}}})
+		out, err := e.Client.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []types.Filter{{Name: aws.String("tag:" + owner.Purpose), Values: []string{owner.PurposePool}}}})
 		if err != nil {
 			t.Fatal(err)
 		}

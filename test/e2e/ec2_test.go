@@ -29,6 +29,7 @@ import (
 	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/plugin/blockdev"
 	ec2cloud "github.com/aminator-go/aminator/internal/plugin/cloud/ec2"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/owner"
 	"github.com/aminator-go/aminator/internal/plugin/distro/debian"
 	"github.com/aminator-go/aminator/internal/sys/loop"
 	"github.com/aminator-go/aminator/internal/sys/partition"
@@ -158,11 +159,11 @@ func ec2Bake(t *testing.T) {
 		t.Errorf("copy in us-west-2: %v", err)
 	}
 	// No volume is left in EC2, and the snapshot carries the bake's tags.
-	vols, _ := e.Client.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []types.Filter{{Name: aws.String("tag:purpose"), Values: []string{"amination"}}}})
+	vols, _ := e.Client.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []types.Filter{{Name: aws.String("tag:" + owner.Purpose), Values: []string{owner.PurposeWork}}}})
 	if len(vols.Volumes) != 0 {
 		t.Errorf("volumes left: %d", len(vols.Volumes))
 	}
-	snaps, _ := e.Client.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{Filters: []types.Filter{{Name: aws.String("tag:bake"), Values: []string{res.BakeID}}}})
+	snaps, _ := e.Client.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{Filters: []types.Filter{{Name: aws.String("tag:" + owner.Bake), Values: []string{res.BakeID}}}})
 	if len(snaps.Snapshots) != 1 {
 		t.Errorf("snapshots of the bake: %d", len(snaps.Snapshots))
 	}
@@ -249,8 +250,8 @@ func ec2BakeRefusesNoLoader(t *testing.T, e *ec2test.Env, env *bake.Environment,
 	if n := rec.Count("RegisterImage") - registers; n != 0 {
 		t.Errorf("the refused bake called RegisterImage %d times", n)
 	}
-	vols, _ := e.Client.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []types.Filter{{Name: aws.String("tag:purpose"), Values: []string{"amination"}}}})
-	snaps, _ := e.Client.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{Filters: []types.Filter{{Name: aws.String("tag:bake"), Values: []string{res.BakeID}}}})
+	vols, _ := e.Client.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []types.Filter{{Name: aws.String("tag:" + owner.Purpose), Values: []string{owner.PurposeWork}}}})
+	snaps, _ := e.Client.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{Filters: []types.Filter{{Name: aws.String("tag:" + owner.Bake), Values: []string{res.BakeID}}}})
 	if len(vols.Volumes) != 0 || len(snaps.Snapshots) != 0 || imagesNamed(ctx, t, e, "aminator-ec2-2.0-3-x86_64-noloader-ebs") != 0 {
 		t.Errorf("the refused bake left %d volumes, %d snapshots or its image", len(vols.Volumes), len(snaps.Snapshots))
 	}
@@ -308,7 +309,7 @@ func ec2KilledBakeAndGC(t *testing.T) {
 	}
 	ctx := context.Background()
 	tagged := func() []types.Volume {
-		out, err := e.Client.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []types.Filter{{Name: aws.String("tag:purpose"), Values: []string{"amination"}}}})
+		out, err := e.Client.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []types.Filter{{Name: aws.String("tag:" + owner.Purpose), Values: []string{owner.PurposeWork}}}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/aminator-go/aminator/internal/image/naming"
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/owner"
 )
 
 // Run performs one bake. The returned Result is non-nil even on failure
@@ -121,7 +122,7 @@ func finish(ctx context.Context, s *State, res *Result, failed bool, start time.
 func workVolumeTags(ctx context.Context, s *State) plugin.Tags {
 	host, _ := s.Env.Cloud.Host(ctx)
 	return plugin.Tags{
-		"purpose": "amination", "status": "busy", "ami": s.Base.ID, "ami-name": s.Base.Name, "arch": s.Arch, "bake": s.Req.BakeID,
-		"host": host.InstanceID,
+		owner.Purpose: owner.PurposeWork, owner.Bake: s.Req.BakeID, owner.Host: host.InstanceID,
+		"status": "busy", "ami": s.Base.ID, "ami-name": s.Base.Name, "arch": s.Arch,
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/aminator-go/aminator/internal/engine/channels"
 	"github.com/aminator-go/aminator/internal/image/naming"
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/owner"
 )
 
 // baseVersion names the base a lineage is built on: the base's own
@@ -64,9 +65,9 @@ func Tags(in TagInput) (image, snapshot plugin.Tags) {
 	for k, v := range image {
 		snapshot[k] = v
 	}
-	snapshot["bake"] = in.Request.BakeID
+	snapshot[owner.Bake] = in.Request.BakeID
 	if in.Host != nil {
-		snapshot["host"] = in.Host.InstanceID
+		snapshot[owner.Host] = in.Host.InstanceID
 	}
 	image["creation_time"] = naming.CreationTime(in.Now)
 	return image, snapshot

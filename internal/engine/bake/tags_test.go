@@ -10,6 +10,7 @@ import (
 	"github.com/aminator-go/aminator/internal/engine/channels"
 	"github.com/aminator-go/aminator/internal/image/naming"
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/owner"
 )
 
 // The tag rules, one case per rule: what an image and its snapshot get.
@@ -69,9 +70,9 @@ func TestTags(t *testing.T) {
 		if want := with(tc.own, "creation_time", "2025-03-04 05:06:07 UTC"); !reflect.DeepEqual(image, want) {
 			t.Errorf("%s: image tags\n got %v\nwant %v", tc.what, image, want)
 		}
-		want := with(tc.own, "bake", "bake-1", "host", "i-1")
+		want := with(tc.own, owner.Bake, "bake-1", owner.Host, "i-1")
 		if tc.noHost {
-			delete(want, "host")
+			delete(want, owner.Host)
 		}
 		if !reflect.DeepEqual(snapshot, want) {
 			t.Errorf("%s: snapshot tags\n got %v\nwant %v", tc.what, snapshot, want)

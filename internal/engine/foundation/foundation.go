@@ -30,6 +30,7 @@ import (
 	"github.com/aminator-go/aminator/internal/engine/undo"
 	"github.com/aminator-go/aminator/internal/image/naming"
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/owner"
 )
 
 // Result is a built foundation.
@@ -112,5 +113,5 @@ func build(ctx context.Context, env *bake.Environment, o Options, log *slog.Logg
 
 // volumeTags are the work volume's: what it is for and the bake that owns it.
 func (b *builder) volumeTags(context.Context, *bake.State) plugin.Tags {
-	return plugin.Tags{"purpose": "amination", "bake": b.o.BakeID}
+	return owner.Work(b.o.BakeID)
 }

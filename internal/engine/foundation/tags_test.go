@@ -11,6 +11,7 @@ import (
 	"github.com/aminator-go/aminator/internal/engine/bake"
 	"github.com/aminator-go/aminator/internal/image/naming"
 	"github.com/aminator-go/aminator/internal/plugin/cloud/local"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/owner"
 )
 
 // Every tag a foundation sets is in the one list of tool tags, and a
@@ -43,7 +44,7 @@ func TestTags(t *testing.T) {
 			t.Errorf("--tag %.20s: %v, want a usage error saying %q", tags, err, want)
 		}
 	}
-	o.Tags = map[string]string{"host": "a bake's snapshot tag, free on a foundation"}
+	o.Tags = map[string]string{owner.Host: "a bake's snapshot tag, free on a foundation"}
 	if err := checkInputs(context.Background(), env, o, "n"); err != nil {
 		t.Errorf("host on a foundation: %v", err)
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/aminator-go/aminator/internal/plugin/cloud/owner"
 )
 
 // Scopes of a tool tag: which images aminator sets it on.
@@ -56,8 +58,8 @@ var ToolTags = []ToolTag{
 	{Key: "base_ami_name", Flag: "-B/--base-ami-id or -b/--base-ami-name", Scope: ScopeBake},
 	{Key: "base_ami_version", From: "the base image's base_ami_version, else its appversion", Scope: ScopeBake},
 	{Key: "base_ami_label", Flag: "-b FAMILY:LABEL or --label", Scope: ScopeBake},
-	{Key: "bake", From: "the bake's id (on the snapshot)", Scope: ScopeBake},
-	{Key: "host", From: "the build host's instance id (on the snapshot)", Scope: ScopeBake},
+	{Key: owner.Bake, From: "the bake's id (on the snapshot)", Scope: ScopeBake},
+	{Key: owner.Host, From: "the build host's instance id (on the snapshot)", Scope: ScopeBake},
 	{Key: "distribution", From: "the foundation's distribution", Scope: ScopeFoundation},
 	{Key: "release", Flag: "foundation --release", Scope: ScopeFoundation},
 	{Key: "layout", Flag: "foundation --layout", Scope: ScopeFoundation},

@@ -18,6 +18,7 @@ import (
 
 	"github.com/aminator-go/aminator/internal/plugin"
 	ec2cloud "github.com/aminator-go/aminator/internal/plugin/cloud/ec2"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/owner"
 	"github.com/aminator-go/aminator/internal/sys/flock"
 	"github.com/aminator-go/aminator/internal/testutil/ec2test"
 	"github.com/aminator-go/aminator/internal/ui/gcreport"
@@ -85,13 +86,13 @@ func TestVolumeLifecycle(t *testing.T) {
 	c := newCloud(t, nil, rec)
 	ctx := context.Background()
 	base, _ := c.Image(ctx, plugin.ImageQuery{ID: e.BaseID})
-	v, err := c.CreateVolume(ctx, plugin.VolumeRequest{SnapshotID: base.Root().SnapshotID, SizeBytes: 20 << 30, Tags: plugin.Tags{"purpose": "amination", "bake": "b1"}})
+	v, err := c.CreateVolume(ctx, plugin.VolumeRequest{SnapshotID: base.Root().SnapshotID, SizeBytes: 20 << 30, Tags: owner.Work("b1")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	req, _ := rec.Last("CreateVolume")
 	form, _ := url.ParseQuery(req.Form)
-	if form.Get("AvailabilityZone") != e.AZ || form.Get("VolumeType") != "gp3" || form.Get("Size") != "20" || form.Get("TagSpecification.1.Tag.1.Key") != "bake" {
+	if form.Get("AvailabilityZone") != e.AZ || form.Get("VolumeType") != "gp3" || form.Get("Size") != "20" || form.Get("TagSpecification.1.Tag.1.Key") != owner.Bake {
 		t.Errorf("CreateVolume request: %v", form)
 	}
 	if _, err := c.AttachVolume(ctx, v.ID, "/dev/sdf"); err != nil {
@@ -115,7 +116,7 @@ func TestVolumeLifecycle(t *testing.T) {
 	if err := c.DeleteVolume(ctx, v.ID); err != nil {
 		t.Fatal(err)
 	}
-	out, _ = e.Client.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []types.Filter{{Name: aws.String("tag:bake"), Values: []string{"b1"}}}})
+	out, _ = e.Client.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []types.Filter{{Name: aws.String("tag:" + owner.Bake), Values: []string{"b1"}}}})
 	if len(out.Volumes) != 0 {
 		t.Errorf("volume left: %+v", out.Volumes)
 	}
@@ -300,7 +301,7 @@ func TestGC(t *testing.T) {
 	base, _ := c.Image(ctx, plugin.ImageQuery{ID: e.BaseID})
 	mk := func(bake string) *plugin.Volume {
 		v, err := c.CreateVolume(ctx, plugin.VolumeRequest{SnapshotID: base.Root().SnapshotID, SizeBytes: 1 << 30,
-			Tags: plugin.Tags{"purpose": "amination", "bake": bake, "host": e.InstanceID}})
+			Tags: plugin.Tags{owner.Purpose: owner.PurposeWork, owner.Bake: bake, owner.Host: e.InstanceID}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -325,7 +326,7 @@ func TestGC(t *testing.T) {
 		t.Fatalf("dry run %+v %v", r, err)
 	}
 	// Between plan and execution, a bake takes the gone bake's volume.
-	if err := c.CreateTags(ctx, gone.ID, plugin.Tags{"bake": "bake-live"}); err != nil {
+	if err := c.CreateTags(ctx, gone.ID, plugin.Tags{owner.Bake: "bake-live"}); err != nil {
 		t.Fatal(err)
 	}
 	if r, err = p.Execute(ctx); err != nil {
@@ -334,7 +335,7 @@ func TestGC(t *testing.T) {
 	if vs := r.IDs(gcreport.Volume); len(vs) != 1 || vs[0] != dead.ID || len(r.Skipped) != 1 || r.Skipped[0].ID != gone.ID {
 		t.Errorf("removed %v, skipped %+v", vs, r.Skipped)
 	}
-	out, _ := e.Client.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []types.Filter{{Name: aws.String("tag:purpose"), Values: []string{"amination"}}}})
+	out, _ := e.Client.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []types.Filter{{Name: aws.String("tag:" + owner.Purpose), Values: []string{owner.PurposeWork}}}})
 	if len(out.Volumes) != 2 {
 		t.Errorf("after gc: %+v", out.Volumes)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/owner"
 	"github.com/aminator-go/aminator/internal/sys/flock"
 	"github.com/aminator-go/aminator/internal/ui/gcreport"
 )
@@ -78,19 +79,19 @@ func (c *Cloud) PlanGC(ctx context.Context, lockDir string) (*GCPlan, error) {
 func (p *GCPlan) planBakes(ctx context.Context) error {
 	c := p.c
 	vols, err := c.ec2.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []types.Filter{
-		{Name: aws.String("tag:purpose"), Values: []string{"amination"}},
-		{Name: aws.String("tag:host"), Values: []string{p.host}},
+		tagIs(owner.Purpose, owner.PurposeWork),
+		tagIs(owner.Host, p.host),
 	}})
 	if err != nil {
 		return fmt.Errorf("plan gc: %w", apiErr("DescribeVolumes", err))
 	}
 	for _, v := range vols.Volumes {
-		p.add(gcreport.Item{Kind: gcreport.Volume, ID: aws.ToString(v.VolumeId)}, tagsOf(v.Tags)["bake"])
+		p.add(gcreport.Item{Kind: gcreport.Volume, ID: aws.ToString(v.VolumeId)}, tagsOf(v.Tags)[owner.Bake])
 	}
 	return p.planSnapshots(ctx, []types.Filter{
-		{Name: aws.String("tag:host"), Values: []string{p.host}},
-		{Name: aws.String("tag-key"), Values: []string{"bake"}},
-	}, "bake")
+		tagIs(owner.Host, p.host),
+		hasTag(owner.Bake),
+	}, owner.Bake)
 }
 
 // planSnapshots plans the snapshots the filters find that no image uses;
@@ -119,8 +120,8 @@ func (p *GCPlan) planPushes(ctx context.Context) error {
 		return nil
 	}
 	return p.planSnapshots(ctx, []types.Filter{
-		{Name: aws.String("tag:" + TagPushHost), Values: []string{p.pushHost}},
-		{Name: aws.String("tag-key"), Values: []string{TagPush}},
+		tagIs(TagPushHost, p.pushHost),
+		hasTag(TagPush),
 	}, TagPush)
 }
 
@@ -169,8 +170,8 @@ var kindOrder = map[string]int{gcreport.Volume: 0, gcreport.Snapshot: 1, gcrepor
 // and a TagCopying.
 func (p *GCPlan) markedCopies(ctx context.Context, region string) ([]types.Image, error) {
 	out, err := p.c.regional(region).DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"self"}, Filters: []types.Filter{
-		{Name: aws.String("tag:" + TagCopyHost), Values: []string{p.host}},
-		{Name: aws.String("tag-key"), Values: []string{TagCopying}},
+		tagIs(TagCopyHost, p.host),
+		hasTag(TagCopying),
 	}})
 	if err != nil {
 		return nil, fmt.Errorf("plan gc: copies in %s: %w", region, apiErr("DescribeImages", err))
@@ -284,10 +285,10 @@ func (p *GCPlan) recheck(tags plugin.Tags) string {
 		return ""
 	}
 	switch {
-	case tags["host"] != p.host:
+	case tags[owner.Host] != p.host:
 		return "no longer this host's"
-	case p.running(tags["bake"]):
-		return "its bake " + tags["bake"] + " runs on this host"
+	case p.running(tags[owner.Bake]):
+		return "its bake " + tags[owner.Bake] + " runs on this host"
 	}
 	return ""
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/aminator-go/aminator/internal/plugin"
 	ec2cloud "github.com/aminator-go/aminator/internal/plugin/cloud/ec2"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/owner"
 	"github.com/aminator-go/aminator/internal/sys/flock"
 	"github.com/aminator-go/aminator/internal/testutil/ec2test"
 	"github.com/aminator-go/aminator/internal/ui/gcreport"
@@ -116,7 +117,7 @@ func TestGCSnapshotsOfAKilledPushOrBake(t *testing.T) {
 		return s.ID
 	}
 	dead, live, other := pushed("push-dead", host), pushed("push-live", host), pushed("push-x", "another-machine")
-	baked, err := c.CreateSnapshot(ctx, plugin.SnapshotRequest{VolumeID: vol.ID, Tags: plugin.Tags{"bake": "bake-dead", "host": e.InstanceID}})
+	baked, err := c.CreateSnapshot(ctx, plugin.SnapshotRequest{VolumeID: vol.ID, Tags: plugin.Tags{owner.Bake: "bake-dead", owner.Host: e.InstanceID}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,7 +90,7 @@ func (c *Cloud) Image(ctx context.Context, q plugin.ImageQuery) (*plugin.Image, 
 func (c *Cloud) FindImages(ctx context.Context, tags plugin.Tags) ([]*plugin.Image, error) {
 	in := &ec2.DescribeImagesInput{Owners: []string{"self"}}
 	for k, v := range tags {
-		in.Filters = append(in.Filters, types.Filter{Name: aws.String("tag:" + k), Values: []string{v}})
+		in.Filters = append(in.Filters, tagIs(k, v))
 	}
 	out, err := c.ec2.DescribeImages(ctx, in)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/owner"
 	"github.com/aminator-go/aminator/internal/sys/flock"
 )
 
@@ -64,8 +65,8 @@ func (c *Cloud) poolLock(kind, snap string) string {
 // poolFilters select this host's pool volumes (of one snapshot, unless "").
 func (c *Cloud) poolFilters(h plugin.Host, snap string) []types.Filter {
 	f := []types.Filter{
-		{Name: aws.String("tag:purpose"), Values: []string{"pool"}},
-		{Name: aws.String("tag:host"), Values: []string{h.InstanceID}},
+		tagIs(owner.Purpose, owner.PurposePool),
+		tagIs(owner.Host, h.InstanceID),
 	}
 	if snap != "" {
 		f = append(f, types.Filter{Name: aws.String("snapshot-id"), Values: []string{snap}})
@@ -217,7 +218,7 @@ func (c *Cloud) makePooled(ctx context.Context, f PoolFill, base string) (err er
 		return fmt.Errorf("pool: %w", err)
 	}
 	v, err := c.createVolume(ctx, plugin.VolumeRequest{SnapshotID: f.Snapshot, SizeBytes: s.SizeBytes,
-		Tags: plugin.Tags{"purpose": "pool", "base": base, "host": h.InstanceID}})
+		Tags: owner.Pooled(base, h.InstanceID)})
 	if err != nil {
 		return fmt.Errorf("pool: %w", err)
 	}
@@ -352,7 +353,7 @@ func (c *Cloud) PoolStatus(ctx context.Context) ([]PoolStatus, error) {
 	for _, v := range vols {
 		p := get(aws.ToString(v.SnapshotId))
 		if p.Base == "" {
-			p.Base = tagsOf(v.Tags)["base"]
+			p.Base = tagsOf(v.Tags)[owner.Base]
 		}
 		switch {
 		case usable(v, h) && v.State == types.VolumeStateInUse:

@@ -10,6 +10,7 @@ import (
 	"github.com/aminator-go/aminator/internal/plugin/blockdev"
 	_ "github.com/aminator-go/aminator/internal/plugin/builtin"
 	ec2cloud "github.com/aminator-go/aminator/internal/plugin/cloud/ec2"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/owner"
 	"github.com/aminator-go/aminator/internal/testutil/ec2test"
 )
 
@@ -61,7 +62,7 @@ func (x *volumeSetup) run(b *testing.B, base *plugin.Image) {
 	}
 	snap, _ := x.c.Snapshot(ctx, base.Root().SnapshotID)
 	n, start := x.rec.Count(""), time.Now()
-	v, err := x.vols.Create(ctx, base, snap.SizeBytes, plugin.Tags{"purpose": "amination", "bake": "bench"})
+	v, err := x.vols.Create(ctx, base, snap.SizeBytes, owner.Work("bench"))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/owner"
 	"github.com/aminator-go/aminator/internal/ui/gcreport"
 )
 
@@ -21,14 +22,14 @@ import (
 // that are stuck in creating (longer than wait_timeout) or in error.
 func (p *GCPlan) planPool(ctx context.Context) error {
 	out, err := p.c.ec2.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []types.Filter{
-		{Name: aws.String("tag:purpose"), Values: []string{"pool"}},
+		tagIs(owner.Purpose, owner.PurposePool),
 	}})
 	if err != nil {
 		return fmt.Errorf("plan gc: %w", apiErr("DescribeVolumes", err))
 	}
 	hosts := map[string]bool{}
 	for _, v := range out.Volumes {
-		if h := tagsOf(v.Tags)["host"]; h != p.host && h != "" {
+		if h := tagsOf(v.Tags)[owner.Host]; h != p.host && h != "" {
 			hosts[h] = true
 		}
 	}
@@ -47,7 +48,7 @@ func (p *GCPlan) planPool(ctx context.Context) error {
 
 // poolLeftover says why a pool volume is to be removed ("" if it is not).
 func (c *Cloud) poolLeftover(v types.Volume, self string, alive map[string]bool) string {
-	host := tagsOf(v.Tags)["host"]
+	host := tagsOf(v.Tags)[owner.Host]
 	switch {
 	case host != self && !alive[host]:
 		return fmt.Sprintf("pool volume of host %q, which is gone", host)
@@ -97,7 +98,7 @@ func (p *GCPlan) removePoolVolume(ctx context.Context, id string) (skipped strin
 	if err != nil {
 		return "", err
 	}
-	if v.Tags["purpose"] != "pool" {
+	if !owner.IsPooled(v.Tags) {
 		return "taken by a bake", nil
 	}
 	return p.detachAndDelete(ctx, id, v.Device != "" && v.AttachedTo == p.host)

@@ -15,6 +15,7 @@ import (
 	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/plugin/blockdev"
 	ec2cloud "github.com/aminator-go/aminator/internal/plugin/cloud/ec2"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/owner"
 	"github.com/aminator-go/aminator/internal/testutil/ec2test"
 	"github.com/aminator-go/aminator/internal/ui/gcreport"
 )
@@ -45,7 +46,7 @@ func bakeRequest(t *testing.T, c *ec2cloud.Cloud, snap string) plugin.VolumeRequ
 	if err != nil {
 		t.Fatal(err)
 	}
-	return plugin.VolumeRequest{SnapshotID: snap, SizeBytes: s.SizeBytes, Tags: plugin.Tags{"purpose": "amination", "bake": "b1", "host": "x"}}
+	return plugin.VolumeRequest{SnapshotID: snap, SizeBytes: s.SizeBytes, Tags: plugin.Tags{owner.Purpose: owner.PurposeWork, owner.Bake: "b1", owner.Host: "x"}}
 }
 
 // Fill makes the volumes in the host's zone, tagged; a bake's CreateVolume
@@ -63,7 +64,7 @@ func TestPoolFillTakeRefillDrain(t *testing.T) {
 	if err != nil || made != 2 {
 		t.Fatalf("fill: made %d, %v", made, err)
 	}
-	pooled := volumesTagged(t, e, "purpose", "pool")
+	pooled := volumesTagged(t, e, owner.Purpose, owner.PurposePool)
 	if len(pooled) != 2 {
 		t.Fatalf("pool volumes: %d", len(pooled))
 	}
@@ -73,7 +74,7 @@ func TestPoolFillTakeRefillDrain(t *testing.T) {
 		for _, tg := range v.Tags {
 			tags[aws.ToString(tg.Key)] = aws.ToString(tg.Value)
 		}
-		if aws.ToString(v.AvailabilityZone) != e.AZ || aws.ToString(v.SnapshotId) != snap || tags["base"] != e.BaseID || tags["host"] != e.InstanceID {
+		if aws.ToString(v.AvailabilityZone) != e.AZ || aws.ToString(v.SnapshotId) != snap || tags[owner.Base] != e.BaseID || tags[owner.Host] != e.InstanceID {
 			t.Errorf("pool volume %s: zone %s snapshot %s tags %v", aws.ToString(v.VolumeId), aws.ToString(v.AvailabilityZone), aws.ToString(v.SnapshotId), tags)
 		}
 	}
@@ -97,7 +98,7 @@ func TestPoolFillTakeRefillDrain(t *testing.T) {
 	if n := rec.Count("") - calls; n != 2 { // DescribeVolumes, CreateTags
 		t.Errorf("taking a pool volume made %d calls", n)
 	}
-	if v.Tags["purpose"] != "amination" || v.Tags["bake"] != "b1" || len(volumesTagged(t, e, "bake", "b1")) != 1 {
+	if !owner.IsWork(v.Tags) || v.Tags[owner.Bake] != "b1" || len(volumesTagged(t, e, owner.Bake, "b1")) != 1 {
 		t.Errorf("taken volume %+v is not the bake's", v)
 	}
 	if len(refills) != 1 || refills[0] != snap {
@@ -113,10 +114,10 @@ func TestPoolFillTakeRefillDrain(t *testing.T) {
 	if err != nil || n != 2 {
 		t.Errorf("drain: %d, %v", n, err)
 	}
-	if ps, _ := c.PoolStatus(ctx); len(ps) != 0 || len(volumesTagged(t, e, "purpose", "pool")) != 0 {
+	if ps, _ := c.PoolStatus(ctx); len(ps) != 0 || len(volumesTagged(t, e, owner.Purpose, owner.PurposePool)) != 0 {
 		t.Errorf("after drain: %+v", ps)
 	}
-	if len(volumesTagged(t, e, "bake", "b1")) != 1 {
+	if len(volumesTagged(t, e, owner.Bake, "b1")) != 1 {
 		t.Error("drain deleted the bake's volume")
 	}
 	creates = rec.Count("CreateVolume")
@@ -156,7 +157,7 @@ func TestPoolOtherBaseNeverTaken(t *testing.T) {
 	}
 	foreign, _ := e.Client.CreateVolume(ctx, &ec2.CreateVolumeInput{AvailabilityZone: aws.String(e.AZ), SnapshotId: aws.String(snap), Size: aws.Int32(2),
 		VolumeType: types.VolumeTypeGp3, TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeVolume, Tags: []types.Tag{
-			{Key: aws.String("purpose"), Value: aws.String("pool")}, {Key: aws.String("host"), Value: aws.String("i-0another")}}}}})
+			{Key: aws.String(owner.Purpose), Value: aws.String(owner.PurposePool)}, {Key: aws.String(owner.Host), Value: aws.String("i-0another")}}}}})
 	creates := rec.Count("CreateVolume")
 	v, err := c.CreateVolume(ctx, bakeRequest(t, c, snap))
 	if err != nil {
@@ -165,7 +166,7 @@ func TestPoolOtherBaseNeverTaken(t *testing.T) {
 	if rec.Count("CreateVolume") != creates+1 || v.SnapshotID != snap || v.ID == aws.ToString(foreign.VolumeId) {
 		t.Errorf("the bake took %s (snapshot %s), not a new volume", v.ID, v.SnapshotID)
 	}
-	if vs := volumesTagged(t, e, "purpose", "pool"); len(vs) != 2 {
+	if vs := volumesTagged(t, e, owner.Purpose, owner.PurposePool); len(vs) != 2 {
 		t.Errorf("pool volumes left: %d, want the other base's and the other host's", len(vs))
 	}
 	// A pool of the right snapshot but a smaller size is not taken by a bigger bake.
@@ -195,14 +196,14 @@ func TestPoolAttached(t *testing.T) {
 	if _, err := c.FillPool(ctx, ec2cloud.PoolFill{Snapshot: snap, Base: e.BaseID, Target: 2}); err == nil {
 		t.Error("pool_attach without a device allocator: no error")
 	}
-	if vs := volumesTagged(t, e, "purpose", "pool"); len(vs) != 0 {
+	if vs := volumesTagged(t, e, owner.Purpose, owner.PurposePool); len(vs) != 0 {
 		t.Errorf("a failed fill left %d volumes", len(vs))
 	}
 	if made, err := c.FillPool(ctx, ec2cloud.PoolFill{Snapshot: snap, Base: e.BaseID, Target: 2, Devices: bd}); err != nil || made != 2 {
 		t.Fatalf("fill: %d %v", made, err)
 	}
 	devs := map[string]bool{}
-	for _, v := range volumesTagged(t, e, "purpose", "pool") {
+	for _, v := range volumesTagged(t, e, owner.Purpose, owner.PurposePool) {
 		if len(v.Attachments) != 1 || aws.ToString(v.Attachments[0].InstanceId) != e.InstanceID {
 			t.Fatalf("pool volume not attached here: %+v", v.Attachments)
 		}
@@ -225,7 +226,7 @@ func TestPoolAttached(t *testing.T) {
 	if r, ok := rec.Last("DetachVolume"); !ok || !strings.Contains(r.Form, "InstanceId="+e.InstanceID) {
 		t.Errorf("drain did not detach: %+v", r)
 	}
-	if vs := volumesTagged(t, e, "purpose", "pool"); len(vs) != 0 {
+	if vs := volumesTagged(t, e, owner.Purpose, owner.PurposePool); len(vs) != 0 {
 		t.Errorf("left after drain: %d", len(vs))
 	}
 	c.DetachVolume(ctx, v.ID)
@@ -276,7 +277,7 @@ func TestPoolGC(t *testing.T) {
 	mk := func(host string) string {
 		out, err := e.Client.CreateVolume(ctx, &ec2.CreateVolumeInput{AvailabilityZone: aws.String(e.AZ), SnapshotId: aws.String(snap),
 			TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeVolume, Tags: []types.Tag{
-				{Key: aws.String("purpose"), Value: aws.String("pool")}, {Key: aws.String("host"), Value: aws.String(host)}}}}})
+				{Key: aws.String(owner.Purpose), Value: aws.String(owner.PurposePool)}, {Key: aws.String(owner.Host), Value: aws.String(host)}}}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -308,7 +309,7 @@ func TestPoolGC(t *testing.T) {
 		t.Fatalf("gc: %+v %v", r, err)
 	}
 	left := map[string]bool{}
-	for _, v := range volumesTagged(t, e, "purpose", "pool") {
+	for _, v := range volumesTagged(t, e, owner.Purpose, owner.PurposePool) {
 		left[aws.ToString(v.VolumeId)] = true
 	}
 	if len(left) != 2 || !left[ofLive] || !left[mine] {

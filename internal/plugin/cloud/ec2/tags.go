@@ -59,3 +59,13 @@ func (c *Cloud) DeleteTags(ctx context.Context, id string, keys ...string) error
 	}
 	return err
 }
+
+// tagIs filters resources whose tag key has one of the values.
+func tagIs(key string, values ...string) types.Filter {
+	return types.Filter{Name: aws.String("tag:" + key), Values: values}
+}
+
+// hasTag filters resources that carry the tag key, whatever its value.
+func hasTag(key string) types.Filter {
+	return types.Filter{Name: aws.String("tag-key"), Values: []string{key}}
+}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/owner"
 )
 
 // The fake is as strict as a real cloud where an undo in the wrong order
@@ -17,7 +18,7 @@ func TestStrictAndRecorded(t *testing.T) {
 	base := c.AddImage("base", 1<<30, nil)
 	rec := &Recorder{}
 	c.Hook = rec.Hook
-	v, err := c.VolumePlugin().Create(ctx, base, 0, plugin.Tags{"bake": "b"})
+	v, err := c.VolumePlugin().Create(ctx, base, 0, plugin.Tags{owner.Bake: "b"})
 	if err != nil || v.SizeBytes != 1<<30 || v.SnapshotID != base.Root().SnapshotID {
 		t.Fatalf("create: %+v %v", v, err)
 	}

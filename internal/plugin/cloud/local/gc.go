@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/owner"
 	"github.com/aminator-go/aminator/internal/store/snapstore"
 	"github.com/aminator-go/aminator/internal/sys/crashpoint"
 	"github.com/aminator-go/aminator/internal/sys/flock"
@@ -110,7 +111,7 @@ func (c *Cloud) planSnapshots(ctx context.Context, p *GCPlan, manifests []string
 		case s.State == "pending" && !held(c.ownerLock(s.ID)):
 			it.Kind, it.Reason = gcreport.PendingSnapshot, "its maker died before completing it"
 		case s.State == "completed" && c.unregistered(ctx, s):
-			it.Kind, it.Reason = gcreport.Unregistered, fmt.Sprintf("its bake %s was killed before registering it", s.Tags["bake"])
+			it.Kind, it.Reason = gcreport.Unregistered, fmt.Sprintf("its bake %s was killed before registering it", s.Tags[owner.Bake])
 		default:
 			continue
 		}
@@ -130,7 +131,7 @@ func (c *Cloud) planSnapshots(ctx context.Context, p *GCPlan, manifests []string
 // (its bake tag) that is no longer running, and no image uses it: the job
 // was killed between its snapshot and its register step.
 func (c *Cloud) unregistered(ctx context.Context, s *plugin.Snapshot) bool {
-	job := s.Tags["bake"]
+	job := s.Tags[owner.Bake]
 	if job == "" || c.jobRunning(job) {
 		return false
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/plugin/cloud/ids"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/owner"
 	"github.com/aminator-go/aminator/internal/sys/flock"
 	"github.com/aminator-go/aminator/internal/ui/gcreport"
 )
@@ -21,7 +22,7 @@ import (
 func bakeSnapshot(t *testing.T, c *Cloud, bake string) *plugin.Snapshot {
 	t.Helper()
 	ctx := context.Background()
-	v, err := c.CreateVolume(ctx, plugin.VolumeRequest{SizeBytes: 4 << 20, Tags: plugin.Tags{"purpose": "amination", "bake": bake}})
+	v, err := c.CreateVolume(ctx, plugin.VolumeRequest{SizeBytes: 4 << 20, Tags: owner.Work(bake)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +30,7 @@ func bakeSnapshot(t *testing.T, c *Cloud, bake string) *plugin.Snapshot {
 		t.Fatal(err)
 	}
 	os.Truncate(c.VolumePath(v.ID), 4<<20)
-	s, err := c.CreateSnapshot(ctx, plugin.SnapshotRequest{VolumeID: v.ID, Tags: plugin.Tags{"bake": bake, "host": "here"}})
+	s, err := c.CreateSnapshot(ctx, plugin.SnapshotRequest{VolumeID: v.ID, Tags: plugin.Tags{owner.Bake: bake, owner.Host: "here"}})
 	if err != nil {
 		t.Fatal(err)
 	}

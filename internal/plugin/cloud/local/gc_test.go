@@ -10,6 +10,7 @@ import (
 
 	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/plugin/cloud/ids"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/owner"
 	"github.com/aminator-go/aminator/internal/sys/flock"
 	"github.com/aminator-go/aminator/internal/ui/gcreport"
 )
@@ -36,7 +37,7 @@ func gcFixture(t *testing.T, c *Cloud) (v1, v2, snap, lock string) {
 	}
 	var vs []string
 	for range 2 {
-		v, err := c.CreateVolume(ctx, plugin.VolumeRequest{SnapshotID: im.Root().SnapshotID, SizeBytes: 16 << 20, Tags: plugin.Tags{"purpose": "amination"}})
+		v, err := c.CreateVolume(ctx, plugin.VolumeRequest{SnapshotID: im.Root().SnapshotID, SizeBytes: 16 << 20, Tags: plugin.Tags{owner.Purpose: owner.PurposeWork}})
 		if err != nil {
 			t.Fatal(err)
 		}

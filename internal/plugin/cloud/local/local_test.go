@@ -11,6 +11,7 @@ import (
 
 	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/plugin/cloud/ids"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/owner"
 	"github.com/aminator-go/aminator/internal/sys/flock"
 	"github.com/aminator-go/aminator/internal/ui/gcreport"
 )
@@ -82,7 +83,7 @@ func TestVolumeOwnership(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := c.CreateVolume(ctx, plugin.VolumeRequest{SnapshotID: im.Root().SnapshotID, SizeBytes: 16 << 20, Tags: plugin.Tags{"purpose": "amination"}})
+	v, err := c.CreateVolume(ctx, plugin.VolumeRequest{SnapshotID: im.Root().SnapshotID, SizeBytes: 16 << 20, Tags: plugin.Tags{owner.Purpose: owner.PurposeWork}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/plugin/cloud/ids"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/owner"
 	"github.com/aminator-go/aminator/internal/sys/crashpoint"
 	"github.com/aminator-go/aminator/internal/sys/flock"
 )
@@ -149,7 +150,7 @@ func (c *Cloud) makePooled(ctx context.Context, s *plugin.Snapshot) (err error) 
 		if _, err := tx.ExecContext(ctx, `INSERT INTO volumes(id,snapshot_id,size_bytes,state,created_at) VALUES(?,?,?,?,?)`, id, s.ID, s.SizeBytes, "filling", now()); err != nil {
 			return err
 		}
-		return putTags(ctx, tx, id, plugin.Tags{"purpose": "pool"})
+		return putTags(ctx, tx, id, plugin.Tags{owner.Purpose: owner.PurposePool})
 	})
 	if err != nil {
 		return fmt.Errorf("pool: %w", err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/plugin/cloud/ids"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/owner"
 	"github.com/aminator-go/aminator/internal/sys/flock"
 	"github.com/aminator-go/aminator/internal/sys/loop"
 )
@@ -88,10 +89,10 @@ func (c *Cloud) orphaned(v *plugin.Volume) bool {
 	case v.State == "pooled":
 		_, err := c.Snapshot(context.Background(), v.SnapshotID)
 		return errors.Is(err, plugin.ErrNotFound) // its snapshot is gone
-	case v.State == "creating" && v.Tags["purpose"] == "pool":
+	case v.State == "creating" && owner.IsPooled(v.Tags):
 		return !held(c.takeLock()) && !held(c.ownerLock(v.ID))
 	}
-	return v.Tags["purpose"] == "amination" && !flock.Held(c.ownerLock(v.ID))
+	return owner.IsWork(v.Tags) && !flock.Held(c.ownerLock(v.ID))
 }
 
 // CreateVolume makes a sparse volume file from a snapshot. The calling

@@ -1,0 +1,57 @@
+// Package owner names the ownership tags: the tags by which aminator
+// marks the volumes and snapshots it makes, and which each cloud's gc
+// trusts to decide what it may remove. A resource's purpose says what it
+// is for (a bake's work volume, a pool volume, a volume made for the user
+// that gc leaves alone), its bake names the job that made it (whose lock
+// is held while it runs) and its host the build host it was made on.
+//
+// The bake, foundation and pool steps write these tags; the local and EC2
+// clouds' gc read them. A key or value is spelled here and nowhere else,
+// so a writer and the gc that trusts it cannot drift apart. The functions
+// take and return map[string]string, which plugin.Tags is, so that this
+// package depends on nothing.
+package owner
+
+// The keys of the ownership tags.
+const (
+	// Purpose says what a volume is for: one of the Purpose* values.
+	Purpose = "purpose"
+	// Bake is the id of the bake (or foundation) that made a volume or a
+	// snapshot; a job of that id that still holds its lock is running.
+	Bake = "bake"
+	// Host is the build host's instance id (as plugin.Host gives it).
+	Host = "host"
+	// Base is the image a pool volume was made for.
+	Base = "base"
+)
+
+// The values of the Purpose tag.
+const (
+	// PurposeWork marks a bake's work volume, which gc removes once its
+	// bake no longer runs.
+	PurposeWork = "amination"
+	// PurposePool marks a pool volume no bake has taken yet.
+	PurposePool = "pool"
+	// PurposeExternal marks a volume made for bakes with -V (aminate
+	// volume create IMAGE, an external pool), which gc never removes.
+	PurposeExternal = "external"
+)
+
+// Work are the tags of a bake's work volume: its purpose and the bake
+// that owns it.
+func Work(bake string) map[string]string {
+	return map[string]string{Purpose: PurposeWork, Bake: bake}
+}
+
+// Pooled are the tags of an EC2 pool volume: its purpose, the image it
+// was made for and the host that keeps it. (The local cloud's pool
+// volumes carry only their purpose: they never leave their host.)
+func Pooled(base, host string) map[string]string {
+	return map[string]string{Purpose: PurposePool, Base: base, Host: host}
+}
+
+// IsWork reports whether tags mark a bake's work volume.
+func IsWork(tags map[string]string) bool { return tags[Purpose] == PurposeWork }
+
+// IsPooled reports whether tags mark a pool volume no bake has taken.
+func IsPooled(tags map[string]string) bool { return tags[Purpose] == PurposePool }
