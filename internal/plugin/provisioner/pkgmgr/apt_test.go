@@ -9,7 +9,7 @@ import (
 
 	"github.com/aminator-go/aminator/internal/plugin/provisioner/apt"
 	"github.com/aminator-go/aminator/internal/plugin/provisioner/pkgmgr"
-	"github.com/aminator-go/aminator/internal/testutil/chroottest"
+	"github.com/aminator-go/aminator/internal/testutil/fakechroot"
 )
 
 const (
@@ -17,8 +17,8 @@ const (
 	dpkgQuery  = "dpkg-query -W -f ${Package}\t${Version}\t${Architecture}\t${db:Status-Abbrev}\n "
 )
 
-func installed(name, version string) chroottest.Result {
-	return chroottest.OK(name + "\t" + version + "\tamd64\tii \n")
+func installed(name, version string) fakechroot.Result {
+	return fakechroot.OK(name + "\t" + version + "\tamd64\tii \n")
 }
 
 // A repository package is resolved (update, then apt-cache) and the
@@ -26,12 +26,12 @@ func installed(name, version string) chroottest.Result {
 // install time is the install's alone.
 func TestAptRepoResolvedThenInstalled(t *testing.T) {
 	ctx := context.Background()
-	c := chroottest.New(t).
-		On("apt-get -q update", chroottest.Result{Took: 30 * time.Second}).
-		On("apt-cache show", chroottest.OK("Package: hello\nVersion: 2.10-3\nArchitecture: amd64\n")).
-		On(" install hello=2.10-3", chroottest.Result{Took: 7 * time.Second}).
+	c := fakechroot.New(t).
+		On("apt-get -q update", fakechroot.Result{Took: 30 * time.Second}).
+		On("apt-cache show", fakechroot.OK("Package: hello\nVersion: 2.10-3\nArchitecture: amd64\n")).
+		On(" install hello=2.10-3", fakechroot.Result{Took: 7 * time.Second}).
 		On("dpkg-query", installed("hello", "2.10-3")).
-		On("apt-get clean", chroottest.Result{Took: time.Second})
+		On("apt-get clean", fakechroot.Result{Took: time.Second})
 	d, _ := newDriver(t, &apt.Backend{InstallOptions: []string{"--no-install-recommends"}}, c, nil)
 	ref, err := d.Parse("hello")
 	if err != nil {
@@ -57,9 +57,9 @@ func TestAptRepoResolvedThenInstalled(t *testing.T) {
 // own words say why (not apt-cache's "No packages found").
 func TestAptMissingPackageSaysWhy(t *testing.T) {
 	ctx := context.Background()
-	c := chroottest.New(t).
-		On("apt-cache show", chroottest.Fail(100, "E: No packages found\n")).
-		On(" install ", chroottest.Fail(100, capture(t, "apt-install-missing.txt")))
+	c := fakechroot.New(t).
+		On("apt-cache show", fakechroot.Fail(100, "E: No packages found\n")).
+		On(" install ", fakechroot.Fail(100, capture(t, "apt-install-missing.txt")))
 	d, _ := newDriver(t, &apt.Backend{}, c, nil)
 	ref, _ := d.Parse("aminator-no-such-package")
 	ref, known, err := d.Resolve(ctx, c, ref)
@@ -73,7 +73,7 @@ func TestAptMissingPackageSaysWhy(t *testing.T) {
 	wantCommands(t, c, "apt-get -q update", "apt-cache show", aptInstall+"install aminator-no-such-package")
 
 	// apt-cache show NAME=VERSION of a version it lacks prints nothing.
-	c = chroottest.New(t).On("apt-cache show", chroottest.OK(""))
+	c = fakechroot.New(t).On("apt-cache show", fakechroot.OK(""))
 	d, _ = newDriver(t, &apt.Backend{}, c, nil)
 	ref, _ = d.Parse("hello=9.9")
 	if ref, known, err := d.Resolve(ctx, c, ref); err != nil || known != nil || !ref.Resolved || ref.Version != "9.9" {
@@ -84,8 +84,8 @@ func TestAptMissingPackageSaysWhy(t *testing.T) {
 // apt-get update is retried with the one policy; the last failure says why.
 func TestAptUpdateRetried(t *testing.T) {
 	ctx := context.Background()
-	failed := chroottest.Fail(100, "Err:1 http://deb.example hello\nE: Failed to fetch http://deb.example/dists/x/InRelease  503\n")
-	c := chroottest.New(t).On("apt-get -q update", failed, failed, chroottest.OK("")).On("dpkg-query", installed("hello", "1"))
+	failed := fakechroot.Fail(100, "Err:1 http://deb.example hello\nE: Failed to fetch http://deb.example/dists/x/InRelease  503\n")
+	c := fakechroot.New(t).On("apt-get -q update", failed, failed, fakechroot.OK("")).On("dpkg-query", installed("hello", "1"))
 	d, log := newDriver(t, &apt.Backend{}, c, func(o *pkgmgr.Options) { o.Clean = false })
 	ref, _ := d.Parse("hello=1")
 	if _, err := d.Provision(ctx, c, ref); err != nil {
@@ -96,7 +96,7 @@ func TestAptUpdateRetried(t *testing.T) {
 		t.Errorf("%d retry warnings:\n%s", n, log)
 	}
 
-	c = chroottest.New(t).On("apt-get -q update", failed)
+	c = fakechroot.New(t).On("apt-get -q update", failed)
 	d, _ = newDriver(t, &apt.Backend{}, c, func(o *pkgmgr.Options) { o.Retries = 2 })
 	_, err := d.Provision(ctx, c, ref)
 	if err == nil || !strings.HasPrefix(firstLine(err), "apt-get update: E: Failed to fetch") {
@@ -108,7 +108,7 @@ func TestAptUpdateRetried(t *testing.T) {
 // A cancelled bake stops retrying at once.
 func TestRetryStopsOnCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	c := chroottest.New(t).On("apt-get -q update", chroottest.Fail(100, "E: Failed to fetch\n"))
+	c := fakechroot.New(t).On("apt-get -q update", fakechroot.Fail(100, "E: Failed to fetch\n"))
 	d, _ := newDriver(t, &apt.Backend{}, c, func(o *pkgmgr.Options) { o.Backoff = time.Hour })
 	ref, _ := d.Parse("hello")
 	time.AfterFunc(20*time.Millisecond, cancel)
@@ -129,11 +129,11 @@ func TestAptFileWithDependencies(t *testing.T) {
 	ctx := context.Background()
 	deps := "dpkg: dependency problems prevent configuration of aminator-deps:\n aminator-deps depends on hello; however:\n  Package hello is not installed.\n\n" +
 		"dpkg: error processing package aminator-deps (--install):\n dependency problems - leaving unconfigured\nErrors were encountered while processing:\n aminator-deps\n"
-	c := chroottest.New(t).
-		On("dpkg-deb --field", chroottest.OK("aminator-deps\n")).
-		On("dpkg -i", chroottest.Result{Exit: 1, Output: deps, Took: 2 * time.Second}).
-		On("apt-get -q update", chroottest.Result{Took: time.Minute}).
-		On("-f install", chroottest.Result{Took: 3 * time.Second}).
+	c := fakechroot.New(t).
+		On("dpkg-deb --field", fakechroot.OK("aminator-deps\n")).
+		On("dpkg -i", fakechroot.Result{Exit: 1, Output: deps, Took: 2 * time.Second}).
+		On("apt-get -q update", fakechroot.Result{Took: time.Minute}).
+		On("-f install", fakechroot.Result{Took: 3 * time.Second}).
 		On("dpkg-query", installed("aminator-deps", "0.1"))
 	d, _ := newDriver(t, &apt.Backend{}, c, nil)
 	ref, err := d.Parse(packageFile(t, "aminator-deps_0.1_all.deb"))
@@ -158,10 +158,10 @@ func TestAptFileWithDependencies(t *testing.T) {
 // apt-get -f install may "fix" a .deb dpkg could not unpack by leaving it
 // uninstalled: dpkg's own words are then why the bake failed.
 func TestAptFixThatRemovesSurfacesDpkg(t *testing.T) {
-	c := chroottest.New(t).
-		On("dpkg-deb --field", chroottest.OK("aminator-truncated\n")).
-		On("dpkg -i", chroottest.Fail(1, capture(t, "dpkg-truncated-deb.txt"))).
-		On("dpkg-query", chroottest.Fail(1, "dpkg-query: no packages found matching aminator-truncated\n"))
+	c := fakechroot.New(t).
+		On("dpkg-deb --field", fakechroot.OK("aminator-truncated\n")).
+		On("dpkg -i", fakechroot.Fail(1, capture(t, "dpkg-truncated-deb.txt"))).
+		On("dpkg-query", fakechroot.Fail(1, "dpkg-query: no packages found matching aminator-truncated\n"))
 	d, _ := newDriver(t, &apt.Backend{}, c, nil)
 	ref, _ := d.Parse(packageFile(t, "truncated.deb"))
 	_, err := d.Provision(context.Background(), c, ref)
@@ -174,10 +174,10 @@ func TestAptFixThatRemovesSurfacesDpkg(t *testing.T) {
 
 // A failing postinst fails apt-get -f install too; its cause leads.
 func TestAptFixFails(t *testing.T) {
-	c := chroottest.New(t).
-		On("dpkg-deb --field", chroottest.OK("aminator-postinst\n")).
-		On("dpkg -i", chroottest.Fail(1, capture(t, "dpkg-postinst.txt"))).
-		On("-f install", chroottest.Fail(100, capture(t, "apt-fix-postinst.txt")))
+	c := fakechroot.New(t).
+		On("dpkg-deb --field", fakechroot.OK("aminator-postinst\n")).
+		On("dpkg -i", fakechroot.Fail(1, capture(t, "dpkg-postinst.txt"))).
+		On("-f install", fakechroot.Fail(100, capture(t, "apt-fix-postinst.txt")))
 	d, _ := newDriver(t, &apt.Backend{}, c, nil)
 	ref, _ := d.Parse(packageFile(t, "postinst.deb"))
 	_, err := d.Provision(context.Background(), c, ref)
@@ -189,9 +189,9 @@ func TestAptFixFails(t *testing.T) {
 
 // A full disk is nothing apt-get can fix: no update, no apt-get -f install.
 func TestAptNoSpaceShortCircuits(t *testing.T) {
-	c := chroottest.New(t).
-		On("dpkg-deb --field", chroottest.OK("aminator-full\n")).
-		On("dpkg -i", chroottest.Fail(2, capture(t, "dpkg-no-space.txt")))
+	c := fakechroot.New(t).
+		On("dpkg-deb --field", fakechroot.OK("aminator-full\n")).
+		On("dpkg -i", fakechroot.Fail(2, capture(t, "dpkg-no-space.txt")))
 	d, _ := newDriver(t, &apt.Backend{}, c, nil)
 	ref, _ := d.Parse(packageFile(t, "full.deb"))
 	_, err := d.Provision(context.Background(), c, ref)
@@ -206,9 +206,9 @@ func TestAptNoSpaceShortCircuits(t *testing.T) {
 func TestAptCancelMidInstall(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	started := make(chan struct{})
-	c := chroottest.New(t).
-		On("dpkg-deb --field", chroottest.OK("aminator-slow\n")).
-		On("dpkg -i", chroottest.Result{Block: true, Started: started, Output: "AMINATOR-TEST-SLEEPING\n"})
+	c := fakechroot.New(t).
+		On("dpkg-deb --field", fakechroot.OK("aminator-slow\n")).
+		On("dpkg -i", fakechroot.Result{Block: true, Started: started, Output: "AMINATOR-TEST-SLEEPING\n"})
 	d, _ := newDriver(t, &apt.Backend{}, c, nil)
 	ref, _ := d.Parse(packageFile(t, "slow.deb"))
 	go func() { <-started; cancel() }()
@@ -222,7 +222,7 @@ func TestAptCancelMidInstall(t *testing.T) {
 
 // The manifest keeps what dpkg says is installed.
 func TestAptManifest(t *testing.T) {
-	c := chroottest.New(t).On("dpkg-query -W -f ${db:Status-Abbrev}", chroottest.OK("ii \tbash\t5.2-1\tamd64\nrc \told\t1\tall\nii \tbase-files\t12.4\tall\n"))
+	c := fakechroot.New(t).On("dpkg-query -W -f ${db:Status-Abbrev}", fakechroot.OK("ii \tbash\t5.2-1\tamd64\nrc \told\t1\tall\nii \tbase-files\t12.4\tall\n"))
 	d, _ := newDriver(t, &apt.Backend{}, c, nil)
 	m, err := d.Manifest(context.Background(), c)
 	if err != nil || len(m) != 2 || m[0].Name != "bash" || m[1].Version != "12.4" {

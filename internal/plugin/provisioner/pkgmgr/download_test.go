@@ -14,7 +14,7 @@ import (
 	"github.com/aminator-go/aminator/internal/fetch"
 	"github.com/aminator-go/aminator/internal/plugin/provisioner/apt"
 	"github.com/aminator-go/aminator/internal/plugin/provisioner/pkgmgr"
-	"github.com/aminator-go/aminator/internal/testutil/chroottest"
+	"github.com/aminator-go/aminator/internal/testutil/fakechroot"
 	"github.com/aminator-go/aminator/internal/testutil/fetchtest"
 )
 
@@ -34,8 +34,8 @@ func TestURLDownload(t *testing.T) {
 		}
 		w.Write([]byte("a .deb"))
 	}))
-	c := chroottest.New(t).
-		On("dpkg-deb --field", chroottest.OK("aminator-url\n")).
+	c := fakechroot.New(t).
+		On("dpkg-deb --field", fakechroot.OK("aminator-url\n")).
 		On("dpkg-query", installed("aminator-url", "3.0-2"))
 	var tmp string
 	d, _ := newDriver(t, &apt.Backend{}, c, func(o *pkgmgr.Options) { tmp, o.Fetcher = o.TmpDir, fetcher(t, srv) })
@@ -62,7 +62,7 @@ func TestURLDownload(t *testing.T) {
 func TestParseRefs(t *testing.T) {
 	dir := t.TempDir()
 	deb := packageFile(t, "x_1_all.deb")
-	d, _ := newDriver(t, &apt.Backend{}, chroottest.New(t), nil)
+	d, _ := newDriver(t, &apt.Backend{}, fakechroot.New(t), nil)
 	for _, tc := range []struct{ in, kind, err string }{
 		{in: "nginx", kind: "repo"},
 		{in: deb, kind: "file"},
@@ -111,8 +111,8 @@ func TestChecksum(t *testing.T) {
 		hits.Add(1)
 		w.Write([]byte("a .deb"))
 	}))
-	c := chroottest.New(t).
-		On("dpkg-deb --field", chroottest.OK("aminator-sum\n")).
+	c := fakechroot.New(t).
+		On("dpkg-deb --field", fakechroot.OK("aminator-sum\n")).
 		On("dpkg-query", installed("aminator-sum", "1.0"))
 	var tmp string
 	d, _ := newDriver(t, &apt.Backend{}, c, func(o *pkgmgr.Options) { tmp, o.Fetcher = o.TmpDir, fetcher(t, srv) })
@@ -151,7 +151,7 @@ func TestChecksum(t *testing.T) {
 // by a FIFO after it was named is refused without waiting on it, and one
 // larger than the download cap is refused; nothing is left.
 func TestCheckedCopyRefusesWhatChanged(t *testing.T) {
-	c := chroottest.New(t)
+	c := fakechroot.New(t)
 	var tmp string
 	small, _ := fetch.New(fetch.Policy{MaxBytes: 3})
 	d, _ := newDriver(t, &apt.Backend{}, c, func(o *pkgmgr.Options) { tmp, o.Fetcher = o.TmpDir, small })

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/aminator-go/aminator/internal/plugin/provisioner/pkgmgr"
-	"github.com/aminator-go/aminator/internal/testutil/chroottest"
+	"github.com/aminator-go/aminator/internal/testutil/fakechroot"
 )
 
 // syncBuffer is a log destination the driver's goroutines may share.
@@ -34,7 +34,7 @@ func (s *syncBuffer) String() string {
 
 // newDriver drives b in c with the fake's clock, 1 ms backoff and three
 // attempts; edit changes the options.
-func newDriver(t *testing.T, b pkgmgr.Backend, c *chroottest.Chroot, edit func(*pkgmgr.Options)) (*pkgmgr.Driver, *syncBuffer) {
+func newDriver(t *testing.T, b pkgmgr.Backend, c *fakechroot.Chroot, edit func(*pkgmgr.Options)) (*pkgmgr.Driver, *syncBuffer) {
 	t.Helper()
 	log := &syncBuffer{}
 	o := pkgmgr.Options{Retries: 3, DownloadRetries: 3, Clean: true, TmpDir: t.TempDir(), Backoff: time.Millisecond,
@@ -47,7 +47,7 @@ func newDriver(t *testing.T, b pkgmgr.Backend, c *chroottest.Chroot, edit func(*
 
 // wantCommands checks the commands c ran, in order: each must contain
 // its counterpart in want.
-func wantCommands(t *testing.T, c *chroottest.Chroot, want ...string) {
+func wantCommands(t *testing.T, c *fakechroot.Chroot, want ...string) {
 	t.Helper()
 	got := c.Commands()
 	ok := len(got) == len(want)
@@ -87,7 +87,7 @@ func packageFile(t *testing.T, name string) string {
 }
 
 // noStaging checks that nothing staged is left in the image.
-func noStaging(t *testing.T, c *chroottest.Chroot) {
+func noStaging(t *testing.T, c *fakechroot.Chroot) {
 	t.Helper()
 	if b := c.Bound(); len(b) > 0 {
 		t.Errorf("still bound into the image: %v", b)

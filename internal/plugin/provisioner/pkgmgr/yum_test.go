@@ -8,7 +8,7 @@ import (
 
 	"github.com/aminator-go/aminator/internal/plugin/provisioner/pkgmgr"
 	"github.com/aminator-go/aminator/internal/plugin/provisioner/yum"
-	"github.com/aminator-go/aminator/internal/testutil/chroottest"
+	"github.com/aminator-go/aminator/internal/testutil/fakechroot"
 )
 
 const rpmQuery = "rpm -q --qf %{NAME}\t%{EPOCHNUM}\t%{VERSION}\t%{RELEASE}\t%{ARCH}\n "
@@ -17,12 +17,12 @@ const rpmQuery = "rpm -q --qf %{NAME}\t%{EPOCHNUM}\t%{VERSION}\t%{RELEASE}\t%{AR
 // as apt's update) and the install time is the install's alone, as apt's.
 func TestYumRepoRefreshedAndTimedAsApt(t *testing.T) {
 	ctx := context.Background()
-	c := chroottest.New(t)
+	c := fakechroot.New(t)
 	c.WriteFile("usr/bin/dnf", "#!/bin/sh\n")
-	c.On("makecache", chroottest.Fail(1, "Error: Failed to download metadata for repo 'base'\n"), chroottest.Result{Took: 20 * time.Second}).
-		On("clean metadata", chroottest.Result{Took: 10 * time.Second}).
-		On(" install aminator-rpmrepo", chroottest.Result{Took: 5 * time.Second}).
-		On(rpmQuery, chroottest.OK("aminator-rpmrepo\t1\t3.1\t7\tnoarch\n"))
+	c.On("makecache", fakechroot.Fail(1, "Error: Failed to download metadata for repo 'base'\n"), fakechroot.Result{Took: 20 * time.Second}).
+		On("clean metadata", fakechroot.Result{Took: 10 * time.Second}).
+		On(" install aminator-rpmrepo", fakechroot.Result{Took: 5 * time.Second}).
+		On(rpmQuery, fakechroot.OK("aminator-rpmrepo\t1\t3.1\t7\tnoarch\n"))
 	d, _ := newDriver(t, &yum.Backend{Command: "auto", InstallOptions: []string{"--releasever=12"}}, c, nil)
 	ref, err := d.Parse("aminator-rpmrepo")
 	if err != nil {
@@ -49,7 +49,7 @@ func TestYumRepoRefreshedAndTimedAsApt(t *testing.T) {
 // A missing package fails once, with dnf's reason first; yum is used
 // when the image has no dnf.
 func TestYumMissingPackage(t *testing.T) {
-	c := chroottest.New(t).On(" install ", chroottest.Fail(1, "Last metadata expiration check: 0:00:01 ago.\nNo match for argument: aminator-no-such-rpm\nError: Unable to find a match: aminator-no-such-rpm\n"))
+	c := fakechroot.New(t).On(" install ", fakechroot.Fail(1, "Last metadata expiration check: 0:00:01 ago.\nNo match for argument: aminator-no-such-rpm\nError: Unable to find a match: aminator-no-such-rpm\n"))
 	d, _ := newDriver(t, &yum.Backend{Command: "auto"}, c, nil)
 	ref, _ := d.Parse("aminator-no-such-rpm")
 	_, err := d.Provision(context.Background(), c, ref)
@@ -64,10 +64,10 @@ func TestYumMissingPackage(t *testing.T) {
 // final (there is no second command to complete it).
 func TestYumFile(t *testing.T) {
 	ctx := context.Background()
-	c := chroottest.New(t).
-		On("rpm -q --qf %{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}\n -p /tmp/aminator-", chroottest.OK("aminator-rpmapp-1.0-2.noarch\n")).
-		On("install /tmp/aminator-", chroottest.Result{Took: 4 * time.Second}).
-		On(rpmQuery, chroottest.OK("aminator-rpmapp\t0\t1.0\t2\tnoarch\n"))
+	c := fakechroot.New(t).
+		On("rpm -q --qf %{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}\n -p /tmp/aminator-", fakechroot.OK("aminator-rpmapp-1.0-2.noarch\n")).
+		On("install /tmp/aminator-", fakechroot.Result{Took: 4 * time.Second}).
+		On(rpmQuery, fakechroot.OK("aminator-rpmapp\t0\t1.0\t2\tnoarch\n"))
 	d, _ := newDriver(t, &yum.Backend{Command: "dnf", NoGPGCheck: true}, c, func(o *pkgmgr.Options) { o.Clean = false })
 	ref, err := d.Parse(packageFile(t, "app.rpm"))
 	if err != nil {
@@ -86,9 +86,9 @@ func TestYumFile(t *testing.T) {
 	}
 	noStaging(t, c)
 
-	c = chroottest.New(t).
-		On("rpm -q --qf", chroottest.OK("aminator-rpmapp-1.0-2.noarch\n")).
-		On("install /tmp/aminator-", chroottest.Fail(1, "Error: \n Problem: conflicting requests\n  - nothing provides aminator-rpmdep needed by aminator-rpmapp-1.0-2.noarch\n"))
+	c = fakechroot.New(t).
+		On("rpm -q --qf", fakechroot.OK("aminator-rpmapp-1.0-2.noarch\n")).
+		On("install /tmp/aminator-", fakechroot.Fail(1, "Error: \n Problem: conflicting requests\n  - nothing provides aminator-rpmdep needed by aminator-rpmapp-1.0-2.noarch\n"))
 	d, _ = newDriver(t, &yum.Backend{Command: "dnf"}, c, nil)
 	_, err = d.Provision(ctx, c, ref)
 	if err == nil || !strings.HasPrefix(err.Error(), "install aminator-rpmapp-1.0-2.noarch: dnf -y install") || !strings.Contains(err.Error(), "nothing provides aminator-rpmdep") {
@@ -100,7 +100,7 @@ func TestYumFile(t *testing.T) {
 
 // rpm -q answering for two architectures is refused.
 func TestYumQueryAmbiguous(t *testing.T) {
-	c := chroottest.New(t).On(rpmQuery, chroottest.OK("x\t0\t1\t1\tx86_64\nx\t0\t1\t1\ti686\n"))
+	c := fakechroot.New(t).On(rpmQuery, fakechroot.OK("x\t0\t1\t1\tx86_64\nx\t0\t1\t1\ti686\n"))
 	d, _ := newDriver(t, &yum.Backend{Command: "dnf"}, c, nil)
 	ref, _ := d.Parse("x")
 	if _, err := d.Provision(context.Background(), c, ref); err == nil || !strings.Contains(err.Error(), "matches 2 installed packages") {
@@ -109,7 +109,7 @@ func TestYumQueryAmbiguous(t *testing.T) {
 }
 
 func TestYumManifest(t *testing.T) {
-	c := chroottest.New(t).On("rpm -qa", chroottest.OK("bash\t5.2.26-4.el10\tx86_64\ngpg-pubkey\tabc-def\t(none)\n"))
+	c := fakechroot.New(t).On("rpm -qa", fakechroot.OK("bash\t5.2.26-4.el10\tx86_64\ngpg-pubkey\tabc-def\t(none)\n"))
 	d, _ := newDriver(t, &yum.Backend{}, c, nil)
 	m, err := d.Manifest(context.Background(), c)
 	if err != nil || len(m) != 2 || m[0].Version != "5.2.26-4.el10" || pkgmgr.FormatOf(m) != pkgmgr.RPM {

@@ -1,10 +1,4 @@
-// Package chroottest is a fake plugin.Chroot for tests that run as an
-// ordinary user, in milliseconds: it records the argv of every command it
-// is asked to run and answers from canned results, fails the way the real
-// chroot does (a *logging.CommandError whose output gives the cause),
-// keeps the image's files in a temporary directory, and keeps a fake
-// clock that each command moves on by the time its result says it took.
-package chroottest
+package fakechroot
 
 import (
 	"context"
@@ -60,21 +54,30 @@ type rule struct {
 	n       int
 }
 
-// Chroot is the fake. Commands no rule matches succeed with no output.
+// Chroot is a fake chroot: a directory. Commands no rule matches succeed
+// with no output.
 type Chroot struct {
-	t    testing.TB
-	dir  string
+	// Options are the ones a Distro entered it with.
+	Options plugin.MountOptions
+
+	t    testing.TB // New's; nil for a Distro's
+	d    *Distro    // the Distro that entered it; nil for New's
+	path string
 	root *os.Root
 
-	mu     sync.Mutex
-	now    time.Time
-	rules  []*rule
-	calls  []Call
-	binds  map[string]string // rel -> host source, while bound
-	closed bool
+	mu                sync.Mutex
+	now               time.Time
+	rules             []*rule
+	calls             []Call
+	binds             map[string]string // rel -> host source, while bound
+	closed, preserved bool
 }
 
 var _ plugin.Chroot = (*Chroot)(nil)
+
+func newChroot(path string, root *os.Root) *Chroot {
+	return &Chroot{path: path, root: root, now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), binds: map[string]string{}}
+}
 
 // New makes a fake chroot whose image is an empty temporary directory.
 func New(t testing.TB) *Chroot {
@@ -85,7 +88,9 @@ func New(t testing.TB) *Chroot {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { root.Close() })
-	return &Chroot{t: t, dir: dir, root: root, now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), binds: map[string]string{}}
+	c := newChroot(dir, root)
+	c.t = t
+	return c
 }
 
 // On answers the commands whose argv, joined by spaces, contains match:
@@ -101,7 +106,8 @@ func (c *Chroot) On(match string, results ...Result) *Chroot {
 	return c
 }
 
-// WriteFile puts a file in the image (rel is relative to its root).
+// WriteFile puts a file in the image (rel is relative to its root); only
+// on a chroot New made.
 func (c *Chroot) WriteFile(rel string, data string) {
 	c.t.Helper()
 	if err := c.root.MkdirAll(filepath.Dir(rel), 0o755); err != nil {
@@ -146,19 +152,29 @@ func (c *Chroot) Bound() []string {
 	return out
 }
 
-// Closed reports whether Close was called.
+// Closed says whether Close ran.
 func (c *Chroot) Closed() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.closed
 }
 
-// Path is the image's directory on the host.
-func (c *Chroot) Path() string { return c.dir }
+// Preserved says whether Preserve ran.
+func (c *Chroot) Preserved() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.preserved
+}
 
-// Root gives access to the image's files.
+func (c *Chroot) name() string { return filepath.Base(c.path) }
+
+// Path is the image's directory on the host.
+func (c *Chroot) Path() string { return c.path }
+
+// Root gives file access confined to the image.
 func (c *Chroot) Root() *os.Root { return c.root }
 
+// result records a command and picks its answer.
 func (c *Chroot) result(r plugin.Run) Result {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -175,9 +191,15 @@ func (c *Chroot) result(r plugin.Run) Result {
 	return Result{}
 }
 
-func (c *Chroot) exec(ctx context.Context, r plugin.Run) (string, error) {
+// exec passes the hook, records the command and answers it: a Block rule
+// waits for the context; a cancelled context fails the command, as it
+// would kill a real one; then the Distro's Exec, else the rule's result.
+func (c *Chroot) exec(ctx context.Context, method string, r plugin.Run) ([]byte, error) {
+	if err := c.d.call(method, strings.Join(r.Argv, " ")); err != nil {
+		return nil, err
+	}
 	if len(r.Argv) == 0 {
-		return "", fmt.Errorf("run: empty command")
+		return nil, fmt.Errorf("run: empty command")
 	}
 	res := c.result(r)
 	if res.Block {
@@ -185,34 +207,39 @@ func (c *Chroot) exec(ctx context.Context, r plugin.Run) (string, error) {
 			close(res.Started)
 		}
 		<-ctx.Done()
-		return "", &logging.CommandError{Argv: r.Argv, ExitCode: -1, Tail: strings.TrimRight(res.Output, "\n"),
+		return nil, &logging.CommandError{Argv: r.Argv, ExitCode: -1, Tail: strings.TrimRight(res.Output, "\n"),
 			Err: fmt.Errorf("%w (signal: terminated)", context.Cause(ctx))}
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", r.Argv[0], context.Cause(ctx))
+	}
+	if c.d != nil && c.d.Exec != nil {
+		return c.d.Exec(ctx, c, r)
+	}
 	if res.Exit != 0 {
-		return "", &logging.CommandError{Argv: r.Argv, ExitCode: res.Exit, Tail: strings.TrimRight(res.Output, "\n"),
+		return nil, &logging.CommandError{Argv: r.Argv, ExitCode: res.Exit, Tail: strings.TrimRight(res.Output, "\n"),
 			Err: fmt.Errorf("exit status %d", res.Exit)}
 	}
-	return res.Stdout, nil
+	return []byte(res.Stdout), nil
 }
 
-// Run runs a command: it records it and answers as a rule says.
+// Run runs a command: it records it and answers as exec says.
 func (c *Chroot) Run(ctx context.Context, r plugin.Run) error {
-	_, err := c.exec(ctx, r)
+	_, err := c.exec(ctx, "Chroot.Run", r)
 	return err
 }
 
 // Output is Run that returns the command's standard output.
 func (c *Chroot) Output(ctx context.Context, r plugin.Run) ([]byte, error) {
-	out, err := c.exec(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	return []byte(out), nil
+	return c.exec(ctx, "Chroot.Output", r)
 }
 
-// BindFile copies src to rel inside the image (a real chroot bind-mounts
-// it); the returned func removes it.
+// BindFile passes the hook and copies src to rel inside the image (a
+// real chroot bind-mounts it); the returned func removes it.
 func (c *Chroot) BindFile(src, rel string) (func() error, error) {
+	if err := c.d.call("Chroot.BindFile", rel); err != nil {
+		return nil, err
+	}
 	in, err := os.Open(src)
 	if err != nil {
 		return nil, fmt.Errorf("bind %s into the image: %w", src, err)
@@ -240,16 +267,35 @@ func (c *Chroot) BindFile(src, rel string) (func() error, error) {
 	}, nil
 }
 
-// EndProcesses does nothing: the fake starts no process.
-func (c *Chroot) EndProcesses(ctx context.Context) error { return nil }
+// EndProcesses only passes the hook: the fake starts no process.
+func (c *Chroot) EndProcesses(context.Context) error {
+	return c.d.call("Chroot.EndProcesses", c.name())
+}
 
-// Close marks the chroot closed.
-func (c *Chroot) Close(ctx context.Context) error {
+// Close passes the hook and marks the chroot closed; a Distro's chroot
+// also closes its root (New's is closed when the test ends). Closing
+// twice is fine.
+func (c *Chroot) Close(context.Context) error {
+	if err := c.d.call("Chroot.Close", c.name()); err != nil {
+		return err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
 	c.closed = true
+	if c.d != nil {
+		return c.root.Close()
+	}
 	return nil
 }
 
-// Preserve keeps nothing: there is nothing mounted.
-func (c *Chroot) Preserve() {}
+// Preserve passes the hook and marks the chroot kept (there is nothing
+// mounted to keep).
+func (c *Chroot) Preserve() {
+	c.d.call("Chroot.Preserve", c.name())
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.preserved = true
+}
