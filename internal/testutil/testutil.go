@@ -1,6 +1,7 @@
 // Package testutil helps the tests that run as root against real loop
 // devices, mounts and chroots: a cached Debian base image, .deb packages
-// built on the fly, and a check that a test leaked no mount or loop device.
+// built on the fly, a check that a test leaked no mount or loop device,
+// a plugin built from the registry and a buffer goroutines may share.
 package testutil
 
 import (

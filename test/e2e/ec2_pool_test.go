@@ -53,10 +53,10 @@ func newEC2Env(t *testing.T, s *ec2cloud.Settings, dir, image string) *ec2Env {
 		image: image, dir: dir, devs: map[string]*loop.Device{}, files: map[string]string{}}
 	deps := plugin.Deps{Cloud: cloud, BlockDevice: bd, Logger: log, StateDir: dir, LockDir: lockDir}
 	env := &bake.Environment{Name: "ec2_apt_linux", Cloud: cloud, StateDir: dir,
-		Volume:      newPlugin[plugin.Volumes](t, plugin.KindVolume, "linux", nil, deps),
-		Distro:      newPlugin[plugin.Distro](t, plugin.KindDistro, "debian", debian.Defaults(), deps),
-		Provisioner: newPlugin[plugin.Provisioner](t, plugin.KindProvisioner, "apt", nil, deps),
-		Finalizer:   newPlugin[plugin.Finalizer](t, plugin.KindFinalizer, "tagging_ebs", nil, deps),
+		Volume:      testutil.NewPlugin[plugin.Volumes](t, plugin.KindVolume, "linux", nil, deps),
+		Distro:      testutil.NewPlugin[plugin.Distro](t, plugin.KindDistro, "debian", debian.Defaults(), deps),
+		Provisioner: testutil.NewPlugin[plugin.Provisioner](t, plugin.KindProvisioner, "apt", nil, deps),
+		Finalizer:   testutil.NewPlugin[plugin.Finalizer](t, plugin.KindFinalizer, "tagging_ebs", nil, deps),
 	}
 	return &ec2Env{env: env, cloud: cloud, rec: rec, bd: bd}
 }

@@ -88,22 +88,6 @@ func (l *loopBlockDevice) Locate(ctx context.Context, a plugin.Attachment) (stri
 	return d.Path, nil
 }
 
-func newPlugin[T any](t *testing.T, kind plugin.Kind, name string, cfg any, deps plugin.Deps) T {
-	t.Helper()
-	reg, ok := plugin.Lookup(kind, name)
-	if !ok {
-		t.Fatalf("no %s plugin %s", kind, name)
-	}
-	if cfg == nil && reg.NewConfig != nil {
-		cfg = reg.NewConfig()
-	}
-	inst, err := reg.New(cfg, deps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return inst.(T)
-}
-
 // The full bake against EC2's API (moto) and instance metadata (IMDSv2
 // mock), in process: every plugin is the real one but for Locate.
 func ec2Bake(t *testing.T) {
@@ -131,10 +115,10 @@ func ec2Bake(t *testing.T) {
 		image: ec2StandIn(t, e, true), dir: dir, devs: map[string]*loop.Device{}, files: map[string]string{}}
 	deps := plugin.Deps{Cloud: cloud, BlockDevice: bd, Logger: log, StateDir: dir, LockDir: lockDir}
 	env := &bake.Environment{Name: "ec2_apt_linux", Cloud: cloud, StateDir: dir,
-		Volume:      newPlugin[plugin.Volumes](t, plugin.KindVolume, "linux", nil, deps),
-		Distro:      newPlugin[plugin.Distro](t, plugin.KindDistro, "debian", debian.Defaults(), deps),
-		Provisioner: newPlugin[plugin.Provisioner](t, plugin.KindProvisioner, "apt", nil, deps),
-		Finalizer:   newPlugin[plugin.Finalizer](t, plugin.KindFinalizer, "tagging_ebs", nil, deps),
+		Volume:      testutil.NewPlugin[plugin.Volumes](t, plugin.KindVolume, "linux", nil, deps),
+		Distro:      testutil.NewPlugin[plugin.Distro](t, plugin.KindDistro, "debian", debian.Defaults(), deps),
+		Provisioner: testutil.NewPlugin[plugin.Provisioner](t, plugin.KindProvisioner, "apt", nil, deps),
+		Finalizer:   testutil.NewPlugin[plugin.Finalizer](t, plugin.KindFinalizer, "tagging_ebs", nil, deps),
 	}
 	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-ec2", Version: "2.0-3", Files: map[string]string{"/opt/ec2": "on ec2\n"}})
 	req := bake.Request{Package: deb, BaseID: e.BaseID, Suffix: "ec2", Creator: "ci", VMType: "hvm", ENA: true, BootMode: "uefi",

@@ -64,10 +64,10 @@ func ec2BakeS3(t *testing.T) {
 	key, cert := userCert(t)
 	set.PrivateKey, set.Cert, set.Account, set.Bucket = key, cert, "123456789012", "bakes"
 	env := &bake.Environment{Name: "ec2_apt_linux_s3", Cloud: cloud, StateDir: dir,
-		Volume:      newPlugin[plugin.Volumes](t, plugin.KindVolume, "linux", nil, deps),
-		Distro:      newPlugin[plugin.Distro](t, plugin.KindDistro, "debian", debian.Defaults(), deps),
-		Provisioner: newPlugin[plugin.Provisioner](t, plugin.KindProvisioner, "apt", nil, deps),
-		Finalizer:   newPlugin[plugin.Finalizer](t, plugin.KindFinalizer, "tagging_s3", set, deps),
+		Volume:      testutil.NewPlugin[plugin.Volumes](t, plugin.KindVolume, "linux", nil, deps),
+		Distro:      testutil.NewPlugin[plugin.Distro](t, plugin.KindDistro, "debian", debian.Defaults(), deps),
+		Provisioner: testutil.NewPlugin[plugin.Provisioner](t, plugin.KindProvisioner, "apt", nil, deps),
+		Finalizer:   testutil.NewPlugin[plugin.Finalizer](t, plugin.KindFinalizer, "tagging_s3", set, deps),
 	}
 	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-s3", Version: "1.0-1", Files: map[string]string{"/opt/s3": "on s3\n"}})
 	res, err := bake.Run(ctx, env, bake.Request{Package: deb, BaseID: e.BaseID, Suffix: "t", Creator: "ci", VMType: "hvm"}, log)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -30,7 +31,7 @@ func startSlowBake(t *testing.T, suffix string, extraEnv ...string) *exec.Cmd {
 	for time.Now().Before(deadline) {
 		after, _ := filepath.Glob(filepath.Join(logDir, "*.log"))
 		for _, p := range after {
-			if contains(before, p) {
+			if slices.Contains(before, p) {
 				continue
 			}
 			if b, _ := os.ReadFile(p); strings.Contains(string(b), "AMINATOR-TEST-SLEEPING") {
@@ -42,15 +43,6 @@ func startSlowBake(t *testing.T, suffix string, extraEnv ...string) *exec.Cmd {
 	cmd.Process.Kill()
 	t.Fatal("the postinst never started")
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // SIGKILL of the bake itself: its mount namespace dies with it, so no
@@ -172,7 +164,7 @@ func TestKilledBakeLeavesNothingAfterGC(t *testing.T) {
 func newIn(after, before []string) []string {
 	var out []string
 	for _, a := range after {
-		if !contains(before, a) {
+		if !slices.Contains(before, a) {
 			out = append(out, a)
 		}
 	}

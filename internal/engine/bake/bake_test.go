@@ -41,23 +41,6 @@ func (n noVolumes) GrowMounted(context.Context, string) error    { return nil }
 func (n noVolumes) Detach(context.Context, *plugin.Volume) error { return nil }
 func (n noVolumes) Delete(context.Context, *plugin.Volume) error { return nil }
 
-func newPlugin(t *testing.T, kind plugin.Kind, name string, d plugin.Deps) any {
-	t.Helper()
-	reg, ok := plugin.Lookup(kind, name)
-	if !ok {
-		t.Fatalf("no %s plugin %s", kind, name)
-	}
-	var cfg any
-	if reg.NewConfig != nil {
-		cfg = reg.NewConfig()
-	}
-	p, err := reg.New(cfg, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // testEnv is a local cloud with one base image, the apt provisioner and
 // the tagging finalizer, and no volumes.
 func testEnv(t *testing.T) (*Environment, *local.Cloud, *plugin.Image) {
@@ -80,8 +63,8 @@ func testEnv(t *testing.T) (*Environment, *local.Cloud, *plugin.Image) {
 	log := slog.New(slog.DiscardHandler)
 	d := plugin.Deps{Logger: log, StateDir: dir, Cloud: c}
 	env := &Environment{Name: "test", Cloud: c, Volume: noVolumes{t}, StateDir: dir,
-		Provisioner: newPlugin(t, plugin.KindProvisioner, "apt", d).(plugin.Provisioner),
-		Finalizer:   newPlugin(t, plugin.KindFinalizer, "tagging_ebs", d).(plugin.Finalizer)}
+		Provisioner: testutil.NewPlugin[plugin.Provisioner](t, plugin.KindProvisioner, "apt", nil, d),
+		Finalizer:   testutil.NewPlugin[plugin.Finalizer](t, plugin.KindFinalizer, "tagging_ebs", nil, d)}
 	return env, c, base
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/aminator-go/aminator/internal/image/naming"
 	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/plugin/cloud/fakecloud"
+	"github.com/aminator-go/aminator/internal/testutil"
 	"github.com/aminator-go/aminator/internal/testutil/fakechroot"
 )
 
@@ -61,7 +62,7 @@ func newFakes(t *testing.T) *fakes {
 	log := slog.New(slog.DiscardHandler)
 	f.env = &Environment{Name: "fake", Cloud: f.cloud, Volume: f.cloud.VolumePlugin(), Distro: f.distro, StateDir: t.TempDir(),
 		Provisioner: &fakechroot.Inspector{},
-		Finalizer:   newPlugin(t, plugin.KindFinalizer, "tagging_ebs", plugin.Deps{Cloud: f.cloud, Logger: log}).(plugin.Finalizer)}
+		Finalizer:   testutil.NewPlugin[plugin.Finalizer](t, plugin.KindFinalizer, "tagging_ebs", nil, plugin.Deps{Cloud: f.cloud, Logger: log})}
 	return f
 }
 

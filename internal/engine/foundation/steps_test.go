@@ -15,6 +15,7 @@ import (
 	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/plugin/cloud/fakecloud"
 	"github.com/aminator-go/aminator/internal/sys/partition"
+	"github.com/aminator-go/aminator/internal/testutil"
 
 	_ "github.com/aminator-go/aminator/internal/plugin/builtin"
 )
@@ -100,12 +101,8 @@ func newFakes(t *testing.T) *fakes {
 	}
 	f := &fakes{rec: &fakecloud.Recorder{}, cloud: fakecloud.New(), scratch: t.TempDir()}
 	f.cloud.Hook, f.host.hook = f.rec.Hook, f.rec.Hook
-	reg, _ := plugin.Lookup(plugin.KindFinalizer, "tagging_ebs")
-	fin, err := reg.New(reg.NewConfig(), plugin.Deps{Cloud: f.cloud, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.env = &bake.Environment{Name: "fake", Cloud: f.cloud, Volume: f.cloud.VolumePlugin(), StateDir: t.TempDir(), Finalizer: fin.(plugin.Finalizer)}
+	fin := testutil.NewPlugin[plugin.Finalizer](t, plugin.KindFinalizer, "tagging_ebs", nil, plugin.Deps{Cloud: f.cloud, Logger: slog.New(slog.DiscardHandler)})
+	f.env = &bake.Environment{Name: "fake", Cloud: f.cloud, Volume: f.cloud.VolumePlugin(), StateDir: t.TempDir(), Finalizer: fin}
 	return f
 }
 

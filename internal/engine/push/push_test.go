@@ -5,10 +5,12 @@ import (
 	"context"
 	"crypto/rand"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -94,7 +96,7 @@ func TestPushFullThenIncremental(t *testing.T) {
 	}
 	got := readBlocks(t, e, res.SnapshotID)
 	if len(got) != 3 || !bytes.Equal(got[0], b0) || !bytes.Equal(got[5], b5) || !bytes.Equal(got[9], b9) {
-		t.Errorf("blocks in EC2: %d (indices %v)", len(got), keys(got))
+		t.Errorf("blocks in EC2: %d (indices %v)", len(got), slices.Sorted(maps.Keys(got)))
 	}
 
 	// A child: one block changed, one zeroed, one added.
@@ -125,7 +127,7 @@ func TestPushFullThenIncremental(t *testing.T) {
 	}
 	got = readBlocks(t, e, res2.SnapshotID)
 	if !bytes.Equal(got[5], b5b) || !bytes.Equal(got[12], b12) || (got[9] != nil && !bytes.Equal(got[9], make([]byte, bs))) {
-		t.Errorf("child blocks: %v", keys(got))
+		t.Errorf("child blocks: %v", slices.Sorted(maps.Keys(got)))
 	}
 	if _, ok := got[0]; ok {
 		t.Error("an unchanged block was sent again")
@@ -134,14 +136,6 @@ func TestPushFullThenIncremental(t *testing.T) {
 	if _, err := push.Push(ctx, lc, ec, child, push.Options{AllowNoLoader: true}); err == nil {
 		t.Error("pushed the same name twice")
 	}
-}
-
-func keys(m map[int32][]byte) []int32 {
-	var out []int32
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }
 
 // fixMoto turns moto's string block indices ("BlockIndex": "5") into the

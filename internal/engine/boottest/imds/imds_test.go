@@ -1,16 +1,17 @@
 package imds
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/aminator-go/aminator/internal/testutil"
 )
 
 const testKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEkXzq1pMiM0ZWjvvPW5VQq6xG0lTqY4JiJ9QJ0b9d7m boottest"
@@ -124,7 +125,7 @@ func TestDatedVersions(t *testing.T) {
 	}
 	versions := strings.Split(get(t, base, "/"), "\n")
 	for _, v := range []string{"latest", "2009-04-04", "2016-09-02", "2018-09-24", "2021-03-23"} {
-		if !contains(versions, v) {
+		if !slices.Contains(versions, v) {
 			t.Errorf("GET / does not list %s: %q", v, versions)
 		}
 	}
@@ -138,7 +139,7 @@ func TestKeyListedAsRealIMDS(t *testing.T) {
 		wantBody(t, base, prefix+"/meta-data/public-keys/0/", "openssh-key")
 		wantBody(t, base, prefix+"/meta-data/public-keys/0/openssh-key", testKey)
 	}
-	if !contains(lines(get(t, base, "/latest/meta-data/")), "public-keys/") {
+	if !slices.Contains(lines(get(t, base, "/latest/meta-data/")), "public-keys/") {
 		t.Error("meta-data/ does not list public-keys/")
 	}
 }
@@ -150,7 +151,7 @@ func TestNoKeyNoKeyPaths(t *testing.T) {
 	if code, _, _ := do(t, "GET", base+"/latest/meta-data/public-keys/", nil); code != http.StatusNotFound {
 		t.Errorf("public-keys/ without a key: %d, want 404", code)
 	}
-	if contains(lines(get(t, base, "/latest/meta-data/")), "public-keys/") {
+	if slices.Contains(lines(get(t, base, "/latest/meta-data/")), "public-keys/") {
 		t.Error("meta-data/ lists public-keys/ without a key")
 	}
 }
@@ -213,7 +214,7 @@ func TestQuietInstance(t *testing.T) {
 			t.Errorf("a scheduled event is pending: %v", e)
 		}
 	}
-	if listed := lines(get(t, base, "/latest/meta-data/")); contains(listed, "spot/") || contains(listed, "autoscaling/") {
+	if listed := lines(get(t, base, "/latest/meta-data/")); slices.Contains(listed, "spot/") || slices.Contains(listed, "autoscaling/") {
 		t.Errorf("meta-data/ lists spot or autoscaling: %q", listed)
 	}
 }
@@ -262,7 +263,7 @@ func TestMockTouchesNoFilesAndLogsToLog(t *testing.T) {
 	home, cwd := t.TempDir(), t.TempDir()
 	t.Setenv("HOME", home)
 	t.Chdir(cwd)
-	var log syncBuffer
+	var log testutil.SyncBuffer
 	c := testConfig()
 	c.Log = &log
 	base := serve(t, c)
@@ -338,33 +339,6 @@ func lines(s string) []string {
 		}
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-// syncBuffer is a bytes.Buffer safe for the child's log copier and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // A program that links the mock and starts with no $HOME (aminate

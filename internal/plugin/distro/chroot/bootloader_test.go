@@ -12,6 +12,7 @@ import (
 	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/plugin/distro/chroot"
 	"github.com/aminator-go/aminator/internal/plugin/distro/debian"
+	"github.com/aminator-go/aminator/internal/testutil"
 )
 
 const staticGRUB = "# written by aminator: boots /vmlinuz\nmenuentry 'Debian' {\n\tlinux /vmlinuz root=UUID=x ro\n\tinitrd /initrd.img\n}\n"
@@ -38,12 +39,8 @@ const realMkconfig = "#!/bin/sh\n# grub-common's\n"
 
 func enterLogged(t *testing.T, dev, mnt string, log *bytes.Buffer) plugin.Chroot {
 	t.Helper()
-	reg, _ := plugin.Lookup(plugin.KindDistro, "debian")
-	inst, err := reg.New(debian.Defaults(), plugin.Deps{Logger: slog.New(slog.NewTextHandler(log, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := inst.(plugin.Distro).Enter(context.Background(), plugin.MountOptions{Device: dev, MountPoint: mnt})
+	d := testutil.NewPlugin[plugin.Distro](t, plugin.KindDistro, "debian", debian.Defaults(), plugin.Deps{Logger: slog.New(slog.NewTextHandler(log, nil))})
+	c, err := d.Enter(context.Background(), plugin.MountOptions{Device: dev, MountPoint: mnt})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,14 +52,8 @@ func sum(p string) string {
 }
 
 func enter(t *testing.T, dev, mnt string) (plugin.Chroot, error) {
-	d := debianDistro()
+	d := testutil.NewPlugin[plugin.Distro](t, plugin.KindDistro, "debian", debian.Defaults(), plugin.Deps{})
 	return d.Enter(context.Background(), plugin.MountOptions{Device: dev, MountPoint: mnt})
-}
-
-func debianDistro() plugin.Distro {
-	reg, _ := plugin.Lookup(plugin.KindDistro, "debian")
-	inst, _ := reg.New(debian.Defaults(), plugin.Deps{})
-	return inst.(plugin.Distro)
 }
 
 // An image whose /usr/sbin is an absolute symlink to the host's /usr/sbin
@@ -163,14 +157,9 @@ func TestReplaceAndRestore(t *testing.T) {
 // register refuses it with EINVAL, a read-only mount with EROFS.
 func TestBinfmtMountReadOnly(t *testing.T) {
 	dev, mnt := tinyImage(t, func(string) {})
-	reg, _ := plugin.Lookup(plugin.KindDistro, "debian")
 	s := debian.Defaults()
 	s.MountBinfmtMisc = true
-	inst, err := reg.New(s, plugin.Deps{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := inst.(plugin.Distro).Enter(context.Background(), plugin.MountOptions{Device: dev, MountPoint: mnt})
+	c, err := testutil.NewPlugin[plugin.Distro](t, plugin.KindDistro, "debian", s, plugin.Deps{}).Enter(context.Background(), plugin.MountOptions{Device: dev, MountPoint: mnt})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,42 +1,23 @@
 package pkgmgr_test
 
 import (
-	"bytes"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/aminator-go/aminator/internal/plugin/provisioner/pkgmgr"
+	"github.com/aminator-go/aminator/internal/testutil"
 	"github.com/aminator-go/aminator/internal/testutil/fakechroot"
 )
 
-// syncBuffer is a log destination the driver's goroutines may share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // newDriver drives b in c with the fake's clock, 1 ms backoff and three
 // attempts; edit changes the options.
-func newDriver(t *testing.T, b pkgmgr.Backend, c *fakechroot.Chroot, edit func(*pkgmgr.Options)) (*pkgmgr.Driver, *syncBuffer) {
+func newDriver(t *testing.T, b pkgmgr.Backend, c *fakechroot.Chroot, edit func(*pkgmgr.Options)) (*pkgmgr.Driver, *testutil.SyncBuffer) {
 	t.Helper()
-	log := &syncBuffer{}
+	log := &testutil.SyncBuffer{}
 	o := pkgmgr.Options{Retries: 3, DownloadRetries: 3, Clean: true, TmpDir: t.TempDir(), Backoff: time.Millisecond,
 		Now: c.Now, Log: slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	if edit != nil {
