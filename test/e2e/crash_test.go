@@ -19,7 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/aminator-go/aminator/internal/plugin"
-	ec2cloud "github.com/aminator-go/aminator/internal/plugin/cloud/ec2"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/owner"
 	"github.com/aminator-go/aminator/internal/sys/crashpoint"
 	"github.com/aminator-go/aminator/internal/testutil"
 	"github.com/aminator-go/aminator/internal/testutil/ec2test"
@@ -202,7 +202,7 @@ func ec2CrashDuringPush(t *testing.T) {
 	ctx := context.Background()
 	pushed := func() []string {
 		out, err := e.Client.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{OwnerIds: []string{"self"},
-			Filters: []types.Filter{{Name: aws.String("tag-key"), Values: []string{ec2cloud.TagPush}}}})
+			Filters: []types.Filter{{Name: aws.String("tag-key"), Values: []string{owner.Push}}}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -33,6 +33,7 @@ import (
 	ec2cloud "github.com/aminator-go/aminator/internal/plugin/cloud/ec2"
 	"github.com/aminator-go/aminator/internal/plugin/cloud/ids"
 	"github.com/aminator-go/aminator/internal/plugin/cloud/local"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/owner"
 	"github.com/aminator-go/aminator/internal/store/snapstore"
 	"github.com/aminator-go/aminator/internal/sys/crashpoint"
 	"github.com/aminator-go/aminator/internal/sys/flock"
@@ -89,7 +90,7 @@ type job struct {
 	client *ebs.Client
 	res    *Result
 	gib    int64
-	id     string // the push's, in its snapshot's TagPush
+	id     string // the push's, in its snapshot's owner.Push
 	mode   string // the boot mode to register
 }
 
@@ -199,7 +200,7 @@ func (j *job) start(ctx context.Context) error {
 	var ebsTags []ebstypes.Tag
 	tags := j.ownTags()
 	host, _ := os.Hostname()
-	tags[ec2cloud.TagPush], tags[ec2cloud.TagPushHost] = j.id, host
+	tags[owner.Push], tags[owner.PushHost] = j.id, host
 	for k, v := range tags {
 		ebsTags = append(ebsTags, ebstypes.Tag{Key: aws.String(k), Value: aws.String(v)})
 	}

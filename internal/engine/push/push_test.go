@@ -23,6 +23,7 @@ import (
 	"github.com/aminator-go/aminator/internal/plugin"
 	ec2cloud "github.com/aminator-go/aminator/internal/plugin/cloud/ec2"
 	"github.com/aminator-go/aminator/internal/plugin/cloud/local"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/owner"
 	"github.com/aminator-go/aminator/internal/testutil/ec2test"
 )
 
@@ -81,7 +82,7 @@ func TestPushFullThenIncremental(t *testing.T) {
 	}
 	// Its snapshot names the push and this machine, for gc; its lock is gone.
 	host, _ := os.Hostname()
-	if s, err := ec.Snapshot(ctx, res.SnapshotID); err != nil || !strings.HasPrefix(s.Tags[ec2cloud.TagPush], "push-") || s.Tags[ec2cloud.TagPushHost] != host {
+	if s, err := ec.Snapshot(ctx, res.SnapshotID); err != nil || !strings.HasPrefix(s.Tags[owner.Push], "push-") || s.Tags[owner.PushHost] != host {
 		t.Errorf("pushed snapshot %+v %v", s, err)
 	}
 	if left, _ := filepath.Glob(filepath.Join(lockDir, "*")); len(left) != 0 {

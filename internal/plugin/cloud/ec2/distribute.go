@@ -12,23 +12,19 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/owner"
 	"github.com/aminator-go/aminator/internal/ui/progress"
-)
-
-// The tags a copy carries while its bake (d.Job) makes it: gc (PlanGC)
-// removes the copies still carrying them once their bake no longer runs
-// on the host they name. They are set as the copy is made (CopyImage's
-// TagSpecifications) and again at once (moto ignores those), and removed
-// when the whole distribution succeeded.
-const (
-	TagCopying  = "aminator:copying"   // the bake's id
-	TagCopyHost = "aminator:copy_host" // the instance it runs on
 )
 
 // Distribute shares and deprecates the image as asked, and copies it to
 // other regions in parallel (tags copied, each copy encrypted with its
 // region's KMS key when given, then shared and deprecated like the
 // original). It returns the image in every region, its own first.
+//
+// A copy carries owner.Copying and owner.CopyHost while its bake (d.Job)
+// makes it: they are set as the copy is made (CopyImage's
+// TagSpecifications) and again at once (moto ignores those), and removed
+// when the whole distribution succeeded.
 func (c *Cloud) Distribute(ctx context.Context, im *plugin.Image, d plugin.Distribution) ([]plugin.RegionImage, error) {
 	if err := c.shareAndDeprecate(ctx, c.ec2, im.ID, snapshotsOf(im), d); err != nil {
 		return nil, err
@@ -68,7 +64,7 @@ func (c *Cloud) Distribute(ctx context.Context, im *plugin.Image, d plugin.Distr
 	sort.Slice(out[1:], func(i, j int) bool { return out[1+i].Region < out[1+j].Region })
 	for _, ri := range out[1:] { // done: the copies are no longer a bake's leftovers
 		if _, err := c.regional(ri.Region).DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: []string{ri.ImageID},
-			Tags: []types.Tag{{Key: aws.String(TagCopying)}, {Key: aws.String(TagCopyHost)}}}); err != nil {
+			Tags: []types.Tag{{Key: aws.String(owner.Copying)}, {Key: aws.String(owner.CopyHost)}}}); err != nil {
 			return out, fmt.Errorf("copy to %s: %w", ri.Region, apiErr("DeleteTags", err))
 		}
 	}
@@ -85,7 +81,7 @@ func (c *Cloud) copyTags(ctx context.Context, d plugin.Distribution) (plugin.Tag
 	if err != nil {
 		return nil, err
 	}
-	return plugin.Tags{TagCopying: d.Job, TagCopyHost: h.InstanceID}, nil
+	return plugin.Tags{owner.Copying: d.Job, owner.CopyHost: h.InstanceID}, nil
 }
 
 // removeCopy deregisters a copy and deletes its snapshots.

@@ -23,20 +23,12 @@ import (
 // gcKinds are the kinds of items the ec2 cloud's gc removes.
 var gcKinds = []string{gcreport.Volume, gcreport.Snapshot, gcreport.Copy}
 
-// The tags of a pushed EBS snapshot (internal/engine/push): the push's id (its
-// lock in the lock directory is held while it runs) and the machine it
-// runs on (its host name: a push needs no EC2 instance).
-const (
-	TagPush     = "aminator:push"
-	TagPushHost = "aminator:push_host"
-)
-
 // GCPlan is what the ec2 cloud's gc would remove: the volumes and
 // snapshots bakes on this host left behind — their bake is no longer
 // running here (its flock in the lock directory is free) — volumes to be
 // detached (naming this instance) and deleted, snapshots no image uses to
 // be deleted; pool volumes nobody will take (pool_gc.go); the copies in
-// other regions of a bake killed while copying (TagCopying), deregistered
+// other regions of a bake killed while copying (owner.Copying), deregistered
 // with their snapshots; and the EBS snapshots of pushes from this machine
 // killed before they registered their image.
 type GCPlan struct {
@@ -120,9 +112,9 @@ func (p *GCPlan) planPushes(ctx context.Context) error {
 		return nil
 	}
 	return p.planSnapshots(ctx, []types.Filter{
-		tagIs(TagPushHost, p.pushHost),
-		hasTag(TagPush),
-	}, TagPush)
+		tagIs(owner.PushHost, p.pushHost),
+		hasTag(owner.Push),
+	}, owner.Push)
 }
 
 // planCopies plans, in every other region (looked at in parallel, eight
@@ -155,7 +147,7 @@ func (p *GCPlan) planCopies(ctx context.Context) []error {
 				errs = append(errs, err)
 			}
 			for _, im := range ims {
-				p.add(gcreport.Item{Kind: gcreport.Copy, ID: region + "/" + aws.ToString(im.ImageId)}, tagsOf(im.Tags)[TagCopying])
+				p.add(gcreport.Item{Kind: gcreport.Copy, ID: region + "/" + aws.ToString(im.ImageId)}, tagsOf(im.Tags)[owner.Copying])
 			}
 		}()
 	}
@@ -166,12 +158,12 @@ func (p *GCPlan) planCopies(ctx context.Context) []error {
 // kindOrder is the order items are removed in.
 var kindOrder = map[string]int{gcreport.Volume: 0, gcreport.Snapshot: 1, gcreport.Copy: 2}
 
-// markedCopies lists a region's images that carry this host's TagCopyHost
-// and a TagCopying.
+// markedCopies lists a region's images that carry this host's owner.CopyHost
+// and an owner.Copying.
 func (p *GCPlan) markedCopies(ctx context.Context, region string) ([]types.Image, error) {
 	out, err := p.c.regional(region).DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"self"}, Filters: []types.Filter{
-		tagIs(TagCopyHost, p.host),
-		hasTag(TagCopying),
+		tagIs(owner.CopyHost, p.host),
+		hasTag(owner.Copying),
 	}})
 	if err != nil {
 		return nil, fmt.Errorf("plan gc: copies in %s: %w", region, apiErr("DescribeImages", err))
@@ -275,9 +267,9 @@ func (p *GCPlan) Execute(ctx context.Context) (*gcreport.Report, error) {
 
 // recheck says why a resource with these tags is no longer to be removed.
 func (p *GCPlan) recheck(tags plugin.Tags) string {
-	if push := tags[TagPush]; push != "" {
+	if push := tags[owner.Push]; push != "" {
 		switch {
-		case tags[TagPushHost] != p.pushHost:
+		case tags[owner.PushHost] != p.pushHost:
 			return "no longer this machine's push"
 		case p.running(push):
 			return "its push " + push + " runs on this machine"
@@ -348,7 +340,7 @@ func (p *GCPlan) removeSnapshot(ctx context.Context, id string) (skipped string,
 }
 
 // removeCopy deregisters a copy (REGION/AMI) and deletes its snapshots if
-// it still carries its bake's TagCopying, for this host, and that bake
+// it still carries its bake's owner.Copying, for this host, and that bake
 // does not run.
 func (p *GCPlan) removeCopy(ctx context.Context, item string) (skipped string, err error) {
 	region, id, _ := strings.Cut(item, "/")
@@ -364,12 +356,12 @@ func (p *GCPlan) removeCopy(ctx context.Context, item string) (skipped string, e
 	}
 	tags := tagsOf(out.Images[0].Tags)
 	switch {
-	case tags[TagCopying] == "":
+	case tags[owner.Copying] == "":
 		return "its bake finished copying it", nil
-	case tags[TagCopyHost] != p.host:
+	case tags[owner.CopyHost] != p.host:
 		return "no longer this host's", nil
-	case p.running(tags[TagCopying]):
-		return "its bake " + tags[TagCopying] + " runs on this host", nil
+	case p.running(tags[owner.Copying]):
+		return "its bake " + tags[owner.Copying] + " runs on this host", nil
 	}
 	return "", p.c.removeCopy(ctx, plugin.RegionImage{Region: region, ImageID: id})
 }

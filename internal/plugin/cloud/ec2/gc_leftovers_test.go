@@ -12,7 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/aminator-go/aminator/internal/plugin"
-	ec2cloud "github.com/aminator-go/aminator/internal/plugin/cloud/ec2"
 	"github.com/aminator-go/aminator/internal/plugin/cloud/owner"
 	"github.com/aminator-go/aminator/internal/sys/flock"
 	"github.com/aminator-go/aminator/internal/testutil/ec2test"
@@ -28,7 +27,7 @@ func imageIn(ctx context.Context, e *ec2test.Env, region, id string) bool {
 	return err == nil && len(out.Images) == 1
 }
 
-// A bake's copies carry TagCopying while they are made, and lose it when
+// A bake's copies carry owner.Copying while they are made, and lose it when
 // the distribution succeeds. gc removes the copies of a bake killed while
 // copying (still marked, its bake not running), in whatever region; a
 // finished bake's copies and a running bake's are left.
@@ -54,7 +53,7 @@ func TestGCCopiesOfAKilledBake(t *testing.T) {
 			t.Fatal(err)
 		}
 		if _, err := regional(e, region).CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{aws.ToString(out.ImageId)},
-			Tags: []types.Tag{{Key: aws.String(ec2cloud.TagCopying), Value: aws.String(job)}, {Key: aws.String(ec2cloud.TagCopyHost), Value: aws.String(e.InstanceID)}}}); err != nil {
+			Tags: []types.Tag{{Key: aws.String(owner.Copying), Value: aws.String(job)}, {Key: aws.String(owner.CopyHost), Value: aws.String(e.InstanceID)}}}); err != nil {
 			t.Fatal(err)
 		}
 		return aws.ToString(out.ImageId)
@@ -110,7 +109,7 @@ func TestGCSnapshotsOfAKilledPushOrBake(t *testing.T) {
 		t.Fatal(err)
 	}
 	pushed := func(push, on string) string {
-		s, err := c.CreateSnapshot(ctx, plugin.SnapshotRequest{VolumeID: vol.ID, Tags: plugin.Tags{ec2cloud.TagPush: push, ec2cloud.TagPushHost: on}})
+		s, err := c.CreateSnapshot(ctx, plugin.SnapshotRequest{VolumeID: vol.ID, Tags: plugin.Tags{owner.Push: push, owner.PushHost: on}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,7 +129,7 @@ func TestGCSnapshotsOfAKilledPushOrBake(t *testing.T) {
 		t.Fatal(err)
 	}
 	registered := im.Root().SnapshotID
-	if err := c.CreateTags(ctx, registered, plugin.Tags{ec2cloud.TagPush: "push-done", ec2cloud.TagPushHost: host}); err != nil {
+	if err := c.CreateTags(ctx, registered, plugin.Tags{owner.Push: "push-done", owner.PushHost: host}); err != nil {
 		t.Fatal(err)
 	}
 	l, err := flock.TryExclusive(filepath.Join(lockDir, "push-live.lock"))

@@ -3,7 +3,9 @@
 // trusts to decide what it may remove. A resource's purpose says what it
 // is for (a bake's work volume, a pool volume, a volume made for the user
 // that gc leaves alone), its bake names the job that made it (whose lock
-// is held while it runs) and its host the build host it was made on.
+// is held while it runs) and its host the build host it was made on. On
+// EC2, a copy in another region and a pushed snapshot carry the like for
+// their bake or push.
 //
 // The bake, foundation and pool steps write these tags; the local and EC2
 // clouds' gc read them. A key or value is spelled here and nowhere else,
@@ -23,6 +25,20 @@ const (
 	Host = "host"
 	// Base is the image a pool volume was made for.
 	Base = "base"
+)
+
+// The tags of what an EC2 bake or push leaves outside its volume: gc
+// removes what still carries them once the job they name no longer runs
+// (its lock is free) on the machine they name.
+const (
+	// Copying is the bake's id on a copy in another region while the bake
+	// makes it; CopyHost the instance the bake runs on.
+	Copying  = "aminator:copying"
+	CopyHost = "aminator:copy_host"
+	// Push is the push's id on a pushed EBS snapshot (internal/engine/push);
+	// PushHost the machine's host name (a push needs no EC2 instance).
+	Push     = "aminator:push"
+	PushHost = "aminator:push_host"
 )
 
 // The values of the Purpose tag.

@@ -13,6 +13,7 @@ func TestSpellings(t *testing.T) {
 	for got, want := range map[string]string{
 		Purpose: "purpose", Bake: "bake", Host: "host", Base: "base",
 		PurposeWork: "amination", PurposePool: "pool", PurposeExternal: "external",
+		Copying: "aminator:copying", CopyHost: "aminator:copy_host", Push: "aminator:push", PushHost: "aminator:push_host",
 	} {
 		if got != want {
 			t.Errorf("%q is spelled %q: resources tagged before are no longer found", want, got)
