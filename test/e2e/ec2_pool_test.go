@@ -146,8 +146,7 @@ func ec2PoolBake(t *testing.T) {
 			t.Errorf("%s: drain %d: %v", mode, n, err)
 		}
 	}
-	out, _ := e.Client.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []types.Filter{{Name: aws.String("tag:" + owner.Purpose), Values: []string{owner.PurposePool, owner.PurposeWork}}}})
-	for _, v := range out.Volumes {
+	for _, v := range e.VolumesTagged(t, owner.Purpose, owner.PurposePool, owner.PurposeWork) {
 		t.Errorf("volume left: %s %s %+v", aws.ToString(v.VolumeId), v.State, v.Tags)
 	}
 }
@@ -160,13 +159,7 @@ func ec2PoolCommands(t *testing.T) {
 	state, _ := os.MkdirTemp(workDir, "ec2-pool-state-")
 	vars := append(append([]string{}, e.Vars...), "AMINATOR_STATE_DIR="+state, "AMINATOR_ENVIRONMENT=ec2_apt_linux")
 	ctx := context.Background()
-	pooled := func() []types.Volume {
-		out, err := e.Client.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []types.Filter{{Name: aws.String("tag:" + owner.Purpose), Values: []string{owner.PurposePool}}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out.Volumes
-	}
+	pooled := func() []types.Volume { return e.VolumesTagged(t, owner.Purpose, owner.PurposePool) }
 	out := mustOK(t, aminateEnv(t, vars, "pool", "fill", e.BaseID, "--size", "2"))
 	if !strings.Contains(out, "made 2 volumes") || len(pooled()) != 2 {
 		t.Fatalf("fill: %s", out)
@@ -219,14 +212,9 @@ func ec2PoolRefillAfterBake(t *testing.T) {
 	conf := filepath.Join(state, "extra.yml")
 	os.WriteFile(conf, []byte("plugins:\n  blockdevice.linux:\n    locate_timeout: 1s\n  cloud.ec2:\n    poll_interval: 50ms\n"), 0o644)
 	vars := append(append([]string{}, e.Vars...), "AMINATOR_STATE_DIR="+state, "AMINATOR_ENVIRONMENT=ec2_apt_linux")
-	ctx := context.Background()
 	pooled := func() []string {
-		out, err := e.Client.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []types.Filter{{Name: aws.String("tag:" + owner.Purpose), Values: []string{owner.PurposePool}}}})
-		if err != nil {
-			t.Fatal(err)
-		}
 		var ids []string
-		for _, v := range out.Volumes {
+		for _, v := range e.VolumesTagged(t, owner.Purpose, owner.PurposePool) {
 			ids = append(ids, aws.ToString(v.VolumeId))
 		}
 		return ids

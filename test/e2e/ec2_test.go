@@ -143,13 +143,11 @@ func ec2Bake(t *testing.T) {
 		t.Errorf("copy in us-west-2: %v", err)
 	}
 	// No volume is left in EC2, and the snapshot carries the bake's tags.
-	vols, _ := e.Client.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []types.Filter{{Name: aws.String("tag:" + owner.Purpose), Values: []string{owner.PurposeWork}}}})
-	if len(vols.Volumes) != 0 {
-		t.Errorf("volumes left: %d", len(vols.Volumes))
+	if vols := e.VolumesTagged(t, owner.Purpose, owner.PurposeWork); len(vols) != 0 {
+		t.Errorf("volumes left: %d", len(vols))
 	}
-	snaps, _ := e.Client.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{Filters: []types.Filter{{Name: aws.String("tag:" + owner.Bake), Values: []string{res.BakeID}}}})
-	if len(snaps.Snapshots) != 1 {
-		t.Errorf("snapshots of the bake: %d", len(snaps.Snapshots))
+	if snaps := e.SnapshotsTagged(t, owner.Bake, res.BakeID); len(snaps) != 1 {
+		t.Errorf("snapshots of the bake: %d", len(snaps))
 	}
 	// The request carried what moto drops.
 	if r, ok := rec.Last("RegisterImage"); !ok || formValue(r, "BootMode") != "uefi" || !strings.Contains(r.Form, "ImdsSupport=v2.0") || !strings.Contains(r.Form, "EnaSupport=true") {
@@ -234,10 +232,9 @@ func ec2BakeRefusesNoLoader(t *testing.T, e *ec2test.Env, env *bake.Environment,
 	if n := rec.Count("RegisterImage") - registers; n != 0 {
 		t.Errorf("the refused bake called RegisterImage %d times", n)
 	}
-	vols, _ := e.Client.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []types.Filter{{Name: aws.String("tag:" + owner.Purpose), Values: []string{owner.PurposeWork}}}})
-	snaps, _ := e.Client.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{Filters: []types.Filter{{Name: aws.String("tag:" + owner.Bake), Values: []string{res.BakeID}}}})
-	if len(vols.Volumes) != 0 || len(snaps.Snapshots) != 0 || imagesNamed(ctx, t, e, "aminator-ec2-2.0-3-x86_64-noloader-ebs") != 0 {
-		t.Errorf("the refused bake left %d volumes, %d snapshots or its image", len(vols.Volumes), len(snaps.Snapshots))
+	vols, snaps := e.VolumesTagged(t, owner.Purpose, owner.PurposeWork), e.SnapshotsTagged(t, owner.Bake, res.BakeID)
+	if len(vols) != 0 || len(snaps) != 0 || imagesNamed(ctx, t, e, "aminator-ec2-2.0-3-x86_64-noloader-ebs") != 0 {
+		t.Errorf("the refused bake left %d volumes, %d snapshots or its image", len(vols), len(snaps))
 	}
 }
 
@@ -291,14 +288,7 @@ func ec2KilledBakeAndGC(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	tagged := func() []types.Volume {
-		out, err := e.Client.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []types.Filter{{Name: aws.String("tag:" + owner.Purpose), Values: []string{owner.PurposeWork}}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out.Volumes
-	}
+	tagged := func() []types.Volume { return e.VolumesTagged(t, owner.Purpose, owner.PurposeWork) }
 	deadline := time.Now().Add(time.Minute)
 	for {
 		vs := tagged()

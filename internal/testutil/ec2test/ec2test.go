@@ -318,3 +318,25 @@ func XMLResponse(body string) *http.Response {
 	return &http.Response{StatusCode: 200, Status: "200 OK", Header: http.Header{"Content-Type": {"text/xml"}},
 		Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body))}
 }
+
+// VolumesTagged lists the volumes whose tag key has one of the values, as
+// EC2 has them (the test fails if it cannot ask).
+func (e *Env) VolumesTagged(t testing.TB, key string, values ...string) []types.Volume {
+	t.Helper()
+	out, err := e.Client.DescribeVolumes(context.Background(), &ec2.DescribeVolumesInput{Filters: []types.Filter{{Name: aws.String("tag:" + key), Values: values}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.Volumes
+}
+
+// SnapshotsTagged lists the snapshots whose tag key has one of the
+// values, as EC2 has them.
+func (e *Env) SnapshotsTagged(t testing.TB, key string, values ...string) []types.Snapshot {
+	t.Helper()
+	out, err := e.Client.DescribeSnapshots(context.Background(), &ec2.DescribeSnapshotsInput{Filters: []types.Filter{{Name: aws.String("tag:" + key), Values: values}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.Snapshots
+}

@@ -116,9 +116,8 @@ func TestVolumeLifecycle(t *testing.T) {
 	if err := c.DeleteVolume(ctx, v.ID); err != nil {
 		t.Fatal(err)
 	}
-	out, _ = e.Client.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []types.Filter{{Name: aws.String("tag:" + owner.Bake), Values: []string{"b1"}}}})
-	if len(out.Volumes) != 0 {
-		t.Errorf("volume left: %+v", out.Volumes)
+	if left := e.VolumesTagged(t, owner.Bake, "b1"); len(left) != 0 {
+		t.Errorf("volume left: %+v", left)
 	}
 }
 
@@ -335,11 +334,11 @@ func TestGC(t *testing.T) {
 	if vs := r.IDs(gcreport.Volume); len(vs) != 1 || vs[0] != dead.ID || len(r.Skipped) != 1 || r.Skipped[0].ID != gone.ID {
 		t.Errorf("removed %v, skipped %+v", vs, r.Skipped)
 	}
-	out, _ := e.Client.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []types.Filter{{Name: aws.String("tag:" + owner.Purpose), Values: []string{owner.PurposeWork}}}})
-	if len(out.Volumes) != 2 {
-		t.Errorf("after gc: %+v", out.Volumes)
+	left := e.VolumesTagged(t, owner.Purpose, owner.PurposeWork)
+	if len(left) != 2 {
+		t.Errorf("after gc: %+v", left)
 	}
-	for _, v := range out.Volumes {
+	for _, v := range left {
 		if id := aws.ToString(v.VolumeId); id != live.ID && id != gone.ID {
 			t.Errorf("after gc: %s is left", id)
 		}

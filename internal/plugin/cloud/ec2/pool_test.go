@@ -28,16 +28,6 @@ func poolCloud(t *testing.T, s *ec2cloud.Settings, rec *ec2test.Recorder, dir st
 	return c
 }
 
-// volumesTagged lists the volumes with a tag value, as EC2 has them.
-func volumesTagged(t *testing.T, e *ec2test.Env, key, value string) []types.Volume {
-	t.Helper()
-	out, err := e.Client.DescribeVolumes(context.Background(), &ec2.DescribeVolumesInput{Filters: []types.Filter{{Name: aws.String("tag:" + key), Values: []string{value}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out.Volumes
-}
-
 // bakeRequest is the volume a bake of the snapshot asks for (its size, as
 // the bake's size step finds it).
 func bakeRequest(t *testing.T, c *ec2cloud.Cloud, snap string) plugin.VolumeRequest {
@@ -64,7 +54,7 @@ func TestPoolFillTakeRefillDrain(t *testing.T) {
 	if err != nil || made != 2 {
 		t.Fatalf("fill: made %d, %v", made, err)
 	}
-	pooled := volumesTagged(t, e, owner.Purpose, owner.PurposePool)
+	pooled := e.VolumesTagged(t, owner.Purpose, owner.PurposePool)
 	if len(pooled) != 2 {
 		t.Fatalf("pool volumes: %d", len(pooled))
 	}
@@ -98,7 +88,7 @@ func TestPoolFillTakeRefillDrain(t *testing.T) {
 	if n := rec.Count("") - calls; n != 2 { // DescribeVolumes, CreateTags
 		t.Errorf("taking a pool volume made %d calls", n)
 	}
-	if !owner.IsWork(v.Tags) || v.Tags[owner.Bake] != "b1" || len(volumesTagged(t, e, owner.Bake, "b1")) != 1 {
+	if !owner.IsWork(v.Tags) || v.Tags[owner.Bake] != "b1" || len(e.VolumesTagged(t, owner.Bake, "b1")) != 1 {
 		t.Errorf("taken volume %+v is not the bake's", v)
 	}
 	if len(refills) != 1 || refills[0] != snap {
@@ -114,10 +104,10 @@ func TestPoolFillTakeRefillDrain(t *testing.T) {
 	if err != nil || n != 2 {
 		t.Errorf("drain: %d, %v", n, err)
 	}
-	if ps, _ := c.PoolStatus(ctx); len(ps) != 0 || len(volumesTagged(t, e, owner.Purpose, owner.PurposePool)) != 0 {
+	if ps, _ := c.PoolStatus(ctx); len(ps) != 0 || len(e.VolumesTagged(t, owner.Purpose, owner.PurposePool)) != 0 {
 		t.Errorf("after drain: %+v", ps)
 	}
-	if len(volumesTagged(t, e, owner.Bake, "b1")) != 1 {
+	if len(e.VolumesTagged(t, owner.Bake, "b1")) != 1 {
 		t.Error("drain deleted the bake's volume")
 	}
 	creates = rec.Count("CreateVolume")
@@ -166,7 +156,7 @@ func TestPoolOtherBaseNeverTaken(t *testing.T) {
 	if rec.Count("CreateVolume") != creates+1 || v.SnapshotID != snap || v.ID == aws.ToString(foreign.VolumeId) {
 		t.Errorf("the bake took %s (snapshot %s), not a new volume", v.ID, v.SnapshotID)
 	}
-	if vs := volumesTagged(t, e, owner.Purpose, owner.PurposePool); len(vs) != 2 {
+	if vs := e.VolumesTagged(t, owner.Purpose, owner.PurposePool); len(vs) != 2 {
 		t.Errorf("pool volumes left: %d, want the other base's and the other host's", len(vs))
 	}
 	// A pool of the right snapshot but a smaller size is not taken by a bigger bake.
@@ -196,14 +186,14 @@ func TestPoolAttached(t *testing.T) {
 	if _, err := c.FillPool(ctx, ec2cloud.PoolFill{Snapshot: snap, Base: e.BaseID, Target: 2}); err == nil {
 		t.Error("pool_attach without a device allocator: no error")
 	}
-	if vs := volumesTagged(t, e, owner.Purpose, owner.PurposePool); len(vs) != 0 {
+	if vs := e.VolumesTagged(t, owner.Purpose, owner.PurposePool); len(vs) != 0 {
 		t.Errorf("a failed fill left %d volumes", len(vs))
 	}
 	if made, err := c.FillPool(ctx, ec2cloud.PoolFill{Snapshot: snap, Base: e.BaseID, Target: 2, Devices: bd}); err != nil || made != 2 {
 		t.Fatalf("fill: %d %v", made, err)
 	}
 	devs := map[string]bool{}
-	for _, v := range volumesTagged(t, e, owner.Purpose, owner.PurposePool) {
+	for _, v := range e.VolumesTagged(t, owner.Purpose, owner.PurposePool) {
 		if len(v.Attachments) != 1 || aws.ToString(v.Attachments[0].InstanceId) != e.InstanceID {
 			t.Fatalf("pool volume not attached here: %+v", v.Attachments)
 		}
@@ -226,7 +216,7 @@ func TestPoolAttached(t *testing.T) {
 	if r, ok := rec.Last("DetachVolume"); !ok || !strings.Contains(r.Form, "InstanceId="+e.InstanceID) {
 		t.Errorf("drain did not detach: %+v", r)
 	}
-	if vs := volumesTagged(t, e, owner.Purpose, owner.PurposePool); len(vs) != 0 {
+	if vs := e.VolumesTagged(t, owner.Purpose, owner.PurposePool); len(vs) != 0 {
 		t.Errorf("left after drain: %d", len(vs))
 	}
 	c.DetachVolume(ctx, v.ID)
@@ -309,7 +299,7 @@ func TestPoolGC(t *testing.T) {
 		t.Fatalf("gc: %+v %v", r, err)
 	}
 	left := map[string]bool{}
-	for _, v := range volumesTagged(t, e, owner.Purpose, owner.PurposePool) {
+	for _, v := range e.VolumesTagged(t, owner.Purpose, owner.PurposePool) {
 		left[aws.ToString(v.VolumeId)] = true
 	}
 	if len(left) != 2 || !left[ofLive] || !left[mine] {
