@@ -98,12 +98,8 @@ func (a *app) bake(cfg *config.Config, pkg string, r bakeRun) error {
 				return errors.Join(testErr, err)
 			}
 		}
-		if a.output == "json" {
-			if err := a.printJSON(res); err != nil {
-				return err
-			}
-		} else {
-			fmt.Fprintln(a.stdout, res.Image.ID)
+		if err := a.print(res, func() { fmt.Fprintln(a.stdout, res.Image.ID) }); err != nil {
+			return err
 		}
 		return testErr
 	})
@@ -111,17 +107,15 @@ func (a *app) bake(cfg *config.Config, pkg string, r bakeRun) error {
 
 // printPlan says what a dry run found.
 func (a *app) printPlan(res *bake.Result) error {
-	if a.output == "json" {
-		return a.printJSON(res)
-	}
-	fmt.Fprintf(a.stdout, "would bake %s (%s) onto %s (%s): a %d-byte volume", res.Plan.Package.Raw, res.Plan.Package.Kind, res.Base.ID, res.Base.Name, res.Plan.VolumeBytes)
-	if res.Plan.Name != "" {
-		fmt.Fprintf(a.stdout, ", image %s (the name is free)", res.Plan.Name)
-	} else {
-		fmt.Fprint(a.stdout, "; the image name depends on the version the image's repositories offer: the bake checks it as soon as it knows it (apt: before installing; yum: right after)")
-	}
-	fmt.Fprintln(a.stdout)
-	return nil
+	return a.print(res, func() {
+		fmt.Fprintf(a.stdout, "would bake %s (%s) onto %s (%s): a %d-byte volume", res.Plan.Package.Raw, res.Plan.Package.Kind, res.Base.ID, res.Base.Name, res.Plan.VolumeBytes)
+		if res.Plan.Name != "" {
+			fmt.Fprintf(a.stdout, ", image %s (the name is free)", res.Plan.Name)
+		} else {
+			fmt.Fprint(a.stdout, "; the image name depends on the version the image's repositories offer: the bake checks it as soon as it knows it (apt: before installing; yum: right after)")
+		}
+		fmt.Fprintln(a.stdout)
+	})
 }
 
 // afterConsole is standard output that first ends the live console: on a
@@ -210,13 +204,18 @@ image must configure its network by DHCP.`,
 					return err
 				}
 				res, err := j.BootTest(ctx, env, im, o)
-				if a.output == "json" && res != nil {
-					a.printJSON(res)
-				} else if err == nil && res.Like == boottest.LikeEC2 {
-					fmt.Fprintf(a.stdout, "%s boots like EC2 (%s, %s, %s); this logged in, from the VM's own network namespace: %s\n", im.ID, res.BootMode, res.Accel, res.Duration.Round(time.Second), res.SSH)
-				} else if err == nil {
-					fmt.Fprintf(a.stdout, "%s boots (%s, %s)\n", im.ID, res.Accel, res.Duration.Round(time.Second))
+				if res == nil {
+					return err
 				}
+				a.print(res, func() { // a failed test's report is JSON only: the log said why
+					switch {
+					case err != nil:
+					case res.Like == boottest.LikeEC2:
+						fmt.Fprintf(a.stdout, "%s boots like EC2 (%s, %s, %s); this logged in, from the VM's own network namespace: %s\n", im.ID, res.BootMode, res.Accel, res.Duration.Round(time.Second), res.SSH)
+					default:
+						fmt.Fprintf(a.stdout, "%s boots (%s, %s)\n", im.ID, res.Accel, res.Duration.Round(time.Second))
+					}
+				})
 				return err
 			})
 		},
@@ -275,11 +274,7 @@ manifest; bake a meta package onto it to make a base image.`,
 					im, testErr = j.TestImage(ctx, env, res.Image)
 				}
 				a.done(j.Log, "foundation", im, res.Duration)
-				if a.output == "json" {
-					a.printJSON(res)
-				} else {
-					fmt.Fprintln(a.stdout, res.Image.ID)
-				}
+				a.print(res, func() { fmt.Fprintln(a.stdout, res.Image.ID) })
 				return testErr
 			})
 		},

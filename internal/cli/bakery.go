@@ -81,12 +81,10 @@ func (a *app) tokenCreateCommand(o *broker.ClientOptions) *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
-			if a.output == "json" {
-				return a.printJSON(map[string]any{"token": secret, "id": t.ID, "team": t.Team, "admin": t.Admin})
-			}
-			fmt.Fprintln(a.stdout, secret)
-			fmt.Fprintf(a.stderr, "token %s for team %s: it is shown only now; send it as \"Authorization: Bearer TOKEN\"\n", t.ID, t.Team)
-			return nil
+			return a.print(map[string]any{"token": secret, "id": t.ID, "team": t.Team, "admin": t.Admin}, func() {
+				fmt.Fprintln(a.stdout, secret)
+				fmt.Fprintf(a.stderr, "token %s for team %s: it is shown only now; send it as \"Authorization: Bearer TOKEN\"\n", t.ID, t.Team)
+			})
 		}}
 	cmd.Flags().StringVar(&team, "team", "", "the team whose bakes the token sees and makes")
 	cmd.Flags().BoolVar(&admin, "admin", false, "the token sees and cancels every team's bakes and reads the audit log")
@@ -97,24 +95,18 @@ func (a *app) tokenListCommand(o *broker.ClientOptions) *cobra.Command {
 	return &cobra.Command{Use: "list", Short: "List API tokens (their ids and teams; the tokens themselves are not kept)",
 		Args: a.args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, done, err := a.openBakery(cmd, o)
+			st, done, err := a.openBakery(cmd, o)
 			if err != nil {
 				return err
 			}
 			defer done()
-			tokens, err := store.Tokens(cmd.Context())
+			tokens, err := st.Tokens(cmd.Context())
 			if err != nil {
 				return err
 			}
-			if a.output == "json" {
-				return a.printJSON(nonNil(tokens))
-			}
-			var rows [][]string
-			for _, t := range tokens {
-				rows = append(rows, []string{t.ID, t.Team, strconv.FormatBool(t.Admin), age(t.Created), t.By})
-			}
-			a.table("ID\tTEAM\tADMIN\tCREATED\tBY", rows)
-			return nil
+			return printList(a, tokens, "ID\tTEAM\tADMIN\tCREATED\tBY", func(t *store.Token) []string {
+				return []string{t.ID, t.Team, strconv.FormatBool(t.Admin), age(t.Created), t.By}
+			})
 		}}
 }
 
@@ -142,32 +134,19 @@ func (a *app) auditCommand(o *broker.ClientOptions) *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "Print the audit log: who submitted, cancelled, created or revoked what, and when",
 		Args: a.args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, done, err := a.openBakery(cmd, o)
+			st, done, err := a.openBakery(cmd, o)
 			if err != nil {
 				return err
 			}
 			defer done()
-			entries, err := store.AuditLog(context.WithoutCancel(cmd.Context()), limit)
+			entries, err := st.AuditLog(context.WithoutCancel(cmd.Context()), limit)
 			if err != nil {
 				return err
 			}
-			if a.output == "json" {
-				return a.printJSON(entries)
-			}
-			var rows [][]string
-			for _, e := range entries {
-				rows = append(rows, []string{age(e.Time), e.Actor, e.Team, e.Action, e.Target, e.Detail})
-			}
-			a.table("TIME\tACTOR\tTEAM\tACTION\tTARGET\tDETAIL", rows)
-			return nil
+			return printList(a, entries, "TIME\tACTOR\tTEAM\tACTION\tTARGET\tDETAIL", func(e store.AuditEntry) []string {
+				return []string{age(e.Time), e.Actor, e.Team, e.Action, e.Target, e.Detail}
+			})
 		}}
 	cmd.Flags().IntVar(&limit, "limit", 100, "the last N entries")
 	return cmd
-}
-
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
-	}
-	return s
 }

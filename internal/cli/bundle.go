@@ -11,7 +11,7 @@ import (
 
 	"github.com/aminator-go/aminator/internal/config"
 	"github.com/aminator-go/aminator/internal/engine/push"
-	"github.com/aminator-go/aminator/internal/plugin/cloud/local"
+	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/service"
 	"github.com/aminator-go/aminator/internal/store/s3bundle"
 )
@@ -43,21 +43,26 @@ encrypted, integrity-checked export.`,
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return err
 			}
-			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
+			return a.withCloud(cmd, func(ctx context.Context, t *target) error {
+				disks, err := capability[plugin.DiskFiles](t, "disk files on this host to bundle")
+				if err != nil {
+					return err
+				}
 				if o.Region == "" {
 					o.Region, _ = cmd.Flags().GetString("region")
 				}
-				im, res, err := service.BundleLocal(ctx, c, args[0], dir, files, o)
+				im, res, err := service.Bundle(ctx, struct {
+					plugin.ImageFinder
+					plugin.DiskFiles
+				}{t.cloud, disks}, args[0], dir, files, o)
 				if err != nil {
 					return err
 				}
 				m := res.Manifest
-				if a.output == "json" {
-					return a.printJSON(map[string]any{"image": im.ID, "manifest": res.ManifestPath, "parts": m.Parts,
-						"size": m.Size, "bundled_size": m.Bundled, "digest": m.Digest})
-				}
-				fmt.Fprintf(a.stdout, "%s bundled: %s (%d parts, %d bytes of %d)\n", im.ID, res.ManifestPath, len(m.Parts), m.Bundled, m.Size)
-				return nil
+				return a.print(map[string]any{"image": im.ID, "manifest": res.ManifestPath, "parts": m.Parts,
+					"size": m.Size, "bundled_size": m.Bundled, "digest": m.Digest}, func() {
+					fmt.Fprintf(a.stdout, "%s bundled: %s (%d parts, %d bytes of %d)\n", im.ID, res.ManifestPath, len(m.Parts), m.Bundled, m.Size)
+				})
 			})
 		},
 	}
@@ -81,22 +86,20 @@ func (f *pushS3Flags) flags(fs *pflag.FlagSet) {
 }
 
 // pushS3 pushes a local image as an S3-backed image.
-func (a *app) pushS3(cmd *cobra.Command, cfg *config.Config, ref string, o push.Options, f pushS3Flags) error {
-	return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
-		log := a.logger(cfg.Context.Debug)
-		so := push.S3Options{Bucket: f.bucket, Bundle: f.bundle, ACL: f.acl, Workers: o.Workers, Name: o.Name, Tags: o.Tags, Log: log,
-			AllowNoLoader: o.AllowNoLoader}
-		im, res, err := service.PushS3(ctx, cfg, c, ref, f.files, so)
-		if err != nil {
-			return err
-		}
-		if a.output == "json" {
-			return a.printJSON(res)
-		}
+func (a *app) pushS3(cfg *config.Config, ref string, o push.Options, f pushS3Flags) error {
+	ctx, stop := service.SignalContext()
+	defer stop()
+	log := a.logger(cfg.Context.Debug)
+	so := push.S3Options{Bucket: f.bucket, Bundle: f.bundle, ACL: f.acl, Workers: o.Workers, Name: o.Name, Tags: o.Tags, Log: log,
+		AllowNoLoader: o.AllowNoLoader}
+	im, res, err := service.PushS3LocalToEC2(ctx, cfg, ref, f.files, so)
+	if err != nil {
+		return err
+	}
+	return a.print(res, func() {
 		log.Info("pushed", "image", im.ID, "ami", res.ImageID, "manifest", res.ManifestLocation, "region", res.Region,
 			"parts", res.Parts, "sent", res.PartsSent, "took", res.Duration.Round(time.Millisecond))
 		fmt.Fprintln(a.stdout, res.ImageID)
-		return nil
 	})
 }
 
@@ -108,7 +111,7 @@ func (a *app) gcBundles(cmd *cobra.Command, bucket string, dry bool) error {
 	}
 	ctx, stop := service.SignalContext()
 	defer stop()
-	p, err := service.PlanBundleGC(ctx, cfg, bucket, a.logger(cfg.Context.Debug))
+	p, err := service.PlanEC2BundleGC(ctx, cfg, bucket, a.logger(cfg.Context.Debug))
 	if err != nil {
 		return err
 	}

@@ -1,10 +1,13 @@
 // Package cli is the aminate command line: the bake (`aminate [flags]
-// PACKAGE`, with the original tool's flags) and subcommands for the local
-// cloud's images, snapshots and volumes, the environments and the merged
-// configuration. A command parses its flags, calls package service and
-// prints what it returns; the hidden `bakery-bake` is the child a bakery
-// worker runs for one bake. Exit codes: 0 success, 1 bake failure, 2
-// usage error.
+// PACKAGE`, with the original tool's flags) and subcommands for a cloud's
+// images, snapshots, volumes, pools and gc, the environments and the
+// merged configuration. Every command works on one cloud, chosen one way:
+// --cloud, else the configured environment's; a command needing a
+// capability that cloud lacks (plugin.Pool, plugin.DiskFiles, ...) says
+// so. A command parses its flags, calls package service and prints what
+// it returns (a.print: JSON with --output json, else its text); the
+// hidden `bakery-bake` is the child a bakery worker runs for one bake.
+// Exit codes: 0 success, 1 bake failure, 2 usage error.
 package cli
 
 import (
@@ -45,9 +48,12 @@ type app struct {
 	stdout, stderr io.Writer
 	configFile     string
 	output         string
-	tags           []string
-	kmsKeys        map[string]string
-	flags          *pflag.FlagSet
+	// cloud is --cloud: the cloud a command works on instead of the
+	// configured environment's ("": the environment's).
+	cloud   string
+	tags    []string
+	kmsKeys map[string]string
+	flags   *pflag.FlagSet
 	// logFormat is the configured console format (auto, text, json).
 	logFormat string
 	// con is the running worker's console.
@@ -99,6 +105,7 @@ PACKAGE is a repository package (name or name=version), a local .deb
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.configFile, "config", "", "one more aminator.yml, read after /etc/aminator and ~/.aminator")
 	pf.StringVar(&a.output, "output", "text", "output format: text or json")
+	pf.StringVar(&a.cloud, "cloud", "", "the cloud a command works on: local or ec2 (default: the environment's)")
 	pf.String("state-dir", "", "the local cloud's state directory (default /var/lib/aminator)")
 	pf.String("log-dir", "", "where bake logs go (default /var/log/aminator)")
 	pf.String("store-fs", "", "volumes and snapshots: auto (default: a reflink filesystem in a loop file when the state directory has none), none, xfs or btrfs")
@@ -189,7 +196,7 @@ const configFlag = "aminator/config"
 
 func markConfig(f *pflag.FlagSet) {
 	f.VisitAll(func(fl *pflag.Flag) {
-		if fl.Name == "config" || fl.Name == "output" {
+		if fl.Name == "config" || fl.Name == "output" || fl.Name == "cloud" {
 			return
 		}
 		if fl.Annotations == nil {
@@ -289,11 +296,9 @@ func (a *app) versionCommand() *cobra.Command {
 	return &cobra.Command{
 		Use: "version", Short: "Print the version", Args: a.args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if a.output == "json" {
-				return a.printJSON(map[string]string{"version": Version, "go": runtime.Version()})
-			}
-			fmt.Fprintf(a.stdout, "aminate %s (%s, %s/%s)\n", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-			return nil
+			return a.print(map[string]string{"version": Version, "go": runtime.Version()}, func() {
+				fmt.Fprintf(a.stdout, "aminate %s (%s, %s/%s)\n", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			})
 		},
 	}
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/aminator-go/aminator/internal/engine/channels"
 	"github.com/aminator-go/aminator/internal/plugin"
-	"github.com/aminator-go/aminator/internal/plugin/cloud/local"
 	"github.com/aminator-go/aminator/internal/service"
 )
 
@@ -47,8 +46,8 @@ func (a *app) imagesListCommand() *cobra.Command {
 				return err
 			}
 			filter := service.ImageFilter(family, label, role, given)
-			return a.withCloud(cmd, func(ctx context.Context, c plugin.Cloud) error {
-				ims, err := c.FindImages(ctx, filter)
+			return a.withCloud(cmd, func(ctx context.Context, t *target) error {
+				ims, err := t.cloud.FindImages(ctx, filter)
 				if err != nil {
 					return err
 				}
@@ -70,24 +69,16 @@ func (a *app) imagesShowCommand() *cobra.Command {
 	show := &cobra.Command{
 		Use: "show IMAGE", Short: "Show an image (by id, name or FAMILY:LABEL) with its tags", Args: a.args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withCloud(cmd, func(ctx context.Context, c plugin.Cloud) error {
-				im, err := service.Find(ctx, c, args[0])
+			return a.withCloud(cmd, func(ctx context.Context, t *target) error {
+				im, err := service.Find(ctx, t.cloud, args[0])
 				if err != nil {
 					return err
 				}
 				if showLineage {
-					chain := service.Lineage(ctx, c, im)
-					if a.output == "json" {
-						return a.printJSON(chain)
-					}
-					a.printLineage(chain)
-					return nil
+					chain := service.Lineage(ctx, t.cloud, im)
+					return a.print(chain, func() { a.printLineage(chain) })
 				}
-				if a.output == "json" {
-					return a.printJSON(im)
-				}
-				a.printImage(im)
-				return nil
+				return a.print(im, func() { a.printImage(im) })
 			})
 		},
 	}
@@ -133,10 +124,10 @@ func (a *app) imagesRmCommand() *cobra.Command {
 	rm := &cobra.Command{
 		Use: "rm IMAGE...", Short: "Deregister images and delete their snapshots", Args: a.args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withCloud(cmd, func(ctx context.Context, c plugin.Cloud) error {
+			return a.withCloud(cmd, func(ctx context.Context, t *target) error {
 				var errs []error
 				for _, ref := range args {
-					r, err := service.RemoveImage(ctx, c, ref, keepSnaps)
+					r, err := service.RemoveImage(ctx, t.cloud, ref, keepSnaps)
 					if r.Image != "" {
 						fmt.Fprintln(a.stdout, "deregistered", r.Image)
 					}
@@ -156,7 +147,7 @@ func (a *app) imagesRmCommand() *cobra.Command {
 }
 
 func (a *app) imagesImportCommand() *cobra.Command {
-	var imp local.ImportOptions
+	var imp plugin.ImportRequest
 	var tags []string
 	var role string
 	imp.Architecture, imp.VirtualizationType = "x86_64", "hvm"
@@ -182,16 +173,16 @@ func (a *app) imagesImportCommand() *cobra.Command {
 			for k, v := range given {
 				imp.Tags[k] = v
 			}
-			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
+			return a.withCloud(cmd, func(ctx context.Context, t *target) error {
+				c, err := capability[plugin.Importer](t, "import of raw disk files")
+				if err != nil {
+					return err
+				}
 				im, err := c.Import(ctx, args[1], imp)
 				if err != nil {
 					return err
 				}
-				if a.output == "json" {
-					return a.printJSON(im)
-				}
-				fmt.Fprintln(a.stdout, im.ID)
-				return nil
+				return a.print(im, func() { fmt.Fprintln(a.stdout, im.ID) })
 			})
 		},
 	}
@@ -213,26 +204,20 @@ func (a *app) promoteCommand() *cobra.Command {
 			if label == "" {
 				return usagef("give --label candidate or --label release")
 			}
-			cfg, err := a.loadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			return a.withCloud(cmd, func(ctx context.Context, c plugin.Cloud) error {
-				im, err := service.Find(ctx, c, args[0])
+			return a.withCloud(cmd, func(ctx context.Context, t *target) error {
+				im, err := service.Find(ctx, t.cloud, args[0])
 				if err != nil {
 					return err
 				}
-				changes, err := channels.Promote(ctx, c, im, label, cfg.LockDir)
+				changes, err := channels.Promote(ctx, t.cloud, im, label, t.cfg.LockDir)
 				if err != nil {
 					return err
 				}
-				if a.output == "json" {
-					return a.printJSON(map[string]any{"image": im.ID, "label": label, "changes": changes})
-				}
-				for _, ch := range changes {
-					fmt.Fprintln(a.stdout, ch)
-				}
-				return nil
+				return a.print(map[string]any{"image": im.ID, "label": label, "changes": changes}, func() {
+					for _, ch := range changes {
+						fmt.Fprintln(a.stdout, ch)
+					}
+				})
 			})
 		},
 	}
@@ -246,28 +231,16 @@ func (a *app) diffCommand() *cobra.Command {
 		Short: "Show the packages added, removed, upgraded and downgraded from A to B",
 		Args:  a.args(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
-				d, err := service.Diff(ctx, c, args[0], args[1])
+			return a.withCloud(cmd, func(ctx context.Context, t *target) error {
+				m, err := capability[plugin.Manifests](t, "package manifests")
 				if err != nil {
 					return err
 				}
-				if a.output == "json" {
-					return a.printJSON(d)
+				d, err := service.Diff(ctx, manifestSource{t.cloud, m}, args[0], args[1])
+				if err != nil {
+					return err
 				}
-				for _, p := range d.Added {
-					fmt.Fprintf(a.stdout, "+ %s %s (%s)\n", p.Name, p.To, p.Arch)
-				}
-				for _, p := range d.Removed {
-					fmt.Fprintf(a.stdout, "- %s %s (%s)\n", p.Name, p.From, p.Arch)
-				}
-				for _, p := range d.Upgraded {
-					fmt.Fprintf(a.stdout, "^ %s %s -> %s (upgraded)\n", p.Name, p.From, p.To)
-				}
-				for _, p := range d.Downgraded {
-					fmt.Fprintf(a.stdout, "v %s %s -> %s (downgraded)\n", p.Name, p.From, p.To)
-				}
-				fmt.Fprintf(a.stdout, "%d added, %d removed, %d upgraded, %d downgraded\n", len(d.Added), len(d.Removed), len(d.Upgraded), len(d.Downgraded))
-				return nil
+				return a.print(d, func() { a.printDiff(d) })
 			})
 		},
 	}
@@ -285,22 +258,43 @@ func (a *app) exportCommand() *cobra.Command {
 			if !ok {
 				return usagef("--format %q: raw, qcow2, vmdk or vhdx", f)
 			}
-			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
-				im, err := service.Find(ctx, c, args[0])
+			return a.withCloud(cmd, func(ctx context.Context, t *target) error {
+				disks, err := capability[plugin.DiskFiles](t, "disk files on this host to export")
 				if err != nil {
 					return err
 				}
-				if err := service.Export(ctx, c.Store(), im, f, out, a.logger(false)); err != nil {
+				im, err := service.ExportImage(ctx, t.cloud, disks, args[0], f, out, a.logger(false))
+				if err != nil {
 					return err
 				}
-				if a.output == "json" {
-					return a.printJSON(map[string]string{"image": im.ID, "format": f, "file": out})
-				}
-				fmt.Fprintf(a.stdout, "%s written to %s (%s)\n", im.ID, out, f)
-				return nil
+				return a.print(map[string]string{"image": im.ID, "format": f, "file": out}, func() {
+					fmt.Fprintf(a.stdout, "%s written to %s (%s)\n", im.ID, out, f)
+				})
 			})
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "", "raw, qcow2, vmdk or vhdx (default: from FILE's extension, else raw)")
 	return cmd
+}
+
+// manifestSource is a cloud with its package manifests, as a diff reads them.
+type manifestSource struct {
+	plugin.Cloud
+	plugin.Manifests
+}
+
+func (a *app) printDiff(d service.ManifestDiff) {
+	for _, p := range d.Added {
+		fmt.Fprintf(a.stdout, "+ %s %s (%s)\n", p.Name, p.To, p.Arch)
+	}
+	for _, p := range d.Removed {
+		fmt.Fprintf(a.stdout, "- %s %s (%s)\n", p.Name, p.From, p.Arch)
+	}
+	for _, p := range d.Upgraded {
+		fmt.Fprintf(a.stdout, "^ %s %s -> %s (upgraded)\n", p.Name, p.From, p.To)
+	}
+	for _, p := range d.Downgraded {
+		fmt.Fprintf(a.stdout, "v %s %s -> %s (downgraded)\n", p.Name, p.From, p.To)
+	}
+	fmt.Fprintf(a.stdout, "%d added, %d removed, %d upgraded, %d downgraded\n", len(d.Added), len(d.Removed), len(d.Upgraded), len(d.Downgraded))
 }

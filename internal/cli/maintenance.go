@@ -11,11 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aminator-go/aminator/internal/config"
 	"github.com/aminator-go/aminator/internal/engine/push"
 	"github.com/aminator-go/aminator/internal/image/bootdisk"
-	ec2cloud "github.com/aminator-go/aminator/internal/plugin/cloud/ec2"
-	"github.com/aminator-go/aminator/internal/plugin/cloud/local"
+	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/service"
 	"github.com/aminator-go/aminator/internal/ui/gcreport"
 	"github.com/aminator-go/aminator/internal/ui/progress"
@@ -23,36 +21,35 @@ import (
 
 func (a *app) gcCommand() *cobra.Command {
 	var dry bool
-	var cloud, bucket string
+	var bucket string
 	cmd := &cobra.Command{
 		Use:   "gc",
 		Short: "Remove what no bake or image needs: volumes of dead bakes, unfinished snapshots, unused chunks",
-		Long: `Remove what no bake or image needs; nothing of a job still running (its job
-lock held) is touched. gc plans first, then removes each planned item after
-checking it again; --dry-run prints the plan. On the local cloud: volumes
-of bakes that are gone (and pool volumes a killed bake was taking),
-snapshots their maker never finished, snapshots a killed bake never
-registered, manifests whose snapshot row is gone, chunks no snapshot uses,
-and the scratch files, locks and mount points of killed jobs. A manifest
-gc cannot read is reported, and every chunk kept until it is fixed.
-With --cloud ec2: the volumes and snapshots that bakes on this instance left
-(tagged by aminator, their bake no longer running here); volumes are
-detached and deleted, snapshots no image uses deleted. With --bucket: the
-S3 bundles aminator uploaded there that no image of the account uses
-(uploads that died half way, images deregistered). --dry-run only says.`,
+		Long: `Remove what no bake or image needs from the environment's cloud (or
+--cloud's); nothing of a job still running (its job lock held) is touched.
+gc plans first, then removes each planned item after checking it again;
+--dry-run prints the plan. On the local cloud: volumes of bakes that are
+gone (and pool volumes a killed bake was taking), snapshots their maker
+never finished, snapshots a killed bake never registered, manifests whose
+snapshot row is gone, chunks no snapshot uses, and the scratch files,
+locks and mount points of killed jobs. A manifest gc cannot read is
+reported, and every chunk kept until it is fixed. With --cloud ec2: the
+volumes and snapshots that bakes on this instance left (tagged by
+aminator, their bake no longer running here); volumes are detached and
+deleted, snapshots no image uses deleted. With --bucket: the S3 bundles
+aminator uploaded there that no image of the account uses (uploads that
+died half way, images deregistered). --dry-run only says.`,
 		Args: a.args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if bucket != "" {
 				return a.gcBundles(cmd, bucket, dry)
 			}
-			if cloud == "ec2" {
-				return a.gcEC2(cmd, dry)
-			}
-			if cloud != "local" {
-				return usagef("--cloud %q: local or ec2", cloud)
-			}
-			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
-				p, err := c.PlanGC(ctx)
+			return a.withCloud(cmd, func(ctx context.Context, t *target) error {
+				g, err := capability[plugin.GCPlanner](t, "gc")
+				if err != nil {
+					return err
+				}
+				p, err := g.PlanGarbage(ctx)
 				if p == nil {
 					return err
 				}
@@ -61,39 +58,15 @@ S3 bundles aminator uploaded there that no image of the account uses
 		},
 	}
 	cmd.Flags().BoolVar(&dry, "dry-run", false, "only say what would be removed")
-	cmd.Flags().StringVar(&cloud, "cloud", "local", "local or ec2")
 	cmd.Flags().StringVar(&bucket, "bucket", "", "collect the S3 bundles in this bucket (BUCKET[/PREFIX]) instead")
 	return cmd
-}
-
-func (a *app) gcEC2(cmd *cobra.Command, dry bool) error {
-	cfg, err := a.loadConfig(cmd)
-	if err != nil {
-		return err
-	}
-	ctx, stop := service.SignalContext()
-	defer stop()
-	c, err := service.OpenEC2(ctx, cfg, a.logger(cfg.Context.Debug))
-	if err != nil {
-		return err
-	}
-	p, err := c.PlanGC(ctx, cfg.LockDir)
-	if p == nil {
-		return err
-	}
-	return errors.Join(err, a.runGC(ctx, p, dry))
 }
 
 // runGC executes a gc plan, or with dry only reports it, and prints the
 // report (the same way for every cloud).
 func (a *app) runGC(ctx context.Context, p gcreport.Plan, dry bool) error {
 	r, err := gcreport.Run(ctx, p, dry)
-	if a.output == "json" {
-		a.printJSON(r)
-	} else {
-		r.WriteText(a.stdout)
-	}
-	return err
+	return errors.Join(err, a.print(r, func() { r.WriteText(a.stdout) }))
 }
 
 func (a *app) fsckCommand() *cobra.Command {
@@ -114,21 +87,18 @@ and it exits non-zero if there are any. Storing the same data again (a bake
 or an import) also stores a quarantined or missing chunk again.`,
 		Args: a.args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
+			return a.withCloud(cmd, func(ctx context.Context, t *target) error {
+				c, err := capability[plugin.Checker](t, "store on this host to check")
+				if err != nil {
+					return err
+				}
 				r, err := c.Fsck(ctx, repair)
 				if err != nil {
 					return err
 				}
-				if a.output == "json" {
-					a.printJSON(r)
-				} else {
-					a.printFsck(r)
-				}
+				a.print(r, func() { a.printFsck(r) })
 				if !r.OK() {
 					return fmt.Errorf("the store is damaged: %d bad chunks, %d broken snapshots, %d broken images, %d bad clones", len(r.Bad), len(r.Broken)+len(r.MissingData), len(r.BrokenImages), len(r.BadClones))
-				}
-				if a.output != "json" {
-					fmt.Fprintln(a.stdout, "ok")
 				}
 				return nil
 			})
@@ -138,8 +108,9 @@ or an import) also stores a quarantined or missing chunk again.`,
 	return cmd
 }
 
-// printFsck prints an fsck report as text.
-func (a *app) printFsck(r *local.FsckReport) {
+// printFsck prints an fsck report as text, ending with "ok" when nothing
+// is wrong.
+func (a *app) printFsck(r *plugin.FsckReport) {
 	fmt.Fprintf(a.stdout, "%d chunks checked, %d clones checked\n", r.Chunks, r.Clones)
 	for h, why := range r.Bad {
 		fmt.Fprintf(a.stdout, "bad chunk %s: %s\n", h, why)
@@ -161,6 +132,9 @@ func (a *app) printFsck(r *local.FsckReport) {
 	}
 	for im, ss := range r.BrokenImages {
 		fmt.Fprintf(a.stdout, "broken image %s (snapshots %s)\n", im, strings.Join(ss, ", "))
+	}
+	if r.OK() {
+		fmt.Fprintln(a.stdout, "ok")
 	}
 }
 
@@ -196,32 +170,42 @@ aminate command mounts it again (after a reboot, or --unmount).`,
 			if os.Geteuid() != 0 {
 				return fmt.Errorf("init needs root")
 			}
+			name, err := service.ChooseCloud(cfg, a.cloud)
+			if err != nil {
+				return usageError{err}
+			}
+			setup, err := service.StoreSetup(name)
+			if err != nil {
+				return err
+			}
 			ctx, stop := service.SignalContext()
 			defer stop()
 			if unmount {
-				return local.UnmountDataFS(ctx, cfg.StateDir)
+				return setup.UnmountStore(ctx, cfg.StateDir)
 			}
 			switch fs {
 			case "":
 			case "auto":
-				if err := local.PrepareDataFS(ctx, cfg.StateDir, fs, a.logger(cfg.Context.Debug)); err != nil {
+				if err := setup.PrepareStore(ctx, cfg.StateDir, fs, a.logger(cfg.Context.Debug)); err != nil {
 					return err
 				}
 			case "none", "xfs", "btrfs":
-				if err := local.InitDataFS(ctx, cfg.StateDir, fs, size<<30, a.logger(cfg.Context.Debug)); err != nil {
+				if err := setup.InitStore(ctx, cfg.StateDir, fs, size<<30, a.logger(cfg.Context.Debug)); err != nil {
 					return err
 				}
 			default:
 				return usagef("--store-fs %q: auto, xfs, btrfs or none", fs)
 			}
-			// Unless chosen above, withLocal sets up the store as store_fs says.
-			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
-				reflink := c.Store().Reflink()
-				if a.output == "json" {
-					return a.printJSON(map[string]any{"state_dir": cfg.StateDir, "reflink": reflink})
+			// Unless chosen above, opening the cloud sets up the store as store_fs says.
+			return a.withCloud(cmd, func(ctx context.Context, t *target) error {
+				disks, err := capability[plugin.DiskFiles](t, "store on this host")
+				if err != nil {
+					return err
 				}
-				fmt.Fprintf(a.stdout, "%s ready; reflink clones: %v\n", cfg.StateDir, reflink)
-				return nil
+				reflink := disks.Reflink()
+				return a.print(map[string]any{"state_dir": cfg.StateDir, "reflink": reflink}, func() {
+					fmt.Fprintf(a.stdout, "%s ready; reflink clones: %v\n", cfg.StateDir, reflink)
+				})
 			})
 		},
 	}
@@ -233,24 +217,26 @@ aminate command mounts it again (after a reboot, or --unmount).`,
 
 func (a *app) poolCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "pool", Short: "Keep ready volumes of base images, so bakes skip making one",
-		Long: `Keep ready volumes of base images, so bakes skip making one. On the local
-cloud: volume files of the base's snapshot. With an EC2 environment (-e
-ec2_apt_linux): EBS volumes of the base's root snapshot in this instance's
-availability zone, tagged purpose=pool, base and host (cloud.ec2
-pool_attach: true keeps them attached to this instance too).`}
+		Long: `Keep ready volumes of base images, so bakes skip making one, in the
+environment's cloud (or --cloud's). On the local cloud: volume files of the
+base's snapshot. On EC2 (-e ec2_apt_linux, or --cloud ec2): EBS volumes of
+the base's root snapshot in this instance's availability zone, tagged
+purpose=pool, base and host (cloud.ec2 pool_attach: true keeps them
+attached to this instance too).`}
 	status := &cobra.Command{
 		Use: "status", Short: "Show the pooled base snapshots", Args: a.args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if ok, err := a.onEC2(cmd, func(ctx context.Context, _ *config.Config, c *ec2cloud.Cloud) error { return a.poolStatusEC2(ctx, c) }); ok {
-				return err
-			}
-			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
-				ps, err := c.PoolStatus(ctx)
+			return a.withCloud(cmd, func(ctx context.Context, t *target) error {
+				p, err := service.PoolOf(t.cloud, t.name)
 				if err != nil {
 					return err
 				}
-				return printList(a, ps, "SNAPSHOT\tIMAGES\tTARGET\tREADY", func(p local.PoolStatus) []string {
-					return []string{p.SnapshotID, strings.Join(p.Images, ","), fmt.Sprint(p.Target), fmt.Sprint(p.Ready)}
+				ps, err := p.PoolStatus(ctx)
+				if err != nil {
+					return err
+				}
+				return printList(a, ps, "SNAPSHOT\tIMAGES\tTARGET\tREADY\tATTACHED\tCREATING", func(p plugin.PoolStatus) []string {
+					return []string{p.SnapshotID, strings.Join(p.Images, ","), fmt.Sprint(p.Target), fmt.Sprint(p.Ready), fmt.Sprint(p.Attached), fmt.Sprint(p.Creating)}
 				})
 			})
 		},
@@ -264,38 +250,19 @@ pool_attach: true keeps them attached to this instance too).`}
 			if (len(args) == 0) == (snap == "") {
 				return usagef("name an image")
 			}
-			target := size
+			want := size
 			if !cmd.Flags().Changed("size") {
-				target = -1 // keep the current target (a refill)
+				want = -1 // keep the current target (a refill)
 				if len(args) == 1 {
-					target = 2
+					want = 2
 				}
 			}
-			if ok, err := a.onEC2(cmd, func(ctx context.Context, cfg *config.Config, c *ec2cloud.Cloud) error {
-				return a.poolFillEC2(ctx, cfg, c, strings.Join(args, ""), snap, target)
-			}); ok {
-				return err
-			}
-			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
-				s := snap
-				if len(args) == 1 {
-					im, err := service.Find(ctx, c, args[0])
-					if err != nil {
-						return err
-					}
-					if s, err = service.RootSnapshot(im); err != nil {
-						return err
-					}
-				}
-				made, err := c.FillPool(ctx, s, target)
+			return a.withCloud(cmd, func(ctx context.Context, t *target) error {
+				s, made, err := service.FillPool(ctx, t.cfg, t.cloud, t.name, strings.Join(args, ""), snap, want, a.logger(t.cfg.Context.Debug))
 				if err != nil {
 					return err
 				}
-				if a.output == "json" {
-					return a.printJSON(map[string]any{"snapshot": s, "made": made})
-				}
-				fmt.Fprintf(a.stdout, "%s: made %d volumes\n", s, made)
-				return nil
+				return a.print(map[string]any{"snapshot": s, "made": made}, func() { fmt.Fprintf(a.stdout, "%s: made %d volumes\n", s, made) })
 			})
 		},
 	}
@@ -305,23 +272,8 @@ pool_attach: true keeps them attached to this instance too).`}
 	drain := &cobra.Command{
 		Use: "drain [IMAGE]", Short: "Delete ready volumes (of IMAGE, or all) and stop keeping them", Args: a.args(cobra.RangeArgs(0, 1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if ok, err := a.onEC2(cmd, func(ctx context.Context, _ *config.Config, c *ec2cloud.Cloud) error {
-				return a.poolDrainEC2(ctx, c, strings.Join(args, ""))
-			}); ok {
-				return err
-			}
-			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
-				s := ""
-				if len(args) == 1 {
-					im, err := service.Find(ctx, c, args[0])
-					if err != nil {
-						return err
-					}
-					if s, err = service.RootSnapshot(im); err != nil {
-						return err
-					}
-				}
-				n, err := c.DrainPool(ctx, s)
+			return a.withCloud(cmd, func(ctx context.Context, t *target) error {
+				n, err := service.DrainPool(ctx, t.cloud, t.name, strings.Join(args, ""))
 				if err != nil {
 					return err
 				}
@@ -381,32 +333,30 @@ boot mode.`,
 			}
 			switch storeType {
 			case "s3":
-				return a.pushS3(cmd, cfg, args[0], o, s3)
+				return a.pushS3(cfg, args[0], o, s3)
 			case "ebs":
 			default:
 				return usagef("--store-type %q: ebs or s3", storeType)
 			}
-			return a.withLocal(cmd, func(ctx context.Context, c *local.Cloud) error {
-				con, err := a.liveConsole(cfg.Context.Debug, true)
-				if err != nil {
-					return err
-				}
-				defer con.Close()
-				a.stdout = afterConsole{a.stdout, con}
-				log := slog.New(con.Handler())
-				ctx = progress.With(ctx, progress.Multi(con.Progress(), progress.Log(log, 10*time.Second)))
-				o.Log = log
-				im, res, err := service.Push(ctx, cfg, c, args[0], o)
-				if err != nil {
-					return err
-				}
-				if a.output == "json" {
-					return a.printJSON(res)
-				}
+			ctx, stop := service.SignalContext()
+			defer stop()
+			con, err := a.liveConsole(cfg.Context.Debug, true)
+			if err != nil {
+				return err
+			}
+			defer con.Close()
+			a.stdout = afterConsole{a.stdout, con}
+			log := slog.New(con.Handler())
+			ctx = progress.With(ctx, progress.Multi(con.Progress(), progress.Log(log, 10*time.Second)))
+			o.Log = log
+			im, res, err := service.PushLocalToEC2(ctx, cfg, args[0], o)
+			if err != nil {
+				return err
+			}
+			return a.print(res, func() {
 				log.Info("pushed", "image", im.ID, "ami", res.ImageID, "snapshot", res.SnapshotID, "region", res.Region,
 					"blocks", res.Blocks, "bytes", res.Bytes, "parent", res.Parent, "took", res.Duration.Round(time.Millisecond))
 				fmt.Fprintln(a.stdout, res.ImageID)
-				return nil
 			})
 		},
 	}

@@ -17,6 +17,9 @@ type Registration struct {
 	NewConfig func() any
 	// New builds the plugin from its decoded settings (the NewConfig value).
 	New func(cfg any, deps Deps) (any, error)
+	// Store readies a cloud plugin's store on this host before New (nil:
+	// the cloud has none to ready).
+	Store StoreSetup
 }
 
 var (

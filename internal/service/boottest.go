@@ -11,7 +11,6 @@ import (
 	"github.com/aminator-go/aminator/internal/engine/undo"
 	"github.com/aminator-go/aminator/internal/image/naming"
 	"github.com/aminator-go/aminator/internal/plugin"
-	"github.com/aminator-go/aminator/internal/store/snapstore"
 )
 
 // boot is the boot test itself (boottest.Run; unit tests replace it).
@@ -23,7 +22,7 @@ var boot = boottest.Run
 // ctx was cancelled meanwhile. A boot that fails returns a
 // *boottest.Error naming the image; an error that kept the test from
 // running leaves the image's tags alone.
-func BootTest(ctx context.Context, c plugin.Tagger, store snapstore.Store, im *plugin.Image, o boottest.Options, log *slog.Logger) (*boottest.Result, error) {
+func BootTest(ctx context.Context, c plugin.Tagger, store boottest.Disks, im *plugin.Image, o boottest.Options, log *slog.Logger) (*boottest.Result, error) {
 	var res *boottest.Result
 	_, err := undo.Step(ctx, log, "boot test", func(ctx context.Context) (err error) {
 		res, err = boot(ctx, store, im, o, log)

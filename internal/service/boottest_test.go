@@ -8,14 +8,14 @@ import (
 
 	"github.com/aminator-go/aminator/internal/engine/boottest"
 	"github.com/aminator-go/aminator/internal/plugin"
-	"github.com/aminator-go/aminator/internal/store/snapstore"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/fakecloud"
 )
 
 // A boot that passes or fails is recorded on the image; one that could
 // not run leaves the image's tags alone.
 func TestBootTestTags(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
-	defer func(b func(context.Context, snapstore.Store, *plugin.Image, boottest.Options, *slog.Logger) (*boottest.Result, error)) {
+	defer func(b func(context.Context, boottest.Disks, *plugin.Image, boottest.Options, *slog.Logger) (*boottest.Result, error)) {
 		boot = b
 	}(boot)
 	for _, c := range []struct {
@@ -27,11 +27,11 @@ func TestBootTestTags(t *testing.T) {
 		{"fails", &boottest.Error{R: &boottest.Result{Reason: "no marker"}}, "failed"},
 		{"cannot run", errors.New("no qemu"), ""},
 	} {
-		boot = func(context.Context, snapstore.Store, *plugin.Image, boottest.Options, *slog.Logger) (*boottest.Result, error) {
+		boot = func(context.Context, boottest.Disks, *plugin.Image, boottest.Options, *slog.Logger) (*boottest.Result, error) {
 			return &boottest.Result{Passed: c.boot == nil, Accel: "tcg"}, c.boot
 		}
-		im := image(1, "one", plugin.Tags{})
-		f := &fakeCloud{images: []*plugin.Image{im}}
+		f := fakecloud.New()
+		im := addImage(t, f, "one", plugin.Tags{})
 		// Cancelled meanwhile: the outcome is recorded all the same.
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
@@ -43,6 +43,7 @@ func TestBootTestTags(t *testing.T) {
 		if c.state == "failed" && !errors.As(err, &be) {
 			t.Errorf("%s: %v is not a boottest.Error", c.name, err)
 		}
+		im, _ = f.Image(context.Background(), plugin.ImageQuery{ID: im.ID})
 		if im.Tags["boot_test"] != c.state || (c.state != "") != (im.Tags["boot_test_time"] != "") {
 			t.Errorf("%s: tags %v, want boot_test=%q", c.name, im.Tags, c.state)
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/fakecloud"
 	"github.com/aminator-go/aminator/internal/plugin/provisioner/pkgmgr"
 )
 
@@ -43,17 +44,15 @@ func TestDiffManifests(t *testing.T) {
 // distribution tag says which, else the manifests' architectures do.
 func TestDiffOrdersByPackageFormat(t *testing.T) {
 	ctx := context.Background()
-	found := image(1, "found", plugin.Tags{"distribution": "debian"})
-	deb1 := image(2, "deb1", plugin.Tags{"lineage": found.ID})
-	deb2 := image(3, "deb2", plugin.Tags{"lineage": found.ID})
-	rpm1 := image(4, "rpm1", plugin.Tags{})
-	rpm2 := image(5, "rpm2", plugin.Tags{})
-	fedora := image(6, "fedora", plugin.Tags{"distribution": "fedora"})
+	// Architectures that would say rpm: the distribution tag wins.
 	before, after := pkgs("x86_64", "tool", "2.0.1-1", "lib", "1_0"), pkgs("x86_64", "tool", "2.0^git1-1", "lib", "1.0")
-	f := &fakeCloud{images: []*plugin.Image{found, deb1, deb2, rpm1, rpm2, fedora}, manifests: map[string][]plugin.Package{
-		// Architectures that would say rpm: the distribution tag wins.
-		deb1.ID: before, deb2.ID: after, rpm1.ID: before, rpm2.ID: after, fedora.ID: after,
-	}}
+	f := fakecloud.New()
+	found := addImage(t, f, "found", plugin.Tags{"distribution": "debian"})
+	addImage(t, f, "deb1", plugin.Tags{"lineage": found.ID}, before...)
+	addImage(t, f, "deb2", plugin.Tags{"lineage": found.ID}, after...)
+	addImage(t, f, "rpm1", plugin.Tags{}, before...)
+	addImage(t, f, "rpm2", plugin.Tags{}, after...)
+	addImage(t, f, "fedora", plugin.Tags{"distribution": "fedora"}, after...)
 	d, err := Diff(ctx, f, "deb1", "deb2")
 	if err != nil || d.Format != pkgmgr.Deb || len(d.Upgraded) != 1 || len(d.Downgraded) != 1 {
 		t.Errorf("deb diff %+v %v", d, err)
@@ -73,18 +72,19 @@ func TestDiffOrdersByPackageFormat(t *testing.T) {
 // The distribution tag of an image or of its nearest ancestor names its format.
 func TestDistributionFormat(t *testing.T) {
 	ctx := context.Background()
-	rh := image(1, "rh", plugin.Tags{"distribution": "Rocky"})
-	deb := image(2, "deb", plugin.Tags{"distribution": "debian", "lineage": rh.ID})
-	f := &fakeCloud{images: []*plugin.Image{rh, deb}}
+	f := fakecloud.New()
+	rh := addImage(t, f, "rh", plugin.Tags{"distribution": "Rocky"})
+	deb := addImage(t, f, "deb", plugin.Tags{"distribution": "debian", "lineage": rh.ID})
+	image := func(name string, tags plugin.Tags) *plugin.Image { return &plugin.Image{Name: name, Tags: tags} }
 	for _, c := range []struct {
 		im   *plugin.Image
 		want pkgmgr.Format
 	}{
 		{rh, pkgmgr.RPM},
 		{deb, pkgmgr.Deb},
-		{image(3, "child", plugin.Tags{"lineage": rh.ID + "," + deb.ID}), pkgmgr.Deb},
-		{image(4, "grandchild", plugin.Tags{"lineage": rh.ID + ",ami-00000000000000009"}), pkgmgr.RPM},
-		{image(5, "plain", plugin.Tags{}), ""},
+		{image("child", plugin.Tags{"lineage": rh.ID + "," + deb.ID}), pkgmgr.Deb},
+		{image("grandchild", plugin.Tags{"lineage": rh.ID + ",ami-09999999"}), pkgmgr.RPM},
+		{image("plain", plugin.Tags{}), ""},
 	} {
 		if got := DistributionFormat(ctx, f, c.im); got != c.want {
 			t.Errorf("%s: %q, want %q", c.im.Name, got, c.want)

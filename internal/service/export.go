@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/aminator-go/aminator/internal/image/imageref"
 	"github.com/aminator-go/aminator/internal/logging"
 	"github.com/aminator-go/aminator/internal/plugin"
 )
@@ -69,4 +70,15 @@ func Export(ctx context.Context, store Restorer, im *plugin.Image, format, out s
 		return fmt.Errorf("export: %w", err)
 	}
 	return nil
+}
+
+// ExportImage writes the root disk of the image ref names (by id, name or
+// FAMILY:LABEL) in cloud c, whose disks are on this host, to file out in
+// format (see Export), and returns the image.
+func ExportImage(ctx context.Context, c imageref.Finder, disks plugin.DiskFiles, ref, format, out string, log *slog.Logger) (*plugin.Image, error) {
+	im, err := Find(ctx, c, ref)
+	if err != nil {
+		return nil, err
+	}
+	return im, Export(ctx, diskRestorer{disks}, im, format, out, log)
 }

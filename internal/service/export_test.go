@@ -36,13 +36,13 @@ func (restorer) Restore(_ context.Context, id, dst string) error {
 func TestExportRaw(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "disk.img")
 	log := slog.New(slog.DiscardHandler)
-	if err := Export(context.Background(), restorer{}, image(1, "one", nil), "raw", out, log); err != nil {
+	if err := Export(context.Background(), restorer{}, &plugin.Image{ID: "ami-1", RootDeviceName: "/dev/xvda", BlockDevices: []plugin.BlockDeviceMapping{{DeviceName: "/dev/xvda", SnapshotID: "snap-00000000000000001"}}}, "raw", out, log); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(out); string(b) != "snap-00000000000000001" {
 		t.Errorf("exported %q, want the root snapshot", b)
 	}
-	if err := Export(context.Background(), restorer{}, &plugin.Image{ID: "ami-1"}, "raw", out, log); err == nil {
+	if err := Export(context.Background(), restorer{}, &plugin.Image{ID: "ami-2"}, "raw", out, log); err == nil {
 		t.Error("exported an image without a root snapshot")
 	}
 }

@@ -8,10 +8,8 @@ import (
 
 	"github.com/aminator-go/aminator/internal/config"
 	"github.com/aminator-go/aminator/internal/engine/channels"
-	"github.com/aminator-go/aminator/internal/engine/push"
 	"github.com/aminator-go/aminator/internal/image/imageref"
 	"github.com/aminator-go/aminator/internal/plugin"
-	"github.com/aminator-go/aminator/internal/plugin/cloud/local"
 	"github.com/aminator-go/aminator/internal/plugin/cloud/owner"
 )
 
@@ -145,27 +143,24 @@ func CreateExternalVolume(ctx context.Context, c VolumeMaker, ref string, sizeGi
 	return c.CreateVolume(ctx, plugin.VolumeRequest{SnapshotID: snap, SizeBytes: int64(sizeGiB) << 30, Tags: plugin.Tags{owner.Purpose: owner.PurposeExternal, "ami": im.ID}})
 }
 
-// VolumeRemover is what removing volumes needs of a cloud.
-type VolumeRemover interface {
-	Volumes(ctx context.Context) ([]*plugin.Volume, error)
-	DeleteVolume(ctx context.Context, id string) error
-}
-
-// RemoveVolumes deletes the volumes named and, with orphaned, every
-// volume whose bake is gone. It goes on past a failure; it returns the
-// volumes deleted and every failure joined.
-func RemoveVolumes(ctx context.Context, c VolumeRemover, ids []string, orphaned bool) ([]string, error) {
-	if orphaned {
-		vs, err := c.Volumes(ctx)
-		if err != nil {
-			return nil, err
-		}
-		for _, v := range vs {
-			if v.Orphaned {
-				ids = append(ids[:len(ids):len(ids)], v.ID)
-			}
+// OrphanedVolumes lists the volumes whose bake is gone.
+func OrphanedVolumes(ctx context.Context, l plugin.Lister) ([]string, error) {
+	vs, err := l.ListVolumes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, v := range vs {
+		if v.Orphaned {
+			out = append(out, v.ID)
 		}
 	}
+	return out, nil
+}
+
+// RemoveVolumes deletes the volumes named. It goes on past a failure; it
+// returns the volumes deleted and every failure joined.
+func RemoveVolumes(ctx context.Context, c plugin.VolumeStore, ids []string) ([]string, error) {
 	var done []string
 	var errs []error
 	for _, id := range ids {
@@ -230,21 +225,4 @@ func withCloudIn(cfg *config.Config, region, environment string, fn func(plugin.
 	}
 	defer Close(cl)
 	return fn(cl)
-}
-
-// Push sends the image of the local cloud lc that ref names to EC2, in
-// the configured region, and registers it there (see push.Push). It
-// returns the local image and what the push made.
-func Push(ctx context.Context, cfg *config.Config, lc *local.Cloud, ref string, o push.Options) (*plugin.Image, *push.Result, error) {
-	ec, err := OpenEC2(ctx, cfg, o.Log)
-	if err != nil {
-		return nil, nil, err
-	}
-	im, err := Find(ctx, lc, ref)
-	if err != nil {
-		return nil, nil, err
-	}
-	o.LockDir = cfg.LockDir
-	res, err := push.Push(ctx, lc, ec, im, o)
-	return im, res, err
 }

@@ -16,8 +16,6 @@ import (
 	"github.com/aminator-go/aminator/internal/engine/boottest"
 	"github.com/aminator-go/aminator/internal/logging"
 	"github.com/aminator-go/aminator/internal/plugin"
-	ec2cloud "github.com/aminator-go/aminator/internal/plugin/cloud/ec2"
-	"github.com/aminator-go/aminator/internal/plugin/cloud/local"
 	"github.com/aminator-go/aminator/internal/sys/flock"
 	"github.com/aminator-go/aminator/internal/sys/mntns"
 	"github.com/aminator-go/aminator/internal/ui/progress"
@@ -153,29 +151,35 @@ func runHere(ctx context.Context, cfg *config.Config, o JobOptions, fn func(ctx 
 	return err
 }
 
-// OpenEnvironment builds the job's environment; a local or EC2 cloud in it asks
-// for its pools to be refilled after the job takes from them.
+// OpenEnvironment builds the job's environment; a cloud in it with a
+// pool asks for its pools to be refilled after the job takes from them.
 func (j *Job) OpenEnvironment(ctx context.Context) (*bake.Environment, error) {
 	env, err := OpenEnvironment(ctx, j.Config, j.Log)
 	if err != nil {
 		return nil, err
 	}
-	switch c := env.Cloud.(type) {
-	case *local.Cloud:
-		c.OnPoolTake = requestRefill
-	case *ec2cloud.Cloud:
-		c.OnPoolTake = requestRefill
+	if p, ok := env.Cloud.(plugin.Pool); ok {
+		p.OnPoolTake(requestRefill)
 	}
 	return env, nil
 }
 
-// BootTest boot-tests an image of env's cloud, which must be the local
-// one, and tags it with the outcome (see BootTest); the console goes
-// beside the job's log, the scratch disk in the state directory's tmp/.
+// diskRestorer reads a snapshot's data through a cloud's DiskFiles.
+type diskRestorer struct{ plugin.DiskFiles }
+
+func (r diskRestorer) Restore(ctx context.Context, id, dst string) error {
+	return r.RestoreSnapshot(ctx, id, dst)
+}
+
+// BootTest boot-tests an image of env's cloud, which must keep its disks
+// on this host (plugin.DiskFiles: the local cloud), and tags it with the
+// outcome (see BootTest); the console goes beside the job's log, the
+// scratch disk in the state directory's tmp/.
 func (j *Job) BootTest(ctx context.Context, env *bake.Environment, im *plugin.Image, o boottest.Options) (*boottest.Result, error) {
-	lc, ok := env.Cloud.(*local.Cloud)
-	if !ok {
-		return nil, fmt.Errorf("the boot test needs the local cloud, not environment %q", env.Name)
+	name := j.Config.Environments[env.Name][plugin.KindCloud]
+	disks, err := plugin.Has[plugin.DiskFiles](env.Cloud, name, "disk files on this host to boot-test (environment "+env.Name+")")
+	if err != nil {
+		return nil, err
 	}
 	cfg := j.Config
 	o.ConsoleLog = strings.TrimSuffix(j.LogPath, ".log") + ".console.log"
@@ -190,7 +194,7 @@ func (j *Job) BootTest(ctx context.Context, env *bake.Environment, im *plugin.Im
 	if o.Timeout == 0 {
 		o.Timeout = time.Duration(cfg.Context.BootTimeout) * time.Second
 	}
-	return BootTest(ctx, lc, lc.Store(), im, o, j.Log)
+	return BootTest(ctx, env.Cloud, diskRestorer{disks}, im, o, j.Log)
 }
 
 // TestImage boot-tests a new image (see BootTest) and returns it as it

@@ -19,13 +19,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/aminator-go/aminator/internal/config"
 	"github.com/aminator-go/aminator/internal/engine/bake"
 	"github.com/aminator-go/aminator/internal/plugin"
-	ec2cloud "github.com/aminator-go/aminator/internal/plugin/cloud/ec2"
-	"github.com/aminator-go/aminator/internal/plugin/cloud/local"
 	"github.com/aminator-go/aminator/internal/sys/mntns"
 )
 
@@ -40,27 +39,43 @@ func deps(cfg *config.Config, log *slog.Logger) plugin.Deps {
 	return plugin.Deps{Logger: log, StateDir: cfg.StateDir, LockDir: cfg.LockDir, Region: cfg.Context.Region}
 }
 
-// PrepareStore readies the local cloud's store before the cloud is opened
-// (local.PrepareDataFS, as store_fs says: mount the store filesystem made
-// before, or set one up on a new state directory), when this process can:
-// as root, in the host's mount namespace (a job's child finds it ready).
-func PrepareStore(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
-	if mntns.InChild() || os.Geteuid() != 0 {
+// PrepareStore readies the store of cloud plugin name before it opens
+// (its registration's plugin.StoreSetup, as store_fs says: the local
+// cloud mounts the store filesystem made before, or sets one up on a new
+// state directory), when this process can: as root, in the host's mount
+// namespace (a job's child finds it ready). A cloud without a store on
+// this host has nothing to ready.
+func PrepareStore(ctx context.Context, cfg *config.Config, name string, log *slog.Logger) error {
+	reg, ok := plugin.Lookup(plugin.KindCloud, name)
+	if !ok || reg.Store == nil || mntns.InChild() || os.Geteuid() != 0 {
 		return nil
 	}
-	return local.PrepareDataFS(ctx, cfg.StateDir, cfg.StoreFS, log)
+	return reg.Store.PrepareStore(ctx, cfg.StateDir, cfg.StoreFS, log)
 }
 
-// PrepareEnvironmentStore is PrepareStore when the configured
-// environment's cloud is the local one, with SIGINT, SIGTERM and SIGHUP
-// cancelling it.
+// StoreSetup is the store setup of cloud plugin name, or an error saying
+// it keeps no store on this host.
+func StoreSetup(name string) (plugin.StoreSetup, error) {
+	reg, ok := plugin.Lookup(plugin.KindCloud, name)
+	if !ok {
+		return nil, fmt.Errorf("no cloud plugin %q", name)
+	}
+	if reg.Store == nil {
+		return nil, fmt.Errorf("the %s cloud has no store on this host to set up: %w", name, plugin.ErrNoCapability)
+	}
+	return reg.Store, nil
+}
+
+// PrepareEnvironmentStore is PrepareStore of the configured environment's
+// cloud, with SIGINT, SIGTERM and SIGHUP cancelling it.
 func PrepareEnvironmentStore(cfg *config.Config, log *slog.Logger) error {
-	if name, err := CloudName(cfg); err != nil || name != "local" {
+	name, err := CloudName(cfg)
+	if err != nil {
 		return nil
 	}
 	ctx, stop := SignalContext()
 	defer stop()
-	return PrepareStore(ctx, cfg, log)
+	return PrepareStore(ctx, cfg, name, log)
 }
 
 // CloudName is the cloud plugin of the configured environment.
@@ -72,6 +87,18 @@ func CloudName(cfg *config.Config) (string, error) {
 	return spec[plugin.KindCloud], nil
 }
 
+// ChooseCloud is the one rule for which cloud a command works on: the
+// cloud override names (--cloud), else the configured environment's.
+func ChooseCloud(cfg *config.Config, override string) (string, error) {
+	if override == "" {
+		return CloudName(cfg)
+	}
+	if _, ok := plugin.Lookup(plugin.KindCloud, override); !ok {
+		return "", fmt.Errorf("--cloud %q: no such cloud (%s)", override, strings.Join(plugin.Names(plugin.KindCloud), ", "))
+	}
+	return override, nil
+}
+
 // OpenEnvironment builds every plugin of the configured environment;
 // the caller closes it.
 func OpenEnvironment(ctx context.Context, cfg *config.Config, log *slog.Logger) (*bake.Environment, error) {
@@ -79,16 +106,15 @@ func OpenEnvironment(ctx context.Context, cfg *config.Config, log *slog.Logger) 
 }
 
 // OpenCloud builds the cloud plugin name with its configured settings,
-// as an environment builds it, the local cloud's store readied first (see
-// PrepareStore); the caller closes it with Close.
+// as an environment builds it, its store readied first (see
+// PrepareStore): the one way a command or the bakery opens a cloud. The
+// caller closes it with Close.
 func OpenCloud(ctx context.Context, cfg *config.Config, name string, log *slog.Logger) (plugin.Cloud, error) {
 	if _, err := cfg.PluginConfig(plugin.KindCloud, name); err != nil {
 		return nil, err
 	}
-	if name == "local" {
-		if err := PrepareStore(ctx, cfg, log); err != nil {
-			return nil, err
-		}
+	if err := PrepareStore(ctx, cfg, name, log); err != nil {
+		return nil, err
 	}
 	return newCloud(cfg, name, log)
 }
@@ -119,25 +145,6 @@ func OpenEnvironmentCloud(ctx context.Context, cfg *config.Config, log *slog.Log
 		return nil, err
 	}
 	return OpenCloud(ctx, cfg, name, log)
-}
-
-// OpenLocal builds the local cloud, whatever the environment.
-func OpenLocal(ctx context.Context, cfg *config.Config, log *slog.Logger) (*local.Cloud, error) {
-	c, err := OpenCloud(ctx, cfg, "local", log)
-	if err != nil {
-		return nil, err
-	}
-	return c.(*local.Cloud), nil
-}
-
-// OpenEC2 builds the EC2 cloud in the configured region, whatever the
-// environment.
-func OpenEC2(ctx context.Context, cfg *config.Config, log *slog.Logger) (*ec2cloud.Cloud, error) {
-	c, err := OpenCloud(ctx, cfg, "ec2", log)
-	if err != nil {
-		return nil, err
-	}
-	return c.(*ec2cloud.Cloud), nil
 }
 
 // Close releases what a plugin holds (an io.Closer: the local cloud's

@@ -10,7 +10,6 @@ import (
 
 	"github.com/aminator-go/aminator/internal/image/imageref"
 	"github.com/aminator-go/aminator/internal/plugin"
-	"github.com/aminator-go/aminator/internal/plugin/cloud/local"
 )
 
 // The local cloud opens the same way whoever asks, and the bakery's
@@ -21,7 +20,11 @@ func TestOpenAndResolveIn(t *testing.T) {
 	if name, err := CloudName(cfg); err != nil || name != "local" {
 		t.Fatalf("default environment's cloud %q, %v", name, err)
 	}
-	c, err := OpenLocal(ctx, cfg, slog.New(slog.DiscardHandler))
+	c, err := OpenCloud(ctx, cfg, "local", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	imp, err := plugin.Has[plugin.Importer](c, "local", "import")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,12 +32,12 @@ func TestOpenAndResolveIn(t *testing.T) {
 	if err := os.WriteFile(raw, make([]byte, 1<<20), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	im, err := c.Import(ctx, raw, local.ImportOptions{Name: "base", Architecture: "x86_64", VirtualizationType: "hvm",
+	im, err := imp.Import(ctx, raw, plugin.ImportRequest{Name: "base", Architecture: "x86_64", VirtualizationType: "hvm",
 		Tags: plugin.Tags{"family": "base", "channel": "release", "role": "base"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Close()
+	Close(c)
 	for _, ref := range []imageref.Ref{{ID: im.ID}, {Name: "base"}, {Name: "base", Label: "release"}} {
 		got, err := ResolveIn(ctx, cfg, "local", "", ref)
 		if err != nil || got.ID != im.ID {

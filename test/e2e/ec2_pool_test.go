@@ -99,13 +99,13 @@ func ec2PoolBake(t *testing.T) {
 		x := newEC2Env(t, s, dir, ec2StandIn(t, e, true))
 		snap := mustImage(t, x.cloud, e.BaseID).Root().SnapshotID
 		if mode != "no pool" {
-			if _, err := x.cloud.FillPool(ctx, ec2cloud.PoolFill{Snapshot: snap, Base: e.BaseID, Target: 1, Devices: x.bd.Linux}); err != nil {
+			if _, err := x.cloud.FillPool(ctx, plugin.PoolFill{Snapshot: snap, Base: e.BaseID, Target: 1, Devices: x.bd.Linux}); err != nil {
 				t.Fatal(err)
 			}
 		}
 		x.cloud.Host(ctx) // once per process: not the bake's
 		var refills []string
-		x.cloud.OnPoolTake = func(s string) { refills = append(refills, s) }
+		x.cloud.OnPoolTake(func(s string) { refills = append(refills, s) })
 		from := len(x.rec.Requests)
 		start := time.Now()
 		res, err := bake.Run(ctx, x.env, bake.Request{Package: deb, BaseID: e.BaseID, Suffix: fmt.Sprint("pool", i), Creator: "ci", VMType: "hvm"}, slog.New(slog.DiscardHandler))
@@ -139,7 +139,7 @@ func ec2PoolBake(t *testing.T) {
 		if len(refills) != 1 || refills[0] != snap {
 			t.Errorf("%s: refills asked %v", mode, refills)
 		}
-		if made, err := x.cloud.FillPool(ctx, ec2cloud.PoolFill{Snapshot: snap, Target: -1, Devices: x.bd.Linux}); err != nil || made != 1 {
+		if made, err := x.cloud.FillPool(ctx, plugin.PoolFill{Snapshot: snap, Target: -1, Devices: x.bd.Linux}); err != nil || made != 1 {
 			t.Errorf("%s: refill made %d: %v", mode, made, err)
 		}
 		if n, err := x.cloud.DrainPool(ctx, ""); err != nil || n != 1 {
@@ -165,11 +165,11 @@ func ec2PoolCommands(t *testing.T) {
 		t.Fatalf("fill: %s", out)
 	}
 	snap := aws.ToString(pooled()[0].SnapshotId)
-	var st []ec2cloud.PoolStatus
+	var st []plugin.PoolStatus
 	if err := json.Unmarshal([]byte(mustOK(t, aminateEnv(t, vars, "pool", "status", "--output", "json"))), &st); err != nil {
 		t.Fatal(err)
 	}
-	if len(st) != 1 || st[0].SnapshotID != snap || st[0].Base != e.BaseID || st[0].Target != 2 || st[0].Ready != 2 {
+	if len(st) != 1 || st[0].SnapshotID != snap || strings.Join(st[0].Images, ",") != e.BaseID || st[0].Target != 2 || st[0].Ready != 2 {
 		t.Errorf("status %+v", st)
 	}
 	// A bake took one: the parent's refill makes it up.

@@ -31,7 +31,6 @@ import (
 	"github.com/aminator-go/aminator/internal/image/debversion"
 	"github.com/aminator-go/aminator/internal/logging"
 	"github.com/aminator-go/aminator/internal/plugin"
-	"github.com/aminator-go/aminator/internal/store/snapstore"
 	"github.com/aminator-go/aminator/internal/sys/loop"
 	"github.com/aminator-go/aminator/internal/sys/mount"
 	"github.com/aminator-go/aminator/internal/sys/partition"
@@ -103,8 +102,14 @@ const marker = "AMINATOR-BOOT-TEST-OK"
 // ovmf is the UEFI firmware for x86_64 guests (Debian's ovmf package).
 const ovmf = "/usr/share/ovmf/OVMF.fd"
 
+// Disks writes a snapshot's data into a new file: where Run reads the
+// image's root disk from (a snapstore.Store, or a cloud's DiskFiles).
+type Disks interface {
+	Restore(ctx context.Context, id, dst string) error
+}
+
 // Run boots image im. It returns an *Error when the image does not boot.
-func Run(ctx context.Context, store snapstore.Store, im *plugin.Image, o Options, log *slog.Logger) (*Result, error) {
+func Run(ctx context.Context, store Disks, im *plugin.Image, o Options, log *slog.Logger) (*Result, error) {
 	start := time.Now()
 	if o.Timeout == 0 {
 		o.Timeout = 5 * time.Minute

@@ -90,9 +90,9 @@ type Cloud struct {
 
 	// stateDir keeps this host's pool targets, lockDir its pool locks.
 	stateDir, lockDir string
-	// OnPoolTake is called after a bake takes a pool volume of a
+	// poolTaken is called after a bake takes a pool volume of a
 	// snapshot, to refill the pool in the background.
-	OnPoolTake func(snapshotID string)
+	poolTaken func(snapshotID string)
 }
 
 // UseDirs sets the state and lock directories (the pool's targets and

@@ -32,32 +32,6 @@ import (
 // bake, host), so from then on it is the bake's work volume. The targets
 // are this host's: a file in the state directory (targets.go).
 
-// PoolStatus is one pooled snapshot of this host.
-type PoolStatus struct {
-	SnapshotID string `json:"snapshot_id"`
-	Base       string `json:"base"`
-	Target     int    `json:"target"`
-	Ready      int    `json:"ready"`
-	Attached   int    `json:"attached"`
-	Creating   int    `json:"creating"`
-}
-
-// DeviceAllocator reserves a device name to attach at (the blockdevice
-// plugin), for pools kept attached.
-type DeviceAllocator interface {
-	Allocate(ctx context.Context, name string) (plugin.Slot, error)
-}
-
-// PoolFill is what FillPool does.
-type PoolFill struct {
-	// Snapshot is the base's root snapshot; Base the image (for the tag).
-	Snapshot, Base string
-	// Target is how many volumes to keep; < 0 keeps the current target (a refill).
-	Target int
-	// Devices picks device names when the pool is kept attached.
-	Devices DeviceAllocator
-}
-
 func (c *Cloud) poolLock(kind, snap string) string {
 	return filepath.Join(c.lockDir, "ec2-pool-"+kind+"-"+c.region+"-"+snap+".lock")
 }
@@ -140,8 +114,8 @@ func (c *Cloud) takePooled(ctx context.Context, r plugin.VolumeRequest) (*plugin
 			out.Tags[k] = val
 		}
 		c.log.Debug("volume taken from the pool", "volume", id, "snapshot", r.SnapshotID, "attached", out.Device)
-		if c.OnPoolTake != nil {
-			c.OnPoolTake(r.SnapshotID)
+		if c.poolTaken != nil {
+			c.poolTaken(r.SnapshotID)
 		}
 		return out, nil
 	}
@@ -162,7 +136,7 @@ func (c *Cloud) fits(v types.Volume, h plugin.Host, r plugin.VolumeRequest) bool
 // FillPool sets the pool target of a snapshot (unless f.Target < 0) and
 // makes volumes until that many are ready. If another process on this host
 // is filling the same pool it returns at once.
-func (c *Cloud) FillPool(ctx context.Context, f PoolFill) (made int, err error) {
+func (c *Cloud) FillPool(ctx context.Context, f plugin.PoolFill) (made int, err error) {
 	if f.Target >= 0 {
 		if err := c.setPoolTarget(f.Snapshot, &poolTarget{Target: f.Target, Base: f.Base}); err != nil {
 			return 0, err
@@ -207,7 +181,7 @@ func (c *Cloud) FillPool(ctx context.Context, f PoolFill) (made int, err error) 
 
 // makePooled makes one pool volume and, with pool_attach, attaches it.
 // A volume that fails on the way is deleted.
-func (c *Cloud) makePooled(ctx context.Context, f PoolFill, base string) (err error) {
+func (c *Cloud) makePooled(ctx context.Context, f plugin.PoolFill, base string) (err error) {
 	h, err := c.Host(ctx)
 	if err != nil {
 		return err
@@ -245,7 +219,7 @@ func (c *Cloud) makePooled(ctx context.Context, f PoolFill, base string) (err er
 // attachPooled attaches a pool volume at a device the allocator reserves
 // for as long as the attach takes: from then on EC2 lists the device as
 // this instance's, so no bake picks it.
-func (c *Cloud) attachPooled(ctx context.Context, id string, d DeviceAllocator) error {
+func (c *Cloud) attachPooled(ctx context.Context, id string, d plugin.DeviceAllocator) error {
 	if d == nil {
 		return errors.New("pool_attach: no blockdevice plugin to pick a device name")
 	}
@@ -326,7 +300,7 @@ func (c *Cloud) drainOne(ctx context.Context, snap string) (int, error) {
 }
 
 // PoolStatus lists this host's pools in this region: targets and volumes.
-func (c *Cloud) PoolStatus(ctx context.Context) ([]PoolStatus, error) {
+func (c *Cloud) PoolStatus(ctx context.Context) ([]plugin.PoolStatus, error) {
 	h, err := c.Host(ctx)
 	if err != nil {
 		return nil, err
@@ -339,21 +313,24 @@ func (c *Cloud) PoolStatus(ctx context.Context) ([]PoolStatus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pool status: %w", err)
 	}
-	by := map[string]*PoolStatus{}
-	get := func(snap string) *PoolStatus {
+	by := map[string]*plugin.PoolStatus{}
+	get := func(snap string) *plugin.PoolStatus {
 		if by[snap] == nil {
-			by[snap] = &PoolStatus{SnapshotID: snap}
+			by[snap] = &plugin.PoolStatus{SnapshotID: snap, Images: []string{}}
 		}
 		return by[snap]
 	}
 	for snap, t := range targets {
 		p := get(snap)
-		p.Target, p.Base = t.Target, t.Base
+		p.Target = t.Target
+		if t.Base != "" {
+			p.Images = []string{t.Base}
+		}
 	}
 	for _, v := range vols {
 		p := get(aws.ToString(v.SnapshotId))
-		if p.Base == "" {
-			p.Base = tagsOf(v.Tags)[owner.Base]
+		if b := tagsOf(v.Tags)[owner.Base]; len(p.Images) == 0 && b != "" {
+			p.Images = []string{b}
 		}
 		switch {
 		case usable(v, h) && v.State == types.VolumeStateInUse:
@@ -365,7 +342,7 @@ func (c *Cloud) PoolStatus(ctx context.Context) ([]PoolStatus, error) {
 			p.Creating++
 		}
 	}
-	out := make([]PoolStatus, 0, len(by))
+	out := make([]plugin.PoolStatus, 0, len(by))
 	for _, k := range slices.Sorted(maps.Keys(by)) {
 		out = append(out, *by[k])
 	}

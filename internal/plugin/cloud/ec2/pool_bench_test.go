@@ -56,7 +56,7 @@ func (x *volumeSetup) run(b *testing.B, base *plugin.Image) {
 	ctx := context.Background()
 	if x.pool {
 		bd := noDevice{&blockdev.Linux{Letters: "fghijklmnop", LockDir: b.TempDir(), Attached: x.c, Dev: b.TempDir(), Sys: b.TempDir()}}
-		if _, err := x.c.FillPool(ctx, ec2cloud.PoolFill{Snapshot: base.Root().SnapshotID, Base: base.ID, Target: 1, Devices: bd}); err != nil {
+		if _, err := x.c.FillPool(ctx, plugin.PoolFill{Snapshot: base.Root().SnapshotID, Base: base.ID, Target: 1, Devices: bd}); err != nil {
 			b.Fatal(err)
 		}
 	}

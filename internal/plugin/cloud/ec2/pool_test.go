@@ -50,7 +50,7 @@ func TestPoolFillTakeRefillDrain(t *testing.T) {
 	ctx := context.Background()
 	base, _ := c.Image(ctx, plugin.ImageQuery{ID: e.BaseID})
 	snap := base.Root().SnapshotID
-	made, err := c.FillPool(ctx, ec2cloud.PoolFill{Snapshot: snap, Base: e.BaseID, Target: 2})
+	made, err := c.FillPool(ctx, plugin.PoolFill{Snapshot: snap, Base: e.BaseID, Target: 2})
 	if err != nil || made != 2 {
 		t.Fatalf("fill: made %d, %v", made, err)
 	}
@@ -68,13 +68,13 @@ func TestPoolFillTakeRefillDrain(t *testing.T) {
 			t.Errorf("pool volume %s: zone %s snapshot %s tags %v", aws.ToString(v.VolumeId), aws.ToString(v.AvailabilityZone), aws.ToString(v.SnapshotId), tags)
 		}
 	}
-	if made, _ := c.FillPool(ctx, ec2cloud.PoolFill{Snapshot: snap, Target: -1}); made != 0 {
+	if made, _ := c.FillPool(ctx, plugin.PoolFill{Snapshot: snap, Target: -1}); made != 0 {
 		t.Errorf("a full pool made %d more", made)
 	}
 	checkStatus(t, c, snap, 2, 2)
 
 	var refills []string
-	c.OnPoolTake = func(s string) { refills = append(refills, s) }
+	c.OnPoolTake(func(s string) { refills = append(refills, s) })
 	req := bakeRequest(t, c, snap)
 	creates := rec.Count("CreateVolume")
 	calls := rec.Count("")
@@ -95,7 +95,7 @@ func TestPoolFillTakeRefillDrain(t *testing.T) {
 		t.Errorf("refills asked: %v", refills)
 	}
 	checkStatus(t, c, snap, 2, 1)
-	if made, err := c.FillPool(ctx, ec2cloud.PoolFill{Snapshot: snap, Target: -1}); err != nil || made != 1 {
+	if made, err := c.FillPool(ctx, plugin.PoolFill{Snapshot: snap, Target: -1}); err != nil || made != 1 {
 		t.Errorf("refill: made %d, %v", made, err)
 	}
 	checkStatus(t, c, snap, 2, 2)
@@ -138,11 +138,11 @@ func TestPoolOtherBaseNeverTaken(t *testing.T) {
 	other, _ := e.Client.CreateSnapshot(ctx, &ec2.CreateSnapshotInput{VolumeId: vol.VolumeId})
 	e.Client.DeleteVolume(ctx, &ec2.DeleteVolumeInput{VolumeId: vol.VolumeId})
 	otherSnap := aws.ToString(other.SnapshotId)
-	if _, err := c.FillPool(ctx, ec2cloud.PoolFill{Snapshot: otherSnap, Base: "ami-other", Target: 1}); err != nil {
+	if _, err := c.FillPool(ctx, plugin.PoolFill{Snapshot: otherSnap, Base: "ami-other", Target: 1}); err != nil {
 		t.Fatal(err)
 	}
 	// This base's pool has a target but only another host's volume.
-	if _, err := c.FillPool(ctx, ec2cloud.PoolFill{Snapshot: snap, Base: e.BaseID, Target: 0}); err != nil {
+	if _, err := c.FillPool(ctx, plugin.PoolFill{Snapshot: snap, Base: e.BaseID, Target: 0}); err != nil {
 		t.Fatal(err)
 	}
 	foreign, _ := e.Client.CreateVolume(ctx, &ec2.CreateVolumeInput{AvailabilityZone: aws.String(e.AZ), SnapshotId: aws.String(snap), Size: aws.Int32(2),
@@ -160,7 +160,7 @@ func TestPoolOtherBaseNeverTaken(t *testing.T) {
 		t.Errorf("pool volumes left: %d, want the other base's and the other host's", len(vs))
 	}
 	// A pool of the right snapshot but a smaller size is not taken by a bigger bake.
-	c.FillPool(ctx, ec2cloud.PoolFill{Snapshot: snap, Base: e.BaseID, Target: 1})
+	c.FillPool(ctx, plugin.PoolFill{Snapshot: snap, Base: e.BaseID, Target: 1})
 	big := bakeRequest(t, c, snap)
 	big.SizeBytes += 8 << 30
 	creates = rec.Count("CreateVolume")
@@ -183,13 +183,13 @@ func TestPoolAttached(t *testing.T) {
 	base, _ := c.Image(ctx, plugin.ImageQuery{ID: e.BaseID})
 	snap := base.Root().SnapshotID
 	bd := &blockdev.Linux{Letters: "fghijklmnop", LockDir: dir + "/lock", Attached: c, Dev: t.TempDir(), Sys: t.TempDir()}
-	if _, err := c.FillPool(ctx, ec2cloud.PoolFill{Snapshot: snap, Base: e.BaseID, Target: 2}); err == nil {
+	if _, err := c.FillPool(ctx, plugin.PoolFill{Snapshot: snap, Base: e.BaseID, Target: 2}); err == nil {
 		t.Error("pool_attach without a device allocator: no error")
 	}
 	if vs := e.VolumesTagged(t, owner.Purpose, owner.PurposePool); len(vs) != 0 {
 		t.Errorf("a failed fill left %d volumes", len(vs))
 	}
-	if made, err := c.FillPool(ctx, ec2cloud.PoolFill{Snapshot: snap, Base: e.BaseID, Target: 2, Devices: bd}); err != nil || made != 2 {
+	if made, err := c.FillPool(ctx, plugin.PoolFill{Snapshot: snap, Base: e.BaseID, Target: 2, Devices: bd}); err != nil || made != 2 {
 		t.Fatalf("fill: %d %v", made, err)
 	}
 	devs := map[string]bool{}
@@ -321,7 +321,7 @@ func TestPoolTakeRace(t *testing.T) {
 	ctx := context.Background()
 	base, _ := c.Image(ctx, plugin.ImageQuery{ID: e.BaseID})
 	snap := base.Root().SnapshotID
-	if _, err := c.FillPool(ctx, ec2cloud.PoolFill{Snapshot: snap, Base: e.BaseID, Target: 1}); err != nil {
+	if _, err := c.FillPool(ctx, plugin.PoolFill{Snapshot: snap, Base: e.BaseID, Target: 1}); err != nil {
 		t.Fatal(err)
 	}
 	req := bakeRequest(t, c, snap)

@@ -23,9 +23,12 @@ func (c *Cloud) Snapshot(ctx context.Context, id string) (*plugin.Snapshot, erro
 	if len(out.Snapshots) == 0 {
 		return nil, fmt.Errorf("no snapshot %s: %w", id, plugin.ErrNotFound)
 	}
-	s := out.Snapshots[0]
-	return &plugin.Snapshot{ID: id, VolumeID: aws.ToString(s.VolumeId), SizeBytes: int64(aws.ToInt32(s.VolumeSize)) << 30,
-		Description: aws.ToString(s.Description), State: string(s.State), CreatedAt: aws.ToTime(s.StartTime), Tags: tagsOf(s.Tags)}, nil
+	return fromSnapshot(out.Snapshots[0]), nil
+}
+
+func fromSnapshot(s types.Snapshot) *plugin.Snapshot {
+	return &plugin.Snapshot{ID: aws.ToString(s.SnapshotId), VolumeID: aws.ToString(s.VolumeId), SizeBytes: int64(aws.ToInt32(s.VolumeSize)) << 30,
+		Description: aws.ToString(s.Description), State: string(s.State), CreatedAt: aws.ToTime(s.StartTime), Tags: tagsOf(s.Tags)}
 }
 
 // CreateSnapshot snapshots the volume and waits until it completes,

@@ -80,6 +80,9 @@ func (c *Cloud) createVolume(r plugin.VolumeRequest) (*plugin.Volume, error) {
 		if !ok {
 			return nil, notFound("snapshot", r.SnapshotID)
 		}
+		if v := c.takePooled(r); v != nil {
+			return v, nil
+		}
 		size = max(size, s.SizeBytes)
 	}
 	if size <= 0 {
@@ -219,6 +222,9 @@ func (c *Cloud) RegisterImage(ctx context.Context, r plugin.ImageRequest) (*plug
 		BlockDevices: append([]plugin.BlockDeviceMapping(nil), r.BlockDevices...), EnaSupport: r.EnaSupport, SriovNetSupport: r.SriovNetSupport,
 		BootMode: r.BootMode, KernelID: r.KernelID, RamdiskID: r.RamdiskID, State: "available", CreatedAt: time.Now(), Tags: clone(r.Tags)}
 	c.images[im.ID] = im
+	if len(r.Packages) > 0 {
+		c.manifests[im.ID] = append([]plugin.Package(nil), r.Packages...)
+	}
 	return copyImage(im), nil
 }
 
@@ -233,6 +239,7 @@ func (c *Cloud) DeregisterImage(ctx context.Context, id string) error {
 		return notFound("image", id)
 	}
 	delete(c.images, id)
+	delete(c.manifests, id)
 	return nil
 }
 

@@ -29,12 +29,24 @@ type Cloud struct {
 	Hook func(call string) error
 	// HostInfo is what Host says.
 	HostInfo plugin.Host
+	// Running are the bakes (by id) still running: gc leaves what they
+	// tagged alone, and ListVolumes does not call their volumes orphaned.
+	Running map[string]bool
 
 	mu        sync.Mutex
 	n         int
 	images    map[string]*plugin.Image
 	snapshots map[string]*plugin.Snapshot
 	volumes   map[string]*plugin.Volume
+	manifests map[string][]plugin.Package
+	pools     map[string]fakePool
+	poolTaken func(snapshotID string)
+}
+
+// fakePool is a pool's target and base image.
+type fakePool struct {
+	target int
+	base   string
 }
 
 // New makes an empty cloud in region us-east-1 on instance i-fake.
@@ -42,6 +54,7 @@ func New() *Cloud {
 	return &Cloud{
 		HostInfo: plugin.Host{Region: "us-east-1", AvailabilityZone: "us-east-1a", InstanceID: "i-fake"},
 		images:   map[string]*plugin.Image{}, snapshots: map[string]*plugin.Snapshot{}, volumes: map[string]*plugin.Volume{},
+		manifests: map[string][]plugin.Package{}, pools: map[string]fakePool{}, Running: map[string]bool{},
 	}
 }
 

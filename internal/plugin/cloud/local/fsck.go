@@ -4,23 +4,12 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/store/snapstore"
 )
 
 // FsckReport is the store's check plus what it means for the registry.
-type FsckReport struct {
-	*snapstore.FsckReport
-	// MissingData are completed snapshots the store has no manifest for.
-	MissingData []string `json:"missing_data"`
-	// BrokenImages maps an image to its broken snapshots.
-	BrokenImages map[string][]string `json:"broken_images"`
-}
-
-// OK reports whether nothing is wrong (after a repair: nothing is left
-// broken; the bad clones it found were dropped).
-func (r *FsckReport) OK() bool {
-	return len(r.Bad) == 0 && len(r.Broken) == 0 && len(r.MissingData) == 0 && (r.Repair || len(r.BadClones) == 0)
-}
+type FsckReport = plugin.FsckReport
 
 // Fsck verifies every chunk and clone and names the snapshots and images
 // a bad or missing chunk breaks. With repair it quarantines bad chunks and
@@ -29,7 +18,7 @@ func (r *FsckReport) OK() bool {
 func (c *Cloud) Fsck(ctx context.Context, repair bool) (*FsckReport, error) {
 	o := snapstore.FsckOptions{Repair: repair}
 	if repair {
-		vs, err := c.Volumes(ctx)
+		vs, err := c.ListVolumes(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("fsck: %w", err)
 		}
@@ -44,7 +33,7 @@ func (c *Cloud) Fsck(ctx context.Context, repair bool) (*FsckReport, error) {
 		return nil, err
 	}
 	r := &FsckReport{FsckReport: sr, MissingData: []string{}, BrokenImages: map[string][]string{}}
-	ss, err := c.Snapshots(ctx)
+	ss, err := c.ListSnapshots(ctx)
 	if err != nil {
 		return r, err
 	}

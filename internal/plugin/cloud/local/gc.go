@@ -80,7 +80,7 @@ func (c *Cloud) PlanGC(ctx context.Context) (*GCPlan, error) {
 
 // planVolumes plans the orphaned volumes; it returns their ids.
 func (c *Cloud) planVolumes(ctx context.Context, p *GCPlan) (map[string]bool, error) {
-	vs, err := c.Volumes(ctx)
+	vs, err := c.ListVolumes(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("plan gc: %w", err)
 	}
@@ -98,7 +98,7 @@ func (c *Cloud) planVolumes(ctx context.Context, p *GCPlan) (map[string]bool, er
 // never registered, and the manifests (listed before the rows were read)
 // without a row; it returns their ids.
 func (c *Cloud) planSnapshots(ctx context.Context, p *GCPlan, manifests []string) ([]string, error) {
-	ss, err := c.Snapshots(ctx)
+	ss, err := c.ListSnapshots(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("plan gc: %w", err)
 	}

@@ -111,7 +111,7 @@ func TestGCPoolVolumeLeftCreating(t *testing.T) {
 		t.Fatal(err)
 	}
 	snap := im.Root().SnapshotID
-	if _, err := c.FillPool(ctx, snap, 1); err != nil {
+	if _, err := c.FillPool(ctx, plugin.PoolFill{Snapshot: snap, Target: 1}); err != nil {
 		t.Fatal(err)
 	}
 	// The bake claims the volume, and dies before it takes the owner lock.

@@ -197,13 +197,7 @@ func (c *Cloud) DeregisterImage(ctx context.Context, id string) error {
 }
 
 // ImportOptions describe an image brought from a raw disk file.
-type ImportOptions struct {
-	Name               string
-	Description        string
-	Architecture       string
-	VirtualizationType string
-	Tags               plugin.Tags
-}
+type ImportOptions = plugin.ImportRequest
 
 // Import registers a raw disk image file as an image.
 func (c *Cloud) Import(ctx context.Context, file string, o ImportOptions) (*plugin.Image, error) {

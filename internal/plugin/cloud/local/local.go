@@ -51,6 +51,7 @@ func init() {
 			s := cfg.(*Settings)
 			return Open(Options{StateDir: d.StateDir, LockDir: d.LockDir, Region: d.Region, Zone: s.Zone, Log: d.Logger, ChunkSize: s.ChunkSize, Compress: s.Compress})
 		},
+		Store: storeSetup{},
 	})
 }
 
@@ -68,9 +69,9 @@ type Cloud struct {
 	attached map[string]*loop.Device
 	owners   map[string]*flock.Lock
 
-	// OnPoolTake is called after a bake takes a pooled volume of a
+	// poolTaken is called after a bake takes a pooled volume of a
 	// snapshot, to refill the pool in the background.
-	OnPoolTake func(snapshotID string)
+	poolTaken func(snapshotID string)
 }
 
 var (

@@ -48,7 +48,7 @@ func TestImportRegisterAndRemove(t *testing.T) {
 	if _, err := c.Import(ctx, rawFile(t, 8<<20), ImportOptions{Name: "base"}); !errors.Is(err, plugin.ErrExists) {
 		t.Errorf("duplicate import: %v", err)
 	}
-	snaps, _ := c.Snapshots(ctx)
+	snaps, _ := c.ListSnapshots(ctx)
 	if len(snaps) != 1 {
 		t.Fatalf("a failed import left a snapshot: %d", len(snaps))
 	}

@@ -28,14 +28,6 @@ CREATE TABLE IF NOT EXISTS pool_targets (
 	size INTEGER NOT NULL
 );`
 
-// PoolStatus is one pooled snapshot.
-type PoolStatus struct {
-	SnapshotID string   `json:"snapshot_id"`
-	Images     []string `json:"images"`
-	Target     int      `json:"target"`
-	Ready      int      `json:"ready"`
-}
-
 func (c *Cloud) poolLock(snap string) string {
 	return filepath.Join(c.lockDir, "pool-"+snap+".lock")
 }
@@ -86,8 +78,8 @@ func (c *Cloud) takePooled(ctx context.Context, snap string, size int64, tags pl
 		return nil, fmt.Errorf("take pooled volume %s: %w", id, err)
 	}
 	c.log.Debug("volume taken from the pool", "volume", id, "snapshot", snap)
-	if c.OnPoolTake != nil {
-		c.OnPoolTake(snap)
+	if c.poolTaken != nil {
+		c.poolTaken(snap)
 	}
 	return c.Volume(ctx, id)
 }
@@ -100,10 +92,11 @@ func (c *Cloud) giveBack(ctx context.Context, id string) error {
 	return nil
 }
 
-// FillPool sets the pool target of a snapshot (when target >= 0) and makes
-// volumes until that many are ready. If another process is filling the
-// same pool it returns at once.
-func (c *Cloud) FillPool(ctx context.Context, snap string, target int) (made int, err error) {
+// FillPool sets the pool target of a snapshot (when f.Target >= 0) and
+// makes volumes until that many are ready (see plugin.Pool). If another
+// process is filling the same pool it returns at once.
+func (c *Cloud) FillPool(ctx context.Context, f plugin.PoolFill) (made int, err error) {
+	snap, target := f.Snapshot, f.Target
 	s, err := c.Snapshot(ctx, snap)
 	if err != nil {
 		return 0, fmt.Errorf("pool: %w", err)
@@ -216,14 +209,14 @@ func (c *Cloud) DrainPool(ctx context.Context, snap string) (int, error) {
 }
 
 // PoolStatus lists the pooled snapshots.
-func (c *Cloud) PoolStatus(ctx context.Context) ([]PoolStatus, error) {
+func (c *Cloud) PoolStatus(ctx context.Context) ([]plugin.PoolStatus, error) {
 	rows, err := c.db.QueryContext(ctx, `SELECT t.snapshot_id, t.size, (SELECT count(*) FROM volumes v WHERE v.state='pooled' AND v.snapshot_id=t.snapshot_id) FROM pool_targets t`)
 	if err != nil {
 		return nil, fmt.Errorf("pool status: %w", err)
 	}
-	var out []PoolStatus
+	out := []plugin.PoolStatus{}
 	for rows.Next() {
-		var p PoolStatus
+		var p plugin.PoolStatus
 		if err := rows.Scan(&p.SnapshotID, &p.Target, &p.Ready); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("pool status: %w", err)

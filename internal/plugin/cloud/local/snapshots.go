@@ -40,8 +40,8 @@ func (c *Cloud) Snapshot(ctx context.Context, id string) (*plugin.Snapshot, erro
 	return sn, nil
 }
 
-// Snapshots lists snapshots, newest first.
-func (c *Cloud) Snapshots(ctx context.Context) ([]*plugin.Snapshot, error) {
+// ListSnapshots lists snapshots, newest first.
+func (c *Cloud) ListSnapshots(ctx context.Context) ([]*plugin.Snapshot, error) {
 	rows, err := c.db.QueryContext(ctx, `SELECT `+snapCols+` FROM snapshots ORDER BY created_at DESC`)
 	if err != nil {
 		return nil, fmt.Errorf("list snapshots: %w", err)

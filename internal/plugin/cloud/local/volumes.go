@@ -44,8 +44,8 @@ func (c *Cloud) Volume(ctx context.Context, id string) (*plugin.Volume, error) {
 	return v, nil
 }
 
-// Volumes lists volumes, newest first.
-func (c *Cloud) Volumes(ctx context.Context) ([]*plugin.Volume, error) {
+// ListVolumes lists volumes, newest first.
+func (c *Cloud) ListVolumes(ctx context.Context) ([]*plugin.Volume, error) {
 	rows, err := c.db.QueryContext(ctx, `SELECT `+volCols+` FROM volumes ORDER BY created_at DESC`)
 	if err != nil {
 		return nil, fmt.Errorf("list volumes: %w", err)
