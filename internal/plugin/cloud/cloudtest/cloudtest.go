@@ -1,8 +1,10 @@
 // Package cloudtest is the conformance suite of the cloud API: the same
-// subtests run against every cloud (the local cloud, and EC2 on moto), so
-// that they agree on what a missing resource, a repeated call and a
-// cancelled one give, as the role interfaces in package plugin write it
-// down. It is to plugin.Cloud what containerd's snapshots/testsuite is to
+// subtests run against every cloud (the local cloud, EC2 on moto and the
+// fake), so that they agree on what a missing resource, a repeated call
+// and a cancelled one give, as the role interfaces in package plugin write
+// it down. Each optional capability (plugin.Pool, plugin.Lister, ...) has
+// a sub-suite of its own, skipped on a cloud without it, and the fixture
+// says which capabilities the cloud must have. It is to plugin.Cloud what containerd's snapshots/testsuite is to
 // its Snapshotter.
 //
 // A cloud's test calls Run with a function that makes the cloud and a
@@ -42,6 +44,17 @@ type Fixture struct {
 	// given, and attaches an attached volume again): the suite skips
 	// those checks and logs that it did.
 	IgnoresMappings, Reattaches bool
+	// Capabilities are the optional capabilities (Pool, Lister, ...) the
+	// cloud must have, and no others: each has a sub-suite, skipped on a
+	// cloud without it.
+	Capabilities []string
+	// RunningBake makes the bake id count as running for gc, as a bake's
+	// job lock does (nil: nothing to do).
+	RunningBake func(t *testing.T, id string)
+	// Abandon makes a volume this process made look left by a killed
+	// bake, as the local cloud's owner lock being free does (nil: nothing
+	// to do).
+	Abandon func(t *testing.T, volumeID string)
 }
 
 // Run runs every subtest against the cloud newFixture makes. newFixture is
@@ -64,6 +77,9 @@ func Run(t *testing.T, newFixture func(t *testing.T) *Fixture) {
 		{"Tags", s.tags},
 		{"Cancelled", s.cancelled},
 	} {
+		t.Run(st.name, st.fn)
+	}
+	for _, st := range s.capabilitySuites() {
 		t.Run(st.name, st.fn)
 	}
 }

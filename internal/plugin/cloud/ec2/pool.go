@@ -137,6 +137,9 @@ func (c *Cloud) fits(v types.Volume, h plugin.Host, r plugin.VolumeRequest) bool
 // makes volumes until that many are ready. If another process on this host
 // is filling the same pool it returns at once.
 func (c *Cloud) FillPool(ctx context.Context, f plugin.PoolFill) (made int, err error) {
+	if _, err := c.Snapshot(ctx, f.Snapshot); err != nil { // a missing one sets no target
+		return 0, fmt.Errorf("pool: %w", err)
+	}
 	if f.Target >= 0 {
 		if err := c.setPoolTarget(f.Snapshot, &poolTarget{Target: f.Target, Base: f.Base}); err != nil {
 			return 0, err
