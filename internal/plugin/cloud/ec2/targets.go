@@ -74,8 +74,10 @@ func (c *Cloud) setPoolTarget(snap string, t *poolTarget) error {
 	if c.stateDir == "" || c.lockDir == "" {
 		return errors.New("pool: the ec2 cloud has no state directory")
 	}
-	if err := os.MkdirAll(c.lockDir, 0o755); err != nil {
-		return fmt.Errorf("pool targets: %w", err)
+	for _, d := range []string{c.lockDir, c.stateDir} { // a host that never ran the local cloud has neither
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("pool targets: %w", err)
+		}
 	}
 	lock, err := flock.Exclusive(context.Background(), filepath.Join(c.lockDir, "ec2-pools.lock"))
 	if err != nil {
