@@ -7,6 +7,12 @@
 // run a job (a bake, a foundation, a boot test) as root in private
 // namespaces under a job lock with its own log file.
 //
+// What a command does beyond a bake goes through the optional
+// capabilities of the cloud it works on (plugin.Pool, plugin.Lister,
+// plugin.DiskFiles, ...), found on whatever cloud OpenCloud opened; only
+// the functions in push.go, which span two clouds (a local image sent to
+// EC2), name a concrete cloud, and say so in their names.
+//
 // The CLI parses flags, calls these functions and prints what they
 // return; the bakery's workers hand a child process a typed request that
 // calls the same functions. See docs/architecture.md.
