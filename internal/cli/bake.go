@@ -28,7 +28,12 @@ import (
 // job runs fn as a service job of kind (see service.RunJob) with this
 // command's console: live unless an interactive shell takes the terminal.
 // stdin is the re-run child's standard input (nil: this process's).
+// A job runs in its environment, on the environment's cloud: --cloud
+// naming another is refused rather than ignored.
 func (a *app) job(cfg *config.Config, kind string, stdin io.Reader, fn func(ctx context.Context, j *service.Job) error) error {
+	if name, err := service.CloudName(cfg); err == nil && a.cloud != "" && a.cloud != name {
+		return usagef("--cloud %s: a %s runs on its environment's cloud (%s's is %s); choose the environment with -e", a.cloud, kind, cfg.Context.Environment, name)
+	}
 	return service.RunJob(cfg, service.JobOptions{
 		Kind: kind, Preserve: kind == "bake" && cfg.Context.PreserveOnError, Stdin: stdin, Log: a.logger(cfg.Context.Debug),
 		Console: func() (service.Console, error) {

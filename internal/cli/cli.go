@@ -105,7 +105,7 @@ PACKAGE is a repository package (name or name=version), a local .deb
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.configFile, "config", "", "one more aminator.yml, read after /etc/aminator and ~/.aminator")
 	pf.StringVar(&a.output, "output", "text", "output format: text or json")
-	pf.StringVar(&a.cloud, "cloud", "", "the cloud a command works on: local or ec2 (default: the environment's)")
+	pf.StringVar(&a.cloud, "cloud", "", "the cloud a command works on: local or ec2 (default: the environment's; a bake, foundation or test always runs on its environment's)")
 	pf.String("state-dir", "", "the local cloud's state directory (default /var/lib/aminator)")
 	pf.String("log-dir", "", "where bake logs go (default /var/log/aminator)")
 	pf.String("store-fs", "", "volumes and snapshots: auto (default: a reflink filesystem in a loop file when the state directory has none), none, xfs or btrfs")

@@ -32,6 +32,9 @@ func TestCommandCloud(t *testing.T) {
 	if code, _, errOut := run(t, "--cloud", "nowhere", "snapshots", "list"); code != 2 || !strings.Contains(errOut, `--cloud "nowhere": no such cloud`) {
 		t.Errorf("an unknown cloud: exit %d, %s", code, errOut)
 	}
+	if code, _, errOut := run(t, "--cloud", "ec2", "--dry-run", "-B", "ami-1", "pkg"); code != 2 || !strings.Contains(errOut, "a bake runs on its environment's cloud") {
+		t.Errorf("a bake with --cloud naming another cloud than its environment's: exit %d, %s", code, errOut)
+	}
 	code, out, errOut := run(t, "--output", "json", "pool", "status")
 	if code != 0 || strings.TrimSpace(out) != "[]" {
 		t.Errorf("pool status on the default environment's (local) cloud: exit %d, %q, %s", code, out, errOut)
