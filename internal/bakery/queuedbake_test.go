@@ -4,7 +4,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/aminator-go/aminator/internal/image/imageref"
+	"github.com/aminator-go/aminator/internal/engine/imageref"
 )
 
 func TestQueuedBakeSettings(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/aminator-go/aminator/internal/image/imageref"
+	"github.com/aminator-go/aminator/internal/engine/imageref"
 	"github.com/aminator-go/aminator/internal/image/naming"
 	"github.com/aminator-go/aminator/internal/sys/confine"
 )

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/aminator-go/aminator/internal/store/snapstore"
 	"github.com/aminator-go/aminator/internal/ui/gcreport"
 )
 
@@ -178,10 +177,32 @@ type DiskFiles interface {
 	Reflink() bool
 }
 
+// StoreCheck lists what is wrong in a chunk store (the local cloud's,
+// package snapstore).
+type StoreCheck struct {
+	Chunks int `json:"chunks_checked"`
+	// Bad maps a corrupt or missing chunk to why.
+	Bad map[string]string `json:"bad_chunks"`
+	// Broken maps a snapshot to the bad chunks it needs.
+	Broken map[string][]string `json:"broken_snapshots"`
+	// Clones is how many clones were verified against their manifests
+	// (a good one without a record of its manifest gets one).
+	Clones int `json:"clones_checked"`
+	// BadClones maps a snapshot whose clone differs from its manifest to
+	// how; such a clone is dropped (volumes are then made from the chunks).
+	BadClones map[string]string `json:"bad_clones"`
+	// Repair says the report is of a repair: Quarantined are the bad
+	// chunk files moved to quarantine/, Repaired maps a chunk rebuilt to
+	// the file it was rebuilt from.
+	Repair      bool              `json:"repair"`
+	Quarantined []string          `json:"quarantined_chunks"`
+	Repaired    map[string]string `json:"repaired_chunks"`
+}
+
 // FsckReport is what Check found: the store's check and what it means for
 // the images.
 type FsckReport struct {
-	*snapstore.FsckReport
+	*StoreCheck
 	// MissingData are completed snapshots the store has no data for.
 	MissingData []string `json:"missing_data"`
 	// BrokenImages maps an image to its broken snapshots.

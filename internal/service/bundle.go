@@ -3,7 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
-	"github.com/aminator-go/aminator/internal/image/imageref"
+	"github.com/aminator-go/aminator/internal/engine/imageref"
 	"os"
 	"path/filepath"
 

@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/aminator-go/aminator/internal/engine/channels"
-	"github.com/aminator-go/aminator/internal/image/imageref"
+	"github.com/aminator-go/aminator/internal/engine/imageref"
 	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/plugin/provisioner/pkgmgr"
 )

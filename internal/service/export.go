@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/aminator-go/aminator/internal/image/imageref"
+	"github.com/aminator-go/aminator/internal/engine/imageref"
 	"github.com/aminator-go/aminator/internal/logging"
 	"github.com/aminator-go/aminator/internal/plugin"
 )

@@ -8,7 +8,7 @@ import (
 
 	"github.com/aminator-go/aminator/internal/config"
 	"github.com/aminator-go/aminator/internal/engine/channels"
-	"github.com/aminator-go/aminator/internal/image/imageref"
+	"github.com/aminator-go/aminator/internal/engine/imageref"
 	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/plugin/cloud/owner"
 )

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/aminator-go/aminator/internal/image/imageref"
+	"github.com/aminator-go/aminator/internal/engine/imageref"
 	"github.com/aminator-go/aminator/internal/plugin"
 )
 

@@ -3,7 +3,7 @@ package bake
 import (
 	"context"
 
-	"github.com/aminator-go/aminator/internal/image/imageref"
+	"github.com/aminator-go/aminator/internal/engine/imageref"
 )
 
 // resolveBase finds the base image: by id, by name, or the newest of a

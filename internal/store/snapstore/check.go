@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/sys/sparse"
 )
 
@@ -27,26 +28,10 @@ type FsckOptions struct {
 // only data that hashes to the chunk sought is taken from it.
 type Source struct{ Path, Snapshot string }
 
-// FsckReport lists what is wrong in a store.
-type FsckReport struct {
-	Chunks int `json:"chunks_checked"`
-	// Bad maps a corrupt or missing chunk to why.
-	Bad map[string]string `json:"bad_chunks"`
-	// Broken maps a snapshot to the bad chunks it needs.
-	Broken map[string][]string `json:"broken_snapshots"`
-	// Clones is how many clones were verified against their manifests
-	// (a good one without a record of its manifest gets one).
-	Clones int `json:"clones_checked"`
-	// BadClones maps a snapshot whose clone differs from its manifest to
-	// how; such a clone is dropped (volumes are then made from the chunks).
-	BadClones map[string]string `json:"bad_clones"`
-	// Repair says the report is of a repair: Quarantined are the bad
-	// chunk files moved to quarantine/, Repaired maps a chunk rebuilt to
-	// the file it was rebuilt from.
-	Repair      bool              `json:"repair"`
-	Quarantined []string          `json:"quarantined_chunks"`
-	Repaired    map[string]string `json:"repaired_chunks"`
-}
+// FsckReport lists what is wrong in a store. It is the plugin package's
+// StoreCheck, so that the Checker capability can name it without the
+// plugin interfaces depending on this store.
+type FsckReport = plugin.StoreCheck
 
 // Fsck verifies every chunk against its hash, every manifest against the
 // chunks and every clone against its manifest; it names the snapshots a

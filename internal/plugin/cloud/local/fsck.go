@@ -32,7 +32,7 @@ func (c *Cloud) Fsck(ctx context.Context, repair bool) (*FsckReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &FsckReport{FsckReport: sr, MissingData: []string{}, BrokenImages: map[string][]string{}}
+	r := &FsckReport{StoreCheck: sr, MissingData: []string{}, BrokenImages: map[string][]string{}}
 	ss, err := c.ListSnapshots(ctx)
 	if err != nil {
 		return r, err
