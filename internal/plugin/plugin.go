@@ -342,6 +342,11 @@ type PackageInfo struct {
 	FullVersion string `json:"full_version"`
 	// InstallTime is how long the package manager itself took to install.
 	InstallTime time.Duration `json:"install_time_ns"`
+	// Installed, when the provisioner read it with the package (one
+	// command), lists every package installed in the chroot right after
+	// the install: the manifest, as long as nothing else runs in the
+	// image before it is taken (nil: not read).
+	Installed []Package `json:"-"`
 }
 
 // Provisioner installs a package inside a chroot with the distribution's package manager.
