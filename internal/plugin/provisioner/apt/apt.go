@@ -3,7 +3,8 @@
 // apt-get -f install for its dependencies), a package from the image's
 // repositories (apt-get update, then apt-get install NAME[=VERSION], the
 // version resolved with apt-cache first), or a .deb downloaded from a URL,
-// and reads the installed package back from dpkg-query.
+// and reads the installed packages back from dpkg's status file (on the
+// host, as dpkg-query would list them) or from dpkg-query.
 package apt
 
 import (
@@ -202,8 +203,16 @@ func (b *Backend) Query(ctx context.Context, c plugin.Chroot, name string) (*plu
 	return pick(out, name)
 }
 
-// QueryAll is Query and Manifest from one dpkg-query of every package.
+// QueryAll is Query and Manifest at once, from dpkg's status file read
+// on the host (no command in the image) or, when only dpkg-query can say
+// (see pkgdb.ReadDpkgStatus) or the package is not there as it must be,
+// from one dpkg-query of every package.
 func (b *Backend) QueryAll(ctx context.Context, c plugin.Chroot, name string) (*plugin.PackageInfo, []plugin.Package, error) {
+	if out, ok := pkgdb.ReadDpkgStatus(c.Root().FS()); ok {
+		if info, err := pick(out, name); err == nil {
+			return info, pkgdb.ParseDpkgQuery(out), nil
+		}
+	}
 	out, err := c.Output(ctx, plugin.Run{Argv: []string{"dpkg-query", "-W", "-f", pkgdb.DpkgQueryFormat}})
 	if err != nil {
 		return nil, nil, fmt.Errorf("package %s: %w", name, err)
@@ -238,8 +247,12 @@ func pick(out []byte, name string) (*plugin.PackageInfo, error) {
 	return &plugin.PackageInfo{Name: f[1], FullVersion: f[2], Version: ver, Release: rel, Arch: f[3]}, nil
 }
 
-// Manifest lists the installed packages (dpkg-query inside the chroot).
+// Manifest lists the installed packages: dpkg's status file read on the
+// host, or dpkg-query inside the chroot when only it can say.
 func (b *Backend) Manifest(ctx context.Context, c plugin.Chroot) ([]plugin.Package, error) {
+	if out, ok := pkgdb.ReadDpkgStatus(c.Root().FS()); ok {
+		return pkgdb.ParseDpkgQuery(out), nil
+	}
 	out, err := c.Output(ctx, plugin.Run{Argv: []string{"dpkg-query", "-W", "-f", pkgdb.DpkgQueryFormat}})
 	if err != nil {
 		return nil, fmt.Errorf("package manifest: %w", err)

@@ -3,7 +3,9 @@ package pkgmgr_test
 import (
 	"context"
 	"errors"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -159,8 +161,9 @@ func TestAptFileWithDependencies(t *testing.T) {
 	noStaging(t, c)
 }
 
-// A .deb the host can read installs with two commands in the image:
-// dpkg -i and one dpkg-query that reads the package back with every
+// A .deb the host can read installs with at most two commands in the
+// image: dpkg -i and, when the host cannot read dpkg's status file (here
+// there is none), one dpkg-query that reads the package back with every
 // installed package (the manifest). Its name comes from the file, not
 // from dpkg-deb, and dpkg -i downloads nothing, so there is no cache to
 // clean.
@@ -195,6 +198,49 @@ func TestAptReadableFileTwoCommands(t *testing.T) {
 		t.Errorf("no word on the skipped clean:\n%s", log)
 	}
 	noStaging(t, c)
+}
+
+// Where the host reads dpkg's status file (no dpkg run left updates to
+// merge), dpkg -i is the only command: the package and the manifest are
+// read from the file, as dpkg-query lists them.
+func TestAptStatusFileReadOnHost(t *testing.T) {
+	if _, err := exec.LookPath("dpkg-deb"); err != nil {
+		t.Skip("dpkg-deb is not installed")
+	}
+	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-plain", Version: "1:1.2-3"})
+	c := chroottest.New(t).On("dpkg -i", chroottest.Result{Took: 2 * time.Second})
+	admin := filepath.Join(c.Path(), "var", "lib", "dpkg")
+	os.MkdirAll(filepath.Join(admin, "updates"), 0o755)
+	status := "Package: base-files\nStatus: install ok installed\nArchitecture: amd64\nVersion: 12.4\n\n" +
+		"Package: aminator-plain\nStatus: install ok installed\nArchitecture: all\nVersion: 1:1.2-3\n"
+	if err := os.WriteFile(filepath.Join(admin, "status"), []byte(status), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := newDriver(t, &apt.Backend{}, c, nil)
+	ref, _ := d.Parse(deb)
+	info, err := d.Provision(context.Background(), c, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Name != "aminator-plain" || info.FullVersion != "1:1.2-3" || info.Release != "3" || info.Arch != "all" {
+		t.Errorf("info %+v", info)
+	}
+	if len(info.Installed) != 2 || info.Installed[0].Name != "aminator-plain" || info.Installed[1].Version != "12.4" {
+		t.Errorf("installed %+v", info.Installed)
+	}
+	wantCommands(t, c, "dpkg -i /tmp/aminator-")
+	if m, err := d.Manifest(context.Background(), c); err != nil || len(m) != 2 {
+		t.Errorf("manifest %+v %v", m, err)
+	}
+	wantCommands(t, c, "dpkg -i /tmp/aminator-")
+
+	// A package the file does not show installed is dpkg-query's to say.
+	os.WriteFile(filepath.Join(admin, "status"), []byte("Package: base-files\nStatus: install ok installed\nArchitecture: amd64\nVersion: 12.4\n"), 0o644)
+	c.On("dpkg-query", chroottest.Fail(1, "dpkg-query: no packages found matching aminator-plain\n"))
+	if _, err := d.Provision(context.Background(), c, ref); err == nil {
+		t.Error("installed although neither the file nor dpkg-query lists it")
+	}
+	wantCommands(t, c, "dpkg -i", "dpkg -i", dpkgQuery)
 }
 
 // apt-get -f install may "fix" a .deb dpkg could not unpack by leaving it
