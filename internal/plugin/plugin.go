@@ -264,6 +264,10 @@ type MountOptions struct {
 	// ScriptNetwork gives every command in the chroot, package scripts
 	// included, the bake's network (--script-network).
 	ScriptNetwork bool
+	// NoFlush mounts a root filesystem that can skip its cache flushes
+	// without them (ext4: nobarrier): the volume is scratch (see
+	// ScratchVolumer).
+	NoFlush bool
 }
 
 // Distro mounts a root filesystem and prepares a chroot for provisioning.
