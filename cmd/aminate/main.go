@@ -5,12 +5,11 @@ import (
 	"os"
 
 	"github.com/aminator-go/aminator/internal/cli"
-	"github.com/aminator-go/aminator/internal/sandbox"
 )
 
+// A command run in an image re-executes aminate as its sandbox's PID 1:
+// package sandbox (linked through cli) takes that process over while the
+// program initialises, so main never runs there.
 func main() {
-	// A command run in an image re-executes aminate as its sandbox's
-	// PID 1; that never returns.
-	sandbox.Main()
 	os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr))
 }

@@ -264,6 +264,10 @@ type MountOptions struct {
 	// ScriptNetwork gives every command in the chroot, package scripts
 	// included, the bake's network (--script-network).
 	ScriptNetwork bool
+	// NoFlush mounts a root filesystem that can skip its cache flushes
+	// without them (ext4: nobarrier): the volume is scratch (see
+	// ScratchVolumer).
+	NoFlush bool
 }
 
 // Distro mounts a root filesystem and prepares a chroot for provisioning.
@@ -342,6 +346,11 @@ type PackageInfo struct {
 	FullVersion string `json:"full_version"`
 	// InstallTime is how long the package manager itself took to install.
 	InstallTime time.Duration `json:"install_time_ns"`
+	// Installed, when the provisioner read it with the package (one
+	// command), lists every package installed in the chroot right after
+	// the install: the manifest, as long as nothing else runs in the
+	// image before it is taken (nil: not read).
+	Installed []Package `json:"-"`
 }
 
 // Provisioner installs a package inside a chroot with the distribution's package manager.

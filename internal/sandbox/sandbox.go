@@ -14,8 +14,11 @@
 //     no_new_privs and a seccomp filter (caps.go, seccomp.go);
 //   - an environment made of nothing but what the caller gives.
 //
-// The parent side is Command; the child side is Main, which the program
-// must call first thing in main (it re-executes itself as the child).
+// The parent side is Command, which re-executes this program; the child
+// side runs from this package's initialisation (init below), before the
+// rest of the program is initialised: a command's sandbox does not wait
+// for the whole of aminate to start, and no program that links this
+// package can run itself again inside a sandbox.
 package sandbox
 
 import (
@@ -25,7 +28,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -63,11 +65,6 @@ type Spec struct {
 // Command returns the command that runs s in a sandbox: this program
 // re-executed in new namespaces. The caller sets its stdio and starts it.
 func Command(s Spec) (*exec.Cmd, error) {
-	if !served.Load() {
-		// The child re-executes this binary: without Main at the top of its
-		// main, the whole program would run again inside the sandbox.
-		return nil, errors.New("sandbox: this program does not call sandbox.Main first in main, so it cannot be the sandbox's PID 1")
-	}
 	if s.Root == "" || s.Path == "" || len(s.Argv) == 0 {
 		return nil, errors.New("sandbox: root, path and argv are required")
 	}
@@ -90,14 +87,16 @@ func Command(s Spec) (*exec.Cmd, error) {
 	}, nil
 }
 
-// served records that Main ran in this process (see Command).
-var served atomic.Bool
-
-// Main turns this process into the sandboxed command if it was started by
-// Command, and does nothing otherwise. It must run before anything else
-// in main: it never returns in the child.
-func Main() {
-	served.Store(true)
+// init turns this process into the sandboxed command if Command started
+// it, and does nothing otherwise; in the child it never returns.
+//
+// It runs at initialisation because the Go specification initialises a
+// package as soon as the packages it imports are (in the order of their
+// import paths): this one needs only the standard library and x/sys, so
+// the child is set up before the rest of aminate (the clouds' SDKs, the
+// bakery, the templates) is initialised, which would cost each command in
+// an image tens of milliseconds of CPU for code it never runs.
+func init() {
 	raw, ok := os.LookupEnv(envKey)
 	run := child
 	if !ok {

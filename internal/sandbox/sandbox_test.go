@@ -11,11 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func TestMain(m *testing.M) {
-	Main() // the re-executed child never comes back
-	os.Exit(m.Run())
-}
-
 func TestProgramJumpsStayInside(t *testing.T) {
 	p := program()
 	if len(p) > 4096 {
@@ -108,14 +103,4 @@ func keepMask() uint64 {
 		m |= 1 << c
 	}
 	return m
-}
-
-// A program that does not call Main first cannot start a sandbox: its
-// child would run the whole program again inside.
-func TestCommandNeedsMain(t *testing.T) {
-	served.Store(false)
-	defer served.Store(true)
-	if _, err := Command(Spec{Root: "/", Path: "/bin/true", Argv: []string{"true"}}); err == nil || !strings.Contains(err.Error(), "sandbox.Main") {
-		t.Errorf("Command without Main: %v", err)
-	}
 }

@@ -106,6 +106,10 @@ type figures struct {
 	install  time.Duration
 	overhead time.Duration
 	added    int64
+	// id is the bake's (its log is LOG_DIR/id.log); wall is the whole
+	// command's time, process start to exit (base size only).
+	id   string
+	wall time.Duration
 }
 
 func (e *env) bake(b *testing.B, deb, suffix string) figures {
@@ -114,7 +118,7 @@ func (e *env) bake(b *testing.B, deb, suffix string) figures {
 	if err := json.Unmarshal(e.run(b, "-b", "base", "-s", suffix, "--output", "json", deb), &r); err != nil {
 		b.Fatal(err)
 	}
-	f := figures{stages: map[string]time.Duration{}, total: r.Duration, install: r.Package.InstallTime, added: storeBytes(e.state) - before}
+	f := figures{stages: map[string]time.Duration{}, total: r.Duration, install: r.Package.InstallTime, added: storeBytes(e.state) - before, id: r.BakeID}
 	for _, t := range r.Timings {
 		f.stages[t.Stage] = t.Duration
 	}

@@ -19,7 +19,7 @@ import (
 
 	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/plugin/cloud/local"
-	"github.com/aminator-go/aminator/internal/sandbox"
+	_ "github.com/aminator-go/aminator/internal/sandbox" // serves the sandbox children (see TestMain)
 	"github.com/aminator-go/aminator/internal/sys/loop"
 	"github.com/aminator-go/aminator/internal/sys/mount"
 	"github.com/aminator-go/aminator/internal/sys/partition"
@@ -36,8 +36,8 @@ var (
 
 func TestMain(m *testing.M) {
 	// Bakes run in process here (TestEC2/Bake) re-execute this binary as
-	// their sandbox's PID 1, as aminate's main does.
-	sandbox.Main()
+	// their sandbox's PID 1: package sandbox takes that process over while
+	// it initialises, as in aminate.
 	if os.Geteuid() != 0 {
 		fmt.Println("e2e: skipped, needs root")
 		os.Exit(0)

@@ -54,7 +54,11 @@ type State struct {
 	// ScriptEnv is the AMINATOR_* environment of the image's scripts and
 	// of the interactive shell.
 	ScriptEnv map[string]string
-	Manifest  []plugin.Package
+	// RanInImage says something ran in the image after the package was
+	// installed (an image script, the interactive shell): what the
+	// provisioner read then may be out of date.
+	RanInImage bool
+	Manifest   []plugin.Package
 
 	// The image.
 

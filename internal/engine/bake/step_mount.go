@@ -21,7 +21,7 @@ func (mount) Run(ctx context.Context, s *State) (err error) {
 		s.Log.Warn("--script-network: package scripts run with the bake host's network (its loopback, its metadata service); the image is tagged script_network=true")
 	}
 	s.Chroot, err = s.Env.Distro.Enter(ctx, plugin.MountOptions{Device: s.Device, Partition: s.Req.Partition, MountPoint: s.MountPoint,
-		ScriptNetwork: s.Req.ScriptNetwork})
+		ScriptNetwork: s.Req.ScriptNetwork, NoFlush: plugin.ScratchVolumes(s.Env.Cloud)})
 	if err != nil {
 		return err
 	}

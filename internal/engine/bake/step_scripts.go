@@ -26,18 +26,21 @@ func (scripts) Run(ctx context.Context, s *State) error {
 		"AMINATOR_AMI_SUFFIX": s.Req.Suffix, "AMINATOR_CREATOR": s.Req.Creator, "AMINATOR_VM_TYPE": s.Req.VMType,
 		"AMINATOR_STORE_TYPE": s.Env.Finalizer.StoreType(),
 	}
-	return runScripts(ctx, s.Chroot, s.ScriptEnv, s.Log)
+	ran, err := runScripts(ctx, s.Chroot, s.ScriptEnv, s.Log)
+	s.RanInImage = s.RanInImage || ran > 0
+	return err
 }
 
 // runScripts runs every executable /var/local/*.sh in the image, sorted,
-// with the AMINATOR_* environment; the first failure fails the bake.
-func runScripts(ctx context.Context, c plugin.Chroot, env map[string]string, log *slog.Logger) error {
+// with the AMINATOR_* environment; the first failure fails the bake. ran
+// counts the scripts started.
+func runScripts(ctx context.Context, c plugin.Chroot, env map[string]string, log *slog.Logger) (ran int, err error) {
 	entries, err := fs.ReadDir(c.Root().FS(), "var/local")
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return 0, nil
 	}
 	if err != nil {
-		return fmt.Errorf("list /var/local in the image: %w", err)
+		return 0, fmt.Errorf("list /var/local in the image: %w", err)
 	}
 	var names []string
 	for _, e := range entries {
@@ -51,11 +54,11 @@ func runScripts(ctx context.Context, c plugin.Chroot, env map[string]string, log
 		names = append(names, e.Name())
 	}
 	sort.Strings(names)
-	for _, n := range names {
+	for i, n := range names {
 		log.Info("running image script", "script", "/var/local/"+n)
 		if err := c.Run(ctx, plugin.Run{Argv: []string{"/var/local/" + n}, Env: env}); err != nil {
-			return fmt.Errorf("script /var/local/%s: %w", n, err)
+			return i + 1, fmt.Errorf("script /var/local/%s: %w", n, err)
 		}
 	}
-	return nil
+	return len(names), nil
 }

@@ -15,6 +15,7 @@ type shell struct{}
 func (shell) Name() string { return "" }
 
 func (shell) Run(ctx context.Context, s *State) error {
+	s.RanInImage = true
 	if err := s.Chroot.Run(ctx, plugin.Run{Argv: []string{"/bin/sh", "-l"}, Env: s.ScriptEnv, Interactive: true}); err != nil {
 		s.Log.Warn("interactive shell ended with an error", "err", err)
 	}

@@ -360,6 +360,39 @@ func TestOptionalSteps(t *testing.T) {
 	}
 }
 
+// A provisioner that reads the installed packages with the package (as
+// apt's does) has its list taken as the manifest when nothing ran in the
+// image since; after an image script (which may install more) or the
+// shell, the manifest is read again.
+func TestManifestFromProvision(t *testing.T) {
+	for _, tc := range []struct {
+		what       string
+		script     bool
+		req        Request
+		wantManual bool
+	}{
+		{"nothing ran", false, Request{}, false},
+		{"an image script ran", true, Request{}, true},
+		{"the shell ran", false, Request{Interactive: true}, true},
+	} {
+		f := newFakes(t)
+		f.env.Provisioner = &fakechroot.Inspector{Provisioner: fakechroot.Provisioner{ListInstalled: true}}
+		if !tc.script {
+			f.distro.Exec = nil // the install leaves no image script
+		}
+		if _, err := f.bake(context.Background(), t, tc.req); err != nil {
+			t.Fatalf("%s: %v", tc.what, err)
+		}
+		if got := slices.Contains(work(f.rec.Calls()), "Chroot.Output manifest"); got != tc.wantManual {
+			t.Errorf("%s: manifest read again %v, want %v", tc.what, got, tc.wantManual)
+		}
+	}
+	s := &State{Package: &plugin.PackageInfo{Installed: []plugin.Package{{Name: "hello", Version: "1.0-1"}}}}
+	if err := (manifest{}).Run(context.Background(), s); err != nil || len(s.Manifest) != 1 || s.Manifest[0].Name != "hello" {
+		t.Errorf("manifest %+v %v", s.Manifest, err)
+	}
+}
+
 // A provisioner that cannot resolve has the name checked right after the
 // install; a taken name is a usage error, and the bake undone.
 func TestNameCheckedAfterInstall(t *testing.T) {

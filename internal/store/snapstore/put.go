@@ -75,6 +75,7 @@ func (c *Chunks) Put(ctx context.Context, id, parent, src string) (st Stats, err
 	if err != nil {
 		return st, fmt.Errorf("store snapshot %s: %w", id, err)
 	}
+	tExtents := time.Since(t0)
 	defer j.removePending()
 	bar := progress.Start(ctx, "storing snapshot "+id, chunkBytes(todo, size, c.chunkSize), progress.Bytes)
 	defer bar.Done()
@@ -111,7 +112,7 @@ func (c *Chunks) Put(ctx context.Context, id, parent, src string) (st Stats, err
 	}
 	crashpoint.Hit("after-manifest")
 	c.log.Debug("snapshot stored", "snapshot", id, "parent", parent, "chunks", n, "read", countTrue(todo), "reused_shared", reused, "added", j.added.Load(),
-		"cloned_chunks", j.clone.Load(), "staged_at", tStage, "chunks_at", tChunks, "synced_at", tSync, "cached_at", tClone, "took", time.Since(t0))
+		"cloned_chunks", j.clone.Load(), "staged_at", tStage, "extents_at", tExtents, "chunks_at", tChunks, "synced_at", tSync, "cached_at", tClone, "took", time.Since(t0))
 	return Stats{Size: size, Data: j.data.Load(), Added: j.added.Load()}, nil
 }
 

@@ -148,9 +148,14 @@ func (d *Device) Detach() error {
 		return nil
 	}
 	// Write back what tools wrote through the device's page cache without
-	// syncing (mtools does not) before the device goes away.
-	if err := d.f.Sync(); err != nil && !errors.Is(err, unix.ENXIO) {
-		return fmt.Errorf("loop detach %s: sync: %w", d.Path, err)
+	// syncing (mtools does not) before the device goes away: into the
+	// backing file, which is all a detach needs. Not an fsync, whose cache
+	// flush would sync the backing file and every layer below it; making
+	// the file durable is its owner's business (a snapshot of it syncs
+	// what it keeps).
+	const wb = unix.SYNC_FILE_RANGE_WAIT_BEFORE | unix.SYNC_FILE_RANGE_WRITE | unix.SYNC_FILE_RANGE_WAIT_AFTER
+	if err := unix.SyncFileRange(int(d.f.Fd()), 0, 0, wb); err != nil && !errors.Is(err, unix.ENXIO) {
+		return fmt.Errorf("loop detach %s: write back: %w", d.Path, err)
 	}
 	err := unix.IoctlSetInt(int(d.f.Fd()), unix.LOOP_CLR_FD, 0)
 	if errors.Is(err, unix.ENXIO) {

@@ -18,6 +18,9 @@ import (
 type Provisioner struct {
 	// Versions are the versions the repository offers (default 1.0-1).
 	Versions map[string]string
+	// ListInstalled reads what is installed with the package, as apt's
+	// provisioner does (PackageInfo.Installed), running no `manifest`.
+	ListInstalled bool
 }
 
 // Parse reads NAME[=VERSION].
@@ -57,7 +60,14 @@ func (p *Provisioner) Provision(ctx context.Context, c plugin.Chroot, ref plugin
 	if err := c.Root().WriteFile("var/lib/fake/"+ref.Name, []byte(v), 0o644); err != nil {
 		return nil, err
 	}
-	return info(ref.Name, v), nil
+	in := info(ref.Name, v)
+	if p.ListInstalled {
+		var err error
+		if in.Installed, err = list(c); err != nil {
+			return nil, err
+		}
+	}
+	return in, nil
 }
 
 // Manifest lists the installed packages.
@@ -65,6 +75,11 @@ func (p *Provisioner) Manifest(ctx context.Context, c plugin.Chroot) ([]plugin.P
 	if _, err := c.Output(ctx, plugin.Run{Argv: []string{"manifest"}}); err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
+	return list(c)
+}
+
+// list reads what the fake installed in c.
+func list(c plugin.Chroot) ([]plugin.Package, error) {
 	ents, err := fs.ReadDir(c.Root().FS(), "var/lib/fake")
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil

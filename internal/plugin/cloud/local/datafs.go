@@ -9,14 +9,12 @@ package local
 // milliseconds, and snapshots read only the blocks a bake changed.
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -24,7 +22,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/aminator-go/aminator/internal/logging"
-	"github.com/aminator-go/aminator/internal/store/snapstore"
 	"github.com/aminator-go/aminator/internal/sys/flock"
 	"github.com/aminator-go/aminator/internal/sys/loop"
 	"github.com/aminator-go/aminator/internal/sys/mount"
@@ -276,37 +273,6 @@ func checkDataFS(stateDir string) error {
 	return nil
 }
 
-// canMake reports whether this host can make and mount fstype: the kernel
-// has it (built in, loaded, or as a module) and its mkfs is installed.
-func canMake(fstype string) bool {
-	if _, err := exec.LookPath("mkfs." + fstype); err != nil {
-		if _, err := os.Stat("/usr/sbin/mkfs." + fstype); err != nil {
-			return false
-		}
-	}
-	if f, err := os.Open("/proc/filesystems"); err == nil {
-		defer f.Close()
-		s := bufio.NewScanner(f)
-		for s.Scan() {
-			if fields := strings.Fields(s.Text()); len(fields) > 0 && fields[len(fields)-1] == fstype {
-				return true
-			}
-		}
-	}
-	var u unix.Utsname
-	if unix.Uname(&u) != nil {
-		return false
-	}
-	rel := unix.ByteSliceToString(u.Release[:])
-	for _, list := range []string{"modules.dep", "modules.builtin"} {
-		b, err := os.ReadFile(filepath.Join("/lib/modules", rel, list))
-		if err == nil && strings.Contains(string(b), "/"+fstype+".ko") {
-			return true
-		}
-	}
-	return false
-}
-
 // maxAutoSize bounds the loop file of an automatic store (aminate init's
 // default size); minAutoSize is the least worth making.
 const (
@@ -333,8 +299,11 @@ func autoSize(stateDir string) int64 {
 // auto, xfs or btrfs (store_fs) it sets one up when the state directory is
 // new: no store filesystem recorded, no store content, no reflinks where
 // data/ lives, and the kernel and mkfs for the filesystem present. It logs
-// one line when it does. An automatic set-up that fails is logged and the
-// command goes on without it; one asked for by name (xfs, btrfs) fails it.
+// one line when it does, and one INFO line, once per process, when it
+// cannot and the store stays on the slow path: why, and what would fix it
+// (the package to install). An automatic set-up that fails is logged and
+// the command goes on without it; one asked for by name (xfs, btrfs)
+// fails it.
 // Concurrent commands take turns on a lock, so one of them makes it.
 func PrepareDataFS(ctx context.Context, stateDir, mode string, log *slog.Logger) error {
 	d, err := readDataFS(stateDir)
@@ -355,12 +324,15 @@ func PrepareDataFS(ctx context.Context, stateDir, mode string, log *slog.Logger)
 		}
 		return err
 	}
-	fstype, why := autoChoice(stateDir, mode)
-	if fstype == "" {
-		log.Debug("store stays in the state directory", "state_dir", stateDir, "why", why)
-		if mode != "auto" && why != "" {
-			return fmt.Errorf("store_fs %s: %s", mode, why)
-		}
+	fstype, no := autoChoice(stateDir, mode)
+	switch {
+	case fstype != "":
+	case no == nil: // reflinks where data/ is already
+		return nil
+	case mode != "auto":
+		return fmt.Errorf("store_fs %s: %s; %s", mode, no.why, no.fix)
+	default:
+		no.say(log, stateDir)
 		return nil
 	}
 	size := autoSize(stateDir)
@@ -381,32 +353,4 @@ func PrepareDataFS(ctx context.Context, stateDir, mode string, log *slog.Logger)
 		"fs", fstype, "file", nd.Image, "sparse_gib", size>>30, "mounted_on", filepath.Join(stateDir, "data"),
 		"turn_off", "store_fs: none in aminator.yml, AMINATOR_STORE_FS=none or --store-fs none")
 	return nil
-}
-
-// autoChoice picks the filesystem for an automatic store, or says why
-// there is none to make ("" when none is needed: reflinks are there).
-func autoChoice(stateDir, mode string) (fstype, why string) {
-	if s := storeContent(stateDir); s != "" {
-		return "", s + " (run aminate init --store-fs xfs on an empty state directory)"
-	}
-	probe := filepath.Join(stateDir, "data")
-	if _, err := os.Stat(probe); err != nil {
-		probe = stateDir
-		if err := os.MkdirAll(probe, 0o700); err != nil {
-			return "", err.Error()
-		}
-	}
-	if snapstore.CanReflink(probe) {
-		return "", ""
-	}
-	want := []string{mode}
-	if mode == "auto" {
-		want = []string{"xfs", "btrfs"}
-	}
-	for _, fs := range want {
-		if canMake(fs) {
-			return fs, ""
-		}
-	}
-	return "", fmt.Sprintf("the kernel or mkfs lacks %s", strings.Join(want, " and "))
 }

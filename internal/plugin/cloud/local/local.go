@@ -68,6 +68,8 @@ type Cloud struct {
 	mu       sync.Mutex
 	attached map[string]*loop.Device
 	owners   map[string]*flock.Lock
+	// writeback stops each attached volume's write-back (startWriteback).
+	writeback map[string]func()
 
 	// poolTaken is called after a bake takes a pooled volume of a
 	// snapshot, to refill the pool in the background.
@@ -75,9 +77,10 @@ type Cloud struct {
 }
 
 var (
-	_ plugin.Cloud         = (*Cloud)(nil)
-	_ plugin.VolumeAdopter = (*Cloud)(nil)
-	_ io.Closer            = (*Cloud)(nil)
+	_ plugin.Cloud          = (*Cloud)(nil)
+	_ plugin.VolumeAdopter  = (*Cloud)(nil)
+	_ plugin.ScratchVolumer = (*Cloud)(nil)
+	_ io.Closer             = (*Cloud)(nil)
 )
 
 // Options say where the local cloud lives.
@@ -122,7 +125,7 @@ func Open(o Options) (*Cloud, error) {
 		return nil, err
 	}
 	return &Cloud{dir: o.StateDir, lockDir: o.LockDir, region: o.Region, zone: o.Zone, db: db, store: store, log: o.Log,
-		attached: map[string]*loop.Device{}, owners: map[string]*flock.Lock{}}, nil
+		attached: map[string]*loop.Device{}, owners: map[string]*flock.Lock{}, writeback: map[string]func(){}}, nil
 }
 
 // Close releases the database and any volume locks still held.
@@ -131,6 +134,10 @@ func (c *Cloud) Close() error {
 	for id, l := range c.owners {
 		l.Unlock()
 		delete(c.owners, id)
+	}
+	for id, stop := range c.writeback {
+		stop()
+		delete(c.writeback, id)
 	}
 	c.mu.Unlock()
 	return c.db.Close()

@@ -220,6 +220,7 @@ func (c *Cloud) AttachVolume(ctx context.Context, id, device string) (plugin.Att
 	}
 	c.mu.Lock()
 	c.attached[id] = d
+	c.writeback[id] = startWriteback(c.VolumePath(id))
 	c.mu.Unlock()
 	c.log.Debug("volume attached", "volume", id, "device", d.Path)
 	return plugin.Attachment{VolumeID: id, Device: d.Path, LocalPath: d.Path}, nil
@@ -228,9 +229,13 @@ func (c *Cloud) AttachVolume(ctx context.Context, id, device string) (plugin.Att
 // DetachVolume detaches the loop device.
 func (c *Cloud) DetachVolume(ctx context.Context, id string) error {
 	c.mu.Lock()
-	d := c.attached[id]
+	d, stop := c.attached[id], c.writeback[id]
 	delete(c.attached, id)
+	delete(c.writeback, id)
 	c.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
 	if d != nil {
 		if err := d.Detach(); err != nil {
 			return fmt.Errorf("detach %s: %w", id, err)

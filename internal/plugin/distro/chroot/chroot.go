@@ -167,8 +167,17 @@ func Enter(ctx context.Context, o Options) (c *Chroot, err error) {
 		// Volumes from one base share a UUID; XFS refuses a second mount without this.
 		data = strings.TrimPrefix(data+",nouuid", ",")
 	}
-	if err := mount.Mount(dev, c.path, fstype, 0, data); err != nil {
-		return c, err
+	err = errors.ErrUnsupported
+	if o.NoFlush && fstype == "ext4" && !strings.Contains(data, "barrier") {
+		// A scratch volume: its journal commits and fsyncs need not flush
+		// the device (see plugin.ScratchVolumer); a kernel that no longer
+		// takes the option mounts it as it is. xfs has no such option.
+		err = mount.Mount(dev, c.path, fstype, 0, strings.TrimPrefix(data+",nobarrier", ","))
+	}
+	if err != nil {
+		if err := mount.Mount(dev, c.path, fstype, 0, data); err != nil {
+			return c, err
+		}
 	}
 	c.mounts = append(c.mounts, c.path)
 	if c.root, err = os.OpenRoot(c.path); err != nil {

@@ -173,3 +173,28 @@ func TestBinfmtMountReadOnly(t *testing.T) {
 		t.Errorf("writing binfmt_misc's register: %v, want EROFS", err)
 	}
 }
+
+// A scratch volume's ext4 is mounted without cache flushes (nobarrier),
+// and only when asked: an ordinary mount keeps its barriers.
+func TestNoFlushMountsWithoutBarriers(t *testing.T) {
+	dev, mnt := tinyImage(t, func(string) {})
+	for _, noFlush := range []bool{false, true} {
+		c, err := chroot.Enter(context.Background(), chroot.Options{MountOptions: plugin.MountOptions{Device: dev, MountPoint: mnt, NoFlush: noFlush}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile("/proc/self/mounts")
+		var opts string
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) > 3 && f[1] == mnt {
+				opts = f[3]
+			}
+		}
+		if err := c.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if opts == "" || strings.Contains(opts, "nobarrier") != noFlush {
+			t.Errorf("NoFlush %v: mounted with %q", noFlush, opts)
+		}
+	}
+}

@@ -3,7 +3,8 @@
 // apt-get -f install for its dependencies), a package from the image's
 // repositories (apt-get update, then apt-get install NAME[=VERSION], the
 // version resolved with apt-cache first), or a .deb downloaded from a URL,
-// and reads the installed package back from dpkg-query.
+// and reads the installed packages back from dpkg's status file (on the
+// host, as dpkg-query would list them) or from dpkg-query.
 package apt
 
 import (
@@ -33,8 +34,8 @@ type Settings struct {
 	DownloadTimeout int `yaml:"download_timeout"`
 	// InstallOptions are extra apt-get options (for example --no-install-recommends).
 	InstallOptions []string `yaml:"install_options"`
-	// Clean runs apt-get clean after installing, so downloaded .debs do not
-	// end up in the image.
+	// Clean runs apt-get clean after an install that used the
+	// repositories, so downloaded .debs do not end up in the image.
 	Clean bool `yaml:"clean"`
 }
 
@@ -65,9 +66,11 @@ type Backend struct {
 }
 
 var (
-	_ pkgmgr.Backend  = (*Backend)(nil)
-	_ pkgmgr.Resolver = (*Backend)(nil)
-	_ pkgmgr.Fixer    = (*Backend)(nil)
+	_ pkgmgr.Backend   = (*Backend)(nil)
+	_ pkgmgr.Resolver  = (*Backend)(nil)
+	_ pkgmgr.Fixer     = (*Backend)(nil)
+	_ pkgmgr.FileNamer = (*Backend)(nil)
+	_ pkgmgr.Lister    = (*Backend)(nil)
 )
 
 var (
@@ -157,6 +160,9 @@ func (b *Backend) Candidate(ctx context.Context, c plugin.Chroot, name, version 
 	return &plugin.PackageInfo{Name: name, FullVersion: f["version"], Version: ver, Release: rel, Arch: f["architecture"]}, nil
 }
 
+// NameOf is the name Query takes for a .deb the host read: its Package.
+func (b *Backend) NameOf(info *plugin.PackageInfo) string { return info.Name }
+
 // FileName reads the Package field of a .deb with dpkg-deb.
 func (b *Backend) FileName(ctx context.Context, c plugin.Chroot, path string) (string, error) {
 	out, err := c.Output(ctx, plugin.Run{Argv: []string{"dpkg-deb", "--field", path, "Package"}})
@@ -190,23 +196,63 @@ func (b *Backend) Fix(ctx context.Context, c plugin.Chroot) error {
 // Query reads name, version and architecture of an installed package and
 // fails unless it is fully installed (apt-get -f may remove instead of fix).
 func (b *Backend) Query(ctx context.Context, c plugin.Chroot, name string) (*plugin.PackageInfo, error) {
-	out, err := c.Output(ctx, plugin.Run{Argv: []string{"dpkg-query", "-W", "-f", "${Package}\t${Version}\t${Architecture}\t${db:Status-Abbrev}\n", name}})
+	out, err := c.Output(ctx, plugin.Run{Argv: []string{"dpkg-query", "-W", "-f", pkgdb.DpkgQueryFormat, name}})
 	if err != nil {
 		return nil, fmt.Errorf("package %s is not installed: %w", name, err)
 	}
-	f := strings.Split(strings.TrimSpace(string(out)), "\t")
-	if len(f) != 4 {
-		return nil, fmt.Errorf("dpkg-query %s: unexpected output %q", name, out)
-	}
-	if strings.TrimSpace(f[3]) != "ii" {
-		return nil, fmt.Errorf("package %s is not fully installed (dpkg status %q)", name, strings.TrimSpace(f[3]))
-	}
-	ver, rel := naming.SplitVersion(f[1])
-	return &plugin.PackageInfo{Name: f[0], FullVersion: f[1], Version: ver, Release: rel, Arch: f[2]}, nil
+	return pick(out, name)
 }
 
-// Manifest lists the installed packages (dpkg-query inside the chroot).
+// QueryAll is Query and Manifest at once, from dpkg's status file read
+// on the host (no command in the image) or, when only dpkg-query can say
+// (see pkgdb.ReadDpkgStatus) or the package is not there as it must be,
+// from one dpkg-query of every package.
+func (b *Backend) QueryAll(ctx context.Context, c plugin.Chroot, name string) (*plugin.PackageInfo, []plugin.Package, error) {
+	if out, ok := pkgdb.ReadDpkgStatus(c.Root().FS()); ok {
+		if info, err := pick(out, name); err == nil {
+			return info, pkgdb.ParseDpkgQuery(out), nil
+		}
+	}
+	out, err := c.Output(ctx, plugin.Run{Argv: []string{"dpkg-query", "-W", "-f", pkgdb.DpkgQueryFormat}})
+	if err != nil {
+		return nil, nil, fmt.Errorf("package %s: %w", name, err)
+	}
+	info, err := pick(out, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return info, pkgdb.ParseDpkgQuery(out), nil
+}
+
+// pick finds package name in dpkg-query lines of pkgdb.DpkgQueryFormat; it
+// must be there once (one architecture) and fully installed.
+func pick(out []byte, name string) (*plugin.PackageInfo, error) {
+	var rows [][]string
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Split(line, "\t"); len(f) == 4 && f[1] == name {
+			rows = append(rows, f)
+		}
+	}
+	switch {
+	case len(rows) == 0:
+		return nil, fmt.Errorf("package %s is not installed: dpkg-query does not list it", name)
+	case len(rows) > 1:
+		return nil, fmt.Errorf("dpkg-query %s: unexpected output %q (%d packages of that name)", name, out, len(rows))
+	}
+	f := rows[0]
+	if st := strings.TrimSpace(f[0]); st != "ii" {
+		return nil, fmt.Errorf("package %s is not fully installed (dpkg status %q)", name, st)
+	}
+	ver, rel := naming.SplitVersion(f[2])
+	return &plugin.PackageInfo{Name: f[1], FullVersion: f[2], Version: ver, Release: rel, Arch: f[3]}, nil
+}
+
+// Manifest lists the installed packages: dpkg's status file read on the
+// host, or dpkg-query inside the chroot when only it can say.
 func (b *Backend) Manifest(ctx context.Context, c plugin.Chroot) ([]plugin.Package, error) {
+	if out, ok := pkgdb.ReadDpkgStatus(c.Root().FS()); ok {
+		return pkgdb.ParseDpkgQuery(out), nil
+	}
 	out, err := c.Output(ctx, plugin.Run{Argv: []string{"dpkg-query", "-W", "-f", pkgdb.DpkgQueryFormat}})
 	if err != nil {
 		return nil, fmt.Errorf("package manifest: %w", err)

@@ -3,22 +3,28 @@ package pkgmgr_test
 import (
 	"context"
 	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aminator-go/aminator/internal/plugin/provisioner/apt"
 	"github.com/aminator-go/aminator/internal/plugin/provisioner/pkgmgr"
+	"github.com/aminator-go/aminator/internal/testutil"
 	"github.com/aminator-go/aminator/internal/testutil/fakechroot"
 )
 
 const (
 	aptInstall = "apt-get -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -o Acquire::Retries=3 "
-	dpkgQuery  = "dpkg-query -W -f ${Package}\t${Version}\t${Architecture}\t${db:Status-Abbrev}\n "
+	// dpkgQuery lists every package (Provision: the package and the
+	// manifest at once); with a name after it, one package (Query).
+	dpkgQuery = "dpkg-query -W -f ${db:Status-Abbrev}\t${Package}\t${Version}\t${Architecture}\n"
 )
 
 func installed(name, version string) fakechroot.Result {
-	return fakechroot.OK(name + "\t" + version + "\tamd64\tii \n")
+	return fakechroot.OK("ii \tbase-files\t12.4\tall\nii \t" + name + "\t" + version + "\tamd64\n")
 }
 
 // A repository package is resolved (update, then apt-cache) and the
@@ -50,7 +56,7 @@ func TestAptRepoResolvedThenInstalled(t *testing.T) {
 	}
 	wantCommands(t, c, "apt-get -q update", "apt-cache show --no-all-versions hello",
 		aptInstall+"--no-install-recommends install hello=2.10-3 --download-only",
-		aptInstall+"--no-install-recommends install hello=2.10-3", dpkgQuery+"hello", "apt-get clean")
+		aptInstall+"--no-install-recommends install hello=2.10-3", dpkgQuery, "apt-get clean")
 }
 
 // A package apt-cache does not know is left to apt-get install, whose
@@ -148,11 +154,93 @@ func TestAptFileWithDependencies(t *testing.T) {
 		t.Errorf("info %+v", info)
 	}
 	wantCommands(t, c, "dpkg-deb --field /tmp/aminator-", "dpkg -i /tmp/aminator-", "apt-get -q update", aptInstall+"-f install --download-only",
-		aptInstall+"-f install", dpkgQuery+"aminator-deps", dpkgQuery+"aminator-deps", "apt-get clean")
+		aptInstall+"-f install", dpkgQuery+" aminator-deps", dpkgQuery, "apt-get clean")
 	if argv := c.Calls()[1].Argv; !strings.HasSuffix(argv[2], "/package.deb") {
 		t.Errorf("staged as %q", argv[2])
 	}
 	noStaging(t, c)
+}
+
+// A .deb the host can read installs with at most two commands in the
+// image: dpkg -i and, when the host cannot read dpkg's status file (here
+// there is none), one dpkg-query that reads the package back with every
+// installed package (the manifest). Its name comes from the file, not
+// from dpkg-deb, and dpkg -i downloads nothing, so there is no cache to
+// clean.
+func TestAptReadableFileTwoCommands(t *testing.T) {
+	if _, err := exec.LookPath("dpkg-deb"); err != nil {
+		t.Skip("dpkg-deb is not installed")
+	}
+	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-plain", Version: "1.2-3"})
+	c := fakechroot.New(t).
+		On("dpkg -i", fakechroot.Result{Took: 2 * time.Second}).
+		On("dpkg-query", installed("aminator-plain", "1.2-3"))
+	d, log := newDriver(t, &apt.Backend{}, c, nil)
+	ref, err := d.Parse(deb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := d.Provision(context.Background(), c, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Name != "aminator-plain" || info.FullVersion != "1.2-3" || info.InstallTime != 2*time.Second {
+		t.Errorf("info %+v", info)
+	}
+	if len(info.Installed) != 2 || info.Installed[0].Name != "base-files" || info.Installed[1].Name != "aminator-plain" {
+		t.Errorf("installed %+v", info.Installed)
+	}
+	wantCommands(t, c, "dpkg -i /tmp/aminator-", dpkgQuery)
+	if got := c.Commands()[1]; strings.HasSuffix(got, "aminator-plain") {
+		t.Errorf("the package was queried alone: %q", got)
+	}
+	if !strings.Contains(log.String(), "no package cache to clean") {
+		t.Errorf("no word on the skipped clean:\n%s", log)
+	}
+	noStaging(t, c)
+}
+
+// Where the host reads dpkg's status file (no dpkg run left updates to
+// merge), dpkg -i is the only command: the package and the manifest are
+// read from the file, as dpkg-query lists them.
+func TestAptStatusFileReadOnHost(t *testing.T) {
+	if _, err := exec.LookPath("dpkg-deb"); err != nil {
+		t.Skip("dpkg-deb is not installed")
+	}
+	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-plain", Version: "1:1.2-3"})
+	c := fakechroot.New(t).On("dpkg -i", fakechroot.Result{Took: 2 * time.Second})
+	admin := filepath.Join(c.Path(), "var", "lib", "dpkg")
+	os.MkdirAll(filepath.Join(admin, "updates"), 0o755)
+	status := "Package: base-files\nStatus: install ok installed\nArchitecture: amd64\nVersion: 12.4\n\n" +
+		"Package: aminator-plain\nStatus: install ok installed\nArchitecture: all\nVersion: 1:1.2-3\n"
+	if err := os.WriteFile(filepath.Join(admin, "status"), []byte(status), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := newDriver(t, &apt.Backend{}, c, nil)
+	ref, _ := d.Parse(deb)
+	info, err := d.Provision(context.Background(), c, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Name != "aminator-plain" || info.FullVersion != "1:1.2-3" || info.Release != "3" || info.Arch != "all" {
+		t.Errorf("info %+v", info)
+	}
+	if len(info.Installed) != 2 || info.Installed[0].Name != "aminator-plain" || info.Installed[1].Version != "12.4" {
+		t.Errorf("installed %+v", info.Installed)
+	}
+	wantCommands(t, c, "dpkg -i /tmp/aminator-")
+	if m, err := d.Manifest(context.Background(), c); err != nil || len(m) != 2 {
+		t.Errorf("manifest %+v %v", m, err)
+	}
+	wantCommands(t, c, "dpkg -i /tmp/aminator-")
+
+	// A package the file does not show installed is dpkg-query's to say.
+	os.WriteFile(filepath.Join(admin, "status"), []byte("Package: base-files\nStatus: install ok installed\nArchitecture: amd64\nVersion: 12.4\n"), 0o644)
+	c.On("dpkg-query", fakechroot.Fail(1, "dpkg-query: no packages found matching aminator-plain\n"))
+	if _, err := d.Provision(context.Background(), c, ref); err == nil {
+		t.Error("installed although neither the file nor dpkg-query lists it")
+	}
+	wantCommands(t, c, "dpkg -i", "dpkg -i", dpkgQuery)
 }
 
 // apt-get -f install may "fix" a .deb dpkg could not unpack by leaving it

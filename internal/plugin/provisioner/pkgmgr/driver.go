@@ -22,7 +22,7 @@ type Options struct {
 	// DownloadTimeout bounds one download attempt (0: five minutes).
 	DownloadTimeout time.Duration
 	// Clean removes downloaded packages and cached metadata after an
-	// install.
+	// install that may have left some (see Provision).
 	Clean bool
 	// TmpDir receives downloaded package files (and checked copies).
 	TmpDir string

@@ -26,33 +26,57 @@ func (s *stopwatch) time(fn func() error) error {
 }
 
 // Provision installs the package inside c and reads back what was
-// installed; with Options.Clean it then cleans the package cache (a
-// failure there is only a warning).
+// installed (with a Lister backend, the whole list of installed packages
+// too); with Options.Clean it then cleans the package cache (a failure
+// there is only a warning) if the install could have filled it: after a
+// repository install or an install that fetched dependencies, not after a
+// file the package manager installed alone (dpkg -i), which downloads
+// nothing.
 func (d *Driver) Provision(ctx context.Context, c plugin.Chroot, ref plugin.PackageRef) (*plugin.PackageInfo, error) {
 	sw := &stopwatch{now: d.o.Now}
 	var name string
+	fetched := true
 	var err error
 	switch ref.Kind {
 	case kindRepo:
 		name, err = d.installRepo(ctx, c, ref, sw)
 	case kindFile, kindURL:
-		name, err = d.installFile(ctx, c, ref, sw)
+		name, fetched, err = d.installFile(ctx, c, ref, sw)
 	default:
 		err = fmt.Errorf("unknown package kind %q", ref.Kind)
 	}
 	if err != nil {
 		return nil, err
 	}
-	info, err := d.b.Query(ctx, c, name)
+	info, err := d.query(ctx, c, name)
 	if err != nil {
 		return nil, err
 	}
 	info.InstallTime = sw.total
-	if d.o.Clean {
+	switch {
+	case !d.o.Clean:
+	case !fetched:
+		d.o.Log.Debug("nothing was downloaded: no package cache to clean", "package", name)
+	default:
 		if err := d.b.Clean(ctx, c); err != nil {
 			d.o.Log.Warn("cleaning the package cache failed", "err", err)
 		}
 	}
+	return info, nil
+}
+
+// query reads the installed package back, with the list of every
+// installed package when the backend can read both at once.
+func (d *Driver) query(ctx context.Context, c plugin.Chroot, name string) (*plugin.PackageInfo, error) {
+	l, ok := d.b.(Lister)
+	if !ok {
+		return d.b.Query(ctx, c, name)
+	}
+	info, all, err := l.QueryAll(ctx, c, name)
+	if err != nil {
+		return nil, err
+	}
+	info.Installed = all
 	return info, nil
 }
 
@@ -72,11 +96,12 @@ func (d *Driver) installRepo(ctx context.Context, c plugin.Chroot, ref plugin.Pa
 
 // installFile stages a local or downloaded package file in the image's
 // /tmp and installs it; a Fixer backend gets to complete a failed install.
-func (d *Driver) installFile(ctx context.Context, c plugin.Chroot, ref plugin.PackageRef, sw *stopwatch) (string, error) {
+// fetched says whether the package manager may have downloaded anything:
+// a Fixer's file install alone does not (dpkg -i), its fix does.
+func (d *Driver) installFile(ctx context.Context, c plugin.Chroot, ref plugin.PackageRef, sw *stopwatch) (name string, fetched bool, err error) {
 	if !ref.Private { // Inspect did not download or check it: do it now
-		var err error
 		if ref, err = d.localize(ctx, ref); err != nil {
-			return "", err
+			return "", false, err
 		}
 		if ref.Private {
 			defer os.Remove(ref.Path)
@@ -85,26 +110,39 @@ func (d *Driver) installFile(ctx context.Context, c plugin.Chroot, ref plugin.Pa
 	file := ref.Path
 	inImage, done, err := stage(c, file, "package"+d.format.Ext())
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	defer done()
-	name, err := d.b.FileName(ctx, c, inImage)
-	if err != nil {
-		return "", fmt.Errorf("%s is not a readable %s: %w", file, d.format.Ext(), err)
+	if name, err = d.fileName(ctx, c, file, inImage); err != nil {
+		return "", false, fmt.Errorf("%s is not a readable %s: %w", file, d.format.Ext(), err)
 	}
+	fx, isFixer := d.b.(Fixer)
 	installErr := sw.time(func() error { return d.b.InstallFile(ctx, c, inImage) })
 	if installErr == nil {
-		return name, nil
+		return name, !isFixer, nil
 	}
 	installErr = fmt.Errorf("install %s: %w", name, installErr)
-	fx, ok := d.b.(Fixer)
-	if !ok || ctx.Err() != nil || noSpace(installErr) {
-		return "", installErr // nothing another command can fix
+	if !isFixer || ctx.Err() != nil || noSpace(installErr) {
+		return "", true, installErr // nothing another command can fix
 	}
 	if err := d.fix(ctx, c, fx, name, installErr, sw); err != nil {
-		return "", err
+		return "", true, err
 	}
-	return name, nil
+	return name, true, nil
+}
+
+// fileName names the package the host's file holds, as Query takes it:
+// from the format's own reader when the backend can (no command in the
+// image), else with the backend's FileName on the staged file.
+func (d *Driver) fileName(ctx context.Context, c plugin.Chroot, file, inImage string) (string, error) {
+	if n, ok := d.b.(FileNamer); ok {
+		info, err := d.format.ReadFile(file)
+		if err == nil {
+			return n.NameOf(info), nil
+		}
+		d.o.Log.Debug("the package file's reader failed; asking the image's package manager", "file", file, "err", err)
+	}
+	return d.b.FileName(ctx, c, inImage)
 }
 
 // fix completes a failed file install: refresh, Fix, and the package must

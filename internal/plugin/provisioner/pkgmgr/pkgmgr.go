@@ -66,6 +66,23 @@ type Fixer interface {
 	Fix(ctx context.Context, c plugin.Chroot) error
 }
 
+// FileNamer is a Backend that can say which package a file holds, in the
+// form Query takes, from what Format.ReadFile read of the file on the
+// host: the driver then runs no command in the image for it (FileName),
+// and asks FileName only of a file the reader cannot read.
+type FileNamer interface {
+	NameOf(info *plugin.PackageInfo) string
+}
+
+// Lister is a Backend that reads an installed package together with the
+// list of every installed package, in one command. The driver's Provision
+// then returns the list (PackageInfo.Installed), so a bake that runs
+// nothing else in the image takes it as the manifest without asking again.
+type Lister interface {
+	// QueryAll is Query (the same checks and errors) plus Manifest's list.
+	QueryAll(ctx context.Context, c plugin.Chroot, name string) (*plugin.PackageInfo, []plugin.Package, error)
+}
+
 // ErrNoCandidate is wrapped by Resolver.Candidate when the repositories
 // offer no such package (or version). The driver then leaves the install
 // to say why, in the package manager's own words.

@@ -66,7 +66,10 @@ type Backend struct {
 	NoGPGCheck bool
 }
 
-var _ pkgmgr.Backend = (*Backend)(nil)
+var (
+	_ pkgmgr.Backend   = (*Backend)(nil)
+	_ pkgmgr.FileNamer = (*Backend)(nil)
+)
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+~-]*$`)
 
@@ -130,6 +133,12 @@ func (b *Backend) InstallRepo(ctx context.Context, c plugin.Chroot, name, versio
 		return fmt.Errorf("install %s: %w", name, err)
 	}
 	return nil
+}
+
+// NameOf is the exact package an .rpm the host read holds, as FileName
+// says it (NAME-VERSION-RELEASE.ARCH).
+func (b *Backend) NameOf(info *plugin.PackageInfo) string {
+	return info.Name + "-" + info.Version + "-" + info.Release + "." + info.Arch
 }
 
 // FileName reads the exact package a file holds (NAME-VERSION-RELEASE.ARCH),
