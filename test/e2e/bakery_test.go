@@ -84,7 +84,7 @@ func (c bakeryClient) wait(id string, states ...string) *bakery.Record {
 // nothing; another team sees none of it; the list, logs and audit log
 // show what happened.
 func TestBakery(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
+	testutil.CheckNoLeaks(t, workDir())
 	b := base(t)
 	addr := freeAddr(t)
 	dir := t.TempDir()
@@ -93,13 +93,13 @@ func TestBakery(t *testing.T) {
 	c := bakeryClient{t: t, url: "http://" + addr}
 	waitAPI(t, c)
 	// NATS takes only the key serve generated (0600 in the state directory).
-	if url, err := os.ReadFile(filepath.Join(shared.state, "nats", bakery.EmbeddedURL)); err != nil {
+	if url, err := os.ReadFile(filepath.Join(shared().State, "nats", bakery.EmbeddedURL)); err != nil {
 		t.Error(err)
 	} else if nc, err := nats.Connect(strings.TrimSpace(string(url))); err == nil {
 		nc.Close()
 		t.Error("a NATS client without credentials connected")
 	}
-	if st, err := os.Stat(filepath.Join(shared.state, "nats", bakery.EmbeddedCreds)); err != nil || st.Mode().Perm() != 0o600 {
+	if st, err := os.Stat(filepath.Join(shared().State, "nats", bakery.EmbeddedCreds)); err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("the NATS key: %v %v", st, err)
 	}
 	c.token = mustOK(t, aminate(t, "bakery", "token", "create", "--team", "app"))

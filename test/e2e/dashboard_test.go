@@ -31,11 +31,11 @@ func TestDashboardInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal("the dashboard's browser test needs Debian's chromium (scripts/setup.sh installs it)")
 	}
-	b := mustOK(t, c.aminate(t, "images", "import", "--role", "base", "dash-base", testutil.DebianBase(t)))
+	b := mustOK(t, c.Aminate(t, "images", "import", "--role", "base", "dash-base", testutil.DebianBase(t)))
 	dir := t.TempDir()
 	url := startBakery(t, c, dir)
-	app := mustOK(t, c.aminate(t, "bakery", "token", "create", "--team", "app"))
-	other := bakeryClient{t: t, url: url, token: mustOK(t, c.aminate(t, "bakery", "token", "create", "--team", "other"))}
+	app := mustOK(t, c.Aminate(t, "bakery", "token", "create", "--team", "app"))
+	other := bakeryClient{t: t, url: url, token: mustOK(t, c.Aminate(t, "bakery", "token", "create", "--team", "other"))}
 	deb := testutil.BuildDeb(t, dir, testutil.Deb{Name: "aminator-dash", Version: "1.0", Files: map[string]string{"/opt/dash": "d\n"},
 		Postinst: "echo installing aminator-dash; sleep 4"}) // long enough to be seen running
 	// The other team's bake: queued behind ours (one worker) and cancelled
@@ -107,7 +107,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	page.screenshot("regions")
 
 	// An admin sees every team's bakes, and filters by team.
-	admin := mustOK(t, c.aminate(t, "bakery", "token", "create", "--team", "ops", "--admin"))
+	admin := mustOK(t, c.Aminate(t, "bakery", "token", "create", "--team", "ops", "--admin"))
 	page.do(chromedp.Click(chromedp.ID("logout")))
 	page.login(admin)
 	page.waitText("team", "admin")
@@ -126,7 +126,7 @@ func TestDashboardInBrowser(t *testing.T) {
 func startBakery(t *testing.T, c *cloud, packageDir string) string {
 	t.Helper()
 	addr := freeAddr(t)
-	t.Cleanup(c.serve(t, "--embedded-nats", "--listen", addr, "--worker-region", "local", "--workers", "1", "--package-dir", packageDir))
+	t.Cleanup(serveOn(t, c, "--embedded-nats", "--listen", addr, "--worker-region", "local", "--workers", "1", "--package-dir", packageDir))
 	waitAPI(t, bakeryClient{t: t, url: "http://" + addr})
 	return "http://" + addr
 }

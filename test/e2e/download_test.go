@@ -36,7 +36,7 @@ func fileSum(t *testing.T, path string) string {
 // shown, and nothing is made or left behind. Without the configuration
 // the server itself, on the loopback, is refused.
 func TestDownloadRules(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
+	testutil.CheckNoLeaks(t, workDir())
 	b := base(t)
 	dir := t.TempDir()
 	deb := testutil.BuildDeb(t, dir, testutil.Deb{Name: "aminator-dl", Version: "1.0"})
@@ -79,12 +79,12 @@ func TestDownloadRules(t *testing.T) {
 	} {
 		args := append([]string{"-B", b, "-s", "dl"}, tc.args...)
 		r := aminate(t, args...)
-		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) || strings.Contains(r.stderr, "scanner") {
-			t.Errorf("aminate %v: exit %d, want %d and %q\n%s", args, r.code, tc.code, tc.want, r.stderr)
+		if r.Code != tc.code || !strings.Contains(r.Stderr, tc.want) || strings.Contains(r.Stderr, "scanner") {
+			t.Errorf("aminate %v: exit %d, want %d and %q\n%s", args, r.Code, tc.code, tc.want, r.Stderr)
 		}
 		nothingMade(t, strings.Join(tc.args, " "), r, images)
 	}
-	if left, _ := filepath.Glob(filepath.Join(stateDir, "tmp", "*.deb")); len(left) > 0 {
+	if left, _ := filepath.Glob(filepath.Join(stateDir(), "tmp", "*.deb")); len(left) > 0 {
 		t.Errorf("downloads or copies left in the state's tmp/: %v", left)
 	}
 }
@@ -95,7 +95,7 @@ func TestDownloadRules(t *testing.T) {
 // changes, then the slow bake is cancelled). Paths with a symlink in a
 // middle component or `..` are refused at submission.
 func TestBakeryPinsPackageFiles(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
+	testutil.CheckNoLeaks(t, workDir())
 	b := base(t)
 	dir := t.TempDir()
 	deb := testutil.BuildDeb(t, dir, testutil.Deb{Name: "aminator-pinned", Version: "1.0"})
@@ -107,7 +107,7 @@ func TestBakeryPinsPackageFiles(t *testing.T) {
 	c := bakeryClient{t: t, url: "http://" + addr}
 	waitAPI(t, c)
 	c.token = mustOK(t, aminate(t, "bakery", "token", "create", "--team", "pins"))
-	stopWorker := serve(t, "--nats", "nats://"+natsAddr, "--nats-creds", filepath.Join(stateDir, "nats", bakery.EmbeddedCreds),
+	stopWorker := serve(t, "--nats", "nats://"+natsAddr, "--nats-creds", filepath.Join(stateDir(), "nats", bakery.EmbeddedCreds),
 		"--no-api", "--worker-region", "local", "--workers", "1", "--package-dir", dir)
 	defer stopWorker()
 
@@ -137,7 +137,7 @@ func TestBakeryPinsPackageFiles(t *testing.T) {
 	if r.State != bakery.Failed || !strings.Contains(r.Error, "not the "+sum+" asked for") {
 		t.Errorf("a changed package file: %s %q", r.State, r.Error)
 	}
-	if left, _ := filepath.Glob(filepath.Join(stateDir, "tmp", "package-*")); len(left) > 0 {
+	if left, _ := filepath.Glob(filepath.Join(stateDir(), "tmp", "package-*")); len(left) > 0 {
 		t.Errorf("checked copies left in the state's tmp/: %v", left)
 	}
 }

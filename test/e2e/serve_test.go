@@ -23,15 +23,15 @@ func freeAddr(t *testing.T) string {
 
 // serve starts aminate serve with args on the shared cloud; the function
 // it returns stops it.
-func serve(t *testing.T, args ...string) func() { return shared.serve(t, args...) }
+func serve(t *testing.T, args ...string) func() { return serveOn(t, shared(), args...) }
 
-// serve starts aminate serve with args on the cloud; the function it
+// serveOn starts aminate serve with args on the cloud; the function it
 // returns stops it (SIGTERM, then SIGKILL after 30 s) and, when the test
 // has failed, logs what serve printed.
-func (c *cloud) serve(t *testing.T, args ...string) func() {
+func serveOn(t *testing.T, c *cloud, args ...string) func() {
 	t.Helper()
-	srv := exec.Command(binary, append([]string{"serve"}, args...)...)
-	srv.Env = c.env()
+	srv := exec.Command(binary(), append([]string{"serve"}, args...)...)
+	srv.Env = c.Env()
 	var logs bytes.Buffer
 	srv.Stdout, srv.Stderr = &logs, &logs
 	if err := srv.Start(); err != nil {

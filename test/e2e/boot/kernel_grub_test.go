@@ -1,4 +1,4 @@
-package e2e
+package boot
 
 import (
 	"encoding/json"
@@ -19,20 +19,19 @@ import (
 // and update-grub. The bake defers the boot-loader commands, saying so in
 // its log, keeps aminator's grub.cfg, and the image boots the new kernel
 // like EC2 in both boot modes.
-func kernelAndGRUB(t *testing.T, c *cloud) {
-	f := c.bootableFoundation(t)
+func kernelAndGRUB(t *testing.T, c *cloud, f string) {
 	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{
 		Name: "aminator-kernel", Version: "1.0", Depends: "grub-pc, linux-image-amd64",
 		Postinst: "update-initramfs -u\nupdate-grub",
 	})
 	start := time.Now()
-	r := c.aminate(t, "-B", f, "-n", "aminator-kernel", "-s", "k1", "--root-volume-size", "3", deb)
+	r := c.Aminate(t, "-B", f, "-n", "aminator-kernel", "-s", "k1", "--root-volume-size", "3", deb)
 	id := mustOK(t, r)
 	t.Logf("bake of grub-pc and linux-image-amd64: %s", time.Since(start).Round(time.Second))
-	checkDeferredInLog(t, r.stderr)
+	checkDeferredInLog(t, r.Stderr)
 
 	var kernel string
-	c.inspect(t, id, 1, func(root string) {
+	c.Inspect(t, id, 1, func(root string) {
 		for _, p := range []string{"aminator-kernel", "grub-pc", "grub2-common", "linux-image-amd64"} {
 			if s := dpkgStatus(t, root, p); s != "install ok installed" {
 				t.Errorf("%s: status %q", p, s)
@@ -101,10 +100,10 @@ func checkDeferredInLog(t *testing.T, stderr string) {
 func launchLikeEC2(t *testing.T, c *cloud, id, mode string) boottest.Result {
 	t.Helper()
 	start := time.Now()
-	r := c.aminate(t, "test", "--output", "json", "--timeout", "8m", "--test-boot-mode", mode, id)
+	r := c.Aminate(t, "test", "--output", "json", "--timeout", "8m", "--test-boot-mode", mode, id)
 	var res boottest.Result
-	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != 0 {
-		t.Fatalf("launch like EC2 in %s mode: exit %d, %v\nstdout:\n%s\nstderr:\n%s", mode, r.code, err, r.stdout, r.stderr)
+	if err := json.Unmarshal([]byte(r.Stdout), &res); err != nil || r.Code != 0 {
+		t.Fatalf("launch like EC2 in %s mode: exit %d, %v\nstdout:\n%s\nstderr:\n%s", mode, r.Code, err, r.Stdout, r.Stderr)
 	}
 	if !res.Passed || res.Like != "ec2" || res.BootMode != mode || res.SSHUser != "admin" {
 		t.Errorf("%s: result %+v", mode, res)
