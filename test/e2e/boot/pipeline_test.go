@@ -66,7 +66,9 @@ func foundationBaseAppPipeline(t *testing.T, c *cloud, f string) {
 	dir := t.TempDir()
 	meta := testutil.BuildDeb(t, dir, testutil.Deb{Name: "aminator-base-meta", Version: "1.0", Depends: "hello"})
 	// The base is boot-tested as it is baked, like EC2 in legacy-bios mode.
-	b1 := mustOK(t, c.Aminate(t, "-B", f, "-n", "aminator-base", "-s", "b1", "--test", "--test-boot-mode", "legacy-bios", meta))
+	// Every launch here may take 8 minutes, not the default 5: on this 2-core
+	// machine at load 15-18 (other suites running) a UEFI launch took over 5.
+	b1 := mustOK(t, c.Aminate(t, "-B", f, "-n", "aminator-base", "-s", "b1", "--test", "--test-boot-mode", "legacy-bios", "--boot-timeout", "480", meta))
 	bi := c.ShowImage(t, b1)
 	if bi.Tags["role"] != "base" || bi.Tags["family"] != "aminator-base" || bi.Tags["lineage"] != f || bi.Tags["boot_test"] != "passed" || bi.Tags["boot"] != "bios+uefi" {
 		t.Errorf("base tags: %v", bi.Tags)
@@ -223,7 +225,7 @@ func TestUEFIFoundation(t *testing.T) {
 		t.Errorf("uefi foundation tags %v", fi.Tags)
 	}
 	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-onuefi", Version: "1.0", Files: map[string]string{"/opt/u": "u\n"}})
-	app := mustOK(t, c.Aminate(t, "-B", f, "-s", "uefi", "--root-volume-size", "3", "--test", deb))
+	app := mustOK(t, c.Aminate(t, "-B", f, "-s", "uefi", "--root-volume-size", "3", "--test", "--boot-timeout", "480", deb))
 	ai := c.ShowImage(t, app)
 	if ai.Tags["boot"] != "uefi" || ai.Tags["boot_test"] != "passed" || ai.Root().VolumeSizeGiB != 3 {
 		t.Errorf("app on uefi: tags %v, root %d GiB", ai.Tags, ai.Root().VolumeSizeGiB)
@@ -274,7 +276,7 @@ func twoInstances(t *testing.T, c *cloud, id string) {
 		mode string
 		kvm  brokenKVM
 	}{{"uefi", silentKVM}, {"legacy-bios", hangingKVM}} {
-		args := append([]string{"test", "--output", "json", "--test-boot-mode", l.mode}, l.kvm.args...)
+		args := append([]string{"test", "--output", "json", "--timeout", "8m", "--test-boot-mode", l.mode}, l.kvm.args...)
 		r := c.AminateEnv(t, l.kvm.env(t), append(args, id)...)
 		var res boottest.Result
 		if err := json.Unmarshal([]byte(r.Stdout), &res); err != nil || r.Code != 0 {
