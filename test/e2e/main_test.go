@@ -1,9 +1,11 @@
 // Package e2e runs the aminate binary as a user would, as root, against
 // real loop devices, mounts, chroots, mmdebstrap and apt: a small Debian
 // base is built once per run and imported, and every test checks that it
-// leaves no mount, loop device, volume or half-made image behind. The
-// boot-tested pipelines (test/e2e/boot) and the tests against EC2's API
-// (test/e2e/ec2) are packages of their own, so they run beside these.
+// leaves no mount, loop device, volume or half-made image behind. These
+// tests share one cloud and run one after another; the boot-tested
+// pipelines (test/e2e/boot), the tests against EC2's API (test/e2e/ec2) and
+// the tests that each need a cloud of their own (test/e2e/isolated) are
+// packages of their own, so go test runs them beside these.
 package e2e
 
 import (
@@ -27,7 +29,6 @@ type (
 const baseName = e2etest.BaseName
 
 var (
-	isolated     = e2etest.Isolated
 	ownState     = e2etest.OwnState
 	mustOK       = e2etest.MustOK
 	readFile     = e2etest.ReadFile
@@ -98,3 +99,6 @@ func stateDir() string { return e2etest.Shared().State }
 
 // shared is the cloud of the tests that run one after another.
 func shared() *cloud { return e2etest.Shared() }
+
+// bakeryClient calls the bakery's API as a test.
+type bakeryClient = e2etest.BakeryClient
