@@ -17,21 +17,22 @@ import (
 )
 
 // TestBootableFoundation builds one foundation and runs on it, side by
-// side, the seed's base platform (a long install and a slow boot), the
-// seed's pipeline (whose app's two launches also stand in for a broken KVM)
-// and a bake of a kernel and GRUB; the whole runs in parallel with the
-// other foundation tests.
+// side, the seed's base platform (a long install and a slow boot) and the
+// seed's pipeline, whose app brings a kernel and GRUB and whose app's two
+// launches also stand in for a broken KVM; the whole runs in parallel with
+// the other foundation tests.
 func TestBootableFoundation(t *testing.T) {
 	c := isolated(t)
 	f := mustOK(t, c.Aminate(t, "foundation", "-n", "debian-bookworm", "-s", "f1"))
 	t.Run("Platform", func(t *testing.T) { t.Parallel(); basePlatform(t, c, f) })
 	t.Run("Pipeline", func(t *testing.T) { t.Parallel(); foundationBaseAppPipeline(t, c, f) })
-	t.Run("KernelAndGRUB", func(t *testing.T) { t.Parallel(); kernelAndGRUB(t, c, f) })
 }
 
 // The seed's whole pipeline: foundation -> base (a meta package) ->
 // candidate -> release -> an app baked against base:release and boot
-// tested, with lineage, package diffs and an export.
+// tested, with lineage, package diffs and an export. The app is a package
+// written for Debian's cloud images that brings its own kernel and GRUB
+// (kernel_grub_test.go): its launches boot that kernel in both modes.
 func foundationBaseAppPipeline(t *testing.T, c *cloud, f string) {
 	fi := c.ShowImage(t, f)
 	for k, v := range map[string]string{"role": "foundation", "family": "debian-bookworm", "release": "bookworm", "distribution": "debian",
@@ -92,9 +93,11 @@ func foundationBaseAppPipeline(t *testing.T, c *cloud, f string) {
 		t.Errorf("promote to previous: exit %d\n%s", r.Code, r.Stderr)
 	}
 
-	app := testutil.BuildDeb(t, dir, testutil.Deb{Name: "aminator-app", Version: "2.0-1", Files: map[string]string{"/opt/app/version": "2.0\n"}})
-	a1 := mustOK(t, c.Aminate(t, "-b", "aminator-base", "--label", "release", "-s", "a1", app))
-	twoInstances(t, c, a1)
+	app := appWithKernel(t, dir)
+	r = c.Aminate(t, "-b", "aminator-base", "--label", "release", "-s", "a1", "--root-volume-size", "3", app)
+	a1 := mustOK(t, r)
+	kernel := checkKernelBake(t, c, a1, r.Stderr)
+	twoInstances(t, c, a1, kernel)
 	accelRefusals(t, c, a1)
 	ai := c.ShowImage(t, a1)
 	for k, v := range map[string]string{"role": "app", "base_ami_id": b1, "base_ami_label": "aminator-base:release", "boot_test": "passed", "lineage": f + "," + b1, "base_ami_version": "aminator-base-meta-1.0-0"} {
@@ -131,8 +134,10 @@ func foundationBaseAppPipeline(t *testing.T, c *cloud, f string) {
 		}
 	}
 	out = mustOK(t, c.Aminate(t, "images", "diff", b1, a1))
-	if !strings.Contains(out, "+ aminator-app 2.0-1") || !strings.Contains(out, "1 added, 0 removed, 0 upgraded") {
-		t.Errorf("diff base app:\n%s", out)
+	for _, w := range []string{"+ aminator-app 2.0-1", "+ grub-pc ", "+ linux-image-amd64 ", " added, 0 removed, 0 upgraded"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("diff base app lacks %q:\n%s", w, out)
+		}
 	}
 
 	// A second release: the first becomes previous.
@@ -167,7 +172,7 @@ func foundationBaseAppPipeline(t *testing.T, c *cloud, f string) {
 	}
 	raw := filepath.Join(dir, "app.raw")
 	mustOK(t, c.Aminate(t, "images", "export", "--format", "raw", a1, raw))
-	if st, err := os.Stat(raw); err != nil || st.Size() != 2<<30 {
+	if st, err := os.Stat(raw); err != nil || st.Size() != 3<<30 {
 		t.Errorf("raw export: %v %v", st, err)
 	}
 	if r := c.Aminate(t, "images", "export", "--format", "vdi", a1, raw); r.Code != 2 {
@@ -264,12 +269,12 @@ func cloudFoundationFiles(t *testing.T, root string) {
 }
 
 // twoInstances launches an image like EC2 twice, in each boot mode: both
-// log in over ssh as admin with the key from the instance metadata, and
-// each instance has SSH host keys of its own. Each launch also stands in
+// boot its newest kernel, kernel, and log in over ssh as admin with the key
+// from the instance metadata, and each instance has SSH host keys of its own. Each launch also stands in
 // for a broken KVM, one way each (accel_test.go), and must fall back to
 // TCG and say why: a KVM that fails is a path of the same launch, so it
 // costs no boot of its own.
-func twoInstances(t *testing.T, c *cloud, id string) {
+func twoInstances(t *testing.T, c *cloud, id, kernel string) {
 	t.Helper()
 	var keys [2][]string
 	for i, l := range []struct {
@@ -293,6 +298,7 @@ func twoInstances(t *testing.T, c *cloud, id string) {
 			t.Errorf("%s: stages %s", l.mode, got)
 		}
 		l.kvm.check(t, c, r, res)
+		bootedKernel(t, l.mode, res.ConsoleLog, kernel)
 		t.Logf("%s, %s: logged in after %s (%s): %s", l.mode, l.kvm.name, res.Duration.Round(time.Second), res.Accel, res.SSH)
 		keys[i] = res.HostKeys
 	}
