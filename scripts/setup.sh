@@ -10,7 +10,7 @@ for pair in mmdebstrap:mmdebstrap mkfs.ext4:e2fsprogs sfdisk:fdisk losetup:mount
             qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils bc:bc \
             rpmbuild:rpm createrepo_c:createrepo-c mkfs.vfat:dosfstools mcopy:mtools \
             grub-mkimage:grub-common nsenter:util-linux ssh:openssh-client ssh-keygen:openssh-client \
-            chromium:chromium; do   # chromium: the dashboard's browser test (test/e2e, chromedp)
+            chromium:chromium; do   # chromium: the dashboard's browser test (test/e2e/isolated, chromedp)
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
 done

@@ -38,17 +38,17 @@ func storeMounted(t *testing.T, dir string) string {
 // (its snapshot reuses the base's shared extents) and says nothing more
 // about it; unmounted, the store comes back with the next command.
 func TestAutoReflinkStore(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
+	testutil.CheckNoLeaks(t, workDir())
 	dir, run := ownState(t, "auto-state-")
 	if snapstore.CanReflink(dir) {
 		t.Skip("the test directory has reflinks already")
 	}
 	r := run("images", "import", "--role", "base", "abase", testutil.DebianBase(t))
 	b := mustOK(t, r)
-	if n := strings.Count(r.stderr, autoStoreLine); n != 1 {
-		t.Fatalf("the first command said %q %d times, want once:\n%s", autoStoreLine, n, r.stderr)
+	if n := strings.Count(r.Stderr, autoStoreLine); n != 1 {
+		t.Fatalf("the first command said %q %d times, want once:\n%s", autoStoreLine, n, r.Stderr)
 	}
-	for _, l := range strings.Split(r.stderr, "\n") {
+	for _, l := range strings.Split(r.Stderr, "\n") {
 		if strings.Contains(l, autoStoreLine) && (!strings.Contains(l, filepath.Join(dir, "data.xfs")) || !strings.Contains(l, "store_fs: none")) {
 			t.Errorf("the line does not say where, or how to turn it off: %s", l)
 		}
@@ -59,13 +59,13 @@ func TestAutoReflinkStore(t *testing.T) {
 	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-auto", Version: "1.0", Files: map[string]string{"/opt/auto": "a\n"}})
 	r = run("-B", b, "-s", "a1", "--debug", deb)
 	mustOK(t, r)
-	if strings.Contains(r.stderr, autoStoreLine) {
-		t.Errorf("the bake set up the store again:\n%s", r.stderr)
+	if strings.Contains(r.Stderr, autoStoreLine) {
+		t.Errorf("the bake set up the store again:\n%s", r.Stderr)
 	}
 	r = run("-B", b, "-s", "a2", "--debug", deb) // a clone of the base: extents shared with it
 	mustOK(t, r)
-	if !strings.Contains(r.stderr, "reused_shared") {
-		t.Errorf("the snapshot did not use extent sharing:\n%s", r.stderr)
+	if !strings.Contains(r.Stderr, "reused_shared") {
+		t.Errorf("the snapshot did not use extent sharing:\n%s", r.Stderr)
 	}
 	// A process in a mount namespace made meanwhile keeps the filesystem
 	// alive after the unmount; the remount must use it, not a second one.
@@ -95,15 +95,15 @@ func TestAutoReflinkStore(t *testing.T) {
 // keeps the plain store; a state directory that holds a store already is
 // never converted by the default (auto), and init refuses to.
 func TestAutoStoreOffAndExistingStore(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
+	testutil.CheckNoLeaks(t, workDir())
 	conf := filepath.Join(t.TempDir(), "aminator.yml")
 	os.WriteFile(conf, []byte("store_fs: none\n"), 0o644)
 	for _, way := range [][]string{{"--config", conf}, {"--store-fs", "none"}} {
 		dir, run := ownState(t, "off-state-")
 		r := run(append([]string{"images", "list"}, way...)...)
 		mustOK(t, r)
-		if strings.Contains(r.stderr, autoStoreLine) || storeMounted(t, dir) != "" {
-			t.Errorf("%v: the store was set up:\n%s", way, r.stderr)
+		if strings.Contains(r.Stderr, autoStoreLine) || storeMounted(t, dir) != "" {
+			t.Errorf("%v: the store was set up:\n%s", way, r.Stderr)
 		}
 	}
 	dir, off := ownState(t, "off-state-", "AMINATOR_STORE_FS=none")
@@ -114,15 +114,15 @@ func TestAutoStoreOffAndExistingStore(t *testing.T) {
 	// Now with the default: the store holds a snapshot, so it stays.
 	r := aminateEnv(t, []string{"AMINATOR_STATE_DIR=" + dir}, "-B", b, "-s", "o1", deb(t, "aminator-off"))
 	mustOK(t, r)
-	if strings.Contains(r.stderr, autoStoreLine) || storeMounted(t, dir) != "" {
-		t.Errorf("an existing store was converted:\n%s", r.stderr)
+	if strings.Contains(r.Stderr, autoStoreLine) || storeMounted(t, dir) != "" {
+		t.Errorf("an existing store was converted:\n%s", r.Stderr)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "data.yml")); err == nil {
 		t.Error("data.yml written for an existing store")
 	}
 	r = aminateEnv(t, []string{"AMINATOR_STATE_DIR=" + dir}, "init", "--store-fs", "xfs", "--store-size", "8")
-	if r.code == 0 || !strings.Contains(r.stderr, "already holds") {
-		t.Errorf("init --store-fs xfs on a used store: exit %d\n%s", r.code, r.stderr)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "already holds") {
+		t.Errorf("init --store-fs xfs on a used store: exit %d\n%s", r.Code, r.Stderr)
 	}
 	if out := mustOK(t, aminateEnv(t, []string{"AMINATOR_STATE_DIR=" + dir}, "images", "list")); !strings.Contains(out, b) {
 		t.Errorf("the image is gone:\n%s", out)
@@ -136,7 +136,7 @@ func deb(t *testing.T, name string) string {
 // Two first commands at once on a fresh state directory: one sets up the
 // store, the other waits for it and uses it; both succeed.
 func TestAutoStoreConcurrentFirstCommands(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
+	testutil.CheckNoLeaks(t, workDir())
 	dir, run := ownState(t, "race-state-")
 	img := testutil.DebianBase(t)
 	var wg sync.WaitGroup
@@ -152,10 +152,10 @@ func TestAutoStoreConcurrentFirstCommands(t *testing.T) {
 	said := 0
 	for _, r := range rs {
 		mustOK(t, r)
-		said += strings.Count(r.stderr, autoStoreLine)
+		said += strings.Count(r.Stderr, autoStoreLine)
 	}
 	if said != 1 {
-		t.Errorf("the set-up line came %d times, want once:\n%s\n%s", said, rs[0].stderr, rs[1].stderr)
+		t.Errorf("the set-up line came %d times, want once:\n%s\n%s", said, rs[0].Stderr, rs[1].Stderr)
 	}
 	if fs := storeMounted(t, dir); fs != "xfs" {
 		t.Fatalf("data/ has %q mounted, want xfs", fs)
@@ -174,7 +174,7 @@ func TestAutoStoreConcurrentFirstCommands(t *testing.T) {
 // A state directory on a filesystem with reflinks already (here xfs in a
 // loop file the test mounts) needs no store filesystem: none is made.
 func TestAutoStoreOnReflinkHost(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
+	testutil.CheckNoLeaks(t, workDir())
 	img := filepath.Join(t.TempDir(), "host.xfs")
 	if err := os.WriteFile(img, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -188,7 +188,7 @@ func TestAutoStoreOnReflinkHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	host := filepath.Join(workDir, "reflink-host")
+	host := filepath.Join(workDir(), "reflink-host")
 	os.MkdirAll(host, 0o755)
 	defer os.Remove(host)
 	if err := mount.Mount(d.Path, host, "xfs", 0, ""); err != nil {
@@ -202,8 +202,8 @@ func TestAutoStoreOnReflinkHost(t *testing.T) {
 	if out := mustOK(t, r); !strings.Contains(out, "reflink clones: true") {
 		t.Errorf("init: %s", out)
 	}
-	if strings.Contains(r.stderr, autoStoreLine) {
-		t.Errorf("a store filesystem was made on a reflink host:\n%s", r.stderr)
+	if strings.Contains(r.Stderr, autoStoreLine) {
+		t.Errorf("a store filesystem was made on a reflink host:\n%s", r.Stderr)
 	}
 	if _, err := os.Stat(filepath.Join(state, "data.yml")); err == nil {
 		t.Error("data.yml written on a reflink host")

@@ -34,7 +34,7 @@ func hashFile(t *testing.T, p string) string {
 // the script's output are inside it. The host's policy-rc.d and
 // resolv.conf are never touched.
 func TestBakeLocalDeb(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
+	testutil.CheckNoLeaks(t, workDir())
 	b := base(t)
 	hostPolicy, hostResolv := hashFile(t, "/usr/sbin/policy-rc.d"), hashFile(t, "/etc/resolv.conf")
 	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{
@@ -53,8 +53,8 @@ func TestBakeLocalDeb(t *testing.T) {
 	if !regexp.MustCompile(`^ami-[0-9a-f]{17}$`).MatchString(id) {
 		t.Fatalf("stdout is not an image id: %q", id)
 	}
-	if !strings.Contains(r.stderr, "log=") {
-		t.Errorf("the bake log path is not printed:\n%s", r.stderr)
+	if !strings.Contains(r.Stderr, "log=") {
+		t.Errorf("the bake log path is not printed:\n%s", r.Stderr)
 	}
 	im := showImage(t, id)
 	if want := "aminator-plain-2.5-3-x86_64-t1-ebs"; im.Name != want {
@@ -122,8 +122,8 @@ func TestBakeLocalDeb(t *testing.T) {
 	}
 	// The same name again is a clear error, found before any work.
 	r = aminate(t, "-B", b, "-s", "t1", deb)
-	if r.code != 2 || !strings.Contains(r.stderr, "already exists") {
-		t.Errorf("duplicate name: exit %d\n%s", r.code, r.stderr)
+	if r.Code != 2 || !strings.Contains(r.Stderr, "already exists") {
+		t.Errorf("duplicate name: exit %d\n%s", r.Code, r.Stderr)
 	}
 }
 
@@ -131,7 +131,7 @@ func TestBakeLocalDeb(t *testing.T) {
 // invoke-rc.d, the short-circuited service and start-stop-daemon do
 // nothing, and a daemon it forks by hand dies with its command's sandbox.
 func TestServicesNotStarted(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
+	testutil.CheckNoLeaks(t, workDir())
 	b := base(t)
 	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{
 		Name: "aminator-svc", Version: "1.0-1",
@@ -187,7 +187,7 @@ sleep 602 >/dev/null 2>&1 &`,
 // A package that depends on one from the mirror: dpkg -i fails, apt-get -f
 // install brings the dependency. Also installs by repository name and by URL.
 func TestDependenciesRepoAndURL(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
+	testutil.CheckNoLeaks(t, workDir())
 	b := base(t)
 	dir := t.TempDir()
 	deb := testutil.BuildDeb(t, dir, testutil.Deb{Name: "aminator-deps", Version: "0.1", Depends: "hello"})
@@ -219,25 +219,25 @@ func TestDependenciesRepoAndURL(t *testing.T) {
 		t.Errorf("name %q", n)
 	}
 	r := aminate(t, "--config", conf, "-B", b, "-s", "url404", srv.URL+"/missing.deb")
-	if r.code != 1 || !strings.Contains(r.stderr, "404") {
-		t.Errorf("missing URL: exit %d\n%s", r.code, r.stderr)
+	if r.Code != 1 || !strings.Contains(r.Stderr, "404") {
+		t.Errorf("missing URL: exit %d\n%s", r.Code, r.Stderr)
 	}
 }
 
 // A failing postinst fails the bake with exit 1 and leaves nothing: no
 // image, no volume, no snapshot, no mount, no loop device.
 func TestFailingPackageLeavesNothing(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
+	testutil.CheckNoLeaks(t, workDir())
 	b := base(t)
 	images := imageCount(t)
 	snaps := countLines(t, "snapshots", "list")
 	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-fail", Version: "1.0", Postinst: "echo postinst-failing-on-purpose >&2; exit 1"})
 	r := aminate(t, "-B", b, "-s", "fail", deb)
-	if r.code != 1 {
-		t.Fatalf("exit %d, want 1\n%s", r.code, r.stderr)
+	if r.Code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", r.Code, r.Stderr)
 	}
-	if !strings.Contains(r.stderr, "postinst-failing-on-purpose") {
-		t.Errorf("the error does not show the package's output:\n%s", r.stderr)
+	if !strings.Contains(r.Stderr, "postinst-failing-on-purpose") {
+		t.Errorf("the error does not show the package's output:\n%s", r.Stderr)
 	}
 	if n := imageCount(t); n != images {
 		t.Errorf("images %d -> %d", images, n)
@@ -248,7 +248,7 @@ func TestFailingPackageLeavesNothing(t *testing.T) {
 	if rows, files := volumeCount(t); rows != 0 || files != 0 {
 		t.Errorf("volumes left: %d rows, %d files", rows, files)
 	}
-	if ents, _ := os.ReadDir(filepath.Join(stateDir, "mnt")); len(ents) != 0 {
+	if ents, _ := os.ReadDir(filepath.Join(stateDir(), "mnt")); len(ents) != 0 {
 		t.Errorf("mount points left: %v", ents)
 	}
 }
@@ -262,7 +262,7 @@ func countLines(t *testing.T, args ...string) int {
 // Ctrl-C in the middle of an install cancels the bake and cleans up; while
 // it runs, its namespace does not pin another state's store filesystem.
 func TestCancelMidInstall(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
+	testutil.CheckNoLeaks(t, workDir())
 	b := base(t)
 	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-slow", Version: "1.0", Postinst: "echo AMINATOR-TEST-SLEEPING; sleep 300"})
 	// Another state directory's store filesystem, mounted before the bake.
@@ -271,7 +271,7 @@ func TestCancelMidInstall(t *testing.T) {
 	if storeLoops(other) != 1 {
 		t.Fatalf("the other state's store is not mounted on a loop device: %v", testutil.Leaks(other))
 	}
-	cmd := exec.Command(binary, "-B", b, "-s", "slow", deb)
+	cmd := exec.Command(binary(), "-B", b, "-s", "slow", deb)
 	cmd.Env = env()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -360,7 +360,7 @@ func storeLoops(dir string) int {
 
 // Two bakes from one base at the same time both succeed.
 func TestConcurrentBakes(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
+	testutil.CheckNoLeaks(t, workDir())
 	b := base(t)
 	dir := t.TempDir()
 	var wg sync.WaitGroup
@@ -387,7 +387,7 @@ func TestConcurrentBakes(t *testing.T) {
 // --root-volume-size grows the volume and the filesystem; a size below the
 // base's is refused before any work.
 func TestGrowRootVolume(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
+	testutil.CheckNoLeaks(t, workDir())
 	b := base(t)
 	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-grow", Version: "1.0"})
 	id := mustOK(t, aminate(t, "-B", b, "-s", "grow", "--root-volume-size", "2", deb))
@@ -409,7 +409,7 @@ func TestGrowRootVolume(t *testing.T) {
 // A partitioned base (GPT, root on partition 1): the partition is reached
 // without the kernel's partition scan, and grown when asked.
 func TestPartitionedBase(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
+	testutil.CheckNoLeaks(t, workDir())
 	dir := t.TempDir()
 	disk := filepath.Join(dir, "disk.img")
 	raw := testutil.DebianBase(t)
@@ -431,12 +431,12 @@ func TestPartitionedBase(t *testing.T) {
 	mustOK(t, aminate(t, "images", "import", "partitioned-base", disk))
 	deb := testutil.BuildDeb(t, dir, testutil.Deb{Name: "aminator-part", Version: "1.0", Files: map[string]string{"/opt/part": "p\n"}})
 	r := aminate(t, "-b", "partitioned-base", "-s", "nopart", deb)
-	if r.code != 1 || !strings.Contains(r.stderr, "--partition") {
-		t.Errorf("a partitioned base without --partition: exit %d, want a hint\n%s", r.code, r.stderr)
+	if r.Code != 1 || !strings.Contains(r.Stderr, "--partition") {
+		t.Errorf("a partitioned base without --partition: exit %d, want a hint\n%s", r.Code, r.Stderr)
 	}
 	r = aminate(t, "-b", "partitioned-base", "-s", "small", "--partition", "1", "--root-volume-size", "1", deb)
-	if r.code != 2 || !strings.Contains(r.stderr, "smaller than the base") {
-		t.Errorf("shrinking: exit %d\n%s", r.code, r.stderr)
+	if r.Code != 2 || !strings.Contains(r.Stderr, "smaller than the base") {
+		t.Errorf("shrinking: exit %d\n%s", r.Code, r.Stderr)
 	}
 	id := mustOK(t, aminate(t, "-b", "partitioned-base", "-s", "part", "--partition", "1", "--root-volume-size", "2", deb))
 	inspect(t, id, 1, func(root string) {
@@ -455,16 +455,16 @@ func TestPartitionedBase(t *testing.T) {
 // --preserve-on-error keeps the volume and the mounts of a failed bake
 // and says how to remove them; doing so leaves nothing.
 func TestPreserveOnError(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
+	testutil.CheckNoLeaks(t, workDir())
 	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-keep", Version: "1.0", Postinst: "exit 3"})
 	r := aminate(t, "-B", base(t), "-s", "keep", "--preserve-on-error", deb)
-	if r.code != 1 {
-		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	if r.Code != 1 {
+		t.Fatalf("exit %d\n%s", r.Code, r.Stderr)
 	}
-	m := regexp.MustCompile(`command="umount -R (\S+)"`).FindStringSubmatch(r.stderr)
-	v := regexp.MustCompile(`command="aminate volumes rm (vol-[0-9a-f]+)"`).FindStringSubmatch(r.stderr)
+	m := regexp.MustCompile(`command="umount -R (\S+)"`).FindStringSubmatch(r.Stderr)
+	v := regexp.MustCompile(`command="aminate volumes rm (vol-[0-9a-f]+)"`).FindStringSubmatch(r.Stderr)
 	if m == nil || v == nil {
-		t.Fatalf("no removal hints:\n%s", r.stderr)
+		t.Fatalf("no removal hints:\n%s", r.Stderr)
 	}
 	if ms, _ := mount.Under(m[1]); len(ms) == 0 {
 		t.Errorf("%s is not mounted any more", m[1])
@@ -487,9 +487,9 @@ func TestPreserveOnError(t *testing.T) {
 // -i opens a shell in the chroot after the install; what it does ends up
 // in the image.
 func TestInteractive(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
+	testutil.CheckNoLeaks(t, workDir())
 	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-shell", Version: "1.0"})
-	cmd := exec.Command(binary, "-B", base(t), "-s", "shell", "-i", deb)
+	cmd := exec.Command(binary(), "-B", base(t), "-s", "shell", "-i", deb)
 	cmd.Env = env()
 	cmd.Stdin = strings.NewReader("echo \"$AMINATOR_AMI_NAME\" > /opt/from-shell\nexit\n")
 	out, err := cmd.Output()
@@ -506,7 +506,7 @@ func TestInteractive(t *testing.T) {
 // -V bakes on a given volume (an external pool's) and leaves it in place;
 // --block-device cannot pick a loop device.
 func TestExternalVolume(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
+	testutil.CheckNoLeaks(t, workDir())
 	b := base(t)
 	vol := mustOK(t, aminate(t, "volumes", "create", b))
 	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-external", Version: "1.0", Files: map[string]string{"/opt/ext": "e\n"}})
@@ -521,8 +521,8 @@ func TestExternalVolume(t *testing.T) {
 		t.Errorf("the external volume should stay, available:\n%s", out)
 	}
 	r := aminate(t, "-B", b, "-s", "dev", "--block-device", "/dev/sdf", deb)
-	if r.code != 1 || !strings.Contains(r.stderr, "picked by the kernel") {
-		t.Errorf("--block-device on the local cloud: exit %d\n%s", r.code, r.stderr)
+	if r.Code != 1 || !strings.Contains(r.Stderr, "picked by the kernel") {
+		t.Errorf("--block-device on the local cloud: exit %d\n%s", r.Code, r.Stderr)
 	}
 	mustOK(t, aminate(t, "volumes", "rm", vol))
 }

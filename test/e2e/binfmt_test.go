@@ -36,7 +36,7 @@ exit 0
 // register a handler, whether or not the distro setting mount_binfmt_misc
 // mounts it for the bake; the host's handlers are the same afterwards.
 func TestSandboxBinfmtMisc(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
+	testutil.CheckNoLeaks(t, workDir())
 	b := base(t)
 	before := hostBinfmt(t)
 	token := fmt.Sprintf("%d", os.Getpid())

@@ -38,7 +38,7 @@ func aminatePTY(t *testing.T, shared bool, args ...string) (screen []string, res
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd := exec.CommandContext(ctx, binary(), args...)
 	cmd.Env = env("TERM=xterm")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, tty
@@ -61,18 +61,18 @@ func aminatePTY(t *testing.T, shared bool, args ...string) (screen []string, res
 	<-copied
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
-		res.code = ee.ExitCode()
+		res.Code = ee.ExitCode()
 	} else if err != nil {
 		t.Fatalf("run aminate: %v", err)
 	}
-	res.stdout, res.stderr = out.String(), raw.String()
+	res.Stdout, res.Stderr = out.String(), raw.String()
 	return testutil.TerminalLines(raw.String()), res
 }
 
 // On a terminal a bake shows timed stage lines, sentences and a final
 // table, and no key=value line; standard output is still just the id.
 func TestConsoleBakeOnTerminal(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
+	testutil.CheckNoLeaks(t, workDir())
 	b := base(t)
 	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-console", Version: "1.0",
 		Files: map[string]string{"/opt/console/data": strings.Repeat("console\n", 1<<16)}})
@@ -80,8 +80,8 @@ func TestConsoleBakeOnTerminal(t *testing.T) {
 	// the table, and no redraw erased it.
 	screen, r := aminatePTY(t, true, "-B", b, "-s", "tty", "--tag", "team=console", deb)
 	text := strings.Join(screen, "\n")
-	if r.code != 0 {
-		t.Fatalf("exit %d\n%s", r.code, text)
+	if r.Code != 0 {
+		t.Fatalf("exit %d\n%s", r.Code, text)
 	}
 	id := screen[len(screen)-1]
 	if !regexp.MustCompile(`^ami-[0-9a-f]{17}$`).MatchString(id) {
@@ -115,17 +115,17 @@ func TestConsoleBakeOnTerminal(t *testing.T) {
 // Elsewhere, and with --log-format text or json, the console stays
 // machine-readable.
 func TestConsoleFormats(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
+	testutil.CheckNoLeaks(t, workDir())
 	b := base(t)
 	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-formats", Version: "1.0"})
 	r := aminate(t, "--dry-run", "-B", b, deb)
 	mustOK(t, r)
-	if !strings.Contains(r.stderr, `level=INFO msg="stage resolve base"`) || strings.Contains(r.stderr, "==>") {
-		t.Errorf("not a terminal: want key=value lines\n%s", r.stderr)
+	if !strings.Contains(r.Stderr, `level=INFO msg="stage resolve base"`) || strings.Contains(r.Stderr, "==>") {
+		t.Errorf("not a terminal: want key=value lines\n%s", r.Stderr)
 	}
 	r = aminate(t, "--log-format", "json", "--dry-run", "-B", b, deb)
 	mustOK(t, r)
-	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	lines := strings.Split(strings.TrimSpace(r.Stderr), "\n")
 	for _, l := range lines {
 		var rec map[string]any
 		if err := json.Unmarshal([]byte(l), &rec); err != nil || rec["msg"] == nil {
@@ -136,33 +136,33 @@ func TestConsoleFormats(t *testing.T) {
 		t.Errorf("--log-format json: %d lines", len(lines))
 	}
 	screen, r := aminatePTY(t, false, "--log-format", "text", "--dry-run", "-B", b, deb)
-	if r.code != 0 || !keyValue.MatchString(strings.Join(screen, "\n")) {
-		t.Errorf("--log-format text on a terminal: exit %d, want key=value lines\n%s", r.code, strings.Join(screen, "\n"))
+	if r.Code != 0 || !keyValue.MatchString(strings.Join(screen, "\n")) {
+		t.Errorf("--log-format text on a terminal: exit %d, want key=value lines\n%s", r.Code, strings.Join(screen, "\n"))
 	}
 	r = aminateEnv(t, []string{"AMINATOR_LOG_FORMAT=yaml"}, "--dry-run", "-B", b, deb)
-	if r.code != 2 || !strings.Contains(r.stderr, "log_format") {
-		t.Errorf("a bad log format: exit %d\n%s", r.code, r.stderr)
+	if r.Code != 2 || !strings.Contains(r.Stderr, "log_format") {
+		t.Errorf("a bad log format: exit %d\n%s", r.Code, r.Stderr)
 	}
 }
 
 // errorLine is the first line of the bake's error.
 func errorLine(t *testing.T, r result) string {
 	t.Helper()
-	if r.code != 1 {
-		t.Fatalf("exit %d, want 1\n%s", r.code, r.stderr)
+	if r.Code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", r.Code, r.Stderr)
 	}
-	i := strings.Index(r.stderr, "aminate: error: ")
+	i := strings.Index(r.Stderr, "aminate: error: ")
 	if i < 0 {
-		t.Fatalf("no error line:\n%s", r.stderr)
+		t.Fatalf("no error line:\n%s", r.Stderr)
 	}
-	line, _, _ := strings.Cut(r.stderr[i:], "\n")
+	line, _, _ := strings.Cut(r.Stderr[i:], "\n")
 	return line
 }
 
 // A failed install says why in the package manager's own words on the
 // error's first line, not "exit status 100" or "not fully installed".
 func TestFailureCauses(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
+	testutil.CheckNoLeaks(t, workDir())
 	b := base(t)
 	dir := t.TempDir()
 	truncated := testutil.BuildDeb(t, dir, testutil.Deb{Name: "aminator-truncated", Version: "1.0",
@@ -200,17 +200,17 @@ exit 0`})
 			line := errorLine(t, r)
 			for _, w := range tc.want {
 				if !strings.Contains(line, w) {
-					t.Errorf("the error's first line does not say %q:\n%s", w, r.stderr)
+					t.Errorf("the error's first line does not say %q:\n%s", w, r.Stderr)
 				}
 			}
-			if strings.Contains(r.stderr, "not fully installed") || strings.Contains(line, "exit status 100") {
-				t.Errorf("the error hides the cause:\n%s", r.stderr)
+			if strings.Contains(r.Stderr, "not fully installed") || strings.Contains(line, "exit status 100") {
+				t.Errorf("the error hides the cause:\n%s", r.Stderr)
 			}
-			if tc.output != "" && !strings.Contains(r.stderr, tc.output) {
-				t.Errorf("the error does not show the package's output %q:\n%s", tc.output, r.stderr)
+			if tc.output != "" && !strings.Contains(r.Stderr, tc.output) {
+				t.Errorf("the error does not show the package's output %q:\n%s", tc.output, r.Stderr)
 			}
-			if m := regexp.MustCompile(`(?m)^  log: (\S+)$`).FindStringSubmatch(r.stderr); m == nil {
-				t.Errorf("no log path under the error:\n%s", r.stderr)
+			if m := regexp.MustCompile(`(?m)^  log: (\S+)$`).FindStringSubmatch(r.Stderr); m == nil {
+				t.Errorf("no log path under the error:\n%s", r.Stderr)
 			} else if dst := os.Getenv("AMINATOR_KEEP_FAILURE_LOGS"); dst != "" {
 				// How internal/logging's testdata was captured.
 				os.MkdirAll(dst, 0o755)

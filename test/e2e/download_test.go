@@ -38,7 +38,7 @@ func fileSum(t *testing.T, path string) string {
 // shown, and nothing is made or left behind. Without the configuration
 // the server itself, on the loopback, is refused.
 func TestDownloadRules(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
+	testutil.CheckNoLeaks(t, workDir())
 	b := base(t)
 	dir := t.TempDir()
 	deb := testutil.BuildDeb(t, dir, testutil.Deb{Name: "aminator-dl", Version: "1.0"})
@@ -81,12 +81,12 @@ func TestDownloadRules(t *testing.T) {
 	} {
 		args := append([]string{"-B", b, "-s", "dl"}, tc.args...)
 		r := aminate(t, args...)
-		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) || strings.Contains(r.stderr, "scanner") {
-			t.Errorf("aminate %v: exit %d, want %d and %q\n%s", args, r.code, tc.code, tc.want, r.stderr)
+		if r.Code != tc.code || !strings.Contains(r.Stderr, tc.want) || strings.Contains(r.Stderr, "scanner") {
+			t.Errorf("aminate %v: exit %d, want %d and %q\n%s", args, r.Code, tc.code, tc.want, r.Stderr)
 		}
 		nothingMade(t, strings.Join(tc.args, " "), r, images)
 	}
-	if left, _ := filepath.Glob(filepath.Join(stateDir, "tmp", "*.deb")); len(left) > 0 {
+	if left, _ := filepath.Glob(filepath.Join(stateDir(), "tmp", "*.deb")); len(left) > 0 {
 		t.Errorf("downloads or copies left in the state's tmp/: %v", left)
 	}
 }
@@ -97,7 +97,7 @@ func TestDownloadRules(t *testing.T) {
 // changes, then the slow bake is cancelled). Paths with a symlink in a
 // middle component or `..` are refused at submission.
 func TestBakeryPinsPackageFiles(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
+	testutil.CheckNoLeaks(t, workDir())
 	b := base(t)
 	dir := t.TempDir()
 	deb := testutil.BuildDeb(t, dir, testutil.Deb{Name: "aminator-pinned", Version: "1.0"})
@@ -106,23 +106,23 @@ func TestBakeryPinsPackageFiles(t *testing.T) {
 	addr, natsAddr := freeAddr(t), freeAddr(t)
 	stopAPI := serve(t, "--embedded-nats", "--embedded-nats-listen", natsAddr, "--listen", addr, "--worker-region=", "--package-dir", dir)
 	defer stopAPI()
-	c := bakeryClient{t: t, url: "http://" + addr}
+	c := bakeryClient{T: t, URL: "http://" + addr}
 	waitAPI(t, c)
-	c.token = mustOK(t, aminate(t, "bakery", "token", "create", "--team", "pins"))
-	stopWorker := serve(t, "--nats", "nats://"+natsAddr, "--nats-creds", filepath.Join(stateDir, "nats", broker.EmbeddedCreds),
+	c.Token = mustOK(t, aminate(t, "bakery", "token", "create", "--team", "pins"))
+	stopWorker := serve(t, "--nats", "nats://"+natsAddr, "--nats-creds", filepath.Join(stateDir(), "nats", broker.EmbeddedCreds),
 		"--no-api", "--worker-region", "local", "--workers", "1", "--package-dir", dir)
 	defer stopWorker()
 
 	for _, bad := range []string{filepath.Join(dir, "link", filepath.Base(deb)), dir + "/link/../" + filepath.Base(deb)} {
-		code, body := c.do("POST", "/api/v1/bakes", bakery.Request{Package: bad, BaseID: b, Region: "local"})
+		code, body := c.Do("POST", "/api/v1/bakes", bakery.Request{Package: bad, BaseID: b, Region: "local"})
 		if code != http.StatusBadRequest {
 			t.Errorf("%s: %d %s", bad, code, body)
 		}
 	}
-	busy := c.submitWhenLive(bakery.Request{Package: slow, BaseID: b, Region: "local"})
-	c.wait(busy.Bake.ID, bakery.Running)
+	busy := submitWhenLive(c, bakery.Request{Package: slow, BaseID: b, Region: "local"})
+	c.Wait(busy.Bake.ID, bakery.Running)
 	sum := fileSum(t, deb)
-	_, sub := c.submit(bakery.Request{Package: deb, BaseID: b, Region: "local"})
+	_, sub := c.Submit(bakery.Request{Package: deb, BaseID: b, Region: "local"})
 	if sub.Bake.Request.PackageSHA256 != sum {
 		t.Errorf("the API pinned %q, want %s", sub.Bake.Request.PackageSHA256, sum)
 	}
@@ -132,30 +132,30 @@ func TestBakeryPinsPackageFiles(t *testing.T) {
 	}
 	f.Write([]byte("changed after submission\n"))
 	f.Close()
-	if code, body := c.do("POST", "/api/v1/bakes/"+busy.Bake.ID+"/cancel", nil); code != http.StatusOK {
+	if code, body := c.Do("POST", "/api/v1/bakes/"+busy.Bake.ID+"/cancel", nil); code != http.StatusOK {
 		t.Fatalf("cancel: %d %s", code, body)
 	}
-	r := c.wait(sub.Bake.ID, bakery.Completed, bakery.Failed)
+	r := c.Wait(sub.Bake.ID, bakery.Completed, bakery.Failed)
 	if r.State != bakery.Failed || !strings.Contains(r.Error, "not the "+sum+" asked for") {
 		t.Errorf("a changed package file: %s %q", r.State, r.Error)
 	}
-	if left, _ := filepath.Glob(filepath.Join(stateDir, "tmp", "package-*")); len(left) > 0 {
+	if left, _ := filepath.Glob(filepath.Join(stateDir(), "tmp", "package-*")); len(left) > 0 {
 		t.Errorf("checked copies left in the state's tmp/: %v", left)
 	}
 }
 
 // submitWhenLive submits req once a worker for its region has announced
 // itself (a worker started just before may not have yet: 503).
-func (c bakeryClient) submitWhenLive(req bakery.Request) api.SubmitResponse {
-	c.t.Helper()
+func submitWhenLive(c bakeryClient, req bakery.Request) api.SubmitResponse {
+	c.T.Helper()
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		code, b := c.do("POST", "/api/v1/bakes", req)
+		code, b := c.Do("POST", "/api/v1/bakes", req)
 		if code == http.StatusServiceUnavailable && time.Now().Before(deadline) {
 			continue
 		}
 		var r api.SubmitResponse
 		if code >= 300 || json.Unmarshal(b, &r) != nil {
-			c.t.Fatalf("submit: %d %s", code, b)
+			c.T.Fatalf("submit: %d %s", code, b)
 		}
 		return r
 	}

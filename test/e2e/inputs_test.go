@@ -19,8 +19,8 @@ import (
 func nothingMade(t *testing.T, what string, r result, images int) {
 	t.Helper()
 	for _, stage := range []string{"create volume", "adopt volume", "attach volume", "mount", "bootstrap", "provision"} {
-		if strings.Contains(r.stderr, `msg="stage `+stage+`"`) {
-			t.Errorf("%s: refused only after the %s stage:\n%s", what, stage, r.stderr)
+		if strings.Contains(r.Stderr, `msg="stage `+stage+`"`) {
+			t.Errorf("%s: refused only after the %s stage:\n%s", what, stage, r.Stderr)
 		}
 	}
 	if n := imageCount(t); n != images {
@@ -29,7 +29,7 @@ func nothingMade(t *testing.T, what string, r result, images int) {
 	if rows, files := volumeCount(t); rows != 0 || files != 0 {
 		t.Errorf("%s: volumes left: %d rows, %d files", what, rows, files)
 	}
-	if ms := testutil.LeaksBesideStores(stateDir); len(ms) > 0 {
+	if ms := testutil.LeaksBesideStores(stateDir()); len(ms) > 0 {
 		t.Errorf("%s: mounts left: %v", what, ms)
 	}
 }
@@ -38,7 +38,7 @@ func nothingMade(t *testing.T, what string, r result, images int) {
 // work: exit 2, a message that says why and what to do instead, and
 // nothing made.
 func TestInputsRefusedBeforeWork(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
+	testutil.CheckNoLeaks(t, workDir())
 	b := base(t)
 	dir := t.TempDir()
 	deb := testutil.BuildDeb(t, dir, testutil.Deb{Name: "aminator-refused", Version: "1.0"})
@@ -71,8 +71,8 @@ func TestInputsRefusedBeforeWork(t *testing.T) {
 		if len(what) > 80 {
 			what = what[:80] + "..."
 		}
-		if r.code != 2 || !strings.Contains(r.stderr, tc.want) {
-			t.Errorf("aminate %s: exit %d, want 2 with %q\n%s", what, r.code, tc.want, r.stderr)
+		if r.Code != 2 || !strings.Contains(r.Stderr, tc.want) {
+			t.Errorf("aminate %s: exit %d, want 2 with %q\n%s", what, r.Code, tc.want, r.Stderr)
 		}
 		t.Logf("%s: refused in %s", what, time.Since(start).Round(time.Millisecond))
 		nothingMade(t, what, r, images)
@@ -84,7 +84,7 @@ func TestInputsRefusedBeforeWork(t *testing.T) {
 // too); for a repository package, once apt has resolved it in the image
 // and before anything is installed.
 func TestNameTakenBeforeWork(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
+	testutil.CheckNoLeaks(t, workDir())
 	b := base(t)
 	dir := t.TempDir()
 	deb := testutil.BuildDeb(t, dir, testutil.Deb{Name: "aminator-taken", Version: "2.0-1"})
@@ -107,12 +107,12 @@ func TestNameTakenBeforeWork(t *testing.T) {
 	} {
 		args := append([]string{"--config", conf, "-B", b, "-s", "taken"}, tc.args...)
 		r := aminate(t, args...)
-		if r.code != 2 || !strings.Contains(r.stderr, "an image named "+tc.want) || !strings.Contains(r.stderr, "pick another name with -n or -s") {
-			t.Errorf("aminate %v: exit %d, want 2 naming %s\n%s", args, r.code, tc.want, r.stderr)
+		if r.Code != 2 || !strings.Contains(r.Stderr, "an image named "+tc.want) || !strings.Contains(r.Stderr, "pick another name with -n or -s") {
+			t.Errorf("aminate %v: exit %d, want 2 naming %s\n%s", args, r.Code, tc.want, r.Stderr)
 		}
 		nothingMade(t, strings.Join(tc.args, " "), r, images)
 	}
-	if left, _ := filepath.Glob(filepath.Join(stateDir, "tmp", "download-*")); len(left) > 0 {
+	if left, _ := filepath.Glob(filepath.Join(stateDir(), "tmp", "download-*")); len(left) > 0 {
 		t.Errorf("the URL's download is left in the state's tmp/: %v", left)
 	}
 
@@ -123,11 +123,11 @@ func TestNameTakenBeforeWork(t *testing.T) {
 		t.Errorf("dry run of a repository package: %s", out)
 	}
 	r := aminate(t, "-B", b, "-s", "taken", "hello")
-	if r.code != 2 || !strings.Contains(r.stderr, `an image named "hello-2.10-3-x86_64-taken-ebs"`) {
-		t.Errorf("repository package, name taken: exit %d\n%s", r.code, r.stderr)
+	if r.Code != 2 || !strings.Contains(r.Stderr, `an image named "hello-2.10-3-x86_64-taken-ebs"`) {
+		t.Errorf("repository package, name taken: exit %d\n%s", r.Code, r.Stderr)
 	}
-	if !strings.Contains(r.stderr, "stage=\"resolve package\"") || strings.Contains(r.stderr, "stage=provision") {
-		t.Errorf("the name was not checked between resolving and installing:\n%s", r.stderr)
+	if !strings.Contains(r.Stderr, "stage=\"resolve package\"") || strings.Contains(r.Stderr, "stage=provision") {
+		t.Errorf("the name was not checked between resolving and installing:\n%s", r.Stderr)
 	}
 	if rows, files := volumeCount(t); rows != 0 || files != 0 {
 		t.Errorf("volumes left: %d rows, %d files", rows, files)
@@ -142,7 +142,7 @@ func TestNameTakenBeforeWork(t *testing.T) {
 // Bad input: exit 2 for usage errors, 1 for a base that does not exist;
 // nothing is left either way.
 func TestBadInput(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
+	testutil.CheckNoLeaks(t, workDir())
 	b := base(t)
 	for _, tc := range []struct {
 		args []string
@@ -163,21 +163,21 @@ func TestBadInput(t *testing.T) {
 		{[]string{"images", "show", "ami-0123456789abcdef0"}, 1, "no image"},
 	} {
 		r := aminate(t, tc.args...)
-		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
-			t.Errorf("aminate %v: exit %d, want %d with %q\n%s", tc.args, r.code, tc.code, tc.want, r.stderr)
+		if r.Code != tc.code || !strings.Contains(r.Stderr, tc.want) {
+			t.Errorf("aminate %v: exit %d, want %d with %q\n%s", tc.args, r.Code, tc.code, tc.want, r.Stderr)
 		}
 	}
 	// A config file with an unknown key names the file, the line, the key and what is allowed.
 	cfg := filepath.Join(t.TempDir(), "bad.yml")
 	os.WriteFile(cfg, []byte("context:\n  creator: me\n  colour: blue\n"), 0o644)
 	r := aminate(t, "--config", cfg, "config")
-	if r.code != 2 || !strings.Contains(r.stderr, cfg+":3") || !strings.Contains(r.stderr, "context.colour") || !strings.Contains(r.stderr, "allowed:") {
-		t.Errorf("unknown key: exit %d\n%s", r.code, r.stderr)
+	if r.Code != 2 || !strings.Contains(r.Stderr, cfg+":3") || !strings.Contains(r.Stderr, "context.colour") || !strings.Contains(r.Stderr, "allowed:") {
+		t.Errorf("unknown key: exit %d\n%s", r.Code, r.Stderr)
 	}
 	if rows, files := volumeCount(t); rows != 0 || files != 0 {
 		t.Errorf("volumes left: %d rows, %d files", rows, files)
 	}
-	if ms := testutil.LeaksBesideStores(stateDir); len(ms) > 0 {
+	if ms := testutil.LeaksBesideStores(stateDir()); len(ms) > 0 {
 		t.Errorf("mounts left: %v", ms)
 	}
 }
@@ -185,7 +185,7 @@ func TestBadInput(t *testing.T) {
 // --dry-run resolves and checks without making anything; --manifest writes
 // the result for CI to pick up.
 func TestDryRunAndManifest(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
+	testutil.CheckNoLeaks(t, workDir())
 	b := base(t)
 	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-dry", Version: "1.0"})
 	images := imageCount(t)

@@ -20,9 +20,9 @@ import (
 func startSlowBake(t *testing.T, suffix string, extraEnv ...string) *exec.Cmd {
 	t.Helper()
 	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-slow" + suffix, Version: "1.0", Postinst: "echo AMINATOR-TEST-SLEEPING; sleep 303"})
-	logDir := filepath.Join(workDir, "log")
+	logDir := filepath.Join(workDir(), "log")
 	before, _ := filepath.Glob(filepath.Join(logDir, "*.log"))
-	cmd := exec.Command(binary, "-B", base(t), "-s", suffix, deb)
+	cmd := exec.Command(binary(), "-B", base(t), "-s", suffix, deb)
 	cmd.Env = env(extraEnv...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -50,7 +50,7 @@ func startSlowBake(t *testing.T, suffix string, extraEnv ...string) *exec.Cmd {
 // owned shows as orphaned and `volumes rm --orphaned` removes it.
 // SIGKILL of the parent: the bake gets SIGTERM and cleans up by itself.
 func TestKilledBakes(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
+	testutil.CheckNoLeaks(t, workDir())
 	cmd := startSlowBake(t, "kill9")
 	out, err := exec.Command("pgrep", "-P", fmt.Sprint(cmd.Process.Pid), "-x", "aminate").Output()
 	if err != nil {
@@ -69,8 +69,8 @@ func TestKilledBakes(t *testing.T) {
 		t.Errorf("the killed bake's postinst still runs: %s", out)
 	}
 	r := aminate(t, "volumes", "list")
-	if !strings.Contains(r.stdout, "ORPHANED") {
-		t.Errorf("the killed bake's volume is not shown as orphaned:\n%s", r.stdout)
+	if !strings.Contains(r.Stdout, "ORPHANED") {
+		t.Errorf("the killed bake's volume is not shown as orphaned:\n%s", r.Stdout)
 	}
 	mustOK(t, aminate(t, "volumes", "rm", "--orphaned"))
 	if rows, files := volumeCount(t); rows != 0 || files != 0 {
@@ -98,8 +98,8 @@ func TestKilledBakes(t *testing.T) {
 func stateTree(t *testing.T) []string {
 	t.Helper()
 	var out []string
-	filepath.Walk(stateDir, func(p string, info os.FileInfo, err error) error {
-		rel, _ := filepath.Rel(stateDir, p)
+	filepath.Walk(stateDir(), func(p string, info os.FileInfo, err error) error {
+		rel, _ := filepath.Rel(stateDir(), p)
 		if err != nil || rel == "." {
 			return nil
 		}
@@ -120,14 +120,14 @@ func stateTree(t *testing.T) []string {
 // that gc does not remove: no refill list in TMPDIR or the state's tmp/,
 // no volume, no mount point, no job lock.
 func TestKilledBakeLeavesNothingAfterGC(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
+	testutil.CheckNoLeaks(t, workDir())
 	base(t)
 	tmp := t.TempDir()
 	mustOK(t, aminate(t, "gc"))
 	before := stateTree(t) // what other tests left may go; nothing may come
 	for _, victim := range []string{"parent", "bake"} {
 		cmd := startSlowBake(t, "gc"+victim, "TMPDIR="+tmp)
-		if lists, _ := filepath.Glob(filepath.Join(stateDir, "tmp", "refill-*")); len(lists) != 1 {
+		if lists, _ := filepath.Glob(filepath.Join(stateDir(), "tmp", "refill-*")); len(lists) != 1 {
 			t.Errorf("a running bake has %d refill lists in the state's tmp/", len(lists))
 		}
 		pid := cmd.Process.Pid

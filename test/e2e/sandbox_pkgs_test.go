@@ -18,12 +18,12 @@ import (
 // do not ship (every instance would share them): the image, which has no
 // cloud-init, gets the unit that makes them at first boot instead.
 func TestSandboxRealPackages(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
+	testutil.CheckNoLeaks(t, workDir())
 	b := base(t)
 	r := aminate(t, "-b", baseName, "-s", "sshd", "openssh-server")
 	id := mustOK(t, r)
-	if !strings.Contains(r.stderr, "removed from the image") || !strings.Contains(r.stderr, "SSH host keys") {
-		t.Errorf("the bake log does not say the host keys were removed:\n%s", r.stderr)
+	if !strings.Contains(r.Stderr, "removed from the image") || !strings.Contains(r.Stderr, "SSH host keys") {
+		t.Errorf("the bake log does not say the host keys were removed:\n%s", r.Stderr)
 	}
 	inspect(t, id, 0, func(root string) {
 		if s := dpkgStatus(t, root, "openssh-server"); s != "install ok installed" {
@@ -82,7 +82,7 @@ deb-systemd-helper enable aminator-svcuser.service`,
 // --script-network gives package scripts the bake's network (here, a
 // listener on the host's loopback), says so in the log and tags the image.
 func TestSandboxScriptNetwork(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
+	testutil.CheckNoLeaks(t, workDir())
 	b := base(t)
 	ln, accepted := hostListener(t)
 	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{
@@ -94,15 +94,15 @@ func TestSandboxScriptNetwork(t *testing.T) {
 	if accepted.Load() == 0 {
 		t.Error("the postinst did not reach the host's loopback with --script-network")
 	}
-	if !strings.Contains(r.stderr, "--script-network") || !strings.Contains(r.stderr, "WARN") {
-		t.Errorf("no warning about --script-network:\n%s", r.stderr)
+	if !strings.Contains(r.Stderr, "--script-network") || !strings.Contains(r.Stderr, "WARN") {
+		t.Errorf("no warning about --script-network:\n%s", r.Stderr)
 	}
 	if v := showImage(t, id).Tags["script_network"]; v != "true" {
 		t.Errorf("tag script_network=%q", v)
 	}
 	// Without the flag the same package fails: its postinst has no network.
 	r = aminate(t, "-B", b, "-s", "nonet", deb)
-	if r.code == 0 {
+	if r.Code == 0 {
 		t.Error("the postinst reached the host's loopback without --script-network")
 	}
 }

@@ -57,7 +57,7 @@ exit 0
 // the image issue 10 lists; each class is a subtest that checks the host
 // is untouched and the attempt failed inside.
 func TestSandboxEscapes(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
+	testutil.CheckNoLeaks(t, workDir())
 	b := base(t)
 	token := fmt.Sprintf("%d", os.Getpid())
 	hostPolicy := hashFile(t, "/usr/sbin/policy-rc.d")
@@ -195,7 +195,7 @@ done
 // download phase reaches the image's package sources only, through the
 // egress proxy, never the host's loopback or the metadata address.
 func TestSandboxDownloadPhase(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
+	testutil.CheckNoLeaks(t, workDir())
 	b := base(t)
 	ln, accepted := hostListener(t)
 	evil := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{
@@ -223,27 +223,4 @@ func TestSandboxDownloadPhase(t *testing.T) {
 	if n := strings.Count(res["proxy"], " 403 "); n != 3 {
 		t.Errorf("the egress proxy let a request to the metadata address or loopback through (%d of 3 refused):\n%s", n, res["proxy"])
 	}
-}
-
-// hostListener listens on the host's loopback for the test's life and
-// counts the connections it accepts: what package code must not reach.
-func hostListener(t *testing.T) (net.Listener, *atomic.Int32) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	accepted := new(atomic.Int32)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			c.Close()
-		}
-	}()
-	return ln, accepted
 }

@@ -20,7 +20,7 @@ import (
 // (store_fs: none), where volumes are rebuilt from verified chunks (on a
 // reflink store they are clones, which a damaged chunk does not touch).
 func TestPoolGCAndFsck(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
+	testutil.CheckNoLeaks(t, workDir())
 	dir, run := ownState(t, "pool-state-", "AMINATOR_STORE_FS=none")
 	volumes := func() []plugin.Volume {
 		var vs []plugin.Volume
@@ -39,8 +39,8 @@ func TestPoolGCAndFsck(t *testing.T) {
 	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-pooled", Version: "1.0", Files: map[string]string{"/opt/p": "p\n"}})
 	r := run("-B", b, "-s", "pool", "--debug", deb)
 	app := mustOK(t, r)
-	if !strings.Contains(r.stderr, "volume taken from the pool") || !strings.Contains(r.stderr, pooled) {
-		t.Errorf("the bake did not take the pooled volume %s:\n%s", pooled, r.stderr)
+	if !strings.Contains(r.Stderr, "volume taken from the pool") || !strings.Contains(r.Stderr, pooled) {
+		t.Errorf("the bake did not take the pooled volume %s:\n%s", pooled, r.Stderr)
 	}
 	deadline := time.Now().Add(time.Minute)
 	for {
@@ -86,20 +86,20 @@ func TestPoolGCAndFsck(t *testing.T) {
 	data[len(data)/2] ^= 0x55
 	os.WriteFile(bad, data, 0o600)
 	r = run("fsck")
-	if r.code != 1 || !strings.Contains(r.stdout, "bad chunk "+filepath.Base(bad)) || !strings.Contains(r.stdout, "broken image "+b) {
-		t.Errorf("fsck: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	if r.Code != 1 || !strings.Contains(r.Stdout, "bad chunk "+filepath.Base(bad)) || !strings.Contains(r.Stdout, "broken image "+b) {
+		t.Errorf("fsck: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
 	}
 	r = run("-B", b, "-s", "corrupt", deb)
-	if r.code != 1 || !strings.Contains(r.stderr, "corrupt chunk") {
-		t.Errorf("bake from a corrupt base: exit %d\n%s", r.code, r.stderr)
+	if r.Code != 1 || !strings.Contains(r.Stderr, "corrupt chunk") {
+		t.Errorf("bake from a corrupt base: exit %d\n%s", r.Code, r.Stderr)
 	}
 	// fsck --repair: the bad chunk goes to quarantine; with no clone or
 	// volume holding it, the base stays broken. Importing the same image
 	// again stores the chunk again and heals it.
 	r = run("fsck", "--repair")
 	quarantined := filepath.Join(dir, "data", "store", "quarantine", filepath.Base(bad))
-	if _, err := os.Stat(quarantined); r.code != 1 || !strings.Contains(r.stdout, "broken image "+b) || err != nil {
-		t.Errorf("fsck --repair: exit %d, quarantined: %v\n%s\n%s", r.code, err, r.stdout, r.stderr)
+	if _, err := os.Stat(quarantined); r.Code != 1 || !strings.Contains(r.Stdout, "broken image "+b) || err != nil {
+		t.Errorf("fsck --repair: exit %d, quarantined: %v\n%s\n%s", r.Code, err, r.Stdout, r.Stderr)
 	}
 	again := mustOK(t, run("images", "import", "--role", "base", "pbase2", testutil.DebianBase(t)))
 	if out := mustOK(t, run("fsck")); !strings.HasSuffix(out, "ok") {
@@ -113,7 +113,7 @@ func TestPoolGCAndFsck(t *testing.T) {
 // filesystem in a loop file (aminate init --store-fs xfs). Bakes, pools,
 // gc and fsck work on it, and unmounting it leaves nothing.
 func TestReflinkStore(t *testing.T) {
-	testutil.CheckNoLeaks(t, workDir)
+	testutil.CheckNoLeaks(t, workDir())
 	dir, run := ownState(t, "xfs-state-")
 	if out := mustOK(t, run("init", "--store-fs", "xfs", "--store-size", "8")); !strings.Contains(out, "reflink clones: true") {
 		t.Fatalf("init: %s", out)
@@ -124,8 +124,8 @@ func TestReflinkStore(t *testing.T) {
 	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-xfs", Version: "1.0", Files: map[string]string{"/opt/xfs": "x\n"}})
 	r := run("-B", b, "-s", "x1", "--debug", deb)
 	mustOK(t, r)
-	if !strings.Contains(r.stderr, "reused_shared") {
-		t.Errorf("the snapshot did not use extent sharing:\n%s", r.stderr)
+	if !strings.Contains(r.Stderr, "reused_shared") {
+		t.Errorf("the snapshot did not use extent sharing:\n%s", r.Stderr)
 	}
 	mustOK(t, run("-B", b, "-s", "x2", deb)) // a second bake: a fresh clone, no pool needed
 	if out := mustOK(t, run("fsck")); !strings.HasSuffix(out, "ok") {
@@ -157,8 +157,8 @@ func damagedClone(t *testing.T, dir string, run func(...string) result, b string
 	f.WriteAt([]byte("damaged"), 3<<20+77)
 	f.Close()
 	r := run("fsck")
-	if r.code != 1 || !strings.Contains(r.stdout, "bad clone of snapshot "+snap) {
-		t.Errorf("fsck of a damaged clone: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	if r.Code != 1 || !strings.Contains(r.Stdout, "bad clone of snapshot "+snap) {
+		t.Errorf("fsck of a damaged clone: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
 	}
 	v := mustOK(t, run("volumes", "create", b))
 	if out, err := exec.Command("cmp", filepath.Join(dir, "data", "volumes", v+".img"), testutil.DebianBase(t)).CombinedOutput(); err != nil {

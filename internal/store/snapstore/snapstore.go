@@ -42,7 +42,7 @@
 // the row first, then the manifest and clone, then (gc) the chunks. A
 // clone is a cache: a missing one, or one whose record does not match, is
 // made again from the chunks. crashpoint.Hit names each point for the crash
-// tests (test/e2e/crash_test.go).
+// tests (test/e2e/isolated/crash_test.go).
 package snapstore
 
 import "context"

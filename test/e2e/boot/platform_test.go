@@ -1,4 +1,4 @@
-package e2e
+package boot
 
 import (
 	"encoding/json"
@@ -41,8 +41,7 @@ WantedBy=multi-user.target
 // with every maintainer script in the sandbox, then booted with Apache
 // (port 80) and Tomcat (port 8080) answering HTTP through the boot test's
 // forwards, while the guest itself reaches nothing (netCheckUnit).
-func basePlatform(t *testing.T, c *cloud) {
-	f := c.bootableFoundation(t)
+func basePlatform(t *testing.T, c *cloud, f string) {
 	ln, accepted := hostListener(t)
 	meta := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{
 		Name: "aminator-platform", Version: "1.0",
@@ -54,9 +53,9 @@ func basePlatform(t *testing.T, c *cloud) {
 		Postinst: "systemctl enable systemd-networkd.service aminator-netcheck.service",
 	})
 	start := time.Now()
-	id := mustOK(t, c.aminate(t, "-B", f, "-n", "aminator-platform", "-s", "p1", "--root-volume-size", "3", meta))
+	id := mustOK(t, c.Aminate(t, "-B", f, "-n", "aminator-platform", "-s", "p1", "--root-volume-size", "3", meta))
 	t.Logf("platform install: %s", time.Since(start).Round(time.Second))
-	c.inspect(t, id, 1, func(root string) {
+	c.Inspect(t, id, 1, func(root string) {
 		for _, p := range []string{"aminator-platform", "default-jre-headless", "tomcat10", "apache2", "python3"} {
 			if s := dpkgStatus(t, root, p); s != "install ok installed" {
 				t.Errorf("%s: status %q", p, s)
@@ -71,11 +70,11 @@ func basePlatform(t *testing.T, c *cloud) {
 	})
 
 	start = time.Now()
-	r := c.aminate(t, "test", "--output", "json", "--timeout", "9m", "--memory", "1536", "--expect-http", "80", "--expect-http", "8080", id)
+	r := c.Aminate(t, "test", "--output", "json", "--timeout", "9m", "--memory", "1536", "--expect-http", "80", "--expect-http", "8080", id)
 	t.Logf("platform boot test: %s", time.Since(start).Round(time.Second))
 	var res boottest.Result
-	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != 0 {
-		t.Fatalf("boot test: exit %d, %v\nstdout:\n%s\nstderr:\n%s", r.code, err, r.stdout, r.stderr)
+	if err := json.Unmarshal([]byte(r.Stdout), &res); err != nil || r.Code != 0 {
+		t.Fatalf("boot test: exit %d, %v\nstdout:\n%s\nstderr:\n%s", r.Code, err, r.Stdout, r.Stderr)
 	}
 	if !res.Passed || len(res.HTTP) != 2 {
 		t.Fatalf("boot test result %+v", res)
@@ -90,11 +89,11 @@ func basePlatform(t *testing.T, c *cloud) {
 	if !strings.Contains(console, "AMINATOR-NET-CHECKED") || strings.Contains(console, "AMINATOR-NET-REACHED") || accepted.Load() != 0 {
 		t.Errorf("the guest's network check: %d connections to the host's loopback; console:\n%s", accepted.Load(), grepLines(console, "AMINATOR-NET"))
 	}
-	if v := c.showImage(t, id).Tags["boot_test"]; v != "passed" {
+	if v := c.ShowImage(t, id).Tags["boot_test"]; v != "passed" {
 		t.Errorf("boot_test tag %q", v)
 	}
-	if r := c.aminate(t, "test", "--expect-http", "0", id); r.code != 2 || !strings.Contains(r.stderr, "expect_http") {
-		t.Errorf("--expect-http 0: exit %d\n%s", r.code, r.stderr)
+	if r := c.Aminate(t, "test", "--expect-http", "0", id); r.Code != 2 || !strings.Contains(r.Stderr, "expect_http") {
+		t.Errorf("--expect-http 0: exit %d\n%s", r.Code, r.Stderr)
 	}
 }
 

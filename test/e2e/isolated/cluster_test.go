@@ -1,4 +1,4 @@
-package e2e
+package isolated
 
 import (
 	"bytes"
@@ -25,7 +25,7 @@ func TestClusterFailover(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(testutil.RepoRoot(), "scripts", "cluster-demo.sh"), "5")
-	cmd.Env = append(os.Environ(), "AMINATE="+binary, "BASE_IMG="+img, "TMPDIR="+c.dir, "BAKE_SECONDS=6")
+	cmd.Env = append(os.Environ(), "AMINATE="+binary(), "BASE_IMG="+img, "TMPDIR="+c.Dir, "BAKE_SECONDS=6")
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {

@@ -1,4 +1,4 @@
-package e2e
+package ec2
 
 import (
 	"context"
@@ -90,7 +90,7 @@ func ec2PoolBake(t *testing.T) {
 	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-pool", Version: "1.0", Files: map[string]string{"/opt/pool": "pool\n"}})
 	ctx := context.Background()
 	for i, mode := range []string{"no pool", "pool", "pool_attach"} {
-		dir, err := os.MkdirTemp(workDir, "ec2pool-")
+		dir, err := os.MkdirTemp(workDir(), "ec2pool-")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -156,7 +156,7 @@ func ec2PoolBake(t *testing.T) {
 // of a gone host's pool volume, drain.
 func ec2PoolCommands(t *testing.T) {
 	e := startEC2(t)
-	state, _ := os.MkdirTemp(workDir, "ec2-pool-state-")
+	state, _ := os.MkdirTemp(workDir(), "ec2-pool-state-")
 	vars := append(append([]string{}, e.Vars...), "AMINATOR_STATE_DIR="+state, "AMINATOR_ENVIRONMENT=ec2_apt_linux")
 	ctx := context.Background()
 	pooled := func() []types.Volume { return e.VolumesTagged(t, owner.Purpose, owner.PurposePool) }
@@ -183,8 +183,8 @@ func ec2PoolCommands(t *testing.T) {
 	e.Client.CreateVolume(ctx, &ec2.CreateVolumeInput{AvailabilityZone: aws.String(e.AZ), SnapshotId: aws.String(snap),
 		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeVolume, Tags: []types.Tag{
 			{Key: aws.String(owner.Purpose), Value: aws.String(owner.PurposePool)}, {Key: aws.String(owner.Host), Value: aws.String("i-0123456789abcdef0")}}}}})
-	if r := aminateEnv(t, vars, "gc", "--cloud", "ec2", "--dry-run"); r.code != 0 || !strings.Contains(r.stdout, "would remove 1 volumes") {
-		t.Errorf("gc --dry-run: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	if r := aminateEnv(t, vars, "gc", "--cloud", "ec2", "--dry-run"); r.Code != 0 || !strings.Contains(r.Stdout, "would remove 1 volumes") {
+		t.Errorf("gc --dry-run: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
 	}
 	mustOK(t, aminateEnv(t, vars, "gc", "--cloud", "ec2"))
 	if n := len(pooled()); n != 2 {
@@ -197,8 +197,8 @@ func ec2PoolCommands(t *testing.T) {
 		t.Errorf("status after drain:\n%s", out)
 	}
 	// Bad input.
-	if r := aminateEnv(t, vars, "pool", "fill", "ami-00000000000000000"); r.code == 0 || !strings.Contains(r.stderr, "ami-00000000000000000") {
-		t.Errorf("fill of a missing image: exit %d\n%s", r.code, r.stderr)
+	if r := aminateEnv(t, vars, "pool", "fill", "ami-00000000000000000"); r.Code == 0 || !strings.Contains(r.Stderr, "ami-00000000000000000") {
+		t.Errorf("fill of a missing image: exit %d\n%s", r.Code, r.Stderr)
 	}
 }
 
@@ -208,7 +208,7 @@ func ec2PoolCommands(t *testing.T) {
 // pool in the background with the job's environment and --config.
 func ec2PoolRefillAfterBake(t *testing.T) {
 	e := startEC2(t)
-	state, _ := os.MkdirTemp(workDir, "ec2-refill-state-")
+	state, _ := os.MkdirTemp(workDir(), "ec2-refill-state-")
 	conf := filepath.Join(state, "extra.yml")
 	os.WriteFile(conf, []byte("plugins:\n  blockdevice.linux:\n    locate_timeout: 1s\n  cloud.ec2:\n    poll_interval: 50ms\n"), 0o644)
 	vars := append(append([]string{}, e.Vars...), "AMINATOR_STATE_DIR="+state, "AMINATOR_ENVIRONMENT=ec2_apt_linux")
@@ -226,11 +226,11 @@ func ec2PoolRefillAfterBake(t *testing.T) {
 	}
 	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-refill", Version: "1.0"})
 	r := aminateEnv(t, vars, "--config", conf, "--debug", "-B", e.BaseID, "-s", "refill", deb)
-	if r.code == 0 || !strings.Contains(r.stderr, "no local device appeared") {
-		t.Fatalf("bake: exit %d\n%s", r.code, r.stderr)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "no local device appeared") {
+		t.Fatalf("bake: exit %d\n%s", r.Code, r.Stderr)
 	}
-	if !strings.Contains(r.stderr, "volume taken from the pool") || !strings.Contains(r.stderr, first[0]) {
-		t.Errorf("the bake did not take %s:\n%s", first[0], r.stderr)
+	if !strings.Contains(r.Stderr, "volume taken from the pool") || !strings.Contains(r.Stderr, first[0]) {
+		t.Errorf("the bake did not take %s:\n%s", first[0], r.Stderr)
 	}
 	deadline := time.Now().Add(time.Minute)
 	for {

@@ -1,4 +1,4 @@
-package e2e
+package ec2
 
 import (
 	"context"
@@ -40,7 +40,7 @@ func ec2BakeS3(t *testing.T) {
 		}
 		return nil
 	}}
-	dir, err := os.MkdirTemp(workDir, "ec2s3-")
+	dir, err := os.MkdirTemp(workDir(), "ec2s3-")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package e2e
+package ec2
 
 import (
 	"bytes"
@@ -153,8 +153,8 @@ func ec2PushS3(t *testing.T) {
 	// Refused as EC2 could not boot it, before anything is bundled.
 	r := aminateEnv(t, proxy.vars(e), "push", "--store-type", "s3", "--bucket", "images/apps", "--cert", cert, "--privatekey", key,
 		"--account", "123456789012", b)
-	if r.code != 2 || !strings.Contains(r.stderr, "the disk has no boot loader") || len(bucketKeys(t, admin, "images")) != 0 || len(proxy.actions("RegisterImage")) != 0 {
-		t.Fatalf("a loader-less push to S3: exit %d\n%s", r.code, r.stderr)
+	if r.Code != 2 || !strings.Contains(r.Stderr, "the disk has no boot loader") || len(bucketKeys(t, admin, "images")) != 0 || len(proxy.actions("RegisterImage")) != 0 {
+		t.Fatalf("a loader-less push to S3: exit %d\n%s", r.Code, r.Stderr)
 	}
 	push := func(bucket string, extra ...string) result {
 		args := append([]string{"push", "--store-type", "s3", "--bucket", bucket, "--cert", cert, "--privatekey", key,
@@ -185,17 +185,17 @@ func ec2PushS3(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	unbundleFile(t, doc, key, st.Opener(), rawDisk(t, stateDir, b))
+	unbundleFile(t, doc, key, st.Opener(), rawDisk(t, stateDir(), b))
 
 	r = push("no-such-bucket")
-	if r.code == 0 || !strings.Contains(r.stderr, "does not exist") {
-		t.Fatalf("missing bucket: exit %d: %s", r.code, r.stderr)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "does not exist") {
+		t.Fatalf("missing bucket: exit %d: %s", r.Code, r.Stderr)
 	}
 	proxy.mu.Lock()
 	proxy.deny = "denied"
 	proxy.mu.Unlock()
-	if r := push("denied"); r.code == 0 || !strings.Contains(r.stderr, "access denied (403)") {
-		t.Fatalf("403: exit %d: %s", r.code, r.stderr)
+	if r := push("denied"); r.Code == 0 || !strings.Contains(r.Stderr, "access denied (403)") {
+		t.Fatalf("403: exit %d: %s", r.Code, r.Stderr)
 	}
 	if n := len(proxy.actions("RegisterImage")); n != 1 {
 		t.Fatalf("a failed push registered an image (%d RegisterImage)", n)
@@ -203,8 +203,8 @@ func ec2PushS3(t *testing.T) {
 	proxy.mu.Lock()
 	proxy.fail = "RegisterImage"
 	proxy.mu.Unlock()
-	if r := push("images/apps", "-n", "unregistered"); r.code == 0 || !strings.Contains(r.stderr, "injected") {
-		t.Fatalf("a failed registration: exit %d: %s", r.code, r.stderr)
+	if r := push("images/apps", "-n", "unregistered"); r.Code == 0 || !strings.Contains(r.Stderr, "injected") {
+		t.Fatalf("a failed registration: exit %d: %s", r.Code, r.Stderr)
 	}
 	for _, k := range bucketKeys(t, admin, "images") {
 		if strings.Contains(k, "unregistered") {
@@ -224,9 +224,9 @@ func killMidUpload(t *testing.T, e *ec2test.Env, proxy *awsProxy, admin *s3.Clie
 	proxy.slow = "killed"
 	proxy.mu.Unlock()
 	key, cert := userCert(t)
-	cmd := exec.Command(binary, "push", "--store-type", "s3", "--bucket", "killed", "--cert", cert, "--privatekey", key,
+	cmd := exec.Command(binary(), "push", "--store-type", "s3", "--bucket", "killed", "--cert", cert, "--privatekey", key,
 		"--account", "123456789012", "--workers", "1", "--allow-no-loader", base(t))
-	cmd.Env = shared.env(proxy.vars(e)...)
+	cmd.Env = shared().Env(proxy.vars(e)...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +256,7 @@ func killMidUpload(t *testing.T, e *ec2test.Env, proxy *awsProxy, admin *s3.Clie
 		t.Fatalf("gc left %v", keys)
 	}
 	mustOK(t, aminate(t, "gc")) // the killed push's scratch in the state directory
-	if ents, _ := os.ReadDir(stateDir + "/tmp"); len(ents) != 0 {
+	if ents, _ := os.ReadDir(stateDir() + "/tmp"); len(ents) != 0 {
 		t.Fatalf("left in the state directory: %v", ents)
 	}
 	// The pushed image's bundle is used: gc keeps it.

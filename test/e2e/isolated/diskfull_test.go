@@ -1,4 +1,4 @@
-package e2e
+package isolated
 
 import (
 	"context"
@@ -23,15 +23,15 @@ import (
 func TestDiskFull(t *testing.T) {
 	c := isolated(t)
 	ctx := context.Background()
-	os.MkdirAll(c.state, 0o755)
-	if err := mount.Mount("tmpfs", c.state, "tmpfs", 0, "size=2g"); err != nil {
+	os.MkdirAll(c.State, 0o755)
+	if err := mount.Mount("tmpfs", c.State, "tmpfs", 0, "size=2g"); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { mount.Unmount(ctx, c.state, nil) })
-	run := func(args ...string) result { return c.aminateEnv(t, []string{"AMINATOR_STORE_FS=none"}, args...) }
+	t.Cleanup(func() { mount.Unmount(ctx, c.State, nil) })
+	run := func(args ...string) result { return c.AminateEnv(t, []string{"AMINATOR_STORE_FS=none"}, args...) }
 	b := mustOK(t, run("images", "import", "--role", "base", "fullbase", testutil.DebianBase(t)))
 	v := mustOK(t, run("volumes", "create", b)) // how much a bake's volume takes
-	volBytes := allocatedBytes(t, filepath.Join(c.state, "data", "volumes", v+".img"))
+	volBytes := allocatedBytes(t, filepath.Join(c.State, "data", "volumes", v+".img"))
 	mustOK(t, run("volumes", "rm", v))
 
 	const pkg = 96 << 20 // incompressible
@@ -40,17 +40,17 @@ func TestDiskFull(t *testing.T) {
 	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-big", Version: "1.0", Files: map[string]string{"/opt/big": string(blob)}})
 	// Room for the volume, the package and 64 MiB (the image's 32 MiB
 	// journal, dpkg's files), not for 96 MiB of chunks besides.
-	fill(t, filepath.Join(c.state, "filler"), volBytes+pkg+64<<20)
-	store := filepath.Join(c.state, "data", "store")
+	fill(t, filepath.Join(c.State, "filler"), volBytes+pkg+64<<20)
+	store := filepath.Join(c.State, "data", "store")
 	before, snaps := storeFiles(t, store), snapshotCount(t, run)
 
 	r := run("-B", b, "-s", "full", deb)
-	if r.code == 0 || !strings.Contains(strings.ToLower(r.stderr), "no space left on device") {
-		t.Fatalf("a bake on a full disk: exit %d\n%s", r.code, r.stderr)
+	if r.Code == 0 || !strings.Contains(strings.ToLower(r.Stderr), "no space left on device") {
+		t.Fatalf("a bake on a full disk: exit %d\n%s", r.Code, r.Stderr)
 	}
-	t.Logf("the bake failed:\n%s", lastLines(r.stderr, 3))
-	if !strings.Contains(r.stderr, "store snapshot") {
-		t.Errorf("the bake did not fail at its snapshot (the test's sizes are off):\n%s", r.stderr)
+	t.Logf("the bake failed:\n%s", lastLines(r.Stderr, 3))
+	if !strings.Contains(r.Stderr, "store snapshot") {
+		t.Errorf("the bake did not fail at its snapshot (the test's sizes are off):\n%s", r.Stderr)
 	}
 	if after := storeFiles(t, store); after != before {
 		t.Errorf("the store changed:\nbefore:\n%s\nafter:\n%s", before, after)
@@ -61,7 +61,7 @@ func TestDiskFull(t *testing.T) {
 	if out := mustOK(t, run("volumes", "list")); strings.Contains(out, "vol-") {
 		t.Errorf("a volume was left:\n%s", out)
 	}
-	os.Remove(filepath.Join(c.state, "filler"))
+	os.Remove(filepath.Join(c.State, "filler"))
 	if out := mustOK(t, run("fsck")); !strings.HasSuffix(out, "ok") {
 		t.Errorf("fsck after the failed bake:\n%s", out)
 	}

@@ -1,4 +1,4 @@
-package e2e
+package ec2
 
 import (
 	"context"
@@ -78,10 +78,10 @@ func unbundleFile(t *testing.T, manifest []byte, keyPath string, open s3bundle.O
 // and leaves nothing.
 func TestBundleCommand(t *testing.T) {
 	c := isolated(t)
-	id := mustOK(t, c.aminate(t, "images", "import", "--role", "base", "bundle-base", testutil.DebianBase(t)))
+	id := mustOK(t, c.Aminate(t, "images", "import", "--role", "base", "bundle-base", testutil.DebianBase(t)))
 	key, cert := userCert(t)
 	dir := filepath.Join(t.TempDir(), "bundle")
-	out := mustOK(t, c.aminate(t, "bundle", id, "--cert", cert, "--privatekey", key, "--account", "123456789012",
+	out := mustOK(t, c.Aminate(t, "bundle", id, "--cert", cert, "--privatekey", key, "--account", "123456789012",
 		"-d", dir, "--output", "json"))
 	var res struct {
 		Manifest string          `json:"manifest"`
@@ -98,18 +98,18 @@ func TestBundleCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	unbundleFile(t, doc, key, s3bundle.DirOpener(dir), rawDisk(t, c.state, id))
+	unbundleFile(t, doc, key, s3bundle.DirOpener(dir), rawDisk(t, c.State, id))
 
 	otherKey, _ := userCert(t)
 	bad := filepath.Join(t.TempDir(), "bad")
-	r := c.aminate(t, "bundle", id, "--cert", cert, "--privatekey", otherKey, "--account", "123456789012", "-d", bad)
-	if r.code == 0 || !strings.Contains(r.stderr, "does not belong to the certificate") {
-		t.Fatalf("a foreign key: exit %d, %s", r.code, r.stderr)
+	r := c.Aminate(t, "bundle", id, "--cert", cert, "--privatekey", otherKey, "--account", "123456789012", "-d", bad)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "does not belong to the certificate") {
+		t.Fatalf("a foreign key: exit %d, %s", r.Code, r.Stderr)
 	}
 	if ents, _ := os.ReadDir(bad); len(ents) != 0 {
 		t.Fatalf("a refused bundle left %v", ents)
 	}
-	if ents, _ := os.ReadDir(filepath.Join(c.state, "tmp")); len(ents) != 0 {
+	if ents, _ := os.ReadDir(filepath.Join(c.State, "tmp")); len(ents) != 0 {
 		t.Fatalf("the bundle left %v in the state directory", ents)
 	}
 }

@@ -1,4 +1,4 @@
-package e2e
+package ec2
 
 import (
 	"context"
@@ -92,7 +92,7 @@ func (l *loopBlockDevice) Locate(ctx context.Context, a plugin.Attachment) (stri
 // mock), in process: every plugin is the real one but for Locate.
 func ec2Bake(t *testing.T) {
 	e := startEC2(t)
-	dir, err := os.MkdirTemp(workDir, "ec2-")
+	dir, err := os.MkdirTemp(workDir(), "ec2-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,11 +280,11 @@ func inspectFile(t *testing.T, file string, fn func(root string)) {
 // removes it. Bad input fails clearly.
 func ec2KilledBakeAndGC(t *testing.T) {
 	e := startEC2(t)
-	state, _ := os.MkdirTemp(workDir, "ec2-state-")
+	state, _ := os.MkdirTemp(workDir(), "ec2-state-")
 	vars := append(append([]string{}, e.Vars...), "AMINATOR_STATE_DIR="+state, "AMINATOR_ENVIRONMENT=ec2_apt_linux")
 	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-killed", Version: "1.0"})
-	cmd := exec.Command(binary, "-B", e.BaseID, "-s", "killed", deb)
-	cmd.Env = append(env(), vars...)
+	cmd := exec.Command(binary(), "-B", e.BaseID, "-s", "killed", deb)
+	cmd.Env = shared().Env(vars...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -313,8 +313,8 @@ func ec2KilledBakeAndGC(t *testing.T) {
 		t.Fatal("the killed bake's volume is not in EC2")
 	}
 	r := aminateEnv(t, vars, "gc", "--cloud", "ec2", "--dry-run")
-	if r.code != 0 || !strings.Contains(r.stdout, "would remove 1 volumes") {
-		t.Errorf("gc --dry-run: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "would remove 1 volumes") {
+		t.Errorf("gc --dry-run: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
 	}
 	mustOK(t, aminateEnv(t, vars, "gc", "--cloud", "ec2"))
 	if vs := tagged(); len(vs) != 0 {
@@ -329,12 +329,12 @@ func ec2KilledBakeAndGC(t *testing.T) {
 	}
 	// Bad input.
 	r = aminateEnv(t, vars, "-B", "ami-00000000000000000", "-s", "bad", deb)
-	if r.code != 1 || !strings.Contains(r.stderr, "no image with id ami-00000000000000000") {
-		t.Errorf("bad base id: exit %d\n%s", r.code, r.stderr)
+	if r.Code != 1 || !strings.Contains(r.Stderr, "no image with id ami-00000000000000000") {
+		t.Errorf("bad base id: exit %d\n%s", r.Code, r.Stderr)
 	}
 	r = aminateEnv(t, vars, "-r", "us-east-l", "-B", e.BaseID, "-s", "bad", deb)
-	if r.code == 0 || !strings.Contains(r.stderr, `region "us-east-l" is not a region name`) {
-		t.Errorf("region typo: exit %d\n%s", r.code, r.stderr)
+	if r.Code == 0 || !strings.Contains(r.Stderr, `region "us-east-l" is not a region name`) {
+		t.Errorf("region typo: exit %d\n%s", r.Code, r.Stderr)
 	}
 }
 

@@ -1,4 +1,4 @@
-package e2e
+package isolated
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/aminator-go/aminator/internal/bakery"
 	"github.com/aminator-go/aminator/internal/testutil"
+	"github.com/aminator-go/aminator/internal/testutil/e2etest"
 )
 
 // The dashboard in a real browser (Debian's chromium, driven through the
@@ -31,11 +32,11 @@ func TestDashboardInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal("the dashboard's browser test needs Debian's chromium (scripts/setup.sh installs it)")
 	}
-	b := mustOK(t, c.aminate(t, "images", "import", "--role", "base", "dash-base", testutil.DebianBase(t)))
+	b := mustOK(t, c.Aminate(t, "images", "import", "--role", "base", "dash-base", testutil.DebianBase(t)))
 	dir := t.TempDir()
 	url := startBakery(t, c, dir)
-	app := mustOK(t, c.aminate(t, "bakery", "token", "create", "--team", "app"))
-	other := bakeryClient{t: t, url: url, token: mustOK(t, c.aminate(t, "bakery", "token", "create", "--team", "other"))}
+	app := mustOK(t, c.Aminate(t, "bakery", "token", "create", "--team", "app"))
+	other := e2etest.BakeryClient{T: t, URL: url, Token: mustOK(t, c.Aminate(t, "bakery", "token", "create", "--team", "other"))}
 	deb := testutil.BuildDeb(t, dir, testutil.Deb{Name: "aminator-dash", Version: "1.0", Files: map[string]string{"/opt/dash": "d\n"},
 		Postinst: "echo installing aminator-dash; sleep 4"}) // long enough to be seen running
 	// The other team's bake: queued behind ours (one worker) and cancelled
@@ -65,8 +66,8 @@ func TestDashboardInBrowser(t *testing.T) {
 		chromedp.SetValue(chromedp.ID("nb-region"), "local"), chromedp.Click(chromedp.CSS("#new-bake button[type=submit]")))
 	page.waitText("nb-result", "Queued as ")
 	id := strings.TrimPrefix(page.text("nb-result"), "Queued as ")
-	_, o := other.submit(bakery.Request{Package: hidden, BaseID: b, Region: "local"})
-	if code, body := other.do("POST", "/api/v1/bakes/"+o.Bake.ID+"/cancel", nil); code != http.StatusOK {
+	_, o := other.Submit(bakery.Request{Package: hidden, BaseID: b, Region: "local"})
+	if code, body := other.Do("POST", "/api/v1/bakes/"+o.Bake.ID+"/cancel", nil); code != http.StatusOK {
 		t.Errorf("cancel the other team's bake: %d %s", code, body)
 	}
 
@@ -107,7 +108,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	page.screenshot("regions")
 
 	// An admin sees every team's bakes, and filters by team.
-	admin := mustOK(t, c.aminate(t, "bakery", "token", "create", "--team", "ops", "--admin"))
+	admin := mustOK(t, c.Aminate(t, "bakery", "token", "create", "--team", "ops", "--admin"))
 	page.do(chromedp.Click(chromedp.ID("logout")))
 	page.login(admin)
 	page.waitText("team", "admin")
@@ -125,9 +126,9 @@ func TestDashboardInBrowser(t *testing.T) {
 // taking one bake at a time, until the test ends; it returns the API's URL.
 func startBakery(t *testing.T, c *cloud, packageDir string) string {
 	t.Helper()
-	addr := freeAddr(t)
-	t.Cleanup(c.serve(t, "--embedded-nats", "--listen", addr, "--worker-region", "local", "--workers", "1", "--package-dir", packageDir))
-	waitAPI(t, bakeryClient{t: t, url: "http://" + addr})
+	addr := e2etest.FreeAddr(t)
+	t.Cleanup(c.Serve(t, "--embedded-nats", "--listen", addr, "--worker-region", "local", "--workers", "1", "--package-dir", packageDir))
+	e2etest.WaitAPI(t, "http://"+addr)
 	return "http://" + addr
 }
 

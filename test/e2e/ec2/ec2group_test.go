@@ -1,4 +1,4 @@
-package e2e
+package ec2
 
 import (
 	"testing"
@@ -8,10 +8,10 @@ import (
 )
 
 // TestEC2 runs the tests against EC2's API (moto and the metadata mock)
-// one after another, beside the other parallel tests: they use the shared
-// local cloud, which no parallel test touches, and each starts its own
-// moto, whose address in-process bakes find in the process's environment
-// (so only one of them may run at a time).
+// one after another, beside this package's other tests: they use the
+// package's shared local cloud, which no other test touches, and each
+// starts its own moto, whose address in-process bakes find in the
+// process's environment (so only one of them may run at a time).
 func TestEC2(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -38,6 +38,6 @@ func TestEC2(t *testing.T) {
 // (the parallel tests' clouds are their own business).
 func startEC2(t *testing.T) *ec2test.Env {
 	t.Helper()
-	testutil.CheckNoLeaks(t, shared.state)
+	testutil.CheckNoLeaks(t, shared().State)
 	return ec2test.StartProcessWide(t)
 }

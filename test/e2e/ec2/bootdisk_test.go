@@ -1,4 +1,4 @@
-package e2e
+package ec2
 
 import (
 	"context"
@@ -45,7 +45,7 @@ func ec2StandIn(t *testing.T, e *ec2test.Env, bootable bool) string {
 	if p, ok := standIns.paths[bootable]; ok {
 		return p
 	}
-	dir, err := os.MkdirTemp(workDir, "standin-")
+	dir, err := os.MkdirTemp(workDir(), "standin-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,9 +81,9 @@ func ec2PushBootMode(t *testing.T) {
 	}
 	before := snapshots()
 	r := aminateEnv(t, proxy.vars(e), "push", base(t))
-	if r.code != 2 || !strings.Contains(r.stderr, "the disk has no boot loader: EC2's firmware would find nothing to boot") ||
-		!strings.Contains(r.stderr, "--allow-no-loader") {
-		t.Fatalf("a loader-less push: exit %d\n%s", r.code, r.stderr)
+	if r.Code != 2 || !strings.Contains(r.Stderr, "the disk has no boot loader: EC2's firmware would find nothing to boot") ||
+		!strings.Contains(r.Stderr, "--allow-no-loader") {
+		t.Fatalf("a loader-less push: exit %d\n%s", r.Code, r.Stderr)
 	}
 	proxy.mu.Lock()
 	calls := len(proxy.forms) + len(proxy.puts)
@@ -99,7 +99,7 @@ func ec2PushBootMode(t *testing.T) {
 	if reg := proxy.actions("RegisterImage"); len(reg) != 1 || reg[0].Get("BootMode") != "uefi-preferred" {
 		t.Errorf("RegisterImage sent %v, want BootMode=uefi-preferred", reg)
 	}
-	if left, _ := filepath.Glob(filepath.Join(stateDir, "tmp", "esp-*")); len(left) != 0 {
+	if left, _ := filepath.Glob(filepath.Join(stateDir(), "tmp", "esp-*")); len(left) != 0 {
 		t.Errorf("the push left %v", left)
 	}
 }
