@@ -38,26 +38,36 @@ func openEC2(ctx context.Context, cfg *config.Config, log *slog.Logger) (*ec2clo
 	return c.(*ec2cloud.Cloud), nil
 }
 
+// localToEC2 opens both clouds, finds the local image ref names and runs
+// fn on them: the shape of every job that sends a local image to EC2.
+func localToEC2[T any](ctx context.Context, cfg *config.Config, ref string, log *slog.Logger,
+	fn func(lc *local.Cloud, ec *ec2cloud.Cloud, im *plugin.Image) (T, error)) (*plugin.Image, T, error) {
+	var zero T
+	lc, err := openLocal(ctx, cfg, log)
+	if err != nil {
+		return nil, zero, err
+	}
+	defer lc.Close()
+	ec, err := openEC2(ctx, cfg, log)
+	if err != nil {
+		return nil, zero, err
+	}
+	im, err := Find(ctx, lc, ref)
+	if err != nil {
+		return nil, zero, err
+	}
+	res, err := fn(lc, ec, im)
+	return im, res, err
+}
+
 // PushLocalToEC2 sends the image of the local cloud that ref names to
 // EC2, in the configured region, and registers it there (see push.Push).
 // It returns the local image and what the push made.
 func PushLocalToEC2(ctx context.Context, cfg *config.Config, ref string, o push.Options) (*plugin.Image, *push.Result, error) {
-	lc, err := openLocal(ctx, cfg, o.Log)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer lc.Close()
-	ec, err := openEC2(ctx, cfg, o.Log)
-	if err != nil {
-		return nil, nil, err
-	}
-	im, err := Find(ctx, lc, ref)
-	if err != nil {
-		return nil, nil, err
-	}
-	o.LockDir = cfg.LockDir
-	res, err := push.Push(ctx, lc, ec, im, o)
-	return im, res, err
+	return localToEC2(ctx, cfg, ref, o.Log, func(lc *local.Cloud, ec *ec2cloud.Cloud, im *plugin.Image) (*push.Result, error) {
+		o.LockDir = cfg.LockDir
+		return push.Push(ctx, lc, ec, im, o)
+	})
 }
 
 // PushS3LocalToEC2 sends the local image ref names to EC2 as an S3-backed
@@ -70,24 +80,12 @@ func PushS3LocalToEC2(ctx context.Context, cfg *config.Config, ref string, files
 	if o.Bucket == "" {
 		return nil, nil, errors.New("push --store-type s3 needs --bucket")
 	}
-	lc, err := openLocal(ctx, cfg, o.Log)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer lc.Close()
-	ec, err := openEC2(ctx, cfg, o.Log)
-	if err != nil {
-		return nil, nil, err
-	}
-	im, err := Find(ctx, lc, ref)
-	if err != nil {
-		return nil, nil, err
-	}
-	o.Scratch, o.LockDir = filepath.Join(lc.Dir(), "tmp"), lc.LockDir()
-	res, err := WithRawDisk(ctx, lc, im, func(disk string) (*push.S3Result, error) {
-		return push.PushS3(ctx, ec, im, disk, o)
+	return localToEC2(ctx, cfg, ref, o.Log, func(lc *local.Cloud, ec *ec2cloud.Cloud, im *plugin.Image) (*push.S3Result, error) {
+		o.Scratch, o.LockDir = filepath.Join(lc.Dir(), "tmp"), lc.LockDir()
+		return WithRawDisk(ctx, lc, im, func(disk string) (*push.S3Result, error) {
+			return push.PushS3(ctx, ec, im, disk, o)
+		})
 	})
-	return im, res, err
 }
 
 // PlanEC2BundleGC plans the gc of the S3 bundles in bucket (BUCKET[/PREFIX])
