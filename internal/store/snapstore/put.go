@@ -71,7 +71,7 @@ func (c *Chunks) Put(ctx context.Context, id, parent, src string) (st Stats, err
 		bufs: sync.Pool{New: func() any { return make([]byte, c.chunkSize) }}}
 	local := c.reflink && sameFS(f, c.dir)
 	j.clone.Store(local)
-	todo, reused, err := c.toRead(f, j.m, local)
+	todo, reused, err := c.toRead(ctx, f, j.m, local)
 	if err != nil {
 		return st, fmt.Errorf("store snapshot %s: %w", id, err)
 	}
@@ -119,7 +119,7 @@ func (c *Chunks) Put(ctx context.Context, id, parent, src string) (st Stats, err
 // toRead says which chunks of f to read: those with data, minus those
 // that are provably the parent's (sameAsParent), which it takes from the
 // parent's manifest into m. It returns how many it took so.
-func (c *Chunks) toRead(f *os.File, m *Manifest, local bool) ([]bool, int, error) {
+func (c *Chunks) toRead(ctx context.Context, f *os.File, m *Manifest, local bool) ([]bool, int, error) {
 	n := len(m.Chunks)
 	todo := make([]bool, n)
 	exts, err := sparse.DataExtents(f, m.Size)
@@ -135,15 +135,14 @@ func (c *Chunks) toRead(f *os.File, m *Manifest, local bool) ([]bool, int, error
 		return todo, 0, nil
 	}
 	pm, same := c.sameAsParent(f, m)
+	have := c.present(ctx, pm, same)
 	reused := 0
 	for i := range todo {
 		if !same[i] || i >= len(pm.Chunks) {
 			continue
 		}
-		if h := pm.Chunks[i]; h != "" {
-			if _, err := os.Stat(c.chunkPath(h)); err != nil {
-				continue // missing or quarantined: read, and store it again
-			}
+		if h := pm.Chunks[i]; h != "" && !have[h] {
+			continue // missing or quarantined: read, and store it again
 		}
 		m.Chunks[i] = pm.Chunks[i]
 		if todo[i] {
@@ -152,6 +151,39 @@ func (c *Chunks) toRead(f *os.File, m *Manifest, local bool) ([]bool, int, error
 		todo[i] = false
 	}
 	return todo, reused, nil
+}
+
+// present says which of the parent's chunks that same marks are in the
+// store. They are thousands on a base of a few GiB, each a stat (of an
+// inode that may have left the cache), so they are checked on the Put's
+// workers at once, each relative to the chunks directory.
+func (c *Chunks) present(ctx context.Context, pm *Manifest, same []bool) map[string]bool {
+	var hashes []string
+	seen := map[string]bool{}
+	for i, s := range same {
+		if s && i < len(pm.Chunks) && pm.Chunks[i] != "" && !seen[pm.Chunks[i]] {
+			seen[pm.Chunks[i]] = true
+			hashes = append(hashes, pm.Chunks[i])
+		}
+	}
+	have := make([]bool, len(hashes))
+	if dir, err := os.Open(filepath.Join(c.dir, "chunks")); err == nil {
+		all := make([]bool, len(hashes))
+		for i := range all {
+			all[i] = true
+		}
+		parallel(ctx, all, putWorkers(), func(i int) error {
+			var st unix.Stat_t
+			have[i] = unix.Fstatat(int(dir.Fd()), hashes[i][:2]+"/"+hashes[i], &st, unix.AT_SYMLINK_NOFOLLOW) == nil
+			return nil
+		})
+		dir.Close()
+	}
+	out := make(map[string]bool, len(hashes))
+	for i, h := range hashes {
+		out[h] = have[i]
+	}
+	return out
 }
 
 // sameAsParent reports, per chunk of f (on the store's filesystem), whether
