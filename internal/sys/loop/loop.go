@@ -153,9 +153,11 @@ func (d *Device) Detach() error {
 	// flush would sync the backing file and every layer below it; making
 	// the file durable is its owner's business (a snapshot of it syncs
 	// what it keeps).
-	const wb = unix.SYNC_FILE_RANGE_WAIT_BEFORE | unix.SYNC_FILE_RANGE_WRITE | unix.SYNC_FILE_RANGE_WAIT_AFTER
-	if err := unix.SyncFileRange(int(d.f.Fd()), 0, 0, wb); err != nil && !errors.Is(err, unix.ENXIO) {
+	if err := writeBack(d.f); err != nil && !errors.Is(err, unix.ENXIO) {
 		return fmt.Errorf("loop detach %s: write back: %w", d.Path, err)
+	}
+	if err := writeBackDevice(d.Backing); err != nil {
+		return fmt.Errorf("loop detach %s: write back %s: %w", d.Path, d.Backing, err)
 	}
 	err := unix.IoctlSetInt(int(d.f.Fd()), unix.LOOP_CLR_FD, 0)
 	if errors.Is(err, unix.ENXIO) {
@@ -170,6 +172,30 @@ func (d *Device) Detach() error {
 		return fmt.Errorf("loop detach %s: %w", d.Path, cerr)
 	}
 	return waitGone(d.Number, d.Backing)
+}
+
+// writeBack writes f's dirty pages back and waits for them.
+func writeBack(f *os.File) error {
+	const wb = unix.SYNC_FILE_RANGE_WAIT_BEFORE | unix.SYNC_FILE_RANGE_WRITE | unix.SYNC_FILE_RANGE_WAIT_AFTER
+	return unix.SyncFileRange(int(f.Fd()), 0, 0, wb)
+}
+
+// writeBackDevice writes back the page cache of a backing file that is a
+// block device (a partition's device stacked on a volume's): the loop
+// driver wrote into that cache, where nothing else writes it back before
+// the file below is read. A regular file's pages need nothing: whoever
+// reads the file reads them.
+func writeBackDevice(backing string) error {
+	st, err := os.Stat(backing)
+	if err != nil || st.Mode()&os.ModeDevice == 0 || st.Mode()&os.ModeCharDevice != 0 {
+		return nil
+	}
+	f, err := os.Open(backing)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return writeBack(f)
 }
 
 func waitGone(n int, backing string) error {

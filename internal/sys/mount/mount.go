@@ -201,3 +201,34 @@ func unescape(s string) string {
 	}
 	return b.String()
 }
+
+// WaitUnused waits until nothing holds the block device dev exclusively
+// or mounted, in any mount namespace: an exclusive open succeeds only
+// then. A filesystem unmounted here but still mounted in a namespace a
+// process copied lives on, its journal not yet written and its last
+// writes perhaps not either. It gives up after timeout, or when ctx ends.
+func WaitUnused(ctx context.Context, dev string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	delay := 5 * time.Millisecond
+	for {
+		fd, err := unix.Open(dev, unix.O_RDONLY|unix.O_EXCL|unix.O_CLOEXEC, 0)
+		if err == nil {
+			return unix.Close(fd)
+		}
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENXIO) {
+			return nil // the device is gone, and what it held with it
+		}
+		if !errors.Is(err, unix.EBUSY) {
+			return fmt.Errorf("check %s is unused: %w", dev, err)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s is still in use %s after its unmount: mounted in another mount namespace (a process still exiting?) or held by another device", dev, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for %s to be unused: %w", dev, ctx.Err())
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 200*time.Millisecond)
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aminator-go/aminator/internal/sys/loop"
 )
 
 // A mount held by a process stays busy; the error names the process.
@@ -65,5 +67,54 @@ func TestDetectFS(t *testing.T) {
 	os.WriteFile(empty, make([]byte, 1<<20), 0o644)
 	if _, err := DetectFS(empty); err == nil || !strings.Contains(err.Error(), "--partition") {
 		t.Errorf("no filesystem: %v", err)
+	}
+}
+
+// A filesystem unmounted here but still mounted in a mount namespace that
+// a process copied is not shut down: WaitUnused waits for that process,
+// and says so when it does not go.
+func TestWaitUnusedWaitsForAnotherNamespace(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	if _, err := exec.LookPath("mkfs.ext4"); err != nil {
+		t.Skip("no mkfs.ext4")
+	}
+	img := filepath.Join(t.TempDir(), "fs.img")
+	os.WriteFile(img, nil, 0o600)
+	os.Truncate(img, 64<<20)
+	if b, err := exec.Command("mkfs.ext4", "-q", img).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4: %v %s", err, b)
+	}
+	ctx := context.Background()
+	d, err := loop.Attach(ctx, img, loop.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Detach() })
+	dir := filepath.Join(t.TempDir(), "m")
+	os.MkdirAll(dir, 0o755)
+	if err := Mount(d.Path, dir, "ext4", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { Unmount(ctx, dir, nil) })
+	// A copy of every mount, this one included, for as long as it sleeps.
+	holder := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", "echo ready; exec sleep 1")
+	out, _ := holder.StdoutPipe()
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := out.Read(make([]byte, 6)); err != nil {
+		t.Fatal(err)
+	}
+	if err := Unmount(ctx, dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := WaitUnused(ctx, d.Path, 100*time.Millisecond); err == nil || !strings.Contains(err.Error(), "another mount namespace") {
+		t.Errorf("a filesystem still mounted elsewhere: %v", err)
+	}
+	holder.Wait()
+	if err := WaitUnused(ctx, d.Path, 10*time.Second); err != nil {
+		t.Errorf("after the namespace's last process ended: %v", err)
 	}
 }

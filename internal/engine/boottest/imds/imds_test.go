@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aminator-go/aminator/internal/testutil"
 )
@@ -273,8 +274,11 @@ func TestMockTouchesNoFilesAndLogsToLog(t *testing.T) {
 			t.Errorf("%s has %v", dir, entries)
 		}
 	}
-	if !strings.Contains(log.String(), "/latest/meta-data/instance-id") {
-		t.Errorf("the request is not in the log: %q", log.String())
+	// The mock logs a request after it has answered it.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(log.String(), "/latest/meta-data/instance-id"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the request is not in the log: %q", log.String())
+		}
 	}
 }
 

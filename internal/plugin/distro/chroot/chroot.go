@@ -122,12 +122,18 @@ type Chroot struct {
 	scriptNetwork bool
 	// releasePart detaches the partition's loop device, if one was made.
 	releasePart func() error
-	mu          sync.Mutex
-	mounts      []string // host paths, in mount order (the root first)
-	restores    []restore
-	closed      bool
-	preserved   bool
+	// dev is the device the root filesystem is mounted from.
+	dev       string
+	mu        sync.Mutex
+	mounts    []string // host paths, in mount order (the root first)
+	restores  []restore
+	closed    bool
+	preserved bool
 }
+
+// unusedWait is how long Close waits for the root filesystem to leave
+// every mount namespace (a process the bake started, still exiting).
+const unusedWait = 30 * time.Second
 
 type restore struct {
 	what string
@@ -157,7 +163,7 @@ func Enter(ctx context.Context, o Options) (c *Chroot, err error) {
 	if err != nil {
 		return c, err
 	}
-	c.releasePart = release
+	c.releasePart, c.dev = release, dev
 	fstype, err := mount.DetectFS(dev)
 	if err != nil {
 		return c, err
@@ -328,7 +334,17 @@ func (c *Chroot) Close(ctx context.Context) error {
 		}
 	}
 	c.mounts = left
-	if len(left) == 0 && c.releasePart != nil {
+	released := len(left) == 0
+	if released && c.dev != "" {
+		// The filesystem is shut down only when no mount namespace holds
+		// it any more; a snapshot taken before would find its journal
+		// unwritten and its last writes missing.
+		if err := mount.WaitUnused(ctx, c.dev, unusedWait); err != nil {
+			errs = append(errs, err)
+			released = false
+		}
+	}
+	if released && c.releasePart != nil {
 		if err := c.releasePart(); err != nil {
 			errs = append(errs, err)
 		}
