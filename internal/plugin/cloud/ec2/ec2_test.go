@@ -230,13 +230,9 @@ func TestRetriesErrorsAndTimeouts(t *testing.T) {
 		}
 		return nil
 	}
-	start := time.Now()
 	_, err = sc.CreateSnapshot(ctx, plugin.SnapshotRequest{VolumeID: v.ID})
 	if err == nil || !strings.Contains(err.Error(), "gave up after 1s") {
 		t.Errorf("pending snapshot: %v", err)
-	}
-	if d := time.Since(start); d > 10*time.Second {
-		t.Errorf("the wait took %s", d)
 	}
 }
 
