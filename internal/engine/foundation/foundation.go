@@ -111,7 +111,9 @@ func build(ctx context.Context, env *bake.Environment, o Options, log *slog.Logg
 	return res, err
 }
 
-// volumeTags are the work volume's: what it is for and the bake that owns it.
-func (b *builder) volumeTags(context.Context, *bake.State) plugin.Tags {
-	return owner.Work(b.o.BakeID)
+// volumeTags are the work volume's: what it is for, and the bake and host
+// that own it, by which gc finds a killed foundation's.
+func (b *builder) volumeTags(ctx context.Context, s *bake.State) plugin.Tags {
+	host, _ := s.Env.Cloud.Host(ctx)
+	return owner.Work(b.o.BakeID, host.InstanceID)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/aminator-go/aminator/internal/engine/bake"
 	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/plugin/cloud/fakecloud"
+	"github.com/aminator-go/aminator/internal/plugin/cloud/owner"
 	"github.com/aminator-go/aminator/internal/sys/partition"
 	"github.com/aminator-go/aminator/internal/testutil"
 
@@ -270,5 +271,27 @@ func TestHybridPartitionTable(t *testing.T) {
 	}
 	if got[1].Start+got[1].Size < (2<<30)-(1<<20) || got[14].Start != 1<<20 {
 		t.Errorf("root %+v does not reach the end, or bios boot %+v not at 1 MiB", got[1], got[14])
+	}
+}
+
+// A foundation's work volume carries the build host, as a bake's does, so
+// gc on that host finds it after the foundation is killed.
+func TestFoundationWorkVolumeNamesItsHost(t *testing.T) {
+	f := newFakes(t)
+	f.cloud.HostInfo = plugin.Host{InstanceID: "i-build"}
+	var tags map[string]string
+	f.cloud.Hook = func(call string) error {
+		if strings.HasPrefix(call, "Volumes.Attach") {
+			if vs := f.cloud.Volumes(); len(vs) == 1 {
+				tags = vs[0].Tags
+			}
+		}
+		return f.rec.Hook(call)
+	}
+	if _, err := f.build(t, "uefi"); err != nil {
+		t.Fatal(err)
+	}
+	if tags[owner.Host] != "i-build" || tags[owner.Bake] != "foundation-1" || tags[owner.Purpose] != owner.PurposeWork {
+		t.Errorf("work volume tags %v", tags)
 	}
 }

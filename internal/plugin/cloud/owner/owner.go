@@ -53,10 +53,11 @@ const (
 	PurposeExternal = "external"
 )
 
-// Work are the tags of a bake's work volume: its purpose and the bake
-// that owns it.
-func Work(bake string) map[string]string {
-	return map[string]string{Purpose: PurposeWork, Bake: bake}
+// Work are the tags of a work volume that bake makes on host (the build
+// host's instance id, as plugin.Host gives it; empty off EC2): gc removes
+// it once its bake no longer runs there.
+func Work(bake, host string) map[string]string {
+	return map[string]string{Purpose: PurposeWork, Bake: bake, Host: host}
 }
 
 // Pooled are the tags of an EC2 pool volume: its purpose, the image it

@@ -22,8 +22,8 @@ func TestSpellings(t *testing.T) {
 }
 
 func TestBuildAndRead(t *testing.T) {
-	w := Work("bake-1")
-	if want := map[string]string{"purpose": "amination", "bake": "bake-1"}; !maps.Equal(w, want) {
+	w := Work("bake-1", "i-1")
+	if want := map[string]string{"purpose": "amination", "bake": "bake-1", "host": "i-1"}; !maps.Equal(w, want) {
 		t.Errorf("Work = %v, want %v", w, want)
 	}
 	p := Pooled("ami-1", "i-1")
