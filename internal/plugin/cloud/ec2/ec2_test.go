@@ -86,7 +86,7 @@ func TestVolumeLifecycle(t *testing.T) {
 	c := newCloud(t, nil, rec)
 	ctx := context.Background()
 	base, _ := c.Image(ctx, plugin.ImageQuery{ID: e.BaseID})
-	v, err := c.CreateVolume(ctx, plugin.VolumeRequest{SnapshotID: base.Root().SnapshotID, SizeBytes: 20 << 30, Tags: owner.Work("b1")})
+	v, err := c.CreateVolume(ctx, plugin.VolumeRequest{SnapshotID: base.Root().SnapshotID, SizeBytes: 20 << 30, Tags: owner.Work("b1", "")})
 	if err != nil {
 		t.Fatal(err)
 	}

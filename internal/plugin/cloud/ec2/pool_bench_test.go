@@ -62,7 +62,7 @@ func (x *volumeSetup) run(b *testing.B, base *plugin.Image) {
 	}
 	snap, _ := x.c.Snapshot(ctx, base.Root().SnapshotID)
 	n, start := x.rec.Count(""), time.Now()
-	v, err := x.vols.Create(ctx, base, snap.SizeBytes, owner.Work("bench"))
+	v, err := x.vols.Create(ctx, base, snap.SizeBytes, owner.Work("bench", ""))
 	if err != nil {
 		b.Fatal(err)
 	}

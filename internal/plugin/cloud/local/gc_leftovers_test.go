@@ -22,7 +22,7 @@ import (
 func bakeSnapshot(t *testing.T, c *Cloud, bake string) *plugin.Snapshot {
 	t.Helper()
 	ctx := context.Background()
-	v, err := c.CreateVolume(ctx, plugin.VolumeRequest{SizeBytes: 4 << 20, Tags: owner.Work(bake)})
+	v, err := c.CreateVolume(ctx, plugin.VolumeRequest{SizeBytes: 4 << 20, Tags: owner.Work(bake, "")})
 	if err != nil {
 		t.Fatal(err)
 	}
