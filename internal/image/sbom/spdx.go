@@ -27,7 +27,7 @@ func SPDX(inv *Inventory, s Subject) ([]byte, error) {
 		DocumentNamespace: "urn:aminator:sbom:" + s.DiskSHA256,
 		DocumentComment:   inv.Note,
 		CreationInfo: &spdx.CreationInfo{
-			Creators: []common.Creator{{CreatorType: "Tool", Creator: s.Tool}},
+			Creators: []common.Creator{{CreatorType: "Tool", Creator: s.Tool + "-" + s.Version}},
 			Created:  s.created(),
 		},
 		Packages:      []*spdx.Package{spdxImage(inv, s)},

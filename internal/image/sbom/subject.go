@@ -17,7 +17,8 @@ type Subject struct {
 	DiskSHA256 string    // the raw disk's SHA-256, lower-case hex
 	Package    string    // the baked package's name, marked as the primary component; "" for none (a foundation)
 	Created    time.Time // the document's creation time
-	Tool       string    // the creator, e.g. "aminator-1.4.0"
+	Tool       string    // the creating tool's name, e.g. "aminator"
+	Version    string    // and its version, e.g. "1.4.0"
 }
 
 var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -30,8 +31,8 @@ func (s Subject) check() error {
 		return fmt.Errorf("sbom: image %s: disk SHA-256 %.80q is not 64 lower-case hex digits", s.Image, s.DiskSHA256)
 	case s.Created.IsZero():
 		return fmt.Errorf("sbom: image %s: no creation time", s.Image)
-	case s.Tool == "":
-		return fmt.Errorf("sbom: image %s: no creating tool named", s.Image)
+	case s.Tool == "" || s.Version == "":
+		return fmt.Errorf("sbom: image %s: no creating tool and version named", s.Image)
 	}
 	return nil
 }
