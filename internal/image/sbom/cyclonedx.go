@@ -43,7 +43,7 @@ func CycloneDX(inv *Inventory, s Subject) ([]byte, error) {
 		bom.Dependencies = &[]cdx.Dependency{{Ref: imageID, Dependencies: &[]string{refID(inv.Packages[main])}}}
 	}
 	var b bytes.Buffer
-	if err := cdx.NewBOMEncoder(&b, cdx.BOMFileFormatJSON).SetPretty(true).EncodeVersion(bom, cdx.SpecVersion1_6); err != nil {
+	if err := cdx.NewBOMEncoder(&b, cdx.BOMFileFormatJSON).SetPretty(true).SetEscapeHTML(false).EncodeVersion(bom, cdx.SpecVersion1_6); err != nil {
 		return nil, fmt.Errorf("sbom: write CycloneDX document of %s: %w", s.Image, err)
 	}
 	return b.Bytes(), nil

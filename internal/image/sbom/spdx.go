@@ -42,7 +42,7 @@ func SPDX(inv *Inventory, s Subject) ([]byte, error) {
 		doc.Relationships = append(doc.Relationships, relate(imageID, "CONTAINS", refID(p)))
 	}
 	var b bytes.Buffer
-	if err := json.Write(doc, &b, json.Indent("  ")); err != nil {
+	if err := json.Write(doc, &b, json.Indent("  "), json.EscapeHTML(false)); err != nil {
 		return nil, fmt.Errorf("sbom: write SPDX document of %s: %w", s.Image, err)
 	}
 	return b.Bytes(), nil
@@ -58,7 +58,7 @@ func spdxImage(inv *Inventory, s Subject) *spdx.Package {
 		PackageLicenseDeclared:  NoAssertion,
 		PackageCopyrightText:    NoAssertion,
 		PackageDescription:      describe(inv),
-		PrimaryPackagePurpose:   "OPERATING-SYSTEM",
+		PrimaryPackagePurpose:   "OPERATING_SYSTEM", // the JSON schema spells it so, not as tag-value does
 	}
 }
 
