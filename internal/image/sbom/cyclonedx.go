@@ -18,7 +18,12 @@ const (
 	propNote   = "aminator:image:note"
 )
 
-// CycloneDX is inv as a CycloneDX 1.6 JSON document: the image is the
+// cdxSchema is the 1.6 schema's id, which a CycloneDX JSON document names.
+const cdxSchema = "http://cyclonedx.org/schema/bom-1.6.schema.json"
+
+// CycloneDX is inv as a CycloneDX 1.6 JSON document, compact, built as 1.6
+// directly (EncodeVersion would deep-copy the BOM through gob to convert
+// it from the module's newest version, a sixth of the time): the image is the
 // metadata's component (the BOM's subject, its disk's SHA-256 as its
 // hash), it depends on the baked package, which a property marks; every
 // installed package is a component.
@@ -26,7 +31,7 @@ func CycloneDX(inv *Inventory, s Subject) ([]byte, error) {
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	bom := cdx.NewBOM()
+	bom := &cdx.BOM{JSONSchema: cdxSchema, BOMFormat: cdx.BOMFormat, SpecVersion: cdx.SpecVersion1_6, Version: 1}
 	bom.SerialNumber = uuid.NewSHA1(uuid.NameSpaceURL, []byte("urn:aminator:sbom:"+s.Image+":"+s.DiskSHA256)).URN()
 	bom.Metadata = &cdx.Metadata{
 		Timestamp: s.created(),
@@ -43,7 +48,7 @@ func CycloneDX(inv *Inventory, s Subject) ([]byte, error) {
 		bom.Dependencies = &[]cdx.Dependency{{Ref: imageID, Dependencies: &[]string{refID(inv.Packages[main])}}}
 	}
 	var b bytes.Buffer
-	if err := cdx.NewBOMEncoder(&b, cdx.BOMFileFormatJSON).SetPretty(true).SetEscapeHTML(false).EncodeVersion(bom, cdx.SpecVersion1_6); err != nil {
+	if err := cdx.NewBOMEncoder(&b, cdx.BOMFileFormatJSON).SetEscapeHTML(false).Encode(bom); err != nil {
 		return nil, fmt.Errorf("sbom: write CycloneDX document of %s: %w", s.Image, err)
 	}
 	return b.Bytes(), nil

@@ -1,8 +1,10 @@
 package sbom
 
 import (
+	"bytes"
 	"fmt"
 	"io/fs"
+	"os"
 	"sort"
 	"strings"
 )
@@ -11,6 +13,7 @@ import (
 const (
 	dpkgStatus  = "var/lib/dpkg/status"
 	dpkgUpdates = "var/lib/dpkg/updates"
+	debDocs     = "usr/share/doc"
 )
 
 // debRecord is one package's stanza from dpkg's status file.
@@ -20,7 +23,8 @@ type debRecord struct {
 
 // readDpkg reads dpkg's status file, applies the updates journal on top as
 // dpkg itself would, and keeps the packages whose files are on the disk.
-func readDpkg(fsys fs.FS, d Distro) ([]Package, error) {
+func readDpkg(root *os.Root, d Distro) ([]Package, error) {
+	fsys := root.FS()
 	b, err := fs.ReadFile(fsys, dpkgStatus)
 	if err != nil {
 		return nil, fmt.Errorf("read dpkg status file: %w", err)
@@ -32,6 +36,12 @@ func readDpkg(fsys fs.FS, d Distro) ([]Package, error) {
 	if err := applyJournal(fsys, recs); err != nil {
 		return nil, err
 	}
+	var docs fs.FS // opened once: each open through a root walks every component
+	if dr, err := root.OpenRoot(debDocs); err == nil {
+		defer dr.Close()
+		docs = dr.FS()
+	}
+	var buf bytes.Buffer
 	var pkgs []Package
 	for _, r := range recs {
 		if !onDisk(r.status) {
@@ -40,7 +50,7 @@ func readDpkg(fsys fs.FS, d Distro) ([]Package, error) {
 		src, srcVer := debSource(r)
 		pkgs = append(pkgs, Package{Name: r.name, Version: r.version, Arch: r.arch,
 			Source: src, SourceVersion: srcVer,
-			License: debLicense(fsys, r.name), PURL: debPURL(d, r.name, r.version, r.arch)})
+			License: debLicense(docs, r.name, &buf), PURL: debPURL(d, r.name, r.version, r.arch)})
 	}
 	return pkgs, nil
 }

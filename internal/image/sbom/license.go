@@ -1,6 +1,7 @@
 package sbom
 
 import (
+	"bytes"
 	"io"
 	"io/fs"
 	"sort"
@@ -13,26 +14,68 @@ import (
 const maxCopyright = 4 << 20
 
 // debLicense is the licence a Debian package declares in its
-// machine-readable copyright file (DEP-5): the License of each Files
-// stanza, joined with AND, when every one is a valid SPDX expression;
-// NoAssertion otherwise (no file, free-form text, Debian-only names such as
-// "GPL-2+" or "Expat").
-func debLicense(fsys fs.FS, pkg string) string {
-	text, err := readCapped(fsys, "usr/share/doc/"+pkg+"/copyright")
-	if err != nil || !strings.HasPrefix(text, "Format:") || !strings.Contains(firstLine(text), "copyright-format/1.0") {
+// machine-readable copyright file (DEP-5) in docs (the image's
+// /usr/share/doc): the License of each Files stanza, joined with AND, when
+// every one is a valid SPDX expression; NoAssertion otherwise (no file,
+// free-form text, Debian-only names such as "GPL-2+" or "Expat"). buf is
+// a buffer to reuse: the files run to megabytes, read whole in one call.
+func debLicense(docs fs.FS, pkg string, buf *bytes.Buffer) string {
+	if docs == nil {
 		return NoAssertion
 	}
-	seen := map[string]bool{}
-	var exprs []string
-	for _, stanza := range strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n\n") {
-		f := debFields(stanza)
-		if _, files := f["files"]; !files || f["license"] == "" || seen[f["license"]] {
-			continue
-		}
-		seen[f["license"]] = true
-		exprs = append(exprs, f["license"])
+	f, err := docs.Open(pkg + "/copyright")
+	if err != nil {
+		return NoAssertion
+	}
+	defer f.Close()
+	buf.Reset()
+	if _, err := buf.ReadFrom(io.LimitReader(f, maxCopyright)); err != nil {
+		return NoAssertion
+	}
+	exprs, ok := dep5Licenses(buf.Bytes())
+	if !ok {
+		return NoAssertion
 	}
 	return spdxAnd(exprs)
+}
+
+// dep5Licenses are the distinct first lines of the License fields of a
+// copyright file's Files stanzas; not ok when the file is not in the
+// machine-readable format.
+func dep5Licenses(text []byte) (exprs []string, ok bool) {
+	line, rest, _ := bytes.Cut(text, []byte("\n"))
+	if !bytes.HasPrefix(line, []byte("Format:")) || !bytes.Contains(line, []byte("copyright-format/1.0")) {
+		return nil, false
+	}
+	seen := map[string]bool{}
+	files, licence := false, ""
+	endStanza := func() {
+		if files && licence != "" && !seen[licence] {
+			seen[licence] = true
+			exprs = append(exprs, licence)
+		}
+		files, licence = false, ""
+	}
+	for len(rest) > 0 {
+		line, rest, _ = bytes.Cut(rest, []byte("\n"))
+		line = bytes.TrimRight(line, "\r")
+		switch {
+		case len(line) == 0:
+			endStanza()
+		case line[0] == ' ' || line[0] == '\t':
+		case hasField(line, "files"):
+			files = true
+		case hasField(line, "license"):
+			licence = string(bytes.TrimSpace(line[len("license:"):]))
+		}
+	}
+	endStanza()
+	return exprs, true
+}
+
+// hasField reports whether line starts field name (case-insensitively).
+func hasField(line []byte, name string) bool {
+	return len(line) > len(name) && line[len(name)] == ':' && bytes.EqualFold(line[:len(name)], []byte(name))
 }
 
 // rpmLicense is an rpm License tag when it is a valid SPDX expression
@@ -71,19 +114,4 @@ func spdxAnd(exprs []string) string {
 		}
 	}
 	return strings.Join(parts, " AND ")
-}
-
-func readCapped(fsys fs.FS, name string) (string, error) {
-	f, err := fsys.Open(name)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxCopyright))
-	return string(b), err
-}
-
-func firstLine(s string) string {
-	line, _, _ := strings.Cut(s, "\n")
-	return line
 }

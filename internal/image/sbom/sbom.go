@@ -68,7 +68,7 @@ func ReadRoot(root *os.Root) (*Inventory, error) {
 	switch {
 	case present(root, dpkgStatus):
 		inv.Kind = KindDeb
-		inv.Packages, err = readDpkg(root.FS(), inv.Distro)
+		inv.Packages, err = readDpkg(root, inv.Distro)
 	case rpmDB(root) != "":
 		inv.Kind = KindRPM
 		inv.Packages, err = readRPM(root, rpmDB(root), inv.Distro)

@@ -256,10 +256,10 @@ func TestSchemasRejectBrokenDocuments(t *testing.T) {
 		doc      []byte
 		old, new string
 	}{
-		{spdxSchema, spdxDoc, `"spdxVersion": "SPDX-2.3",`, ``},
-		{spdxSchema, spdxDoc, `"algorithm": "SHA256"`, `"algorithm": "SHA-256"`},
-		{cdxSchema, cdxDoc, `"type": "operating-system"`, `"type": "machine-image"`},
-		{cdxSchema, cdxDoc, `"timestamp": "2026-12-07T12:00:00Z"`, `"timestamp": "yesterday"`},
+		{spdxSchema, spdxDoc, `"spdxVersion":"SPDX-2.3",`, ``},
+		{spdxSchema, spdxDoc, `"algorithm":"SHA256"`, `"algorithm":"SHA-256"`},
+		{cdxSchema, cdxDoc, `"type":"operating-system"`, `"type":"machine-image"`},
+		{cdxSchema, cdxDoc, `"timestamp":"2026-12-07T12:00:00Z"`, `"timestamp":"yesterday"`},
 	} {
 		broken := bytes.Replace(c.doc, []byte(c.old), []byte(c.new), 1)
 		if bytes.Equal(broken, c.doc) {

@@ -12,7 +12,8 @@ import (
 // imageID is the SPDX element id of the image itself.
 const imageID = "Image"
 
-// SPDX is inv as an SPDX 2.3 JSON document: the document describes the
+// SPDX is inv as an SPDX 2.3 JSON document, compact (indenting a document
+// of hundreds of packages costs a quarter of the time to write it): the document describes the
 // image (its disk's SHA-256 as the image package's checksum) and the baked
 // package; the image contains every installed package.
 func SPDX(inv *Inventory, s Subject) ([]byte, error) {
@@ -38,11 +39,12 @@ func SPDX(inv *Inventory, s Subject) ([]byte, error) {
 		doc.Relationships = append(doc.Relationships, relate("DOCUMENT", "DESCRIBES", refID(inv.Packages[main])))
 	}
 	for i, p := range inv.Packages {
-		doc.Packages = append(doc.Packages, spdxPackage(p, i == main))
-		doc.Relationships = append(doc.Relationships, relate(imageID, "CONTAINS", refID(p)))
+		id := refID(p)
+		doc.Packages = append(doc.Packages, spdxPackage(p, id, i == main))
+		doc.Relationships = append(doc.Relationships, relate(imageID, "CONTAINS", id))
 	}
 	var b bytes.Buffer
-	if err := json.Write(doc, &b, json.Indent("  "), json.EscapeHTML(false)); err != nil {
+	if err := json.Write(doc, &b, json.EscapeHTML(false)); err != nil {
 		return nil, fmt.Errorf("sbom: write SPDX document of %s: %w", s.Image, err)
 	}
 	return b.Bytes(), nil
@@ -74,10 +76,10 @@ func describe(inv *Inventory) string {
 	return d
 }
 
-func spdxPackage(p Package, main bool) *spdx.Package {
+func spdxPackage(p Package, id string, main bool) *spdx.Package {
 	sp := &spdx.Package{
 		PackageName:             p.Name,
-		PackageSPDXIdentifier:   common.ElementID(refID(p)),
+		PackageSPDXIdentifier:   common.ElementID(id),
 		PackageVersion:          p.Version,
 		PackageDownloadLocation: NoAssertion,
 		PackageSourceInfo:       fmt.Sprintf("built from source package %s %s", p.Source, p.SourceVersion),

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -59,7 +60,14 @@ func primary(pkgs []Package, name string) int {
 // purl.
 func refID(p Package) string {
 	sum := sha256.Sum256([]byte(p.PURL))
-	return "Package-" + idRE.ReplaceAllString(p.Name, "-") + "-" + hex.EncodeToString(sum[:6])
+	return "Package-" + strings.Map(idRune, p.Name) + "-" + hex.EncodeToString(sum[:6])
 }
 
-var idRE = regexp.MustCompile(`[^A-Za-z0-9.-]`)
+// idRune keeps the characters SPDX allows in an element id and makes the
+// others (+, _, :) a hyphen.
+func idRune(r rune) rune {
+	if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' {
+		return r
+	}
+	return '-'
+}
