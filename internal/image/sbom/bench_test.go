@@ -14,7 +14,7 @@ func BenchmarkHost(b *testing.B) {
 	if _, err := os.Stat("/" + dpkgStatus); err != nil {
 		b.Skip("no dpkg database on this host")
 	}
-	inv, err := Read("/")
+	inv, err := Read("/", Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -26,14 +26,14 @@ func BenchmarkHost(b *testing.B) {
 	statusOnly := tree(b, map[string]string{dpkgStatus: string(status)})
 	b.Run("read-status-only", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := Read(statusOnly); err != nil {
+			if _, err := Read(statusOnly, Options{}); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
 	b.Run("read", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := Read("/"); err != nil {
+			if _, err := Read("/", Options{}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -54,7 +54,22 @@ func BenchmarkHost(b *testing.B) {
 	})
 	b.Run("all", func(b *testing.B) {
 		for b.Loop() {
-			inv, err := Read("/")
+			inv, err := Read("/", Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := SPDX(inv, s); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := CycloneDX(inv, s); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("all-licences-known", func(b *testing.B) { // a bake: the base's licences reused
+		opt := Options{Licences: inv.Licences()}
+		for b.Loop() {
+			inv, err := Read("/", opt)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -23,7 +23,7 @@ type debRecord struct {
 
 // readDpkg reads dpkg's status file, applies the updates journal on top as
 // dpkg itself would, and keeps the packages whose files are on the disk.
-func readDpkg(root *os.Root, d Distro) ([]Package, error) {
+func readDpkg(root *os.Root, d Distro, known map[string]string) ([]Package, error) {
 	fsys := root.FS()
 	b, err := fs.ReadFile(fsys, dpkgStatus)
 	if err != nil {
@@ -48,9 +48,13 @@ func readDpkg(root *os.Root, d Distro) ([]Package, error) {
 			continue
 		}
 		src, srcVer := debSource(r)
+		purl := debPURL(d, r.name, r.version, r.arch)
+		lic, ok := known[purl]
+		if !ok {
+			lic = debLicense(docs, r.name, &buf)
+		}
 		pkgs = append(pkgs, Package{Name: r.name, Version: r.version, Arch: r.arch,
-			Source: src, SourceVersion: srcVer,
-			License: debLicense(docs, r.name, &buf), PURL: debPURL(d, r.name, r.version, r.arch)})
+			Source: src, SourceVersion: srcVer, License: lic, PURL: purl})
 	}
 	return pkgs, nil
 }

@@ -34,7 +34,7 @@ func TestRPMDatabase(t *testing.T) {
 			rpm("--initdb")
 			rpm("-i", "--justdb", "--nodeps", "--noscripts", pkg)
 			want := strings.Fields(rpm("-qa", "--qf", "%{NAME}|%{VERSION}-%{RELEASE}|%{ARCH}\\n"))
-			inv, err := Read(root)
+			inv, err := Read(root, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -68,7 +68,7 @@ func TestRPMEpochAndBerkeleyDB(t *testing.T) {
 	if n, v := srpmName("glibc-2.34-100.el9.src.rpm"); n != "glibc" || v != "2.34-100.el9" {
 		t.Errorf("source %q %q", n, v)
 	}
-	inv, err := Read(tree(t, map[string]string{rpmBDB: "not read"}))
+	inv, err := Read(tree(t, map[string]string{rpmBDB: "not read"}), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

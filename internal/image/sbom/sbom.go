@@ -50,25 +50,44 @@ type Inventory struct {
 	Note     string    // why the list is empty or partial, "" when it is whole
 }
 
+// Options tune Read.
+type Options struct {
+	// Licences are licences already read, by purl: a package whose purl
+	// (name, version, architecture, distribution) is here keeps this
+	// licence without its copyright file being read again. Reading the
+	// copyright files is most of a Debian image's read; a bake's image
+	// shares most packages with its base, whose inventory has them.
+	Licences map[string]string
+}
+
+// Licences are the inventory's licences by purl, for Options.Licences.
+func (inv *Inventory) Licences() map[string]string {
+	m := make(map[string]string, len(inv.Packages))
+	for _, p := range inv.Packages {
+		m[p.PURL] = p.License
+	}
+	return m
+}
+
 // Read lists the packages installed in the image whose root directory is
 // dir.
-func Read(dir string) (*Inventory, error) {
+func Read(dir string, opt Options) (*Inventory, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open image root: %w", err)
 	}
 	defer root.Close()
-	return ReadRoot(root)
+	return ReadRoot(root, opt)
 }
 
 // ReadRoot lists the packages installed in the image rooted at root.
-func ReadRoot(root *os.Root) (*Inventory, error) {
+func ReadRoot(root *os.Root, opt Options) (*Inventory, error) {
 	inv := &Inventory{Distro: readOSRelease(root.FS())}
 	var err error
 	switch {
 	case present(root, dpkgStatus):
 		inv.Kind = KindDeb
-		inv.Packages, err = readDpkg(root, inv.Distro)
+		inv.Packages, err = readDpkg(root, inv.Distro, opt.Licences)
 	case rpmDB(root) != "":
 		inv.Kind = KindRPM
 		inv.Packages, err = readRPM(root, rpmDB(root), inv.Distro)

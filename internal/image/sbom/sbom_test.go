@@ -58,7 +58,7 @@ func TestHostStatusMatchesDpkgQuery(t *testing.T) {
 	if len(want) < 10 {
 		t.Fatalf("dpkg-query lists only %d packages", len(want))
 	}
-	inv, err := Read(root)
+	inv, err := Read(root, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestUpdatesJournalApplied(t *testing.T) {
 	if !slices.Equal(want, []string{"alpha 2.0-1 amd64", "delta 0.5 arm64", "gamma 1:2.0-1 amd64"}) {
 		t.Fatalf("dpkg-query does not apply the journal as this test assumes: %q", want)
 	}
-	inv, err := Read(root)
+	inv, err := Read(root, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestEscapingSymlinkNotFollowed(t *testing.T) {
 		if err := os.Symlink(target, filepath.Join(root, dpkgStatus)); err != nil {
 			t.Fatal(err)
 		}
-		inv, err := Read(root)
+		inv, err := Read(root, Options{})
 		if err == nil {
 			t.Fatalf("symlink to %s: read %d packages (%v), want an error", target, len(inv.Packages), inventoryLines(inv))
 		}
@@ -145,7 +145,7 @@ func TestEscapingSymlinkNotFollowed(t *testing.T) {
 	if err := os.Symlink(filepath.Join(outside, "copyright"), filepath.Join(root, "usr/share/doc/pkg/copyright")); err != nil {
 		t.Fatal(err)
 	}
-	inv, err := Read(root)
+	inv, err := Read(root, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func TestEscapingSymlinkNotFollowed(t *testing.T) {
 // packages and a note saying why, not an error.
 func TestNeitherDebianNorRPM(t *testing.T) {
 	root := tree(t, map[string]string{"etc/os-release": "ID=alpine\nVERSION_ID=3.20.0\nPRETTY_NAME=\"Alpine Linux v3.20\"\n"})
-	inv, err := Read(root)
+	inv, err := Read(root, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +192,7 @@ func TestLicences(t *testing.T) {
 		status = append(status, stanza(n, "1.0", "all", "install ok installed"))
 	}
 	files[dpkgStatus] = strings.Join(status, "\n")
-	inv, err := Read(tree(t, files))
+	inv, err := Read(tree(t, files), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,11 +219,11 @@ func TestReproducible(t *testing.T) {
 	a := stanza("zeta", "1.0", "amd64", "install ok installed")
 	b := stanza("alpha", "2.0", "amd64", "install ok installed") + "\n" + stanza("alpha", "2.0", "i386", "install ok installed")
 	os := "ID=debian\nVERSION_ID=\"12\"\n"
-	inv1, err := Read(tree(t, map[string]string{dpkgStatus: a + "\n" + b, "etc/os-release": os}))
+	inv1, err := Read(tree(t, map[string]string{dpkgStatus: a + "\n" + b, "etc/os-release": os}), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv2, err := Read(tree(t, map[string]string{dpkgStatus: b + "\n" + a, "etc/os-release": os}))
+	inv2, err := Read(tree(t, map[string]string{dpkgStatus: b + "\n" + a, "etc/os-release": os}), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +245,7 @@ func TestReproducible(t *testing.T) {
 // The vendored schemas are not vacuous: a document missing a required
 // field or carrying a wrong value fails them.
 func TestSchemasRejectBrokenDocuments(t *testing.T) {
-	inv, err := Read(tree(t, map[string]string{dpkgStatus: stanza("pkg", "1.0", "all", "install ok installed")}))
+	inv, err := Read(tree(t, map[string]string{dpkgStatus: stanza("pkg", "1.0", "all", "install ok installed")}), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,6 +272,27 @@ func TestSchemasRejectBrokenDocuments(t *testing.T) {
 		if err := c.schema.Validate(v); err == nil {
 			t.Errorf("%q replaced by %q: the schema still accepts the document", c.old, c.new)
 		}
+	}
+}
+
+// Licences given by purl are kept without the copyright file being read;
+// a package whose purl is not among them is read as ever.
+func TestKnownLicencesReused(t *testing.T) {
+	dep5 := "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nLicense: MIT\n"
+	root := tree(t, map[string]string{
+		dpkgStatus:                     stanza("base", "1.0", "all", "install ok installed") + "\n" + stanza("new", "2.0", "all", "install ok installed"),
+		"usr/share/doc/base/copyright": dep5, "usr/share/doc/new/copyright": dep5,
+	})
+	known := map[string]string{debPURL(Distro{}, "base", "1.0", "all"): "Apache-2.0", debPURL(Distro{}, "new", "1.9", "all"): "BSD-2-Clause"}
+	inv, err := Read(root, Options{Licences: known})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := []string{inv.Packages[0].License, inv.Packages[1].License}; !slices.Equal(got, []string{"Apache-2.0", "MIT"}) {
+		t.Fatalf("licences %q, want the known one for base and new's own", got)
+	}
+	if l := inv.Licences(); len(l) != 2 || l[inv.Packages[1].PURL] != "MIT" {
+		t.Errorf("Licences() = %v", l)
 	}
 }
 
