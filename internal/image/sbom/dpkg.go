@@ -2,6 +2,7 @@ package sbom
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -63,8 +64,11 @@ func readDpkg(root *os.Root, d Distro, known map[string]string) ([]Package, erro
 // order, each holding whole stanzas that replace the status file's.
 func applyJournal(fsys fs.FS, recs map[[2]string]debRecord) error {
 	ents, err := fs.ReadDir(fsys, dpkgUpdates)
-	if err != nil {
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil // no journal
+	}
+	if err != nil {
+		return fmt.Errorf("read dpkg journal: %w", err)
 	}
 	var names []string
 	for _, e := range ents {

@@ -120,8 +120,8 @@ func TestUpdatesJournalApplied(t *testing.T) {
 
 // A status file planted as a symlink that leads out of the image, by an
 // absolute or a relative path, is not followed: Read fails instead of
-// listing the host's packages. A copyright file planted the same way
-// gives no licence.
+// listing the host's packages; so does an updates directory planted so.
+// A copyright file planted the same way gives no licence.
 func TestEscapingSymlinkNotFollowed(t *testing.T) {
 	outside := tree(t, map[string]string{
 		"status":    stanza("host-only", "1.0", "amd64", "install ok installed"),
@@ -141,6 +141,13 @@ func TestEscapingSymlinkNotFollowed(t *testing.T) {
 		}
 	}
 	root := tree(t, map[string]string{dpkgStatus: stanza("pkg", "1.0", "all", "install ok installed")})
+	if err := os.Symlink(outside, filepath.Join(root, dpkgUpdates)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Read(root, Options{}); err == nil || !strings.Contains(err.Error(), "dpkg journal") {
+		t.Errorf("updates directory planted as a symlink out of the image: error %v", err)
+	}
+	os.Remove(filepath.Join(root, dpkgUpdates))
 	os.MkdirAll(filepath.Join(root, "usr/share/doc/pkg"), 0o755)
 	if err := os.Symlink(filepath.Join(outside, "copyright"), filepath.Join(root, "usr/share/doc/pkg/copyright")); err != nil {
 		t.Fatal(err)
