@@ -1,0 +1,73 @@
+package sbom
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Subject is what a document describes besides the packages: the image,
+// its disk, the baked package, and when and by what it was made. An SBOM
+// depends only on its Inventory and Subject, so the same ones give the
+// same bytes.
+type Subject struct {
+	Image      string    // the image's name or id: the document's subject
+	DiskSHA256 string    // the raw disk's SHA-256, lower-case hex
+	Package    string    // the baked package's name, marked as the primary component; "" for none (a foundation)
+	Created    time.Time // the document's creation time
+	Tool       string    // the creating tool's name, e.g. "aminator"
+	Version    string    // and its version, e.g. "1.4.0"
+}
+
+var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+func (s Subject) check() error {
+	switch {
+	case s.Image == "":
+		return fmt.Errorf("sbom: no image named as the subject")
+	case !sha256RE.MatchString(s.DiskSHA256):
+		return fmt.Errorf("sbom: image %s: disk SHA-256 %.80q is not 64 lower-case hex digits", s.Image, s.DiskSHA256)
+	case s.Created.IsZero():
+		return fmt.Errorf("sbom: image %s: no creation time", s.Image)
+	case s.Tool == "" || s.Version == "":
+		return fmt.Errorf("sbom: image %s: no creating tool and version named", s.Image)
+	}
+	return nil
+}
+
+// created is the creation time as both formats want it: UTC, seconds.
+func (s Subject) created() string {
+	return s.Created.UTC().Format(time.RFC3339)
+}
+
+// primary is the index in pkgs of the baked package, -1 when it is not
+// among them (or none is named). A package of several architectures is
+// matched by its first.
+func primary(pkgs []Package, name string) int {
+	for i, p := range pkgs {
+		if name != "" && p.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// refID is a stable, document-unique identifier for a package, built
+// from the characters SPDX allows in an element id and a digest of its
+// purl.
+func refID(p Package) string {
+	sum := sha256.Sum256([]byte(p.PURL))
+	return "Package-" + strings.Map(idRune, p.Name) + "-" + hex.EncodeToString(sum[:6])
+}
+
+// idRune keeps the characters SPDX allows in an element id and makes the
+// others (+, _, :) a hyphen.
+func idRune(r rune) rune {
+	if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' {
+		return r
+	}
+	return '-'
+}
