@@ -106,6 +106,10 @@ type Config struct {
 	Plugins map[string]map[string]any `yaml:"plugins"`
 	// Download is how a package URL is downloaded (issue 12).
 	Download Download `yaml:"download"`
+	// Binfmt is how a bake of another architecture's image (arm64 on an
+	// x86_64 host) runs its package's code: under qemu-user, through a
+	// binfmt_misc handler (issue 20).
+	Binfmt Binfmt `yaml:"binfmt"`
 
 	// Environments maps an environment name to its plugin per kind.
 	Environments map[string]map[plugin.Kind]string `yaml:"-"`

@@ -23,7 +23,9 @@ import (
 // Run performs one bake. The returned Result is non-nil even on failure
 // (it carries the timings and what was preserved). Everything that can be
 // checked without a volume is checked before one is made: the request,
-// the base, the tags against the cloud's limits, and the image name
+// the base, the tags against the cloud's limits, the package's
+// architecture against the base's, that this host runs the base's
+// programs (natively or emulated), and the image name
 // whenever the package says it without being installed.
 func Run(ctx context.Context, env *Environment, req Request, log *slog.Logger) (res *Result, err error) {
 	start := time.Now()
@@ -54,6 +56,8 @@ func Run(ctx context.Context, env *Environment, req Request, log *slog.Logger) (
 		sizeVolume{},
 		checkTagLimits{},
 		When(inspectable, inspectPackage{}),
+		checkPackageArch{},
+		checkEmulation{},
 		checkPlannedName{},
 	); err != nil {
 		return res, err

@@ -18,6 +18,8 @@ type Environment struct {
 	Provisioner plugin.Provisioner
 	Finalizer   plugin.Finalizer
 	StateDir    string
+	// Binfmt is how a base of another architecture's programs run here.
+	Binfmt config.Binfmt
 }
 
 // Close releases what the plugins hold (the cloud's database).
@@ -41,7 +43,7 @@ func NewEnvironment(cfg *config.Config, log *slog.Logger) (*Environment, error) 
 		return nil, err
 	}
 	deps := plugin.Deps{Logger: log, StateDir: cfg.StateDir, LockDir: cfg.LockDir, Region: cfg.Context.Region, Download: dl}
-	env := &Environment{Name: name, StateDir: cfg.StateDir}
+	env := &Environment{Name: name, StateDir: cfg.StateDir, Binfmt: cfg.Binfmt}
 	for _, kind := range plugin.Kinds {
 		pname := spec[kind]
 		reg, _ := plugin.Lookup(kind, pname)

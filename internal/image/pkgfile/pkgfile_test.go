@@ -113,3 +113,21 @@ func FuzzDebControl(f *testing.F) {
 		rpmHeader(bytes.NewReader(b))
 	})
 }
+
+// Debian's and rpm's names for an architecture fit the image's (EC2's)
+// name; architecture-independent packages fit both.
+func TestFitsArch(t *testing.T) {
+	for _, tc := range []struct {
+		pkg, image string
+		fits       bool
+	}{
+		{"all", "x86_64", true}, {"all", "arm64", true}, {"noarch", "arm64", true}, {"noarch", "x86_64", true},
+		{"amd64", "x86_64", true}, {"arm64", "arm64", true}, {"x86_64", "x86_64", true}, {"aarch64", "arm64", true},
+		{"amd64", "arm64", false}, {"arm64", "x86_64", false}, {"aarch64", "x86_64", false}, {"x86_64", "arm64", false},
+		{"i386", "x86_64", false}, {"i686", "i386", true}, {"armhf", "arm64", false}, {"s390x", "x86_64", false}, {"", "x86_64", false},
+	} {
+		if got := FitsArch(tc.pkg, tc.image); got != tc.fits {
+			t.Errorf("FitsArch(%q, %q) = %v, want %v", tc.pkg, tc.image, got, tc.fits)
+		}
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // debianAarch64 is the handler Debian's qemu-user-static registers, as
@@ -133,5 +135,61 @@ func TestEmulatorMustBeStatic(t *testing.T) {
 	}
 	if s, err := isStatic("/bin/sh"); err != nil || s {
 		t.Errorf("/bin/sh static = %v, %v", s, err)
+	}
+}
+
+// View mounts binfmt_misc for the call where it is not mounted (a job's
+// own /proc), and leaves no mount: run in a user namespace of its own,
+// whose binfmt_misc is its own too, on an empty directory that stands
+// for the kernel's place. (Such an instance lives as long as a mount of
+// it, which the test keeps elsewhere as the host's mount would be; the
+// initial user namespace's entries pin theirs.)
+func TestViewMountsForTheCall(t *testing.T) {
+	if os.Getenv("BINFMT_TEST_CHILD") == "1" {
+		keep := t.TempDir()
+		if err := unix.Mount("binfmt_misc", keep, "binfmt_misc", 0, ""); err != nil {
+			t.Fatalf("mount binfmt_misc: %v", err)
+		}
+		defer unix.Unmount(keep, unix.MNT_DETACH)
+		dir := t.TempDir()
+		err := view(dir, true, func(d string) error {
+			if d == dir {
+				t.Fatal("view called fn on the unmounted directory")
+			}
+			return Register(d, "arm64", "/bin/true")
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = view(dir, true, func(d string) error { return Check(d, "arm64") })
+		if err != nil {
+			t.Fatalf("the handler registered through one view is not seen through the next: %v", err)
+		}
+		err = view(dir, true, func(d string) error { _, err := Find(d, "x86_64"); return err })
+		if !errors.Is(err, ErrNoHandler) || strings.Contains(err.Error(), os.TempDir()+"/aminator-binfmt-") || !strings.Contains(err.Error(), dir) {
+			t.Errorf("an error through the view: %v, want ErrNoHandler naming %s", err, dir)
+		}
+		if mounts, _ := os.ReadFile("/proc/self/mounts"); strings.Contains(string(mounts), "aminator-binfmt-") || strings.Contains(string(mounts), dir) {
+			t.Errorf("a view's mount is left:\n%s", mounts)
+		}
+		if left, _ := filepath.Glob(filepath.Join(os.TempDir(), "aminator-binfmt-*")); len(left) > 0 {
+			t.Errorf("a view's directory is left: %v", left)
+		}
+		return
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("no unshare")
+	}
+	cmd := exec.Command("unshare", "--user", "--map-root-user", "--mount", os.Args[0], "-test.run=^TestViewMountsForTheCall$", "-test.v")
+	cmd.Env = append(os.Environ(), "BINFMT_TEST_CHILD=1", "TMPDIR="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err != nil && strings.Contains(string(out), "mount binfmt_misc") {
+		t.Skipf("this kernel's binfmt_misc is not per user namespace: %s", out)
+	}
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if strings.Contains(string(out), "view called fn on the unmounted directory") || !strings.Contains(string(out), "--- PASS: TestViewMountsForTheCall") {
+		t.Fatalf("the child did not pass:\n%s", out)
 	}
 }
