@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# make-base.sh OUT.img [SUITE] [SIZE]
+# make-base.sh OUT.img [SUITE] [SIZE] [ARCH]
 # Builds a small Debian root filesystem (mmdebstrap minbase) straight into an
 # ext4 image file (mkfs.ext4 -d: no loop device, no mount), ready for
 # `aminate images import`. Uses the mirror the host's apt configuration names.
+# ARCH is Debian's name (amd64, arm64; default: the host's); another
+# architecture's maintainer scripts run under qemu-user, which needs a
+# binfmt_misc handler (aminate init --binfmt registers one).
 set -euo pipefail
-out=${1:?usage: make-base.sh OUT.img [SUITE] [SIZE]}
+out=${1:?usage: make-base.sh OUT.img [SUITE] [SIZE] [ARCH]}
 suite=${2:-bookworm}
 size=${3:-1G}
+arch=${4:-$(dpkg --print-architecture)}
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/aminator-base.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 root="$work/root"
-mmdebstrap --quiet --variant=minbase --include=ca-certificates --aptopt='Acquire::Retries "3"' "$suite" "$root"
+mmdebstrap --quiet --architectures="$arch" --variant=minbase --include=ca-certificates --aptopt='Acquire::Retries "3"' "$suite" "$root"
 # Leave nothing of the host behind in the image.
 printf 'localhost\n' >"$root/etc/hostname"
 : >"$root/etc/resolv.conf"

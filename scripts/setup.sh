@@ -10,7 +10,10 @@ for pair in mmdebstrap:mmdebstrap mkfs.ext4:e2fsprogs sfdisk:fdisk losetup:mount
             qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils bc:bc \
             rpmbuild:rpm createrepo_c:createrepo-c mkfs.vfat:dosfstools mcopy:mtools \
             grub-mkimage:grub-common nsenter:util-linux ssh:openssh-client ssh-keygen:openssh-client \
-            chromium:chromium; do   # chromium: the dashboard's browser test (test/e2e/isolated, chromedp)
+            chromium:chromium \
+            "qemu-$([ "$(uname -m)" = aarch64 ] && echo x86_64 || echo aarch64)-static:qemu-user-static"; do
+            # chromium: the dashboard's browser test (test/e2e/isolated, chromedp); qemu-user-static:
+            # bakes of the other architecture's images (arm64 on x86_64), registered below
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
 done
@@ -67,3 +70,7 @@ fi
 export PATH="$(dirname "$GO"):$PATH"
 export GOTOOLCHAIN=${GOTOOLCHAIN:-auto}
 go mod download
+# Bakes of the other architecture's images (arm64 on an x86_64 host) run
+# the package's scripts under qemu-user: register it with binfmt_misc, with
+# the F flag (once per boot; run again, it changes nothing).
+go run ./cmd/aminate init --binfmt

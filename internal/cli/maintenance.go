@@ -141,7 +141,7 @@ func (a *app) printFsck(r *plugin.FsckReport) {
 func (a *app) initCommand() *cobra.Command {
 	var fs string
 	var size int64
-	var unmount bool
+	var unmount, binfmtReg bool
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Set up the state directory; --store-fs chooses where volumes and snapshots go",
@@ -160,7 +160,14 @@ has xfs or btrfs; init does it now, or as you choose:
 
 Only an empty state directory gets a store filesystem; an existing store is
 never moved. The store filesystem stays mounted between commands; any
-aminate command mounts it again (after a reboot, or --unmount).`,
+aminate command mounts it again (after a reboot, or --unmount).
+
+  --binfmt   let this host bake images of the architectures it does not
+             run natively (arm64 on x86_64, x86_64 on arm64): mount
+             binfmt_misc if it is not, and register the static qemu-user
+             emulator (Debian's qemu-user-static) with the F flag for each
+             one no handler runs yet. Run again, it changes nothing. A
+             handler is the whole host's, until it reboots.`,
 		Args: a.args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := a.loadConfig(cmd)
@@ -169,6 +176,9 @@ aminate command mounts it again (after a reboot, or --unmount).`,
 			}
 			if os.Geteuid() != 0 {
 				return fmt.Errorf("init needs root")
+			}
+			if binfmtReg {
+				return a.initBinfmt(cfg.Binfmt.Dir)
 			}
 			name, err := service.ChooseCloud(cfg, a.cloud)
 			if err != nil {
@@ -183,6 +193,7 @@ aminate command mounts it again (after a reboot, or --unmount).`,
 			if unmount {
 				return setup.UnmountStore(ctx, cfg.StateDir)
 			}
+
 			switch fs {
 			case "":
 			case "auto":
@@ -212,7 +223,31 @@ aminate command mounts it again (after a reboot, or --unmount).`,
 	cmd.Flags().StringVar(&fs, "store-fs", "", "xfs or btrfs: a reflink filesystem for volumes and snapshots; none: the state directory as it is; auto (default): as store_fs says")
 	cmd.Flags().Int64Var(&size, "store-size", 256, "its size in GiB (a sparse file: space is used as data arrives)")
 	cmd.Flags().BoolVar(&unmount, "unmount", false, "unmount the store filesystem")
+	cmd.Flags().BoolVar(&binfmtReg, "binfmt", false, "register qemu-user for the architectures this host does not run natively, so bakes on their bases can run a package's scripts")
 	return cmd
+}
+
+// initBinfmt registers the emulators and says what it found and did.
+func (a *app) initBinfmt(dir string) error {
+	e, err := service.RegisterEmulators(dir)
+	if err != nil {
+		return err
+	}
+	return a.print(e, func() {
+		if e.Mounted {
+			fmt.Fprintf(a.stdout, "mounted binfmt_misc at %s\n", e.Dir)
+		}
+		for _, x := range e.Archs {
+			state := "registered already"
+			if x.Registered {
+				state = "registered now"
+			}
+			fmt.Fprintf(a.stdout, "%s: %s: %s runs its programs (flags %s)\n", x.Arch, state, x.Interpreter, x.Flags)
+		}
+		if len(e.Archs) == 0 {
+			fmt.Fprintln(a.stdout, "this host runs every architecture natively; nothing to register")
+		}
+	})
 }
 
 func (a *app) poolCommand() *cobra.Command {

@@ -1,6 +1,7 @@
 package binfmt
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,3 +55,27 @@ type viewError struct {
 
 func (e *viewError) Error() string { return e.msg }
 func (e *viewError) Unwrap() error { return e.err }
+
+// Mount mounts binfmt_misc at dir unless it shows there already, and
+// reports whether it did.
+func Mount(dir string) (bool, error) {
+	if mounted(dir) {
+		return false, nil
+	}
+	if err := unix.Mount("binfmt_misc", dir, "binfmt_misc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return false, fmt.Errorf("mount binfmt_misc at %s: %w", dir, err)
+	}
+	return true, nil
+}
+
+// Foreign are the architectures aminator bakes for that this host runs
+// only under an emulator.
+func Foreign() []string {
+	var out []string
+	for _, a := range []string{"x86_64", "arm64"} {
+		if !Native(a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}

@@ -33,8 +33,12 @@ import (
 	"github.com/aminator-go/aminator/internal/testutil"
 )
 
-// BaseName is the name the Debian base is imported under.
-const BaseName = "debian-bookworm-base"
+// BaseName is the name the Debian base is imported under, Arm64BaseName
+// the arm64 one's.
+const (
+	BaseName      = "debian-bookworm-base"
+	Arm64BaseName = "debian-bookworm-base-arm64"
+)
 
 var (
 	binary  string // the aminate binary under test
@@ -99,6 +103,7 @@ func Shared() *Cloud { return shared }
 type Cloud struct {
 	Dir, State string
 	baseID     string // the Debian base, imported once (Base)
+	arm64ID    string // the arm64 one (Arm64Base)
 }
 
 // NewCloud makes the directories of a cloud under dir.
@@ -212,6 +217,18 @@ func (c *Cloud) Base(t *testing.T) string {
 	img := testutil.DebianBase(t)
 	c.baseID = MustOK(t, c.Aminate(t, "images", "import", BaseName, img, "--role", "base", "--tag", "base_ami_version=bookworm-1"))
 	return c.baseID
+}
+
+// Arm64Base imports the arm64 Debian base (testutil.DebianArm64Base) into
+// the cloud once and returns its id.
+func (c *Cloud) Arm64Base(t *testing.T) string {
+	t.Helper()
+	if c.arm64ID != "" {
+		return c.arm64ID
+	}
+	img := testutil.DebianArm64Base(t)
+	c.arm64ID = MustOK(t, c.Aminate(t, "images", "import", Arm64BaseName, img, "--arch", "arm64", "--role", "base", "--tag", "base_ami_version=bookworm-1"))
+	return c.arm64ID
 }
 
 // ShowImage is an image of the cloud as `images show --output json` shows it.
