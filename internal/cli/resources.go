@@ -242,7 +242,7 @@ func (a *app) configCommand() *cobra.Command {
 				}
 			}
 			out := map[string]any{
-				"sources": cfg.Sources, "state_dir": cfg.StateDir, "log_dir": cfg.LogDir, "lock_dir": cfg.LockDir, "store_fs": cfg.StoreFS,
+				"sources": cfg.Sources, "state_dir": cfg.StateDir, "log_dir": cfg.LogDir, "lock_dir": cfg.LockDir, "store_fs": cfg.StoreFS, "binfmt": cfg.Binfmt,
 				"context": cfg.Context, "plugins": plugins, "environments": cfg.Environments, "default_environment": cfg.DefaultEnvironment,
 			}
 			b, err := yaml.Marshal(out)
