@@ -242,7 +242,7 @@ func TestInitBinfmt(t *testing.T) {
 	}
 	q := map[string]string{"arm64": "aarch64", "x86_64": "x86_64"}[foreign]
 	for i, want := range [][]string{
-		{"mounted binfmt_misc at " + bm, foreign + ": registered now: ", "qemu-" + q, "(flags FC)"},
+		{"mounted binfmt_misc at " + bm, foreign + ": registered now: ", "qemu-" + q, "(flags OCF)"},
 		{foreign + ": registered already: ", "qemu-" + q},
 	} {
 		for _, w := range want {
