@@ -3,6 +3,7 @@ package bake
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -146,7 +147,7 @@ func TestForeignBaseNeedsAHandler(t *testing.T) {
 
 // With binfmt.register a dry run says it would register, and registers
 // nothing; the bake proper tries to (on a stand-in it cannot).
-func TestForeignBaseRegisterWhenAllowed(t *testing.T) {
+func TestForeignBaseDryRunRegistersNothing(t *testing.T) {
 	env, c, _ := testEnv(t)
 	base, _ := foreignBase(t, c)
 	env.Binfmt = config.Binfmt{Register: true, Dir: binfmtStandIn(t, nil)}
@@ -162,5 +163,45 @@ func TestForeignBaseRegisterWhenAllowed(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(env.Binfmt.Dir, "register")); len(b) != 0 {
 		t.Errorf("a dry run registered %q", b)
+	}
+}
+
+// With binfmt.register a bake registers the host's static emulator when
+// no handler is there, and goes on: run in a user namespace of its own,
+// whose binfmt_misc is its own too (Linux 6.7 and later), on a directory
+// that binfmt_misc is not mounted on yet, so the host's handlers are never
+// touched.
+func TestForeignBaseRegistersWhenAllowed(t *testing.T) {
+	foreign := map[string]string{"x86_64": "arm64", "arm64": "x86_64"}[binfmt.Host()]
+	emulator, err := binfmt.Emulator(foreign)
+	if foreign == "" || err != nil {
+		t.Skipf("no emulator for %q here: %v", foreign, err)
+	}
+	if dir := os.Getenv("BAKE_BINFMT_CHILD"); dir != "" {
+		s := NewState(&Environment{Binfmt: config.Binfmt{Register: true, Dir: dir}}, Request{}, slog.New(slog.DiscardHandler))
+		s.Base = &plugin.Image{ID: "ami-0123456789abcdef0", Name: "base", Architecture: foreign}
+		if err := (checkEmulation{}).Run(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+		h, err := binfmt.Find(dir, foreign)
+		if err != nil || h.Interpreter != emulator {
+			t.Fatalf("after the check: %+v, %v", h, err)
+		}
+		if err := (checkEmulation{}).Run(context.Background(), s); err != nil {
+			t.Fatalf("a second bake: %v", err)
+		}
+		return
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("no unshare")
+	}
+	cmd := exec.Command("unshare", "--user", "--map-root-user", "--mount", os.Args[0], "-test.run=^TestForeignBaseRegistersWhenAllowed$", "-test.v")
+	cmd.Env = append(os.Environ(), "BAKE_BINFMT_CHILD="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err != nil && strings.Contains(string(out), "mount binfmt_misc") {
+		t.Skipf("this kernel's binfmt_misc is not per user namespace: %s", out)
+	}
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestForeignBaseRegistersWhenAllowed") {
+		t.Fatalf("%v\n%s", err, out)
 	}
 }
