@@ -146,7 +146,7 @@ func TestForeignBaseNeedsAHandler(t *testing.T) {
 }
 
 // With binfmt.register a dry run says it would register, and registers
-// nothing; the bake proper tries to (on a stand-in it cannot).
+// nothing (TestForeignBaseRegistersWhenAllowed: the bake proper does).
 func TestForeignBaseDryRunRegistersNothing(t *testing.T) {
 	env, c, _ := testEnv(t)
 	base, _ := foreignBase(t, c)
