@@ -55,7 +55,7 @@ func cachedImage(t testing.TB, name string, build func(ctx context.Context, out 
 	t.Helper()
 	RequireRoot(t)
 	out := filepath.Join(CacheDir(t), name)
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute) // an arm64 tree built under emulation on a loaded machine took 12
 	defer cancel()
 	l, err := flock.Exclusive(ctx, out+".lock")
 	if err != nil {

@@ -97,6 +97,7 @@ func BenchmarkArm64Bake(b *testing.B) {
 
 	const rounds = 3
 	runs := map[string][]figures{}
+	loadBefore := loadavg()
 	b.ResetTimer()
 	for i := 0; i < rounds; i++ {
 		for j := range archs {
@@ -114,7 +115,8 @@ func BenchmarkArm64Bake(b *testing.B) {
 		return median(ds)
 	}
 	var tbl strings.Builder
-	fmt.Fprintf(&tbl, "\nmedian of %d bakes each, on %s (load before: %s)\n%-24s %12s %12s %8s\n", rounds, binfmt.Host(), loadavg(), "", "x86_64", "arm64", "ratio")
+	fmt.Fprintf(&tbl, "\nmedian of %d bakes each, on %s (load averages before: %s, after: %s)\n%-24s %12s %12s %8s\n",
+		rounds, binfmt.Host(), loadBefore, loadavg(), "", "x86_64", "arm64", "ratio")
 	row := func(name string, v func(figures) time.Duration) float64 {
 		x, a := med("x86_64", v), med("arm64", v)
 		ratio := a.Seconds() / x.Seconds()
