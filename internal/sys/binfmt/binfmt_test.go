@@ -88,17 +88,22 @@ func TestCheckSaysHowToFix(t *testing.T) {
 
 // Register's line is one the kernel takes, and Find then finds it: run
 // in a user namespace of its own, whose binfmt_misc is its own too
-// (Linux 6.7 and later), so the host's handlers are never touched.
+// (Linux 6.7 and later), so the host's handlers are never touched. It
+// registers on a directory of its own, which Register mounts binfmt_misc
+// on: the host's binfmt_misc mount, where there is one, shows through at
+// Dir with the host's handlers.
 func TestRegisterInAUserNamespace(t *testing.T) {
 	if os.Getenv("BINFMT_TEST_CHILD") == "1" {
-		if err := Register(Dir, "arm64", "/bin/true"); err != nil {
+		dir := t.TempDir()
+		if err := Register(dir, "arm64", "/bin/true"); err != nil {
 			t.Fatal(err)
 		}
-		h, err := Find(Dir, "arm64")
+		defer unix.Unmount(dir, unix.MNT_DETACH)
+		h, err := Find(dir, "arm64")
 		if err != nil || h.Interpreter != "/bin/true" || !h.FixBinary() {
 			t.Fatalf("after Register: %+v, %v", h, err)
 		}
-		if err := Register(Dir, "arm64", "/bin/false"); err != nil {
+		if err := Register(dir, "arm64", "/bin/false"); err != nil {
 			t.Fatalf("a second Register: %v", err)
 		}
 		return
