@@ -116,6 +116,21 @@ func metadataMock(t testing.TB) string {
 	return mockBin
 }
 
+// Moto starts moto's server alone, for the test's lifetime, and returns
+// its URL: for a test of another AWS service (KMS) that needs no EC2 state
+// and no metadata service. It skips the test when moto is not installed.
+func Moto(t testing.TB) string {
+	t.Helper()
+	if err := exec.Command("python3", "-c", "import moto.server").Run(); err != nil {
+		t.Skip("moto is not installed (python3 -m moto.server)")
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	_, port, _ := strings.Cut(strings.TrimPrefix(url, "http://"), ":")
+	cmd, log := start(t, "python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", port)
+	waitHTTP(t, url+"/moto-api/", cmd, log)
+	return url
+}
+
 // Start brings up moto and the metadata mock and sets the standard AWS
 // variables (AWS_ENDPOINT_URL, AWS_EC2_METADATA_SERVICE_ENDPOINT, ...) for
 // the test, so code under test finds them with no flag of its own.
