@@ -20,9 +20,9 @@ var (
 	ErrDigestMismatch = errors.New("digest does not match the provenance")
 )
 
-// Expect is what the verifier measured itself: the image's id, its disk's
-// SHA-256 and its SBOMs' (all lower-case hex), each to be found among the
-// statement's subjects.
+// Expect is what the verifier measured itself: the image's id ("" not to
+// check it), its disk's SHA-256 and its SBOMs' (all lower-case hex), each
+// to be found among the statement's subjects.
 type Expect struct {
 	ImageID    string
 	DiskSHA256 string
