@@ -56,6 +56,9 @@ type bakeRun struct {
 	sha256 string
 	// stdin is the re-run child's standard input (nil: this process's).
 	stdin io.Reader
+	// bases are the base ids by architecture of a bake for several,
+	// resolved before (the bakery's); nil: the newest of the family's.
+	bases map[string]string
 }
 
 func (a *app) runBake(cmd *cobra.Command, args []string) error {
@@ -77,6 +80,9 @@ func (a *app) runBake(cmd *cobra.Command, args []string) error {
 // bake bakes pkg as the configuration says, prints the image (or, dry,
 // what would be made) and says what was made.
 func (a *app) bake(cfg *config.Config, pkg string, r bakeRun) error {
+	if len(cfg.Context.Arches()) > 1 {
+		return a.bakeArches(cfg, pkg, r)
+	}
 	return a.job(cfg, "bake", r.stdin, func(ctx context.Context, j *service.Job) error {
 		env, err := j.OpenEnvironment(ctx)
 		if err != nil {
@@ -112,15 +118,18 @@ func (a *app) bake(cfg *config.Config, pkg string, r bakeRun) error {
 
 // printPlan says what a dry run found.
 func (a *app) printPlan(res *bake.Result) error {
-	return a.print(res, func() {
-		fmt.Fprintf(a.stdout, "would bake %s (%s) onto %s (%s): a %d-byte volume", res.Plan.Package.Raw, res.Plan.Package.Kind, res.Base.ID, res.Base.Name, res.Plan.VolumeBytes)
-		if res.Plan.Name != "" {
-			fmt.Fprintf(a.stdout, ", image %s (the name is free)", res.Plan.Name)
-		} else {
-			fmt.Fprint(a.stdout, "; the image name depends on the version the image's repositories offer: the bake checks it as soon as it knows it (apt: before installing; yum: right after)")
-		}
-		fmt.Fprintln(a.stdout)
-	})
+	return a.print(res, func() { a.printPlanText(res) })
+}
+
+// printPlanText says in a line what a dry run found.
+func (a *app) printPlanText(res *bake.Result) {
+	fmt.Fprintf(a.stdout, "would bake %s (%s) onto %s (%s): a %d-byte volume", res.Plan.Package.Raw, res.Plan.Package.Kind, res.Base.ID, res.Base.Name, res.Plan.VolumeBytes)
+	if res.Plan.Name != "" {
+		fmt.Fprintf(a.stdout, ", image %s (the name is free)", res.Plan.Name)
+	} else {
+		fmt.Fprint(a.stdout, "; the image name depends on the version the image's repositories offer: the bake checks it as soon as it knows it (apt: before installing; yum: right after)")
+	}
+	fmt.Fprintln(a.stdout)
 }
 
 // afterConsole is standard output that first ends the live console: on a
@@ -250,6 +259,9 @@ manifest; bake a meta package onto it to make a base image.`,
 				return err
 			}
 			o.Name, o.Suffix, o.Creator = cfg.Context.Name, cfg.Context.Suffix, cfg.Context.Creator
+			if len(cfg.Context.Arches()) > 1 {
+				return usagef("--arch %s: a foundation is made for one architecture; make one for each", cfg.Context.Arch)
+			}
 			if cfg.Context.Arch != "" {
 				o.Arch = cfg.Context.Arch
 			}

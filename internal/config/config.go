@@ -87,6 +87,9 @@ type Context struct {
 	LogFormat string `yaml:"log_format"`
 	// ScriptNetwork lets package scripts use the network (issue 10).
 	ScriptNetwork bool `yaml:"script_network"`
+	// KeepPartial keeps the images of the architectures that baked when
+	// another of the same request (arch: x86_64,arm64) failed.
+	KeepPartial bool `yaml:"keep_partial"`
 }
 
 // Config is the merged configuration.

@@ -131,6 +131,8 @@ func TestErrors(t *testing.T) {
 		{name: "bad vm type", sys: "context:\n  vm_type: xen\n", want: []string{"aminator.yml", "context.vm_type", "allowed: hvm, paravirtual"}},
 		{name: "bad env value", env: []string{"AMINATOR_PARTITION=two"}, want: []string{"AMINATOR_PARTITION", "whole number"}},
 		{name: "bad flag", flags: map[string]string{"arch": "sparc"}, want: []string{"flag --arch", "allowed: x86_64, arm64, i386"}},
+		{name: "bad arch in a list", flags: map[string]string{"arch": "x86_64,sparc"}, want: []string{"flag --arch", `"sparc" is not allowed`}},
+		{name: "an arch twice", flags: map[string]string{"arch": "arm64,arm64"}, want: []string{"flag --arch", `"arm64" is named twice`}},
 		{name: "unknown plugin", sys: "plugins:\n  cloud.gce: {}\n", want: []string{"aminator.yml:2", `no cloud plugin "gce"`, "have: ec2, local"}},
 		{name: "bad plugin section", sys: "plugins:\n  clouds.local: {}\n", want: []string{"kind.name"}},
 		{name: "env with missing plugin", envs: "mine:\n  cloud: local\n  blockdevice: loop\n  volume: linux\n  distro: suse\n  provisioner: apt\n  finalizer: tagging_ebs\n", want: []string{"environments.yml:5", `no distro plugin "suse"`, "have: debian, redhat"}},

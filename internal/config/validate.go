@@ -307,8 +307,8 @@ func (c *Config) validate() error {
 	if x.Label != "" && !oneOf(x.Label, "candidate", "release", "previous") {
 		return c.bad("context.label", "%q is not allowed (allowed: candidate, release, previous)", x.Label)
 	}
-	if x.Arch != "" && !oneOf(x.Arch, "x86_64", "arm64", "i386") {
-		return c.bad("context.arch", "%q is not allowed (allowed: x86_64, arm64, i386)", x.Arch)
+	if err := checkArches(x.Arch); err != nil {
+		return c.bad("context.arch", "%v", err)
 	}
 	if (x.ENANetworking || x.EnhancedNetworking) && x.VMType != "hvm" {
 		return c.bad("context.vm_type", "ENA and enhanced networking need vm_type hvm")
@@ -376,3 +376,31 @@ func (c *Config) validate() error {
 
 // sshUserRE is a user name ssh may be given: no option, no host part.
 var sshUserRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+
+// Arches is the architectures a context's arch names, in the order given:
+// none, one, or several for a bake of each from one request.
+func (x Context) Arches() []string {
+	if x.Arch == "" {
+		return nil
+	}
+	return strings.Split(x.Arch, ",")
+}
+
+// checkArches checks an arch setting: one architecture, or a list of
+// different ones.
+func checkArches(arch string) error {
+	if arch == "" {
+		return nil
+	}
+	seen := map[string]bool{}
+	for _, a := range strings.Split(arch, ",") {
+		if !oneOf(a, "x86_64", "arm64", "i386") {
+			return fmt.Errorf("%q is not allowed (allowed: x86_64, arm64, i386, or a comma-separated list of them)", a)
+		}
+		if seen[a] {
+			return fmt.Errorf("%q is named twice in %q", a, arch)
+		}
+		seen[a] = true
+	}
+	return nil
+}

@@ -24,7 +24,10 @@ type Request struct {
 	BaseName      string
 	// BaseLabel picks the newest image of family BaseName with this
 	// channel label (also written BaseName "family:label").
-	BaseLabel       string
+	BaseLabel string
+	// BaseArch, with BaseName, picks the newest image of family BaseName
+	// of this architecture (one of a bake of several architectures).
+	BaseArch        string
 	Name            string
 	Suffix          string
 	Creator         string

@@ -13,7 +13,7 @@ type resolveBase struct{}
 func (resolveBase) Name() string { return "resolve base" }
 
 func (resolveBase) Run(ctx context.Context, s *State) (err error) {
-	s.Base, err = imageref.Resolve(ctx, s.Env.Cloud, imageref.Ref{ID: s.Req.BaseID, Name: s.Req.BaseName, Label: s.Req.BaseLabel})
+	s.Base, err = imageref.Resolve(ctx, s.Env.Cloud, imageref.Ref{ID: s.Req.BaseID, Name: s.Req.BaseName, Label: s.Req.BaseLabel, Arch: s.Req.BaseArch})
 	return err
 }
 

@@ -7,6 +7,8 @@ package imageref
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/aminator-go/aminator/internal/engine/channels"
 	"github.com/aminator-go/aminator/internal/plugin"
@@ -14,11 +16,15 @@ import (
 )
 
 // Ref names one image: by ID, else the newest image of family Name with
-// channel Label, else by exact Name.
+// channel Label, else by exact Name. With Arch (and no ID), Name is a
+// family: the newest image of that family (with Label, if given) of that
+// architecture; an image named exactly Name of that architecture when the
+// family has none.
 type Ref struct {
 	ID    string
 	Name  string
 	Label string
+	Arch  string
 }
 
 // Parse reads what a user typed: an image id, FAMILY:LABEL (a label of
@@ -52,8 +58,39 @@ func Resolve(ctx context.Context, c Finder, r Ref) (*plugin.Image, error) {
 	switch {
 	case r.ID != "":
 		return c.Image(ctx, plugin.ImageQuery{ID: r.ID})
+	case r.Arch != "":
+		return resolveArch(ctx, c, r)
 	case r.Label != "":
 		return channels.Resolve(ctx, c, r.Name, r.Label)
 	}
 	return c.Image(ctx, plugin.ImageQuery{Name: r.Name})
+}
+
+// resolveArch finds the newest image of family r.Name (with label r.Label)
+// of architecture r.Arch, else (with no label) the image named r.Name if
+// it is of that architecture.
+func resolveArch(ctx context.Context, c Finder, r Ref) (*plugin.Image, error) {
+	want := plugin.Tags{channels.TagFamily: r.Name}
+	if r.Label != "" {
+		want[channels.TagChannel] = r.Label
+	}
+	ims, err := c.FindImages(ctx, want)
+	if err != nil {
+		return nil, fmt.Errorf("resolve %s for %s: %w", r.String(), r.Arch, err)
+	}
+	for _, im := range ims { // newest first
+		if im.Architecture == r.Arch {
+			return im, nil
+		}
+	}
+	if r.Label == "" {
+		im, err := c.Image(ctx, plugin.ImageQuery{Name: r.Name})
+		if err != nil && !errors.Is(err, plugin.ErrNotFound) {
+			return nil, err
+		}
+		if err == nil && im.Architecture == r.Arch {
+			return im, nil
+		}
+	}
+	return nil, fmt.Errorf("no %s image of family %q: %w", r.Arch, r.String(), plugin.ErrNotFound)
 }

@@ -78,3 +78,34 @@ func TestResolveMissing(t *testing.T) {
 		t.Error("a label that is not a channel resolved")
 	}
 }
+
+// With an architecture, a name is a family: its newest image of that
+// architecture (with the label, if any), else the image of that name if
+// it is of that architecture.
+func TestResolveArch(t *testing.T) {
+	c := images{
+		{ID: "ami-00000000000000014", Name: "web-arm64-2", Architecture: "arm64", Tags: plugin.Tags{"family": "web"}},
+		{ID: "ami-00000000000000013", Name: "web-x86-2", Architecture: "x86_64", Tags: plugin.Tags{"family": "web"}},
+		{ID: "ami-00000000000000012", Name: "web-arm64-1", Architecture: "arm64", Tags: plugin.Tags{"family": "web", "channel": "release"}},
+		{ID: "ami-00000000000000011", Name: "single", Architecture: "arm64", Tags: plugin.Tags{}},
+	}
+	for _, tc := range []struct {
+		ref  Ref
+		want string
+	}{
+		{Ref{Name: "web", Arch: "arm64"}, "ami-00000000000000014"},
+		{Ref{Name: "web", Arch: "x86_64"}, "ami-00000000000000013"},
+		{Ref{Name: "web", Label: "release", Arch: "arm64"}, "ami-00000000000000012"},
+		{Ref{Name: "single", Arch: "arm64"}, "ami-00000000000000011"},
+	} {
+		im, err := Resolve(context.Background(), c, tc.ref)
+		if err != nil || im.ID != tc.want {
+			t.Errorf("Resolve(%+v) = %v, %v; want %s", tc.ref, im, err, tc.want)
+		}
+	}
+	for _, r := range []Ref{{Name: "web", Label: "release", Arch: "x86_64"}, {Name: "single", Arch: "x86_64"}, {Name: "web", Arch: "i386"}} {
+		if _, err := Resolve(context.Background(), c, r); !errors.Is(err, plugin.ErrNotFound) {
+			t.Errorf("Resolve(%+v): %v, want not found", r, err)
+		}
+	}
+}

@@ -38,6 +38,14 @@ type ToolTag struct {
 	Later bool
 }
 
+// The tags that link the images one request baked for several
+// architectures: the same arch_group value on each, and on each the
+// others' ids as ARCH:ID, comma-separated.
+const (
+	TagArchGroup    = "arch_group"
+	TagArchSiblings = "arch_siblings"
+)
+
 // ToolTags is the one list of the tags aminator sets; the CLI's bakes and
 // foundations and the bakery all refuse them in a user's tags.
 var ToolTags = []ToolTag{
@@ -58,6 +66,8 @@ var ToolTags = []ToolTag{
 	{Key: "base_ami_name", Flag: "-B/--base-ami-id or -b/--base-ami-name", Scope: ScopeBake},
 	{Key: "base_ami_version", From: "the base image's base_ami_version, else its appversion", Scope: ScopeBake},
 	{Key: "base_ami_label", Flag: "-b FAMILY:LABEL or --label", Scope: ScopeBake},
+	{Key: TagArchGroup, Flag: "--arch with a list", Scope: ScopeBake},
+	{Key: TagArchSiblings, Flag: "--arch with a list", Scope: ScopeBake},
 	{Key: owner.Bake, From: "the bake's id (on the snapshot)", Scope: ScopeBake},
 	{Key: owner.Host, From: "the build host's instance id (on the snapshot)", Scope: ScopeBake},
 	{Key: "distribution", From: "the foundation's distribution", Scope: ScopeFoundation},

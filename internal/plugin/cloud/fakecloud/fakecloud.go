@@ -96,6 +96,15 @@ func (c *Cloud) AddImage(name string, sizeBytes int64, tags plugin.Tags) *plugin
 	return copyImage(im)
 }
 
+// AddImageArch is AddImage for an image of another architecture.
+func (c *Cloud) AddImageArch(name, arch string, sizeBytes int64, tags plugin.Tags) *plugin.Image {
+	im := c.AddImage(name, sizeBytes, tags)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.images[im.ID].Architecture = arch
+	return copyImage(c.images[im.ID])
+}
+
 // Images lists the images, by id.
 func (c *Cloud) Images() []*plugin.Image {
 	c.mu.Lock()
