@@ -51,11 +51,17 @@ func newBootEnv(t *testing.T) *bootEnv {
 	return b
 }
 
-// image imports a disk made by bootdisktest as a local image.
+// image imports a disk made by bootdisktest as a local x86_64 image.
 func (b *bootEnv) image(t *testing.T, name string, d bootdisktest.Disk) *plugin.Image {
 	t.Helper()
+	return b.imageArch(t, name, "x86_64", d)
+}
+
+// imageArch imports a disk made by bootdisktest as a local image of arch.
+func (b *bootEnv) imageArch(t *testing.T, name, arch string, d bootdisktest.Disk) *plugin.Image {
+	t.Helper()
 	disk, _ := bootdisktest.Make(t, b.dir, d)
-	im, err := b.lc.Import(context.Background(), disk, local.ImportOptions{Name: name, Architecture: "x86_64", VirtualizationType: "hvm"})
+	im, err := b.lc.Import(context.Background(), disk, local.ImportOptions{Name: name, Architecture: arch, VirtualizationType: "hvm"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,6 +109,38 @@ func TestPushRegistersTheDisksBootMode(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(filepath.Join(b.lc.Dir(), "tmp")); len(left) != 0 {
 		t.Errorf("the pushes left %v in tmp/", left)
+	}
+}
+
+// An arm64 image goes to EC2 as arm64 (moto keeps neither: the request is
+// checked) with boot mode uefi, as Graviton
+// boots, even when its disk has a BIOS loader too; a boot mode Graviton
+// cannot boot, or a disk with only x86's UEFI loader, is refused before
+// any call to AWS.
+func TestPushArm64(t *testing.T) {
+	b := newBootEnv(t)
+	ctx := context.Background()
+	hybrid := b.imageArch(t, "arm64-hybrid", "arm64", bootdisktest.Disk{Label: "gpt", BootCode: true, BIOSBoot: true, ESP: true, Loaders: []string{"BOOTAA64.EFI"}})
+	if _, err := push.Push(ctx, b.lc, b.ec, hybrid, push.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := b.rec.Last("RegisterImage")
+	form, _ := url.ParseQuery(r.Form)
+	if form.Get("Architecture") != "arm64" || form.Get("BootMode") != "uefi" {
+		t.Errorf("RegisterImage Architecture=%q BootMode=%q, want arm64 and uefi", form.Get("Architecture"), form.Get("BootMode"))
+	}
+	calls := b.rec.Count("")
+	legacy := *hybrid
+	legacy.BootMode = "legacy-bios"
+	if _, err := push.Push(ctx, b.lc, b.ec, &legacy, push.Options{Name: "arm64-legacy"}); err == nil || !strings.Contains(err.Error(), "arm64 instances boot through UEFI only") {
+		t.Errorf("arm64 as legacy-bios: %v", err)
+	}
+	x86Loader := b.imageArch(t, "arm64-wrong-loader", "arm64", bootdisktest.Disk{Label: "gpt", ESP: true, Loaders: []string{"BOOTX64.EFI"}})
+	if _, err := push.Push(ctx, b.lc, b.ec, x86Loader, push.Options{}); err == nil || !errors.Is(err, bootdisk.ErrNoLoader) {
+		t.Errorf("arm64 with an x86 loader only: %v", err)
+	}
+	if n := b.rec.Count(""); n != calls {
+		t.Errorf("the refused pushes made %d calls to AWS", n-calls)
 	}
 }
 

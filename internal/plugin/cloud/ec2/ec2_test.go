@@ -173,6 +173,16 @@ func TestRegisterImageRequest(t *testing.T) {
 	if im.Tags["creator"] != "me" {
 		t.Errorf("tags %v", im.Tags)
 	}
+	// A Graviton image: arm64 and uefi on the wire.
+	if _, err := c.RegisterImage(ctx, plugin.ImageRequest{Name: "wire-arm64", RootDeviceName: "/dev/sda1", Architecture: "arm64", VirtualizationType: "hvm",
+		BlockDevices: []plugin.BlockDeviceMapping{{DeviceName: "/dev/sda1", SnapshotID: base.Root().SnapshotID}}, EnaSupport: true, BootMode: "uefi"}); err != nil {
+		t.Fatal(err)
+	}
+	req, _ = rec.Last("RegisterImage")
+	form, _ = url.ParseQuery(req.Form)
+	if form.Get("Architecture") != "arm64" || form.Get("BootMode") != "uefi" {
+		t.Errorf("RegisterImage Architecture=%q BootMode=%q, want arm64, uefi", form.Get("Architecture"), form.Get("BootMode"))
+	}
 	// The same name again: a clear error (moto itself would accept it).
 	_, err = c.RegisterImage(ctx, plugin.ImageRequest{Name: "wire", RootDeviceName: "/dev/sda1"})
 	if !errors.Is(err, plugin.ErrExists) {
