@@ -15,8 +15,10 @@ func Key(r Request, baseID string) string {
 	id := struct {
 		Package, PackageDigest, BaseID, Region, Environment, Name, VMType string
 		Tags                                                              []string
+		Arch                                                              []string `json:",omitempty"`
+		KeepPartial                                                       bool     `json:",omitempty"`
 	}{Package: r.Package, PackageDigest: strings.ToLower(r.PackageSHA256), BaseID: baseID, Region: r.Region,
-		Environment: r.Environment, Name: r.Name, VMType: r.VMType}
+		Environment: r.Environment, Name: r.Name, VMType: r.VMType, Arch: r.Arch, KeepPartial: r.KeepPartial}
 	for k, v := range r.Tags {
 		id.Tags = append(id.Tags, k+"="+v)
 	}

@@ -27,6 +27,8 @@ func nonZero(t *testing.T, f reflect.StructField) reflect.Value {
 		return reflect.ValueOf(true).Convert(f.Type)
 	case reflect.Int, reflect.Int64:
 		return reflect.ValueOf(7).Convert(f.Type)
+	case reflect.Slice:
+		return reflect.Append(reflect.MakeSlice(f.Type, 0, 1), reflect.ValueOf("x").Convert(f.Type.Elem()))
 	case reflect.Map:
 		m := reflect.MakeMap(f.Type)
 		m.SetMapIndex(reflect.ValueOf("k").Convert(f.Type.Key()), reflect.ValueOf("v").Convert(f.Type.Elem()))

@@ -34,7 +34,9 @@ func (j QueuedBake) Settings() (settings map[string]string, tags map[string]stri
 			settings[s.Key] = s.Value
 		}
 	}
-	if j.BaseID != "" { // resolved at submission: the key's base, whatever the request named
+	if SplitBases(j.BaseID) != nil { // several architectures' bases: Bases gives them to the bake
+		delete(settings, "base_ami_id")
+	} else if j.BaseID != "" { // resolved at submission: the key's base, whatever the request named
 		delete(settings, "base_ami_name")
 		delete(settings, "label")
 		settings["base_ami_id"] = j.BaseID
@@ -46,6 +48,10 @@ func (j QueuedBake) Settings() (settings map[string]string, tags map[string]stri
 	}
 	return settings, tags
 }
+
+// Bases are the bases by architecture a request for several resolved to
+// at submission (nil: one base, or none resolved).
+func (j QueuedBake) Bases() map[string]string { return SplitBases(j.BaseID) }
 
 // ChildCommand is the hidden aminate subcommand that runs one bakery bake:
 // it reads a QueuedBake as JSON on its standard input.

@@ -36,6 +36,17 @@ type Record struct {
 	Created  time.Time `json:"created"`
 	Started  time.Time `json:"started,omitempty"`
 	Finished time.Time `json:"finished,omitempty"`
+
+	// Images are every image a completed bake made: one, or one per
+	// architecture of a request for several (ImageID is the first's).
+	Images []Image `json:"images,omitempty"`
+}
+
+// Image is an image a bake made.
+type Image struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Arch string `json:"arch,omitempty"`
 }
 
 // Done reports whether the bake has ended.

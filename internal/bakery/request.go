@@ -21,8 +21,9 @@ import (
 // aminate bake is the key with dashes) to the field's value, as that flag
 // would. The field is the option's one definition: the API decodes it,
 // Options lists it, the child's configuration and the CLI's flag follow
-// from its key. Such a field is a string. Tests hold the rest together:
-// the key is a configuration key (TestOptionsAreConfigKeys) and a bake
+// from its key. Such a field is a string, a list of strings (set as the
+// flag takes it, comma-separated) or a bool (set only when true). Tests
+// hold the rest together: the key is a configuration key (TestOptionsAreConfigKeys) and a bake
 // flag (cli's TestBakeryOptionsAreBakeFlags), every JSON field is in the
 // OpenAPI document (TestOpenAPIRequestIsTheRequest), and every field is
 // part of the request's Key unless TestKeyCoversTheRequest's list says
@@ -40,9 +41,16 @@ type Request struct {
 	BaseLabel string `json:"base_label,omitempty" setting:"label"`
 	Region    string `json:"region" setting:"region"`
 	// Environment is the aminator environment to bake with ("" default).
-	Environment string            `json:"environment,omitempty" setting:"environment"`
-	Name        string            `json:"name,omitempty" setting:"name"`
-	VMType      string            `json:"vm_type,omitempty" setting:"vm_type"`
+	Environment string `json:"environment,omitempty" setting:"environment"`
+	Name        string `json:"name,omitempty" setting:"name"`
+	VMType      string `json:"vm_type,omitempty" setting:"vm_type"`
+	// Arch is the architecture to bake for, or several: the package is
+	// baked on the newest base of each architecture of the family
+	// BaseName names, one image each, linked by the arch_group tag.
+	Arch []string `json:"arch,omitempty" setting:"arch"`
+	// KeepPartial keeps the images of the architectures that baked when
+	// another failed (the bake fails either way).
+	KeepPartial bool              `json:"keep_partial,omitempty" setting:"keep_partial"`
 	Tags        map[string]string `json:"tags,omitempty"`
 	// Rebake bakes even if an identical request is running or done.
 	Rebake bool `json:"rebake,omitempty"`
@@ -65,8 +73,10 @@ var optionFields = func() []reflect.StructField {
 		if f.Tag.Get("setting") == "" {
 			continue
 		}
-		if f.Type.Kind() != reflect.String {
-			panic("bakery.Request." + f.Name + ": a setting is a string")
+		switch k := f.Type.Kind(); {
+		case k == reflect.String, k == reflect.Bool, k == reflect.Slice && f.Type.Elem().Kind() == reflect.String:
+		default:
+			panic("bakery.Request." + f.Name + ": a setting is a string, a list of strings or a bool")
 		}
 		out = append(out, f)
 	}
@@ -79,9 +89,33 @@ func (r *Request) Options() []Option {
 	v := reflect.ValueOf(r).Elem()
 	out := make([]Option, 0, len(optionFields))
 	for _, f := range optionFields {
-		out = append(out, Option{Key: f.Tag.Get("setting"), Value: v.FieldByIndex(f.Index).String()})
+		out = append(out, Option{Key: f.Tag.Get("setting"), Value: settingValue(v.FieldByIndex(f.Index))})
 	}
 	return out
+}
+
+// settingValue is an option's value as its flag takes it: a list
+// comma-separated, a bool "true" or "" (unset).
+func settingValue(v reflect.Value) string {
+	switch v.Kind() {
+	case reflect.Bool:
+		if v.Bool() {
+			return "true"
+		}
+		return ""
+	case reflect.Slice:
+		return strings.Join(v.Interface().([]string), ",")
+	}
+	return v.String()
+}
+
+// Arches are the architectures the request bakes for when it names
+// several (nil when it names one or none: a single bake).
+func (r *Request) Arches() []string {
+	if len(r.Arch) < 2 {
+		return nil
+	}
+	return r.Arch
 }
 
 // stringFields are the values of the request's string fields.
@@ -105,6 +139,42 @@ func (r *Request) BaseRef() imageref.Ref {
 		return imageref.Ref{Name: r.BaseName, Label: r.BaseLabel}
 	}
 	return imageref.Parse(r.BaseName)
+}
+
+// BaseRefs are the base images a request for several architectures names:
+// the newest of the family of each architecture, by architecture.
+func (r *Request) BaseRefs() map[string]imageref.Ref {
+	refs := map[string]imageref.Ref{}
+	for _, a := range r.Arches() {
+		ref := r.BaseRef()
+		ref.Arch = a
+		refs[a] = ref
+	}
+	return refs
+}
+
+// JoinBases writes the bases a request for several architectures resolved
+// to as one resolved base (ARCH=ID,... in the order of arches), which its
+// key names and its record keeps.
+func JoinBases(arches []string, ids map[string]string) string {
+	parts := make([]string, len(arches))
+	for i, a := range arches {
+		parts[i] = a + "=" + ids[a]
+	}
+	return strings.Join(parts, ",")
+}
+
+// SplitBases reads what JoinBases wrote; nil for a single base id.
+func SplitBases(s string) map[string]string {
+	if !strings.Contains(s, "=") {
+		return nil
+	}
+	out := map[string]string{}
+	for _, p := range strings.Split(s, ",") {
+		a, id, _ := strings.Cut(p, "=")
+		out[a] = id
+	}
+	return out
 }
 
 var (
@@ -151,6 +221,9 @@ func (r *Request) Validate(packageDir string) error {
 	if !regionRE.MatchString(r.Region) {
 		return fmt.Errorf("region %q: lower-case letters, digits and -", r.Region)
 	}
+	if err := r.checkArch(); err != nil {
+		return err
+	}
 	for _, s := range r.Options() {
 		if strings.HasPrefix(s.Value, "-") {
 			return fmt.Errorf("%q must not start with '-'", s.Value)
@@ -171,6 +244,28 @@ func (r *Request) Validate(packageDir string) error {
 		if !tagKeyRE.MatchString(k) || strings.ContainsRune(v, '\n') {
 			return fmt.Errorf("ci key %q: 1-100 of letters, digits and _.:/+@-", k)
 		}
+	}
+	return nil
+}
+
+// checkArch checks the architectures: known ones, each once, and with
+// several a family to find each one's base in.
+func (r *Request) checkArch() error {
+	seen := map[string]bool{}
+	for _, a := range r.Arch {
+		if a != "x86_64" && a != "arm64" && a != "i386" {
+			return fmt.Errorf("arch %q: x86_64, arm64 or i386", a)
+		}
+		if seen[a] {
+			return fmt.Errorf("arch %q is named twice", a)
+		}
+		seen[a] = true
+	}
+	if len(r.Arch) > 1 && r.BaseID != "" {
+		return fmt.Errorf("base_id names one image of one architecture; arch %s bakes on the newest base of each architecture of a family: give base_name", strings.Join(r.Arch, ","))
+	}
+	if r.KeepPartial && len(r.Arch) < 2 {
+		return errors.New("keep_partial goes with two or more arch")
 	}
 	return nil
 }

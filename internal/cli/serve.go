@@ -264,13 +264,7 @@ func startAPI(ctx context.Context, cfg *config.Config, st *store.Store, o serveO
 	}
 	api := &bakeryapi.API{Store: st, Log: log, PackageDir: o.packageDir, NewID: func() string { return strings.TrimPrefix(ids.New("x"), "x-") },
 		DefaultTimeout: o.defaultTimeout, MaxTimeout: o.maxTimeout, Limits: o.limits, Hosts: apiHosts(ln.Addr(), o.apiHosts),
-		Resolve: func(ctx context.Context, r bakery.Request) (string, error) {
-			im, err := service.ResolveIn(ctx, cfg, r.Region, r.Environment, r.BaseRef())
-			if err != nil {
-				return "", err
-			}
-			return im.ID, nil
-		},
+		Resolve: func(ctx context.Context, r bakery.Request) (string, error) { return resolveBases(ctx, cfg, r) },
 		Images: func(ctx context.Context, region string) ([]*plugin.Image, error) {
 			return service.FindIn(ctx, cfg, region, plugin.Tags{channels.TagRole: channels.RoleFoundation},
 				plugin.Tags{channels.TagRole: channels.RoleBase}, plugin.Tags{channels.TagRole: channels.RoleApp})
@@ -327,6 +321,28 @@ func natsFlags(f *pflag.FlagSet, o *broker.ClientOptions) {
 	f.StringVar(&o.Key, "nats-key", "", "its key")
 }
 
+// resolveBases finds the base a request names, or for several
+// architectures each one's (see bakery.JoinBases), in its region.
+func resolveBases(ctx context.Context, cfg *config.Config, r bakery.Request) (string, error) {
+	arches := r.Arches()
+	if arches == nil {
+		im, err := service.ResolveIn(ctx, cfg, r.Region, r.Environment, r.BaseRef())
+		if err != nil {
+			return "", err
+		}
+		return im.ID, nil
+	}
+	ids := map[string]string{}
+	for arch, ref := range r.BaseRefs() {
+		im, err := service.ResolveIn(ctx, cfg, r.Region, r.Environment, ref)
+		if err != nil {
+			return "", fmt.Errorf("base image for %s: %w", arch, err)
+		}
+		ids[arch] = im.ID
+	}
+	return bakery.JoinBases(arches, ids), nil
+}
+
 // bakeryBakeCommand is the child a bakery worker runs for one bake: it
 // reads the bakery.QueuedBake on standard input and bakes it as `aminate bake`
 // does, with the job's settings layered over the configuration as flags
@@ -358,7 +374,7 @@ func (a *app) bakeryBakeCommand() *cobra.Command {
 				return err
 			}
 			// The child re-run in namespaces reads the same job.
-			return a.bake(cfg, job.Request.Package, bakeRun{stdin: bytes.NewReader(raw), sha256: job.Request.PackageSHA256})
+			return a.bake(cfg, job.Request.Package, bakeRun{stdin: bytes.NewReader(raw), sha256: job.Request.PackageSHA256, bases: job.Bases()})
 		},
 	}
 }

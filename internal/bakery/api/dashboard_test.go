@@ -170,7 +170,7 @@ func TestImagesScope(t *testing.T) {
 // waits for the test to let it end.
 type stageRunner struct{ release chan struct{} }
 
-func (r *stageRunner) Run(ctx context.Context, rec *bakery.Record, log io.Writer) (string, string, error) {
+func (r *stageRunner) Run(ctx context.Context, rec *bakery.Record, log io.Writer) ([]bakery.Image, error) {
 	fmt.Fprintf(log, "time=2026-01-01T00:00:00Z level=INFO msg=\"bake started\" id=%s\n", rec.ID)
 	fmt.Fprint(log, "time=2026-01-01T00:00:00Z level=INFO msg=\"stage resolve base\" stage=\"resolve base\"\n")
 	fmt.Fprint(log, "time=2026-01-01T00:00:00Z level=INFO msg=\"stage mount\" sta")
@@ -179,10 +179,10 @@ func (r *stageRunner) Run(ctx context.Context, rec *bakery.Record, log io.Writer
 	select {
 	case <-r.release:
 	case <-ctx.Done():
-		return "", "", ctx.Err()
+		return nil, ctx.Err()
 	}
 	fmt.Fprint(log, `{"time":"2026-01-01T00:00:01Z","level":"INFO","msg":"stage provision","stage":"provision"}`+"\n")
-	return "ami-00000000000000002", "app-1", nil
+	return []bakery.Image{{ID: "ami-00000000000000002", Name: "app-1"}}, nil
 }
 
 // A running bake's stages and log reach the API while it runs; the log

@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -60,12 +61,20 @@ type Runner struct {
 	ran []string
 }
 
-// Run records the bake.
-func (r *Runner) Run(_ context.Context, rec *bakery.Record, _ io.Writer) (string, string, error) {
+// Run records the bake; a request for several architectures makes an
+// image of each (ami-...1, ami-...2, ...).
+func (r *Runner) Run(_ context.Context, rec *bakery.Record, _ io.Writer) ([]bakery.Image, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.ran = append(r.ran, rec.ID)
-	return "ami-00000000000000001", "img", nil
+	if arches := rec.Request.Arches(); arches != nil {
+		var ims []bakery.Image
+		for i, a := range arches {
+			ims = append(ims, bakery.Image{ID: fmt.Sprintf("ami-%017d", i+1), Name: "img-" + a, Arch: a})
+		}
+		return ims, nil
+	}
+	return []bakery.Image{{ID: "ami-00000000000000001", Name: "img"}}, nil
 }
 
 // Ran is the ids of the bakes it ran.

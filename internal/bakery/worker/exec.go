@@ -34,10 +34,10 @@ func (e *ExecRunner) Argv() []string {
 
 // Run runs the bake; cancelling ctx sends the child SIGTERM, and the bake
 // cleans up as on Ctrl-C.
-func (e *ExecRunner) Run(ctx context.Context, r *bakery.Record, log io.Writer) (string, string, error) {
+func (e *ExecRunner) Run(ctx context.Context, r *bakery.Record, log io.Writer) ([]bakery.Image, error) {
 	job, err := json.Marshal(bakery.QueuedBakeOf(r))
 	if err != nil {
-		return "", "", fmt.Errorf("bake %s: %w", r.ID, err)
+		return nil, fmt.Errorf("bake %s: %w", r.ID, err)
 	}
 	argv := e.Argv()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
@@ -55,23 +55,41 @@ func (e *ExecRunner) Run(ctx context.Context, r *bakery.Record, log io.Writer) (
 	fmt.Fprintf(log, "bakery: %q < %s\n", argv, job)
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
-			return "", "", fmt.Errorf("cancelled: %w", ctx.Err())
+			return nil, fmt.Errorf("cancelled: %w", ctx.Err())
 		}
 		if msg := why.message(); msg != "" {
-			return "", "", errors.New(msg)
+			return nil, errors.New(msg)
 		}
-		return "", "", fmt.Errorf("bake failed: %w (see the bake's log)", err)
+		return nil, fmt.Errorf("bake failed: %w (see the bake's log)", err)
 	}
+	return printedImages(out.Bytes())
+}
+
+// printedImage is an image as the child prints it.
+type printedImage struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Arch string `json:"architecture"`
+}
+
+// printedImages reads the images from the child's JSON result: a bake's
+// image, or the images of a bake for several architectures.
+func printedImages(out []byte) ([]bakery.Image, error) {
 	var res struct {
-		Image struct {
-			ID   string `json:"id"`
-			Name string `json:"name"`
-		} `json:"image"`
+		Image  printedImage   `json:"image"`
+		Images []printedImage `json:"images"`
 	}
-	if err := json.Unmarshal(out.Bytes(), &res); err != nil || res.Image.ID == "" {
-		return "", "", errors.New("bake printed no image")
+	if err := json.Unmarshal(out, &res); err != nil || res.Image.ID == "" {
+		return nil, errors.New("bake printed no image")
 	}
-	return res.Image.ID, res.Image.Name, nil
+	if len(res.Images) == 0 {
+		res.Images = []printedImage{res.Image}
+	}
+	var images []bakery.Image
+	for _, im := range res.Images {
+		images = append(images, bakery.Image{ID: im.ID, Name: im.Name, Arch: im.Arch})
+	}
+	return images, nil
 }
 
 // lastError passes output through and keeps the child's "aminate: error:"

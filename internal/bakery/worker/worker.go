@@ -29,7 +29,8 @@ const maxAttempts = 3
 
 // Runner performs one bake, writing its log to log.
 type Runner interface {
-	Run(ctx context.Context, r *bakery.Record, log io.Writer) (imageID, imageName string, err error)
+	// Run returns the images the bake made: one, or one per architecture.
+	Run(ctx context.Context, r *bakery.Record, log io.Writer) ([]bakery.Image, error)
 }
 
 // Worker takes bakes of one region off the queue and runs them.
@@ -213,7 +214,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	fctx, stopFlush := context.WithCancel(bctx)
 	flushed := make(chan struct{})
 	go func() { defer close(flushed); w.flushLive(fctx, id, rec.Attempts, live) }()
-	imageID, imageName, runErr := w.Runner.Run(bctx, rec, live)
+	images, runErr := w.Runner.Run(bctx, rec, live)
 	timedOut := errors.Is(bctx.Err(), context.DeadlineExceeded)
 	stopFlush()
 	<-flushed
@@ -234,7 +235,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	var final *bakery.Record
 	err = w.retry(ctx, msg, func() (err error) {
-		final, err = w.Store.Update(context.WithoutCancel(ctx), id, w.result(runErr, canceled, timedOut, timeout, imageID, imageName, stages))
+		final, err = w.Store.Update(context.WithoutCancel(ctx), id, w.result(runErr, canceled, timedOut, timeout, images, stages))
 		return err
 	})
 	if err != nil {
@@ -247,12 +248,14 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 }
 
 // result is how a bake's outcome changes its record.
-func (w *Worker) result(runErr error, canceled, timedOut bool, timeout time.Duration, imageID, imageName string, stages []bakery.Stage) func(*bakery.Record) error {
+func (w *Worker) result(runErr error, canceled, timedOut bool, timeout time.Duration, images []bakery.Image, stages []bakery.Stage) func(*bakery.Record) error {
 	return func(r *bakery.Record) error {
 		r.Finished, r.Stages = time.Now().UTC(), stages
 		switch {
+		case runErr == nil && len(images) == 0:
+			r.State, r.Error = bakery.Failed, "the bake reported no image"
 		case runErr == nil:
-			r.State, r.ImageID, r.Image = bakery.Completed, imageID, imageName
+			r.State, r.ImageID, r.Image, r.Images = bakery.Completed, images[0].ID, images[0].Name, images
 		case canceled:
 			r.State, r.Error = bakery.Canceled, "cancelled on request"
 		case timedOut:

@@ -84,10 +84,10 @@ func TestWorkerRefusesInjectedRecords(t *testing.T) {
 // as a hung package script's bake waits for SIGTERM.
 type hang struct{ stopped atomic.Bool }
 
-func (h *hang) Run(ctx context.Context, _ *bakery.Record, _ io.Writer) (string, string, error) {
+func (h *hang) Run(ctx context.Context, _ *bakery.Record, _ io.Writer) ([]bakery.Image, error) {
 	<-ctx.Done()
 	h.stopped.Store(true)
-	return "", "", fmt.Errorf("cancelled: %w", ctx.Err())
+	return nil, fmt.Errorf("cancelled: %w", ctx.Err())
 }
 
 // A hung bake is stopped at its timeout (its heartbeats do not keep it

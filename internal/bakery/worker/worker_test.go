@@ -55,9 +55,9 @@ func TestExecRunnerHandsTheJobOnStdin(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := &bakery.Record{ID: "b1", BaseID: "ami-00000000000000001", Request: bakery.Request{Package: "-x; rm -rf /", BaseName: "base", Region: "local"}}
-	id, name, err := (&ExecRunner{Binary: child, Args: []string{"--state-dir", dir}}).Run(context.Background(), rec, io.Discard)
-	if err != nil || id != "ami-00000000000000007" || name != "made" {
-		t.Fatalf("%s %s %v", id, name, err)
+	ims, err := (&ExecRunner{Binary: child, Args: []string{"--state-dir", dir}}).Run(context.Background(), rec, io.Discard)
+	if err != nil || len(ims) != 1 || ims[0].ID != "ami-00000000000000007" || ims[0].Name != "made" {
+		t.Fatalf("%v %v", ims, err)
 	}
 	b, _ := os.ReadFile(filepath.Join(dir, "job.json"))
 	var job bakery.QueuedBake
@@ -66,11 +66,22 @@ func TestExecRunnerHandsTheJobOnStdin(t *testing.T) {
 	}
 }
 
+// A bake for several architectures prints every image, and the worker
+// records each with its architecture.
+func TestExecRunnerReadsEveryArchitecturesImage(t *testing.T) {
+	ims, err := printedImages([]byte(`{"arch_group": "bake-1", "image": {"id": "ami-00000000000000001", "name": "a-x86_64", "architecture": "x86_64"},
+		"images": [{"id": "ami-00000000000000001", "name": "a-x86_64", "architecture": "x86_64"}, {"id": "ami-00000000000000002", "name": "a-arm64", "architecture": "arm64"}]}`))
+	want := []bakery.Image{{ID: "ami-00000000000000001", Name: "a-x86_64", Arch: "x86_64"}, {ID: "ami-00000000000000002", Name: "a-arm64", Arch: "arm64"}}
+	if err != nil || !reflect.DeepEqual(ims, want) {
+		t.Errorf("%v, %v", ims, err)
+	}
+}
+
 // A child that fails says why in its "aminate: error:" line.
 func TestExecRunnerReportsTheChildsError(t *testing.T) {
 	child := filepath.Join(t.TempDir(), "aminate")
 	os.WriteFile(child, []byte("#!/bin/sh\necho 'aminate: error: bake x failed: dpkg said no' >&2\nexit 1\n"), 0o755)
-	_, _, err := (&ExecRunner{Binary: child}).Run(context.Background(), &bakery.Record{ID: "b1"}, io.Discard)
+	_, err := (&ExecRunner{Binary: child}).Run(context.Background(), &bakery.Record{ID: "b1"}, io.Discard)
 	if err == nil || err.Error() != "bake x failed: dpkg said no" {
 		t.Errorf("%v", err)
 	}
