@@ -15,6 +15,10 @@ import (
 // result as JSON. Images kept by --keep-partial are printed too, and the
 // bake still fails.
 func (a *app) bakeArches(cfg *config.Config, pkg string, r bakeRun) error {
+	o := service.ArchesOptions{Arches: cfg.Context.Arches(), KeepPartial: cfg.Context.KeepPartial, Bases: r.bases}
+	if err := service.CheckArchRequest(bake.RequestFromConfig(cfg.Context, pkg), o); err != nil {
+		return usageError{err} // before the job: nothing is started
+	}
 	return a.job(cfg, "bake", r.stdin, func(ctx context.Context, j *service.Job) error {
 		env, err := j.OpenEnvironment(ctx)
 		if err != nil {
@@ -24,7 +28,7 @@ func (a *app) bakeArches(cfg *config.Config, pkg string, r bakeRun) error {
 		req := bake.RequestFromConfig(cfg.Context, pkg)
 		req.DryRun = r.dry
 		req.PackageSHA256 = r.sha256
-		res, err := j.BakeArches(ctx, env, req, service.ArchesOptions{Arches: cfg.Context.Arches(), KeepPartial: cfg.Context.KeepPartial, Bases: r.bases})
+		res, err := j.BakeArches(ctx, env, req, o)
 		if err != nil && len(res.Images) == 0 {
 			return err
 		}

@@ -67,7 +67,7 @@ type ArchesResult struct {
 func (j *Job) BakeArches(ctx context.Context, env *bake.Environment, req bake.Request, o ArchesOptions) (*ArchesResult, error) {
 	start := time.Now()
 	res := &ArchesResult{Group: j.ID}
-	if err := checkArchRequest(req, o); err != nil {
+	if err := CheckArchRequest(req, o); err != nil {
 		return res, err
 	}
 	bases, err := archBases(ctx, env.Cloud, req, o)
@@ -86,10 +86,10 @@ func (j *Job) BakeArches(ctx context.Context, env *bake.Environment, req bake.Re
 	return res, err
 }
 
-// checkArchRequest refuses what a bake of several architectures cannot
+// CheckArchRequest refuses what a bake of several architectures cannot
 // do: one given base image, volume or device serves one architecture,
 // and one shell one bake.
-func checkArchRequest(req bake.Request, o ArchesOptions) error {
+func CheckArchRequest(req bake.Request, o ArchesOptions) error {
 	usage := func(format string, a ...any) error { return &bake.UsageError{Err: fmt.Errorf(format, a...)} }
 	list := strings.Join(o.Arches, ",")
 	switch {
@@ -206,7 +206,7 @@ func (j *Job) bakeEach(ctx context.Context, env *bake.Environment, req bake.Requ
 // job's, with the architecture), under a lock of that id, which gc
 // respects as it does the job's.
 func (j *Job) bakeArch(ctx context.Context, env *bake.Environment, r bake.Request) (*bake.Result, error) {
-	sub := &Job{ID: j.ID + "-" + r.Arch, Kind: j.Kind, Config: j.Config, Log: j.Log.With("arch", r.Arch), LogPath: j.LogPath}
+	sub := &Job{ID: j.ID + "-" + r.Arch, Kind: j.Kind, Config: j.Config, Log: j.Log.With("target", r.Arch), LogPath: j.LogPath}
 	if j.Config != nil && j.Config.LockDir != "" {
 		lock, err := flock.TryExclusive(filepath.Join(j.Config.LockDir, sub.ID+".lock"))
 		if err != nil {
