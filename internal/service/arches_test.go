@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/aminator-go/aminator/internal/config"
+	"github.com/aminator-go/aminator/internal/sys/flock"
 
 	"github.com/aminator-go/aminator/internal/engine/bake"
 	"github.com/aminator-go/aminator/internal/engine/channels"
@@ -136,6 +140,35 @@ func TestBakeArches(t *testing.T) {
 		t.Errorf("names %s, %s", x.Name, a.Name)
 	}
 	f.only(t, 2)
+}
+
+// Each architecture's bake holds a lock named after its own id while it
+// runs, as a job does, so gc leaves what it tagged alone.
+func TestBakeArchesHoldJobLocks(t *testing.T) {
+	f := newArchFakes(t)
+	lockDir := t.TempDir()
+	held := map[string]bool{}
+	f.hook = func(call string) error {
+		if strings.HasPrefix(call, "RegisterImage ") {
+			for _, a := range []string{"x86_64", "arm64"} {
+				l, err := flock.TryExclusive(filepath.Join(lockDir, "bake-test-"+a+".lock"))
+				if err == nil {
+					l.Unlock()
+				}
+				if strings.Contains(call, "-"+a+"-") {
+					held[a] = err != nil
+				}
+			}
+		}
+		return nil
+	}
+	j := &Job{ID: "bake-test", Kind: "bake", Log: slog.New(slog.DiscardHandler), Config: &config.Config{LockDir: lockDir}}
+	if _, err := j.BakeArches(context.Background(), f.env, bake.Request{Package: "hello", BaseName: "base", Creator: "me"}, ArchesOptions{Arches: []string{"x86_64", "arm64"}}); err != nil {
+		t.Fatal(err)
+	}
+	if !held["x86_64"] || !held["arm64"] {
+		t.Errorf("locks held while registering: %v", held)
+	}
 }
 
 // With -n both images take the name, each with its architecture.

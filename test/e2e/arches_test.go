@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -27,7 +28,8 @@ func TestBakeArches(t *testing.T) {
 		"--arch", "arm64", "--tag", "family="+e2etest.BaseName))
 	dir := t.TempDir()
 	good := testutil.BuildDeb(t, dir, testutil.Deb{Name: "multi", Version: "1.0-1", Files: map[string]string{"/opt/multi/hello": "hello\n"}})
-	r := c.Aminate(t, "--arch", "x86_64,arm64", "-b", e2etest.BaseName, "-s", "m1", good)
+	manifest := filepath.Join(dir, "manifest.json")
+	r := c.Aminate(t, "--arch", "x86_64,arm64", "-b", e2etest.BaseName, "-s", "m1", "--manifest", manifest, good)
 	if r.Code != 0 && strings.Contains(r.Stderr, "binfmt") {
 		t.Skipf("no arm64 emulation here: %s", r.Stderr)
 	}
@@ -44,6 +46,18 @@ func TestBakeArches(t *testing.T) {
 	}
 	if g := xi.Tags["arch_group"]; g == "" || ai.Tags["arch_group"] != g || xi.Tags["arch_siblings"] != "arm64:"+ai.ID || ai.Tags["arch_siblings"] != "x86_64:"+xi.ID {
 		t.Errorf("links: %v / %v", xi.Tags, ai.Tags)
+	}
+	var ims []*plugin.Image
+	out := e2etest.MustOK(t, c.Aminate(t, "images", "list", "--tag", "arch_group="+xi.Tags["arch_group"], "--output", "json"))
+	if err := json.Unmarshal([]byte(out), &ims); err != nil || len(ims) != 2 {
+		t.Errorf("images list --tag arch_group=...: %v %s", err, out)
+	}
+	var m struct {
+		Group  string          `json:"arch_group"`
+		Images []*plugin.Image `json:"images"`
+	}
+	if err := json.Unmarshal([]byte(e2etest.ReadFile(t, manifest)), &m); err != nil || m.Group != xi.Tags["arch_group"] || len(m.Images) != 2 {
+		t.Errorf("manifest: %v %+v", err, m)
 	}
 
 	// An image script that fails on arm64 only fails the request.
