@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -206,7 +207,8 @@ func (j *Job) bakeEach(ctx context.Context, env *bake.Environment, req bake.Requ
 // job's, with the architecture), under a lock of that id, which gc
 // respects as it does the job's.
 func (j *Job) bakeArch(ctx context.Context, env *bake.Environment, r bake.Request) (*bake.Result, error) {
-	sub := &Job{ID: j.ID + "-" + r.Arch, Kind: j.Kind, Config: j.Config, Log: j.Log.With("target", r.Arch), LogPath: j.LogPath}
+	log := slog.New(archStages{j.Log.Handler(), r.Arch}).With("target", r.Arch)
+	sub := &Job{ID: j.ID + "-" + r.Arch, Kind: j.Kind, Config: j.Config, Log: log, LogPath: j.LogPath}
 	if j.Config != nil && j.Config.LockDir != "" {
 		lock, err := flock.TryExclusive(filepath.Join(j.Config.LockDir, sub.ID+".lock"))
 		if err != nil {
@@ -302,4 +304,46 @@ func (j *Job) removeArches(ctx context.Context, c plugin.Cloud, made []*ArchBake
 		b.Removed, b.Image = true, nil
 	}
 	return errors.Join(errs...)
+}
+
+// archStages names an architecture's stages after it ("arm64: provision"),
+// so the console's `==>` lines, and the bakery's stages read from the
+// log, tell the bakes that run at once apart.
+type archStages struct {
+	slog.Handler
+	arch string
+}
+
+func (h archStages) Handle(ctx context.Context, r slog.Record) error {
+	stage := ""
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "stage" {
+			stage = a.Value.String()
+		}
+		return stage == ""
+	})
+	if stage == "" {
+		return h.Handler.Handle(ctx, r)
+	}
+	msg := r.Message
+	if msg == "stage "+stage {
+		msg = "stage " + h.arch + ": " + stage
+	}
+	out := slog.NewRecord(r.Time, r.Level, msg, r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "stage" {
+			a = slog.String("stage", h.arch+": "+stage)
+		}
+		out.AddAttrs(a)
+		return true
+	})
+	return h.Handler.Handle(ctx, out)
+}
+
+func (h archStages) WithAttrs(as []slog.Attr) slog.Handler {
+	return archStages{h.Handler.WithAttrs(as), h.arch}
+}
+
+func (h archStages) WithGroup(name string) slog.Handler {
+	return archStages{h.Handler.WithGroup(name), h.arch}
 }

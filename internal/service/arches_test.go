@@ -273,3 +273,19 @@ func TestBakeArchesGivenBases(t *testing.T) {
 		t.Errorf("baked on %s, want %s", res.Images[0].Tags["base_ami_id"], f.oldX86.ID)
 	}
 }
+
+// Each architecture's stages are named after it, so two bakes' stage
+// lines at once do not mix: "stage arm64: provision" stage="arm64: provision".
+func TestArchStages(t *testing.T) {
+	var buf strings.Builder
+	log := slog.New(archStages{slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}), "arm64"})
+	log.Info("stage provision", "stage", "provision")
+	log.Debug("stage done", "stage", "provision", "took", 3)
+	log.Info("package installed", "name", "hello")
+	out := buf.String()
+	for _, want := range []string{`msg="stage arm64: provision" stage="arm64: provision"`, `msg="stage done" stage="arm64: provision" took=3`, `msg="package installed" name=hello`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("%q is not in\n%s", want, out)
+		}
+	}
+}
