@@ -38,7 +38,8 @@ type Record struct {
 	Finished time.Time `json:"finished,omitempty"`
 
 	// Images are every image a completed bake made: one, or one per
-	// architecture of a request for several (ImageID is the first's).
+	// architecture of a request for several (ImageID is the first's); of
+	// a failed one with KeepPartial, those it kept.
 	Images []Image `json:"images,omitempty"`
 }
 

@@ -57,10 +57,11 @@ func (e *ExecRunner) Run(ctx context.Context, r *bakery.Record, log io.Writer) (
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("cancelled: %w", ctx.Err())
 		}
+		kept, _ := printedImages(out.Bytes()) // a failed bake for several architectures may keep some (keep_partial)
 		if msg := why.message(); msg != "" {
-			return nil, errors.New(msg)
+			return kept, errors.New(msg)
 		}
-		return nil, fmt.Errorf("bake failed: %w (see the bake's log)", err)
+		return kept, fmt.Errorf("bake failed: %w (see the bake's log)", err)
 	}
 	return printedImages(out.Bytes())
 }

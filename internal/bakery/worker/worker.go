@@ -29,7 +29,8 @@ const maxAttempts = 3
 
 // Runner performs one bake, writing its log to log.
 type Runner interface {
-	// Run returns the images the bake made: one, or one per architecture.
+	// Run returns the images the bake made: one, or one per architecture;
+	// with an error, those a request for several kept (keep_partial).
 	Run(ctx context.Context, r *bakery.Record, log io.Writer) ([]bakery.Image, error)
 }
 
@@ -261,7 +262,7 @@ func (w *Worker) result(runErr error, canceled, timedOut bool, timeout time.Dura
 		case timedOut:
 			r.State, r.Error = bakery.Failed, fmt.Sprintf("timed out after %s: the bake was stopped and cleaned up", timeout)
 		default:
-			r.State, r.Error = bakery.Failed, runErr.Error()
+			r.State, r.Error, r.Images = bakery.Failed, runErr.Error(), images
 		}
 		return nil
 	}

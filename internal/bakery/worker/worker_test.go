@@ -77,6 +77,18 @@ func TestExecRunnerReadsEveryArchitecturesImage(t *testing.T) {
 	}
 }
 
+// A failed bake for several architectures that kept an image
+// (keep_partial) reports it with its reason.
+func TestExecRunnerReportsKeptImages(t *testing.T) {
+	child := filepath.Join(t.TempDir(), "aminate")
+	os.WriteFile(child, []byte("#!/bin/sh\necho '{\"image\": {\"id\": \"ami-00000000000000001\", \"name\": \"a\", \"architecture\": \"x86_64\"}}'\n"+
+		"echo 'aminate: error: arm64: bake failed' >&2\nexit 1\n"), 0o755)
+	ims, err := (&ExecRunner{Binary: child}).Run(context.Background(), &bakery.Record{ID: "b1"}, io.Discard)
+	if err == nil || len(ims) != 1 || ims[0].Arch != "x86_64" {
+		t.Errorf("%v, %v", ims, err)
+	}
+}
+
 // A child that fails says why in its "aminate: error:" line.
 func TestExecRunnerReportsTheChildsError(t *testing.T) {
 	child := filepath.Join(t.TempDir(), "aminate")
