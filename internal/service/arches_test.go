@@ -289,3 +289,26 @@ func TestArchStages(t *testing.T) {
 		}
 	}
 }
+
+// -b FAMILY:LABEL picks the newest image of each architecture carrying
+// the label, and records it in base_ami_label.
+func TestBakeArchesLabel(t *testing.T) {
+	f := newArchFakes(t)
+	ctx := context.Background()
+	for _, id := range []string{f.oldX86.ID, f.arm64.ID} {
+		if err := f.cloud.CreateTags(ctx, id, plugin.Tags{channels.TagChannel: "release"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := f.bake(t, bake.Request{BaseName: "base:release"}, ArchesOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, a := res.Images[0], res.Images[1]
+	if x.Tags["base_ami_id"] != f.oldX86.ID || a.Tags["base_ami_id"] != f.arm64.ID {
+		t.Errorf("bases %s, %s; want the released %s, %s", x.Tags["base_ami_id"], a.Tags["base_ami_id"], f.oldX86.ID, f.arm64.ID)
+	}
+	if x.Tags["base_ami_label"] != "base:release" || a.Tags["base_ami_label"] != "base:release" {
+		t.Errorf("base_ami_label %q, %q", x.Tags["base_ami_label"], a.Tags["base_ami_label"])
+	}
+}
