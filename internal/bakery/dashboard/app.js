@@ -195,13 +195,20 @@ function showBake(b) {
   $("d-state").className = "state " + b.state; $("d-state").textContent = b.state;
   const r = b.request;
   const meta = [["Team", b.team], ["Package", r.package], ["Base", r.base_id || (r.base_name + (r.base_label ? ":" + r.base_label : ""))],
-    ["Resolved base", b.resolved_base_id], ["Region", r.region], ["Image", b.image_id ? b.image_id + "  " + (b.image_name || "") : ""],
+    ["Resolved base", b.resolved_base_id], ["Region", r.region], ["Arch", (r.arch || []).join(", ")], ["Image", imagesText(b)],
     ["Worker", b.worker], ["Requested", b.created && new Date(b.created).toLocaleString()],
     ["Took", done(b) && b.started && !b.started.startsWith("0001") ? dur(b.started, b.finished) : ""], ["Attempts", b.attempts || ""]];
   $("d-meta").replaceChildren(...meta.filter(([, v]) => v).flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { class: "mono", text: String(v) })]));
   $("d-error").textContent = b.error || "";
   $("d-cancel").hidden = done(b);
   $("d-stages").replaceChildren(...stageItems(b));
+}
+// imagesText is the image a bake made, or each architecture's (and what
+// keep_partial kept of a failed one).
+function imagesText(b) {
+  const ims = b.images || [];
+  if (ims.length > 1 || (ims.length && !b.image_id)) return ims.map(i => i.id + " " + (i.arch || "") + " " + (i.name || "")).join(", ");
+  return b.image_id ? b.image_id + "  " + (b.image_name || "") : "";
 }
 function stageItems(b) {
   const seen = b.stages || [];
