@@ -41,15 +41,16 @@ func (a *app) bakeArches(cfg *config.Config, pkg string, r bakeRun) error {
 			})
 		}
 		var testErr error
-		for i, b := range res.Bakes {
-			if b.Image == nil {
-				continue
-			}
-			if r.test {
+		for i, b := range res.Bakes { // every test before the tables: a table ends the live console
+			if b.Image != nil && r.test {
 				im, terr := j.TestImage(ctx, env, b.Image)
 				res.Bakes[i].Image, testErr = im, errors.Join(testErr, terr)
 			}
-			a.done(j.Log, "bake "+b.Arch, res.Bakes[i].Image, b.Result.Duration)
+		}
+		for _, b := range res.Bakes {
+			if b.Image != nil {
+				a.done(j.Log, "bake "+b.Arch, b.Image, b.Result.Duration)
+			}
 		}
 		res.Images, res.Image = res.Images[:0], nil
 		for _, b := range res.Bakes {
