@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -47,11 +48,28 @@ func newArchFakes(t *testing.T) *archFakes {
 		return nil
 	}
 	log := slog.New(slog.DiscardHandler)
-	f.env = &bake.Environment{Name: "fake", Cloud: f.cloud, Volume: f.cloud.VolumePlugin(), Distro: &fakechroot.Distro{}, StateDir: t.TempDir(),
+	// The arm64 bake runs under emulation here: a binfmt_misc stand-in
+	// with the handler Debian's qemu-user-static registers, F flag added.
+	handlers := t.TempDir()
+	for name, h := range map[string]string{"qemu-aarch64": aarch64Handler, "qemu-x86_64": x86Handler} { // x86_64 is foreign on arm64 hosts
+		if err := os.WriteFile(filepath.Join(handlers, name), []byte(h), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.env = &bake.Environment{Binfmt: config.Binfmt{Dir: handlers}, Name: "fake", Cloud: f.cloud, Volume: f.cloud.VolumePlugin(), Distro: &fakechroot.Distro{}, StateDir: t.TempDir(),
 		Provisioner: &fakechroot.Inspector{},
 		Finalizer:   testutil.NewPlugin[plugin.Finalizer](t, plugin.KindFinalizer, "tagging_ebs", nil, plugin.Deps{Cloud: f.cloud, Logger: log})}
 	return f
 }
+
+// aarch64Handler and x86Handler are qemu-user-static's binfmt_misc
+// handlers, with the F flag.
+const (
+	aarch64Handler = "enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\nflags: POCF\noffset 0\n" +
+		"magic 7f454c460201010000000000000000000200b700\nmask ffffffffffffff00fffffffffffffffffeffffff\n"
+	x86Handler = "enabled\ninterpreter /usr/libexec/qemu-binfmt/x86_64-binfmt-P\nflags: POCF\noffset 0\n" +
+		"magic 7f454c4602010100000000000000000002003e00\nmask fffffffdfffefefefffffffffffffffffeffffff\n"
+)
 
 func (f *archFakes) bake(t *testing.T, req bake.Request, o ArchesOptions) (*ArchesResult, error) {
 	t.Helper()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/aminator-go/aminator/internal/image/bootdisk"
@@ -26,6 +27,7 @@ func TestArm64BootMode(t *testing.T) {
 		f := newFakes(t)
 		f.env.Volume = diskVolumes{f.cloud.VolumePlugin(), tc.disk}
 		f.env.Cloud = firmwareCloud{f.cloud}
+		f.env.Binfmt.Dir = binfmtStandIn(t, map[string]string{"qemu": strings.ReplaceAll(debianHandler("arm64"), "flags: OC", "flags: POCF")})
 		base, err := f.cloud.RegisterImage(context.Background(), plugin.ImageRequest{Name: "arm64-base", Architecture: "arm64",
 			RootDeviceName: "/dev/sda1", BlockDevices: []plugin.BlockDeviceMapping{{DeviceName: "/dev/sda1", SnapshotID: baseSnap}}})
 		if err != nil {
