@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# demo.sh: the seed's whole pipeline on the local cloud, as root:
+# demo.sh: the seed's whole pipeline on the local cloud, as root, for
+# x86_64 and arm64 (Graviton) alike:
 #   foundation (a bootable Debian bookworm from an empty volume)
 #   -> base (a meta package baked onto it, promoted to the release channel)
 #   -> app (a package baked against base:release, then launched under qemu
 #      as EC2 would launch it: its firmware boots the disk's GRUB, cloud-init
 #      reads the instance metadata, and ssh logs in with the test's key)
-# and prints each image id, the app's lineage and the ssh command that worked.
+# and prints each image id, the apps' lineage and the ssh commands that worked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
@@ -38,23 +39,37 @@ mkpkg() { # name version depends file-content
 meta=$(mkpkg demo-base 1.0 "curl, less" "the demo base platform")
 app=$(mkpkg demo-app 1.0-1 "" "the demo application")
 
-echo "== foundation" >&2
+# Both architectures: a foundation of each (arm64's maintainer scripts run
+# under qemu-user, registered by setup.sh), then the base and the app baked
+# for both from one request each (-b FAMILY --arch x86_64,arm64: the newest
+# image of each architecture), and both apps launched as EC2 launches an
+# x86_64 instance and a Graviton one.
+echo "== foundations (x86_64, arm64)" >&2
 foundation=$($A foundation -n demo-debian-bookworm -s "$suffix")
-echo "== base" >&2
-base=$($A -B "$foundation" -n demo-base -s "$suffix" "$meta")
-$A images promote "$base" --label release >&2
-echo "== app, baked against demo-base:release" >&2
-appimg=$($A -b demo-base:release -s "$suffix" "$app")
-echo "== app, launched like EC2 and logged into over ssh" >&2
-launched=$($A test "$appimg")
+foundation_arm64=$($A foundation --arch arm64 -n demo-debian-bookworm -s "$suffix-arm64")
+echo "== base, for both architectures" >&2
+bases=$($A --arch x86_64,arm64 -b demo-debian-bookworm -n demo-base -s "$suffix" "$meta")
+for b in $(echo "$bases" | awk '{print $2}'); do $A images promote "$b" --label release >&2; done
+echo "== app, baked against demo-base:release for both architectures" >&2
+apps=$($A --arch x86_64,arm64 -b demo-base:release -s "$suffix" "$app")
+app_x86=$(echo "$apps" | awk '$1 == "x86_64" {print $2}')
+app_arm64=$(echo "$apps" | awk '$1 == "arm64" {print $2}')
+echo "== apps, launched like EC2 (x86_64, then Graviton) and logged into over ssh" >&2
+launched=$($A test "$app_x86")
+launched_arm64=$($A test "$app_arm64")
 
 echo
-echo "foundation: $foundation"
-echo "base:       $base"
-echo "app:        $appimg"
+echo "foundations: $foundation (x86_64), $foundation_arm64 (arm64)"
+echo "bases:"
+echo "$bases" | sed 's/^/  /'
+echo "apps:"
+echo "$apps" | sed 's/^/  /'
 echo
-$A images show --lineage "$appimg"
+$A images show --lineage "$app_x86"
 echo
-$A images show "$appimg"
+$A images show --lineage "$app_arm64"
+echo
+$A images show "$app_arm64"
 echo
 echo "$launched"
+echo "$launched_arm64"

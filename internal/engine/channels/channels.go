@@ -79,8 +79,8 @@ type Labeller interface {
 }
 
 // Promote gives im the label candidate or release. Promoting to release
-// turns the family's current release into previous (and drops the old
-// previous). Only base and foundation images move through channels, and
+// turns the family's current release of im's architecture into previous
+// (and drops that architecture's old previous). Only base and foundation images move through channels, and
 // labels never move backwards.
 func Promote(ctx context.Context, c Labeller, im *plugin.Image, label, lockDir string) ([]string, error) {
 	switch label {
@@ -119,7 +119,7 @@ func Promote(ctx context.Context, c Labeller, im *plugin.Image, label, lockDir s
 		if err != nil {
 			return nil, err
 		}
-		for _, o := range olds {
+		for _, o := range sameArch(olds, im) {
 			if err := c.DeleteTags(ctx, o.ID, TagChannel); err != nil {
 				return nil, err
 			}
@@ -129,7 +129,7 @@ func Promote(ctx context.Context, c Labeller, im *plugin.Image, label, lockDir s
 		if err != nil {
 			return nil, err
 		}
-		for _, r := range rels {
+		for _, r := range sameArch(rels, im) {
 			if err := c.CreateTags(ctx, r.ID, plugin.Tags{TagChannel: Previous}); err != nil {
 				return nil, err
 			}
@@ -144,6 +144,25 @@ func Promote(ctx context.Context, c Labeller, im *plugin.Image, label, lockDir s
 		from = "none"
 	}
 	return append(done, fmt.Sprintf("%s (%s): %s -> %s", im.ID, im.Name, from, label)), nil
+}
+
+// sameArch keeps the images of im's architecture: a family's channels are
+// per architecture, so promoting its arm64 image leaves its x86_64 release
+// alone (an image that names none is x86_64, EC2's default).
+func sameArch(ims []*plugin.Image, im *plugin.Image) []*plugin.Image {
+	arch := func(i *plugin.Image) string {
+		if i.Architecture == "" {
+			return "x86_64"
+		}
+		return i.Architecture
+	}
+	var out []*plugin.Image
+	for _, i := range ims {
+		if arch(i) == arch(im) {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // Lineage returns the ancestor ids recorded on an image, oldest first.
