@@ -9,13 +9,22 @@
 // (create volume, attach, snapshot, register) around its own (bootstrap,
 // configure, partition, make filesystem), one per file (step_*.go).
 //
-// Layouts: "whole" (the default) puts the filesystem on the whole device,
-// as Aminator's EBS volumes and the local boot test (qemu direct kernel
-// boot) want; "gpt" puts it on partition 1 of a GPT disk, with no
-// bootloader; "uefi" makes a disk that firmware boots by itself: a GPT
-// with an EFI system partition (1) carrying systemd-boot, the kernel and
-// its initrd, and the root on partition 2 (last, so it can grow) — for EC2's
-// uefi boot mode and any UEFI VM.
+// Layouts: "hybrid" (the cloud profile's default on x86_64) and
+// "grub-uefi" (its default on arm64) are Debian's cloud disks booted by
+// GRUB (grub.go); "whole" (the minimal profile's default) puts the
+// filesystem on the whole device, as Aminator's EBS volumes and the local
+// boot test (qemu direct kernel boot) want; "gpt" puts it on partition 1
+// of a GPT disk, with no bootloader; "uefi" makes a disk that firmware
+// boots by itself: a GPT with an EFI system partition (1) carrying
+// systemd-boot, the kernel and its initrd, and the root on partition 2
+// (last, so it can grow) — for EC2's uefi boot mode and any UEFI VM.
+//
+// A foundation for another architecture than the host's (arm64 on an
+// x86_64 host) is made the same way: mmdebstrap's foreign-architecture
+// mode downloads and unpacks natively and runs only the tree's maintainer
+// scripts through qemu-user, which a binfmt_misc handler must start
+// (checked before any work); partitions, filesystems and GRUB's images
+// are made natively.
 package foundation
 
 import (
@@ -31,6 +40,7 @@ import (
 	"github.com/aminator-go/aminator/internal/image/naming"
 	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/plugin/cloud/owner"
+	"github.com/aminator-go/aminator/internal/sys/binfmt"
 )
 
 // Result is a built foundation.
@@ -69,6 +79,9 @@ func build(ctx context.Context, env *bake.Environment, o Options, log *slog.Logg
 	if err := o.validate(); err != nil {
 		return res, &bake.UsageError{Err: err}
 	}
+	if err := checkEmulation(o); err != nil {
+		return res, err
+	}
 	if o.Suffix == "" {
 		o.Suffix = naming.Suffix(start)
 	}
@@ -102,7 +115,7 @@ func build(ctx context.Context, env *bake.Environment, o Options, log *slog.Logg
 		bake.AttachVolume{},
 		bake.When(b.partitioned, partitionDisk{b}),
 		bake.When(b.uefi, bootPartition{b}),
-		bake.When(b.hybrid, bootLoaders{b}),
+		bake.When(b.grub, bootLoaders{b}),
 		makeFilesystem{b},
 		describe{b},
 		bake.Group("snapshot and register", bake.Snapshot{}, bake.Register{}),
@@ -116,4 +129,18 @@ func build(ctx context.Context, env *bake.Environment, o Options, log *slog.Logg
 func (b *builder) volumeTags(ctx context.Context, s *bake.State) plugin.Tags {
 	host, _ := s.Env.Cloud.Host(ctx)
 	return owner.Work(b.o.BakeID, host.InstanceID)
+}
+
+// checkEmulation refuses, before any work, a foreign architecture this
+// host cannot run: mmdebstrap unpacks and downloads natively, but the
+// tree's maintainer scripts run in it, so through a binfmt_misc handler.
+func checkEmulation(o Options) error {
+	dir := o.BinfmtDir
+	if dir == "" {
+		dir = binfmt.Dir
+	}
+	if err := binfmt.Check(dir, o.Arch); err != nil {
+		return fmt.Errorf("foundation for %s: %w", o.Arch, err)
+	}
+	return nil
 }

@@ -13,8 +13,10 @@ import (
 // The cloud foundation's grub.cfg is what bakes recognise as a static
 // config, on which they defer update-grub and keep grub.cfg.
 func TestGRUBConfigIsStatic(t *testing.T) {
-	if !distro.StaticGRUB([]byte(grubConfig("0b7c5e2a-1111-2222-3333-444455556666"))) {
-		t.Errorf("a bake would not recognise the foundation's grub.cfg:\n%s", grubConfig("u"))
+	for _, arch := range []string{"x86_64", "arm64"} {
+		if cfg := grubConfig("0b7c5e2a-1111-2222-3333-444455556666", arch); !distro.StaticGRUB([]byte(cfg)) {
+			t.Errorf("a bake would not recognise the %s foundation's grub.cfg:\n%s", arch, cfg)
+		}
 	}
 }
 
@@ -33,6 +35,11 @@ func TestGRUBDebconfHook(t *testing.T) {
 		if !strings.Contains(hook, want) {
 			t.Errorf("hook lacks %q: %s", want, hook)
 		}
+	}
+	// arm64 has no BIOS loader: grub-efi-arm64's answers only.
+	arm := strings.Join(customizeHooks(Options{Profile: ProfileCloud, Kernel: true, Layout: "grub-uefi", Arch: "arm64"}), "\n")
+	if !strings.Contains(arm, "grub-efi-arm64 grub2/force_efi_extra_removable boolean true") || strings.Contains(arm, "grub-pc") {
+		t.Errorf("arm64 hooks: %s", arm)
 	}
 	for _, other := range []Options{{Profile: ProfileCloud, Kernel: true, Layout: "uefi", Arch: "x86_64"}, {Profile: ProfileMinimal, Kernel: true, Arch: "x86_64"}} {
 		if h := strings.Join(customizeHooks(other), "\n"); strings.Contains(h, "debconf") {

@@ -21,9 +21,9 @@ type host interface {
 	// MakeESP makes the EFI system partition, partition 1 of dev, from
 	// the tree's boot loader and kernel.
 	MakeESP(ctx context.Context, dev, tree, kernel, rootUUID, espID, work string) error
-	// InstallGRUB makes the hybrid layout's loaders (grub.go) on dev from
-	// the tree's GRUB.
-	InstallGRUB(ctx context.Context, dev, tree, rootUUID, espID, work string) error
+	// InstallGRUB makes a GRUB layout's loaders (grub.go) on dev from the
+	// tree's GRUB, for the architecture and layout of o.
+	InstallGRUB(ctx context.Context, o Options, dev, tree, rootUUID, espID, work string) error
 	// MakeFS makes the root filesystem on partition part of dev (0: the
 	// whole device) from tree; mnt is scratch for a filesystem that must
 	// be mounted to be filled.
@@ -48,8 +48,8 @@ func (m machine) MakeESP(ctx context.Context, dev, tree, kernel, rootUUID, espID
 	return makeESP(ctx, dev, tree, kernel, rootUUID, espID, work, m.log)
 }
 
-func (m machine) InstallGRUB(ctx context.Context, dev, tree, rootUUID, espID, work string) error {
-	return installGRUB(ctx, dev, tree, rootUUID, espID, work, m.log)
+func (m machine) InstallGRUB(ctx context.Context, o Options, dev, tree, rootUUID, espID, work string) error {
+	return installGRUB(ctx, dev, tree, rootUUID, espID, work, o.Arch, o.Layout, m.log)
 }
 
 func (m machine) MakeFS(ctx context.Context, dev string, part int, fstype, uuid, tree, mnt string) error {

@@ -19,9 +19,11 @@ type Options struct {
 	// Profile is cloud (the default: an image EC2 and other clouds can
 	// launch and a person can log into) or minimal (a pristine Debian).
 	Profile string
-	// Layout is hybrid (cloud's default: GRUB for BIOS and UEFI on one
-	// GPT disk), uefi (systemd-boot), whole (minimal's default: the
-	// filesystem on the whole device, no loader) or gpt (no loader).
+	// Layout is hybrid (cloud's default on x86_64: GRUB for BIOS and UEFI
+	// on one GPT disk), grub-uefi (cloud's default on arm64: GRUB for UEFI
+	// only, as Graviton boots), uefi (systemd-boot), whole (minimal's
+	// default: the filesystem on the whole device, no loader) or gpt (no
+	// loader).
 	Layout  string
 	FS      string // ext4 or xfs
 	Kernel  bool
@@ -32,6 +34,9 @@ type Options struct {
 	// ScratchDir is where the tree is built; default /dev/shm when it has room.
 	ScratchDir string
 	BakeID     string
+	// BinfmtDir is where binfmt_misc is mounted (default binfmt.Dir; tests
+	// give a stand-in): a foreign architecture's tree needs its handler.
+	BinfmtDir string
 }
 
 var (
@@ -106,24 +111,41 @@ func (o *Options) validateLayout() error {
 	}
 	if o.Layout == "" {
 		o.Layout = map[string]string{ProfileCloud: "hybrid", ProfileMinimal: "whole"}[o.Profile]
+		if o.Profile == ProfileCloud && o.Arch == "arm64" {
+			o.Layout = "grub-uefi"
+		}
 	}
 	switch o.Layout {
 	case "whole", "gpt":
 		if o.Profile == ProfileCloud {
 			return fmt.Errorf("layout %s has no boot loader, which the cloud profile needs (EC2's firmware boots the disk's own loader): use --layout hybrid or uefi, or --profile minimal", o.Layout)
 		}
-	case "hybrid", "uefi":
+	case "hybrid", "grub-uefi", "uefi":
 		if !o.Kernel {
 			return fmt.Errorf("layout %s boots a kernel: it cannot go with --no-kernel", o.Layout)
 		}
-		if o.Arch != "x86_64" {
-			return fmt.Errorf("layout %s is built for x86_64, not %s", o.Layout, o.Arch)
+		if err := layoutArch(o.Layout, o.Arch); err != nil {
+			return err
 		}
 	default:
-		return fmt.Errorf("layout %q: hybrid, uefi, whole or gpt", o.Layout)
+		return fmt.Errorf("layout %q: hybrid, grub-uefi, uefi, whole or gpt", o.Layout)
 	}
 	if o.Profile == ProfileCloud && !o.Kernel {
 		return errors.New("the cloud profile boots a kernel: --no-kernel needs --profile minimal")
+	}
+	return nil
+}
+
+// layoutArch refuses a boot loader layout the architecture cannot boot:
+// arm64 (Graviton) boots through UEFI only, so GRUB for UEFI alone.
+func layoutArch(layout, arch string) error {
+	switch {
+	case arch == "arm64" && layout == "hybrid":
+		return errors.New("layout hybrid adds a legacy BIOS loader, and arm64 (Graviton) boots through UEFI only: use --layout grub-uefi (the cloud profile's default on arm64)")
+	case arch == "arm64" && layout == "uefi":
+		return errors.New("layout uefi (systemd-boot) is built for x86_64: on arm64 use --layout grub-uefi (the cloud profile's default on arm64)")
+	case arch == "i386":
+		return fmt.Errorf("layout %s is built for x86_64 and arm64, not i386", layout)
 	}
 	return nil
 }

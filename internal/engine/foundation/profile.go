@@ -45,6 +45,8 @@ func packages(o Options) []string {
 		// The -bin packages only: their modules and images, no maintainer
 		// script that writes to a disk and no update-grub (grub.go).
 		pkgs = append(pkgs, "grub-pc-bin", "grub-efi-"+arch+"-bin")
+	case "grub-uefi":
+		pkgs = append(pkgs, "grub-efi-"+arch+"-bin")
 	case "uefi":
 		pkgs = append(pkgs, "systemd-boot-efi")
 	}
@@ -57,8 +59,8 @@ func customizeHooks(o Options) []string {
 		return nil
 	}
 	hooks := []string{`chroot "$1" systemctl enable --quiet systemd-networkd.service`}
-	if o.Layout == "hybrid" {
-		hooks = append(hooks, `printf '%s\n' '`+strings.Join(grubDebconf(debArch[o.Arch]), `' '`)+`' | chroot "$1" debconf-set-selections`)
+	if grubLayout(o.Layout) {
+		hooks = append(hooks, `printf '%s\n' '`+strings.Join(grubDebconf(debArch[o.Arch], o.Layout == "hybrid"), `' '`)+`' | chroot "$1" debconf-set-selections`)
 	}
 	return hooks
 }
@@ -71,18 +73,23 @@ func customizeHooks(o Options) []string {
 // runs, keeps the removable-media loader, which an EC2 instance boots by,
 // in step with the modules it copies to /boot/grub, and leaves the NVRAM
 // alone: a new instance's is empty anyway.
-func grubDebconf(arch string) []string {
+// grub-pc's answers only where the disk has a BIOS loader (bios).
+func grubDebconf(arch string, bios bool) []string {
 	efi := "grub-efi-" + arch
-	return []string{
-		"grub-pc grub-pc/install_devices multiselect",
-		"grub-pc grub-pc/install_devices_empty boolean true",
-		efi + " grub2/update_nvram boolean false",
-		efi + " grub2/force_efi_extra_removable boolean true",
+	var lines []string
+	if bios {
+		lines = []string{
+			"grub-pc grub-pc/install_devices multiselect",
+			"grub-pc grub-pc/install_devices_empty boolean true",
+		}
 	}
+	return append(lines,
+		efi+" grub2/update_nvram boolean false",
+		efi+" grub2/force_efi_extra_removable boolean true")
 }
 
 // cloudFiles are the cloud profile's configuration, by path in the tree.
-func cloudFiles() map[string]string {
+func cloudFiles(arch string) map[string]string {
 	return map[string]string{
 		"etc/cloud/cloud.cfg.d/01_aminator.cfg": cloudInitConfig,
 		// DHCP (IPv4 and IPv6) on every ethernet device, whatever its name
@@ -91,12 +98,22 @@ func cloudFiles() map[string]string {
 			"[Match]\nType=ether\nName=!veth* docker*\n\n[Network]\nDHCP=yes\nIPv6AcceptRA=yes\n\n[DHCPv4]\nUseMTU=yes\n",
 		// Should a bake install grub2-common, the instance's later
 		// update-grub writes Debian's grub.cfg: give it the same consoles.
-		"etc/default/grub.d/50-aminator.cfg": "# written by aminator: the cloud kernel's command line, for update-grub on an instance\n" +
-			"GRUB_TIMEOUT=0\nGRUB_CMDLINE_LINUX=\"" + kernelCmdline[len("ro "):] + "\"\nGRUB_CMDLINE_LINUX_DEFAULT=\"\"\n" +
-			"GRUB_TERMINAL=\"console serial\"\nGRUB_SERIAL_COMMAND=\"serial --speed=115200\"\n",
+		"etc/default/grub.d/50-aminator.cfg": grubDefaults(arch),
 		// The Amazon Time Sync Service; Debian's pool stays the fallback.
 		"etc/systemd/timesyncd.conf.d/aminator-ec2.conf": "# written by aminator: the Amazon Time Sync Service\n[Time]\nNTP=169.254.169.123 fd00:ec2::123\n",
 	}
+}
+
+// grubDefaults is /etc/default/grub.d's file: the same kernel command line
+// and consoles for update-grub on an instance. On arm64 the firmware's
+// console is GRUB's (EFI's console, no 8250 serial port to name).
+func grubDefaults(arch string) string {
+	s := "# written by aminator: the cloud kernel's command line, for update-grub on an instance\n" +
+		"GRUB_TIMEOUT=0\nGRUB_CMDLINE_LINUX=\"" + strings.TrimPrefix(kernelCmdline(arch), "ro ") + "\"\nGRUB_CMDLINE_LINUX_DEFAULT=\"\"\n"
+	if arch == "arm64" {
+		return s + "GRUB_TERMINAL=console\n"
+	}
+	return s + "GRUB_TERMINAL=\"console serial\"\nGRUB_SERIAL_COMMAND=\"serial --speed=115200\"\n"
 }
 
 // cloudInitConfig makes cloud-init read EC2's metadata (NoCloud elsewhere),
@@ -121,8 +138,8 @@ apt_preserve_sources_list: true
 
 // writeCloudFiles writes the cloud profile's files into the tree and keeps
 // resolv.conf pointing at systemd-resolved's stub.
-func writeCloudFiles(root *os.Root) error {
-	for rel, content := range cloudFiles() {
+func writeCloudFiles(root *os.Root, arch string) error {
+	for rel, content := range cloudFiles(arch) {
 		if err := mkdirAllRoot(root, rel[:strings.LastIndex(rel, "/")]); err != nil {
 			return err
 		}

@@ -20,17 +20,18 @@ func (b *builder) uefi(*bake.State) bool { return b.o.Layout == "uefi" }
 
 func (bootPartition) Name() string { return "boot partition" }
 
-// bootLoaders makes the hybrid layout's loaders: GRUB for BIOS and UEFI.
+// bootLoaders makes a GRUB layout's loaders: GRUB for UEFI, and for BIOS
+// on hybrid.
 type bootLoaders struct{ b *builder }
 
-// hybrid says the layout boots by either firmware, with GRUB.
-func (b *builder) hybrid(*bake.State) bool { return b.o.Layout == "hybrid" }
+// grub says the layout boots with GRUB (hybrid or grub-uefi).
+func (b *builder) grub(*bake.State) bool { return grubLayout(b.o.Layout) }
 
 func (bootLoaders) Name() string { return "boot loaders" }
 
 func (st bootLoaders) Run(ctx context.Context, s *bake.State) error {
 	b := st.b
-	return b.host.InstallGRUB(ctx, s.Device, b.tree, b.uuid, b.espID, filepath.Join(b.work, "grub"))
+	return b.host.InstallGRUB(ctx, b.o, s.Device, b.tree, b.uuid, b.espID, filepath.Join(b.work, "grub"))
 }
 
 func (st bootPartition) Run(ctx context.Context, s *bake.State) error {

@@ -32,8 +32,8 @@ func (st configure) Run(ctx context.Context, _ *bake.State) (err error) {
 	if err := configureTree(b.tree, b.o, b.uuid, b.espID); err != nil {
 		return err
 	}
-	if b.o.Layout == "hybrid" {
-		if err := prepareGRUB(b.tree, b.uuid); err != nil {
+	if grubLayout(b.o.Layout) {
+		if err := prepareGRUB(b.tree, b.uuid, b.o.Arch, b.o.Layout); err != nil {
 			return err
 		}
 	}
@@ -85,11 +85,11 @@ func configureTree(tree string, o Options, uuid, espID string) error {
 		}
 	}
 	if o.Profile == ProfileCloud {
-		if err := writeCloudFiles(root); err != nil {
+		if err := writeCloudFiles(root, o.Arch); err != nil {
 			return err
 		}
 	}
-	if o.Layout == "uefi" || o.Layout == "hybrid" {
+	if hasESP(o.Layout) {
 		if err := root.MkdirAll("boot/efi", 0o700); err != nil {
 			return err
 		}
@@ -114,7 +114,7 @@ func cleanTree(tree string, log *slog.Logger) error {
 
 func fstab(uuid string, o Options, opts, pass, espID string) string {
 	s := fmt.Sprintf("# written by aminator\nUUID=%s\t/\t%s\t%s\t0\t%s\n", uuid, o.FS, opts, pass)
-	if o.Layout == "uefi" || o.Layout == "hybrid" {
+	if hasESP(o.Layout) {
 		s += fmt.Sprintf("UUID=%s-%s\t/boot/efi\tvfat\tumask=0077,nofail\t0\t2\n", espID[:4], espID[4:])
 	}
 	return s

@@ -14,7 +14,7 @@ const (
 
 // partitionDisk writes the layout's partition table: gpt puts the root on
 // partition 1, uefi an EFI system partition (1) before the root (2, last,
-// so it can grow), hybrid as grub.go says.
+// so it can grow), hybrid and grub-uefi as grub.go says.
 type partitionDisk struct{ b *builder }
 
 // partitioned says the layout has a partition table.
@@ -39,6 +39,11 @@ func partitionTable(layout string) string {
 		// of the name before its colon.
 		return "label: gpt\n" +
 			"p14 : start=2048, size=3MiB, type=" + biosBootType + ", name=bios\n" +
+			"p15 : start=8192, size=124MiB, type=" + espType + ", name=esp\n" +
+			"p1 : start=262144, type=" + linuxFS + ", name=root\n"
+	case "grub-uefi":
+		// The same without the BIOS boot partition, as Debian's arm64 disk.
+		return "label: gpt\n" +
 			"p15 : start=8192, size=124MiB, type=" + espType + ", name=esp\n" +
 			"p1 : start=262144, type=" + linuxFS + ", name=root\n"
 	}

@@ -29,6 +29,12 @@ type fakeHost struct {
 	noKernel bool
 }
 
+// fakeTrees are what the fake bootstrap installs of each architecture.
+var fakeTrees = map[string]map[string]string{
+	"amd64": {"usr/lib/grub/i386-pc/normal.mod": "m", "usr/lib/grub/x86_64-efi/normal.mod": "m", "boot/vmlinuz-6.1.0-9-amd64": "k"},
+	"arm64": {"usr/lib/grub/arm64-efi/normal.mod": "m", "boot/vmlinuz-6.1.0-9-cloud-arm64": "k"},
+}
+
 const status = `Package: base-files
 Status: install ok installed
 Maintainer: m
@@ -48,10 +54,11 @@ func (h fakeHost) Bootstrap(_ context.Context, o Options, _, tree string) error 
 	if err := h.hook("Host.Bootstrap " + o.Release); err != nil {
 		return err
 	}
-	files := map[string]string{"var/lib/dpkg/status": status, "etc/hostname": "builder\n", "var/lib/apt/lists/x_Packages": "p",
-		"usr/lib/grub/i386-pc/normal.mod": "m", "usr/lib/grub/x86_64-efi/normal.mod": "m"}
-	if !h.noKernel {
-		files["boot/vmlinuz-6.1.0-9-amd64"] = "k"
+	files := map[string]string{"var/lib/dpkg/status": status, "etc/hostname": "builder\n", "var/lib/apt/lists/x_Packages": "p"}
+	for rel, content := range fakeTrees[debArch[o.Arch]] {
+		if !h.noKernel || !strings.HasPrefix(rel, "boot/") {
+			files[rel] = content
+		}
 	}
 	for rel, content := range files {
 		p := filepath.Join(tree, rel)
@@ -73,11 +80,16 @@ func (h fakeHost) MakeESP(_ context.Context, dev, _, kernel, _, _, _ string) err
 	return h.hook("Host.MakeESP " + kernel)
 }
 
-func (h fakeHost) InstallGRUB(_ context.Context, dev, tree, _, _, _ string) error {
+func (h fakeHost) InstallGRUB(_ context.Context, o Options, dev, tree, _, _, _ string) error {
 	if _, err := os.Stat(filepath.Join(tree, "boot/grub/grub.cfg")); err != nil {
 		return err
 	}
-	return h.hook("Host.InstallGRUB")
+	for _, p := range grubPlatforms(o.Arch, o.Layout) {
+		if _, err := os.Stat(filepath.Join(tree, "boot/grub", p, "normal.mod")); err != nil {
+			return err
+		}
+	}
+	return h.hook("Host.InstallGRUB " + o.Arch + " " + o.Layout)
 }
 
 func (h fakeHost) MakeFS(_ context.Context, dev string, part int, fstype, _, tree, _ string) error {
@@ -109,10 +121,20 @@ func newFakes(t *testing.T) *fakes {
 
 func (f *fakes) build(t *testing.T, layout string) (*Result, error) {
 	t.Helper()
-	o := Options{Suffix: "s", Release: "bookworm", Mirror: "http://deb.example/debian", Layout: layout, FS: "ext4", Kernel: true,
+	return f.buildArch(t, layout, "")
+}
+
+// buildArch builds for arch ("": x86_64), with binfmt_misc a stand-in
+// where one handler for arm64 is registered, as qemu-user-static does.
+func (f *fakes) buildArch(t *testing.T, layout, arch string) (*Result, error) {
+	t.Helper()
+	o := Options{Arch: arch, BinfmtDir: armBinfmt(t), Suffix: "s", Release: "bookworm", Mirror: "http://deb.example/debian", Layout: layout, FS: "ext4", Kernel: true,
 		Creator: "me", BakeID: "foundation-1", ScratchDir: f.scratch, Tags: map[string]string{"team": "core"}}
 	if layout == "whole" || layout == "gpt" {
 		o.Profile = ProfileMinimal
+	}
+	if layout == "" {
+		o.Profile = ProfileCloud
 	}
 	return build(context.Background(), f.env, o, slog.New(slog.DiscardHandler), f.host)
 }
@@ -226,7 +248,7 @@ func TestHybridFoundationSteps(t *testing.T) {
 		t.Fatal(err)
 	}
 	calls := work(f.rec.Calls())
-	if i, j := slices.Index(calls, "Host.InstallGRUB"), slices.Index(calls, "Host.MakeFS ext4"); i < 0 || j < i {
+	if i, j := slices.Index(calls, "Host.InstallGRUB x86_64 hybrid"), slices.Index(calls, "Host.MakeFS ext4"); i < 0 || j < i {
 		t.Errorf("calls %q: GRUB's loaders before the root filesystem", calls)
 	}
 	im := res.Image

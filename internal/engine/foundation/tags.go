@@ -30,18 +30,18 @@ func ownTags(o Options, kernel string, packages, part int) plugin.Tags {
 
 // layoutPartition is the root filesystem's partition in a layout (0: the whole device).
 func layoutPartition(layout string) int {
-	return map[string]int{"gpt": 1, "uefi": 2, "hybrid": rootPart}[layout]
+	return map[string]int{"gpt": 1, "uefi": 2, "hybrid": rootPart, "grub-uefi": rootPart}[layout]
 }
 
 // bootTag says which firmware boots a layout's disk: "bios+uefi", "uefi",
 // or "" (no loader: the boot test boots its kernel directly).
 func bootTag(layout string) string {
-	return map[string]string{"hybrid": "bios+uefi", "uefi": "uefi"}[layout]
+	return map[string]string{"hybrid": "bios+uefi", "uefi": "uefi", "grub-uefi": "uefi"}[layout]
 }
 
 // bootMode is the boot mode a layout's image is registered with.
 func bootMode(layout string) string {
-	return map[string]string{"hybrid": "uefi-preferred", "uefi": "uefi"}[layout]
+	return map[string]string{"hybrid": "uefi-preferred", "uefi": "uefi", "grub-uefi": "uefi"}[layout]
 }
 
 // checkInputs refuses, before any work, a user's tags that aminator sets
