@@ -71,7 +71,7 @@ type verdict struct {
 
 // chooseAccel returns the accelerator to boot with under mode, probing KVM
 // with kernel when mode is auto and the verdict is not cached in cacheDir.
-func chooseAccel(ctx context.Context, mode, qemu, kernel, cacheDir string, log *slog.Logger) (accel, why string) {
+func chooseAccel(ctx context.Context, mode string, p platform, qemu, kernel, cacheDir string, log *slog.Logger) (accel, why string) {
 	switch mode {
 	case AccelTCG:
 		return AccelTCG, "--accel tcg"
@@ -89,7 +89,7 @@ func chooseAccel(ctx context.Context, mode, qemu, kernel, cacheDir string, log *
 	start := time.Now()
 	log.Info("proving KVM runs a guest before trusting it (once per host kernel and qemu)")
 	done := progress.Wait(ctx, "probing KVM", probeTimeout)
-	reason := probeKVM(ctx, qemu, kernel, log)
+	reason := probeKVM(ctx, p, qemu, kernel, log)
 	done()
 	if ctx.Err() != nil {
 		return AccelTCG, "cancelled"
@@ -151,12 +151,19 @@ func writeVerdict(path string, v verdict, log *slog.Logger) {
 
 // probeKVM boots kernel under KVM with no disk and returns "" when the
 // kernel printed its first line in time, or why not.
-func probeKVM(ctx context.Context, qemu, kernel string, log *slog.Logger) string {
+func probeKVM(ctx context.Context, p platform, qemu, kernel string, log *slog.Logger) string {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	cmd := exec.Command(qemu, "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio",
-		"-no-reboot", "-m", "256", "-nic", "none", "-accel", "kvm", "-cpu", "host",
-		"-kernel", kernel, "-append", "console=ttyS0 earlyprintk=serial,ttyS0 panic=-1")
+	args := []string{"-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio",
+		"-no-reboot", "-m", "256", "-nic", "none", "-accel", "kvm", "-cpu", "host"}
+	if p.kernelMachine != "" {
+		args = append(args, "-machine", p.kernelMachine)
+	}
+	cmdline := "console=" + p.serial + " panic=-1"
+	if p.arch == "x86_64" {
+		cmdline += " earlyprintk=serial,ttyS0"
+	}
+	cmd := exec.Command(qemu, append(args, "-kernel", kernel, "-append", cmdline)...)
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()

@@ -40,17 +40,17 @@ func TestKernelLine(t *testing.T) {
 func TestChooseAccelCache(t *testing.T) {
 	ctx, log := context.Background(), slog.New(slog.DiscardHandler)
 	dir := t.TempDir()
-	if a, _ := chooseAccel(ctx, AccelTCG, "/nonexistent/qemu", "", dir, log); a != AccelTCG {
+	if a, _ := chooseAccel(ctx, AccelTCG, platforms["x86_64"], "/nonexistent/qemu", "", dir, log); a != AccelTCG {
 		t.Errorf("tcg: %s", a)
 	}
-	if a, _ := chooseAccel(ctx, AccelKVM, "/nonexistent/qemu", "", dir, log); a != AccelKVM {
+	if a, _ := chooseAccel(ctx, AccelKVM, platforms["x86_64"], "/nonexistent/qemu", "", dir, log); a != AccelKVM {
 		t.Errorf("kvm: %s", a)
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Errorf("forced modes wrote %d cache files", len(ents))
 	}
 	recordBroken("/nonexistent/qemu", dir, "silent", log)
-	a, why := chooseAccel(ctx, AccelAuto, "/nonexistent/qemu", "", dir, log)
+	a, why := chooseAccel(ctx, AccelAuto, platforms["x86_64"], "/nonexistent/qemu", "", dir, log)
 	if a != AccelTCG || why == "" {
 		t.Errorf("cached broken verdict: %s (%s)", a, why)
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/aminator-go/aminator/internal/image/debversion"
 	"github.com/aminator-go/aminator/internal/logging"
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/sys/binfmt"
 	"github.com/aminator-go/aminator/internal/sys/loop"
 	"github.com/aminator-go/aminator/internal/sys/mount"
 	"github.com/aminator-go/aminator/internal/sys/partition"
@@ -99,9 +100,6 @@ func (e *Error) Error() string {
 
 const marker = "AMINATOR-BOOT-TEST-OK"
 
-// ovmf is the UEFI firmware for x86_64 guests (Debian's ovmf package).
-const ovmf = "/usr/share/ovmf/OVMF.fd"
-
 // Disks writes a snapshot's data into a new file: where Run reads the
 // image's root disk from (a snapstore.Store, or a cloud's DiskFiles).
 type Disks interface {
@@ -119,17 +117,17 @@ func Run(ctx context.Context, store Disks, im *plugin.Image, o Options, log *slo
 	}
 	res := &Result{ConsoleLog: o.ConsoleLog}
 	defer func() { res.Duration = time.Since(start) }()
-	qemu, ok := map[string]string{"x86_64": "qemu-system-x86_64", "arm64": "qemu-system-aarch64"}[im.Architecture]
-	if !ok {
-		return res, fmt.Errorf("boot test: no emulator for architecture %q", im.Architecture)
+	plat, err := platformOf(im.Architecture)
+	if err != nil {
+		return res, err
 	}
 	if err := CheckPorts(o.ExpectHTTP); err != nil {
 		return res, err
 	}
 	// By path: a launch like EC2's starts it through nsenter, whose PATH is ours.
-	qemu, err := exec.LookPath(qemu)
+	qemu, err := exec.LookPath(plat.qemu)
 	if err != nil {
-		return res, fmt.Errorf("boot test needs %s (Debian: apt-get install qemu-system-x86): %w", qemu, err)
+		return res, fmt.Errorf("boot test needs %s (Debian: apt-get install %s): %w", plat.qemu, plat.pkg, err)
 	}
 	root := im.Root()
 	if root == nil || root.SnapshotID == "" {
@@ -148,7 +146,7 @@ func Run(ctx context.Context, store Disks, im *plugin.Image, o Options, log *slo
 		return res, fmt.Errorf("boot test: copy the image: %w", err)
 	}
 	part, _ := strconv.Atoi(im.Tags["root_partition"])
-	like, mode, err := launchOf(ctx, disk, im, o)
+	like, mode, err := launchOf(ctx, disk, im, o, plat)
 	if err != nil {
 		return res, err
 	}
@@ -156,7 +154,7 @@ func Run(ctx context.Context, store Disks, im *plugin.Image, o Options, log *slo
 		if o.SSHUser == "" {
 			o.SSHUser = DefaultUser
 		}
-		if err := runEC2(ctx, qemu, disk, work, part, im, mode, o, res, log); err != nil {
+		if err := runEC2(ctx, plat, qemu, disk, work, part, im, mode, o, res, log); err != nil {
 			return res, err
 		}
 		if !res.Passed {
@@ -166,7 +164,7 @@ func Run(ctx context.Context, store Disks, im *plugin.Image, o Options, log *slo
 	}
 	res.Like = LikeKernel
 	nonce := randHexN(6)
-	kernel, initrd, version, err := prepare(ctx, disk, part, work, nonce)
+	kernel, initrd, version, err := prepare(ctx, disk, part, work, nonce, plat.serial)
 	if err != nil {
 		var fe failure
 		if errors.As(err, &fe) {
@@ -184,11 +182,11 @@ func Run(ctx context.Context, store Disks, im *plugin.Image, o Options, log *slo
 	if err != nil {
 		return res, err
 	}
-	args, err := qemuArgs(im, disk, kernel, initrd, rootDev, o.MemoryMiB, fw)
+	args, err := qemuArgs(plat, im, disk, kernel, initrd, rootDev, work, o.MemoryMiB, fw)
 	if err != nil {
 		return res, err
 	}
-	out, err := bootWithFallback(ctx, vm{qemu: qemu, args: args, nonce: nonce, fw: fw}, func() string { return kernel }, o, res, log)
+	out, err := bootWithFallback(ctx, vm{plat: plat, qemu: qemu, args: args, nonce: nonce, fw: fw}, func() string { return kernel }, o, res, log)
 	if err != nil {
 		return res, err
 	}
@@ -204,17 +202,9 @@ func Run(ctx context.Context, store Disks, im *plugin.Image, o Options, log *slo
 // kernel gives the kernel that probes KVM ("": none, so TCG); it is only
 // called when a probe must run.
 func bootWithFallback(ctx context.Context, m vm, kernel func() string, o Options, res *Result, log *slog.Logger) (outcome, error) {
-	mode, err := ParseAccel(o.Accel)
+	mode, accel, why, err := pickAccel(ctx, m, kernel, o, log)
 	if err != nil {
 		return outcome{}, err
-	}
-	accel, why := AccelTCG, "the image has no kernel to probe KVM with"
-	k := ""
-	if mode == AccelAuto && !verdictCached(m.qemu, o.CacheDir) {
-		k = kernel()
-	}
-	if mode != AccelAuto || k != "" || verdictCached(m.qemu, o.CacheDir) {
-		accel, why = chooseAccel(ctx, mode, m.qemu, k, o.CacheDir, log)
 	}
 	if ctx.Err() != nil {
 		return outcome{}, context.Cause(ctx)
@@ -234,26 +224,55 @@ func bootWithFallback(ctx context.Context, m vm, kernel func() string, o Options
 	return out, err
 }
 
+// pickAccel is the accelerator to boot m with under o.Accel (mode), and
+// why. A guest of another architecture than the host's runs under TCG:
+// KVM runs only the host's own, and insisting on it is an error.
+func pickAccel(ctx context.Context, m vm, kernel func() string, o Options, log *slog.Logger) (mode, accel, why string, err error) {
+	if mode, err = ParseAccel(o.Accel); err != nil {
+		return "", "", "", err
+	}
+	if !m.plat.native() {
+		if mode == AccelKVM {
+			return "", "", "", fmt.Errorf("boot test: --accel kvm: KVM runs only this host's architecture (%s), not an %s guest; use --accel tcg or auto", binfmt.Host(), m.plat.arch)
+		}
+		return mode, AccelTCG, fmt.Sprintf("an %s guest on an %s host (KVM runs only the host's architecture)", m.plat.arch, binfmt.Host()), nil
+	}
+	accel, why = AccelTCG, "the image has no kernel to probe KVM with"
+	k := ""
+	if mode == AccelAuto && !verdictCached(m.qemu, o.CacheDir) {
+		k = kernel()
+	}
+	if mode != AccelAuto || k != "" || verdictCached(m.qemu, o.CacheDir) {
+		accel, why = chooseAccel(ctx, mode, m.plat, m.qemu, k, o.CacheDir, log)
+	}
+	return mode, accel, why, nil
+}
+
 // qemuArgs is the VM without its accelerator: a UEFI image boots through
 // the firmware and its own boot loader, others by direct kernel boot.
-func qemuArgs(im *plugin.Image, disk, kernel, initrd, rootDev string, memMiB int, fw []forward) ([]string, error) {
+func qemuArgs(p platform, im *plugin.Image, disk, kernel, initrd, rootDev, work string, memMiB int, fw []forward) ([]string, error) {
 	args := []string{"-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio", "-no-reboot",
 		"-m", strconv.Itoa(memMiB), "-smp", "2"}
+	if p.kernelMachine != "" {
+		args = append(args, "-machine", p.kernelMachine)
+	}
 	args = append(args, netArgs(fw)...)
 	args = append(args, "-drive", "file="+disk+",format=raw,if=virtio,cache=unsafe")
 	if im.Tags["boot"] == "uefi" {
-		if _, err := os.Stat(ovmf); err != nil {
-			return nil, fmt.Errorf("boot test of a UEFI image needs UEFI firmware (%s; Debian: apt-get install ovmf): %w", ovmf, err)
+		uefi, err := p.uefiArgs(work)
+		if err != nil {
+			return nil, err
 		}
-		return append(args, "-bios", ovmf), nil
+		return append(args, uefi...), nil
 	}
 	return append(args, "-kernel", kernel, "-initrd", initrd,
-		"-append", "root="+rootDev+" rw console=ttyS0 panic=-1 systemd.show_status=1"), nil
+		"-append", "root="+rootDev+" rw console="+p.serial+" panic=-1 systemd.show_status=1"), nil
 }
 
 // vm is one VM to boot: its emulator, arguments, the marker's nonce and
 // the HTTP forwards.
 type vm struct {
+	plat  platform
 	qemu  string
 	args  []string
 	nonce string
@@ -274,7 +293,7 @@ func (m vm) withAccel(accel string) vm {
 	if accel == AccelKVM {
 		m.args = append(m.args, "-accel", "kvm", "-cpu", "host")
 	} else {
-		m.args = append(m.args, "-accel", "tcg")
+		m.args = append(m.args, m.plat.tcgArgs()...)
 	}
 	return m
 }
@@ -286,7 +305,7 @@ func (f failure) Error() string { return string(f) }
 
 // prepare mounts the scratch disk, copies out the newest kernel and its
 // initrd and installs the marker unit.
-func prepare(ctx context.Context, disk string, part int, work, nonce string) (kernel, initrd, version string, err error) {
+func prepare(ctx context.Context, disk string, part int, work, nonce, serial string) (kernel, initrd, version string, err error) {
 	err = withRoot(ctx, disk, part, work, 0, func(r *os.Root) error {
 		if kernel, initrd, version, err = copyKernel(r, work); err != nil {
 			return err
@@ -294,7 +313,7 @@ func prepare(ctx context.Context, disk string, part int, work, nonce string) (ke
 		if _, err := r.Stat("lib/systemd/systemd"); err != nil {
 			return failure("the image has no systemd (/lib/systemd/systemd), which the boot test needs")
 		}
-		return installMarker(r, nonce)
+		return installMarker(r, nonce, serial)
 	})
 	return kernel, initrd, version, err
 }
@@ -359,11 +378,11 @@ func copyKernel(r *os.Root, work string) (kernel, initrd, version string, err er
 	return kernel, initrd, v, nil
 }
 
-// installMarker adds the unit that prints the marker once
-// multi-user.target is reached.
-func installMarker(r *os.Root, nonce string) error {
+// installMarker adds the unit that prints the marker on the serial port
+// the console is read from once multi-user.target is reached.
+func installMarker(r *os.Root, nonce, serial string) error {
 	unit := "[Unit]\nDescription=aminator boot test marker\nAfter=multi-user.target\n\n[Service]\nType=oneshot\n" +
-		"ExecStart=/bin/sh -c 'echo " + marker + "-" + nonce + " > /dev/ttyS0'\n\n[Install]\nWantedBy=multi-user.target\n"
+		"ExecStart=/bin/sh -c 'echo " + marker + "-" + nonce + " > /dev/" + serial + "'\n\n[Install]\nWantedBy=multi-user.target\n"
 	if err := r.WriteFile("etc/systemd/system/aminator-boot-test.service", []byte(unit), 0o644); err != nil {
 		return fmt.Errorf("install the marker unit: %w", err)
 	}

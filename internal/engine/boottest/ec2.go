@@ -24,8 +24,9 @@ import (
 )
 
 // A launch like EC2's boots the disk as EC2 does, changing nothing on it:
-// the firmware of the boot mode (SeaBIOS for legacy-bios, OVMF for uefi)
-// boots the disk's own loader from an NVMe device whose serial is an EBS
+// the firmware of the boot mode (SeaBIOS for legacy-bios, OVMF for uefi;
+// an arm64 image boots as on Graviton, UEFI only: AAVMF on qemu's virt
+// machine, platform.go) boots the disk's own loader from an NVMe device whose serial is an EBS
 // volume id; SMBIOS says Amazon EC2 with an ec2-prefixed system UUID (as
 // cloud-init's EC2 detection wants); one NIC gets DHCP from qemu's user
 // network; and AWS's metadata mock (package imds) answers at
@@ -50,9 +51,6 @@ const (
 // DefaultUser is the login of images made by the cloud profile.
 const DefaultUser = "admin"
 
-// instanceType is the one SMBIOS and the metadata name.
-const instanceType = "t3.micro"
-
 // ec2Launch is one launch's parts.
 type ec2Launch struct {
 	ns    *netns.NS
@@ -64,7 +62,7 @@ type ec2Launch struct {
 
 // newEC2Launch makes the namespace, the key pair, the metadata service and
 // its recording front on 169.254.169.254:80.
-func newEC2Launch(ctx context.Context, im *plugin.Image, work string, o Options) (_ *ec2Launch, err error) {
+func newEC2Launch(ctx context.Context, p platform, im *plugin.Image, work string, o Options) (_ *ec2Launch, err error) {
 	l := &ec2Launch{st: newStages()}
 	defer func() {
 		if err != nil {
@@ -85,7 +83,7 @@ func newEC2Launch(ctx context.Context, im *plugin.Image, work string, o Options)
 		return nil, fmt.Errorf("boot test: the metadata service's socket: %w", err)
 	}
 	defer ul.Close() // the service serves its own copy
-	cfg := imds.Config{InstanceID: "i-0" + randHexN(8)[:16], InstanceType: instanceType, ImageID: im.ID,
+	cfg := imds.Config{InstanceID: "i-0" + randHexN(8)[:16], InstanceType: p.instanceType, ImageID: im.ID,
 		AvailabilityZone: "us-east-1a", LocalIPv4: "10.0.2.15", MAC: guestMAC, Architecture: im.Architecture,
 		KeyName: "aminator-boot-test", PublicKey: pub}
 	if l.meta, err = imds.Start(cfg, ul); err != nil {
@@ -141,31 +139,24 @@ func (l *ec2Launch) close() {
 // guestMAC is qemu's default for the first NIC, which the metadata lists.
 const guestMAC = "52:54:00:12:34:56"
 
-// ec2Args is the VM without its accelerator.
-func ec2Args(disk, mode string, memMiB, sshPort int, fw []forward) []string {
+// ec2Args is the VM without its accelerator; uefi are the firmware's
+// arguments in uefi mode (platform.uefiArgs).
+func ec2Args(p platform, disk, mode string, memMiB, sshPort int, fw []forward, uefi []string) []string {
 	uuid := "ec2" + newUUID()[3:]
 	netdev := "user,id=net0,hostfwd=tcp:127.0.0.1:" + strconv.Itoa(sshPort) + "-:22"
 	for _, f := range fw {
 		netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", f.host, f.guest)
 	}
 	args := []string{"-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio", "-no-reboot",
-		"-machine", "q35", "-m", strconv.Itoa(memMiB), "-smp", "2",
-		"-uuid", uuid, "-smbios", "type=1,manufacturer=Amazon EC2,product=" + instanceType + ",serial=" + uuid,
+		"-machine", p.machine, "-m", strconv.Itoa(memMiB), "-smp", "2",
+		"-uuid", uuid, "-smbios", "type=1,manufacturer=Amazon EC2,product=" + p.instanceType + ",serial=" + uuid,
 		"-drive", "file=" + disk + ",format=raw,if=none,id=root,cache=unsafe",
 		"-device", "nvme,drive=root,serial=vol" + randHexN(9)[:17],
 		"-netdev", netdev, "-device", "virtio-net-pci,netdev=net0,mac=" + guestMAC + ",romfile="}
 	if mode == "uefi" {
-		args = append(args, "-bios", ovmf)
+		args = append(args, uefi...)
 	}
 	return args
-}
-
-// firmwareName names the firmware of a boot mode, for messages.
-func firmwareName(mode string) string {
-	if mode == "uefi" {
-		return "the UEFI firmware (OVMF)"
-	}
-	return "the BIOS (SeaBIOS)"
 }
 
 func newUUID() string {
@@ -183,24 +174,17 @@ func randHexN(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// checkFirmware says what a boot mode needs that the host lacks.
-func checkFirmware(mode string) error {
-	if mode != "uefi" {
-		return nil
-	}
-	if _, err := os.Stat(ovmf); err != nil {
-		return fmt.Errorf("boot test in uefi mode needs UEFI firmware (%s; Debian: apt-get install ovmf): %w", ovmf, err)
-	}
-	return nil
-}
-
 // runEC2 launches the scratch disk like EC2 in boot mode mode and fills
 // in res.
-func runEC2(ctx context.Context, qemu, disk, work string, part int, im *plugin.Image, mode string, o Options, res *Result, log *slog.Logger) error {
-	if err := checkFirmware(mode); err != nil {
-		return err
+func runEC2(ctx context.Context, p platform, qemu, disk, work string, part int, im *plugin.Image, mode string, o Options, res *Result, log *slog.Logger) error {
+	var uefi []string
+	if mode == "uefi" {
+		var err error
+		if uefi, err = p.uefiArgs(work); err != nil {
+			return err
+		}
 	}
-	l, err := newEC2Launch(ctx, im, work, o)
+	l, err := newEC2Launch(ctx, p, im, work, o)
 	if err != nil {
 		return err
 	}
@@ -210,9 +194,9 @@ func runEC2(ctx context.Context, qemu, disk, work string, part int, im *plugin.I
 		return err
 	}
 	res.Like, res.BootMode, res.SSHUser = LikeEC2, mode, o.SSHUser
-	m := vm{qemu: qemu, args: ec2Args(disk, mode, o.MemoryMiB, l.login.port, fw), fw: fw, command: l.ns.Command,
+	m := vm{plat: p, qemu: qemu, args: ec2Args(p, disk, mode, o.MemoryMiB, l.login.port, fw, uefi), fw: fw, command: l.ns.Command,
 		onLine: l.st.console, ready: make(chan struct{}), dial: l.ns.Dial,
-		diagnose: func(wait time.Duration) string { return l.st.diagnose(firmwareName(mode), o.SSHUser, wait) }}
+		diagnose: func(wait time.Duration) string { return l.st.diagnose(p.firmwareName(mode), o.SSHUser, wait) }}
 	probeKernel := func() string { return kernelForProbe(ctx, disk, part, work, log) }
 	stop := l.probeSSH(ctx, m.ready, log)
 	defer stop()
@@ -266,16 +250,24 @@ func (l *ec2Launch) probeSSH(ctx context.Context, ready chan struct{}, log *slog
 
 // launchOf is how to launch the image and, like EC2, in which boot mode:
 // the disk's own loaders decide (loaders), and Options may ask for one.
-func launchOf(ctx context.Context, disk string, im *plugin.Image, o Options) (like, mode string, err error) {
+func launchOf(ctx context.Context, disk string, im *plugin.Image, o Options, p platform) (like, mode string, err error) {
 	bios, uefi, err := loaders(ctx, disk, im)
 	if err != nil {
 		return "", "", err
 	}
-	return chooseLaunch(bios, uefi, o)
+	return chooseLaunch(bios, uefi, o, p)
 }
 
-// chooseLaunch is launchOf for a disk with the given loaders.
-func chooseLaunch(bios, uefi bool, o Options) (like, mode string, err error) {
+// chooseLaunch is launchOf for a disk with the given loaders. An
+// architecture that boots through UEFI only (arm64) has no BIOS loader
+// whatever the disk holds, and refuses legacy-bios.
+func chooseLaunch(bios, uefi bool, o Options, p platform) (like, mode string, err error) {
+	if p.uefiOnly {
+		if o.BootMode == "legacy-bios" {
+			return "", "", fmt.Errorf("boot test: boot mode legacy-bios: %s instances (Graviton) boot through UEFI only; use --test-boot-mode uefi", p.arch)
+		}
+		bios = false
+	}
 	switch o.Like {
 	case "":
 		if !bios && !uefi {

@@ -16,7 +16,7 @@ import (
 // MAC the metadata lists, and ssh forwarded on the namespace's loopback.
 func TestEC2Args(t *testing.T) {
 	for _, mode := range []string{"legacy-bios", "uefi"} {
-		args := strings.Join(ec2Args("/d/disk.raw", mode, 1024, 2222, []forward{{80, 4080}}), " ")
+		args := strings.Join(ec2Args(platforms["x86_64"], "/d/disk.raw", mode, 1024, 2222, []forward{{80, 4080}}, []string{"-bios", ovmf}), " ")
 		for _, want := range []string{
 			"-machine q35", "-drive file=/d/disk.raw,format=raw,if=none,id=root", "-device nvme,drive=root,serial=vol",
 			"manufacturer=Amazon EC2,product=t3.micro", "hostfwd=tcp:127.0.0.1:2222-:22", "hostfwd=tcp:127.0.0.1:4080-:80",
@@ -60,12 +60,12 @@ func TestLaunchOf(t *testing.T) {
 		{"", "ec2", "", LikeEC2, "uefi"},
 	} {
 		l := loaders[c.boot]
-		like, mode, err := chooseLaunch(l[0], l[1], Options{Like: c.like, BootMode: c.mode})
+		like, mode, err := chooseLaunch(l[0], l[1], Options{Like: c.like, BootMode: c.mode}, platforms["x86_64"])
 		if err != nil || like != c.wantLike || mode != c.wantMode {
 			t.Errorf("boot %q like %q mode %q: %s %s %v, want %s %s", c.boot, c.like, c.mode, like, mode, err, c.wantLike, c.wantMode)
 		}
 	}
-	if _, _, err := chooseLaunch(false, false, Options{Like: "xen"}); err == nil {
+	if _, _, err := chooseLaunch(false, false, Options{Like: "xen"}, platforms["x86_64"]); err == nil {
 		t.Error("like xen accepted")
 	}
 }
@@ -91,7 +91,7 @@ func TestDiagnose(t *testing.T) {
 		if s.stage != "" {
 			st.reach(s.stage)
 		}
-		if got := st.diagnose(firmwareName("legacy-bios"), "admin", time.Minute); !strings.HasPrefix(got, s.want) {
+		if got := st.diagnose(platforms["x86_64"].firmwareName("legacy-bios"), "admin", time.Minute); !strings.HasPrefix(got, s.want) {
 			t.Errorf("after %q %q: %q, want %q", s.line, s.stage, got, s.want)
 		}
 	}
