@@ -121,10 +121,19 @@ func (p platform) firmwareName(mode string) string {
 	return "the BIOS (SeaBIOS)"
 }
 
+// CPUEnv, when set, is the CPU model an arm64 guest gets under TCG
+// instead of tcgCPUArm64: for comparing models (test/bench's
+// BenchmarkArm64), not a setting.
+const CPUEnv = "AMINATOR_TCG_CPU_ARM64"
+
 // tcgArgs are the accelerator's arguments under TCG.
 func (p platform) tcgArgs() []string {
-	if p.tcgCPU == "" {
+	cpu := p.tcgCPU
+	if v := os.Getenv(CPUEnv); v != "" && p.arch == "arm64" {
+		cpu = v
+	}
+	if cpu == "" {
 		return []string{"-accel", "tcg"}
 	}
-	return []string{"-accel", "tcg", "-cpu", p.tcgCPU}
+	return []string{"-accel", "tcg", "-cpu", cpu}
 }
