@@ -18,6 +18,10 @@ for pair in mmdebstrap:mmdebstrap mkfs.ext4:e2fsprogs sfdisk:fdisk losetup:mount
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
 done
 [ -f /usr/share/ovmf/OVMF.fd ] || need+=(ovmf)   # UEFI firmware for boot tests of uefi images
+# arm64 foundations and their boot tests: mmdebstrap's foreign mode wants arch-test; Graviton-like launches
+command -v arch-test >/dev/null 2>&1 || need+=(arch-test)
+command -v qemu-system-aarch64 >/dev/null 2>&1 || need+=(qemu-system-arm)
+[ -f /usr/share/AAVMF/AAVMF_CODE.fd ] || need+=(qemu-efi-aarch64)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup.sh: installing ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

@@ -24,7 +24,7 @@ import (
 //
 //	go test ./test/bench -run '^$' -bench Arm64Boot -benchtime 1x -v -timeout 40m
 //
-// AMINATOR_BENCH_ARM64_CPUS (comma-separated qemu -cpu models) also boots
+// AMINATOR_BENCH_ARM64_CPUS (qemu -cpu models separated by ";") also boots
 // the arm64 foundation with each, to compare TCG's speed of CPU models.
 func BenchmarkArm64Boot(b *testing.B) {
 	testutil.RequireRoot(b)
@@ -61,7 +61,7 @@ func BenchmarkArm64Boot(b *testing.B) {
 			boots[arch] = benchLaunch(b, e, arch, ids[arch])
 		}
 		if cpus := os.Getenv("AMINATOR_BENCH_ARM64_CPUS"); cpus != "" {
-			for _, cpu := range strings.Split(cpus, ",") {
+			for _, cpu := range strings.Split(cpus, ";") {
 				benchLaunch(b, &env{bin: e.bin, state: e.state, work: e.work, vars: []string{boottest.CPUEnv + "=" + cpu}}, "arm64 -cpu "+cpu, ids["arm64"])
 			}
 		}

@@ -139,7 +139,9 @@ func checkEmulation(o Options) error {
 	if dir == "" {
 		dir = binfmt.Dir
 	}
-	if err := binfmt.Check(dir, o.Arch); err != nil {
+	// A job's own /proc does not show the host's binfmt_misc mount: View
+	// mounts it for the check.
+	if err := binfmt.View(dir, func(d string) error { return binfmt.Check(d, o.Arch) }); err != nil {
 		return fmt.Errorf("foundation for %s: %w", o.Arch, err)
 	}
 	return nil
