@@ -45,13 +45,14 @@ const (
 	nitroX8664 = "t3.micro"
 )
 
-// tcgCPUArm64 is the CPU an arm64 guest gets under TCG: a Neoverse N1,
-// the core of Graviton2 (Armv8.2: LSE atomics, no pointer
-// authentication). qemu's "max" CPU emulates pointer authentication with
-// the architected QARMA5 cipher on every signed return, which costs
-// TCG dearly (pauth-impdef=on makes it cheaper); the N1 has none and
-// boots as fast as the cheapest choice (BENCHMARKS.md, Issue 20).
-const tcgCPUArm64 = "neoverse-n1"
+// tcgCPUArm64 is the CPU an arm64 guest gets under TCG: a Cortex-A72,
+// the core of the first Graviton (a1 instances), Armv8.0. Measured here
+// (BENCHMARKS.md, Issue 20), it reached the ssh login sooner than a
+// Neoverse N1 (Graviton2, Armv8.2) and qemu's "max" with its cheaper
+// pointer authentication (pauth-impdef=on): the fewer architecture
+// features the kernel turns on (pointer authentication on every signed
+// return, PAN toggled on every user access, ...), the less TCG emulates.
+const tcgCPUArm64 = "cortex-a72"
 
 var platforms = map[string]platform{
 	"x86_64": {arch: "x86_64", qemu: "qemu-system-x86_64", pkg: "qemu-system-x86", machine: "q35",
