@@ -15,18 +15,18 @@ import (
 	"github.com/aminator-go/aminator/internal/testutil"
 )
 
-// BenchmarkArm64Boot measures, in one run on this x86_64 host, a cloud
+// BenchmarkGraviton measures, in one run on this x86_64 host, a cloud
 // foundation for arm64 (mmdebstrap's foreign mode: the tree's maintainer
 // scripts under qemu-user) beside the same foundation for x86_64, then a
 // launch of each like EC2 (arm64: AAVMF on qemu's virt machine, under TCG)
 // to a working ssh login, one after another so that neither slows the
 // other, and prints each figure and the arm64/x86_64 ratios:
 //
-//	go test ./test/bench -run '^$' -bench Arm64Boot -benchtime 1x -v -timeout 40m
+//	go test ./test/bench -run '^$' -bench Graviton -benchtime 1x -v -timeout 40m
 //
 // AMINATOR_BENCH_ARM64_CPUS (qemu -cpu models separated by ";") also boots
 // the arm64 foundation with each, to compare TCG's speed of CPU models.
-func BenchmarkArm64Boot(b *testing.B) {
+func BenchmarkGraviton(b *testing.B) {
 	testutil.RequireRoot(b)
 	if err := binfmt.Check(binfmt.Dir, "arm64"); err != nil {
 		b.Skipf("register qemu-user for arm64 first: %v", err)
