@@ -270,6 +270,9 @@ func Register(dir, arch, emulator string) error {
 	name := "aminator-qemu-" + qemuNames[arch]
 	line := fmt.Sprintf(":%s:M::%s:%s:%s:FC", name, escape(magic), escape(mask), emulator)
 	if err := os.WriteFile(filepath.Join(dir, "register"), []byte(line), 0); err != nil {
+		if _, ferr := Find(dir, arch); errors.Is(err, unix.EEXIST) && ferr == nil {
+			return nil // another process registered it meanwhile
+		}
 		return fmt.Errorf("register %s for %s in %s: %w", emulator, arch, dir, err)
 	}
 	if _, err := Find(dir, arch); err != nil {
