@@ -14,21 +14,6 @@ import (
 	"github.com/aminator-go/aminator/internal/plugin"
 )
 
-// RPM header tags and types (rpm's lib/rpmtag.h).
-const (
-	tagName    = 1000
-	tagVersion = 1001
-	tagRelease = 1002
-	tagEpoch   = 1003
-	tagArch    = 1022
-
-	typeInt32  = 4
-	typeString = 6
-
-	maxIndex = 0xffff   // rpm refuses headers with more tags
-	maxStore = 64 << 20 // and bigger data stores
-)
-
 var (
 	rpmNameRE  = regexp.MustCompile(`^[A-Za-z0-9_+][A-Za-z0-9._+-]*$`)
 	rpmFieldRE = regexp.MustCompile(`^[A-Za-z0-9._+~^]+$`)
@@ -46,7 +31,7 @@ func RPM(file string) (*plugin.PackageInfo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s is not a readable .rpm: %w", file, err)
 	}
-	name, ver, rel, arch := h.str(tagName), h.str(tagVersion), h.str(tagRelease), h.str(tagArch)
+	name, ver, rel, arch := h.String(RPMTagName), h.String(RPMTagVersion), h.String(RPMTagRelease), h.String(RPMTagArch)
 	switch {
 	case !rpmNameRE.MatchString(name):
 		return nil, fmt.Errorf("%s names an invalid package %.80q", file, name)
@@ -56,19 +41,14 @@ func RPM(file string) (*plugin.PackageInfo, error) {
 		return nil, fmt.Errorf("%s: package %s has an invalid architecture %.80q", file, name, arch)
 	}
 	full := ver + "-" + rel
-	if e, ok := h.int32(tagEpoch); ok && e != 0 {
+	if e, ok := h.Int32(RPMTagEpoch); ok && e != 0 {
 		full = strconv.FormatUint(uint64(e), 10) + ":" + full
 	}
 	return &plugin.PackageInfo{Name: name, FullVersion: full, Version: ver, Release: rel, Arch: arch}, nil
 }
 
-type header struct {
-	index map[uint32][3]uint32 // tag -> type, offset, count
-	store []byte
-}
-
 // rpmHeader skips the lead and the signature header and reads the main header.
-func rpmHeader(r io.Reader) (*header, error) {
+func rpmHeader(r io.Reader) (*RPMHeader, error) {
 	lead := make([]byte, 96)
 	if _, err := io.ReadFull(r, lead); err != nil || !bytes.Equal(lead[:4], []byte{0xed, 0xab, 0xee, 0xdb}) {
 		return nil, errors.New("no rpm lead")
@@ -89,7 +69,8 @@ func rpmHeader(r io.Reader) (*header, error) {
 	return h, nil
 }
 
-func readHeader(r io.Reader) (*header, error) {
+// readHeader reads a header that starts with its magic from r.
+func readHeader(r io.Reader) (*RPMHeader, error) {
 	intro := make([]byte, 16)
 	if _, err := io.ReadFull(r, intro); err != nil {
 		return nil, errors.New("truncated")
@@ -101,41 +82,10 @@ func readHeader(r io.Reader) (*header, error) {
 	if n > maxIndex || size > maxStore {
 		return nil, fmt.Errorf("%d tags in %d bytes: too big", n, size)
 	}
-	idx := make([]byte, 16*int(n))
-	if _, err := io.ReadFull(r, idx); err != nil {
-		return nil, errors.New("truncated index")
+	b := make([]byte, 8+16*int(n)+int(size))
+	copy(b, intro[8:16])
+	if _, err := io.ReadFull(r, b[8:]); err != nil {
+		return nil, errors.New("truncated index or data")
 	}
-	h := &header{index: map[uint32][3]uint32{}, store: make([]byte, size)}
-	if _, err := io.ReadFull(r, h.store); err != nil {
-		return nil, errors.New("truncated data")
-	}
-	for i := 0; i < int(n); i++ {
-		e := idx[16*i:]
-		tag := binary.BigEndian.Uint32(e[0:4])
-		h.index[tag] = [3]uint32{binary.BigEndian.Uint32(e[4:8]), binary.BigEndian.Uint32(e[8:12]), binary.BigEndian.Uint32(e[12:16])}
-	}
-	return h, nil
-}
-
-// str is a STRING tag's value, "" when absent or malformed.
-func (h *header) str(tag uint32) string {
-	e, ok := h.index[tag]
-	if !ok || e[0] != typeString || e[1] >= uint32(len(h.store)) {
-		return ""
-	}
-	s := h.store[e[1]:]
-	end := bytes.IndexByte(s, 0)
-	if end < 0 {
-		return ""
-	}
-	return string(s[:end])
-}
-
-// int32 is an INT32 tag's first value.
-func (h *header) int32(tag uint32) (uint32, bool) {
-	e, ok := h.index[tag]
-	if !ok || e[0] != typeInt32 || e[2] < 1 || uint64(e[1])+4 > uint64(len(h.store)) {
-		return 0, false
-	}
-	return binary.BigEndian.Uint32(h.store[e[1]:]), true
+	return ParseRPMHeaderBlob(b)
 }

@@ -1,10 +1,8 @@
 package sbom
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/aminator-go/aminator/internal/image/pkgfile"
 	_ "modernc.org/sqlite" // rpm's database is SQLite (pure Go driver, no cgo)
 )
 
@@ -24,23 +23,6 @@ var rpmDBPaths = []string{"var/lib/rpm/rpmdb.sqlite", "usr/lib/sysimage/rpm/rpmd
 // rpmBDB is the BerkeleyDB database of RHEL 8 and older, which Read does
 // not read.
 const rpmBDB = "var/lib/rpm/Packages"
-
-// RPM header tags (rpm's lib/rpmtag.h) and the types read here.
-const (
-	tagName      = 1000
-	tagVersion   = 1001
-	tagRelease   = 1002
-	tagEpoch     = 1003
-	tagLicense   = 1014
-	tagArch      = 1022
-	tagSourceRPM = 1044
-
-	typeInt32  = 4
-	typeString = 6
-
-	maxIndex = 0xffff   // rpm refuses headers with more tags
-	maxStore = 64 << 20 // and bigger data stores
-)
 
 // rpmDB is the image's rpm SQLite database, "" when it has none.
 func rpmDB(root *os.Root) string {
@@ -74,7 +56,7 @@ func readRPM(root *os.Root, db string, d Distro) ([]Package, error) {
 	}
 	var pkgs []Package
 	for i, b := range blobs {
-		h, err := parseBlob(b)
+		h, err := pkgfile.ParseRPMHeaderBlob(b)
 		if err != nil {
 			return nil, fmt.Errorf("rpm database %s: header %d: %w", db, i, err)
 		}
@@ -128,18 +110,18 @@ func rpmBlobs(file string) ([][]byte, error) {
 
 // rpmPackage is the Package a header describes; not ok for rpm's
 // gpg-pubkey entries, which are imported keys, not software.
-func rpmPackage(h *header, d Distro) (Package, bool) {
-	name, arch := h.str(tagName), h.str(tagArch)
+func rpmPackage(h *pkgfile.RPMHeader, d Distro) (Package, bool) {
+	name, arch := h.String(pkgfile.RPMTagName), h.String(pkgfile.RPMTagArch)
 	if name == "" || name == "gpg-pubkey" {
 		return Package{}, false
 	}
-	version := h.str(tagVersion) + "-" + h.str(tagRelease)
-	if e, ok := h.int32(tagEpoch); ok {
+	version := h.String(pkgfile.RPMTagVersion) + "-" + h.String(pkgfile.RPMTagRelease)
+	if e, ok := h.Int32(pkgfile.RPMTagEpoch); ok {
 		version = strconv.FormatUint(uint64(e), 10) + ":" + version
 	}
-	src, srcVer := srpmName(h.str(tagSourceRPM))
+	src, srcVer := srpmName(h.String(pkgfile.RPMTagSourceRPM))
 	return Package{Name: name, Version: version, Arch: arch, Source: src, SourceVersion: srcVer,
-		License: rpmLicense(h.str(tagLicense)), PURL: rpmPURL(d, name, version, arch)}, true
+		License: rpmLicense(h.String(pkgfile.RPMTagLicense)), PURL: rpmPURL(d, name, version, arch)}, true
 }
 
 // srpmName splits a SOURCERPM file name, NAME-VERSION-RELEASE.src.rpm,
@@ -155,51 +137,4 @@ func srpmName(file string) (string, string) {
 		return base, ""
 	}
 	return base[:j], base[j+1:]
-}
-
-// header is an rpm header as the database keeps it: no magic, then the
-// index length, the data length, the index and the data.
-type header struct {
-	index map[uint32][3]uint32 // tag -> type, offset, count
-	store []byte
-}
-
-func parseBlob(b []byte) (*header, error) {
-	if len(b) < 8 {
-		return nil, errors.New("truncated")
-	}
-	n, size := binary.BigEndian.Uint32(b[0:4]), binary.BigEndian.Uint32(b[4:8])
-	if n > maxIndex || size > maxStore || uint64(len(b)) < 8+16*uint64(n)+uint64(size) {
-		return nil, fmt.Errorf("%d tags in %d bytes do not fit a %d-byte blob", n, size, len(b))
-	}
-	h := &header{index: make(map[uint32][3]uint32, n), store: b[8+16*n : 8+16*n+size]}
-	for i := uint32(0); i < n; i++ {
-		e := b[8+16*i:]
-		h.index[binary.BigEndian.Uint32(e[0:4])] = [3]uint32{binary.BigEndian.Uint32(e[4:8]),
-			binary.BigEndian.Uint32(e[8:12]), binary.BigEndian.Uint32(e[12:16])}
-	}
-	return h, nil
-}
-
-// str is a STRING tag's value, "" when absent or malformed.
-func (h *header) str(tag uint32) string {
-	e, ok := h.index[tag]
-	if !ok || e[0] != typeString || e[1] >= uint32(len(h.store)) {
-		return ""
-	}
-	s := h.store[e[1]:]
-	end := bytes.IndexByte(s, 0)
-	if end < 0 {
-		return ""
-	}
-	return string(s[:end])
-}
-
-// int32 is an INT32 tag's first value.
-func (h *header) int32(tag uint32) (uint32, bool) {
-	e, ok := h.index[tag]
-	if !ok || e[0] != typeInt32 || e[2] < 1 || uint64(e[1])+4 > uint64(len(h.store)) {
-		return 0, false
-	}
-	return binary.BigEndian.Uint32(h.store[e[1]:]), true
 }
