@@ -25,9 +25,7 @@ func (a *app) bakeArches(cfg *config.Config, pkg string, r bakeRun) error {
 			return err
 		}
 		defer env.Close()
-		req := bake.RequestFromConfig(cfg.Context, pkg)
-		req.DryRun = r.dry
-		req.PackageSHA256 = r.sha256
+		req := r.request(cfg, pkg)
 		res, err := j.BakeArches(ctx, env, req, o)
 		if err != nil && len(res.Images) == 0 {
 			return err

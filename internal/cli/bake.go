@@ -61,6 +61,13 @@ type bakeRun struct {
 	bases map[string]string
 }
 
+// request is the bake the configuration and the run ask for.
+func (r bakeRun) request(cfg *config.Config, pkg string) bake.Request {
+	req := bake.RequestFromConfig(cfg.Context, pkg)
+	req.DryRun, req.PackageSHA256 = r.dry, r.sha256
+	return req
+}
+
 func (a *app) runBake(cmd *cobra.Command, args []string) error {
 	cfg, err := a.loadConfig(cmd)
 	if err != nil {
@@ -89,9 +96,7 @@ func (a *app) bake(cfg *config.Config, pkg string, r bakeRun) error {
 			return err
 		}
 		defer env.Close()
-		req := bake.RequestFromConfig(cfg.Context, pkg)
-		req.DryRun = r.dry
-		req.PackageSHA256 = r.sha256
+		req := r.request(cfg, pkg)
 		res, err := j.Bake(ctx, env, req)
 		if err != nil {
 			return err
