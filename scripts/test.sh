@@ -19,5 +19,5 @@ go vet ./...
 # wait on qemu, mmdebstrap and moto) start as soon as they are built and run
 # beside each other and the unit tests. go vet above ran every check on
 # every package, so go test's own vet pass (a subset) is off.
-go test -count=1 -timeout 60m -parallel 4 -p 6 -vet=off \
+go test -count=1 -timeout 75m -parallel 4 -p 6 -vet=off \
   ./test/e2e/boot ./test/e2e ./test/e2e/isolated ./test/e2e/ec2 ./...

@@ -177,11 +177,12 @@ func (c *Cloud) Aminate(t *testing.T, args ...string) Result {
 }
 
 // AminateEnv runs aminate with args on the cloud, extraEnv added to its
-// environment; a run is killed after 20 minutes (a foundation's bootstrap
-// took over 10 on this 2-core machine at load 15, with other suites running).
+// environment; a run is killed after 40 minutes (a foundation's bootstrap
+// took over 10 on this 2-core machine at load 15, with other suites
+// running, and an arm64 one, its scripts emulated, over 20).
 func (c *Cloud) AminateEnv(t *testing.T, extraEnv []string, args ...string) Result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, args...)
 	cmd.Env = c.Env(extraEnv...)
