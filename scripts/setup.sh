@@ -73,6 +73,10 @@ if ! GO=$(find_go); then
 fi
 export PATH="$(dirname "$GO"):$PATH"
 export GOTOOLCHAIN=${GOTOOLCHAIN:-auto}
+# A static aminate: its download sandbox re-executes it inside the image,
+# where a dynamically linked one would run on the image's own loader and
+# libc (and finds none in an image of another architecture).
+export CGO_ENABLED=0
 go mod download
 # Bakes of the other architecture's images (arm64 on an x86_64 host) run
 # the package's scripts under qemu-user: register it with binfmt_misc, with

@@ -79,6 +79,11 @@ func Command(s Spec) (*exec.Cmd, error) {
 	if s.Network && s.ProxyDir != "" {
 		return nil, errors.New("sandbox: a proxy is for a sandbox without the network")
 	}
+	if s.ProxyDir != "" {
+		if err := selfStatic(); err != nil {
+			return nil, err
+		}
+	}
 	return &exec.Cmd{
 		Path:        "/proc/self/exe",
 		Args:        append([]string(nil), s.Argv...), // what logs and errors name
