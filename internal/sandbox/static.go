@@ -4,6 +4,7 @@ import (
 	"debug/elf"
 	"fmt"
 	"os"
+	"strings"
 )
 
 // selfStatic checks that this program needs no dynamic loader. A download
@@ -40,7 +41,10 @@ func interpreter(path string) (string, error) {
 			if _, err := p.ReadAt(b, 0); err != nil {
 				return "", err
 			}
-			return string(b[:len(b)-1]), nil
+			if s := strings.TrimRight(string(b), "\x00"); s != "" {
+				return s, nil
+			}
+			return "(unnamed)", nil
 		}
 	}
 	return "", nil
