@@ -21,12 +21,12 @@ func digest(s string) string {
 // bakeInputs are a bake of app 1.0-1 as image id on base.
 func bakeInputs(id, base string) Inputs {
 	return Inputs{
-		Image: Image{ID: id, DiskSHA256: digest("disk of " + id)},
+		Image: Image{ID: id, DiskDigest: digest("disk of " + id)},
 		SBOMs: []SBOM{
 			{Name: id + ".spdx.json", MediaType: "application/spdx+json", SHA256: digest("spdx of " + id)},
 			{Name: id + ".cdx.json", MediaType: "application/vnd.cyclonedx+json", SHA256: digest("cdx of " + id)},
 		},
-		Base:          &Image{ID: base, DiskSHA256: digest("disk of " + base)},
+		Base:          &Image{ID: base, DiskDigest: digest("disk of " + base)},
 		Package:       &Package{Name: "app", Version: "1.0-1", SHA256: digest("app_1.0-1.deb"), URI: "pkg:deb/debian/app@1.0-1?arch=amd64"},
 		Configuration: map[string]any{"vm_type": "hvm", "root_volume_size": 8, "tags": map[string]any{"b": "2", "a": "1"}},
 		BuilderID:     "https://github.com/aminator-go/aminator/builder/test-host",
@@ -85,7 +85,7 @@ func signed(t testing.TB, in Inputs, s Signer) []byte {
 
 // expect is what a verifier measures of in's image.
 func expect(in Inputs) Expect {
-	e := Expect{ImageID: in.Image.ID, DiskSHA256: in.Image.DiskSHA256}
+	e := Expect{ImageID: in.Image.ID, DiskDigest: in.Image.DiskDigest}
 	for _, s := range in.SBOMs {
 		e.SBOMSHA256 = append(e.SBOMSHA256, s.SHA256)
 	}

@@ -10,7 +10,7 @@ import (
 // the digests the verifier measured (its disk's, its SBOMs').
 type Record struct {
 	Envelope   []byte
-	DiskSHA256 string
+	DiskDigest string
 	SBOMSHA256 []string
 }
 
@@ -56,12 +56,12 @@ func Lineage(ctx context.Context, image string, resolve Resolver, trust *Trust, 
 		if err != nil {
 			return append(out, fail(id, fmt.Errorf("find the provenance of %s: %w", id, err), now))
 		}
-		if wantBase != nil && rec.DiskSHA256 != wantBase.DiskSHA256 {
-			out[len(out)-1] = fail(out[len(out)-1].ImageID, fmt.Errorf("%w: base %s: its disk SHA-256 is %s, the provenance says %s",
-				ErrDigestMismatch, id, rec.DiskSHA256, wantBase.DiskSHA256), now)
+		if wantBase != nil && rec.DiskDigest != wantBase.DiskDigest {
+			out[len(out)-1] = fail(out[len(out)-1].ImageID, fmt.Errorf("%w: base %s: its disk digest is %s, the provenance says %s",
+				ErrDigestMismatch, id, rec.DiskDigest, wantBase.DiskDigest), now)
 			return out
 		}
-		res, err := Verify(rec.Envelope, trust, now, Expect{ImageID: id, DiskSHA256: rec.DiskSHA256, SBOMSHA256: rec.SBOMSHA256})
+		res, err := Verify(rec.Envelope, trust, now, Expect{ImageID: id, DiskDigest: rec.DiskDigest, SBOMSHA256: rec.SBOMSHA256})
 		if err != nil {
 			return append(out, fail(id, err, now))
 		}

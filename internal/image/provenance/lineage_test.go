@@ -22,7 +22,7 @@ func (s store) resolve(_ context.Context, id string) (Record, error) {
 
 func record(t *testing.T, in Inputs, s Signer) Record {
 	e := expect(in)
-	return Record{Envelope: signed(t, in, s), DiskSHA256: e.DiskSHA256, SBOMSHA256: e.SBOMSHA256}
+	return Record{Envelope: signed(t, in, s), DiskDigest: e.DiskDigest, SBOMSHA256: e.SBOMSHA256}
 }
 
 // chain is img-found ← img-base ← img-app, all signed by key.
@@ -64,7 +64,7 @@ func TestLineageFails(t *testing.T) {
 		is     error
 		says   string
 	}{
-		"base disk changed since": {edit: func(s store) { r := s["img-base"]; r.DiskSHA256 = digest("changed"); s["img-base"] = r },
+		"base disk changed since": {edit: func(s store) { r := s["img-base"]; r.DiskDigest = digest("changed"); s["img-base"] = r },
 			ok: 0, failed: "img-app", is: ErrDigestMismatch, says: "base img-base"},
 		"base signed by a stranger": {edit: func(s store) { s["img-base"] = record(t, bakeInputs("img-base", "img-found"), other) },
 			ok: 1, failed: "img-base", is: ErrUnknownSigner},

@@ -47,10 +47,17 @@ const (
 	KindPackage = "package"
 )
 
-// Image is an image and its raw disk's SHA-256 (lower-case hex).
+// DiskAlgorithm is the DigestSet key of a disk's digest: a SHA-256 over the
+// SHA-256 of each 512 KiB chunk of the raw disk (package diskdigest
+// defines it), which a chunk store computes without reading the disk.
+// in-toto allows a digest set to name an algorithm of its own; a plain
+// "sha256" of the raw disk would need the whole disk read at every bake.
+const DiskAlgorithm = "chunkedSha256-512k"
+
+// Image is an image and its disk's digest (DiskAlgorithm, lower-case hex).
 type Image struct {
 	ID         string
-	DiskSHA256 string
+	DiskDigest string
 }
 
 // Package is the baked package.
@@ -85,7 +92,7 @@ var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 func checkDigest(what, d string) error {
 	if !sha256RE.MatchString(d) {
-		return fmt.Errorf("provenance: %s SHA-256 %.80q is not 64 lower-case hex digits", what, d)
+		return fmt.Errorf("provenance: %s %.80q is not 64 lower-case hex digits", what, d)
 	}
 	return nil
 }
@@ -94,14 +101,14 @@ func (in *Inputs) check() error {
 	if in.Image.ID == "" {
 		return fmt.Errorf("provenance: no image id")
 	}
-	if err := checkDigest("image "+in.Image.ID+" disk", in.Image.DiskSHA256); err != nil {
+	if err := checkDigest("image "+in.Image.ID+" disk digest", in.Image.DiskDigest); err != nil {
 		return err
 	}
 	for _, s := range in.SBOMs {
 		if s.Name == "" || s.MediaType == "" {
 			return fmt.Errorf("provenance: image %s: an SBOM needs a name and a media type", in.Image.ID)
 		}
-		if err := checkDigest("SBOM "+s.Name, s.SHA256); err != nil {
+		if err := checkDigest("SBOM "+s.Name+" SHA-256", s.SHA256); err != nil {
 			return err
 		}
 	}
@@ -122,10 +129,10 @@ func (in *Inputs) checkBake() error {
 	if in.Base.ID == "" || in.Package.Name == "" || in.Package.Version == "" {
 		return fmt.Errorf("provenance: image %s: the base id, package name and version are required", in.Image.ID)
 	}
-	if err := checkDigest("base "+in.Base.ID+" disk", in.Base.DiskSHA256); err != nil {
+	if err := checkDigest("base "+in.Base.ID+" disk digest", in.Base.DiskDigest); err != nil {
 		return err
 	}
-	return checkDigest("package "+in.Package.Name, in.Package.SHA256)
+	return checkDigest("package "+in.Package.Name+" SHA-256", in.Package.SHA256)
 }
 
 func (in *Inputs) checkRun() error {
@@ -148,7 +155,7 @@ func (in *Inputs) checkRun() error {
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 func subjects(in *Inputs) []ResourceDescriptor {
-	out := []ResourceDescriptor{{Name: in.Image.ID, Digest: sha(in.Image.DiskSHA256),
+	out := []ResourceDescriptor{{Name: in.Image.ID, Digest: diskDigest(in.Image.DiskDigest),
 		MediaType: "application/octet-stream", Annotations: kind(KindDisk)}}
 	sboms := append([]SBOM(nil), in.SBOMs...)
 	sort.Slice(sboms, func(i, j int) bool {
@@ -164,6 +171,10 @@ func subjects(in *Inputs) []ResourceDescriptor {
 }
 
 func sha(d string) map[string]string        { return map[string]string{"sha256": d} }
+func diskDigest(d string) map[string]string { return map[string]string{DiskAlgorithm: d} }
+
+// disk is the descriptor's disk digest.
+func (r ResourceDescriptor) disk() string   { return r.Digest[DiskAlgorithm] }
 func kind(k string) map[string]string       { return map[string]string{"kind": k} }
 func (r ResourceDescriptor) kind() string   { return r.Annotations["kind"] }
 func (r ResourceDescriptor) sha256() string { return r.Digest["sha256"] }

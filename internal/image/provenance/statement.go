@@ -55,7 +55,7 @@ type PackageParam struct {
 // BaseParam is the image a bake started from.
 type BaseParam struct {
 	ID         string `json:"id"`
-	DiskSHA256 string `json:"diskSha256"`
+	DiskDigest string `json:"diskDigest"`
 }
 
 // RunDetails say who built it and when.
@@ -89,9 +89,9 @@ func NewStatement(in Inputs) (*Statement, error) {
 	if in.Base != nil {
 		def.BuildType = BuildTypeBake
 		def.ExternalParameters.Package = &PackageParam{Name: in.Package.Name, Version: in.Package.Version, SHA256: in.Package.SHA256}
-		def.ExternalParameters.Base = &BaseParam{ID: in.Base.ID, DiskSHA256: in.Base.DiskSHA256}
+		def.ExternalParameters.Base = &BaseParam{ID: in.Base.ID, DiskDigest: in.Base.DiskDigest}
 		def.ResolvedDependencies = []ResourceDescriptor{
-			{Name: in.Base.ID, Digest: sha(in.Base.DiskSHA256), Annotations: kind(KindBase)},
+			{Name: in.Base.ID, Digest: diskDigest(in.Base.DiskDigest), Annotations: kind(KindBase)},
 			{Name: in.Package.Name + "_" + in.Package.Version, URI: in.Package.URI, Digest: sha(in.Package.SHA256), Annotations: kind(KindPackage)},
 		}
 	}

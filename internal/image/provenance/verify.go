@@ -25,7 +25,7 @@ var (
 // to be found among the statement's subjects.
 type Expect struct {
 	ImageID    string
-	DiskSHA256 string
+	DiskDigest string
 	SBOMSHA256 []string
 }
 
@@ -116,8 +116,8 @@ func checkSubjects(st *Statement, want Expect) error {
 	if want.ImageID != "" && disk.Name != want.ImageID {
 		return fmt.Errorf("%w: the provenance is of image %s, not %s", ErrDigestMismatch, disk.Name, want.ImageID)
 	}
-	if disk.sha256() != want.DiskSHA256 {
-		return fmt.Errorf("%w: image %s: disk SHA-256 is %s, the provenance says %s", ErrDigestMismatch, disk.Name, want.DiskSHA256, disk.sha256())
+	if disk.disk() != want.DiskDigest {
+		return fmt.Errorf("%w: image %s: disk digest is %s, the provenance says %s", ErrDigestMismatch, disk.Name, want.DiskDigest, disk.disk())
 	}
 	var sboms []string
 	for _, s := range st.Subject {

@@ -93,9 +93,9 @@ func TestVerifyTampering(t *testing.T) {
 		"unknown signer":            {env: good, trust: trusting(t, other), is: ErrUnknownSigner, says: "not in the trust file"},
 		"expired signer":            {env: good, trust: window(t0.Add(-48*time.Hour), t0), is: ErrSignerExpired, says: "expired at 2026-12-07T10:00:00Z"},
 		"signer not yet valid":      {env: good, trust: window(now.Add(time.Minute), time.Time{}), is: ErrSignerExpired, says: "not valid before"},
-		"disk digest differs":       {env: good, want: Expect{ImageID: "img-app", DiskSHA256: digest("another disk")}, is: ErrDigestMismatch, says: "disk SHA-256"},
-		"SBOM digest differs":       {env: good, want: Expect{ImageID: "img-app", DiskSHA256: in.Image.DiskSHA256, SBOMSHA256: []string{digest("edited sbom")}}, is: ErrDigestMismatch, says: "an SBOM's SHA-256"},
-		"another image's":           {env: good, want: Expect{ImageID: "img-other", DiskSHA256: in.Image.DiskSHA256}, is: ErrDigestMismatch, says: "not img-other"},
+		"disk digest differs":       {env: good, want: Expect{ImageID: "img-app", DiskDigest: digest("another disk")}, is: ErrDigestMismatch, says: "disk digest"},
+		"SBOM digest differs":       {env: good, want: Expect{ImageID: "img-app", DiskDigest: in.Image.DiskDigest, SBOMSHA256: []string{digest("edited sbom")}}, is: ErrDigestMismatch, says: "an SBOM's SHA-256"},
+		"another image's":           {env: good, want: Expect{ImageID: "img-other", DiskDigest: in.Image.DiskDigest}, is: ErrDigestMismatch, says: "not img-other"},
 		"truncated envelope":        {env: good[:len(good)/2], is: ErrEnvelope},
 		"empty":                     {env: nil, is: ErrEnvelope},
 		"trailing data":             {env: append(append([]byte{}, good...), good...), is: ErrEnvelope, says: "data after"},
@@ -110,7 +110,7 @@ func TestVerifyTampering(t *testing.T) {
 			if tr == nil {
 				tr = trust
 			}
-			if want.DiskSHA256 == "" {
+			if want.DiskDigest == "" {
 				want = expect(in)
 			}
 			_, err := Verify(tc.env, tr, now, want)

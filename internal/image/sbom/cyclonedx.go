@@ -16,6 +16,7 @@ const (
 	propBaked  = "aminator:package:baked"
 	propDB     = "aminator:image:package-database"
 	propNote   = "aminator:image:note"
+	propDisk   = "aminator:image:disk-digest"
 )
 
 // cdxSchema is the 1.6 schema's id, which a CycloneDX JSON document names.
@@ -32,7 +33,7 @@ func CycloneDX(inv *Inventory, s Subject) ([]byte, error) {
 		return nil, err
 	}
 	bom := &cdx.BOM{JSONSchema: cdxSchema, BOMFormat: cdx.BOMFormat, SpecVersion: cdx.SpecVersion1_6, Version: 1}
-	bom.SerialNumber = uuid.NewSHA1(uuid.NameSpaceURL, []byte("urn:aminator:sbom:"+s.Image+":"+s.DiskSHA256)).URN()
+	bom.SerialNumber = uuid.NewSHA1(uuid.NameSpaceURL, []byte("urn:aminator:sbom:"+s.Image+":"+s.DiskDigest)).URN()
 	bom.Metadata = &cdx.Metadata{
 		Timestamp: s.created(),
 		Tools:     &cdx.ToolsChoice{Components: &[]cdx.Component{{Type: cdx.ComponentTypeApplication, Name: s.Tool, Version: s.Version}}},
@@ -55,7 +56,7 @@ func CycloneDX(inv *Inventory, s Subject) ([]byte, error) {
 }
 
 func cdxImage(inv *Inventory, s Subject) *cdx.Component {
-	props := []cdx.Property{{Name: propDB, Value: string(inv.Kind)}}
+	props := []cdx.Property{{Name: propDB, Value: string(inv.Kind)}, {Name: propDisk, Value: DiskAlgorithm + ":" + s.DiskDigest}}
 	if inv.Note != "" {
 		props = append(props, cdx.Property{Name: propNote, Value: inv.Note})
 	}
@@ -64,7 +65,6 @@ func cdxImage(inv *Inventory, s Subject) *cdx.Component {
 		Type:        cdx.ComponentTypeOS,
 		Name:        s.Image,
 		Description: describe(inv),
-		Hashes:      &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: s.DiskSHA256}},
 		Properties:  &props,
 	}
 }

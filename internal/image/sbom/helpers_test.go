@@ -93,7 +93,7 @@ func documents(t testing.TB, inv *Inventory, s Subject) (spdxDoc, cdxDoc []byte)
 // subject is a Subject for the tests, naming pkg as the baked package.
 func subject(pkg string) Subject {
 	sum := sha256.Sum256([]byte("a disk"))
-	return Subject{Image: "web-1.0", DiskSHA256: hex.EncodeToString(sum[:]), Package: pkg,
+	return Subject{Image: "web-1.0", DiskDigest: hex.EncodeToString(sum[:]), Package: pkg,
 		Created: time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC), Tool: "aminator", Version: "test"}
 }
 

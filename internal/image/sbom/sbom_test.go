@@ -174,7 +174,7 @@ func TestNeitherDebianNorRPM(t *testing.T) {
 	}
 	spdxDoc, cdxDoc := documents(t, inv, subject("absent"))
 	for _, d := range [][]byte{spdxDoc, cdxDoc} {
-		if !bytes.Contains(d, []byte("neither Debian- nor RPM-based")) || !bytes.Contains(d, []byte(subject("").DiskSHA256)) {
+		if !bytes.Contains(d, []byte("neither Debian- nor RPM-based")) || !bytes.Contains(d, []byte(subject("").DiskDigest)) {
 			t.Errorf("document lacks the note or the disk's digest:\n%s", d)
 		}
 	}
@@ -264,7 +264,7 @@ func TestSchemasRejectBrokenDocuments(t *testing.T) {
 		old, new string
 	}{
 		{spdxSchema, spdxDoc, `"spdxVersion":"SPDX-2.3",`, ``},
-		{spdxSchema, spdxDoc, `"algorithm":"SHA256"`, `"algorithm":"SHA-256"`},
+		{spdxSchema, spdxDoc, `"referenceCategory":"OTHER"`, `"referenceCategory":"DISK"`},
 		{cdxSchema, cdxDoc, `"type":"operating-system"`, `"type":"machine-image"`},
 		{cdxSchema, cdxDoc, `"timestamp":"2026-12-07T12:00:00Z"`, `"timestamp":"yesterday"`},
 	} {

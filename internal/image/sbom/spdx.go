@@ -25,7 +25,7 @@ func SPDX(inv *Inventory, s Subject) ([]byte, error) {
 		DataLicense:       spdx.DataLicense,
 		SPDXIdentifier:    "DOCUMENT",
 		DocumentName:      s.Image,
-		DocumentNamespace: "urn:aminator:sbom:" + s.DiskSHA256,
+		DocumentNamespace: "urn:aminator:sbom:" + s.DiskDigest,
 		DocumentComment:   inv.Note,
 		CreationInfo: &spdx.CreationInfo{
 			Creators: []common.Creator{{CreatorType: "Tool", Creator: s.Tool + "-" + s.Version}},
@@ -55,7 +55,9 @@ func spdxImage(inv *Inventory, s Subject) *spdx.Package {
 		PackageName:             s.Image,
 		PackageSPDXIdentifier:   imageID,
 		PackageDownloadLocation: NoAssertion,
-		PackageChecksums:        []common.Checksum{{Algorithm: common.SHA256, Value: s.DiskSHA256}},
+		PackageExternalReferences: []*spdx.PackageExternalReference{{
+			Category: "OTHER", RefType: "aminator-disk-digest", Locator: DiskAlgorithm + ":" + s.DiskDigest,
+		}},
 		PackageLicenseConcluded: NoAssertion,
 		PackageLicenseDeclared:  NoAssertion,
 		PackageCopyrightText:    NoAssertion,

@@ -15,7 +15,7 @@ import (
 // same bytes.
 type Subject struct {
 	Image      string    // the image's name or id: the document's subject
-	DiskSHA256 string    // the raw disk's SHA-256, lower-case hex
+	DiskDigest string    // the disk's digest (DiskAlgorithm), lower-case hex
 	Package    string    // the baked package's name, marked as the primary component; "" for none (a foundation)
 	Created    time.Time // the document's creation time
 	Tool       string    // the creating tool's name, e.g. "aminator"
@@ -24,12 +24,20 @@ type Subject struct {
 
 var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
+// DiskAlgorithm names the disk digest a Subject carries: a SHA-256 over
+// the SHA-256 of each 512 KiB chunk of the raw disk (package diskdigest
+// defines it), which the store computes from its chunk hashes without
+// reading the disk. SPDX's and CycloneDX's checksum fields take only
+// their own algorithms' names, so the digest goes in an external
+// reference (SPDX) and a property (CycloneDX) that say its algorithm.
+const DiskAlgorithm = "chunkedSha256-512k"
+
 func (s Subject) check() error {
 	switch {
 	case s.Image == "":
 		return fmt.Errorf("sbom: no image named as the subject")
-	case !sha256RE.MatchString(s.DiskSHA256):
-		return fmt.Errorf("sbom: image %s: disk SHA-256 %.80q is not 64 lower-case hex digits", s.Image, s.DiskSHA256)
+	case !sha256RE.MatchString(s.DiskDigest):
+		return fmt.Errorf("sbom: image %s: disk digest %.80q is not 64 lower-case hex digits", s.Image, s.DiskDigest)
 	case s.Created.IsZero():
 		return fmt.Errorf("sbom: image %s: no creation time", s.Image)
 	case s.Tool == "" || s.Version == "":
