@@ -113,6 +113,8 @@ type Config struct {
 	// x86_64 host) runs its package's code: under qemu-user, through a
 	// binfmt_misc handler (issue 20).
 	Binfmt Binfmt `yaml:"binfmt"`
+	// Attest is how images' provenance is signed and verified (issue 21).
+	Attest Attest `yaml:"attest"`
 
 	// Environments maps an environment name to its plugin per kind.
 	Environments map[string]map[plugin.Kind]string `yaml:"-"`

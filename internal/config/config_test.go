@@ -125,7 +125,9 @@ func TestErrors(t *testing.T) {
 		flags     map[string]string
 		want      []string
 	}{
-		{name: "unknown top key", sys: "contxt: {}\n", want: []string{"aminator.yml:1", `unknown key "contxt"`, "allowed: binfmt, context, download, lock_dir, log_dir, plugins, state_dir, store_fs"}},
+		{name: "unknown top key", sys: "contxt: {}\n", want: []string{"aminator.yml:1", `unknown key "contxt"`, "allowed: attest, binfmt, context, download, lock_dir, log_dir, plugins, state_dir, store_fs"}},
+		{name: "builder id not a URI", sys: "attest:\n  builder_id: my bakery\n", want: []string{"aminator.yml", "attest.builder_id", "not an absolute URI"}},
+		{name: "kms key unnamed", sys: "attest:\n  signing_key: 'kms:'\n", want: []string{"aminator.yml", "attest.signing_key", "names no KMS key"}},
 		{name: "unknown context key", sys: "context:\n  creater: x\n", want: []string{"aminator.yml:2", "context.creater", "allowed:", "creator"}},
 		{name: "bad type", sys: "context:\n  root_volume_size: big\n", want: []string{"aminator.yml:2", "root_volume_size", "whole number"}},
 		{name: "bad vm type", sys: "context:\n  vm_type: xen\n", want: []string{"aminator.yml", "context.vm_type", "allowed: hvm, paravirtual"}},

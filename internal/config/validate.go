@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -274,6 +275,9 @@ func (c *Config) validate() error {
 	if err := c.checkDownload(); err != nil {
 		return err
 	}
+	if err := c.checkAttest(); err != nil {
+		return err
+	}
 	x := &c.Context
 	if !oneOf(x.VMType, "hvm", "paravirtual") {
 		return c.bad("context.vm_type", "%q is not allowed (allowed: hvm, paravirtual)", x.VMType)
@@ -401,6 +405,21 @@ func checkArches(arch string) error {
 			return fmt.Errorf("%q is named twice in %q", a, arch)
 		}
 		seen[a] = true
+	}
+	return nil
+}
+
+// checkAttest checks the signing settings: a builder id is an absolute
+// URI, a KMS key names a key.
+func (c *Config) checkAttest() error {
+	a := c.Attest
+	if a.BuilderID != "" {
+		if u, err := url.Parse(a.BuilderID); err != nil || !u.IsAbs() {
+			return c.bad("attest.builder_id", "%q is not an absolute URI (like https://bakery.example.com or urn:aminator:bakery:prod)", a.BuilderID)
+		}
+	}
+	if a.SigningKey == KMSPrefix {
+		return c.bad("attest.signing_key", "%q names no KMS key (kms:KEY-ID, kms:ARN or kms:alias/NAME)", a.SigningKey)
 	}
 	return nil
 }
