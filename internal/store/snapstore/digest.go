@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
 
 	"github.com/aminator-go/aminator/internal/image/diskdigest"
 )
@@ -69,7 +68,8 @@ func (c *Chunks) ReadDiskDigest(ctx context.Context, id string) (string, error) 
 }
 
 // verifyChunks reads every chunk m names and checks it against its hash
-// and its place's length.
+// and its place's length, on more workers than cores (putWorkers), so that
+// reading chunks not in the page cache overlaps hashing others.
 func (c *Chunks) verifyChunks(ctx context.Context, m *Manifest) error {
 	var hashes []string
 	length := map[string]int64{}
@@ -89,7 +89,7 @@ func (c *Chunks) verifyChunks(ctx context.Context, m *Manifest) error {
 	for i := range todo {
 		todo[i] = true
 	}
-	return parallel(ctx, todo, runtime.GOMAXPROCS(0), func(i int) error {
+	return parallel(ctx, todo, putWorkers(), func(i int) error {
 		data, err := c.readChunk(hashes[i])
 		if err == nil && int64(len(data)) != length[hashes[i]] {
 			err = fmt.Errorf("chunk %s: %d bytes, its place holds %d: %w", hashes[i], len(data), length[hashes[i]], ErrCorrupt)
