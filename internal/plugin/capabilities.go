@@ -24,6 +24,7 @@ import (
 //	Importer     yes    no   no
 //	DiskFiles    yes    no   no
 //	Checker      yes    no   no
+//	DiskDigests  yes    no   no
 //	StoreSetup   yes    no   no   (a Registration's, before the cloud opens)
 //
 // EC2 keeps no package manifest (an image's tags would not hold one), and
@@ -175,6 +176,27 @@ type DiskFiles interface {
 	Scratch(ctx context.Context) (dir string, release func(), err error)
 	// Reflink reports whether volumes and restores are reflink clones.
 	Reflink() bool
+}
+
+// DiskDigests is implemented by clouds that can give a snapshot's disk
+// digest (package diskdigest: a SHA-256 over the SHA-256s of the disk's
+// 512 KiB chunks), the digest provenance names an image's disk by: the
+// local cloud from its chunk store's manifests.
+//
+//   - Not found. Either method of a snapshot that does not exist wraps
+//     ErrNotFound.
+//   - Both give the same lower-case hex digest for a sound snapshot: the
+//     one diskdigest.OfFile gives of the snapshot's raw disk.
+//   - ReadDiskDigest of a snapshot whose stored data changed fails; it
+//     never gives a digest of data other than the snapshot's.
+//   - Cancellation. ReadDiskDigest stops when ctx is done.
+type DiskDigests interface {
+	// DiskDigest is the snapshot's digest from what the cloud already
+	// knows (no read of the disk where it can).
+	DiskDigest(ctx context.Context, snapshotID string) (string, error)
+	// ReadDiskDigest recomputes it by reading every byte, checking the
+	// stored data on the way.
+	ReadDiskDigest(ctx context.Context, snapshotID string) (string, error)
 }
 
 // StoreCheck lists what is wrong in a chunk store (the local cloud's,
