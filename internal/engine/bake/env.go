@@ -20,6 +20,9 @@ type Environment struct {
 	StateDir    string
 	// Binfmt is how a base of another architecture's programs run here.
 	Binfmt config.Binfmt
+	// Attest, when set, writes and keeps every image's SBOMs and signed
+	// provenance (issue 21).
+	Attest *Attester
 }
 
 // Close releases what the plugins hold (the cloud's database).

@@ -111,14 +111,17 @@ func build(ctx context.Context, env *bake.Environment, o Options, log *slog.Logg
 		scratch{b},
 		bootstrap{b},
 		configure{b},
+		bake.When(bake.Attesting, inventory{b}),
 		bake.CreateVolume{Tags: b.volumeTags},
 		bake.AttachVolume{},
 		bake.When(b.partitioned, partitionDisk{b}),
 		bake.When(b.uefi, bootPartition{b}),
 		bake.When(b.grub, bootLoaders{b}),
 		makeFilesystem{b},
+		bake.When(bake.NeedsDiskRead, bake.ReadDiskDigest{}),
 		describe{b},
 		bake.Group("snapshot and register", bake.Snapshot{}, bake.Register{}),
+		bake.When(bake.Attesting, bake.AttestImage{Config: b.settings}),
 	)
 	completed = err == nil
 	return res, err

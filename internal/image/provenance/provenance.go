@@ -21,6 +21,7 @@ package provenance
 
 import (
 	"fmt"
+	"github.com/aminator-go/aminator/internal/image/diskdigest"
 	"net/url"
 	"regexp"
 	"sort"
@@ -52,7 +53,7 @@ const (
 // defines it), which a chunk store computes without reading the disk.
 // in-toto allows a digest set to name an algorithm of its own; a plain
 // "sha256" of the raw disk would need the whole disk read at every bake.
-const DiskAlgorithm = "chunkedSha256-512k"
+const DiskAlgorithm = diskdigest.Algorithm
 
 // Image is an image and its disk's digest (DiskAlgorithm, lower-case hex).
 type Image struct {
@@ -63,7 +64,7 @@ type Image struct {
 // Package is the baked package.
 type Package struct {
 	Name, Version string
-	SHA256        string // the package file's
+	SHA256        string // the package file's; "" when not known, then URI is required
 	URI           string // its purl, or "" when not known
 }
 
@@ -132,6 +133,9 @@ func (in *Inputs) checkBake() error {
 	if err := checkDigest("base "+in.Base.ID+" disk digest", in.Base.DiskDigest); err != nil {
 		return err
 	}
+	if in.Package.SHA256 == "" && in.Package.URI != "" {
+		return nil // a repository package whose file the package manager did not keep: named by its purl
+	}
 	return checkDigest("package "+in.Package.Name+" SHA-256", in.Package.SHA256)
 }
 
@@ -170,7 +174,16 @@ func subjects(in *Inputs) []ResourceDescriptor {
 	return out
 }
 
-func sha(d string) map[string]string        { return map[string]string{"sha256": d} }
+func sha(d string) map[string]string { return map[string]string{"sha256": d} }
+
+// optionalSHA is sha(d), or no digest set for "".
+func optionalSHA(d string) map[string]string {
+	if d == "" {
+		return nil
+	}
+	return sha(d)
+}
+
 func diskDigest(d string) map[string]string { return map[string]string{DiskAlgorithm: d} }
 
 // disk is the descriptor's disk digest.

@@ -49,7 +49,7 @@ type ExternalParameters struct {
 type PackageParam struct {
 	Name    string `json:"name"`
 	Version string `json:"version"`
-	SHA256  string `json:"sha256"`
+	SHA256  string `json:"sha256,omitempty"` // "" for a repository package whose file was not kept
 }
 
 // BaseParam is the image a bake started from.
@@ -92,7 +92,7 @@ func NewStatement(in Inputs) (*Statement, error) {
 		def.ExternalParameters.Base = &BaseParam{ID: in.Base.ID, DiskDigest: in.Base.DiskDigest}
 		def.ResolvedDependencies = []ResourceDescriptor{
 			{Name: in.Base.ID, Digest: diskDigest(in.Base.DiskDigest), Annotations: kind(KindBase)},
-			{Name: in.Package.Name + "_" + in.Package.Version, URI: in.Package.URI, Digest: sha(in.Package.SHA256), Annotations: kind(KindPackage)},
+			{Name: in.Package.Name + "_" + in.Package.Version, URI: in.Package.URI, Digest: optionalSHA(in.Package.SHA256), Annotations: kind(KindPackage)},
 		}
 	}
 	st.Predicate.RunDetails = RunDetails{
