@@ -1,6 +1,7 @@
 package bake
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,14 +24,25 @@ type Environment struct {
 	// Attest, when set, writes and keeps every image's SBOMs and signed
 	// provenance (issue 21).
 	Attest *Attester
+
+	closers []func() error
 }
 
-// Close releases what the plugins hold (the cloud's database).
+// OnClose has Close call fn too (for what the environment's user opened
+// for it, such as the attestation store).
+func (e *Environment) OnClose(fn func() error) { e.closers = append(e.closers, fn) }
+
+// Close releases what the plugins hold (the cloud's database) and what
+// OnClose added.
 func (e *Environment) Close() error {
-	if c, ok := e.Cloud.(io.Closer); ok {
-		return c.Close()
+	var errs []error
+	for _, fn := range e.closers {
+		errs = append(errs, fn())
 	}
-	return nil
+	if c, ok := e.Cloud.(io.Closer); ok {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // NewEnvironment builds the plugins of the configured environment, in
