@@ -125,7 +125,7 @@ PACKAGE is a repository package (name or name=version), a local .deb
 	a.bakeFlags(bakeCmd.Flags())
 	root.AddCommand(bakeCmd, a.imagesCommand(), a.snapshotsCommand(), a.volumesCommand(),
 		a.environmentsCommand(), a.configCommand(), a.versionCommand(), a.foundationCommand(), a.testCommand(),
-		a.gcCommand(), a.fsckCommand(), a.initCommand(), a.poolCommand(), a.pushCommand(), a.serveCommand(), a.bakeryCommand(), a.bakeryBakeCommand(), a.bundleCommand(), a.keysCommand())
+		a.gcCommand(), a.fsckCommand(), a.initCommand(), a.poolCommand(), a.pushCommand(), a.serveCommand(), a.bakeryCommand(), a.bakeryBakeCommand(), a.bundleCommand(), a.keysCommand(), a.verifyCommand())
 	return root
 }
 

@@ -1,0 +1,81 @@
+package service
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aminator-go/aminator/internal/image/attest"
+	"github.com/aminator-go/aminator/internal/image/provenance"
+	"github.com/aminator-go/aminator/internal/plugin"
+)
+
+// Verification is what aminate verify found: one verdict per image of the
+// lineage, the image first.
+type Verification struct {
+	Image    string               `json:"image"`
+	OK       bool                 `json:"ok"`
+	Verdicts []provenance.Verdict `json:"lineage"`
+}
+
+// VerifyImage checks image ref's provenance against trust: its signature,
+// its disk (the digest recomputed by reading every byte of the image's
+// snapshot), its SBOMs (their bytes hashed again), and then each
+// ancestor's in turn (their disks' digests as the store keeps them).
+func VerifyImage(ctx context.Context, c plugin.Cloud, st *attest.Store, trust *provenance.Trust, ref string, now time.Time) (*Verification, error) {
+	digests, err := plugin.Has[plugin.DiskDigests](c, "configured", "disk digests")
+	if err != nil {
+		return nil, err
+	}
+	im, err := Find(ctx, c, ref)
+	if err != nil {
+		return nil, err
+	}
+	resolve := func(ctx context.Context, id string) (provenance.Record, error) {
+		return record(ctx, c, digests, st, id, id == im.ID)
+	}
+	v := provenance.Lineage(ctx, im.ID, resolve, trust, now)
+	return &Verification{Image: im.ID, OK: provenance.LineageOK(v), Verdicts: v}, nil
+}
+
+// record is what the verifier measures of one image: its envelope, its
+// SBOMs' SHA-256 and its disk's digest (read again when read says so).
+func record(ctx context.Context, c plugin.Cloud, d plugin.DiskDigests, st *attest.Store, id string, read bool) (provenance.Record, error) {
+	var rec provenance.Record
+	im, err := c.Image(ctx, plugin.ImageQuery{ID: id})
+	if err != nil {
+		return rec, err
+	}
+	env, err := st.Get(ctx, id, attest.KindProvenance)
+	if errors.Is(err, attest.ErrNotFound) {
+		return rec, fmt.Errorf("image %s has no provenance (made before images were attested, or imported): %w", id, err)
+	}
+	if err != nil {
+		return rec, err
+	}
+	rec.Envelope = env.Body
+	for _, k := range []string{attest.KindSPDX, attest.KindCycloneDX} {
+		doc, err := st.Get(ctx, id, k)
+		if err != nil {
+			return rec, err
+		}
+		sum := sha256.Sum256(doc.Body)
+		rec.SBOMSHA256 = append(rec.SBOMSHA256, hex.EncodeToString(sum[:]))
+	}
+	root := im.Root()
+	if root == nil || root.SnapshotID == "" {
+		return rec, fmt.Errorf("image %s has no root snapshot to digest", id)
+	}
+	if read {
+		rec.DiskDigest, err = d.ReadDiskDigest(ctx, root.SnapshotID)
+	} else {
+		rec.DiskDigest, err = d.DiskDigest(ctx, root.SnapshotID)
+	}
+	if err != nil {
+		return rec, fmt.Errorf("disk digest of image %s: %w", id, err)
+	}
+	return rec, nil
+}

@@ -1,0 +1,194 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/aminator-go/aminator/internal/image/provenance"
+	"github.com/aminator-go/aminator/internal/testutil"
+	"github.com/aminator-go/aminator/internal/testutil/e2etest"
+	"github.com/aminator-go/aminator/internal/testutil/sbomschema"
+)
+
+// Every bake is attested: its SBOMs validate against the official SPDX 2.3
+// and CycloneDX 1.6 schemas and list exactly the packages dpkg-query lists
+// in the image's disk, the baked package marked; verify passes on the
+// image and fails on each tampering, and says the imported base has no
+// provenance; images list --has finds it by package.
+func TestBakeIsAttested(t *testing.T) {
+	testutil.CheckNoLeaks(t, workDir())
+	b := base(t)
+	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-attested", Version: "3.1-1",
+		Files: map[string]string{"/opt/attested/README": "attested\n"}})
+	id := mustOK(t, aminate(t, "-B", b, "-s", "att", deb))
+
+	spdxDoc := []byte(mustOK(t, aminate(t, "images", "sbom", id, "--format", "spdx")))
+	cdxDoc := []byte(mustOK(t, aminate(t, "images", "sbom", id, "--format", "cyclonedx")))
+	spdxSchema, cdxSchema := sbomschema.Load(t)
+	sbomschema.Validate(t, spdxSchema, "SPDX document", spdxDoc)
+	sbomschema.Validate(t, cdxSchema, "CycloneDX document", cdxDoc)
+
+	var disk []string
+	inspect(t, id, 0, func(root string) {
+		out, err := exec.Command("dpkg-query", "--admindir="+filepath.Join(root, "var/lib/dpkg"), "-W",
+			"-f", "${Package} ${Version} ${Architecture}\n").Output()
+		if err != nil {
+			t.Fatalf("dpkg-query in the image: %v", err)
+		}
+		disk = lines(string(out))
+	})
+	if got := spdxPackages(t, spdxDoc); strings.Join(got, "\n") != strings.Join(disk, "\n") {
+		t.Errorf("the SPDX document's packages are not dpkg-query's:\nSBOM %d: %v\ndisk %d: %v", len(got), got, len(disk), disk)
+	}
+	if !strings.Contains(string(cdxDoc), `"aminator:package:baked"`) && !strings.Contains(string(cdxDoc), "aminator-attested") {
+		t.Errorf("the CycloneDX document does not name the baked package")
+	}
+
+	has := mustOK(t, aminate(t, "images", "list", "--has", "aminator-attested>=3.0,<4", "--output", "json"))
+	if !strings.Contains(has, id) {
+		t.Errorf("images list --has does not find %s:\n%s", id, has)
+	}
+	if none := mustOK(t, aminate(t, "images", "list", "--has", "aminator-attested=2.x", "--output", "json")); strings.Contains(none, id) {
+		t.Errorf("images list --has finds %s at a version it does not have:\n%s", id, none)
+	}
+
+	verifyTampering(t, id)
+}
+
+// verifyTampering checks verify's verdicts: the app passes, its imported
+// base has none; a flipped byte in an SBOM, a changed envelope, another
+// signer's trust file each fail, and all is well again once undone.
+func verifyTampering(t *testing.T, id string) {
+	r := aminate(t, "verify", id, "--output", "json")
+	var v struct {
+		OK      bool                 `json:"ok"`
+		Lineage []provenance.Verdict `json:"lineage"`
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &v); err != nil || len(v.Lineage) != 2 {
+		t.Fatalf("verify: %v\n%s\n%s", err, r.Stdout, r.Stderr)
+	}
+	if !v.Lineage[0].OK || v.Lineage[0].Package != "aminator-attested=3.1-1" {
+		t.Errorf("the app's verdict: %+v", v.Lineage[0])
+	}
+	if v.OK || r.Code != 1 || v.Lineage[1].OK || !strings.Contains(v.Lineage[1].Error, "no provenance") {
+		t.Errorf("the imported base: exit %d, %+v", r.Code, v.Lineage[1])
+	}
+
+	dir := filepath.Join(e2etest.Shared().State, "attest", id)
+	for _, tc := range []struct{ name, file string }{
+		{"flipped byte in the SPDX document", filepath.Join(dir, "spdx.json")},
+		{"flipped byte in the CycloneDX document", filepath.Join(dir, "cyclonedx.json")},
+		{"changed provenance envelope", filepath.Join(dir, "provenance.dsse.json")},
+		{"flipped byte in the disk", appChunk(t, id)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tc.file
+			orig, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer os.WriteFile(p, orig, 0o644)
+			bad := append([]byte(nil), orig...)
+			bad[len(bad)-2] ^= 1
+			if err := os.WriteFile(p, bad, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			r := aminate(t, "verify", id)
+			if r.Code != 1 || !strings.Contains(r.Stdout, "FAIL "+id) {
+				t.Errorf("verify after a %s: exit %d\n%s\n%s", tc.name, r.Code, r.Stdout, r.Stderr)
+			}
+		})
+	}
+	other := filepath.Join(t.TempDir(), "trust.yml")
+	mustOK(t, aminate(t, "keys", "create", "--out", filepath.Join(t.TempDir(), "other.pem"), "--name", "other"))
+	if err := os.WriteFile(other, []byte("signers: []\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := aminate(t, "verify", id, "--trust", other); r.Code == 0 {
+		t.Errorf("verify against an empty trust file passed:\n%s", r.Stdout)
+	}
+	r = aminate(t, "verify", id)
+	if !strings.Contains(r.Stdout, "ok   "+id) {
+		t.Errorf("verify once the documents are back:\n%s\n%s", r.Stdout, r.Stderr)
+	}
+}
+
+// appChunk is a stored chunk of the app's disk that its base does not
+// share: the file a flipped bit of the disk is in.
+func appChunk(t *testing.T, id string) string {
+	store := filepath.Join(e2etest.Shared().State, "data", "store")
+	chunks := func(im string) []string {
+		var m struct {
+			Chunks []string `json:"chunks"`
+		}
+		b, err := os.ReadFile(filepath.Join(store, "snapshots", showImage(t, im).Root().SnapshotID+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		return m.Chunks
+	}
+	inBase := map[string]bool{}
+	for _, h := range chunks(base(t)) {
+		inBase[h] = true
+	}
+	for _, h := range chunks(id) {
+		if h != "" && !inBase[h] {
+			return filepath.Join(store, "chunks", h[:2], h)
+		}
+	}
+	t.Fatal("the app has no chunk of its own")
+	return ""
+}
+
+// spdxPackages lists an SPDX document's packages as dpkg-query would,
+// "NAME VERSION ARCH", sorted; the image itself is not a package.
+func spdxPackages(t *testing.T, doc []byte) []string {
+	var d struct {
+		Packages []struct {
+			ID      string `json:"SPDXID"`
+			Name    string `json:"name"`
+			Version string `json:"versionInfo"`
+			Refs    []struct {
+				Type    string `json:"referenceType"`
+				Locator string `json:"referenceLocator"`
+			} `json:"externalRefs"`
+		} `json:"packages"`
+	}
+	if err := json.Unmarshal(doc, &d); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, p := range d.Packages {
+		for _, r := range p.Refs {
+			if r.Type != "purl" {
+				continue
+			}
+			arch := ""
+			if i := strings.Index(r.Locator, "arch="); i >= 0 {
+				arch = strings.SplitN(r.Locator[i+5:], "&", 2)[0]
+			}
+			out = append(out, p.Name+" "+p.Version+" "+arch)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func lines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(strings.TrimSpace(s), "\n") {
+		if l != "" {
+			out = append(out, l)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
