@@ -1,0 +1,263 @@
+package attest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/aminator-go/aminator/internal/image/sbom"
+)
+
+// Leftovers of an interrupted Put or Delete, beside the images' directories
+// (an image id never starts with '.').
+const (
+	tmpPrefix = ".tmp-" // a Put's new documents, not yet swapped in
+	oldPrefix = ".old-" // an image's documents swapped out by a Put or Delete
+)
+
+// stage is called at each step of a Put or Delete; tests set it to fail or
+// crash there.
+var stage = func(string) error { return nil }
+
+// Put stores an image's documents and its inventory's packages, replacing
+// whatever the store held for it: all of them or, on failure, none (the
+// old ones stay).
+func (s *Store) Put(ctx context.Context, imageID string, inv *sbom.Inventory, docs ...Doc) error {
+	if err := CheckImageID(imageID); err != nil {
+		return err
+	}
+	docs, err := prepare(imageID, docs)
+	if err != nil {
+		return err
+	}
+	tx, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	tmp, err := s.writeTemp(imageID, docs)
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if err := indexImage(ctx, tx, imageID, inv, docs); err != nil {
+		return err
+	}
+	if err := stage("indexed"); err != nil {
+		return err
+	}
+	old, err := s.swap(imageID, tmp)
+	if err != nil {
+		return err
+	}
+	if err := stage("swapped"); err != nil {
+		return errorsJoin(err, s.unswap(imageID, old))
+	}
+	if err := tx.Commit(); err != nil {
+		return errorsJoin(fmt.Errorf("attestation index: commit %s: %w", imageID, err), s.unswap(imageID, old))
+	}
+	stage("committed")
+	if old != "" {
+		os.RemoveAll(old)
+	}
+	return nil
+}
+
+// prepare checks docs (known kinds, each once, a matching SHA-256) and
+// fills in their digests and media types.
+func prepare(imageID string, docs []Doc) ([]Doc, error) {
+	seen := map[string]bool{}
+	out := make([]Doc, len(docs))
+	for i, d := range docs {
+		_, media, ok := kindFile(d.Kind)
+		if !ok {
+			return nil, fmt.Errorf("image %s: document kind %q: want %s, %s or %s", imageID, d.Kind, KindSPDX, KindCycloneDX, KindProvenance)
+		}
+		if seen[d.Kind] {
+			return nil, fmt.Errorf("image %s: two %s documents", imageID, d.Kind)
+		}
+		seen[d.Kind] = true
+		got := digest(d.Body)
+		if d.SHA256 != "" && d.SHA256 != got {
+			return nil, fmt.Errorf("image %s: %s document: SHA-256 %s given, its body's is %s", imageID, d.Kind, d.SHA256, got)
+		}
+		d.SHA256 = got
+		if d.MediaType == "" {
+			d.MediaType = media
+		}
+		out[i] = d
+	}
+	return out, nil
+}
+
+// writeTemp writes docs to a new temporary directory of the store and
+// syncs them and it.
+func (s *Store) writeTemp(imageID string, docs []Doc) (string, error) {
+	tmp := filepath.Join(s.dir, tmpPrefix+imageID+"-"+random())
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return "", fmt.Errorf("image %s: documents: %w", imageID, err)
+	}
+	for _, d := range docs {
+		file, _, _ := kindFile(d.Kind)
+		if err := writeSynced(filepath.Join(tmp, file), d.Body); err != nil {
+			os.RemoveAll(tmp)
+			return "", fmt.Errorf("image %s: %s document: %w", imageID, d.Kind, err)
+		}
+	}
+	if err := syncDir(tmp); err != nil {
+		os.RemoveAll(tmp)
+		return "", fmt.Errorf("image %s: documents: %w", imageID, err)
+	}
+	if err := stage("written"); err != nil {
+		os.RemoveAll(tmp)
+		return "", err
+	}
+	return tmp, nil
+}
+
+// indexImage replaces the image's rows: its package order, its documents
+// and its packages.
+func indexImage(ctx context.Context, tx *sql.Tx, imageID string, inv *sbom.Inventory, docs []Doc) error {
+	kind := string(sbom.KindNone)
+	if inv != nil && inv.Kind != "" {
+		kind = string(inv.Kind)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM images WHERE id = ?`, imageID); err != nil {
+		return fmt.Errorf("attestation index: %s: %w", imageID, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO images (id, pkgkind) VALUES (?, ?)`, imageID, kind); err != nil {
+		return fmt.Errorf("attestation index: %s: %w", imageID, err)
+	}
+	for _, d := range docs {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO docs (image_id, kind, media_type, sha256) VALUES (?, ?, ?, ?)`,
+			imageID, d.Kind, d.MediaType, d.SHA256); err != nil {
+			return fmt.Errorf("attestation index: %s: %w", imageID, err)
+		}
+	}
+	if inv == nil || len(inv.Packages) == 0 {
+		return nil
+	}
+	st, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO packages (image_id, name, arch, version) VALUES (?, ?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("attestation index: %s: %w", imageID, err)
+	}
+	defer st.Close()
+	for _, p := range inv.Packages {
+		if _, err := st.ExecContext(ctx, imageID, p.Name, p.Arch, p.Version); err != nil {
+			return fmt.Errorf("attestation index: %s: package %s: %w", imageID, p.Name, err)
+		}
+	}
+	return nil
+}
+
+// swap puts the synced directory tmp in the image's place, moving the old
+// one (if any) aside; it returns where the old one went ("" if none).
+func (s *Store) swap(imageID, tmp string) (string, error) {
+	dst := filepath.Join(s.dir, imageID)
+	old, err := s.moveAside(imageID)
+	if err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return "", errorsJoin(fmt.Errorf("image %s: documents: %w", imageID, err), s.unswap(imageID, old))
+	}
+	if err := syncDir(s.dir); err != nil {
+		return "", errorsJoin(fmt.Errorf("image %s: documents: %w", imageID, err), s.unswap(imageID, old))
+	}
+	return old, nil
+}
+
+// moveAside renames the image's directory to a new .old- name, returning
+// it ("" when the image has none).
+func (s *Store) moveAside(imageID string) (string, error) {
+	dst := filepath.Join(s.dir, imageID)
+	old := filepath.Join(s.dir, oldPrefix+imageID+"-"+random())
+	if err := os.Rename(dst, old); err != nil {
+		if os.IsNotExist(err) {
+			return "", nil
+		}
+		return "", fmt.Errorf("image %s: documents: %w", imageID, err)
+	}
+	return old, nil
+}
+
+// unswap puts back the image's old directory (none: removes the image's).
+func (s *Store) unswap(imageID, old string) error {
+	dst := filepath.Join(s.dir, imageID)
+	if err := os.RemoveAll(dst); err != nil {
+		return err
+	}
+	if old == "" {
+		return syncDir(s.dir)
+	}
+	if err := os.Rename(old, dst); err != nil {
+		return err
+	}
+	return syncDir(s.dir)
+}
+
+// Delete removes an image's documents and packages; an image with none is
+// no error.
+func (s *Store) Delete(ctx context.Context, imageID string) error {
+	if err := CheckImageID(imageID); err != nil {
+		return err
+	}
+	tx, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM images WHERE id = ?`, imageID); err != nil {
+		return fmt.Errorf("attestation index: delete %s: %w", imageID, err)
+	}
+	old, err := s.moveAside(imageID)
+	if err != nil {
+		return err
+	}
+	if err := stage("deleting"); err != nil {
+		return errorsJoin(err, s.unswap(imageID, old))
+	}
+	if err := tx.Commit(); err != nil {
+		return errorsJoin(fmt.Errorf("attestation index: delete %s: %w", imageID, err), s.unswap(imageID, old))
+	}
+	stage("deleted")
+	if old != "" {
+		os.RemoveAll(old)
+	}
+	return nil
+}
+
+func writeSynced(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func random() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
