@@ -5,9 +5,11 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/aminator-go/aminator/internal/image/sbom"
 )
@@ -94,27 +96,52 @@ func prepare(imageID string, docs []Doc) ([]Doc, error) {
 	return out, nil
 }
 
-// writeTemp writes docs to a new temporary directory of the store and
-// syncs them and it.
-func (s *Store) writeTemp(imageID string, docs []Doc) (string, error) {
-	tmp := filepath.Join(s.dir, tmpPrefix+imageID+"-"+random())
+// writeTemp writes docs to a new temporary directory of the store, then
+// syncs them and it side by side (each sync waits on the disk).
+func (s *Store) writeTemp(imageID string, docs []Doc) (tmp string, err error) {
+	tmp = filepath.Join(s.dir, tmpPrefix+imageID+"-"+random())
 	if err := os.Mkdir(tmp, 0o700); err != nil {
 		return "", fmt.Errorf("image %s: documents: %w", imageID, err)
 	}
+	defer func() {
+		if err == nil {
+			err = stage("written")
+		}
+		if err != nil {
+			os.RemoveAll(tmp)
+			tmp = ""
+		}
+	}()
+	files := make([]*os.File, 0, len(docs)+1)
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
 	for _, d := range docs {
 		file, _, _ := kindFile(d.Kind)
-		if err := writeSynced(filepath.Join(tmp, file), d.Body); err != nil {
-			os.RemoveAll(tmp)
+		f, err := os.OpenFile(filepath.Join(tmp, file), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return "", fmt.Errorf("image %s: %s document: %w", imageID, d.Kind, err)
+		}
+		files = append(files, f)
+		if _, err := f.Write(d.Body); err != nil {
 			return "", fmt.Errorf("image %s: %s document: %w", imageID, d.Kind, err)
 		}
 	}
-	if err := syncDir(tmp); err != nil {
-		os.RemoveAll(tmp)
+	d, err := os.Open(tmp)
+	if err != nil {
 		return "", fmt.Errorf("image %s: documents: %w", imageID, err)
 	}
-	if err := stage("written"); err != nil {
-		os.RemoveAll(tmp)
-		return "", err
+	files = append(files, d)
+	errs := make([]error, len(files))
+	var wg sync.WaitGroup
+	for i, f := range files {
+		wg.Go(func() { errs[i] = f.Sync() })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return "", fmt.Errorf("image %s: documents: sync: %w", imageID, err)
 	}
 	return tmp, nil
 }
@@ -229,22 +256,6 @@ func (s *Store) Delete(ctx context.Context, imageID string) error {
 		os.RemoveAll(old)
 	}
 	return nil
-}
-
-func writeSynced(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 func syncDir(dir string) error {
