@@ -81,14 +81,26 @@ var ErrNotFound = fmt.Errorf("attestation %w", plugin.ErrNotFound)
 
 // Store is a directory of images' documents with its index.
 type Store struct {
-	dir string
-	db  *sql.DB
+	dir   string
+	db    *sql.DB
+	cloud string
+}
+
+// In is the store seen from one cloud: its Put records that the image is
+// in that cloud, and its Images lists only that cloud's images, so gc of
+// one cloud never takes another's documents (image ids of the local and
+// the EC2 cloud look alike). It shares s's index: Close either, once.
+func (s *Store) In(cloud string) *Store {
+	v := *s
+	v.cloud = cloud
+	return &v
 }
 
 const schema = `
 CREATE TABLE IF NOT EXISTS images (
 	id TEXT PRIMARY KEY,
-	pkgkind TEXT NOT NULL -- deb, rpm or none: the order of its versions
+	pkgkind TEXT NOT NULL, -- deb, rpm or none: the order of its versions
+	cloud TEXT NOT NULL -- the cloud the image is in, "" when not said
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS docs (
 	image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
@@ -163,9 +175,10 @@ func (s *Store) begin(ctx context.Context) (*sql.Tx, error) {
 	return tx, nil
 }
 
-// Images lists every image with documents, sorted.
+// Images lists every image with documents, sorted (of a store seen In a
+// cloud, the images Put in that cloud).
 func (s *Store) Images(ctx context.Context) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id FROM images ORDER BY id`)
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM images WHERE ? = '' OR cloud = ? ORDER BY id`, s.cloud, s.cloud)
 	if err != nil {
 		return nil, fmt.Errorf("attestation index: %w", err)
 	}

@@ -248,3 +248,24 @@ func TestDeleteIsIdempotent(t *testing.T) {
 		t.Errorf("leftovers: %v", l)
 	}
 }
+
+// A store seen In a cloud lists only the images Put through that view,
+// as gc of that cloud wants; the whole store lists them all.
+func TestImagesInACloud(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	for cloud, id := range map[string]string{"local": "ami-local", "ec2": "ami-ec2", "": "ami-unsaid"} {
+		if err := s.In(cloud).Put(ctx, id, nil, docs(id)[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for cloud, want := range map[string]string{"local": "ami-local", "ec2": "ami-ec2", "": "ami-ec2 ami-local ami-unsaid"} {
+		ids, err := s.In(cloud).Images(ctx)
+		if err != nil || strings.Join(ids, " ") != want {
+			t.Errorf("Images in %q: %v %v, want %s", cloud, ids, err, want)
+		}
+	}
+	if ids, _ := s.Images(ctx); len(ids) != 3 {
+		t.Errorf("Images: %v", ids)
+	}
+}

@@ -46,7 +46,7 @@ func (s *Store) Put(ctx context.Context, imageID string, inv *sbom.Inventory, do
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	if err := indexImage(ctx, tx, imageID, inv, docs); err != nil {
+	if err := indexImage(ctx, tx, s.cloud, imageID, inv, docs); err != nil {
 		return err
 	}
 	if err := stage("indexed"); err != nil {
@@ -146,9 +146,9 @@ func (s *Store) writeTemp(imageID string, docs []Doc) (tmp string, err error) {
 	return tmp, nil
 }
 
-// indexImage replaces the image's rows: its package order, its documents
-// and its packages.
-func indexImage(ctx context.Context, tx *sql.Tx, imageID string, inv *sbom.Inventory, docs []Doc) error {
+// indexImage replaces the image's rows: its package order and cloud, its
+// documents and its packages.
+func indexImage(ctx context.Context, tx *sql.Tx, cloud, imageID string, inv *sbom.Inventory, docs []Doc) error {
 	kind := string(sbom.KindNone)
 	if inv != nil && inv.Kind != "" {
 		kind = string(inv.Kind)
@@ -156,7 +156,7 @@ func indexImage(ctx context.Context, tx *sql.Tx, imageID string, inv *sbom.Inven
 	if _, err := tx.ExecContext(ctx, `DELETE FROM images WHERE id = ?`, imageID); err != nil {
 		return fmt.Errorf("attestation index: %s: %w", imageID, err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO images (id, pkgkind) VALUES (?, ?)`, imageID, kind); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO images (id, pkgkind, cloud) VALUES (?, ?, ?)`, imageID, kind, cloud); err != nil {
 		return fmt.Errorf("attestation index: %s: %w", imageID, err)
 	}
 	for _, d := range docs {
