@@ -6,7 +6,10 @@
 // files under ID/ (spdx.json, cyclonedx.json, provenance.dsse.json), and
 // index.db, an SQLite database, holds each document's kind, media type and
 // SHA-256 and the packages of each image's inventory (name, version,
-// architecture, and whether the versions are Debian's or rpm's).
+// architecture, and whether the versions are Debian's or rpm's). Image ids
+// are untrusted: one that could name anything but a directory of the
+// store is refused. A store seen In a cloud records the cloud with what it
+// Puts and lists only that cloud's images, for gc.
 //
 // Put replaces an image's documents all together or not at all: it writes
 // them to a temporary directory, syncs them, swaps it in for the old one
