@@ -99,12 +99,16 @@ func (s *Store) In(cloud string) *Store {
 	return &v
 }
 
+// schema: a package (name, architecture, version) is one row of pkgs
+// however many images carry it, and an image's packages are pairs of
+// integers, so a Put writes little beyond what is new.
 const schema = `
 CREATE TABLE IF NOT EXISTS images (
-	id TEXT PRIMARY KEY,
+	n INTEGER PRIMARY KEY,
+	id TEXT NOT NULL UNIQUE,
 	pkgkind TEXT NOT NULL, -- deb, rpm or none: the order of its versions
 	cloud TEXT NOT NULL -- the cloud the image is in, "" when not said
-) WITHOUT ROWID;
+);
 CREATE TABLE IF NOT EXISTS docs (
 	image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
 	kind TEXT NOT NULL,
@@ -112,14 +116,19 @@ CREATE TABLE IF NOT EXISTS docs (
 	sha256 TEXT NOT NULL,
 	PRIMARY KEY (image_id, kind)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS packages (
-	image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+CREATE TABLE IF NOT EXISTS pkgs (
+	n INTEGER PRIMARY KEY,
 	name TEXT NOT NULL,
 	arch TEXT NOT NULL,
 	version TEXT NOT NULL,
-	PRIMARY KEY (image_id, name, arch, version)
+	UNIQUE (name, arch, version)
+);
+CREATE TABLE IF NOT EXISTS image_pkgs (
+	image INTEGER NOT NULL REFERENCES images(n) ON DELETE CASCADE,
+	pkg INTEGER NOT NULL REFERENCES pkgs(n),
+	PRIMARY KEY (image, pkg)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS packages_by_name ON packages (name, image_id);
+CREATE INDEX IF NOT EXISTS image_pkgs_by_pkg ON image_pkgs (pkg);
 `
 
 // Open opens the store in dir (STATE/attest), making it (mode 0700) and

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -41,13 +42,21 @@ func (s *Store) Put(ctx context.Context, imageID string, inv *sbom.Inventory, do
 		return err
 	}
 	defer tx.Rollback()
-	tmp, err := s.writeTemp(imageID, docs)
-	if err != nil {
+	// The documents' syncs wait on the disk while the index is written.
+	written := make(chan error, 1)
+	var tmp string
+	go func() {
+		var err error
+		tmp, err = s.writeTemp(imageID, docs)
+		written <- err
+	}()
+	ierr := indexImage(ctx, tx, s.cloud, imageID, inv, docs)
+	if err := <-written; err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	if err := indexImage(ctx, tx, s.cloud, imageID, inv, docs); err != nil {
-		return err
+	if ierr != nil {
+		return ierr
 	}
 	if err := stage("indexed"); err != nil {
 		return err
@@ -156,7 +165,12 @@ func indexImage(ctx context.Context, tx *sql.Tx, cloud, imageID string, inv *sbo
 	if _, err := tx.ExecContext(ctx, `DELETE FROM images WHERE id = ?`, imageID); err != nil {
 		return fmt.Errorf("attestation index: %s: %w", imageID, err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO images (id, pkgkind, cloud) VALUES (?, ?, ?)`, imageID, kind, cloud); err != nil {
+	res, err := tx.ExecContext(ctx, `INSERT INTO images (id, pkgkind, cloud) VALUES (?, ?, ?)`, imageID, kind, cloud)
+	if err != nil {
+		return fmt.Errorf("attestation index: %s: %w", imageID, err)
+	}
+	n, err := res.LastInsertId()
+	if err != nil {
 		return fmt.Errorf("attestation index: %s: %w", imageID, err)
 	}
 	for _, d := range docs {
@@ -168,17 +182,31 @@ func indexImage(ctx context.Context, tx *sql.Tx, cloud, imageID string, inv *sbo
 	if inv == nil || len(inv.Packages) == 0 {
 		return nil
 	}
-	st, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO packages (image_id, name, arch, version) VALUES (?, ?, ?, ?)`)
-	if err != nil {
+	if err := indexPackages(ctx, tx, n, inv.Packages); err != nil {
 		return fmt.Errorf("attestation index: %s: %w", imageID, err)
 	}
-	defer st.Close()
-	for _, p := range inv.Packages {
-		if _, err := st.ExecContext(ctx, imageID, p.Name, p.Arch, p.Version); err != nil {
-			return fmt.Errorf("attestation index: %s: package %s: %w", imageID, p.Name, err)
-		}
-	}
 	return nil
+}
+
+// indexPackages records that image n carries pkgs, adding the packages
+// no image carried before: two statements over the list as JSON, as
+// statements one package at a time cost more than the rows.
+func indexPackages(ctx context.Context, tx *sql.Tx, n int64, pkgs []sbom.Package) error {
+	rows := make([][3]string, len(pkgs))
+	for i, p := range pkgs {
+		rows[i] = [3]string{p.Name, p.Arch, p.Version}
+	}
+	list, err := json.Marshal(rows)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO pkgs (name, arch, version)
+		SELECT value->>0, value->>1, value->>2 FROM json_each(?)`, string(list)); err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT OR IGNORE INTO image_pkgs (image, pkg)
+		SELECT ?, p.n FROM json_each(?) j JOIN pkgs p ON p.name = j.value->>0 AND p.arch = j.value->>1 AND p.version = j.value->>2`, n, string(list))
+	return err
 }
 
 // swap puts the synced directory tmp in the image's place, moving the old

@@ -208,8 +208,9 @@ func (s *Store) Has(ctx context.Context, q Query) ([]Match, error) {
 	if q.Name == "" {
 		return nil, fmt.Errorf("query: no package name")
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT p.image_id, p.arch, p.version, i.pkgkind FROM packages p JOIN images i ON i.id = p.image_id
-		WHERE p.name = ? ORDER BY p.image_id, p.arch, p.version`, q.Name)
+	rows, err := s.db.QueryContext(ctx, `SELECT i.id, p.arch, p.version, i.pkgkind FROM pkgs p
+		JOIN image_pkgs ip ON ip.pkg = p.n JOIN images i ON i.n = ip.image
+		WHERE p.name = ? ORDER BY i.id, p.arch, p.version`, q.Name)
 	if err != nil {
 		return nil, fmt.Errorf("attestation index: query %s: %w", q, err)
 	}
