@@ -241,6 +241,10 @@ func TestDeleteIsIdempotent(t *testing.T) {
 	if m, _ := s.Has(ctx, q); len(m) != 0 {
 		t.Errorf("Has after Delete: %v", m)
 	}
+	var n int
+	if err := s.db.QueryRow(`SELECT count(*) FROM pkgs`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("packages no image carries: %d %v", n, err)
+	}
 	if _, err := os.Stat(filepath.Join(s.Dir(), "ami-1")); !os.IsNotExist(err) {
 		t.Errorf("the image's directory: %v", err)
 	}

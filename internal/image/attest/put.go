@@ -269,6 +269,11 @@ func (s *Store) Delete(ctx context.Context, imageID string) error {
 	if _, err := tx.ExecContext(ctx, `DELETE FROM images WHERE id = ?`, imageID); err != nil {
 		return fmt.Errorf("attestation index: delete %s: %w", imageID, err)
 	}
+	// Packages no image carries any more (this one's, and those a Put
+	// replacing an image left) go too.
+	if _, err := tx.ExecContext(ctx, `DELETE FROM pkgs WHERE NOT EXISTS (SELECT 1 FROM image_pkgs WHERE pkg = pkgs.n)`); err != nil {
+		return fmt.Errorf("attestation index: delete %s: %w", imageID, err)
+	}
 	old, err := s.moveAside(imageID)
 	if err != nil {
 		return err
