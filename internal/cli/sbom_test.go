@@ -99,6 +99,9 @@ func TestImagesSBOMAndHas(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &rows) != nil || len(rows) != 1 || rows[0].ID != id || rows[0].Version != "3.0.11-1~deb12u2" {
 		t.Errorf("list --has --output json: %d %s", code, out)
 	}
+	if code, out, _ := runIn(t, dir, "--output", "json", "images", "list", "--has", "openssl", "--family", "imported"); code != 0 || strings.TrimSpace(out) != "[]" {
+		t.Errorf("list --has with another filter: %d %q", code, out)
+	}
 	if code, out, _ := runIn(t, dir, "--output", "json", "images", "list", "--has", "openssl<3"); code != 0 || strings.TrimSpace(out) != "[]" {
 		t.Errorf("list --has with no match: %d %q", code, out)
 	}

@@ -102,3 +102,21 @@ func TestParseQueryErrors(t *testing.T) {
 		}
 	}
 }
+
+// A wildcard matches whole components of the upstream version.
+func TestWildcard(t *testing.T) {
+	q, err := ParseQuery("openssl=3.0.x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v, want := range map[string]bool{
+		"3.0-1": true, "3.0.11-1": true, "3.0.2~rc1-1": true, "3.0.11+dfsg-1": true, "2:3.0.1-1": true,
+		"3.01-1": false, "3.1-1": false, "3.00.1-1": false, "3-1": false, "13.0.1-1": false,
+	} {
+		for _, kind := range []sbom.Kind{sbom.KindDeb, sbom.KindRPM} {
+			if got := q.Matches(kind, v); got != want {
+				t.Errorf("3.0.x on %s %s: %v, want %v", kind, v, got, want)
+			}
+		}
+	}
+}
