@@ -11,14 +11,15 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/aminator-go/aminator/internal/engine/channels"
+	"github.com/aminator-go/aminator/internal/image/attest"
 	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/service"
 )
 
 func (a *app) imagesCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "images", Short: "List, show, import, promote, diff, export and remove images"}
+	cmd := &cobra.Command{Use: "images", Short: "List, show, import, promote, diff, export and remove images, print their SBOMs"}
 	cmd.AddCommand(a.imagesListCommand(), a.imagesShowCommand(), a.imagesRmCommand(), a.imagesImportCommand(),
-		a.promoteCommand(), a.diffCommand(), a.exportCommand())
+		a.promoteCommand(), a.diffCommand(), a.exportCommand(), a.imagesSBOMCommand())
 	return cmd
 }
 
@@ -36,20 +37,29 @@ func parseTags(tags []string) (plugin.Tags, error) {
 }
 
 func (a *app) imagesListCommand() *cobra.Command {
-	var family, label, role string
+	var family, label, role, has string
 	var tags []string
 	list := &cobra.Command{
-		Use: "list", Short: "List images, newest first (--family, --label, --role, --tag filter)", Args: a.args(cobra.NoArgs),
+		Use: "list", Short: "List images, newest first (--family, --label, --role, --tag filter; --has: those carrying a package)", Args: a.args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			given, err := parseTags(tags)
 			if err != nil {
 				return err
+			}
+			var q attest.Query
+			if has != "" {
+				if q, err = attest.ParseQuery(has); err != nil {
+					return usageError{fmt.Errorf("--has: %w", err)}
+				}
 			}
 			filter := service.ImageFilter(family, label, role, given)
 			return a.withCloud(cmd, func(ctx context.Context, t *target) error {
 				ims, err := t.cloud.FindImages(ctx, filter)
 				if err != nil {
 					return err
+				}
+				if has != "" {
+					return a.listHas(ctx, t, ims, q)
 				}
 				return printList(a, ims, "ID\tNAME\tARCH\tAPPVERSION\tROLE\tCHANNEL\tCREATED", func(im *plugin.Image) []string {
 					return []string{im.ID, im.Name, im.Architecture, im.Tags["appversion"], im.Tags[channels.TagRole], im.Tags[channels.TagChannel], age(im.CreatedAt)}
@@ -61,6 +71,7 @@ func (a *app) imagesListCommand() *cobra.Command {
 	list.Flags().StringVar(&label, "label", "", "only images carrying this channel label")
 	list.Flags().StringVar(&role, "role", "", "only foundation, base or app images")
 	list.Flags().StringArrayVar(&tags, "tag", nil, "only images with this tag KEY=VALUE (repeatable)")
+	list.Flags().StringVar(&has, "has", "", "only images whose stored SBOM lists this package: NAME, NAME=VERSION, NAME=3.0.x, NAME>=3.0,<3.1 (a row per matching package)")
 	return list
 }
 
@@ -122,12 +133,17 @@ func (a *app) printLineage(chain []service.LineageEntry) {
 func (a *app) imagesRmCommand() *cobra.Command {
 	var keepSnaps bool
 	rm := &cobra.Command{
-		Use: "rm IMAGE...", Short: "Deregister images and delete their snapshots", Args: a.args(cobra.MinimumNArgs(1)),
+		Use: "rm IMAGE...", Short: "Deregister images and delete their snapshots and stored SBOMs and provenance", Args: a.args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withCloud(cmd, func(ctx context.Context, t *target) error {
+				docs, err := service.OpenAttest(t.cfg, t.name)
+				if err != nil {
+					return err
+				}
+				defer docs.Close()
 				var errs []error
 				for _, ref := range args {
-					r, err := service.RemoveImage(ctx, t.cloud, ref, keepSnaps)
+					r, err := service.RemoveImage(ctx, t.cloud, docs, ref, keepSnaps)
 					if r.Image != "" {
 						fmt.Fprintln(a.stdout, "deregistered", r.Image)
 					}

@@ -33,7 +33,7 @@ foundation. It prints one verdict per image and exits 1 unless all pass.`,
 				if err != nil {
 					return err
 				}
-				st, err := service.OpenAttest(t.cfg)
+				st, err := service.OpenAttest(t.cfg, t.name)
 				if err != nil {
 					return err
 				}

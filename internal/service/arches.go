@@ -295,7 +295,7 @@ func tagArches(ctx context.Context, c plugin.Cloud, group string, made []*ArchBa
 func (j *Job) removeArches(ctx context.Context, c plugin.Cloud, made []*ArchBake) error {
 	var errs []error
 	for _, b := range slices.Backward(made) {
-		r, err := RemoveImage(ctx, c, b.Image.ID, false)
+		r, err := RemoveImage(ctx, c, nil, b.Image.ID, false)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("remove the %s image %s: %w", b.Arch, b.Image.ID, err))
 			continue

@@ -2,135 +2,138 @@ package service
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"log/slog"
-	"os"
 	"path/filepath"
-	"runtime/debug"
-	"strings"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/aminator-go/aminator/internal/config"
-	"github.com/aminator-go/aminator/internal/engine/bake"
 	"github.com/aminator-go/aminator/internal/image/attest"
-	"github.com/aminator-go/aminator/internal/image/provenance"
-	"github.com/aminator-go/aminator/internal/image/sbom"
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/ui/gcreport"
 )
 
-// MediaDSSE is a provenance envelope's media type.
-const MediaDSSE = "application/vnd.dsse.envelope.v1+json"
+// AttestDir is where the state directory keeps images' SBOMs and
+// provenance (internal/image/attest).
+func AttestDir(cfg *config.Config) string { return filepath.Join(cfg.StateDir, "attest") }
 
-// ToolVersion is the version provenance names: the one the build was
-// given (cli.Version), else the module's, else the VCS revision.
-func ToolVersion(given string) string {
-	if given != "" && given != "dev" {
-		return given
-	}
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "dev"
-	}
-	if v := bi.Main.Version; v != "" && v != "(devel)" {
-		return v
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-			return "dev+" + s.Value[:12]
-		}
-	}
-	return "dev"
-}
-
-// OpenAttest opens the store of images' SBOMs and provenance,
-// STATE/attest; the caller closes it.
-func OpenAttest(cfg *config.Config) (*attest.Store, error) {
-	return attest.Open(filepath.Join(cfg.StateDir, "attest"))
-}
-
-// NewAttester opens the attestation store and the signing key of cfg: a
-// KMS key, a key file, or this host's own key (made on first use and
-// trusted in the trust file). The caller closes the returned store.
-func NewAttester(ctx context.Context, cfg *config.Config, cloud plugin.Cloud, version string, log *slog.Logger) (*bake.Attester, *attest.Store, error) {
-	signer, err := openSigner(ctx, cfg, cloud, log)
-	if err != nil {
-		return nil, nil, err
-	}
-	st, err := OpenAttest(cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	return &bake.Attester{Store: attestStore{st}, Signer: signer, BuilderID: cfg.Attest.Builder(),
-		Tool: "aminator", Version: ToolVersion(version)}, st, nil
-}
-
-func openSigner(ctx context.Context, cfg *config.Config, cloud plugin.Cloud, log *slog.Logger) (provenance.Signer, error) {
-	a := cfg.Attest
-	if key, ok := strings.CutPrefix(a.SigningKey, config.KMSPrefix); ok {
-		var awsCfg aws.Config
-		if c, ok := cloud.(interface{ AWSConfig() aws.Config }); ok {
-			awsCfg = c.AWSConfig()
-		} else {
-			var err error
-			if awsCfg, err = awsconfig.LoadDefaultConfig(ctx); err != nil {
-				return nil, fmt.Errorf("AWS configuration for the KMS signing key: %w", err)
-			}
-		}
-		return provenance.NewKMSSigner(ctx, kms.NewFromConfig(awsCfg), key)
-	}
-	if a.SigningKey != "" {
-		return provenance.LoadKeyFile(a.SigningKey)
-	}
-	host, _ := os.Hostname()
-	s, made, err := provenance.HostKey(a.KeyPath(cfg.StateDir), a.Trust(cfg.StateDir), "aminator@"+host)
-	if made {
-		log.Info("made this host's signing key and trusted it", "key", a.KeyPath(cfg.StateDir), "trust_file", a.Trust(cfg.StateDir))
-	}
-	return s, err
-}
-
-// attestStore keeps a bake's documents in an attest.Store.
-type attestStore struct{ st *attest.Store }
-
-func (s attestStore) Keep(ctx context.Context, id string, inv *sbom.Inventory, d bake.Documents) error {
-	return s.st.Put(ctx, id, inv,
-		attest.Doc{Kind: attest.KindSPDX, MediaType: bake.MediaSPDX, Body: d.SPDX},
-		attest.Doc{Kind: attest.KindCycloneDX, MediaType: bake.MediaCycloneDX, Body: d.CycloneDX},
-		attest.Doc{Kind: attest.KindProvenance, MediaType: MediaDSSE, Body: d.Provenance})
-}
-
-func (s attestStore) Forget(ctx context.Context, id string) error { return s.st.Delete(ctx, id) }
-
-// Licences reads the licences the image's SPDX document declares, by
-// purl; an image with no SBOM has none to give.
-func (s attestStore) Licences(ctx context.Context, id string) (map[string]string, error) {
-	doc, err := s.st.Get(ctx, id, attest.KindSPDX)
+// OpenAttest opens the state directory's attestation store, seen from the
+// cloud named cloud in the configured region (attest.Store.In): what it
+// Puts is recorded as in that cloud and region, and gc there considers
+// only those (an image of another region is not found here, and is not
+// gone). cloud "" sees every image and records none.
+func OpenAttest(cfg *config.Config, cloud string) (*attest.Store, error) {
+	s, err := attest.Open(AttestDir(cfg))
 	if err != nil {
 		return nil, err
 	}
-	var d struct {
-		Packages []struct {
-			License string `json:"licenseDeclared"`
-			Refs    []struct {
-				Type    string `json:"referenceType"`
-				Locator string `json:"referenceLocator"`
-			} `json:"externalRefs"`
-		} `json:"packages"`
+	if cloud == "" {
+		return s, nil
 	}
-	if err := json.Unmarshal(doc.Body, &d); err != nil {
-		return nil, fmt.Errorf("SPDX document of %s: %w", id, err)
+	return s.In(attestScope(cfg, cloud)), nil
+}
+
+// attestScope is where the store records an image to be: its cloud and,
+// when one is configured, region.
+func attestScope(cfg *config.Config, cloud string) string {
+	if cfg.Context.Region == "" {
+		return cloud
 	}
-	out := map[string]string{}
-	for _, p := range d.Packages {
-		for _, r := range p.Refs {
-			if r.Type == "purl" && p.License != "" {
-				out[r.Locator] = p.License
-			}
+	return cloud + "/" + cfg.Context.Region
+}
+
+// DocStore is what removing an image needs of the attestation store.
+type DocStore interface {
+	Delete(ctx context.Context, imageID string) error
+}
+
+// ErrNoSBOM is wrapped by SBOM's error for an image without one.
+var ErrNoSBOM = errors.New("no SBOM stored")
+
+// SBOM is an image's stored SBOM in format (attest.KindSPDX or
+// attest.KindCycloneDX), its digest checked. An image without one (made
+// before aminator wrote SBOMs, or imported) wraps ErrNoSBOM and
+// attest.ErrNotFound.
+func SBOM(ctx context.Context, s *attest.Store, imageID, format string) (attest.Doc, error) {
+	if format != attest.KindSPDX && format != attest.KindCycloneDX {
+		return attest.Doc{}, fmt.Errorf("SBOM format %q: spdx or cyclonedx", format)
+	}
+	d, err := s.Get(ctx, imageID, format)
+	if errors.Is(err, attest.ErrNotFound) {
+		return attest.Doc{}, noSBOM{imageID, format, err}
+	}
+	return d, err
+}
+
+type noSBOM struct {
+	image, format string
+	err           error
+}
+
+func (e noSBOM) Error() string {
+	return fmt.Sprintf("image %s has no %s SBOM: it was made before aminator wrote SBOMs, or imported", e.image, e.format)
+}
+
+func (e noSBOM) Unwrap() []error { return []error{ErrNoSBOM, e.err} }
+
+// PlanAttestGC plans removing the documents of the images s (seen In a
+// cloud) holds that c no longer has. Executing re-checks each image
+// first: one that is back (or whose lookup fails) keeps its documents.
+func PlanAttestGC(ctx context.Context, s *attest.Store, c ImageGetter, cloud string) (gcreport.Plan, error) {
+	ids, err := s.Images(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p := &attestGC{s: s, c: c, planned: gcreport.New(cloud, true, gcreport.Attestation)}
+	var errs []error
+	for _, id := range ids {
+		gone, err := imageGone(ctx, c, id)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if gone {
+			p.planned.Remove(gcreport.Item{Kind: gcreport.Attestation, ID: id, Reason: "the image is gone"})
 		}
 	}
-	return out, nil
+	return p, errors.Join(errs...)
+}
+
+func imageGone(ctx context.Context, c ImageGetter, id string) (bool, error) {
+	_, err := c.Image(ctx, plugin.ImageQuery{ID: id})
+	if errors.Is(err, plugin.ErrNotFound) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("look up image %s for its documents: %w", id, err)
+	}
+	return false, nil
+}
+
+type attestGC struct {
+	s       *attest.Store
+	c       ImageGetter
+	planned *gcreport.Report
+}
+
+func (p *attestGC) Planned() *gcreport.Report { return p.planned }
+
+func (p *attestGC) Execute(ctx context.Context) (*gcreport.Report, error) {
+	r := gcreport.New(p.planned.Cloud, false, gcreport.Attestation)
+	var errs []error
+	for _, it := range p.planned.Removed {
+		gone, err := imageGone(ctx, p.c, it.ID)
+		switch {
+		case err != nil:
+			r.Skip(it, err.Error())
+		case !gone:
+			r.Skip(it, "the image exists again")
+		default:
+			if err := p.s.Delete(ctx, it.ID); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			r.Remove(it)
+		}
+	}
+	return r, errors.Join(errs...)
 }

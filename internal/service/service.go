@@ -115,7 +115,12 @@ func OpenEnvironment(ctx context.Context, cfg *config.Config, log *slog.Logger) 
 	if err != nil {
 		return nil, err
 	}
-	a, st, err := NewAttester(ctx, cfg, env.Cloud, Version, log)
+	cloudName, err := CloudName(cfg)
+	if err != nil {
+		env.Close()
+		return nil, err
+	}
+	a, st, err := NewAttester(ctx, cfg, cloudName, env.Cloud, Version, log)
 	if err != nil {
 		env.Close()
 		return nil, fmt.Errorf("attest: %w", err)
