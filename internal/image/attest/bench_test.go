@@ -94,7 +94,7 @@ func benchInventories(b *testing.B, n int) []*sbom.Inventory {
 // provenance envelope of a typical size.
 func benchDocs(b *testing.B, inv *sbom.Inventory) []Doc {
 	sum := sha256.Sum256([]byte("a disk"))
-	subj := sbom.Subject{Image: "bench", DiskSHA256: hex.EncodeToString(sum[:]), Created: time.Unix(1_800_000_000, 0), Tool: "aminator", Version: "bench"}
+	subj := sbom.Subject{Image: "bench", DiskDigest: hex.EncodeToString(sum[:]), Created: time.Unix(1_800_000_000, 0), Tool: "aminator", Version: "bench"}
 	s, err := sbom.SPDX(inv, subj)
 	if err != nil {
 		b.Fatal(err)
