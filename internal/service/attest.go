@@ -22,6 +22,9 @@ func AttestDir(cfg *config.Config) string { return filepath.Join(cfg.StateDir, "
 // only those (an image of another region is not found here, and is not
 // gone). cloud "" sees every image and records none.
 func OpenAttest(cfg *config.Config, cloud string) (*attest.Store, error) {
+	if !filepath.IsAbs(cfg.StateDir) {
+		return nil, fmt.Errorf("attestation store: the state directory %q is not an absolute path", cfg.StateDir)
+	}
 	s, err := attest.Open(AttestDir(cfg))
 	if err != nil {
 		return nil, err

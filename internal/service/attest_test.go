@@ -16,7 +16,7 @@ import (
 
 func openAttest(t *testing.T, cloud string) *attest.Store {
 	t.Helper()
-	s, err := OpenAttest(&config.Config{StateDir: t.TempDir()}, cloud)
+	s, err := OpenAttest(&config.Config{StateDir: t.TempDir(), Context: config.Context{Region: "local"}}, cloud)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,4 +115,14 @@ func TestAttestGC(t *testing.T) {
 	if ids, _ := s.In("").Images(ctx); len(ids) != 3 {
 		t.Errorf("after gc, the other cloud's documents: %v", ids)
 	}
+}
+
+func openAttestIn(t *testing.T, cfg *config.Config) *attest.Store {
+	t.Helper()
+	s, err := OpenAttest(cfg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }

@@ -82,6 +82,10 @@ type Doc struct {
 // such document.
 var ErrNotFound = fmt.Errorf("attestation %w", plugin.ErrNotFound)
 
+// indexName is the index's file (and, with suffixes, SQLite's files
+// beside it): no image id may be one of them.
+const indexName = "index.db"
+
 // Store is a directory of images' documents with its index.
 type Store struct {
 	dir   string
@@ -138,7 +142,7 @@ func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("attestation store: %w", err)
 	}
-	path := filepath.Join(dir, "index.db")
+	path := filepath.Join(dir, indexName)
 	dsn := "file:" + path + "?_pragma=busy_timeout(30000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -165,13 +169,13 @@ func (s *Store) Dir() string { return s.dir }
 // CheckImageID refuses an image id that could name anything but one
 // directory of the store: ids come from users and other clouds.
 func CheckImageID(id string) error {
-	ok := id != "" && len(id) <= 128 && id[0] != '.' && !strings.Contains(id, "..")
+	ok := id != "" && len(id) <= 128 && id[0] != '.' && !strings.Contains(id, "..") && !strings.HasPrefix(id, indexName)
 	for i := 0; ok && i < len(id); i++ {
 		c := id[i]
 		ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("._:-", c) >= 0
 	}
 	if !ok {
-		return fmt.Errorf("image id %q is not valid: 1 to 128 letters, digits, '.', '_', ':' or '-', not starting with '.', no path separators or \"..\"", id)
+		return fmt.Errorf("image id %q is not valid: 1 to 128 letters, digits, '.', '_', ':' or '-', not starting with '.' or "+indexName+", no path separators or \"..\"", id)
 	}
 	return nil
 }

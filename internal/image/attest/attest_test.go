@@ -198,7 +198,7 @@ func TestBadImageIDsAreRefused(t *testing.T) {
 	ctx := context.Background()
 	parent := t.TempDir()
 	s := open(t, filepath.Join(parent, "attest"))
-	for _, id := range []string{"", "../escape", "a/b", "/abs", "..", ".hidden", "a..b", "a\\b", "a b", "ami\x00", strings.Repeat("a", 129)} {
+	for _, id := range []string{"", "../escape", "a/b", "/abs", "..", ".hidden", "a..b", "a\\b", "a b", "ami\x00", strings.Repeat("a", 129), "index.db", "index.db-wal"} {
 		checks := map[string]error{
 			"Put":    s.Put(ctx, id, nil, docs("1")...),
 			"Delete": s.Delete(ctx, id),
