@@ -3,16 +3,13 @@ package e2e
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
 	"github.com/aminator-go/aminator/internal/image/provenance"
 	"github.com/aminator-go/aminator/internal/testutil"
 	"github.com/aminator-go/aminator/internal/testutil/e2etest"
-	"github.com/aminator-go/aminator/internal/testutil/sbomschema"
 )
 
 // Every bake is attested: its SBOMs validate against the official SPDX 2.3
@@ -27,25 +24,9 @@ func TestBakeIsAttested(t *testing.T) {
 		Files: map[string]string{"/opt/attested/README": "attested\n"}})
 	id := mustOK(t, aminate(t, "-B", b, "-s", "att", deb))
 
-	spdxDoc := []byte(mustOK(t, aminate(t, "images", "sbom", id, "--format", "spdx")))
-	cdxDoc := []byte(mustOK(t, aminate(t, "images", "sbom", id, "--format", "cyclonedx")))
-	spdxSchema, cdxSchema := sbomschema.Load(t)
-	sbomschema.Validate(t, spdxSchema, "SPDX document", spdxDoc)
-	sbomschema.Validate(t, cdxSchema, "CycloneDX document", cdxDoc)
-
-	var disk []string
-	inspect(t, id, 0, func(root string) {
-		out, err := exec.Command("dpkg-query", "--admindir="+filepath.Join(root, "var/lib/dpkg"), "-W",
-			"-f", "${Package} ${Version} ${Architecture}\n").Output()
-		if err != nil {
-			t.Fatalf("dpkg-query in the image: %v", err)
-		}
-		disk = lines(string(out))
-	})
-	if got := spdxPackages(t, spdxDoc); strings.Join(got, "\n") != strings.Join(disk, "\n") {
-		t.Errorf("the SPDX document's packages are not dpkg-query's:\nSBOM %d: %v\ndisk %d: %v", len(got), got, len(disk), disk)
-	}
-	if !strings.Contains(string(cdxDoc), `"aminator:package:baked"`) && !strings.Contains(string(cdxDoc), "aminator-attested") {
+	e2etest.Shared().CheckSBOMs(t, id, 0)
+	cdxDoc := mustOK(t, aminate(t, "images", "sbom", id, "--format", "cyclonedx"))
+	if !strings.Contains(cdxDoc, "aminator-attested") {
 		t.Errorf("the CycloneDX document does not name the baked package")
 	}
 
@@ -146,49 +127,4 @@ func appChunk(t *testing.T, id string) string {
 	}
 	t.Fatal("the app has no chunk of its own")
 	return ""
-}
-
-// spdxPackages lists an SPDX document's packages as dpkg-query would,
-// "NAME VERSION ARCH", sorted; the image itself is not a package.
-func spdxPackages(t *testing.T, doc []byte) []string {
-	var d struct {
-		Packages []struct {
-			ID      string `json:"SPDXID"`
-			Name    string `json:"name"`
-			Version string `json:"versionInfo"`
-			Refs    []struct {
-				Type    string `json:"referenceType"`
-				Locator string `json:"referenceLocator"`
-			} `json:"externalRefs"`
-		} `json:"packages"`
-	}
-	if err := json.Unmarshal(doc, &d); err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, p := range d.Packages {
-		for _, r := range p.Refs {
-			if r.Type != "purl" {
-				continue
-			}
-			arch := ""
-			if i := strings.Index(r.Locator, "arch="); i >= 0 {
-				arch = strings.SplitN(r.Locator[i+5:], "&", 2)[0]
-			}
-			out = append(out, p.Name+" "+p.Version+" "+arch)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
-func lines(s string) []string {
-	var out []string
-	for _, l := range strings.Split(strings.TrimSpace(s), "\n") {
-		if l != "" {
-			out = append(out, l)
-		}
-	}
-	sort.Strings(out)
-	return out
 }

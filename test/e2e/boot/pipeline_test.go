@@ -180,6 +180,19 @@ func foundationBaseAppPipeline(t *testing.T, c *cloud, f string) {
 	if r := c.Aminate(t, "images", "export", "--format", "vdi", a1, raw); r.Code != 2 {
 		t.Errorf("bad format: exit %d", r.Code)
 	}
+
+	// Attested: every image's SBOMs validate against the schemas and list
+	// what dpkg-query lists in its disk; the app verifies with its whole
+	// lineage, down to the foundation.
+	for _, id := range []string{f, b1, a1} {
+		c.CheckSBOMs(t, id, 1)
+	}
+	out = mustOK(t, c.Aminate(t, "verify", a1))
+	for _, id := range []string{a1, b1, f} {
+		if !strings.Contains(out, "ok   "+id) {
+			t.Errorf("verify %s: no verdict ok for %s:\n%s", a1, id, out)
+		}
+	}
 }
 
 // A GPT + XFS foundation without a kernel: bakes find the root partition
