@@ -110,7 +110,7 @@ func TestClampTimes(t *testing.T) {
 // The host's half of a reproducible foundation, on a hybrid disk image:
 // the GPT, the EFI system partition (FAT, written by mtools) and the ext4
 // root (mke2fs -d, its change times rewritten) are the same bytes from
-// trees written at different times, and differ with another epoch or with
+// trees written at different times and in different orders, and differ with another epoch or with
 // none. grub-mkimage needs a tree's GRUB modules, so the whole foundation
 // test (test/e2e) covers it.
 func TestReproducibleDisk(t *testing.T) {
@@ -123,27 +123,32 @@ func TestReproducibleDisk(t *testing.T) {
 		t.Skip("needs root (loop devices)")
 	}
 	e1, e2 := int64(1700000000), int64(1700000001)
-	a := reproDisk(t, &e1)
+	a := reproDisk(t, &e1, false)
 	time.Sleep(1100 * time.Millisecond) // the second tree's files change a second later
-	b := reproDisk(t, &e1)
+	b := reproDisk(t, &e1, true)
 	if !bytes.Equal(a, b) {
 		t.Errorf("two disks of the same inputs differ: %s", firstDiffs(a, b))
 	}
-	if bytes.Equal(a, reproDisk(t, &e2)) {
+	if bytes.Equal(a, reproDisk(t, &e2, false)) {
 		t.Error("another epoch gives the same disk")
 	}
-	if bytes.Equal(reproDisk(t, nil), reproDisk(t, nil)) {
+	if bytes.Equal(reproDisk(t, nil, false), reproDisk(t, nil, false)) {
 		t.Error("two ordinary (not reproducible) disks are the same: their UUIDs should be random")
 	}
 }
 
 // reproDisk makes a hybrid disk image as a foundation does from a small
-// tree written now, and returns its bytes.
-func reproDisk(t *testing.T, epoch *int64) []byte {
+// tree written now (its files in the reverse order if reverse), and
+// returns its bytes.
+func reproDisk(t *testing.T, epoch *int64, reverse bool) []byte {
 	t.Helper()
 	dir := t.TempDir()
 	tree := filepath.Join(dir, "root")
-	for i := range 300 { // enough entries for an indexed directory
+	for j := range 300 { // enough entries for an indexed directory
+		i := j
+		if reverse {
+			i = 299 - j
+		}
 		p := filepath.Join(tree, "usr/share/many", fmt.Sprintf("file-%03d", i))
 		os.MkdirAll(filepath.Dir(p), 0o755)
 		os.WriteFile(p, []byte(strings.Repeat("x", i)), 0o644)
