@@ -133,7 +133,7 @@ func clampTimes(tree string, epoch int64) error {
 // inodes in use that mke2fs -d filled from the tree: the root directory
 // and those from the first non-reserved inode on.
 func usedInodes(dumpe2fs string) ([]uint64, error) {
-	var perGroup, first uint64
+	var count, first uint64
 	var free [][2]uint64
 	for _, line := range strings.Split(dumpe2fs, "\n") {
 		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
@@ -142,8 +142,8 @@ func usedInodes(dumpe2fs string) ([]uint64, error) {
 		}
 		v = strings.TrimSpace(v)
 		switch k {
-		case "Inodes per group":
-			perGroup, _ = strconv.ParseUint(v, 10, 64)
+		case "Inode count":
+			count, _ = strconv.ParseUint(v, 10, 64)
 		case "First inode":
 			first, _ = strconv.ParseUint(v, 10, 64)
 		case "Free inodes":
@@ -156,10 +156,9 @@ func usedInodes(dumpe2fs string) ([]uint64, error) {
 			}
 		}
 	}
-	if perGroup == 0 || first == 0 {
-		return nil, errors.New("dumpe2fs: no inode counts")
+	if count == 0 || first == 0 {
+		return nil, errors.New("dumpe2fs: no inode count")
 	}
-	groups := uint64(len(strings.Split(dumpe2fs, "\nGroup "))) - 1
 	isFree := func(i uint64) bool {
 		for _, r := range free {
 			if i >= r[0] && i <= r[1] {
@@ -169,7 +168,7 @@ func usedInodes(dumpe2fs string) ([]uint64, error) {
 		return false
 	}
 	var used []uint64
-	for i := uint64(1); i <= groups*perGroup; i++ {
+	for i := uint64(1); i <= count; i++ {
 		if (i == 2 || i >= first) && !isFree(i) {
 			used = append(used, i)
 		}

@@ -76,7 +76,7 @@ func TestWithGUIDs(t *testing.T) {
 }
 
 func TestUsedInodes(t *testing.T) {
-	out := "Inode count:              24\nInodes per group:         8\nFirst inode:              11\nFree inodes:              9\n" +
+	out := "Inode count:              24\nInodes per group:         8\nFirst inode:              11\nFree inodes:              9\nGroup descriptor size:    64\n" +
 		"\nGroup 0: (Blocks 1-8192)\n  Free inodes: 6-8\nGroup 1: (Blocks 8193-16384)\n  Free inodes: 12, 14-16\nGroup 2: (Blocks 16385-24576)\n  Free inodes: 17-24\n"
 	got, err := usedInodes(out)
 	if err != nil || fmt.Sprint(got) != "[2 11 13]" {

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"github.com/aminator-go/aminator/internal/engine/bake"
 	"github.com/aminator-go/aminator/internal/logging"
@@ -81,7 +84,20 @@ func (m machine) clampExt4Ctimes(ctx context.Context, target, work string) error
 		return err
 	}
 	defer os.Remove(cmds)
-	if err := m.run(ctx, "debugfs", "-w", "-f", cmds, target); err != nil {
+	// debugfs echoes each command on stdout, and says what failed on
+	// stderr, after its banner, while still exiting 0.
+	fix := exec.Command("debugfs", "-w", "-f", cmds, target)
+	fix.Env = append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C"}, reproEnv(m.epoch)...)
+	var failed []string
+	err = logging.RunLines(ctx, m.log, fix, io.Discard, func(line string) {
+		if !strings.HasPrefix(line, "debugfs ") && len(failed) < 3 {
+			failed = append(failed, line)
+		}
+	})
+	if err == nil && len(failed) > 0 {
+		err = errors.New(strings.Join(failed, "; "))
+	}
+	if err != nil {
 		return fmt.Errorf("debugfs: set change times: %w", err)
 	}
 	return nil
