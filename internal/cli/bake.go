@@ -328,12 +328,13 @@ manifest; bake a meta package onto it to make a base image.`,
 }
 
 // sourceDateEpoch is a foundation's --source-date-epoch, else the
-// environment's SOURCE_DATE_EPOCH, else nil (not reproducible).
+// environment's SOURCE_DATE_EPOCH (empty is unset), else nil (not
+// reproducible).
 func sourceDateEpoch(flag *pflag.Flag) (*int64, error) {
 	v, from := flag.Value.String(), "--source-date-epoch"
 	if !flag.Changed {
 		var ok bool
-		if v, ok = os.LookupEnv("SOURCE_DATE_EPOCH"); !ok {
+		if v, ok = os.LookupEnv("SOURCE_DATE_EPOCH"); !ok || v == "" {
 			return nil, nil
 		}
 		from = "SOURCE_DATE_EPOCH"
