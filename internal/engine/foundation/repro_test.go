@@ -183,6 +183,11 @@ func reproDisk(t *testing.T, epoch *int64, reverse bool) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The ESP's serial (FAT32's volume id, at 0x43 of its boot sector) is
+	// the one the fstab names.
+	if id := b[8192*512+0x43 : 8192*512+0x47]; fmt.Sprintf("%02X%02X%02X%02X", id[3], id[2], id[1], id[0]) != espID {
+		t.Errorf("the EFI system partition's serial is %X, not %s", id, espID)
+	}
 	return b
 }
 

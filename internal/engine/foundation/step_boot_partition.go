@@ -41,13 +41,13 @@ func (st bootPartition) Run(ctx context.Context, s *bake.State) error {
 // a reproducible foundation's with --invariant, which gives the volume
 // label's directory entry dosfstools' fixed time instead of the clock's
 // (mkfs.vfat reads no SOURCE_DATE_EPOCH; mtools, which writes the rest,
-// does).
+// does). --invariant also sets a fixed serial: -i must come after it.
 func (m machine) mkfsVFAT(ctx context.Context, espID, target string) error {
-	args := []string{"mkfs.vfat", "-F", "32", "-n", "ESP", "-i", espID}
+	args := []string{"mkfs.vfat"}
 	if m.epoch != nil {
 		args = append(args, "--invariant")
 	}
-	return m.run(ctx, append(args, target)...)
+	return m.run(ctx, append(args, "-F", "32", "-n", "ESP", "-i", espID, target)...)
 }
 
 // makeESP makes the EFI system partition (partition 1): FAT32 with
