@@ -66,11 +66,14 @@ type builder struct {
 	// kernel is the newest installed ("": none), pkgs the manifest.
 	kernel string
 	pkgs   []plugin.Package
+	// seed is a reproducible foundation's hash of its inputs (nil: random
+	// identifiers), which the identifiers above and the GPT's derive from.
+	seed []byte
 }
 
 // Build makes and registers a foundation image.
 func Build(ctx context.Context, env *bake.Environment, o Options, log *slog.Logger) (*Result, error) {
-	return build(ctx, env, o, log, machine{log})
+	return build(ctx, env, o, log, machine{log: log, epoch: o.SourceDateEpoch})
 }
 
 func build(ctx context.Context, env *bake.Environment, o Options, log *slog.Logger, h host) (res *Result, err error) {

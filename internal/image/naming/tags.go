@@ -77,6 +77,7 @@ var ToolTags = []ToolTag{
 	{Key: "filesystem", Flag: "foundation --fs", Scope: ScopeFoundation},
 	{Key: "kernel", Flag: "foundation --no-kernel", From: "the kernel the foundation installed", Scope: ScopeFoundation},
 	{Key: "packages", From: "the number of packages the foundation installed", Scope: ScopeFoundation},
+	{Key: "source_date_epoch", Flag: "foundation --source-date-epoch", Scope: ScopeFoundation},
 }
 
 // Reserved finds the tool tag a user's tag key would set in scope

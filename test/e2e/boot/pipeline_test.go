@@ -20,10 +20,14 @@ import (
 // side, the seed's base platform (a long install and a slow boot) and the
 // seed's pipeline, whose app brings a kernel and GRUB and whose app's two
 // launches also stand in for a broken KVM; the whole runs in parallel with
-// the other foundation tests.
+// the other foundation tests. The foundation is a reproducible one (the
+// user's default cloud profile and hybrid layout, with an epoch), so that
+// the bakes and boots show a reproducible foundation works as any, and
+// Reproducible builds it again to compare the disks.
 func TestBootableFoundation(t *testing.T) {
 	c := isolated(t)
-	f := mustOK(t, c.Aminate(t, "foundation", "-n", "debian-bookworm", "-s", "f1"))
+	f := mustOK(t, c.Aminate(t, "foundation", "-n", "debian-bookworm", "-s", "f1", "--source-date-epoch", reproEpoch))
+	t.Run("Reproducible", func(t *testing.T) { t.Parallel(); reproducibleFoundation(t, c, f) })
 	t.Run("Platform", func(t *testing.T) { t.Parallel(); basePlatform(t, c, f) })
 	t.Run("Pipeline", func(t *testing.T) { t.Parallel(); foundationBaseAppPipeline(t, c, f) })
 }
