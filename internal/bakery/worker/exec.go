@@ -57,7 +57,10 @@ func (e *ExecRunner) Run(ctx context.Context, r *bakery.Record, log io.Writer) (
 	var out bytes.Buffer
 	why := &lastError{w: log}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(job), &out, why
-	fmt.Fprintf(log, "bakery: %q < %s\n", argv, job)
+	// The bake's log, which its team reads, shows the request, not where
+	// the bakery's signing key is.
+	shown, _ := json.Marshal(bakery.QueuedBakeOf(r))
+	fmt.Fprintf(log, "bakery: %q < %s\n", argv, shown)
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("cancelled: %w", ctx.Err())

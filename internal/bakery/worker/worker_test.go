@@ -144,7 +144,8 @@ func TestWorkerRecordsTheVerdict(t *testing.T) {
 }
 
 // The bakery's signing key and trust file reach the child in its job,
-// as the settings attest.signing_key and attest.trust_file.
+// as the settings attest.signing_key and attest.trust_file, and are not
+// shown in the bake's log (its team reads it).
 func TestExecRunnerHandsTheSigningKey(t *testing.T) {
 	dir := t.TempDir()
 	child := filepath.Join(dir, "aminate")
@@ -154,8 +155,12 @@ func TestExecRunnerHandsTheSigningKey(t *testing.T) {
 	}
 	rec := &bakery.Record{ID: "b1", Request: bakery.Request{Package: "app", BaseID: "ami-00000000000000001", Region: "local"}}
 	e := &ExecRunner{Binary: child, SigningKey: "kms:alias/bakery", TrustFile: "/etc/aminator/trust.yml"}
-	if _, err := e.Run(context.Background(), rec, io.Discard); err != nil {
+	var log strings.Builder
+	if _, err := e.Run(context.Background(), rec, &log); err != nil {
 		t.Fatal(err)
+	}
+	if strings.Contains(log.String(), "alias/bakery") || strings.Contains(log.String(), "trust.yml") {
+		t.Errorf("the bake's log shows the bakery's key: %s", log.String())
 	}
 	b, _ := os.ReadFile(filepath.Join(dir, "job.json"))
 	var job bakery.QueuedBake
