@@ -466,6 +466,16 @@ func applyFlags(merged map[string]any, flags map[string]string, origin map[strin
 			origin[top] = "flag --" + strings.ReplaceAll(k, "_", "-")
 			continue
 		}
+		if sub, ok := strings.CutPrefix(k, "attest."); ok && (sub == "signing_key" || sub == "trust_file") {
+			// The bakery's key and trust file, which its workers hand their children.
+			a, _ := merged["attest"].(map[string]any)
+			if a == nil {
+				a = map[string]any{}
+			}
+			a[sub], merged["attest"] = flags[k], a
+			origin[k] = "the bakery's " + k
+			continue
+		}
 		if err := setContext(merged, k, flags[k], "flag --"+strings.ReplaceAll(k, "_", "-"), origin); err != nil {
 			return err
 		}

@@ -227,3 +227,20 @@ func TestExpectHTTP(t *testing.T) {
 		}
 	}
 }
+
+// The bakery's signing key and trust file, which a worker hands its
+// child as the settings attest.signing_key and attest.trust_file, replace
+// the configured ones and keep the rest of attest.
+func TestBakerySigningSettings(t *testing.T) {
+	d := setup(t, map[string]string{"aminator.yml": "attest:\n  signing_key: /etc/host.pem\n  builder_id: urn:aminator:bakery:prod\n"}, nil)
+	c, err := load(t, d, nil, map[string]string{"attest.signing_key": "kms:alias/bakery", "attest.trust_file": "/etc/bakery-trust.yml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := c.Attest; a.SigningKey != "kms:alias/bakery" || a.TrustFile != "/etc/bakery-trust.yml" || a.BuilderID != "urn:aminator:bakery:prod" {
+		t.Errorf("attest %+v", a)
+	}
+	if _, err := load(t, d, nil, map[string]string{"attest.builder_id": "x"}); err == nil {
+		t.Error("attest.builder_id was taken as a setting")
+	}
+}

@@ -127,3 +127,15 @@ func (s attestStore) Licences(ctx context.Context, id string) (map[string]string
 	}
 	return out, nil
 }
+
+// SigningKeyID opens cfg's signing key, making this host's own (and
+// trusting it) if that is the one and it does not exist yet, and returns
+// its key id: what aminate serve logs at start, before its workers'
+// children sign with it.
+func SigningKeyID(ctx context.Context, cfg *config.Config, log *slog.Logger) (string, error) {
+	s, err := openSigner(ctx, cfg, nil, log)
+	if err != nil {
+		return "", fmt.Errorf("the signing key: %w", err)
+	}
+	return s.KeyID()
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/aminator-go/aminator/internal/config"
 	"github.com/aminator-go/aminator/internal/image/attest"
 	"github.com/aminator-go/aminator/internal/image/provenance"
 	"github.com/aminator-go/aminator/internal/plugin"
@@ -78,4 +79,38 @@ func record(ctx context.Context, c plugin.Cloud, d plugin.DiskDigests, st *attes
 		return rec, fmt.Errorf("disk digest of image %s: %w", id, err)
 	}
 	return rec, nil
+}
+
+// VerifyIn verifies image id of region and environment ("" the
+// configured one) against the trust file trustFile ("": the configured
+// one), as VerifyImage does: what the bakery's workers do with every
+// image a bake made.
+func VerifyIn(ctx context.Context, cfg *config.Config, region, environment, trustFile, id string) (*Verification, error) {
+	if trustFile == "" {
+		trustFile = cfg.Attest.Trust(cfg.StateDir)
+	}
+	trust, err := provenance.LoadTrust(trustFile)
+	if err != nil {
+		return nil, err
+	}
+	c := *cfg
+	c.Context.Region = region
+	if environment != "" {
+		c.Context.Environment = environment
+	}
+	name, err := CloudName(&c)
+	if err != nil {
+		return nil, err
+	}
+	st, err := OpenAttest(&c, name)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	var v *Verification
+	err = withCloudIn(cfg, region, environment, func(cl plugin.Cloud) error {
+		v, err = VerifyImage(ctx, cl, st, trust, id, time.Now())
+		return err
+	})
+	return v, err
 }
