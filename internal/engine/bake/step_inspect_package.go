@@ -2,8 +2,6 @@ package bake
 
 import (
 	"context"
-	"errors"
-	"io/fs"
 	"os"
 
 	"github.com/aminator-go/aminator/internal/plugin"
@@ -26,14 +24,7 @@ func (inspectPackage) Run(ctx context.Context, s *State) error {
 	ref, known, err := s.Env.Provisioner.(plugin.Inspector).Inspect(ctx, s.Ref)
 	if ref.Path != "" && ref.Path != s.Ref.Path { // downloaded
 		path := ref.Path
-		// The install removes a private copy itself once it has hashed it:
-		// gone already is done.
-		s.Undo.Release("remove "+path, "", func(context.Context) error {
-			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return err
-			}
-			return nil
-		})
+		s.Undo.Release("remove "+path, "", func(context.Context) error { return os.Remove(path) })
 	}
 	s.Ref, s.Known = ref, known
 	if err != nil && ref.Kind == "file" {
