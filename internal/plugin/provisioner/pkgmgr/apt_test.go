@@ -363,3 +363,27 @@ func TestAptPackageDigest(t *testing.T) {
 		t.Errorf("file package's SHA-256 %q, want %q", info.SHA256, want)
 	}
 }
+
+// A private copy made before Provision (Inspect's, removed by the bake's
+// undo) is hashed but left in place; only a copy Provision makes itself
+// is removed by it.
+func TestAptLeavesInspectsCopy(t *testing.T) {
+	if _, err := exec.LookPath("dpkg-deb"); err != nil {
+		t.Skip("dpkg-deb is not installed")
+	}
+	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-plain", Version: "1.2-3"})
+	c := fakechroot.New(t).On("dpkg -i").On("dpkg-query", installed("aminator-plain", "1.2-3"))
+	d, _ := newDriver(t, &apt.Backend{}, c, nil)
+	ref, _ := d.Parse(deb)
+	ref.Private = true
+	info, err := d.Provision(context.Background(), c, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(deb); err != nil {
+		t.Errorf("Provision removed a copy it did not make: %v", err)
+	}
+	if info.SHA256 == "" {
+		t.Error("the package was not hashed")
+	}
+}
