@@ -276,18 +276,20 @@ func (a *app) diffCommand() *cobra.Command {
 }
 
 // diffFiles prints the differences of two images' file trees, one line
-// (or JSON object) each, and exits 1 when there are any, as diff(1) does.
+// (or JSON object) each, and exits 1 when there are any, 2 when it
+// cannot compare them, as diff(1) does.
 func (a *app) diffFiles(ctx context.Context, t *target, refA, refB string, ignore []string) error {
 	disks, err := capability[plugin.DiskFiles](t, "disk files on this host to compare")
-	if err != nil {
-		return err
+	var diffs []treediff.Diff
+	if err == nil {
+		diffs, err = service.DiffFiles(ctx, struct {
+			plugin.ImageFinder
+			plugin.DiskFiles
+		}{t.cloud, disks}, refA, refB, treediff.Options{Ignore: ignore, Workers: runtime.NumCPU()})
 	}
-	diffs, err := service.DiffFiles(ctx, struct {
-		plugin.ImageFinder
-		plugin.DiskFiles
-	}{t.cloud, disks}, refA, refB, treediff.Options{Ignore: ignore, Workers: runtime.NumCPU()})
-	if err != nil {
-		return err
+	if err != nil { // trouble exits 2, as diff(1)'s does: 1 means "they differ"
+		fmt.Fprintln(a.stderr, "aminate: error:", err)
+		return service.ExitError{Code: 2}
 	}
 	if diffs == nil {
 		diffs = []treediff.Diff{}

@@ -82,6 +82,9 @@ func Compare(ctx context.Context, a, b string, o Options) ([]Diff, error) {
 	}
 	defer rb.Close()
 	w := &walker{ctx: ctx, a: ra, b: rb, o: o}
+	if w.ignored("/") {
+		return nil, nil
+	}
 	if err := w.pair("/", ".", nil, nil); err != nil {
 		return nil, err
 	}

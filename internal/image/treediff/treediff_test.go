@@ -168,6 +168,18 @@ func TestXattrs(t *testing.T) {
 	set(filepath.Join(a, "usr"), "user.dir", "x")
 	set(b, "user.root", "r")
 	check(t, compare(t, a, b, Options{}), "M / (xattrs)", "M /etc/hosts (xattrs)", "M /usr (xattrs)")
+
+	// SELinux labels and ACLs are extended attributes too.
+	set(filepath.Join(a, "usr/bin/tool"), "security.selinux", "system_u:object_r:bin_t:s0\x00")
+	set(filepath.Join(b, "usr/bin/tool"), "security.selinux", "system_u:object_r:etc_t:s0\x00")
+	// user::rw- group::r-- mask::r-- other::r--: the file's mode (0644), with a mask.
+	acl := "\x02\x00\x00\x00" + "\x01\x00\x06\x00\xff\xff\xff\xff" + "\x04\x00\x04\x00\xff\xff\xff\xff" +
+		"\x10\x00\x04\x00\xff\xff\xff\xff" + "\x20\x00\x04\x00\xff\xff\xff\xff"
+	set(filepath.Join(b, "etc/motd"), "system.posix_acl_access", acl)
+	check(t, compare(t, a, b, Options{Ignore: []string{"/etc/hosts", "/usr"}}), "M / (xattrs)", "M /etc/motd (xattrs)")
+	check(t, compare(t, a, b, Options{Ignore: []string{"/"}})) // everything
+	check(t, compare(t, a, b, Options{Ignore: []string{"/etc/hosts"}}),
+		"M / (xattrs)", "M /etc/motd (xattrs)", "M /usr (xattrs)", "M /usr/bin/tool (xattrs)")
 }
 
 // A bad glob is refused; a cancelled comparison stops.
