@@ -3,9 +3,11 @@ package service
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,11 +21,14 @@ import (
 type fileDisks struct{ dir string }
 
 func (f fileDisks) RestoreSnapshot(ctx context.Context, id, dst string) error {
-	b, err := os.ReadFile(filepath.Join(f.dir, id))
-	if err != nil {
+	src := filepath.Join(f.dir, id)
+	if _, err := os.Stat(src); err != nil {
 		return err
 	}
-	return os.WriteFile(dst, b, 0o600)
+	if out, err := exec.CommandContext(ctx, "cp", "--sparse=always", src, dst).CombinedOutput(); err != nil {
+		return fmt.Errorf("cp: %v: %s", err, out)
+	}
+	return nil
 }
 func (f fileDisks) Scratch(context.Context) (string, func(), error) { return f.dir, func() {}, nil }
 func (f fileDisks) Reflink() bool                                   { return false }
@@ -98,6 +103,80 @@ func TestWithImageRootLeavesNothing(t *testing.T) {
 	leftNothing(t, dir)
 	if err := withImageRoot(context.Background(), disks, image("ami-c", "snap-missing"), filepath.Join(dir, "c"), func(string) error { return nil }); err == nil {
 		t.Error("a missing snapshot mounted")
+	}
+	leftNothing(t, dir)
+}
+
+// A partitioned image's root is its root_partition tag's partition.
+func TestWithImageRootPartition(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	dir := t.TempDir()
+	disk := filepath.Join(dir, "snap-p")
+	if err := os.WriteFile(disk, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(disk, 12<<20); err != nil {
+		t.Fatal(err)
+	}
+	sf := exec.Command("sfdisk", "-q", disk)
+	sf.Stdin = strings.NewReader("label: gpt\nstart=2048, size=16384\n")
+	if out, err := sf.CombinedOutput(); err != nil {
+		t.Skipf("sfdisk: %v\n%s", err, out)
+	}
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "in-partition"), []byte("p"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-E", "offset=1048576", "-d", src, disk, "8M").CombinedOutput(); err != nil {
+		t.Skipf("mkfs.ext4: %v\n%s", err, out)
+	}
+	im := image("ami-p", "snap-p")
+	im.Tags = map[string]string{"root_partition": "1"}
+	err := withImageRoot(context.Background(), fileDisks{dir}, im, filepath.Join(dir, "a"), func(root string) error {
+		_, err := os.Stat(filepath.Join(root, "in-partition"))
+		return err
+	})
+	if err != nil {
+		t.Error(err)
+	}
+	leftNothing(t, dir)
+}
+
+// Two XFS images of one base share their filesystem's UUID: they mount
+// side by side all the same.
+func TestWithImageRootXFSTwins(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	dir := t.TempDir()
+	a := filepath.Join(dir, "snap-x1")
+	if err := os.WriteFile(a, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(a, 320<<20); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mkfs.xfs", "-q", a).CombinedOutput(); err != nil {
+		t.Skipf("mkfs.xfs: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("cp", "--sparse=always", a, filepath.Join(dir, "snap-x2")).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v\n%s", err, out)
+	}
+	disks := fileDisks{dir}
+	ctx := context.Background()
+	err := withImageRoot(ctx, disks, image("ami-x1", "snap-x1"), filepath.Join(dir, "a"), func(ra string) error {
+		return withImageRoot(ctx, disks, image("ami-x2", "snap-x2"), filepath.Join(dir, "b"), func(rb string) error {
+			ds, err := treediff.Compare(ctx, ra, rb, treediff.Options{})
+			if err == nil && len(ds) > 0 {
+				t.Errorf("twins differ: %v", ds)
+			}
+			return err
+		})
+	})
+	if err != nil {
+		t.Error(err)
 	}
 	leftNothing(t, dir)
 }

@@ -34,15 +34,17 @@ func TestReproducibleBakes(t *testing.T) {
 	if err != nil {
 		t.Skipf("no library to ship: %v", err)
 	}
-	// A service account (written to /etc/shadow with the day) and a
-	// library (ldconfig records its inode and change time in its cache).
+	// A service account (written to /etc/shadow with the day), a library
+	// (ldconfig records its inode and change time in its cache) and
+	// debconf answers (its database files).
 	pkg := func(version, data string, extra map[string]string) string {
 		files := map[string]string{"/opt/repro/data": data, "/usr/local/lib/librepro.so.1": string(lib)}
 		for k, v := range extra {
 			files[k] = v
 		}
 		return testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-repro", Version: version, Files: files,
-			Postinst: "getent passwd reprosvc >/dev/null || useradd --system --no-create-home reprosvc; ldconfig; echo configured > /opt/repro/state"})
+			Postinst: "getent passwd reprosvc >/dev/null || useradd --system --no-create-home reprosvc; ldconfig; echo configured > /opt/repro/state\n" +
+				"printf 'aminator-repro aminator-repro/%s string %s\\n' b 2 a 1 c 3 | debconf-set-selections"})
 	}
 	deb := pkg("1.0", "one\n", nil)
 	dayBefore := time.Now().UTC().Unix() / 86400
