@@ -63,6 +63,19 @@ func TestReproducibleBakes(t *testing.T) {
 			t.Errorf("two bakes on one day differ (exit %d):\n%s%s", r.Code, r.Stdout, r.Stderr)
 		}
 	}
+	// The package did write what the comparison covers, and the bake put
+	// back its own files (policy-rc.d, resolv.conf) as the base had them.
+	r = aminate(t, "images", "diff", "--files", b, a)
+	for _, l := range []string{"M /etc/ld.so.cache (content)", "M /etc/shadow (content)", "M /var/cache/debconf/config.dat (content)", "+ /usr/local/lib/librepro.so.1"} {
+		if !strings.Contains(r.Stdout, l+"\n") {
+			t.Errorf("base to bake: no %q in\n%s", l, r.Stdout)
+		}
+	}
+	for _, p := range []string{"/usr/sbin/policy-rc.d", "/etc/resolv.conf", "/var/cache/ldconfig", "/var/log/"} {
+		if strings.Contains(r.Stdout, p) {
+			t.Errorf("base to bake: %s changed:\n%s", p, r.Stdout)
+		}
+	}
 	// The exception is what it says: the account's last-change day is
 	// the bake's (UTC) day.
 	inspect(t, a, 0, func(root string) {

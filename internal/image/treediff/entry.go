@@ -2,6 +2,7 @@ package treediff
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -198,18 +199,20 @@ feed:
 }
 
 func (w *walker) contentDiffers(rel string) (bool, error) {
-	ha, err := hashFile(w.a, rel)
+	ha, err := hashFile(w.ctx, w.a, rel)
 	if err != nil {
 		return false, fmt.Errorf("tree A: %w", err)
 	}
-	hb, err := hashFile(w.b, rel)
+	hb, err := hashFile(w.ctx, w.b, rel)
 	if err != nil {
 		return false, fmt.Errorf("tree B: %w", err)
 	}
 	return ha != hb, nil
 }
 
-func hashFile(r *os.Root, rel string) ([sha256.Size]byte, error) {
+// hashFile is the SHA-256 of a regular file, read in chunks that each
+// check ctx, so a large file does not hold up a cancellation.
+func hashFile(ctx context.Context, r *os.Root, rel string) ([sha256.Size]byte, error) {
 	var sum [sha256.Size]byte
 	f, err := r.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
@@ -217,9 +220,22 @@ func hashFile(r *os.Root, rel string) ([sha256.Size]byte, error) {
 	}
 	defer f.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	if _, err := io.CopyBuffer(h, ctxReader{ctx, f}, make([]byte, 1<<20)); err != nil {
 		return sum, fmt.Errorf("read %s: %w", rel, err)
 	}
 	copy(sum[:], h.Sum(nil))
 	return sum, nil
+}
+
+// ctxReader reads r until ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
