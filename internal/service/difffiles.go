@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -40,7 +41,8 @@ func DiffFiles(ctx context.Context, c RawDiskSource, refA, refB string, o treedi
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(work) // after the unmounts below: only our files are left in it
+	// Not RemoveAll: were an unmount to fail, it would reach into the image.
+	defer os.Remove(work)
 	var diffs []treediff.Diff
 	err = withImageRoot(ctx, c, ims[0], filepath.Join(work, "a"), func(a string) error {
 		return withImageRoot(ctx, c, ims[1], filepath.Join(work, "b"), func(b string) error {
@@ -54,15 +56,17 @@ func DiffFiles(ctx context.Context, c RawDiskSource, refA, refB string, o treedi
 
 // withImageRoot restores im's root disk to dir/disk.img, mounts its root
 // filesystem read-only on dir/root, calls fn with it, and unmounts,
-// detaches and removes the disk again.
-func withImageRoot(ctx context.Context, c plugin.DiskFiles, im *plugin.Image, dir string, fn func(root string) error) error {
+// detaches and removes the disk and dir again (an unmount that fails is
+// an error, and leaves dir).
+func withImageRoot(ctx context.Context, c plugin.DiskFiles, im *plugin.Image, dir string, fn func(root string) error) (err error) {
 	snap, err := RootSnapshot(im)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.Mkdir(dir, 0o700); err != nil {
 		return err
 	}
+	defer os.Remove(dir)
 	disk := filepath.Join(dir, "disk.img")
 	if err := c.RestoreSnapshot(ctx, snap, disk); err != nil {
 		return fmt.Errorf("image %s: %w", im.ID, err)
@@ -94,7 +98,11 @@ func withImageRoot(ctx context.Context, c plugin.DiskFiles, im *plugin.Image, di
 	if err := mount.Mount(d.Path, mnt, fstype, flags, readOnlyData(fstype)); err != nil {
 		return fmt.Errorf("image %s: %w", im.ID, err)
 	}
-	defer mount.Unmount(context.WithoutCancel(ctx), mnt, nil)
+	defer func() {
+		if uerr := mount.Unmount(context.WithoutCancel(ctx), mnt, nil); uerr != nil {
+			err = errors.Join(err, fmt.Errorf("image %s: %w", im.ID, uerr))
+		}
+	}()
 	return fn(mnt)
 }
 
