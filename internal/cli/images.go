@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/aminator-go/aminator/internal/engine/channels"
 	"github.com/aminator-go/aminator/internal/image/attest"
+	"github.com/aminator-go/aminator/internal/image/treediff"
 	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/service"
 )
@@ -242,12 +244,20 @@ func (a *app) promoteCommand() *cobra.Command {
 }
 
 func (a *app) diffCommand() *cobra.Command {
-	return &cobra.Command{
+	var files bool
+	var ignore []string
+	cmd := &cobra.Command{
 		Use:   "diff IMAGE_A IMAGE_B",
-		Short: "Show the packages added, removed, upgraded and downgraded from A to B",
+		Short: "Show the packages added, removed, upgraded and downgraded from A to B, or with --files the files",
 		Args:  a.args(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(ignore) > 0 && !files {
+				return usagef("--ignore needs --files")
+			}
 			return a.withCloud(cmd, func(ctx context.Context, t *target) error {
+				if files {
+					return a.diffFiles(ctx, t, args[0], args[1], ignore)
+				}
 				m, err := capability[plugin.Manifests](t, "package manifests")
 				if err != nil {
 					return err
@@ -260,6 +270,41 @@ func (a *app) diffCommand() *cobra.Command {
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&files, "files", false, "compare the images' root file trees (content, mode, owner, xattrs, symlinks); exit 1 when they differ")
+	cmd.Flags().StringArrayVar(&ignore, "ignore", nil, "with --files, leave out paths matching this glob (/var/log/*; a matching directory with all under it); repeatable")
+	return cmd
+}
+
+// diffFiles prints the differences of two images' file trees, one line
+// (or JSON object) each, and exits 1 when there are any, 2 when it
+// cannot compare them, as diff(1) does.
+func (a *app) diffFiles(ctx context.Context, t *target, refA, refB string, ignore []string) error {
+	disks, err := capability[plugin.DiskFiles](t, "disk files on this host to compare")
+	var diffs []treediff.Diff
+	if err == nil {
+		diffs, err = service.DiffFiles(ctx, struct {
+			plugin.ImageFinder
+			plugin.DiskFiles
+		}{t.cloud, disks}, refA, refB, treediff.Options{Ignore: ignore, Workers: runtime.NumCPU()})
+	}
+	if err != nil { // trouble exits 2, as diff(1)'s does: 1 means "they differ"
+		fmt.Fprintln(a.stderr, "aminate: error:", err)
+		return service.ExitError{Code: 2}
+	}
+	if diffs == nil {
+		diffs = []treediff.Diff{}
+	}
+	if err := a.print(diffs, func() {
+		for _, d := range diffs {
+			fmt.Fprintln(a.stdout, d)
+		}
+	}); err != nil {
+		return err
+	}
+	if len(diffs) > 0 {
+		return service.ExitError{Code: 1}
+	}
+	return nil
 }
 
 func (a *app) exportCommand() *cobra.Command {
