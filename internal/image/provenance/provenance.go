@@ -37,6 +37,9 @@ const (
 	BuildTypeBake = "https://github.com/aminator-go/aminator/blob/main/docs/provenance.md#bake-v1"
 	// BuildTypeFoundation is an image made from an empty volume: no base, no package.
 	BuildTypeFoundation = "https://github.com/aminator-go/aminator/blob/main/docs/provenance.md#foundation-v1"
+	// BuildTypeImport is a disk file registered as an image, attested on
+	// request: what the tool read of it, not how it was made.
+	BuildTypeImport = "https://github.com/aminator-go/aminator/blob/main/docs/provenance.md#import-v1"
 )
 
 // The "kind" annotation on subjects and dependencies, which tells the disk
@@ -79,8 +82,11 @@ type SBOM struct {
 type Inputs struct {
 	Image         Image
 	SBOMs         []SBOM
-	Base          *Image   // nil for a foundation
-	Package       *Package // nil for a foundation
+	Base          *Image   // nil for a foundation or an import
+	Package       *Package // nil for a foundation or an import
+	// Import says the image is an imported disk (BuildTypeImport), not a
+	// foundation; it has neither base nor package either.
+	Import bool
 	Configuration map[string]any
 	BuilderID     string // an absolute URI naming the bakery (the trust boundary)
 	Tool, Version string // e.g. "aminator", "1.4.0"
@@ -113,8 +119,8 @@ func (in *Inputs) check() error {
 			return err
 		}
 	}
-	if (in.Base == nil) != (in.Package == nil) {
-		return fmt.Errorf("provenance: image %s: a bake names both a base and a package, a foundation neither", in.Image.ID)
+	if (in.Base == nil) != (in.Package == nil) || in.Import && in.Base != nil {
+		return fmt.Errorf("provenance: image %s: a bake names both a base and a package, a foundation or an import neither", in.Image.ID)
 	}
 	if in.Base != nil {
 		if err := in.checkBake(); err != nil {

@@ -85,6 +85,9 @@ func NewStatement(in Inputs) (*Statement, error) {
 	st := &Statement{Type: StatementType, Subject: subjects(&in), PredicateType: PredicateType}
 	def := &st.Predicate.BuildDefinition
 	def.BuildType = BuildTypeFoundation
+	if in.Import {
+		def.BuildType = BuildTypeImport
+	}
 	def.ExternalParameters.Configuration = in.Configuration
 	if in.Base != nil {
 		def.BuildType = BuildTypeBake
@@ -136,7 +139,7 @@ func ParseStatement(b []byte) (*Statement, error) {
 	if st.Type != StatementType || st.PredicateType != PredicateType {
 		return nil, fmt.Errorf("provenance statement: type %q with predicate %q, want %s with %s", st.Type, st.PredicateType, StatementType, PredicateType)
 	}
-	if bt := st.Predicate.BuildDefinition.BuildType; bt != BuildTypeBake && bt != BuildTypeFoundation {
+	if bt := st.Predicate.BuildDefinition.BuildType; bt != BuildTypeBake && bt != BuildTypeFoundation && bt != BuildTypeImport {
 		return nil, fmt.Errorf("provenance statement: build type %q is not aminator's", bt)
 	}
 	return &st, nil

@@ -192,3 +192,23 @@ func TestPackageByPurlAlone(t *testing.T) {
 		t.Errorf("no digest and no purl: %v", err)
 	}
 }
+
+// An imported disk's statement says so by its build type, and reads back;
+// an import with a base is refused.
+func TestImportStatement(t *testing.T) {
+	in := foundationInputs("img-imported")
+	in.Import = true
+	b, err := Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := ParseStatement(b)
+	if err != nil || st.Predicate.BuildDefinition.BuildType != BuildTypeImport || st.Base() != nil {
+		t.Fatalf("import statement: %v %+v", err, st)
+	}
+	in = bakeInputs("img-app", "img-base")
+	in.Import = true
+	if _, err := Build(in); err == nil {
+		t.Error("an import with a base was accepted")
+	}
+}
