@@ -38,7 +38,7 @@ foundation. It prints one verdict per image and exits 1 unless all pass.`,
 					return err
 				}
 				defer st.Close()
-				v, err := service.VerifyImage(ctx, t.cloud, st, trust, args[0], time.Now())
+				v, err := service.VerifyImage(ctx, t.cloud, st, service.Remote(t.cfg.Attest, t.cloud), trust, args[0], time.Now())
 				if err != nil {
 					return err
 				}
