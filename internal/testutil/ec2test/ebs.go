@@ -34,10 +34,11 @@ func (e *Env) EBS() *ebs.Client {
 func (e *Env) PutSnapshot(t testing.TB, file string, gib int64, blockSize int) string {
 	t.Helper()
 	ctx := context.Background()
-	data, err := os.ReadFile(file)
+	f, err := os.Open(file)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer f.Close()
 	c := e.EBS()
 	st, err := c.StartSnapshot(ctx, &ebs.StartSnapshotInput{VolumeSize: aws.Int64(gib), Description: aws.String("ec2test " + file)})
 	if err != nil {
@@ -45,20 +46,33 @@ func (e *Env) PutSnapshot(t testing.TB, file string, gib int64, blockSize int) s
 	}
 	id := aws.ToString(st.SnapshotId)
 	n := 0
-	zero := make([]byte, blockSize)
-	for off := 0; off < len(data); off += blockSize {
-		b := make([]byte, blockSize)
-		copy(b, data[off:])
-		if bytes.Equal(b, zero) {
+	// The file is read a window at a time, and a window of zeros (most of
+	// a sparse disk) is skipped whole.
+	window := blockSize * max(1, (1<<20)/blockSize)
+	buf, zero := make([]byte, window), make([]byte, window)
+	for woff := int64(0); ; woff += int64(window) {
+		clear(buf)
+		k, err := f.ReadAt(buf, woff)
+		if k == 0 && err != nil {
+			break
+		}
+		if bytes.Equal(buf, zero) {
 			continue
 		}
-		sum := sha256.Sum256(b)
-		if _, err := c.PutSnapshotBlock(ctx, &ebs.PutSnapshotBlockInput{SnapshotId: aws.String(id), BlockIndex: aws.Int32(int32(off / blockSize)),
-			BlockData: bytes.NewReader(b), DataLength: aws.Int32(int32(blockSize)), Checksum: aws.String(base64.StdEncoding.EncodeToString(sum[:])),
-			ChecksumAlgorithm: ebstypes.ChecksumAlgorithmChecksumAlgorithmSha256}); err != nil {
-			t.Fatalf("PutSnapshotBlock %d: %v", off/blockSize, err)
+		for off := 0; off < k; off += blockSize {
+			b := buf[off : off+blockSize]
+			if bytes.Equal(b, zero[:blockSize]) {
+				continue
+			}
+			idx := int32((woff + int64(off)) / int64(blockSize))
+			sum := sha256.Sum256(b)
+			if _, err := c.PutSnapshotBlock(ctx, &ebs.PutSnapshotBlockInput{SnapshotId: aws.String(id), BlockIndex: aws.Int32(idx),
+				BlockData: bytes.NewReader(b), DataLength: aws.Int32(int32(blockSize)), Checksum: aws.String(base64.StdEncoding.EncodeToString(sum[:])),
+				ChecksumAlgorithm: ebstypes.ChecksumAlgorithmChecksumAlgorithmSha256}); err != nil {
+				t.Fatalf("PutSnapshotBlock %d: %v", idx, err)
+			}
+			n++
 		}
-		n++
 	}
 	if _, err := c.CompleteSnapshot(ctx, &ebs.CompleteSnapshotInput{SnapshotId: aws.String(id), ChangedBlocksCount: aws.Int32(int32(n))}); err != nil {
 		t.Fatalf("CompleteSnapshot: %v", err)
