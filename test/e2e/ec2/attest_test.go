@@ -24,6 +24,7 @@ import (
 
 	"github.com/aminator-go/aminator/internal/config"
 	"github.com/aminator-go/aminator/internal/engine/bake"
+	"github.com/aminator-go/aminator/internal/image/attest"
 	"github.com/aminator-go/aminator/internal/image/diskdigest"
 	"github.com/aminator-go/aminator/internal/image/provenance"
 	"github.com/aminator-go/aminator/internal/image/sbom"
@@ -110,14 +111,26 @@ func (s *ebsStandIn) answer(r *http.Request, file string, gib int64, rest []stri
 	return resp, nil
 }
 
-// An attested bake on EC2 (moto) with attest.s3_bucket: the snapshot is
-// tagged with the disk digest the bake read from its volume, which is
-// diskdigest.OfFile of the volume's data; the three documents are in S3
-// and the image is tagged with their references; verify, with this host's
-// store lacking the image's documents, fetches them from S3 and passes;
-// a byte changed in the S3 SPDX document fails it.
-func ec2BakeAttested(t *testing.T) {
-	e := startEC2(t)
+// attestedEC2 is an EC2 cloud on moto whose bakes attest, with
+// attest.s3_bucket, and the stand-ins the test needs.
+type attestedEC2 struct {
+	e       *ec2test.Env
+	cloud   *ec2cloud.Cloud
+	standIn *ebsStandIn
+	bd      *loopBlockDevice
+	cfg     *config.Config
+	st      *attest.Store
+	env     *bake.Environment
+	admin   *s3.Client
+}
+
+const attestBucket = "aminator-attest"
+
+// newAttestedEC2 sets it up: the bucket, this host's key, and the moto
+// base attested as a foundation would be.
+func newAttestedEC2(t *testing.T, e *ec2test.Env) *attestedEC2 {
+	t.Helper()
+
 	ctx := context.Background()
 	dir, err := os.MkdirTemp(workDir(), "ec2-attest-")
 	if err != nil {
@@ -139,7 +152,7 @@ func ec2BakeAttested(t *testing.T) {
 	baseSnap := mustImage(t, cloud, e.BaseID).Root().SnapshotID
 	standIn.set(baseSnap, image, 2)
 
-	const bucket = "aminator-attest"
+	bucket := attestBucket
 	admin := s3Admin(e)
 	if _, err := admin.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
 		t.Fatal(err)
@@ -149,7 +162,7 @@ func ec2BakeAttested(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() })
 	// The moto base stands for a foundation: its provenance is this host's.
 	baseDigest, err := cloud.DiskDigest(ctx, baseSnap)
 	if err != nil {
@@ -166,8 +179,24 @@ func ec2BakeAttested(t *testing.T) {
 		Provisioner: testutil.NewPlugin[plugin.Provisioner](t, plugin.KindProvisioner, "apt", nil, deps),
 		Finalizer:   testutil.NewPlugin[plugin.Finalizer](t, plugin.KindFinalizer, "tagging_ebs", nil, deps),
 	}
+	return &attestedEC2{e: e, cloud: cloud, standIn: standIn, bd: bd, cfg: cfg, st: st, env: env, admin: admin}
+}
+
+// An attested bake on EC2 (moto) with attest.s3_bucket: the snapshot is
+// tagged with the disk digest the bake read from its volume, which is
+// diskdigest.OfFile of the volume's data; the three documents are in S3
+// and the image is tagged with their references; verify, with this host's
+// store lacking the image's documents, fetches them from S3 and passes;
+// a byte changed in the S3 SPDX document fails it.
+func ec2BakeAttested(t *testing.T) {
+	x := newAttestedEC2(t, startEC2(t))
+	e, cloud, bd, standIn, admin, st, cfg := x.e, x.cloud, x.bd, x.standIn, x.admin, x.st, x.cfg
+	const bucket = attestBucket
+	ctx := context.Background()
+	log := slog.New(slog.DiscardHandler)
+
 	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-attest", Version: "1.0-1", Files: map[string]string{"/opt/attest": "attested\n"}})
-	res, err := bake.Run(ctx, env, bake.Request{Package: deb, BaseID: e.BaseID, Suffix: "attest", Creator: "ci", VMType: "hvm"}, log)
+	res, err := bake.Run(ctx, x.env, bake.Request{Package: deb, BaseID: e.BaseID, Suffix: "attest", Creator: "ci", VMType: "hvm"}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +245,7 @@ func ec2BakeAttested(t *testing.T) {
 	if err := st.Delete(ctx, im.ID); err != nil {
 		t.Fatal(err)
 	}
-	trust, err := provenance.LoadTrust(cfg.Attest.Trust(dir))
+	trust, err := provenance.LoadTrust(cfg.Attest.Trust(cfg.StateDir))
 	if err != nil {
 		t.Fatal(err)
 	}
