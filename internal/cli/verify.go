@@ -22,7 +22,10 @@ lists (--trust, default attest.trust_file or STATE/keys/trust.yml) and
 valid now, that the disk's digest recomputed from every byte of the
 image's snapshot and the SBOMs' SHA-256 are the ones it names, and then
 walks the lineage: each ancestor's provenance in turn, down to the
-foundation. It prints one verdict per image and exits 1 unless all pass.`,
+foundation. On EC2 the disk is read through the EBS direct APIs, and an
+image's documents this host's store lacks are fetched from S3 through the
+image's sbom and provenance tags, each checked against the tag's SHA-256.
+It prints one verdict per image and exits 1 unless all pass.`,
 		Args: a.args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withCloud(cmd, func(ctx context.Context, t *target) error {
@@ -38,7 +41,7 @@ foundation. It prints one verdict per image and exits 1 unless all pass.`,
 					return err
 				}
 				defer st.Close()
-				v, err := service.VerifyImage(ctx, t.cloud, st, trust, args[0], time.Now())
+				v, err := service.VerifyImage(ctx, t.cloud, st, service.Remote(t.cfg.Attest, t.cloud), trust, args[0], time.Now())
 				if err != nil {
 					return err
 				}

@@ -22,6 +22,23 @@ type Attest struct {
 	// BuilderID is the absolute URI provenance names as the builder
 	// ("": urn:aminator:host:HOSTNAME).
 	BuilderID string `yaml:"builder_id"`
+	// S3Bucket, when set, keeps an EC2 image's documents in this bucket
+	// too, under S3Prefix + IMAGE-ID/, referenced from the image's sbom
+	// and provenance tags; without it an EC2 image is tagged with the
+	// documents' SHA-256 only.
+	S3Bucket string `yaml:"s3_bucket"`
+	S3Prefix string `yaml:"s3_prefix"`
+}
+
+// DefaultS3Prefix is attest.s3_prefix's default.
+const DefaultS3Prefix = "aminator/attest/"
+
+// Prefix is the key prefix of the documents in S3Bucket.
+func (a Attest) Prefix() string {
+	if a.S3Prefix == "" {
+		return DefaultS3Prefix
+	}
+	return a.S3Prefix
 }
 
 // KMSPrefix marks a SigningKey that names an AWS KMS key.

@@ -127,6 +127,8 @@ func TestErrors(t *testing.T) {
 	}{
 		{name: "unknown top key", sys: "contxt: {}\n", want: []string{"aminator.yml:1", `unknown key "contxt"`, "allowed: attest, binfmt, context, download, lock_dir, log_dir, plugins, state_dir, store_fs"}},
 		{name: "builder id not a URI", sys: "attest:\n  builder_id: my bakery\n", want: []string{"aminator.yml", "attest.builder_id", "not an absolute URI"}},
+		{name: "attest bucket", sys: "attest:\n  s3_bucket: My_Bucket\n", want: []string{"aminator.yml", "attest.s3_bucket", "not an S3 bucket name"}},
+		{name: "attest prefix", sys: "attest:\n  s3_prefix: /abs/\n", want: []string{"aminator.yml", "attest.s3_prefix", "not a key prefix"}},
 		{name: "kms key unnamed", sys: "attest:\n  signing_key: 'kms:'\n", want: []string{"aminator.yml", "attest.signing_key", "names no KMS key"}},
 		{name: "unknown context key", sys: "context:\n  creater: x\n", want: []string{"aminator.yml:2", "context.creater", "allowed:", "creator"}},
 		{name: "bad type", sys: "context:\n  root_volume_size: big\n", want: []string{"aminator.yml:2", "root_volume_size", "whole number"}},

@@ -421,5 +421,13 @@ func (c *Config) checkAttest() error {
 	if a.SigningKey == KMSPrefix {
 		return c.bad("attest.signing_key", "%q names no KMS key (kms:KEY-ID, kms:ARN or kms:alias/NAME)", a.SigningKey)
 	}
+	if a.S3Bucket != "" && !s3BucketRE.MatchString(a.S3Bucket) {
+		return c.bad("attest.s3_bucket", "%q is not an S3 bucket name (3 to 63 lower-case letters, digits, '.' or '-')", a.S3Bucket)
+	}
+	if p := a.S3Prefix; strings.HasPrefix(p, "/") || strings.Contains(p, "//") || len(p) > 512 {
+		return c.bad("attest.s3_prefix", "%q is not a key prefix (no leading '/', no '//', at most 512 characters)", p)
+	}
 	return nil
 }
+
+var s3BucketRE = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)

@@ -24,13 +24,14 @@ import (
 //	Importer     yes    no   no
 //	DiskFiles    yes    no   no
 //	Checker      yes    no   no
-//	DiskDigests  yes    no   no
+//	DiskDigests  yes    yes  no   (ec2: from the snapshot's disk_digest tag,
+//	                               or read through the EBS direct APIs)
 //	StoreSetup   yes    no   no   (a Registration's, before the cloud opens)
 //
 // EC2 keeps no package manifest (an image's tags would not hold one), and
-// keeps snapshot data where only an instance can read it through a volume:
-// the commands that read an image's disk or its manifest run on the local
-// cloud.
+// keeps snapshot data where only an instance can read it through a volume
+// or the EBS direct APIs block by block: the commands that read an
+// image's disk or its manifest run on the local cloud.
 
 // ErrNoCapability is wrapped by the error of a command asking a cloud for
 // a capability it lacks.
@@ -197,6 +198,15 @@ type DiskDigests interface {
 	// ReadDiskDigest recomputes it by reading every byte, checking the
 	// stored data on the way.
 	ReadDiskDigest(ctx context.Context, snapshotID string) (string, error)
+}
+
+// DiskDigestTags is implemented by DiskDigests clouds that cannot give a
+// snapshot's digest without reading it, unless its bake recorded the
+// digest in a tag of the snapshot (EC2): a bake that attests then reads
+// its volume's digest before the snapshot and tags the snapshot with the
+// key and value DiskDigestTag gives, and DiskDigest reads that tag.
+type DiskDigestTags interface {
+	DiskDigestTag(digest string) (key, value string)
 }
 
 // StoreCheck lists what is wrong in a chunk store (the local cloud's,

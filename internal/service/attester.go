@@ -57,8 +57,12 @@ func NewAttester(ctx context.Context, cfg *config.Config, cloudName string, clou
 	if err != nil {
 		return nil, nil, err
 	}
-	return &bake.Attester{Store: attestStore{st}, Signer: signer, BuilderID: cfg.Attest.Builder(),
-		Tool: "aminator", Version: ToolVersion(version)}, st, nil
+	a := &bake.Attester{Store: attestStore{st}, Signer: signer, BuilderID: cfg.Attest.Builder(),
+		Tool: "aminator", Version: ToolVersion(version)}
+	if p := newEC2Docs(cfg.Attest, cloud); p != nil {
+		a.Publisher = p
+	}
+	return a, st, nil
 }
 
 func openSigner(ctx context.Context, cfg *config.Config, cloud plugin.Cloud, log *slog.Logger) (provenance.Signer, error) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/aminator-go/aminator/internal/image/provenance"
 	"github.com/aminator-go/aminator/internal/image/sbom"
+	"github.com/aminator-go/aminator/internal/plugin"
 )
 
 // Attester makes an image's SBOMs (SPDX and CycloneDX) and its signed
@@ -21,7 +22,27 @@ type Attester struct {
 	BuilderID string
 	// Tool and Version name the program (aminator and its version).
 	Tool, Version string
+	// Publisher, when set, also keeps the documents beside the image in
+	// its cloud, referenced from the image's tags (EC2: attest.s3_bucket).
+	Publisher Publisher
 }
+
+// Publisher keeps an image's documents where its cloud keeps the image
+// (EC2: an S3 bucket, or only their digests), once the Attester has kept
+// them on this host, and says which tags on the image reference them.
+type Publisher interface {
+	// Publish stores the documents of image imageID and returns the tags
+	// that reference them, each value at most MaxRefLen long.
+	Publish(ctx context.Context, imageID string, d Documents) (plugin.Tags, error)
+	// Unpublish removes what Publish stored (nothing stored: nil).
+	Unpublish(ctx context.Context, imageID string) error
+	// TagKeys are the keys of the tags Publish returns, counted against
+	// the cloud's tag limits before a bake makes anything.
+	TagKeys() []string
+}
+
+// MaxRefLen is the longest tag value a Publisher gives: EC2's limit.
+const MaxRefLen = 256
 
 // Documents are an image's attestations, as bytes.
 type Documents struct{ SPDX, CycloneDX, Provenance []byte }

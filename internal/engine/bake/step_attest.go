@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"time"
 
@@ -16,11 +17,13 @@ import (
 // Attesting says the environment attests its images.
 func Attesting(s *State) bool { return s.Env.Attest != nil }
 
-// NeedsDiskRead says the cloud cannot give a snapshot's disk digest, so
-// the bake reads the volume for it before the snapshot.
+// NeedsDiskRead says the cloud cannot give a snapshot's disk digest
+// without reading it, so the bake reads the volume for it before the
+// snapshot (and tags the snapshot with it where the cloud keeps it so).
 func NeedsDiskRead(s *State) bool {
 	_, ok := s.Env.Cloud.(plugin.DiskDigests)
-	return Attesting(s) && !ok
+	_, tags := s.Env.Cloud.(plugin.DiskDigestTags)
+	return Attesting(s) && (!ok || tags)
 }
 
 // readInventory lists the image's packages from its own package database
@@ -48,7 +51,9 @@ func (readInventory) Run(ctx context.Context, s *State) error {
 }
 
 // ReadDiskDigest reads the unmounted volume's disk digest where the cloud
-// cannot give a snapshot's (EC2: the volume is this host's device).
+// cannot give a snapshot's without reading it (EC2: the volume is this
+// host's device); on a cloud with DiskDigestTags it goes in the
+// snapshot's tags, from which DiskDigest gives it later.
 type ReadDiskDigest struct{}
 
 // Name is the stage's.
@@ -67,6 +72,22 @@ func (ReadDiskDigest) Run(ctx context.Context, s *State) error {
 	}
 	s.DiskDigest, err = diskdigest.OfFile(ctx, f, size)
 	return err
+}
+
+// snapshotTags are s.SnapshotTags and, on a cloud with DiskDigestTags,
+// the disk digest the bake read.
+func snapshotTags(s *State) plugin.Tags {
+	t, ok := s.Env.Cloud.(plugin.DiskDigestTags)
+	if !ok || s.DiskDigest == "" {
+		return s.SnapshotTags
+	}
+	tags := maps.Clone(s.SnapshotTags)
+	if tags == nil {
+		tags = plugin.Tags{}
+	}
+	k, v := t.DiskDigestTag(s.DiskDigest)
+	tags[k] = v
+	return tags
 }
 
 // AttestImage writes the registered image's SBOMs and signed provenance
@@ -94,13 +115,39 @@ func (a AttestImage) Run(ctx context.Context, s *State) error {
 	} else {
 		at.Configuration = settings(s)
 	}
-	if _, err := s.Env.Attest.Attest(ctx, at); err != nil {
+	docs, err := s.Env.Attest.Attest(ctx, at)
+	if err != nil {
 		return err
 	}
 	id := s.Image.ID
 	s.Undo.Rollback("remove the SBOMs and provenance of "+id, func(ctx context.Context) error {
 		return s.Env.Attest.Store.Forget(ctx, id)
 	})
+	return publish(ctx, s, docs)
+}
+
+// publish keeps the documents beside the image where the Attester has a
+// Publisher, and tags the image with their references.
+func publish(ctx context.Context, s *State, docs Documents) error {
+	p := s.Env.Attest.Publisher
+	if p == nil {
+		return nil
+	}
+	id := s.Image.ID
+	s.Undo.Rollback("remove the published SBOMs and provenance of "+id, func(ctx context.Context) error {
+		return p.Unpublish(ctx, id)
+	})
+	tags, err := p.Publish(ctx, id, docs)
+	if err != nil {
+		return fmt.Errorf("publish the SBOMs and provenance of %s: %w", id, err)
+	}
+	if err := s.Env.Cloud.CreateTags(ctx, id, tags); err != nil {
+		return fmt.Errorf("tag image %s with its SBOM and provenance: %w", id, err)
+	}
+	if s.Image.Tags == nil {
+		s.Image.Tags = plugin.Tags{}
+	}
+	maps.Copy(s.Image.Tags, tags)
 	return nil
 }
 

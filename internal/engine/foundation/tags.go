@@ -58,6 +58,7 @@ func checkInputs(ctx context.Context, env *bake.Environment, o Options, name str
 	}
 	image, snapshot := ownTags(o, "", 0, layoutPartition(o.Layout)), ownTags(o, "", 0, layoutPartition(o.Layout))
 	image["creation_time"] = ""
+	bake.AttestTags(env, image, snapshot)
 	if err := bake.CheckTags(plugin.LimitsOf(env.Cloud), o.Tags, map[string]plugin.Tags{"image": image, "snapshot": snapshot}); err != nil {
 		return &bake.UsageError{Err: err}
 	}

@@ -80,13 +80,13 @@ type SBOM struct {
 
 // Inputs are everything a Statement says.
 type Inputs struct {
-	Image         Image
-	SBOMs         []SBOM
-	Base          *Image   // nil for a foundation or an import
-	Package       *Package // nil for a foundation or an import
+	Image   Image
+	SBOMs   []SBOM
+	Base    *Image   // nil for a foundation or an import
+	Package *Package // nil for a foundation or an import
 	// Import says the image is an imported disk (BuildTypeImport), not a
 	// foundation; it has neither base nor package either.
-	Import bool
+	Import        bool
 	Configuration map[string]any
 	BuilderID     string // an absolute URI naming the bakery (the trust boundary)
 	Tool, Version string // e.g. "aminator", "1.4.0"

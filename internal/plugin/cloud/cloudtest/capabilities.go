@@ -357,9 +357,13 @@ func (s *suite) diskDigests(t *testing.T) {
 			t.Errorf("diskdigest.OfFile of the restored base: %s; the cloud says %s", got, want)
 		}
 	}
-	sn := s.newSnapshot(t, nil)
-	if got, err := d.DiskDigest(ctx, sn.ID); err != nil || got != want {
-		t.Errorf("DiskDigest of a snapshot of an unchanged volume: %s, %v; want the base's %s", got, err, want)
+	if s.f.SnapshotsKeepNoData {
+		t.Log("the double keeps no data for new snapshots: their digest is not checked")
+	} else {
+		sn := s.newSnapshot(t, nil)
+		if got, err := d.DiskDigest(ctx, sn.ID); err != nil || got != want {
+			t.Errorf("DiskDigest of a snapshot of an unchanged volume: %s, %v; want the base's %s", got, err, want)
+		}
 	}
 	missing := ids.New("snap")
 	_, err = d.DiskDigest(ctx, missing)

@@ -104,7 +104,7 @@ func (d *Driver) installRepo(ctx context.Context, c plugin.Chroot, ref plugin.Pa
 // install. fetched says whether the package manager may have downloaded
 // anything: a Fixer's file install alone does not (dpkg -i), its fix does.
 func (d *Driver) installFile(ctx context.Context, c plugin.Chroot, ref plugin.PackageRef, sw *stopwatch) (name string, fetched bool, sum string, err error) {
-	own := false // a copy made here, removed here; Inspect's is its caller's
+	own := false      // a copy made here, removed here; Inspect's is its caller's
 	if !ref.Private { // Inspect did not download or check it: do it now
 		if ref, err = d.localize(ctx, ref); err != nil {
 			return "", false, "", err
