@@ -168,6 +168,7 @@ func (a *app) imagesImportCommand() *cobra.Command {
 	var imp plugin.ImportRequest
 	var tags []string
 	var role string
+	var attestIt bool
 	imp.Architecture, imp.VirtualizationType = "x86_64", "hvm"
 	cmd := &cobra.Command{
 		Use:   "import NAME FILE.img",
@@ -200,6 +201,11 @@ func (a *app) imagesImportCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if attestIt {
+					if err := a.attestImport(ctx, t, im, args[1]); err != nil {
+						return err
+					}
+				}
 				return a.print(im, func() { fmt.Fprintln(a.stdout, im.ID) })
 			})
 		},
@@ -208,6 +214,7 @@ func (a *app) imagesImportCommand() *cobra.Command {
 	cmd.Flags().StringVar(&imp.VirtualizationType, "vm-type", "hvm", "virtualization type")
 	cmd.Flags().StringVar(&imp.Description, "description", "", "description")
 	cmd.Flags().StringArrayVar(&tags, "tag", nil, "tag KEY=VALUE (repeatable)")
+	cmd.Flags().BoolVar(&attestIt, "attest", false, "also write the image's SBOMs (its packages read from its disk) and a signed provenance naming the file; a lineage walk ends at it")
 	cmd.Flags().StringVar(&role, "role", channels.RoleFoundation, "role: foundation (a pristine OS; bakes on it make base images), base or app")
 	return cmd
 }
@@ -358,4 +365,17 @@ func (a *app) printDiff(d service.ManifestDiff) {
 		fmt.Fprintf(a.stdout, "v %s %s -> %s (downgraded)\n", p.Name, p.From, p.To)
 	}
 	fmt.Fprintf(a.stdout, "%d added, %d removed, %d upgraded, %d downgraded\n", len(d.Added), len(d.Removed), len(d.Upgraded), len(d.Downgraded))
+}
+
+// attestImport attests an imported image; when it cannot, the image is
+// removed again, so a failed import --attest leaves nothing.
+func (a *app) attestImport(ctx context.Context, t *target, im *plugin.Image, source string) error {
+	err := service.AttestImport(ctx, t.cfg, t.name, t.cloud, im, source, a.logger(t.cfg.Context.Debug))
+	if err == nil {
+		return nil
+	}
+	if _, rerr := service.RemoveImage(context.WithoutCancel(ctx), t.cloud, nil, im.ID, false); rerr != nil {
+		return errors.Join(err, fmt.Errorf("remove the imported image %s: %w", im.ID, rerr))
+	}
+	return fmt.Errorf("attest the imported image (removed again): %w", err)
 }

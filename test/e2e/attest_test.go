@@ -39,6 +39,32 @@ func TestBakeIsAttested(t *testing.T) {
 	}
 
 	verifyTampering(t, id)
+	attestedImport(t, deb)
+}
+
+// An import attested on request has SBOMs like a bake's, and an app baked
+// on it verifies with its whole lineage, ending at the import; an import
+// of a file with no filesystem aminator can read fails and leaves no image.
+func attestedImport(t *testing.T, deb string) {
+	imp := mustOK(t, aminate(t, "images", "import", "attested-base", testutil.DebianBase(t), "--role", "base", "--attest"))
+	e2etest.Shared().CheckSBOMs(t, imp, 0)
+	app := mustOK(t, aminate(t, "-B", imp, "-s", "att2", deb))
+	out := mustOK(t, aminate(t, "verify", app))
+	if !strings.Contains(out, "ok   "+app) || !strings.Contains(out, "ok   "+imp) {
+		t.Errorf("verify of an app on an attested import:\n%s", out)
+	}
+	junk := filepath.Join(t.TempDir(), "junk.img")
+	if err := os.WriteFile(junk, make([]byte, 4<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := mustOK(t, aminate(t, "images", "list", "--output", "json"))
+	r := aminate(t, "images", "import", "junk", junk, "--attest")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "removed again") {
+		t.Errorf("import --attest of a disk with no filesystem: exit %d\n%s", r.Code, r.Stderr)
+	}
+	if after := mustOK(t, aminate(t, "images", "list", "--output", "json")); after != before {
+		t.Errorf("a failed import --attest left an image")
+	}
 }
 
 // verifyTampering checks verify's verdicts: the app passes, its imported

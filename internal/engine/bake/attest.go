@@ -65,9 +65,11 @@ type Attestation struct {
 	ImageID    string
 	DiskDigest string
 	Inventory  *sbom.Inventory
-	// Base and Package are nil for a foundation.
+	// Base and Package are nil for a foundation or an import.
 	Base    *provenance.Image
 	Package *provenance.Package
+	// Import says the image is an imported disk, attested on request.
+	Import bool
 	// Configuration is the resolved settings, by configuration key.
 	Configuration     map[string]any
 	BakeID            string
@@ -100,7 +102,7 @@ func (a *Attester) Attest(ctx context.Context, at Attestation) (Documents, error
 			{Name: at.ImageID + ".spdx.json", MediaType: MediaSPDX, SHA256: hexSHA256(d.SPDX)},
 			{Name: at.ImageID + ".cdx.json", MediaType: MediaCycloneDX, SHA256: hexSHA256(d.CycloneDX)},
 		},
-		Base: at.Base, Package: at.Package, Configuration: at.Configuration,
+		Base: at.Base, Package: at.Package, Import: at.Import, Configuration: at.Configuration,
 		BuilderID: a.BuilderID, Tool: a.Tool, Version: a.Version,
 		BakeID: at.BakeID, Started: at.Started, Finished: at.Finished,
 	})
