@@ -57,6 +57,9 @@ app_arm64=$(echo "$apps" | awk '$1 == "arm64" {print $2}')
 echo "== apps, launched like EC2 (x86_64, then Graviton) and logged into over ssh" >&2
 launched=$($A test "$app_x86")
 launched_arm64=$($A test "$app_arm64")
+echo "== apps' provenance, verified with their lineage (signature, disk, SBOMs)" >&2
+verified=$($A verify "$app_x86")
+verified_arm64=$($A verify "$app_arm64")
 
 echo
 echo "foundations: $foundation (x86_64), $foundation_arm64 (arm64)"
@@ -73,3 +76,8 @@ $A images show "$app_arm64"
 echo
 echo "$launched"
 echo "$launched_arm64"
+echo
+echo "$verified"
+echo "$verified_arm64"
+echo
+echo "packages in the x86_64 app's SBOM: $($A images sbom "$app_x86" --format cyclonedx | grep -o '"purl": *"pkg:' | wc -l)"

@@ -15,6 +15,12 @@ type QueuedBake struct {
 	// (the one its key names); "" bakes on what the request names.
 	BaseID  string  `json:"base_id,omitempty"`
 	Request Request `json:"request"`
+	// SigningKey and TrustFile are the bakery's (aminate serve
+	// --signing-key, --trust-file), never a request's: the child signs
+	// the image with that key (attest.signing_key, attest.trust_file; ""
+	// keeps the child's configured ones).
+	SigningKey string `json:"signing_key,omitempty"`
+	TrustFile  string `json:"trust_file,omitempty"`
 }
 
 // QueuedBakeOf is the queued bake of a record.
@@ -40,6 +46,12 @@ func (j QueuedBake) Settings() (settings map[string]string, tags map[string]stri
 		delete(settings, "base_ami_name")
 		delete(settings, "label")
 		settings["base_ami_id"] = j.BaseID
+	}
+	if j.SigningKey != "" {
+		settings["attest.signing_key"] = j.SigningKey
+	}
+	if j.TrustFile != "" {
+		settings["attest.trust_file"] = j.TrustFile
 	}
 	tags = map[string]string{"bakery_id": j.ID}
 	maps.Copy(tags, q.Tags)

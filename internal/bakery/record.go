@@ -41,6 +41,9 @@ type Record struct {
 	// architecture of a request for several (ImageID is the first's); of
 	// a failed one with KeepPartial, those it kept.
 	Images []Image `json:"images,omitempty"`
+	// Provenance is the worker's verification of the image (the first
+	// that failed, of several): nil when it was not checked.
+	Provenance *Provenance `json:"provenance,omitempty"`
 }
 
 // Image is an image a bake made.
@@ -48,6 +51,34 @@ type Image struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
 	Arch string `json:"arch,omitempty"`
+	// Provenance is this image's verification (nil: not checked).
+	Provenance *Provenance `json:"provenance,omitempty"`
+}
+
+// Provenance is what the worker found when it verified a new image as
+// aminate verify does, against the bakery's trust file: OK when the
+// image's own provenance is signed by a trusted signer and names its
+// disk and SBOMs as they are. A failure does not fail the bake.
+type Provenance struct {
+	OK     bool   `json:"ok"`
+	Signer string `json:"signer,omitempty"`
+	KeyID  string `json:"key_id,omitempty"`
+	Error  string `json:"error,omitempty"`
+	// LineageOK says every ancestor passed too (an imported base has
+	// no provenance, so an image baked on one has LineageOK false).
+	LineageOK bool `json:"lineage_ok"`
+	// Lineage is one verdict per image: the image, then its ancestors.
+	Lineage []Verdict `json:"lineage,omitempty"`
+}
+
+// Verdict is one image's verification in a lineage.
+type Verdict struct {
+	Image   string `json:"image"`
+	OK      bool   `json:"ok"`
+	Signer  string `json:"signer,omitempty"`
+	KeyID   string `json:"key_id,omitempty"`
+	Package string `json:"package,omitempty"`
+	Error   string `json:"error,omitempty"`
 }
 
 // Done reports whether the bake has ended.

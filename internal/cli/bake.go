@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/aminator-go/aminator/internal/config"
 	"github.com/aminator-go/aminator/internal/engine/bake"
@@ -271,6 +272,9 @@ manifest; bake a meta package onto it to make a base image.`,
 				o.Arch = cfg.Context.Arch
 			}
 			o.Kernel = !noKernel
+			if o.SourceDateEpoch, err = sourceDateEpoch(cmd.Flags().Lookup("source-date-epoch")); err != nil {
+				return err
+			}
 			o.Tags = map[string]string{}
 			for k, v := range cfg.Context.Tags {
 				o.Tags[k] = v
@@ -317,9 +321,29 @@ manifest; bake a meta package onto it to make a base image.`,
 	f.StringSliceVar(&o.Include, "include", nil, "more packages to install (comma-separated)")
 	f.StringVar(&o.ScratchDir, "scratch-dir", "", "where to build the tree (default /dev/shm when it has room)")
 	f.BoolVar(&test, "test", false, "boot-test the image after registering it")
+	f.String("source-date-epoch", "", "make the disk reproducible: seconds since 1970 its times are clamped to, with its UUIDs derived from the inputs (default: $SOURCE_DATE_EPOCH; unset: not reproducible)")
 	bootTestFlags(f)
 	f.StringArrayVar(&a.tags, "tag", nil, "extra tag KEY=VALUE (repeatable; not one aminator sets; the cloud's limits apply)")
 	return cmd
+}
+
+// sourceDateEpoch is a foundation's --source-date-epoch, else the
+// environment's SOURCE_DATE_EPOCH (empty is unset), else nil (not
+// reproducible).
+func sourceDateEpoch(flag *pflag.Flag) (*int64, error) {
+	v, from := flag.Value.String(), "--source-date-epoch"
+	if !flag.Changed {
+		var ok bool
+		if v, ok = os.LookupEnv("SOURCE_DATE_EPOCH"); !ok || v == "" {
+			return nil, nil
+		}
+		from = "SOURCE_DATE_EPOCH"
+	}
+	n, err := foundation.ParseEpoch(v, time.Now())
+	if err != nil {
+		return nil, usagef("%s: %v", from, err)
+	}
+	return &n, nil
 }
 
 // writeJSON writes v to path atomically.

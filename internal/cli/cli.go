@@ -63,6 +63,7 @@ type app struct {
 // Main runs the CLI and returns the process exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
 	a := &app{stdout: stdout, stderr: stderr}
+	service.Version = Version
 	root := a.rootCommand()
 	root.SetArgs(args)
 	root.SetOut(stdout)
@@ -124,7 +125,7 @@ PACKAGE is a repository package (name or name=version), a local .deb
 	a.bakeFlags(bakeCmd.Flags())
 	root.AddCommand(bakeCmd, a.imagesCommand(), a.snapshotsCommand(), a.volumesCommand(),
 		a.environmentsCommand(), a.configCommand(), a.versionCommand(), a.foundationCommand(), a.testCommand(),
-		a.gcCommand(), a.fsckCommand(), a.initCommand(), a.poolCommand(), a.pushCommand(), a.serveCommand(), a.bakeryCommand(), a.bakeryBakeCommand(), a.bundleCommand())
+		a.gcCommand(), a.fsckCommand(), a.initCommand(), a.poolCommand(), a.pushCommand(), a.serveCommand(), a.bakeryCommand(), a.bakeryBakeCommand(), a.bundleCommand(), a.keysCommand(), a.verifyCommand())
 	return root
 }
 

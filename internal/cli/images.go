@@ -5,20 +5,23 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/aminator-go/aminator/internal/engine/channels"
+	"github.com/aminator-go/aminator/internal/image/attest"
+	"github.com/aminator-go/aminator/internal/image/treediff"
 	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/service"
 )
 
 func (a *app) imagesCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "images", Short: "List, show, import, promote, diff, export and remove images"}
+	cmd := &cobra.Command{Use: "images", Short: "List, show, import, promote, diff, export and remove images, print their SBOMs"}
 	cmd.AddCommand(a.imagesListCommand(), a.imagesShowCommand(), a.imagesRmCommand(), a.imagesImportCommand(),
-		a.promoteCommand(), a.diffCommand(), a.exportCommand())
+		a.promoteCommand(), a.diffCommand(), a.exportCommand(), a.imagesSBOMCommand())
 	return cmd
 }
 
@@ -36,20 +39,29 @@ func parseTags(tags []string) (plugin.Tags, error) {
 }
 
 func (a *app) imagesListCommand() *cobra.Command {
-	var family, label, role string
+	var family, label, role, has string
 	var tags []string
 	list := &cobra.Command{
-		Use: "list", Short: "List images, newest first (--family, --label, --role, --tag filter)", Args: a.args(cobra.NoArgs),
+		Use: "list", Short: "List images, newest first (--family, --label, --role, --tag filter; --has: those carrying a package)", Args: a.args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			given, err := parseTags(tags)
 			if err != nil {
 				return err
+			}
+			var q attest.Query
+			if has != "" {
+				if q, err = attest.ParseQuery(has); err != nil {
+					return usageError{fmt.Errorf("--has: %w", err)}
+				}
 			}
 			filter := service.ImageFilter(family, label, role, given)
 			return a.withCloud(cmd, func(ctx context.Context, t *target) error {
 				ims, err := t.cloud.FindImages(ctx, filter)
 				if err != nil {
 					return err
+				}
+				if has != "" {
+					return a.listHas(ctx, t, ims, q)
 				}
 				return printList(a, ims, "ID\tNAME\tARCH\tAPPVERSION\tROLE\tCHANNEL\tCREATED", func(im *plugin.Image) []string {
 					return []string{im.ID, im.Name, im.Architecture, im.Tags["appversion"], im.Tags[channels.TagRole], im.Tags[channels.TagChannel], age(im.CreatedAt)}
@@ -61,6 +73,7 @@ func (a *app) imagesListCommand() *cobra.Command {
 	list.Flags().StringVar(&label, "label", "", "only images carrying this channel label")
 	list.Flags().StringVar(&role, "role", "", "only foundation, base or app images")
 	list.Flags().StringArrayVar(&tags, "tag", nil, "only images with this tag KEY=VALUE (repeatable)")
+	list.Flags().StringVar(&has, "has", "", "only images whose stored SBOM lists this package: NAME, NAME=VERSION, NAME=3.0.x, NAME>=3.0,<3.1 (a row per matching package)")
 	return list
 }
 
@@ -122,12 +135,17 @@ func (a *app) printLineage(chain []service.LineageEntry) {
 func (a *app) imagesRmCommand() *cobra.Command {
 	var keepSnaps bool
 	rm := &cobra.Command{
-		Use: "rm IMAGE...", Short: "Deregister images and delete their snapshots", Args: a.args(cobra.MinimumNArgs(1)),
+		Use: "rm IMAGE...", Short: "Deregister images and delete their snapshots and stored SBOMs and provenance", Args: a.args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withCloud(cmd, func(ctx context.Context, t *target) error {
+				docs, err := service.OpenAttest(t.cfg, t.name)
+				if err != nil {
+					return err
+				}
+				defer docs.Close()
 				var errs []error
 				for _, ref := range args {
-					r, err := service.RemoveImage(ctx, t.cloud, ref, keepSnaps)
+					r, err := service.RemoveImage(ctx, t.cloud, docs, ref, keepSnaps)
 					if r.Image != "" {
 						fmt.Fprintln(a.stdout, "deregistered", r.Image)
 					}
@@ -150,6 +168,7 @@ func (a *app) imagesImportCommand() *cobra.Command {
 	var imp plugin.ImportRequest
 	var tags []string
 	var role string
+	var attestIt bool
 	imp.Architecture, imp.VirtualizationType = "x86_64", "hvm"
 	cmd := &cobra.Command{
 		Use:   "import NAME FILE.img",
@@ -182,6 +201,11 @@ func (a *app) imagesImportCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if attestIt {
+					if err := a.attestImport(ctx, t, im, args[1]); err != nil {
+						return err
+					}
+				}
 				return a.print(im, func() { fmt.Fprintln(a.stdout, im.ID) })
 			})
 		},
@@ -190,6 +214,7 @@ func (a *app) imagesImportCommand() *cobra.Command {
 	cmd.Flags().StringVar(&imp.VirtualizationType, "vm-type", "hvm", "virtualization type")
 	cmd.Flags().StringVar(&imp.Description, "description", "", "description")
 	cmd.Flags().StringArrayVar(&tags, "tag", nil, "tag KEY=VALUE (repeatable)")
+	cmd.Flags().BoolVar(&attestIt, "attest", false, "also write the image's SBOMs (its packages read from its disk) and a signed provenance naming the file; a lineage walk ends at it")
 	cmd.Flags().StringVar(&role, "role", channels.RoleFoundation, "role: foundation (a pristine OS; bakes on it make base images), base or app")
 	return cmd
 }
@@ -226,12 +251,20 @@ func (a *app) promoteCommand() *cobra.Command {
 }
 
 func (a *app) diffCommand() *cobra.Command {
-	return &cobra.Command{
+	var files bool
+	var ignore []string
+	cmd := &cobra.Command{
 		Use:   "diff IMAGE_A IMAGE_B",
-		Short: "Show the packages added, removed, upgraded and downgraded from A to B",
+		Short: "Show the packages added, removed, upgraded and downgraded from A to B, or with --files the files",
 		Args:  a.args(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(ignore) > 0 && !files {
+				return usagef("--ignore needs --files")
+			}
 			return a.withCloud(cmd, func(ctx context.Context, t *target) error {
+				if files {
+					return a.diffFiles(ctx, t, args[0], args[1], ignore)
+				}
 				m, err := capability[plugin.Manifests](t, "package manifests")
 				if err != nil {
 					return err
@@ -244,6 +277,41 @@ func (a *app) diffCommand() *cobra.Command {
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&files, "files", false, "compare the images' root file trees (content, mode, owner, xattrs, symlinks); exit 1 when they differ")
+	cmd.Flags().StringArrayVar(&ignore, "ignore", nil, "with --files, leave out paths matching this glob (/var/log/*; a matching directory with all under it); repeatable")
+	return cmd
+}
+
+// diffFiles prints the differences of two images' file trees, one line
+// (or JSON object) each, and exits 1 when there are any, 2 when it
+// cannot compare them, as diff(1) does.
+func (a *app) diffFiles(ctx context.Context, t *target, refA, refB string, ignore []string) error {
+	disks, err := capability[plugin.DiskFiles](t, "disk files on this host to compare")
+	var diffs []treediff.Diff
+	if err == nil {
+		diffs, err = service.DiffFiles(ctx, struct {
+			plugin.ImageFinder
+			plugin.DiskFiles
+		}{t.cloud, disks}, refA, refB, treediff.Options{Ignore: ignore, Workers: runtime.NumCPU()})
+	}
+	if err != nil { // trouble exits 2, as diff(1)'s does: 1 means "they differ"
+		fmt.Fprintln(a.stderr, "aminate: error:", err)
+		return service.ExitError{Code: 2}
+	}
+	if diffs == nil {
+		diffs = []treediff.Diff{}
+	}
+	if err := a.print(diffs, func() {
+		for _, d := range diffs {
+			fmt.Fprintln(a.stdout, d)
+		}
+	}); err != nil {
+		return err
+	}
+	if len(diffs) > 0 {
+		return service.ExitError{Code: 1}
+	}
+	return nil
 }
 
 func (a *app) exportCommand() *cobra.Command {
@@ -297,4 +365,17 @@ func (a *app) printDiff(d service.ManifestDiff) {
 		fmt.Fprintf(a.stdout, "v %s %s -> %s (downgraded)\n", p.Name, p.From, p.To)
 	}
 	fmt.Fprintf(a.stdout, "%d added, %d removed, %d upgraded, %d downgraded\n", len(d.Added), len(d.Removed), len(d.Upgraded), len(d.Downgraded))
+}
+
+// attestImport attests an imported image; when it cannot, the image is
+// removed again, so a failed import --attest leaves nothing.
+func (a *app) attestImport(ctx context.Context, t *target, im *plugin.Image, source string) error {
+	err := service.AttestImport(ctx, t.cfg, t.name, t.cloud, im, source, a.logger(t.cfg.Context.Debug))
+	if err == nil {
+		return nil
+	}
+	if _, rerr := service.RemoveImage(context.WithoutCancel(ctx), t.cloud, nil, im.ID, false); rerr != nil {
+		return errors.Join(err, fmt.Errorf("remove the imported image %s: %w", im.ID, rerr))
+	}
+	return fmt.Errorf("attest the imported image (removed again): %w", err)
 }

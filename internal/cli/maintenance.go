@@ -32,7 +32,8 @@ gc plans first, then removes each planned item after checking it again;
 gone (and pool volumes a killed bake was taking), snapshots their maker
 never finished, snapshots a killed bake never registered, manifests whose
 snapshot row is gone, chunks no snapshot uses, and the scratch files,
-locks and mount points of killed jobs. A manifest gc cannot read is
+locks and mount points of killed jobs. On any cloud: the stored SBOMs and
+provenance (state directory's attest/) of the cloud's images that are gone. A manifest gc cannot read is
 reported, and every chunk kept until it is fixed. With --cloud ec2: the
 volumes and snapshots that bakes on this instance left (tagged by
 aminator, their bake no longer running here); volumes are detached and
@@ -53,7 +54,16 @@ died half way, images deregistered). --dry-run only says.`,
 				if p == nil {
 					return err
 				}
-				return errors.Join(err, a.runGC(ctx, p, dry))
+				store, err2 := service.OpenAttest(t.cfg, t.name)
+				if err2 != nil {
+					return errors.Join(err, err2, a.runGC(ctx, p, dry))
+				}
+				defer store.Close()
+				docs, err2 := service.PlanAttestGC(ctx, store, t.cloud, t.name)
+				if docs != nil {
+					p = gcreport.Join(p, docs)
+				}
+				return errors.Join(err, err2, a.runGC(ctx, p, dry))
 			})
 		},
 	}

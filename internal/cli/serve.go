@@ -51,6 +51,7 @@ type serveOptions struct {
 	defaultTimeout, maxTimeout time.Duration
 	retention                  store.Retention
 	limits                     *bakeryapi.Limits
+	signingKey, trustFile      string
 }
 
 func (a *app) serveCommand() *cobra.Command {
@@ -89,6 +90,9 @@ members' route addresses; streams and buckets get three replicas.
 			if o.embedded == (o.nats.URL != "") {
 				return usagef("give --nats URL or --embedded-nats")
 			}
+			if err := o.attest(cfg); err != nil {
+				return err
+			}
 			if !cmd.Flags().Changed("worker-region") {
 				o.regions = []string{cfg.Context.Region}
 			}
@@ -125,6 +129,8 @@ members' route addresses; streams and buckets get three replicas.
 	f.Float64Var(&o.limits.Rate, "team-rate", o.limits.Rate, "bake requests per minute per team")
 	f.Float64Var(&o.limits.Rebakes, "team-rebake-rate", o.limits.Rebakes, "rebake requests per minute per team")
 	f.IntVar(&o.limits.MaxQueued, "team-max-queued", o.limits.MaxQueued, "bakes a team may have queued or running")
+	f.StringVar(&o.signingKey, "signing-key", "", "sign every image the workers bake with this key: a PEM key file or kms:KEY (default: attest.signing_key, else each worker host's own key)")
+	f.StringVar(&o.trustFile, "trust-file", "", "verify every image the workers bake against this trust file (default: attest.trust_file, else STATE/keys/trust.yml)")
 	return cmd
 }
 
@@ -159,12 +165,19 @@ func (a *app) serve(cfg *config.Config, o serveOptions) error {
 	if err != nil {
 		return err
 	}
+	if len(o.regions) > 0 {
+		keyID, err := service.SigningKeyID(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		log.Info("workers sign images", "key_id", keyID, "signing_key", signingKeyName(cfg), "trust_file", cfg.Attest.Trust(cfg.StateDir))
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, len(o.regions)+1)
 	for _, r := range o.regions {
 		w := &worker.Worker{Store: st, Region: r, Runner: runner, Concurrency: o.workers, Log: log, PackageDir: o.packageDir,
 			DefaultTimeout: o.defaultTimeout, MaxTimeout: o.maxTimeout, AckWait: o.ackWait,
-			PoolGrace: o.poolGrace, RegionLimit: o.regionLimit,
+			PoolGrace: o.poolGrace, RegionLimit: o.regionLimit, Verify: verifier(cfg),
 			Pools: func(ctx context.Context) (map[string]int, error) { return service.PooledIn(ctx, cfg, r) }}
 		wg.Add(1)
 		go func() {
@@ -248,7 +261,8 @@ func (a *app) bakeRunner(cfg *config.Config) (*worker.ExecRunner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bakery: %w", err)
 	}
-	runner := &worker.ExecRunner{Binary: self, Args: []string{"--state-dir", cfg.StateDir, "--log-dir", cfg.LogDir}}
+	runner := &worker.ExecRunner{Binary: self, Args: []string{"--state-dir", cfg.StateDir, "--log-dir", cfg.LogDir},
+		SigningKey: cfg.Attest.SigningKey, TrustFile: cfg.Attest.TrustFile}
 	if a.configFile != "" {
 		runner.Args = append(runner.Args, "--config", a.configFile)
 	}

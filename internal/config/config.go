@@ -113,6 +113,8 @@ type Config struct {
 	// x86_64 host) runs its package's code: under qemu-user, through a
 	// binfmt_misc handler (issue 20).
 	Binfmt Binfmt `yaml:"binfmt"`
+	// Attest is how images' provenance is signed and verified (issue 21).
+	Attest Attest `yaml:"attest"`
 
 	// Environments maps an environment name to its plugin per kind.
 	Environments map[string]map[plugin.Kind]string `yaml:"-"`
@@ -462,6 +464,16 @@ func applyFlags(merged map[string]any, flags map[string]string, origin map[strin
 		if top, ok := map[string]string{"state_dir": "state_dir", "log_dir": "log_dir", "lock_dir": "lock_dir", "store_fs": "store_fs"}[k]; ok {
 			merged[top] = flags[k]
 			origin[top] = "flag --" + strings.ReplaceAll(k, "_", "-")
+			continue
+		}
+		if sub, ok := strings.CutPrefix(k, "attest."); ok && (sub == "signing_key" || sub == "trust_file") {
+			// The bakery's key and trust file, which its workers hand their children.
+			a, _ := merged["attest"].(map[string]any)
+			if a == nil {
+				a = map[string]any{}
+			}
+			a[sub], merged["attest"] = flags[k], a
+			origin[k] = "the bakery's " + k
 			continue
 		}
 		if err := setContext(merged, k, flags[k], "flag --"+strings.ReplaceAll(k, "_", "-"), origin); err != nil {

@@ -125,7 +125,11 @@ func TestErrors(t *testing.T) {
 		flags     map[string]string
 		want      []string
 	}{
-		{name: "unknown top key", sys: "contxt: {}\n", want: []string{"aminator.yml:1", `unknown key "contxt"`, "allowed: binfmt, context, download, lock_dir, log_dir, plugins, state_dir, store_fs"}},
+		{name: "unknown top key", sys: "contxt: {}\n", want: []string{"aminator.yml:1", `unknown key "contxt"`, "allowed: attest, binfmt, context, download, lock_dir, log_dir, plugins, state_dir, store_fs"}},
+		{name: "builder id not a URI", sys: "attest:\n  builder_id: my bakery\n", want: []string{"aminator.yml", "attest.builder_id", "not an absolute URI"}},
+		{name: "attest bucket", sys: "attest:\n  s3_bucket: My_Bucket\n", want: []string{"aminator.yml", "attest.s3_bucket", "not an S3 bucket name"}},
+		{name: "attest prefix", sys: "attest:\n  s3_prefix: /abs/\n", want: []string{"aminator.yml", "attest.s3_prefix", "not a key prefix"}},
+		{name: "kms key unnamed", sys: "attest:\n  signing_key: 'kms:'\n", want: []string{"aminator.yml", "attest.signing_key", "names no KMS key"}},
 		{name: "unknown context key", sys: "context:\n  creater: x\n", want: []string{"aminator.yml:2", "context.creater", "allowed:", "creator"}},
 		{name: "bad type", sys: "context:\n  root_volume_size: big\n", want: []string{"aminator.yml:2", "root_volume_size", "whole number"}},
 		{name: "bad vm type", sys: "context:\n  vm_type: xen\n", want: []string{"aminator.yml", "context.vm_type", "allowed: hvm, paravirtual"}},
@@ -223,5 +227,22 @@ func TestExpectHTTP(t *testing.T) {
 		if _, err := load(t, d, nil, map[string]string{"expect_http": bad}); err == nil || !strings.Contains(err.Error(), "expect_http") {
 			t.Errorf("expect_http %q: %v", bad, err)
 		}
+	}
+}
+
+// The bakery's signing key and trust file, which a worker hands its
+// child as the settings attest.signing_key and attest.trust_file, replace
+// the configured ones and keep the rest of attest.
+func TestBakerySigningSettings(t *testing.T) {
+	d := setup(t, map[string]string{"aminator.yml": "attest:\n  signing_key: /etc/host.pem\n  builder_id: urn:aminator:bakery:prod\n"}, nil)
+	c, err := load(t, d, nil, map[string]string{"attest.signing_key": "kms:alias/bakery", "attest.trust_file": "/etc/bakery-trust.yml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := c.Attest; a.SigningKey != "kms:alias/bakery" || a.TrustFile != "/etc/bakery-trust.yml" || a.BuilderID != "urn:aminator:bakery:prod" {
+		t.Errorf("attest %+v", a)
+	}
+	if _, err := load(t, d, nil, map[string]string{"attest.builder_id": "x"}); err == nil {
+		t.Error("attest.builder_id was taken as a setting")
 	}
 }

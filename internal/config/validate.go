@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -274,6 +275,9 @@ func (c *Config) validate() error {
 	if err := c.checkDownload(); err != nil {
 		return err
 	}
+	if err := c.checkAttest(); err != nil {
+		return err
+	}
 	x := &c.Context
 	if !oneOf(x.VMType, "hvm", "paravirtual") {
 		return c.bad("context.vm_type", "%q is not allowed (allowed: hvm, paravirtual)", x.VMType)
@@ -404,3 +408,26 @@ func checkArches(arch string) error {
 	}
 	return nil
 }
+
+// checkAttest checks the signing settings: a builder id is an absolute
+// URI, a KMS key names a key.
+func (c *Config) checkAttest() error {
+	a := c.Attest
+	if a.BuilderID != "" {
+		if u, err := url.Parse(a.BuilderID); err != nil || !u.IsAbs() {
+			return c.bad("attest.builder_id", "%q is not an absolute URI (like https://bakery.example.com or urn:aminator:bakery:prod)", a.BuilderID)
+		}
+	}
+	if a.SigningKey == KMSPrefix {
+		return c.bad("attest.signing_key", "%q names no KMS key (kms:KEY-ID, kms:ARN or kms:alias/NAME)", a.SigningKey)
+	}
+	if a.S3Bucket != "" && !s3BucketRE.MatchString(a.S3Bucket) {
+		return c.bad("attest.s3_bucket", "%q is not an S3 bucket name (3 to 63 lower-case letters, digits, '.' or '-')", a.S3Bucket)
+	}
+	if p := a.S3Prefix; strings.HasPrefix(p, "/") || strings.Contains(p, "//") || len(p) > 512 {
+		return c.bad("attest.s3_prefix", "%q is not a key prefix (no leading '/', no '//', at most 512 characters)", p)
+	}
+	return nil
+}
+
+var s3BucketRE = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)

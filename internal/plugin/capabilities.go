@@ -24,12 +24,14 @@ import (
 //	Importer     yes    no   no
 //	DiskFiles    yes    no   no
 //	Checker      yes    no   no
+//	DiskDigests  yes    yes  no   (ec2: from the snapshot's disk_digest tag,
+//	                               or read through the EBS direct APIs)
 //	StoreSetup   yes    no   no   (a Registration's, before the cloud opens)
 //
 // EC2 keeps no package manifest (an image's tags would not hold one), and
-// keeps snapshot data where only an instance can read it through a volume:
-// the commands that read an image's disk or its manifest run on the local
-// cloud.
+// keeps snapshot data where only an instance can read it through a volume
+// or the EBS direct APIs block by block: the commands that read an
+// image's disk or its manifest run on the local cloud.
 
 // ErrNoCapability is wrapped by the error of a command asking a cloud for
 // a capability it lacks.
@@ -175,6 +177,36 @@ type DiskFiles interface {
 	Scratch(ctx context.Context) (dir string, release func(), err error)
 	// Reflink reports whether volumes and restores are reflink clones.
 	Reflink() bool
+}
+
+// DiskDigests is implemented by clouds that can give a snapshot's disk
+// digest (package diskdigest: a SHA-256 over the SHA-256s of the disk's
+// 512 KiB chunks), the digest provenance names an image's disk by: the
+// local cloud from its chunk store's manifests.
+//
+//   - Not found. Either method of a snapshot that does not exist wraps
+//     ErrNotFound.
+//   - Both give the same lower-case hex digest for a sound snapshot: the
+//     one diskdigest.OfFile gives of the snapshot's raw disk.
+//   - ReadDiskDigest of a snapshot whose stored data changed fails; it
+//     never gives a digest of data other than the snapshot's.
+//   - Cancellation. ReadDiskDigest stops when ctx is done.
+type DiskDigests interface {
+	// DiskDigest is the snapshot's digest from what the cloud already
+	// knows (no read of the disk where it can).
+	DiskDigest(ctx context.Context, snapshotID string) (string, error)
+	// ReadDiskDigest recomputes it by reading every byte, checking the
+	// stored data on the way.
+	ReadDiskDigest(ctx context.Context, snapshotID string) (string, error)
+}
+
+// DiskDigestTags is implemented by DiskDigests clouds that cannot give a
+// snapshot's digest without reading it, unless its bake recorded the
+// digest in a tag of the snapshot (EC2): a bake that attests then reads
+// its volume's digest before the snapshot and tags the snapshot with the
+// key and value DiskDigestTag gives, and DiskDigest reads that tag.
+type DiskDigestTags interface {
+	DiskDigestTag(digest string) (key, value string)
 }
 
 // StoreCheck lists what is wrong in a chunk store (the local cloud's,

@@ -346,6 +346,10 @@ type PackageInfo struct {
 	FullVersion string `json:"full_version"`
 	// InstallTime is how long the package manager itself took to install.
 	InstallTime time.Duration `json:"install_time_ns"`
+	// SHA256 is the installed package file's (hex): the file given or
+	// downloaded, or the one the package manager fetched when it keeps
+	// it until the cache is cleaned (apt); "" when not known (dnf).
+	SHA256 string `json:"sha256,omitempty"`
 	// Installed, when the provisioner read it with the package (one
 	// command), lists every package installed in the chroot right after
 	// the install: the manifest, as long as nothing else runs in the

@@ -294,8 +294,17 @@ func tagArches(ctx context.Context, c plugin.Cloud, group string, made []*ArchBa
 // failure of another architecture fails the request.
 func (j *Job) removeArches(ctx context.Context, c plugin.Cloud, made []*ArchBake) error {
 	var errs []error
+	var docs DocStore // the images' SBOMs and provenance, when they were stored
+	if j.Config != nil {
+		if s, err := OpenAttest(j.Config, ""); err != nil {
+			j.Log.Warn("the removed images' documents stay until gc", "err", err)
+		} else {
+			defer s.Close()
+			docs = s
+		}
+	}
 	for _, b := range slices.Backward(made) {
-		r, err := RemoveImage(ctx, c, b.Image.ID, false)
+		r, err := RemoveImage(ctx, c, docs, b.Image.ID, false)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("remove the %s image %s: %w", b.Arch, b.Image.ID, err))
 			continue

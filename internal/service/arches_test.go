@@ -330,3 +330,36 @@ func TestBakeArchesLabel(t *testing.T) {
 		t.Errorf("base_ami_label %q, %q", x.Tags["base_ami_label"], a.Tags["base_ami_label"])
 	}
 }
+
+// The image a failed request removes loses its stored documents too.
+func TestBakeArchesFailureRemovesSiblingDocuments(t *testing.T) {
+	f := newArchFakes(t)
+	cfg := &config.Config{StateDir: t.TempDir(), LockDir: t.TempDir()}
+	s := openAttestIn(t, cfg)
+	var x86 string
+	f.hook = func(call string) error {
+		if !strings.HasPrefix(call, "RegisterImage ") || !strings.Contains(call, "-arm64-") {
+			return nil
+		}
+		for x86 == "" {
+			for _, im := range f.cloud.Images() {
+				if strings.Contains(im.Name, "-x86_64-") {
+					x86 = im.ID
+				}
+			}
+			if t.Context().Err() != nil {
+				return t.Context().Err()
+			}
+		}
+		putDocs(t, s, x86)
+		return errors.New("injected failure of the arm64 registration")
+	}
+	j := &Job{ID: "bake-test", Kind: "bake", Log: slog.New(slog.DiscardHandler), Config: cfg}
+	req := bake.Request{Package: "hello", BaseName: "base", Creator: "me"}
+	if _, err := j.BakeArches(context.Background(), f.env, req, ArchesOptions{Arches: []string{"x86_64", "arm64"}}); err == nil {
+		t.Fatal("the request succeeded")
+	}
+	if ids, err := s.Images(context.Background()); x86 == "" || err != nil || len(ids) != 0 {
+		t.Errorf("documents of the removed image %s: %v %v", x86, ids, err)
+	}
+}

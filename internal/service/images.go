@@ -55,13 +55,16 @@ type Removal struct {
 	Image string
 	// Snapshots are the snapshots deleted, in the image's device order.
 	Snapshots []string
+	// Documents: its SBOMs and provenance were deleted (or it had none).
+	Documents bool
 }
 
-// RemoveImage deregisters the image ref names and then, unless
+// RemoveImage deregisters the image ref names, deletes its documents from
+// docs (the attestation store; nil: none kept) and then, unless
 // keepSnapshots, deletes the snapshots of its block devices. A snapshot
 // that cannot be deleted does not stop the others; the error joins every
 // failure, and the Removal says what was done all the same.
-func RemoveImage(ctx context.Context, c Remover, ref string, keepSnapshots bool) (Removal, error) {
+func RemoveImage(ctx context.Context, c Remover, docs DocStore, ref string, keepSnapshots bool) (Removal, error) {
 	var r Removal
 	im, err := Find(ctx, c, ref)
 	if err != nil {
@@ -71,10 +74,17 @@ func RemoveImage(ctx context.Context, c Remover, ref string, keepSnapshots bool)
 		return r, err
 	}
 	r.Image = im.ID
-	if keepSnapshots {
-		return r, nil
-	}
 	var errs []error
+	if docs != nil {
+		if err := docs.Delete(ctx, im.ID); err != nil {
+			errs = append(errs, fmt.Errorf("image %s: delete its documents: %w", im.ID, err))
+		} else {
+			r.Documents = true
+		}
+	}
+	if keepSnapshots {
+		return r, errors.Join(errs...)
+	}
 	for _, b := range im.BlockDevices {
 		if b.SnapshotID == "" {
 			continue

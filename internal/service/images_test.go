@@ -15,19 +15,19 @@ func TestRemoveImageCascades(t *testing.T) {
 	ctx := context.Background()
 	f, rec := recorded()
 	one, two := addImage(t, f, "one", plugin.Tags{}), addImage(t, f, "two", plugin.Tags{})
-	r, err := RemoveImage(ctx, f, "one", false)
+	r, err := RemoveImage(ctx, f, nil, "one", false)
 	snaps := []string{one.BlockDevices[0].SnapshotID, one.BlockDevices[1].SnapshotID}
 	if err != nil || r.Image != one.ID || !reflect.DeepEqual(r.Snapshots, snaps) {
 		t.Errorf("remove one: %+v %v", r, err)
 	}
-	if r, err := RemoveImage(ctx, f, two.ID, true); err != nil || r.Image == "" || len(r.Snapshots) != 0 {
+	if r, err := RemoveImage(ctx, f, nil, two.ID, true); err != nil || r.Image == "" || len(r.Snapshots) != 0 {
 		t.Errorf("remove two keeping snapshots: %+v %v", r, err)
 	}
 	want := []string{"DeregisterImage " + one.ID, "DeleteSnapshot " + snaps[0], "DeleteSnapshot " + snaps[1], "DeregisterImage " + two.ID}
 	if got := callsOf(rec, "DeregisterImage", "DeleteSnapshot"); !reflect.DeepEqual(got, want) {
 		t.Errorf("calls %v, want %v", got, want)
 	}
-	if r, err := RemoveImage(ctx, f, "one", false); !errors.Is(err, plugin.ErrNotFound) || r.Image != "" {
+	if r, err := RemoveImage(ctx, f, nil, "one", false); !errors.Is(err, plugin.ErrNotFound) || r.Image != "" {
 		t.Errorf("remove a removed image: %+v %v", r, err)
 	}
 }
@@ -37,7 +37,7 @@ func TestRemoveImageGoesOnPastASnapshot(t *testing.T) {
 	f, rec := recorded()
 	one := addImage(t, f, "one", plugin.Tags{})
 	rec.FailOn("DeleteSnapshot "+one.BlockDevices[0].SnapshotID, nil)
-	r, err := RemoveImage(context.Background(), f, "one", false)
+	r, err := RemoveImage(context.Background(), f, nil, "one", false)
 	if err == nil || r.Image == "" || !reflect.DeepEqual(r.Snapshots, []string{one.BlockDevices[1].SnapshotID}) {
 		t.Errorf("%+v %v", r, err)
 	}

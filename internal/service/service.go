@@ -107,9 +107,32 @@ func ChooseCloud(cfg *config.Config, override string) (string, error) {
 
 // OpenEnvironment builds every plugin of the configured environment;
 // the caller closes it.
+// Every image it makes is attested (SBOMs and signed provenance, kept in
+// STATE/attest); a signing key that cannot be read fails here, before any
+// work.
 func OpenEnvironment(ctx context.Context, cfg *config.Config, log *slog.Logger) (*bake.Environment, error) {
-	return bake.NewEnvironment(cfg, log)
+	env, err := bake.NewEnvironment(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	cloudName, err := CloudName(cfg)
+	if err != nil {
+		env.Close()
+		return nil, err
+	}
+	a, st, err := NewAttester(ctx, cfg, cloudName, env.Cloud, Version, log)
+	if err != nil {
+		env.Close()
+		return nil, fmt.Errorf("attest: %w", err)
+	}
+	env.Attest = a
+	env.OnClose(st.Close)
+	return env, nil
 }
+
+// Version is the program's version, as provenance names it (set by the
+// command line; see ToolVersion).
+var Version = "dev"
 
 // OpenCloud builds the cloud plugin name with its configured settings,
 // as an environment builds it, its store readied first (see

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -70,22 +69,9 @@ func BenchmarkArm64Bake(b *testing.B) {
 	if err := binfmt.View(binfmt.Dir, func(d string) error { return binfmt.Check(d, "arm64") }); err != nil {
 		b.Fatal(err)
 	}
-	work, err := os.MkdirTemp("/var/tmp", "aminator-bench-arm64-")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer os.RemoveAll(work)
-	e := &env{bin: filepath.Join(work, "aminate"), state: filepath.Join(work, "state"), work: work}
-	build := exec.Command("go", "build", "-o", e.bin, "./cmd/aminate")
-	build.Dir = testutil.RepoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("build: %v %s", err, out)
-	}
-	defer func() { // the store filesystem, mounted by the first command
-		cmd := exec.Command(e.bin, "init", "--unmount")
-		cmd.Env = e.environ()
-		cmd.Run()
-	}()
+	e, done := newBenchEnv(b, "aminator-bench-arm64-")
+	defer done()
+	work := e.work
 	bases := map[string]string{"x86_64": testutil.DebianBase(b), "arm64": testutil.DebianArm64Base(b)}
 	debs := map[string]string{"x86_64": archPkg(b, work, "amd64"), "arm64": archPkg(b, work, "arm64")}
 	archs := []string{"x86_64", "arm64"}

@@ -23,6 +23,7 @@ var breakdownRows = []string{
 	"provision beyond the package manager", "manifest, clean image, other stages", "unmount",
 	"snapshot: find what changed (FIEMAP)", "snapshot: read, hash, store chunks", "snapshot: sync chunks",
 	"snapshot: clone, manifest", "register, registry commits",
+	"attest: read the package database", "attest: SBOMs, provenance, sign, keep",
 	"undo (detach, delete volume), checks",
 	"overhead", "command around the bake",
 }
@@ -43,6 +44,10 @@ func breakdown(f figures, logDir string) map[string]time.Duration {
 		case "provision":
 			out["provision beyond the package manager"] = d - f.install
 		case "snapshot and register":
+		case "inventory":
+			out["attest: read the package database"] = d
+		case "attest":
+			out["attest: SBOMs, provenance, sign, keep"] = d
 		default:
 			out["manifest, clean image, other stages"] += d
 		}

@@ -84,6 +84,17 @@ func TestAPIAnswersMatchOpenAPI(t *testing.T) {
 	ctx := context.Background()
 	_, a := h.submit(h.teamA, bakerytest.App("app-a"))
 	h.s.PutLog(ctx, a.Bake.ID, strings.NewReader("line one\nline two\n"))
+	// A record with a worker's verification of its image, as the API shows it.
+	_, err = h.s.Update(ctx, a.Bake.ID, func(r *bakery.Record) error {
+		v := bakery.Verdict{Image: "ami-00000000000000002", OK: true, Signer: "bakery", KeyID: "sha256:ab", Package: "app-a=1"}
+		base := bakery.Verdict{Image: "ami-00000000000000001", Error: "image ami-00000000000000001 has no provenance"}
+		r.Provenance = &bakery.Provenance{OK: true, Signer: "bakery", KeyID: "sha256:ab", Lineage: []bakery.Verdict{v, base}}
+		r.Images = []bakery.Image{{ID: v.Image, Name: "img", Provenance: r.Provenance}}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	calls := []struct {
 		token, method, path string
 		body                any
@@ -147,5 +158,27 @@ func TestOpenAPIRequestIsTheRequest(t *testing.T) {
 	slices.Sort(fields)
 	if !slices.Equal(inDoc, fields) {
 		t.Errorf("bakery.Request's JSON fields %v, the document's %v", fields, inDoc)
+	}
+}
+
+// The document's Record, Provenance and Verdict are bakery's: every JSON
+// field, and no other (a bake's provenance verdict is documented).
+func TestOpenAPIRecordIsTheRecord(t *testing.T) {
+	doc := loadOpenAPI(t)
+	for name, typ := range map[string]reflect.Type{"Record": reflect.TypeFor[bakery.Record](),
+		"Provenance": reflect.TypeFor[bakery.Provenance](), "Verdict": reflect.TypeFor[bakery.Verdict]()} {
+		var inDoc, fields []string
+		for p := range doc.Components.Schemas[name].Value.Properties {
+			inDoc = append(inDoc, p)
+		}
+		for _, f := range reflect.VisibleFields(typ) {
+			n, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			fields = append(fields, n)
+		}
+		slices.Sort(inDoc)
+		slices.Sort(fields)
+		if !slices.Equal(inDoc, fields) {
+			t.Errorf("bakery.%s's JSON fields %v, the document's %v", name, fields, inDoc)
+		}
 	}
 }

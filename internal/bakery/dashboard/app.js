@@ -144,6 +144,7 @@ function row(b) {
     el("td", { class: "mono", text: b.id }),
     el("td", { class: "team-col", text: b.team || "" }),
     el("td", {}, el("span", { class: "state " + b.state, text: b.state })),
+    el("td", {}, provBadge(b)),
     el("td", { class: "mono", text: shortPkg(b.request.package), title: b.request.package }),
     el("td", { class: "wide", text: b.request.region }),
     progress(b),
@@ -151,6 +152,19 @@ function row(b) {
   tr.dataset.id = b.id;
   tr.addEventListener("click", () => openBake(b.id));
   return tr;
+}
+// provBadge is the worker's verdict on a bake's image: verified by its
+// signer, FAILED with the reason, or not checked (nothing before it ends).
+function provBadge(b) {
+  const p = b.provenance;
+  if (!p) return b.state === "completed" ? el("span", { class: "prov none", text: "not checked" }) : el("span");
+  if (p.ok) return el("span", { class: "prov ok", text: "verified by " + (p.signer || p.key_id), title: p.key_id || "" });
+  return el("span", { class: "prov failed", text: "FAILED: " + (p.error || "unknown"), title: p.error || "" });
+}
+// verdictItem is one image of a verified image's lineage.
+function verdictItem(v) {
+  const what = v.ok ? "verified by " + (v.signer || v.key_id) + (v.package ? ", " + v.package : "") : "FAILED: " + (v.error || "unknown");
+  return el("li", { class: v.ok ? "ok" : "failed" }, el("span", { class: "mono", text: v.image }), el("span", { text: " " + what }));
 }
 // shortPkg names a package by its file (a path or URL's last part).
 const shortPkg = p => p.split("/").pop() || p;
@@ -202,6 +216,9 @@ function showBake(b) {
   $("d-error").textContent = b.error || "";
   $("d-cancel").hidden = done(b);
   $("d-stages").replaceChildren(...stageItems(b));
+  $("d-prov-box").hidden = b.state !== "completed" && !b.provenance;
+  $("d-prov").replaceWith(Object.assign(provBadge(b), { id: "d-prov" }));
+  $("d-lineage").replaceChildren(...((b.provenance && b.provenance.lineage) || []).map(verdictItem));
 }
 // imagesText is the image a bake made, or each architecture's (and what
 // keep_partial kept of a failed one).

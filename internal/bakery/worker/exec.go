@@ -25,6 +25,9 @@ type ExecRunner struct {
 	Args []string
 	// Env is the child's environment (nil: this process's).
 	Env []string
+	// SigningKey and TrustFile are the bakery's attest settings, handed
+	// to every child in its QueuedBake ("": the child's configured ones).
+	SigningKey, TrustFile string
 }
 
 // Argv is the child's command line.
@@ -35,7 +38,9 @@ func (e *ExecRunner) Argv() []string {
 // Run runs the bake; cancelling ctx sends the child SIGTERM, and the bake
 // cleans up as on Ctrl-C.
 func (e *ExecRunner) Run(ctx context.Context, r *bakery.Record, log io.Writer) ([]bakery.Image, error) {
-	job, err := json.Marshal(bakery.QueuedBakeOf(r))
+	q := bakery.QueuedBakeOf(r)
+	q.SigningKey, q.TrustFile = e.SigningKey, e.TrustFile
+	job, err := json.Marshal(q)
 	if err != nil {
 		return nil, fmt.Errorf("bake %s: %w", r.ID, err)
 	}
@@ -52,7 +57,10 @@ func (e *ExecRunner) Run(ctx context.Context, r *bakery.Record, log io.Writer) (
 	var out bytes.Buffer
 	why := &lastError{w: log}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(job), &out, why
-	fmt.Fprintf(log, "bakery: %q < %s\n", argv, job)
+	// The bake's log, which its team reads, shows the request, not where
+	// the bakery's signing key is.
+	shown, _ := json.Marshal(bakery.QueuedBakeOf(r))
+	fmt.Fprintf(log, "bakery: %q < %s\n", argv, shown)
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("cancelled: %w", ctx.Err())

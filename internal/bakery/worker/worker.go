@@ -73,6 +73,9 @@ type Worker struct {
 	// RegionLimit caps the bakes running at once in the region, over all
 	// its workers as they advertise them (0: no cap beyond Concurrency).
 	RegionLimit int
+	// Verify checks each image a bake made and its verdict goes into the
+	// bake's record (nil: images are not checked).
+	Verify Verifier
 
 	running  sync.Map // ids of the bakes this worker runs
 	deferred sync.Map // id -> when this worker first handed it back
@@ -230,6 +233,9 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		msg.Nak()
 		return
 	}
+	if runErr == nil {
+		w.verify(ctx, msg, rec, images, log)
+	}
 	// The whole log first: a reader that sees the bake ended has all of it.
 	if err := w.retry(ctx, msg, func() error { return w.Store.PutLog(context.WithoutCancel(ctx), id, bytes.NewReader(logBytes)) }); err != nil {
 		log.Warn("store log", "err", err)
@@ -257,6 +263,7 @@ func (w *Worker) result(runErr error, canceled, timedOut bool, timeout time.Dura
 			r.State, r.Error = bakery.Failed, "the bake reported no image"
 		case runErr == nil:
 			r.State, r.ImageID, r.Image, r.Images = bakery.Completed, images[0].ID, images[0].Name, images
+			r.Provenance = provenanceOf(images)
 		case canceled:
 			r.State, r.Error = bakery.Canceled, "cancelled on request"
 		case timedOut:

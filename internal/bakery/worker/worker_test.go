@@ -98,3 +98,77 @@ func TestExecRunnerReportsTheChildsError(t *testing.T) {
 		t.Errorf("%v", err)
 	}
 }
+
+// The worker verifies each image a bake made and keeps the verdict in
+// the bake's record; a failed verification does not fail the bake.
+func TestWorkerRecordsTheVerdict(t *testing.T) {
+	s := bakerytest.Store(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	verify := func(_ context.Context, region, _, image string) *bakery.Provenance {
+		if region == "west" {
+			return &bakery.Provenance{Error: "unknown signer: key sha256:ab is not in the trust file"}
+		}
+		return &bakery.Provenance{OK: true, Signer: "bakery", KeyID: "sha256:ab", Lineage: []bakery.Verdict{{Image: image, OK: true, Signer: "bakery"}}}
+	}
+	var done []chan struct{}
+	for _, region := range []string{"local", "west"} {
+		w := &Worker{Store: s, Region: region, Runner: &bakerytest.Runner{}, Concurrency: 1, Verify: verify}
+		d := make(chan struct{})
+		done = append(done, d)
+		go func() { w.Run(ctx); close(d) }()
+	}
+	defer func() {
+		cancel()
+		for _, d := range done {
+			<-d
+		}
+	}()
+	for region, want := range map[string]bool{"local": true, "west": false} {
+		req := bakery.Request{Package: "app", BaseID: "ami-00000000000000001", Region: region}
+		b, _, err := s.Submit(ctx, req, "ami-00000000000000001", "app-"+region)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := bakerytest.Wait(t, s, b.ID)
+		p := rec.Provenance
+		if rec.State != bakery.Completed || p == nil || p.OK != want || len(rec.Images) != 1 || rec.Images[0].Provenance == nil {
+			t.Fatalf("%s: %s %q, provenance %+v", region, rec.State, rec.Error, p)
+		}
+		if want && (p.Signer != "bakery" || len(p.Lineage) != 1 || p.Lineage[0].Image != rec.ImageID) {
+			t.Errorf("verified: %+v", p)
+		}
+		if !want && !strings.Contains(p.Error, "unknown signer") {
+			t.Errorf("failed: %+v", p)
+		}
+	}
+}
+
+// The bakery's signing key and trust file reach the child in its job,
+// as the settings attest.signing_key and attest.trust_file, and are not
+// shown in the bake's log (its team reads it).
+func TestExecRunnerHandsTheSigningKey(t *testing.T) {
+	dir := t.TempDir()
+	child := filepath.Join(dir, "aminate")
+	script := "#!/bin/sh\ncat > " + filepath.Join(dir, "job.json") + "\necho '{\"image\": {\"id\": \"ami-00000000000000007\", \"name\": \"made\"}}'\n"
+	if err := os.WriteFile(child, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rec := &bakery.Record{ID: "b1", Request: bakery.Request{Package: "app", BaseID: "ami-00000000000000001", Region: "local"}}
+	e := &ExecRunner{Binary: child, SigningKey: "kms:alias/bakery", TrustFile: "/etc/aminator/trust.yml"}
+	var log strings.Builder
+	if _, err := e.Run(context.Background(), rec, &log); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(log.String(), "alias/bakery") || strings.Contains(log.String(), "trust.yml") {
+		t.Errorf("the bake's log shows the bakery's key: %s", log.String())
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "job.json"))
+	var job bakery.QueuedBake
+	if err := json.Unmarshal(b, &job); err != nil {
+		t.Fatal(err)
+	}
+	settings, _ := job.Settings()
+	if settings["attest.signing_key"] != "kms:alias/bakery" || settings["attest.trust_file"] != "/etc/aminator/trust.yml" {
+		t.Errorf("the child's settings: %v", settings)
+	}
+}

@@ -83,9 +83,12 @@ func Run(ctx context.Context, env *Environment, req Request, log *slog.Logger) (
 		When(interactive, shell{}),
 		manifest{},
 		cleanImage{},
+		When(Attesting, readInventory{}),
 		unmount{},
+		When(NeedsDiskRead, ReadDiskDigest{}),
 		describeImage{},
 		Group("snapshot and register", Snapshot{}, Register{}),
+		When(Attesting, AttestImage{}),
 	); err != nil {
 		return res, err
 	}

@@ -1,6 +1,7 @@
 package bake
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,14 +21,28 @@ type Environment struct {
 	StateDir    string
 	// Binfmt is how a base of another architecture's programs run here.
 	Binfmt config.Binfmt
+	// Attest, when set, writes and keeps every image's SBOMs and signed
+	// provenance (issue 21).
+	Attest *Attester
+
+	closers []func() error
 }
 
-// Close releases what the plugins hold (the cloud's database).
+// OnClose has Close call fn too (for what the environment's user opened
+// for it, such as the attestation store).
+func (e *Environment) OnClose(fn func() error) { e.closers = append(e.closers, fn) }
+
+// Close releases what the plugins hold (the cloud's database) and what
+// OnClose added.
 func (e *Environment) Close() error {
-	if c, ok := e.Cloud.(io.Closer); ok {
-		return c.Close()
+	var errs []error
+	for _, fn := range e.closers {
+		errs = append(errs, fn())
 	}
-	return nil
+	if c, ok := e.Cloud.(io.Closer); ok {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // NewEnvironment builds the plugins of the configured environment, in

@@ -2,9 +2,11 @@ package bake
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/aminator-go/aminator/internal/engine/undo"
 	"github.com/aminator-go/aminator/internal/image/naming"
+	"github.com/aminator-go/aminator/internal/image/sbom"
 	"github.com/aminator-go/aminator/internal/plugin"
 )
 
@@ -59,6 +61,14 @@ type State struct {
 	// provisioner read then may be out of date.
 	RanInImage bool
 	Manifest   []plugin.Package
+	// Inventory is the image's packages as its SBOM lists them, read
+	// from its package database (nil: not attested).
+	Inventory *sbom.Inventory
+	// DiskDigest is the volume's disk digest when the bake read it
+	// itself ("": the cloud gives the snapshot's).
+	DiskDigest string
+	// Started is when the bake started, as its provenance says.
+	Started time.Time
 
 	// The image.
 
@@ -77,7 +87,7 @@ type State struct {
 // NewState starts the state of a bake (or a foundation) with an empty
 // undo stack.
 func NewState(env *Environment, req Request, log *slog.Logger) *State {
-	return &State{Env: env, Req: req, Log: log, Undo: undo.New(log)}
+	return &State{Env: env, Req: req, Log: log, Undo: undo.New(log), Started: time.Now()}
 }
 
 // fields are the image name's fields for pkg.

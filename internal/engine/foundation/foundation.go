@@ -66,11 +66,14 @@ type builder struct {
 	// kernel is the newest installed ("": none), pkgs the manifest.
 	kernel string
 	pkgs   []plugin.Package
+	// seed is a reproducible foundation's hash of its inputs (nil: random
+	// identifiers), which the identifiers above and the GPT's derive from.
+	seed []byte
 }
 
 // Build makes and registers a foundation image.
 func Build(ctx context.Context, env *bake.Environment, o Options, log *slog.Logger) (*Result, error) {
-	return build(ctx, env, o, log, machine{log})
+	return build(ctx, env, o, log, machine{log: log, epoch: o.SourceDateEpoch})
 }
 
 func build(ctx context.Context, env *bake.Environment, o Options, log *slog.Logger, h host) (res *Result, err error) {
@@ -111,14 +114,17 @@ func build(ctx context.Context, env *bake.Environment, o Options, log *slog.Logg
 		scratch{b},
 		bootstrap{b},
 		configure{b},
+		bake.When(bake.Attesting, inventory{b}),
 		bake.CreateVolume{Tags: b.volumeTags},
 		bake.AttachVolume{},
 		bake.When(b.partitioned, partitionDisk{b}),
 		bake.When(b.uefi, bootPartition{b}),
 		bake.When(b.grub, bootLoaders{b}),
 		makeFilesystem{b},
+		bake.When(bake.NeedsDiskRead, bake.ReadDiskDigest{}),
 		describe{b},
 		bake.Group("snapshot and register", bake.Snapshot{}, bake.Register{}),
+		bake.When(bake.Attesting, bake.AttestImage{Config: b.settings}),
 	)
 	completed = err == nil
 	return res, err

@@ -4,11 +4,9 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 
-	"github.com/aminator-go/aminator/internal/logging"
 	"github.com/aminator-go/aminator/internal/sys/partition"
 )
 
@@ -160,7 +158,7 @@ func copyModules(root *os.Root, platform string) error {
 // GRUB as the architecture's removable-media loader and, on hybrid,
 // GRUB's core image in the BIOS boot partition with the MBR's boot code
 // pointing at it.
-func installGRUB(ctx context.Context, dev, tree, rootUUID, espID, work, arch, layout string, log *slog.Logger) error {
+func installGRUB(ctx context.Context, m machine, dev, tree, rootUUID, espID, work, arch, layout string) error {
 	if err := os.MkdirAll(work, 0o700); err != nil {
 		return err
 	}
@@ -176,11 +174,11 @@ func installGRUB(ctx context.Context, dev, tree, rootUUID, espID, work, arch, la
 		}
 		args := append([]string{"-O", platform, "-d", filepath.Join(tree, "usr/lib/grub", platform),
 			"-o", out, "-c", early, "-p", "/boot/grub"}, grubModules[platform]...)
-		if err := logging.Host(ctx, log, append([]string{"grub-mkimage"}, args...)...); err != nil {
+		if err := m.run(ctx, append([]string{"grub-mkimage"}, args...)...); err != nil {
 			return fmt.Errorf("grub-mkimage %s: %w", platform, err)
 		}
 	}
-	if err := makeGRUBESP(ctx, dev, efi, espID, arch, log); err != nil {
+	if err := makeGRUBESP(ctx, m, dev, efi, espID, arch); err != nil {
 		return err
 	}
 	if layout != "hybrid" {
@@ -192,21 +190,21 @@ func installGRUB(ctx context.Context, dev, tree, rootUUID, espID, work, arch, la
 // makeGRUBESP formats the EFI system partition and copies GRUB in, as the
 // removable-media path that firmware boots without NVRAM entries (an EC2
 // instance has none for a new image) and as Debian's own path.
-func makeGRUBESP(ctx context.Context, dev, efi, espID, arch string, log *slog.Logger) error {
+func makeGRUBESP(ctx context.Context, m machine, dev, efi, espID, arch string) error {
 	target, release, err := partition.Open(ctx, dev, espPart)
 	if err != nil {
 		return err
 	}
 	defer release()
-	if err := logging.Host(ctx, log, "mkfs.vfat", "-F", "32", "-n", "ESP", "-i", espID, target); err != nil {
+	if err := m.mkfsVFAT(ctx, espID, target); err != nil {
 		return err
 	}
-	if err := logging.Host(ctx, log, "mmd", "-i", target, "::/EFI", "::/EFI/BOOT", "::/EFI/debian"); err != nil {
+	if err := m.run(ctx, "mmd", "-i", target, "::/EFI", "::/EFI/BOOT", "::/EFI/debian"); err != nil {
 		return fmt.Errorf("EFI system partition: %w", err)
 	}
 	l := efiLoader[arch]
 	for _, to := range []string{"::/EFI/BOOT/" + l.removable, "::/EFI/debian/" + l.debian} {
-		if err := logging.Host(ctx, log, "mcopy", "-i", target, efi, to); err != nil {
+		if err := m.run(ctx, "mcopy", "-i", target, efi, to); err != nil {
 			return fmt.Errorf("EFI system partition: %w", err)
 		}
 	}

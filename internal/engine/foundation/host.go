@@ -2,6 +2,7 @@ package foundation
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"os/exec"
 	"strings"
@@ -30,26 +31,42 @@ type host interface {
 	MakeFS(ctx context.Context, dev string, part int, fstype, uuid, tree, mnt string) error
 }
 
-// machine is the host a foundation really runs on.
-type machine struct{ log *slog.Logger }
+// machine is the host a foundation really runs on; epoch is the
+// reproducible foundation's (nil: an ordinary one).
+type machine struct {
+	log   *slog.Logger
+	epoch *int64
+}
+
+// run runs argv on the host with a minimal environment and, for a
+// reproducible foundation, the epoch (reproEnv).
+func (m machine) run(ctx context.Context, argv ...string) error {
+	return hostRun(ctx, m.log, m.epoch, nil, argv...)
+}
+
+// hostRun runs argv on the host with a minimal environment, the epoch's
+// (reproEnv) and stdin.
+func hostRun(ctx context.Context, log *slog.Logger, epoch *int64, stdin io.Reader, argv ...string) error {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"}, reproEnv(epoch)...)
+	cmd.Stdin = stdin
+	return logging.Run(ctx, log, cmd, nil)
+}
 
 func (m machine) Bootstrap(ctx context.Context, o Options, work, tree string) error {
 	return runBootstrap(ctx, o, work, tree, m.log)
 }
 
 func (m machine) Partition(ctx context.Context, dev, table string) error {
-	cmd := exec.Command("sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", dev)
-	cmd.Stdin = strings.NewReader(table)
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
-	return logging.Run(ctx, m.log, cmd, nil)
+	return hostRun(ctx, m.log, m.epoch, strings.NewReader(table), "sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", dev)
 }
 
 func (m machine) MakeESP(ctx context.Context, dev, tree, kernel, rootUUID, espID, work string) error {
-	return makeESP(ctx, dev, tree, kernel, rootUUID, espID, work, m.log)
+	return makeESP(ctx, m, dev, tree, kernel, rootUUID, espID, work)
 }
 
 func (m machine) InstallGRUB(ctx context.Context, o Options, dev, tree, rootUUID, espID, work string) error {
-	return installGRUB(ctx, dev, tree, rootUUID, espID, work, o.Arch, o.Layout, m.log)
+	return installGRUB(ctx, m, dev, tree, rootUUID, espID, work, o.Arch, o.Layout)
 }
 
 func (m machine) MakeFS(ctx context.Context, dev string, part int, fstype, uuid, tree, mnt string) error {
@@ -58,5 +75,5 @@ func (m machine) MakeFS(ctx context.Context, dev string, part int, fstype, uuid,
 		return err
 	}
 	defer release()
-	return makeFS(ctx, fstype, uuid, tree, target, mnt, m.log)
+	return makeFS(ctx, m, fstype, uuid, tree, target, mnt)
 }

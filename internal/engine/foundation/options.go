@@ -37,6 +37,10 @@ type Options struct {
 	// BinfmtDir is where binfmt_misc is mounted (default binfmt.Dir; tests
 	// give a stand-in): a foreign architecture's tree needs its handler.
 	BinfmtDir string
+	// SourceDateEpoch, when set, makes the foundation reproducible
+	// (repro.go): the same inputs give the same disk, byte for byte, its
+	// times clamped to this many seconds since 1970.
+	SourceDateEpoch *int64
 }
 
 var (
@@ -84,6 +88,9 @@ func (o *Options) validate() error {
 	case "ext4", "xfs":
 	default:
 		return fmt.Errorf("filesystem %q: ext4 or xfs", o.FS)
+	}
+	if o.SourceDateEpoch != nil && o.FS == "xfs" {
+		return errors.New("--source-date-epoch needs --fs ext4: xfs is filled through a mount, and the kernel's inode times and allocation are not reproducible")
 	}
 	for _, p := range o.Include {
 		if !pkgRE.MatchString(p) {

@@ -3,12 +3,10 @@ package foundation
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 
 	"github.com/aminator-go/aminator/internal/engine/bake"
-	"github.com/aminator-go/aminator/internal/logging"
 	"github.com/aminator-go/aminator/internal/sys/partition"
 )
 
@@ -39,17 +37,30 @@ func (st bootPartition) Run(ctx context.Context, s *bake.State) error {
 	return b.host.MakeESP(ctx, s.Device, b.tree, b.kernel, b.uuid, b.espID, filepath.Join(b.work, "esp"))
 }
 
+// mkfsVFAT makes an EFI system partition's FAT32 with the serial espID;
+// a reproducible foundation's with --invariant, which gives the volume
+// label's directory entry dosfstools' fixed time instead of the clock's
+// (mkfs.vfat reads no SOURCE_DATE_EPOCH; mtools, which writes the rest,
+// does). --invariant also sets a fixed serial: -i must come after it.
+func (m machine) mkfsVFAT(ctx context.Context, espID, target string) error {
+	args := []string{"mkfs.vfat"}
+	if m.epoch != nil {
+		args = append(args, "--invariant")
+	}
+	return m.run(ctx, append(args, "-F", "32", "-n", "ESP", "-i", espID, target)...)
+}
+
 // makeESP makes the EFI system partition (partition 1): FAT32 with
 // systemd-boot as the default loader, the kernel and initrd, and one boot
 // entry for the root filesystem by UUID. mtools writes into it, so no FAT
 // driver is needed on the host (this project's machines have none).
-func makeESP(ctx context.Context, dev, tree, kernel, rootUUID, espID, work string, log *slog.Logger) error {
+func makeESP(ctx context.Context, m machine, dev, tree, kernel, rootUUID, espID, work string) error {
 	target, release, err := partition.Open(ctx, dev, 1)
 	if err != nil {
 		return err
 	}
 	defer release()
-	if err := logging.Host(ctx, log, "mkfs.vfat", "-F", "32", "-n", "ESP", "-i", espID, target); err != nil {
+	if err := m.mkfsVFAT(ctx, espID, target); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(work, 0o700); err != nil {
@@ -61,7 +72,7 @@ func makeESP(ctx context.Context, dev, tree, kernel, rootUUID, espID, work strin
 			return err
 		}
 	}
-	if err := logging.Host(ctx, log, "mmd", "-i", target, "::/EFI", "::/EFI/BOOT", "::/EFI/systemd", "::/loader", "::/loader/entries"); err != nil {
+	if err := m.run(ctx, "mmd", "-i", target, "::/EFI", "::/EFI/BOOT", "::/EFI/systemd", "::/loader", "::/loader/entries"); err != nil {
 		return fmt.Errorf("boot partition: %w", err)
 	}
 	loader := filepath.Join(tree, "usr/lib/systemd/boot/efi/systemd-bootx64.efi")
@@ -73,7 +84,7 @@ func makeESP(ctx context.Context, dev, tree, kernel, rootUUID, espID, work strin
 		{filepath.Join(work, "loader.conf"), "::/loader/loader.conf"},
 		{filepath.Join(work, "debian.conf"), "::/loader/entries/debian.conf"},
 	} {
-		if err := logging.Host(ctx, log, "mcopy", "-i", target, c[0], c[1]); err != nil {
+		if err := m.run(ctx, "mcopy", "-i", target, c[0], c[1]); err != nil {
 			return fmt.Errorf("boot partition: %w", err)
 		}
 	}

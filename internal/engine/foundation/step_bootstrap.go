@@ -63,6 +63,9 @@ func runBootstrap(ctx context.Context, o Options, work, tree string, log *slog.L
 	args = append(args, "--include="+strings.Join(include, ","), o.Release, tree, o.Mirror)
 	cmd := exec.Command("mmdebstrap", args...)
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", "HOME=/root", "TMPDIR=" + work}
+	// mmdebstrap clamps what it makes to SOURCE_DATE_EPOCH and passes it
+	// to the maintainer scripts (mkinitramfs, shadow's tools, ...).
+	cmd.Env = append(cmd.Env, reproEnv(o.SourceDateEpoch)...)
 	// mmdebstrap counts no bytes, but says what it does in "I: " lines.
 	bar := progress.Start(ctx, "mmdebstrap", 0, progress.Count)
 	defer bar.Done()

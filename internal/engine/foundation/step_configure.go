@@ -29,6 +29,16 @@ func (configure) Name() string { return "configure" }
 
 func (st configure) Run(ctx context.Context, _ *bake.State) (err error) {
 	b := st.b
+	// The manifest first: a reproducible foundation's identifiers, which
+	// the fstab and grub.cfg name, derive from it.
+	if b.pkgs, err = manifest(ctx, b.tree, b.log); err != nil {
+		return err
+	}
+	if e := b.o.SourceDateEpoch; e != nil {
+		b.seed = seed(b.o, *e, b.pkgs)
+		b.uuid, b.espID = derivedUUID(b.seed, "root filesystem"), derivedSerial(b.seed, "EFI system partition")
+		b.log.Info("reproducible foundation", "source_date_epoch", *e, "seed", fmt.Sprintf("%x", b.seed[:8]), "root_uuid", b.uuid)
+	}
 	if err := configureTree(b.tree, b.o, b.uuid, b.espID); err != nil {
 		return err
 	}
@@ -38,9 +48,6 @@ func (st configure) Run(ctx context.Context, _ *bake.State) (err error) {
 		}
 	}
 	if err := cleanTree(b.tree, b.log); err != nil {
-		return err
-	}
-	if b.pkgs, err = manifest(ctx, b.tree, b.log); err != nil {
 		return err
 	}
 	b.kernel = newestKernel(b.tree)

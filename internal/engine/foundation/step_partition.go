@@ -2,6 +2,8 @@ package foundation
 
 import (
 	"context"
+	"fmt"
+	"strings"
 
 	"github.com/aminator-go/aminator/internal/engine/bake"
 )
@@ -23,7 +25,33 @@ func (b *builder) partitioned(*bake.State) bool { return partitionTable(b.o.Layo
 func (partitionDisk) Name() string { return "partition" }
 
 func (st partitionDisk) Run(ctx context.Context, s *bake.State) error {
-	return st.b.host.Partition(ctx, s.Device, partitionTable(st.b.o.Layout))
+	table := partitionTable(st.b.o.Layout)
+	if st.b.seed != nil {
+		table = withGUIDs(table, st.b.seed)
+	}
+	return st.b.host.Partition(ctx, s.Device, table)
+}
+
+// withGUIDs gives a partition table (sfdisk's input) the disk GUID and
+// each partition's, derived from seed, which sfdisk otherwise makes at
+// random.
+func withGUIDs(table string, seed []byte) string {
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(table, "\n") {
+		body := strings.TrimSuffix(line, "\n")
+		switch {
+		case body == "":
+		case strings.HasPrefix(body, "label:"):
+			fmt.Fprintf(&b, "%s\nlabel-id: %s\n", body, strings.ToUpper(derivedUUID(seed, "GPT disk")))
+			continue
+		default:
+			_, name, _ := strings.Cut(body, "name=")
+			fmt.Fprintf(&b, "%s, uuid=%s\n", body, strings.ToUpper(derivedUUID(seed, "GPT partition "+name)))
+			continue
+		}
+		b.WriteString(line)
+	}
+	return b.String()
 }
 
 // partitionTable is the layout's table, as sfdisk's input ("": none).

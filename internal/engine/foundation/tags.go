@@ -11,6 +11,9 @@ import (
 	"github.com/aminator-go/aminator/internal/plugin"
 )
 
+// TagSourceDateEpoch marks a reproducible foundation with its epoch.
+const TagSourceDateEpoch = "source_date_epoch"
+
 // ownTags are the tags a foundation sets on its image (creation_time
 // aside) and its snapshot.
 func ownTags(o Options, kernel string, packages, part int) plugin.Tags {
@@ -24,6 +27,9 @@ func ownTags(o Options, kernel string, packages, part int) plugin.Tags {
 	}
 	if b := bootTag(o.Layout); b != "" {
 		tags["boot"] = b
+	}
+	if e := o.SourceDateEpoch; e != nil {
+		tags[TagSourceDateEpoch] = strconv.FormatInt(*e, 10)
 	}
 	return tags
 }
@@ -52,6 +58,7 @@ func checkInputs(ctx context.Context, env *bake.Environment, o Options, name str
 	}
 	image, snapshot := ownTags(o, "", 0, layoutPartition(o.Layout)), ownTags(o, "", 0, layoutPartition(o.Layout))
 	image["creation_time"] = ""
+	bake.AttestTags(env, image, snapshot)
 	if err := bake.CheckTags(plugin.LimitsOf(env.Cloud), o.Tags, map[string]plugin.Tags{"image": image, "snapshot": snapshot}); err != nil {
 		return &bake.UsageError{Err: err}
 	}

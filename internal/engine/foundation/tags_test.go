@@ -3,10 +3,12 @@ package foundation
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aminator-go/aminator/internal/engine/bake"
 	"github.com/aminator-go/aminator/internal/image/naming"
@@ -47,5 +49,42 @@ func TestTags(t *testing.T) {
 	o.Tags = map[string]string{owner.Host: "a bake's snapshot tag, free on a foundation"}
 	if err := checkInputs(context.Background(), env, o, "n"); err != nil {
 		t.Errorf("host on a foundation: %v", err)
+	}
+}
+
+// A reproducible foundation says so, with its epoch, on the image and
+// its snapshot; an ordinary one has no such tag. Its own tags, the most
+// a foundation sets (hybrid: root_partition and boot too), are the count
+// docs/tags.md gives.
+func TestSourceDateEpochTag(t *testing.T) {
+	o := Options{Name: "debian-bookworm", Suffix: "s", Release: "bookworm", Layout: "hybrid", FS: "ext4", Profile: ProfileCloud}
+	if image, _ := tags(o, "6.1", 100, time.Now()); image[TagSourceDateEpoch] != "" || len(image) != 14 {
+		t.Errorf("an ordinary foundation's tags: %v", image)
+	}
+	e := int64(1700000000)
+	o.SourceDateEpoch = &e
+	image, snapshot := tags(o, "6.1", 100, time.Now())
+	if image[TagSourceDateEpoch] != "1700000000" || snapshot[TagSourceDateEpoch] != "1700000000" {
+		t.Errorf("a reproducible foundation's tags: %v %v", image, snapshot)
+	}
+	if len(image) != 15 {
+		t.Errorf("a reproducible hybrid foundation sets %d tags on its image; docs/tags.md says 15", len(image))
+	}
+	// The room left for --tag, as docs/tags.md gives it: 50, less the
+	// foundation's own and the three test and promote add later.
+	c, err := local.Open(local.Options{StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	env := &bake.Environment{Cloud: c}
+	for epoch, want := range map[*int64]string{nil: "give at most 33", &e: "give at most 32"} {
+		o.SourceDateEpoch, o.Tags = epoch, map[string]string{}
+		for i := range 40 {
+			o.Tags[fmt.Sprintf("k%d", i)] = "v"
+		}
+		if err := checkInputs(context.Background(), env, o, "n"); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("40 tags on a foundation (epoch %v): %v, want %q", epoch != nil, err, want)
+		}
 	}
 }

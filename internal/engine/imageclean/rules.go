@@ -45,6 +45,9 @@ var rules = []rule{
 	// may set it on purpose. A bake's package scripts run under the
 	// sandbox's name (localhost), a foundation's bootstrap under the host's.
 	{Group: "mail name of the build host", Remove: []string{"etc/mailname"}, IfBuildHost: true},
+	// ldconfig's aux-cache records each library's inode and change time:
+	// two bakes of one package differ there, and ldconfig makes it again.
+	{Group: "ldconfig's file-identity cache", Remove: []string{"var/cache/ldconfig/aux-cache"}},
 	{Group: "apt's downloaded packages and lists", Except: []string{"partial", "lock"}, Remove: []string{
 		"var/cache/apt/archives/*.deb", "var/cache/apt/archives/partial/*", "var/cache/apt/*.bin",
 		"var/lib/apt/lists/*", "var/lib/apt/lists/partial/*",

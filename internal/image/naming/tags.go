@@ -70,6 +70,11 @@ var ToolTags = []ToolTag{
 	{Key: TagArchSiblings, Flag: "--arch with a list", Scope: ScopeBake},
 	{Key: owner.Bake, From: "the bake's id (on the snapshot)", Scope: ScopeBake},
 	{Key: owner.Host, From: "the build host's instance id (on the snapshot)", Scope: ScopeBake},
+	{Key: owner.DiskDigest, From: "the disk digest the bake read from its volume (on an EC2 snapshot)"},
+	{Key: owner.SBOM, From: "the SPDX SBOM's S3 reference (EC2, attest.s3_bucket)"},
+	{Key: owner.Provenance, From: "the provenance's S3 reference (EC2, attest.s3_bucket)"},
+	{Key: owner.SBOMSHA256, From: "the SPDX SBOM's SHA-256 (EC2 without attest.s3_bucket)"},
+	{Key: owner.ProvenanceSHA256, From: "the provenance's SHA-256 (EC2 without attest.s3_bucket)"},
 	{Key: "distribution", From: "the foundation's distribution", Scope: ScopeFoundation},
 	{Key: "release", Flag: "foundation --release", Scope: ScopeFoundation},
 	{Key: "layout", Flag: "foundation --layout", Scope: ScopeFoundation},
@@ -77,6 +82,7 @@ var ToolTags = []ToolTag{
 	{Key: "filesystem", Flag: "foundation --fs", Scope: ScopeFoundation},
 	{Key: "kernel", Flag: "foundation --no-kernel", From: "the kernel the foundation installed", Scope: ScopeFoundation},
 	{Key: "packages", From: "the number of packages the foundation installed", Scope: ScopeFoundation},
+	{Key: "source_date_epoch", Flag: "foundation --source-date-epoch", Scope: ScopeFoundation},
 }
 
 // Reserved finds the tool tag a user's tag key would set in scope

@@ -21,6 +21,7 @@ package provenance
 
 import (
 	"fmt"
+	"github.com/aminator-go/aminator/internal/image/diskdigest"
 	"net/url"
 	"regexp"
 	"sort"
@@ -36,6 +37,9 @@ const (
 	BuildTypeBake = "https://github.com/aminator-go/aminator/blob/main/docs/provenance.md#bake-v1"
 	// BuildTypeFoundation is an image made from an empty volume: no base, no package.
 	BuildTypeFoundation = "https://github.com/aminator-go/aminator/blob/main/docs/provenance.md#foundation-v1"
+	// BuildTypeImport is a disk file registered as an image, attested on
+	// request: what the tool read of it, not how it was made.
+	BuildTypeImport = "https://github.com/aminator-go/aminator/blob/main/docs/provenance.md#import-v1"
 )
 
 // The "kind" annotation on subjects and dependencies, which tells the disk
@@ -52,7 +56,7 @@ const (
 // defines it), which a chunk store computes without reading the disk.
 // in-toto allows a digest set to name an algorithm of its own; a plain
 // "sha256" of the raw disk would need the whole disk read at every bake.
-const DiskAlgorithm = "chunkedSha256-512k"
+const DiskAlgorithm = diskdigest.Algorithm
 
 // Image is an image and its disk's digest (DiskAlgorithm, lower-case hex).
 type Image struct {
@@ -63,7 +67,7 @@ type Image struct {
 // Package is the baked package.
 type Package struct {
 	Name, Version string
-	SHA256        string // the package file's
+	SHA256        string // the package file's; "" when not known, then URI is required
 	URI           string // its purl, or "" when not known
 }
 
@@ -76,10 +80,13 @@ type SBOM struct {
 
 // Inputs are everything a Statement says.
 type Inputs struct {
-	Image         Image
-	SBOMs         []SBOM
-	Base          *Image   // nil for a foundation
-	Package       *Package // nil for a foundation
+	Image   Image
+	SBOMs   []SBOM
+	Base    *Image   // nil for a foundation or an import
+	Package *Package // nil for a foundation or an import
+	// Import says the image is an imported disk (BuildTypeImport), not a
+	// foundation; it has neither base nor package either.
+	Import        bool
 	Configuration map[string]any
 	BuilderID     string // an absolute URI naming the bakery (the trust boundary)
 	Tool, Version string // e.g. "aminator", "1.4.0"
@@ -112,8 +119,8 @@ func (in *Inputs) check() error {
 			return err
 		}
 	}
-	if (in.Base == nil) != (in.Package == nil) {
-		return fmt.Errorf("provenance: image %s: a bake names both a base and a package, a foundation neither", in.Image.ID)
+	if (in.Base == nil) != (in.Package == nil) || in.Import && in.Base != nil {
+		return fmt.Errorf("provenance: image %s: a bake names both a base and a package, a foundation or an import neither", in.Image.ID)
 	}
 	if in.Base != nil {
 		if err := in.checkBake(); err != nil {
@@ -131,6 +138,9 @@ func (in *Inputs) checkBake() error {
 	}
 	if err := checkDigest("base "+in.Base.ID+" disk digest", in.Base.DiskDigest); err != nil {
 		return err
+	}
+	if in.Package.SHA256 == "" && in.Package.URI != "" {
+		return nil // a repository package whose file the package manager did not keep: named by its purl
 	}
 	return checkDigest("package "+in.Package.Name+" SHA-256", in.Package.SHA256)
 }
@@ -170,7 +180,16 @@ func subjects(in *Inputs) []ResourceDescriptor {
 	return out
 }
 
-func sha(d string) map[string]string        { return map[string]string{"sha256": d} }
+func sha(d string) map[string]string { return map[string]string{"sha256": d} }
+
+// optionalSHA is sha(d), or no digest set for "".
+func optionalSHA(d string) map[string]string {
+	if d == "" {
+		return nil
+	}
+	return sha(d)
+}
+
 func diskDigest(d string) map[string]string { return map[string]string{DiskAlgorithm: d} }
 
 // disk is the descriptor's disk digest.

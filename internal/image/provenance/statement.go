@@ -49,7 +49,7 @@ type ExternalParameters struct {
 type PackageParam struct {
 	Name    string `json:"name"`
 	Version string `json:"version"`
-	SHA256  string `json:"sha256"`
+	SHA256  string `json:"sha256,omitempty"` // "" for a repository package whose file was not kept
 }
 
 // BaseParam is the image a bake started from.
@@ -85,6 +85,9 @@ func NewStatement(in Inputs) (*Statement, error) {
 	st := &Statement{Type: StatementType, Subject: subjects(&in), PredicateType: PredicateType}
 	def := &st.Predicate.BuildDefinition
 	def.BuildType = BuildTypeFoundation
+	if in.Import {
+		def.BuildType = BuildTypeImport
+	}
 	def.ExternalParameters.Configuration = in.Configuration
 	if in.Base != nil {
 		def.BuildType = BuildTypeBake
@@ -92,7 +95,7 @@ func NewStatement(in Inputs) (*Statement, error) {
 		def.ExternalParameters.Base = &BaseParam{ID: in.Base.ID, DiskDigest: in.Base.DiskDigest}
 		def.ResolvedDependencies = []ResourceDescriptor{
 			{Name: in.Base.ID, Digest: diskDigest(in.Base.DiskDigest), Annotations: kind(KindBase)},
-			{Name: in.Package.Name + "_" + in.Package.Version, URI: in.Package.URI, Digest: sha(in.Package.SHA256), Annotations: kind(KindPackage)},
+			{Name: in.Package.Name + "_" + in.Package.Version, URI: in.Package.URI, Digest: optionalSHA(in.Package.SHA256), Annotations: kind(KindPackage)},
 		}
 	}
 	st.Predicate.RunDetails = RunDetails{
@@ -136,7 +139,7 @@ func ParseStatement(b []byte) (*Statement, error) {
 	if st.Type != StatementType || st.PredicateType != PredicateType {
 		return nil, fmt.Errorf("provenance statement: type %q with predicate %q, want %s with %s", st.Type, st.PredicateType, StatementType, PredicateType)
 	}
-	if bt := st.Predicate.BuildDefinition.BuildType; bt != BuildTypeBake && bt != BuildTypeFoundation {
+	if bt := st.Predicate.BuildDefinition.BuildType; bt != BuildTypeBake && bt != BuildTypeFoundation && bt != BuildTypeImport {
 		return nil, fmt.Errorf("provenance statement: build type %q is not aminator's", bt)
 	}
 	return &st, nil

@@ -174,3 +174,41 @@ func TestBuildTypesAreDocumented(t *testing.T) {
 		}
 	}
 }
+
+// A repository package whose file the package manager did not keep (dnf)
+// is named by its purl alone; without a purl it is refused.
+func TestPackageByPurlAlone(t *testing.T) {
+	in := bakeInputs("img-app", "img-base")
+	in.Package.SHA256 = ""
+	b, err := Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(b, []byte(`"sha256":""`)) || !bytes.Contains(b, []byte(in.Package.URI)) {
+		t.Errorf("package by purl:\n%s", b)
+	}
+	in.Package.URI = ""
+	if _, err := Build(in); err == nil || !strings.Contains(err.Error(), "package app SHA-256") {
+		t.Errorf("no digest and no purl: %v", err)
+	}
+}
+
+// An imported disk's statement says so by its build type, and reads back;
+// an import with a base is refused.
+func TestImportStatement(t *testing.T) {
+	in := foundationInputs("img-imported")
+	in.Import = true
+	b, err := Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := ParseStatement(b)
+	if err != nil || st.Predicate.BuildDefinition.BuildType != BuildTypeImport || st.Base() != nil {
+		t.Fatalf("import statement: %v %+v", err, st)
+	}
+	in = bakeInputs("img-app", "img-base")
+	in.Import = true
+	if _, err := Build(in); err == nil {
+		t.Error("an import with a base was accepted")
+	}
+}

@@ -12,54 +12,12 @@ import (
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/aminator-go/aminator/internal/testutil/sbomschema"
 )
 
-// The schemas in testdata/schema are the projects' own, byte for byte:
-//   - spdx-schema-2.3.json: schemas/spdx-schema.json of github.com/spdx/spdx-spec
-//     at tag v2.3 (commit aadf3b0b8dbbabdb4d880b0fc714255fea436ff7);
-//   - bom-1.6.schema.json, spdx.schema.json, jsf-0.82.schema.json: schema/ of
-//     github.com/CycloneDX/specification at tag 1.6.2 (commit
-//     e833d732337dd33aceb45ff1991f896796f1e5e7); the bom schema refers to the
-//     other two by these names.
-const (
-	spdxSchemaID = "http://spdx.org/rdf/terms/2.3"
-	cdxSchemaID  = "http://cyclonedx.org/schema/bom-1.6.schema.json"
-)
-
-// schemas compiles the vendored schemas, asserting formats (date-time,
-// uri, iri-reference) as well as structure.
-func schemas(t testing.TB) (spdx, cdx *jsonschema.Schema) {
-	t.Helper()
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	for id, file := range map[string]string{
-		spdxSchemaID: "spdx-schema-2.3.json",
-		cdxSchemaID:  "bom-1.6.schema.json",
-		"http://cyclonedx.org/schema/spdx.schema.json":     "spdx.schema.json",
-		"http://cyclonedx.org/schema/jsf-0.82.schema.json": "jsf-0.82.schema.json",
-	} {
-		f, err := os.Open(filepath.Join("testdata", "schema", file))
-		if err != nil {
-			t.Fatal(err)
-		}
-		doc, err := jsonschema.UnmarshalJSON(f)
-		f.Close()
-		if err != nil {
-			t.Fatalf("%s: %v", file, err)
-		}
-		if err := c.AddResource(id, doc); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var err error
-	if spdx, err = c.Compile(spdxSchemaID); err != nil {
-		t.Fatal(err)
-	}
-	if cdx, err = c.Compile(cdxSchemaID); err != nil {
-		t.Fatal(err)
-	}
-	return spdx, cdx
-}
+// schemas are the official SPDX 2.3 and CycloneDX 1.6 schemas, compiled.
+func schemas(t testing.TB) (spdx, cdx *jsonschema.Schema) { return sbomschema.Load(t) }
 
 // documents writes both documents of inv and checks each against its
 // schema.

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/aminator-go/aminator/internal/image/diskdigest"
 	"regexp"
 	"strings"
 	"time"
@@ -30,7 +31,7 @@ var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 // reading the disk. SPDX's and CycloneDX's checksum fields take only
 // their own algorithms' names, so the digest goes in an external
 // reference (SPDX) and a property (CycloneDX) that say its algorithm.
-const DiskAlgorithm = "chunkedSha256-512k"
+const DiskAlgorithm = diskdigest.Algorithm
 
 func (s Subject) check() error {
 	switch {

@@ -5,6 +5,7 @@
 // The files follow its concerns: chunks.go (the store, its layout and
 // locks), format.go (the chunk file format), manifest.go (snapshots'
 // manifests), put.go and restore.go (storing and reading a snapshot),
+// digest.go (a snapshot's disk digest, from its manifest or its chunks),
 // cache.go and reflink.go (the reflink clones that make volumes and
 // snapshots fast), sched.go (the workers), gc.go (maintenance: a plan,
 // then its execution), check.go (fsck: chunks, manifests, clones) and

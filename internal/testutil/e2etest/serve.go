@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,10 +32,17 @@ func FreeAddr(t *testing.T) string {
 // has failed, logs what serve printed.
 func (c *Cloud) Serve(t *testing.T, args ...string) func() {
 	t.Helper()
+	stop, _ := c.ServeLog(t, args...)
+	return stop
+}
+
+// ServeLog is Serve that also returns what serve has printed so far.
+func (c *Cloud) ServeLog(t *testing.T, args ...string) (stop func(), printed func() string) {
+	t.Helper()
 	srv := exec.Command(binary, append([]string{"serve"}, args...)...)
 	srv.Env = c.Env()
-	var logs bytes.Buffer
-	srv.Stdout, srv.Stderr = &logs, &logs
+	logs := &lockedBuffer{}
+	srv.Stdout, srv.Stderr = logs, logs
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +59,25 @@ func (c *Cloud) Serve(t *testing.T, args ...string) func() {
 		if t.Failed() {
 			t.Logf("serve %v:\n%s", args, logs.String())
 		}
-	}
+	}, logs.String
+}
+
+// lockedBuffer is what a child process printed, read while it runs.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // WaitAPI waits until the bakery API at url answers (401 without a token).

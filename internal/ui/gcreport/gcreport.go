@@ -12,6 +12,7 @@ package gcreport
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -36,6 +37,8 @@ const (
 	Copy     = "copy"     // an image copy in another region a killed bake left (REGION/AMI)
 	// An S3 bucket's.
 	Bundle = "bundle" // an S3 bundle no image uses (its manifest location)
+	// The state directory's attestation store, for any cloud.
+	Attestation = "attestation" // the SBOMs and provenance of an image the cloud no longer has
 )
 
 // kind is how a kind is shown: in the text, its label, and whether its
@@ -62,6 +65,7 @@ var kinds = []kind{
 	{Snapshot, "snapshots", true, "snapshots", false},
 	{Copy, "copies in other regions", true, "copies", false},
 	{Bundle, "S3 bundles", true, "bundles", false},
+	{Attestation, "documents of removed images", true, "attestations", false},
 }
 
 // Item is one thing gc removes.
@@ -162,6 +166,39 @@ type Plan interface {
 	// Execute removes the planned items, each re-checked first: one that
 	// changed since it was planned is skipped and reported.
 	Execute(ctx context.Context) (*Report, error)
+}
+
+// Join is the plans as one: its report is theirs merged, in order, and it
+// executes each in turn (a failure does not stop the others).
+func Join(plans ...Plan) Plan { return joined(plans) }
+
+type joined []Plan
+
+func (j joined) Planned() *Report {
+	var r *Report
+	for _, p := range j {
+		if r == nil {
+			r = p.Planned()
+			continue
+		}
+		r.Merge(p.Planned())
+	}
+	return r
+}
+
+func (j joined) Execute(ctx context.Context) (*Report, error) {
+	var r *Report
+	var errs []error
+	for _, p := range j {
+		pr, err := p.Execute(ctx)
+		errs = append(errs, err)
+		if r == nil {
+			r = pr
+			continue
+		}
+		r.Merge(pr)
+	}
+	return r, errors.Join(errs...)
 }
 
 // Run executes p, or with dryRun only reports it.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -81,5 +82,39 @@ func TestRunDry(t *testing.T) {
 	}
 	if r, _ := Run(context.Background(), p, false); !p.executed || r.DryRun {
 		t.Error("the plan was not executed")
+	}
+}
+
+// kindPlan plans and removes one item of a kind; fail makes Execute fail
+// after removing it.
+type kindPlan struct {
+	cloud, kind, id string
+	fail            error
+}
+
+func (p kindPlan) report(dry bool) *Report {
+	r := New(p.cloud, dry, p.kind)
+	r.Remove(Item{Kind: p.kind, ID: p.id})
+	return r
+}
+func (p kindPlan) Planned() *Report                         { return p.report(true) }
+func (p kindPlan) Execute(context.Context) (*Report, error) { return p.report(false), p.fail }
+
+// Joined plans report as one, in order, under the first's cloud; one
+// failing does not stop the next.
+func TestJoin(t *testing.T) {
+	j := Join(kindPlan{"local", OrphanedVolume, "vol-1", errors.New("boom")}, kindPlan{"local", Attestation, "ami-1", nil})
+	var b strings.Builder
+	j.Planned().WriteText(&b)
+	if b.String() != "would remove 1 orphaned volumes [vol-1], 1 documents of removed images [ami-1]\n" {
+		t.Errorf("planned: %q", b.String())
+	}
+	r, err := j.Execute(context.Background())
+	if err == nil || r.Cloud != "local" || strings.Join(r.IDs(Attestation), ",") != "ami-1" || strings.Join(r.IDs(OrphanedVolume), ",") != "vol-1" {
+		t.Errorf("executed: %+v %v", r, err)
+	}
+	js, _ := json.Marshal(r)
+	if !strings.Contains(string(js), `"attestations":["ami-1"]`) {
+		t.Errorf("json: %s", js)
 	}
 }

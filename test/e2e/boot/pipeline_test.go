@@ -20,10 +20,14 @@ import (
 // side, the seed's base platform (a long install and a slow boot) and the
 // seed's pipeline, whose app brings a kernel and GRUB and whose app's two
 // launches also stand in for a broken KVM; the whole runs in parallel with
-// the other foundation tests.
+// the other foundation tests. The foundation is a reproducible one (the
+// user's default cloud profile and hybrid layout, with an epoch), so that
+// the bakes and boots show a reproducible foundation works as any, and
+// Reproducible builds it again to compare the disks.
 func TestBootableFoundation(t *testing.T) {
 	c := isolated(t)
-	f := mustOK(t, c.Aminate(t, "foundation", "-n", "debian-bookworm", "-s", "f1"))
+	f := mustOK(t, c.Aminate(t, "foundation", "-n", "debian-bookworm", "-s", "f1", "--source-date-epoch", reproEpoch))
+	t.Run("Reproducible", func(t *testing.T) { t.Parallel(); reproducibleFoundation(t, c, f) })
 	t.Run("Platform", func(t *testing.T) { t.Parallel(); basePlatform(t, c, f) })
 	t.Run("Pipeline", func(t *testing.T) { t.Parallel(); foundationBaseAppPipeline(t, c, f) })
 }
@@ -179,6 +183,19 @@ func foundationBaseAppPipeline(t *testing.T, c *cloud, f string) {
 	}
 	if r := c.Aminate(t, "images", "export", "--format", "vdi", a1, raw); r.Code != 2 {
 		t.Errorf("bad format: exit %d", r.Code)
+	}
+
+	// Attested: every image's SBOMs validate against the schemas and list
+	// what dpkg-query lists in its disk; the app verifies with its whole
+	// lineage, down to the foundation.
+	for _, id := range []string{f, b1, a1} {
+		c.CheckSBOMs(t, id, 1)
+	}
+	out = mustOK(t, c.Aminate(t, "verify", a1))
+	for _, id := range []string{a1, b1, f} {
+		if !strings.Contains(out, "ok   "+id) {
+			t.Errorf("verify %s: no verdict ok for %s:\n%s", a1, id, out)
+		}
 	}
 }
 

@@ -51,6 +51,9 @@ type loopBlockDevice struct {
 	devs       map[string]*loop.Device // by device name
 	files      map[string]string       // volume id -> its data file
 	took       time.Duration           // spent standing in (copying the base's data)
+	// fullSize, when set, makes each device as large as its volume (as
+	// an EBS volume's is), the data file padded with zeros.
+	fullSize *ec2.Client
 }
 
 func (l *loopBlockDevice) Allocate(ctx context.Context, name string) (plugin.Slot, error) {
@@ -76,6 +79,15 @@ func (l *loopBlockDevice) Locate(ctx context.Context, a plugin.Attachment) (stri
 	file := filepath.Join(l.dir, a.VolumeID+".img")
 	if _, err := sparse.CopyFile(ctx, file, l.image); err != nil {
 		return "", err
+	}
+	if l.fullSize != nil {
+		v, err := l.fullSize.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{VolumeIds: []string{a.VolumeID}})
+		if err != nil || len(v.Volumes) != 1 {
+			return "", fmt.Errorf("size of volume %s: %v", a.VolumeID, err)
+		}
+		if err := os.Truncate(file, int64(aws.ToInt32(v.Volumes[0].Size))<<30); err != nil {
+			return "", err
+		}
 	}
 	d, err := loop.Attach(ctx, file, loop.Options{})
 	if err != nil {

@@ -19,6 +19,7 @@ func TestEC2(t *testing.T) {
 		fn   func(*testing.T)
 	}{
 		{"Bake", ec2Bake},
+		{"BakeAttested", ec2BakeAttested},
 		{"KilledBakeAndGC", ec2KilledBakeAndGC},
 		{"PushLocalBake", ec2PushLocalBake},
 		{"BakeS3", ec2BakeS3},

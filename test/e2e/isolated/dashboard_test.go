@@ -21,7 +21,8 @@ import (
 // The dashboard in a real browser (Debian's chromium, driven through the
 // DevTools protocol by chromedp): a bad token is refused; a team's token
 // signs in, submits a bake from the page, watches it run stage by stage
-// and complete, and reads its log; another team's bake is neither listed
+// and complete, shows it verified by the bakery's key and its lineage,
+// and reads its log; another team's bake is neither listed
 // nor shown; an admin sees it and filters by team; the token is in no
 // cookie and no URL; the page runs without
 // an exception or a Content-Security-Policy violation.
@@ -86,6 +87,14 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("the log shown: %.500s", log)
 	}
 	page.waitJS(fmt.Sprintf(`!!document.querySelector('#rows tr[data-id="%s"] .state.completed')`, id))
+	// The worker verified the image: signed by this host's own key (the
+	// bakery's default), the imported base without provenance in its lineage.
+	page.waitJS(fmt.Sprintf(`((document.querySelector('#rows tr[data-id="%s"] .prov.ok') || {}).textContent || "").startsWith("verified by aminator@")`, id))
+	page.waitText("d-prov", "verified by aminator@")
+	page.waitJS(`document.querySelectorAll("#d-lineage li").length === 2`)
+	if l := page.text("d-lineage"); !strings.Contains(l, "aminator-dash=1.0") || !strings.Contains(l, "FAILED: ") || !strings.Contains(l, "no provenance") {
+		t.Errorf("the lineage shown: %s", l)
+	}
 	page.screenshot("")
 
 	// The other team's bake: not listed, and not shown when asked for.

@@ -6,9 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"sort"
 	"testing"
 
+	"github.com/aminator-go/aminator/internal/image/diskdigest"
 	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/plugin/cloud/ids"
 )
@@ -22,6 +24,8 @@ const (
 	Importer  = "Importer"
 	DiskFiles = "DiskFiles"
 	Checker   = "Checker"
+	// DiskDigests is plugin.DiskDigests.
+	DiskDigests = "DiskDigests"
 )
 
 // capabilities are the optional capabilities the suite knows, by name.
@@ -33,8 +37,9 @@ func capabilities(c plugin.Cloud) map[string]bool {
 	_, importer := c.(plugin.Importer)
 	_, disks := c.(plugin.DiskFiles)
 	_, checker := c.(plugin.Checker)
+	_, digests := c.(plugin.DiskDigests)
 	return map[string]bool{Pool: pool, Lister: lister, Manifests: manifests, GCPlanner: gc, Importer: importer,
-		DiskFiles: disks, Checker: checker}
+		DiskFiles: disks, Checker: checker, DiskDigests: digests}
 }
 
 // capabilitySuites are the sub-suites of the optional capabilities, each
@@ -55,6 +60,7 @@ func (s *suite) capabilitySuites() []struct {
 		{Importer, s.need(Importer, s.importer)},
 		{DiskFiles, s.need(DiskFiles, s.diskFiles)},
 		{Checker, s.need(Checker, s.checker)},
+		{DiskDigests, s.need(DiskDigests, s.diskDigests)},
 	}
 }
 
@@ -325,4 +331,68 @@ func (s *suite) checker(t *testing.T) {
 	if err != nil || !r.OK() {
 		t.Errorf("Fsck of a sound store: %+v, %v", r, err)
 	}
+}
+
+// diskDigests: both digests of the base snapshot are the same 64 lower-case
+// hex digits, those diskdigest.OfFile gives of its restored disk (where
+// the cloud has DiskFiles); a snapshot of an unchanged volume made from it
+// has its digest; a missing snapshot wraps ErrNotFound; a cancelled read
+// wraps context.Canceled.
+func (s *suite) diskDigests(t *testing.T) {
+	ctx := context.Background()
+	d := s.c.(plugin.DiskDigests)
+	want, err := d.DiskDigest(ctx, s.f.BaseSnapshot)
+	if err != nil || !hexDigest.MatchString(want) {
+		t.Fatalf("DiskDigest of the base: %q, %v; want 64 lower-case hex digits", want, err)
+	}
+	if got, err := d.ReadDiskDigest(ctx, s.f.BaseSnapshot); err != nil || got != want {
+		t.Errorf("ReadDiskDigest of the base: %s, %v; want DiskDigest's %s", got, err, want)
+	}
+	if files, ok := s.c.(plugin.DiskFiles); ok {
+		raw := filepath.Join(t.TempDir(), "root.img")
+		if err := files.RestoreSnapshot(ctx, s.f.BaseSnapshot, raw); err != nil {
+			t.Fatalf("RestoreSnapshot: %v", err)
+		}
+		if got := fileDigest(t, raw); got != want {
+			t.Errorf("diskdigest.OfFile of the restored base: %s; the cloud says %s", got, want)
+		}
+	}
+	if s.f.SnapshotsKeepNoData {
+		t.Log("the double keeps no data for new snapshots: their digest is not checked")
+	} else {
+		sn := s.newSnapshot(t, nil)
+		if got, err := d.DiskDigest(ctx, sn.ID); err != nil || got != want {
+			t.Errorf("DiskDigest of a snapshot of an unchanged volume: %s, %v; want the base's %s", got, err, want)
+		}
+	}
+	missing := ids.New("snap")
+	_, err = d.DiskDigest(ctx, missing)
+	isNotFound(t, "DiskDigest of a missing snapshot", err)
+	_, err = d.ReadDiskDigest(ctx, missing)
+	isNotFound(t, "ReadDiskDigest of a missing snapshot", err)
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := d.ReadDiskDigest(cancelled, s.f.BaseSnapshot); !errors.Is(err, context.Canceled) {
+		t.Errorf("ReadDiskDigest with a cancelled context: %v, want an error wrapping context.Canceled", err)
+	}
+}
+
+var hexDigest = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+func fileDigest(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := diskdigest.OfFile(context.Background(), f, st.Size())
+	if err != nil {
+		t.Fatalf("diskdigest.OfFile: %v", err)
+	}
+	return d
 }

@@ -44,6 +44,11 @@ type Fixture struct {
 	// given, and attaches an attached volume again): the suite skips
 	// those checks and logs that it did.
 	IgnoresMappings, Reattaches bool
+	// SnapshotsKeepNoData says the cloud's test double keeps no data for
+	// the snapshots CreateSnapshot makes (moto keeps only what the EBS
+	// direct APIs wrote): the DiskDigests sub-suite skips the digest of a
+	// new snapshot of the base and logs that it did.
+	SnapshotsKeepNoData bool
 	// Capabilities are the optional capabilities (Pool, Lister, ...) the
 	// cloud must have, and no others: each has a sub-suite, skipped on a
 	// cloud without it.

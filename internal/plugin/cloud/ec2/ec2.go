@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+	"github.com/aws/aws-sdk-go-v2/service/ebs"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
@@ -78,12 +79,15 @@ func init() {
 
 // Cloud is the EC2 cloud.
 type Cloud struct {
-	s      *Settings
-	cfg    aws.Config
-	ec2    *ec2.Client
-	imds   *imds.Client
-	log    *slog.Logger
-	region string
+	s    *Settings
+	cfg  aws.Config
+	ec2  *ec2.Client
+	imds *imds.Client
+	// ebs is the EBS direct APIs' client (ebsClient makes it).
+	ebs     *ebs.Client
+	ebsOnce sync.Once
+	log     *slog.Logger
+	region  string
 
 	hostMu sync.Mutex
 	host   *plugin.Host // nil until instance metadata answered

@@ -2,12 +2,14 @@ package local
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 
 	"github.com/aminator-go/aminator/internal/plugin"
+	"github.com/aminator-go/aminator/internal/store/snapstore"
 	"github.com/aminator-go/aminator/internal/sys/flock"
 	"github.com/aminator-go/aminator/internal/ui/gcreport"
 )
@@ -15,13 +17,14 @@ import (
 // The local cloud has every optional capability (see plugin.Pool and the
 // interfaces beside it).
 var (
-	_ plugin.Pool      = (*Cloud)(nil)
-	_ plugin.Lister    = (*Cloud)(nil)
-	_ plugin.Manifests = (*Cloud)(nil)
-	_ plugin.GCPlanner = (*Cloud)(nil)
-	_ plugin.Importer  = (*Cloud)(nil)
-	_ plugin.DiskFiles = (*Cloud)(nil)
-	_ plugin.Checker   = (*Cloud)(nil)
+	_ plugin.Pool        = (*Cloud)(nil)
+	_ plugin.Lister      = (*Cloud)(nil)
+	_ plugin.Manifests   = (*Cloud)(nil)
+	_ plugin.GCPlanner   = (*Cloud)(nil)
+	_ plugin.Importer    = (*Cloud)(nil)
+	_ plugin.DiskFiles   = (*Cloud)(nil)
+	_ plugin.Checker     = (*Cloud)(nil)
+	_ plugin.DiskDigests = (*Cloud)(nil)
 )
 
 // OnPoolTake makes fn be called after a bake takes a pooled volume.
@@ -62,6 +65,38 @@ func (c *Cloud) Scratch(ctx context.Context) (string, func(), error) {
 		return "", nil, fmt.Errorf("scratch: %w", err)
 	}
 	return tmp, func() { os.Remove(lockPath); lock.Unlock() }, nil
+}
+
+// DiskDigest is a snapshot's disk digest from its manifest's chunk hashes
+// (no chunk is read); a store of another chunk size than the digest's
+// reads the chunks instead.
+func (c *Cloud) DiskDigest(ctx context.Context, snapshotID string) (string, error) {
+	if _, err := c.Snapshot(ctx, snapshotID); err != nil {
+		return "", err
+	}
+	d, err := c.store.DiskDigest(snapshotID)
+	if errors.Is(err, snapstore.ErrDigestNeedsRead) {
+		c.log.Debug("the store's chunks are not the digest's; reading the snapshot", "snapshot", snapshotID)
+		return c.ReadDiskDigest(ctx, snapshotID)
+	}
+	if err != nil {
+		return "", fmt.Errorf("disk digest: %w", err)
+	}
+	return d, nil
+}
+
+// ReadDiskDigest recomputes a snapshot's disk digest from its chunks,
+// each verified against its hash: a changed chunk fails with
+// snapstore.ErrCorrupt.
+func (c *Cloud) ReadDiskDigest(ctx context.Context, snapshotID string) (string, error) {
+	if _, err := c.Snapshot(ctx, snapshotID); err != nil {
+		return "", err
+	}
+	d, err := c.store.ReadDiskDigest(ctx, snapshotID)
+	if err != nil {
+		return "", fmt.Errorf("read disk digest: %w", err)
+	}
+	return d, nil
 }
 
 // Reflink reports whether the store makes reflink clones.

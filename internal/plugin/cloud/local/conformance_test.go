@@ -21,7 +21,7 @@ func TestConformance(t *testing.T) {
 		}
 		return &cloudtest.Fixture{Cloud: c, BaseSnapshot: im.Root().SnapshotID, Attach: os.Geteuid() == 0,
 			Capabilities: []string{cloudtest.Pool, cloudtest.Lister, cloudtest.Manifests, cloudtest.GCPlanner,
-				cloudtest.Importer, cloudtest.DiskFiles, cloudtest.Checker},
+				cloudtest.Importer, cloudtest.DiskFiles, cloudtest.Checker, cloudtest.DiskDigests},
 			RunningBake: func(t *testing.T, id string) { holdLock(t, filepath.Join(c.LockDir(), id+".lock")) },
 			// A killed bake's volume has a free owner lock.
 			Abandon: func(t *testing.T, id string) { c.releaseOwner(id) },

@@ -41,6 +41,21 @@ const (
 	PushHost = "aminator:push_host"
 )
 
+// The tags of an image's attestations (issue 21) on EC2, where the
+// documents are not on the host that reads them: the snapshot's disk
+// digest, which its bake read from the volume before the snapshot
+// (DiskDigest: "chunkedSha256-512k:HEX"), and on the image its SBOM's and
+// provenance's references (SBOM, Provenance: "s3://BUCKET/KEY#sha256=HEX",
+// or "sha256:HEX" where that would be too long) or, without a bucket,
+// their SHA-256 alone (SBOMSHA256, ProvenanceSHA256: HEX).
+const (
+	DiskDigest       = "disk_digest"
+	SBOM             = "sbom"
+	Provenance       = "provenance"
+	SBOMSHA256       = "sbom_sha256"
+	ProvenanceSHA256 = "provenance_sha256"
+)
+
 // The values of the Purpose tag.
 const (
 	// PurposeWork marks a bake's work volume, which gc removes once its

@@ -71,6 +71,7 @@ var (
 	_ pkgmgr.Fixer     = (*Backend)(nil)
 	_ pkgmgr.FileNamer = (*Backend)(nil)
 	_ pkgmgr.Lister    = (*Backend)(nil)
+	_ pkgmgr.Cacher    = (*Backend)(nil)
 )
 
 var (
@@ -261,6 +262,17 @@ func (b *Backend) Manifest(ctx context.Context, c plugin.Chroot) ([]plugin.Packa
 }
 
 // Clean runs apt-get clean, so downloaded .debs stay out of the image.
+// Cached is where apt keeps a downloaded package until apt-get clean:
+// NAME_VERSION_ARCH.deb in its archives, the version's epoch colon
+// written %3a.
+func (b *Backend) Cached(info *plugin.PackageInfo) (dir, pattern string) {
+	v := strings.ReplaceAll(info.FullVersion, ":", "%3a")
+	if v == "" {
+		v = "*"
+	}
+	return "var/cache/apt/archives", info.Name + "_" + v + "_*.deb"
+}
+
 func (b *Backend) Clean(ctx context.Context, c plugin.Chroot) error {
 	return c.Run(ctx, plugin.Run{Argv: []string{"apt-get", "clean"}})
 }

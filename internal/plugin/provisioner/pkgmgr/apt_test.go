@@ -317,3 +317,73 @@ func TestAptManifest(t *testing.T) {
 		t.Errorf("manifest %+v %v", m, err)
 	}
 }
+
+// The provenance names the installed package's file by its SHA-256: a
+// repository package's is hashed in apt's archives before apt-get clean
+// (its epoch written %3a in the file name), a file's on the host.
+func TestAptPackageDigest(t *testing.T) {
+	ctx := context.Background()
+	c := fakechroot.New(t).
+		On("apt-get -q update").
+		On("apt-cache show", fakechroot.OK("Package: hello\nVersion: 1:2.10-3\nArchitecture: amd64\n")).
+		On(" install hello=1:2.10-3").
+		On("dpkg-query", installed("hello", "1:2.10-3")).
+		On("apt-get clean")
+	c.WriteFile("var/cache/apt/archives/hello-doc_1%3a2.10-3_all.deb", "another package")
+	c.WriteFile("var/cache/apt/archives/hello_1%3a2.10-3_amd64.deb", "the package")
+	d, _ := newDriver(t, &apt.Backend{}, c, nil)
+	ref, _ := d.Parse("hello")
+	ref, _, err := d.Resolve(ctx, c, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := d.Provision(ctx, c, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := testutil.SHA256Hex([]byte("the package")); info.SHA256 != want {
+		t.Errorf("repository package's SHA-256 %q, want %q", info.SHA256, want)
+	}
+
+	if _, err := exec.LookPath("dpkg-deb"); err != nil {
+		t.Skip("dpkg-deb is not installed")
+	}
+	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-plain", Version: "1.2-3"})
+	c = fakechroot.New(t).On("dpkg -i").On("dpkg-query", installed("aminator-plain", "1.2-3"))
+	d, _ = newDriver(t, &apt.Backend{}, c, nil)
+	ref, _ = d.Parse(deb)
+	if info, err = d.Provision(ctx, c, ref); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(deb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := testutil.SHA256Hex(b); info.SHA256 != want {
+		t.Errorf("file package's SHA-256 %q, want %q", info.SHA256, want)
+	}
+}
+
+// A private copy made before Provision (Inspect's, removed by the bake's
+// undo) is hashed but left in place; only a copy Provision makes itself
+// is removed by it.
+func TestAptLeavesInspectsCopy(t *testing.T) {
+	if _, err := exec.LookPath("dpkg-deb"); err != nil {
+		t.Skip("dpkg-deb is not installed")
+	}
+	deb := testutil.BuildDeb(t, t.TempDir(), testutil.Deb{Name: "aminator-plain", Version: "1.2-3"})
+	c := fakechroot.New(t).On("dpkg -i").On("dpkg-query", installed("aminator-plain", "1.2-3"))
+	d, _ := newDriver(t, &apt.Backend{}, c, nil)
+	ref, _ := d.Parse(deb)
+	ref.Private = true
+	info, err := d.Provision(context.Background(), c, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(deb); err != nil {
+		t.Errorf("Provision removed a copy it did not make: %v", err)
+	}
+	if info.SHA256 == "" {
+		t.Error("the package was not hashed")
+	}
+}

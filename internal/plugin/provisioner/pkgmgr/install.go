@@ -37,11 +37,12 @@ func (d *Driver) Provision(ctx context.Context, c plugin.Chroot, ref plugin.Pack
 	var name string
 	fetched := true
 	var err error
+	var sum string
 	switch ref.Kind {
 	case kindRepo:
 		name, err = d.installRepo(ctx, c, ref, sw)
 	case kindFile, kindURL:
-		name, fetched, err = d.installFile(ctx, c, ref, sw)
+		name, fetched, sum, err = d.installFile(ctx, c, ref, sw)
 	default:
 		err = fmt.Errorf("unknown package kind %q", ref.Kind)
 	}
@@ -53,6 +54,10 @@ func (d *Driver) Provision(ctx context.Context, c plugin.Chroot, ref plugin.Pack
 		return nil, err
 	}
 	info.InstallTime = sw.total
+	info.SHA256 = sum
+	if ref.Kind == kindRepo {
+		info.SHA256 = d.cachedDigest(c, info)
+	}
 	switch {
 	case !d.o.Clean:
 	case !fetched:
@@ -94,20 +99,32 @@ func (d *Driver) installRepo(ctx context.Context, c plugin.Chroot, ref plugin.Pa
 	return ref.Name, nil
 }
 
-// installFile stages a local or downloaded package file in the image's
-// /tmp and installs it; a Fixer backend gets to complete a failed install.
-// fetched says whether the package manager may have downloaded anything:
-// a Fixer's file install alone does not (dpkg -i), its fix does.
-func (d *Driver) installFile(ctx context.Context, c plugin.Chroot, ref plugin.PackageRef, sw *stopwatch) (name string, fetched bool, err error) {
+// installFile installs a local or downloaded package file (installStaged)
+// and hashes it on the way: sum is its SHA-256, computed beside the
+// install. fetched says whether the package manager may have downloaded
+// anything: a Fixer's file install alone does not (dpkg -i), its fix does.
+func (d *Driver) installFile(ctx context.Context, c plugin.Chroot, ref plugin.PackageRef, sw *stopwatch) (name string, fetched bool, sum string, err error) {
+	own := false      // a copy made here, removed here; Inspect's is its caller's
 	if !ref.Private { // Inspect did not download or check it: do it now
 		if ref, err = d.localize(ctx, ref); err != nil {
-			return "", false, err
+			return "", false, "", err
 		}
-		if ref.Private {
-			defer os.Remove(ref.Path)
-		}
+		own = ref.Private
 	}
-	file := ref.Path
+	hashed := fileDigest(ref)
+	defer func() {
+		sum = <-hashed // before the file is removed
+		if own {
+			os.Remove(ref.Path)
+		}
+	}()
+	name, fetched, err = d.installStaged(ctx, c, ref.Path, sw)
+	return name, fetched, "", err
+}
+
+// installStaged stages file in the image's /tmp and installs it; a Fixer
+// backend gets to complete a failed install.
+func (d *Driver) installStaged(ctx context.Context, c plugin.Chroot, file string, sw *stopwatch) (name string, fetched bool, err error) {
 	inImage, done, err := stage(c, file, "package"+d.format.Ext())
 	if err != nil {
 		return "", false, err
