@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/aminator-go/aminator/internal/image/diskdigest"
+	"github.com/aminator-go/aminator/internal/testutil"
 )
 
 const dcs = diskdigest.ChunkSize
@@ -38,21 +39,6 @@ func digestVolume(t *testing.T, path string) {
 			t.Fatal(err)
 		}
 	}
-}
-
-func fileDigest(t *testing.T, path string) string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	st, _ := f.Stat()
-	d, err := diskdigest.OfFile(context.Background(), f, st.Size())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
 }
 
 // flipByte changes one byte of a file in place and returns the undo.
@@ -106,8 +92,8 @@ func TestDiskDigest(t *testing.T) {
 			if err := s.Restore(ctx, "snap-a", out); err != nil {
 				t.Fatal(err)
 			}
-			want := fileDigest(t, src)
-			if got := fileDigest(t, out); got != want {
+			want := testutil.DiskDigest(t, src, -1)
+			if got := testutil.DiskDigest(t, out, -1); got != want {
 				t.Fatalf("the restored file's digest %s, the source's %s", got, want)
 			}
 			got, err := s.DiskDigest("snap-a")
@@ -152,7 +138,7 @@ func TestDiskDigestEdges(t *testing.T) {
 	if _, err := s.Put(ctx, "snap-z", "", src); err != nil {
 		t.Fatal(err)
 	}
-	want := fileDigest(t, src)
+	want := testutil.DiskDigest(t, src, -1)
 	if got, err := s.DiskDigest("snap-z"); err != nil || got != want {
 		t.Errorf("DiskDigest of zeros = %s, %v; want %s", got, err, want)
 	}

@@ -215,7 +215,7 @@ func ec2BakeAttested(t *testing.T) {
 	if volFile == "" {
 		t.Fatalf("the snapshot's volume %q is none of the stand-in's %v", sn.VolumeID, bd.files)
 	}
-	want := fileDigestOf(t, volFile, sn.SizeBytes)
+	want := testutil.DiskDigest(t, volFile, sn.SizeBytes)
 	if got := sn.Tags[owner.DiskDigest]; got != diskdigest.Algorithm+":"+want {
 		t.Errorf("snapshot tag %s=%q; want %s:%s", owner.DiskDigest, got, diskdigest.Algorithm, want)
 	}
@@ -276,18 +276,4 @@ func getObject(t *testing.T, c *s3.Client, bucket, key string) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-func fileDigestOf(t *testing.T, file string, size int64) string {
-	t.Helper()
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	d, err := diskdigest.OfFile(context.Background(), f, size)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
 }

@@ -10,9 +10,9 @@ import (
 	"sort"
 	"testing"
 
-	"github.com/aminator-go/aminator/internal/image/diskdigest"
 	"github.com/aminator-go/aminator/internal/plugin"
 	"github.com/aminator-go/aminator/internal/plugin/cloud/ids"
+	"github.com/aminator-go/aminator/internal/testutil"
 )
 
 // The capability names a Fixture lists in Capabilities.
@@ -353,7 +353,7 @@ func (s *suite) diskDigests(t *testing.T) {
 		if err := files.RestoreSnapshot(ctx, s.f.BaseSnapshot, raw); err != nil {
 			t.Fatalf("RestoreSnapshot: %v", err)
 		}
-		if got := fileDigest(t, raw); got != want {
+		if got := testutil.DiskDigest(t, raw, -1); got != want {
 			t.Errorf("diskdigest.OfFile of the restored base: %s; the cloud says %s", got, want)
 		}
 	}
@@ -378,21 +378,3 @@ func (s *suite) diskDigests(t *testing.T) {
 }
 
 var hexDigest = regexp.MustCompile(`^[0-9a-f]{64}$`)
-
-func fileDigest(t *testing.T, path string) string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := diskdigest.OfFile(context.Background(), f, st.Size())
-	if err != nil {
-		t.Fatalf("diskdigest.OfFile: %v", err)
-	}
-	return d
-}

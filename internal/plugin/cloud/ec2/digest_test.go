@@ -22,6 +22,7 @@ import (
 	"github.com/aminator-go/aminator/internal/plugin"
 	ec2cloud "github.com/aminator-go/aminator/internal/plugin/cloud/ec2"
 	"github.com/aminator-go/aminator/internal/plugin/cloud/owner"
+	"github.com/aminator-go/aminator/internal/testutil"
 	"github.com/aminator-go/aminator/internal/testutil/ec2test"
 )
 
@@ -58,20 +59,6 @@ func ebsCloud(t *testing.T) *ec2cloud.Cloud {
 	return c
 }
 
-func fileDigest(t *testing.T, file string, size int64) string {
-	t.Helper()
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	d, err := diskdigest.OfFile(context.Background(), f, size)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
 // ReadDiskDigest through moto's EBS direct APIs (which report 512-byte
 // blocks) is diskdigest.OfFile of the disk that was snapshotted; without
 // a disk_digest tag DiskDigest reads it too, with one it gives the tag's;
@@ -81,7 +68,7 @@ func TestDiskDigestThroughEBS(t *testing.T) {
 	c := ebsCloud(t)
 	ctx := context.Background()
 	disk := sparseDisk(t, 1)
-	want := fileDigest(t, disk, 1<<30)
+	want := testutil.DiskDigest(t, disk, 1<<30)
 	snap := e.PutSnapshot(t, disk, 1, 512)
 
 	if got, err := c.ReadDiskDigest(ctx, snap); err != nil || got != want {
