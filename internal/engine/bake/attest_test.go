@@ -103,3 +103,18 @@ func envelopePayload(t *testing.T, env []byte) []byte {
 	}
 	return e.Payload
 }
+
+// A package the inventory does not list (rpm's database in a Debian image
+// that carries rpm), installed from a repository whose manager kept no
+// file (dnf), is named by a generic purl: the image is still attested.
+func TestAttestPackageNotInInventory(t *testing.T) {
+	store := &memStore{docs: map[string]Documents{}}
+	s := attestState(t, store)
+	s.Package = &plugin.PackageInfo{Name: "aminator-rpmrepo", FullVersion: "3.1-7", Arch: "noarch"}
+	if err := s.Run(context.Background(), AttestImage{}); err != nil {
+		t.Fatal(err)
+	}
+	if p := string(envelopePayload(t, store.docs[s.Image.ID].Provenance)); !strings.Contains(p, "pkg:generic/aminator-rpmrepo@3.1-7?arch=noarch") {
+		t.Errorf("the package is not named by a generic purl:\n%s", p)
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/package-url/packageurl-go"
+
 	"github.com/aminator-go/aminator/internal/image/diskdigest"
 	"github.com/aminator-go/aminator/internal/image/provenance"
 	"github.com/aminator-go/aminator/internal/image/sbom"
@@ -171,7 +173,7 @@ func attestation(ctx context.Context, s *State) (Attestation, error) {
 			return at, fmt.Errorf("disk digest of base %s: %w", s.Base.ID, err)
 		}
 	}
-	at.Package = &provenance.Package{Name: s.Package.Name, Version: s.Package.FullVersion, SHA256: s.Package.SHA256, URI: purlOf(s.Inventory, s.Package.Name)}
+	at.Package = &provenance.Package{Name: s.Package.Name, Version: s.Package.FullVersion, SHA256: s.Package.SHA256, URI: purlOf(s.Inventory, s.Package)}
 	return at, nil
 }
 
@@ -183,14 +185,21 @@ func snapshotDigest(ctx context.Context, s *State, id string) (string, error) {
 	return d.DiskDigest(ctx, id)
 }
 
-// purlOf is the installed package's purl, from the inventory.
-func purlOf(inv *sbom.Inventory, name string) string {
+// purlOf is the installed package's purl, from the inventory; a package
+// the inventory does not list (a package database the SBOM cannot read,
+// such as rpm's in a Debian image that carries rpm) gets a generic purl
+// from what the provisioner read, so the provenance can still name it.
+func purlOf(inv *sbom.Inventory, pkg *plugin.PackageInfo) string {
 	for _, p := range inv.Packages {
-		if p.Name == name {
+		if p.Name == pkg.Name {
 			return p.PURL
 		}
 	}
-	return ""
+	var q packageurl.Qualifiers
+	if pkg.Arch != "" {
+		q = packageurl.QualifiersFromMap(map[string]string{"arch": pkg.Arch})
+	}
+	return packageurl.NewPackageURL(packageurl.TypeGeneric, "", pkg.Name, pkg.FullVersion, q, "").ToString()
 }
 
 // settings are a bake's resolved settings by configuration key, as its
