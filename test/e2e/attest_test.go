@@ -111,13 +111,20 @@ func verifyTampering(t *testing.T, id string) {
 			}
 		})
 	}
-	other := filepath.Join(t.TempDir(), "trust.yml")
-	mustOK(t, aminate(t, "keys", "create", "--out", filepath.Join(t.TempDir(), "other.pem"), "--name", "other"))
-	if err := os.WriteFile(other, []byte("signers: []\n"), 0o644); err != nil {
+	// A trust file that lists only another signer: verify fails on the
+	// signer, not on the file.
+	dir2 := t.TempDir()
+	otherKey, other := filepath.Join(dir2, "other.pem"), filepath.Join(dir2, "trust.yml")
+	mustOK(t, aminate(t, "keys", "create", "--out", otherKey, "--name", "other"))
+	k, err := provenance.LoadKeyFile(otherKey)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if r := aminate(t, "verify", id, "--trust", other); r.Code == 0 {
-		t.Errorf("verify against an empty trust file passed:\n%s", r.Stdout)
+	if err := provenance.TrustKey(other, "other", k.Public()); err != nil {
+		t.Fatal(err)
+	}
+	if r := aminate(t, "verify", id, "--trust", other); r.Code != 1 || !strings.Contains(r.Stdout, "unknown signer") {
+		t.Errorf("verify against a trust file without the signer: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
 	}
 	r = aminate(t, "verify", id)
 	if !strings.Contains(r.Stdout, "ok   "+id) {

@@ -49,9 +49,13 @@ func hashFile(name string) (string, error) {
 		return "", err
 	}
 	defer f.Close()
+	return hashReader(name, f)
+}
+
+func hashReader(name string, r io.Reader) (string, error) {
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
+	if _, err := io.Copy(h, r); err != nil {
+		return "", fmt.Errorf("hash %s: %w", name, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
@@ -89,9 +93,5 @@ func hashRooted(r *os.Root, name string) (string, error) {
 		return "", err
 	}
 	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("hash %s: %w", name, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return hashReader(name, f)
 }
